@@ -1,0 +1,41 @@
+// What hydra asks of a backend, as C++20 concepts. host_backend satisfies them
+// (static_assert beside it); the CUDA backend and test decorators satisfy the same.
+//
+// stream_ordering is the part the memory pools need: record an event on a stream,
+// make a stream wait on one, ask whether one fired, and wait for one on the host.
+// backend adds devices, work, copies and memory reservations.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "hydra/memory/memory_reservation.hpp"
+
+namespace hydra {
+
+template <class Backend>
+concept stream_ordering = requires(Backend& backend, typename Backend::stream stream, typename Backend::event event) {
+  requires std::copyable<typename Backend::stream>;
+  requires std::copyable<typename Backend::event>;
+  { stream.id() } -> std::convertible_to<std::uint64_t>; // unique per stream of one backend
+  { backend.record_event(stream) } -> std::same_as<typename Backend::event>;
+  backend.wait_event(stream, event);
+  { backend.query(event) } -> std::same_as<bool>;
+  backend.synchronize(event);
+};
+
+template <class Backend>
+concept backend = stream_ordering<Backend> &&
+    requires(Backend& backend, typename Backend::stream stream, std::size_t n, void* destination, void const* source) {
+      { backend.device_count() } -> std::convertible_to<std::size_t>;
+      { backend.device_capacity(n) } -> std::convertible_to<std::size_t>;
+      { backend.create_stream(n) } -> std::same_as<typename Backend::stream>;
+      backend.enqueue(stream, [] {});
+      backend.copy_async(stream, destination, source, n);
+      backend.synchronize(stream);
+      { backend.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
+      { backend.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
+    };
+
+} // namespace hydra

@@ -1,0 +1,179 @@
+// The machinery behind a host stream: an in-order work queue drained by one
+// thread. Users meet it only through host_stream / host_event handles.
+//
+// Ordering model (the same one CUDA streams and events give):
+//  - every enqueued item gets the next ticket 1, 2, 3, ... of its stream;
+//  - `completed` counts finished items and only grows, so "event (stream, t) has
+//    fired" is simply completed >= t. Recording an event costs one load of the
+//    submission counter, which is what makes a stream-ordered pool's free cheap;
+//  - a cross-stream wait is an item that blocks its own thread until the other
+//    stream's counter reaches the ticket. Tickets are taken from work already
+//    submitted, so waits can never form a cycle.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "hydra/core/error.hpp"
+
+namespace hydra::detail {
+
+class stream_worker;
+
+// What a queued item does. Copies and waits are not type-erased closures so the
+// common path allocates nothing beyond the queue slot.
+struct work_item {
+  enum class kind : std::uint8_t { copy, host_function, wait };
+  kind what = kind::host_function;
+  void* destination = nullptr;
+  void const* source = nullptr;
+  std::size_t bytes = 0;
+  stream_worker const* awaited_stream = nullptr;
+  std::uint64_t awaited_ticket = 0;
+  std::function<void()> function;
+};
+
+struct delay_settings {
+  bool enabled = false;
+  std::uint64_t seed = 0;
+  std::chrono::microseconds max_delay{0};
+};
+
+class stream_worker {
+public:
+  stream_worker(std::size_t device, std::uint64_t id, std::string name, delay_settings delays)
+      : device_(device), id_(id), name_(std::move(name)), delays_(delays),
+        // Each stream draws its own sequence: a fixed seed gives every stream the
+        // same delays run after run, whatever the threads' interleaving.
+        random_(delays.seed ^ (0x9E3779B97F4A7C15ULL * (id + 1))) {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  stream_worker(stream_worker const&) = delete;
+  stream_worker& operator=(stream_worker const&) = delete;
+  ~stream_worker() { stop(); }
+
+  // Returns the item's ticket.
+  std::uint64_t submit(work_item item) {
+    std::uint64_t ticket = 0;
+    {
+      std::lock_guard lock(queue_mutex_);
+      // Work queued after stop() would never run and its waiters would hang.
+      if (stopping_) throw invalid_argument("host stream '" + name_ + "' was destroyed; nothing more can be enqueued");
+      queue_.push_back(std::move(item));
+      ticket = submitted_.load(std::memory_order_relaxed) + 1;
+      submitted_.store(ticket, std::memory_order_release);
+    }
+    queue_ready_.notify_one();
+    return ticket;
+  }
+
+  [[nodiscard]] std::uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t completed() const noexcept { return completed_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool reached(std::uint64_t ticket) const noexcept { return completed() >= ticket; }
+
+  // Blocks the calling thread until item `ticket` has finished.
+  void wait_for(std::uint64_t ticket) const {
+    std::uint64_t seen = completed();
+    while (seen < ticket) {
+      completed_.wait(seen, std::memory_order_acquire);
+      seen = completed();
+    }
+  }
+
+  // Takes (and clears) the first exception an item threw since the last call.
+  std::exception_ptr take_error() {
+    std::lock_guard lock(queue_mutex_);
+    return std::exchange(error_, nullptr);
+  }
+
+  // Drains what was submitted, then joins the thread. Idempotent.
+  void stop() {
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    queue_ready_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  [[nodiscard]] std::size_t device() const noexcept { return device_; }
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  [[nodiscard]] std::string const& name() const noexcept { return name_; }
+
+private:
+  void run() {
+    for (;;) {
+      work_item item;
+      {
+        std::unique_lock lock(queue_mutex_);
+        queue_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return; // stopping, and everything submitted has run
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      inject_delay();
+      execute(item);
+      completed_.fetch_add(1, std::memory_order_release);
+      completed_.notify_all();
+    }
+  }
+
+  void inject_delay() {
+    if (!delays_.enabled || delays_.max_delay.count() <= 0) return;
+    std::uniform_int_distribution<std::int64_t> pick(0, delays_.max_delay.count());
+    std::this_thread::sleep_for(std::chrono::microseconds(pick(random_)));
+  }
+
+  void execute(work_item& item) noexcept {
+    try {
+      switch (item.what) {
+      case work_item::kind::copy:
+        if (item.bytes != 0) std::memcpy(item.destination, item.source, item.bytes);
+        break;
+      case work_item::kind::wait:
+        item.awaited_stream->wait_for(item.awaited_ticket);
+        break;
+      case work_item::kind::host_function:
+        item.function();
+        break;
+      }
+    } catch (...) {
+      // Like a CUDA stream, keep going (later items and their events must still
+      // complete, or waiters would hang) and report at the next synchronisation.
+      std::lock_guard lock(queue_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  std::size_t device_;
+  std::uint64_t id_;
+  std::string name_;
+  delay_settings delays_;
+  std::mt19937_64 random_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_ready_;
+  std::deque<work_item> queue_;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+
+  std::atomic<std::uint64_t> submitted_{0};
+  std::atomic<std::uint64_t> completed_{0};
+  std::thread thread_; // last: starts after every other member is ready
+};
+
+} // namespace hydra::detail

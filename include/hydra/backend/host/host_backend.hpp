@@ -1,0 +1,227 @@
+// The host backend: N virtual devices on CPU threads, so that everything above
+// the backend (pools, spill engine, scheduler, trainer) runs for real without a GPU.
+//
+//  - a virtual device is a memory capacity; reserve_device_memory() enforces it;
+//  - a stream is an in-order work queue with its own thread; copies run on the
+//    issuing stream's thread (memcpy), so stream-ordering bugs are real bugs here;
+//  - events, cross-stream waits and host waits behave as CUDA's do;
+//  - a delay-injecting mode sleeps a seeded random time before every queued item,
+//    which makes a missing event edge show up as a wrong result in tests.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/backend/backend.hpp"
+#include "hydra/backend/host/detail/stream_worker.hpp"
+#include "hydra/backend/host/host_stream.hpp"
+#include "hydra/core/bytes.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/memory/memory_reservation.hpp"
+
+namespace hydra {
+
+struct delay_injection {
+  bool enabled = false;
+  std::uint64_t seed = 0;
+  std::chrono::microseconds max_delay{200}; // each item sleeps uniform [0, max_delay]
+};
+
+struct host_backend_options {
+  std::vector<std::size_t> device_capacities; // one virtual device per entry, in bytes
+  delay_injection delays{};
+};
+
+class host_backend {
+public:
+  using stream = host_stream;
+  using event = host_event;
+
+  explicit host_backend(host_backend_options options) : options_(std::move(options)) {
+    detail::expects(!options_.device_capacities.empty(),
+                    "host_backend: device count is 0; at least 1 virtual device is required");
+    for (std::size_t device = 0; device < options_.device_capacities.size(); ++device) {
+      detail::expects(options_.device_capacities[device] >= allocation_alignment,
+                      "host_backend: device " + std::to_string(device) + " capacity is " +
+                          format_bytes(options_.device_capacities[device]) + ", below the minimum of " +
+                          format_bytes(allocation_alignment));
+    }
+    reserved_.assign(options_.device_capacities.size(), 0);
+  }
+
+  host_backend(host_backend const&) = delete;
+  host_backend& operator=(host_backend const&) = delete;
+
+  // Drains every stream before the memory its work may touch goes away.
+  ~host_backend() {
+    for (auto& worker : workers_) worker->stop();
+  }
+
+  [[nodiscard]] std::size_t device_count() const noexcept { return options_.device_capacities.size(); }
+
+  [[nodiscard]] std::size_t device_capacity(std::size_t device) const {
+    check_device(device);
+    return options_.device_capacities[device];
+  }
+
+  [[nodiscard]] std::string device_name(std::size_t device) const {
+    check_device(device);
+    return "host virtual device " + std::to_string(device);
+  }
+
+  // ---- streams and events -------------------------------------------------
+
+  host_stream create_stream(std::size_t device, std::string name = {}) {
+    check_device(device);
+    std::lock_guard lock(mutex_);
+    auto const id = static_cast<std::uint64_t>(workers_.size());
+    if (name.empty()) name = "stream " + std::to_string(id);
+    detail::delay_settings delays{options_.delays.enabled, options_.delays.seed, options_.delays.max_delay};
+    workers_.push_back(std::make_unique<detail::stream_worker>(device, id, std::move(name), delays));
+    return host_stream(workers_.back().get());
+  }
+
+  // Runs what was enqueued, then stops the stream's thread. Events recorded on
+  // it stay valid (and fire) for as long as the backend lives.
+  void destroy_stream(host_stream stream) { worker(stream).stop(); }
+
+  template <class Function>
+  void enqueue(host_stream stream, Function&& function) {
+    detail::work_item item;
+    item.what = detail::work_item::kind::host_function;
+    item.function = std::forward<Function>(function);
+    worker(stream).submit(std::move(item));
+  }
+
+  // memcpy on `stream`'s thread, after everything enqueued before it.
+  void copy_async(host_stream stream, void* destination, void const* source, std::size_t bytes) {
+    detail::work_item item;
+    item.what = detail::work_item::kind::copy;
+    item.destination = destination;
+    item.source = source;
+    item.bytes = bytes;
+    worker(stream).submit(std::move(item));
+  }
+
+  [[nodiscard]] host_event record_event(host_stream stream) const {
+    auto& recorded = worker(stream);
+    return host_event(&recorded, recorded.submitted());
+  }
+
+  // Work enqueued on `waiter` after this call starts only once `awaited` fired.
+  void wait_event(host_stream waiter, host_event awaited) {
+    if (awaited.has_fired()) return; // nothing to order after
+    detail::work_item item;
+    item.what = detail::work_item::kind::wait;
+    item.awaited_stream = awaited.worker_;
+    item.awaited_ticket = awaited.ticket_;
+    worker(waiter).submit(std::move(item));
+  }
+
+  [[nodiscard]] bool query(host_event event) const noexcept { return event.has_fired(); }
+
+  // Blocks the host until `event` fired.
+  void synchronize(host_event event) const {
+    if (event.worker_ != nullptr) event.worker_->wait_for(event.ticket_);
+  }
+
+  // Blocks until everything enqueued on `stream` ran; rethrows (as stream_error,
+  // nesting the original) the first exception that any of that work threw.
+  void synchronize(host_stream stream) {
+    auto& target = worker(stream);
+    target.wait_for(target.submitted());
+    if (std::exception_ptr failure = target.take_error()) {
+      std::string const prefix = "host stream '" + target.name() + "' on device " + std::to_string(target.device()) +
+                                 ": enqueued work threw: ";
+      try {
+        std::rethrow_exception(failure);
+      } catch (std::exception const& cause) {
+        std::throw_with_nested(stream_error(prefix + cause.what()));
+      } catch (...) {
+        std::throw_with_nested(stream_error(prefix + "an exception not derived from std::exception"));
+      }
+    }
+  }
+
+  // ---- memory ----------------------------------------------------------------
+
+  // Takes `bytes` of a virtual device's capacity. The sum of live reservations on
+  // a device never exceeds its capacity: that is the device's hard memory limit.
+  [[nodiscard]] memory_reservation reserve_device_memory(std::size_t device, std::size_t bytes) {
+    check_device(device);
+    {
+      std::lock_guard lock(mutex_);
+      std::size_t const capacity = options_.device_capacities[device];
+      if (bytes > capacity - reserved_[device]) {
+        throw out_of_memory(device_name(device) + " reservation", bytes, reserved_[device], capacity,
+                            capacity - reserved_[device]);
+      }
+      reserved_[device] += bytes;
+    }
+    void* data = nullptr;
+    try {
+      data = allocate_aligned(bytes);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      reserved_[device] -= bytes;
+      throw;
+    }
+    return memory_reservation(data, bytes, [this, device](void* pointer, std::size_t size) {
+      release_aligned(pointer);
+      std::lock_guard lock(mutex_);
+      reserved_[device] -= size;
+    });
+  }
+
+  // Host DRAM for spilled state. Plain aligned memory here; the CUDA backend
+  // returns pinned memory so that its copies are truly asynchronous.
+  [[nodiscard]] memory_reservation reserve_host_memory(std::size_t bytes) {
+    return memory_reservation(allocate_aligned(bytes), bytes, [](void* pointer, std::size_t) {
+      release_aligned(pointer);
+    });
+  }
+
+  [[nodiscard]] std::size_t reserved_device_bytes(std::size_t device) const {
+    check_device(device);
+    std::lock_guard lock(mutex_);
+    return reserved_[device];
+  }
+
+private:
+  static void* allocate_aligned(std::size_t bytes) {
+    // Never zero-sized, so a reservation always has a distinct address.
+    return ::operator new(bytes == 0 ? allocation_alignment : bytes, std::align_val_t{allocation_alignment});
+  }
+  static void release_aligned(void* pointer) noexcept {
+    ::operator delete(pointer, std::align_val_t{allocation_alignment});
+  }
+
+  void check_device(std::size_t device) const {
+    if (device >= device_count()) {
+      throw invalid_argument("host_backend: device index " + std::to_string(device) + " is out of range; it has " +
+                             std::to_string(device_count()) + " device(s)");
+    }
+  }
+
+  detail::stream_worker& worker(host_stream stream) const {
+    detail::expects(stream.worker_ != nullptr, "host_backend: null stream handle");
+    return *stream.worker_;
+  }
+
+  host_backend_options options_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<detail::stream_worker>> workers_;
+  std::vector<std::size_t> reserved_;
+};
+
+static_assert(backend<host_backend>);
+
+} // namespace hydra

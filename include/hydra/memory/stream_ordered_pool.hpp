@@ -1,0 +1,205 @@
+// A stream-ordered memory pool with a hard capacity: one reservation made up
+// front, never grown, carved into 256-byte-aligned blocks.
+//
+// The contract (the same as RMM's and cudaMallocAsync's):
+//  - allocate(stream, bytes) returns memory that work on `stream` may use at once;
+//  - deallocate(stream, pointer) says "the last use of this block was enqueued on
+//    `stream`"; the block is reusable at once by later work on `stream`;
+//  - a block freed on stream A is handed to stream B only after the pool made B
+//    wait on A's event: an edge in the streams, never a host-side synchronisation;
+//  - reuse is deterministic: the same sequence of calls yields the same addresses,
+//    whatever the streams' timing (no opportunistic reuse of "already finished"
+//    frees, which would depend on timing);
+//  - a request past capacity throws hydra::out_of_memory naming the request, the
+//    bytes in use, the capacity and the largest free block, and changes nothing.
+// Thread-safe: calls may come from any number of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/backend/backend.hpp"
+#include "hydra/core/bytes.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/memory/detail/block_table.hpp"
+#include "hydra/memory/memory_reservation.hpp"
+#include "hydra/memory/pool_statistics.hpp"
+
+namespace hydra {
+
+template <stream_ordering Backend>
+class stream_ordered_pool {
+public:
+  using backend_type = Backend;
+  using stream = typename Backend::stream;
+  using event = typename Backend::event;
+
+  // Usable capacity is the reservation rounded down to the allocation alignment.
+  stream_ordered_pool(Backend& backend, memory_reservation reservation, std::string name)
+      : backend_(&backend), reservation_(std::move(reservation)), name_(std::move(name)),
+        table_(align_down(reservation_.size(), allocation_alignment)) {
+    detail::expects(is_aligned(reservation_.data(), allocation_alignment),
+                    name_ + ": the reservation is not aligned to " + std::to_string(allocation_alignment) + " bytes");
+  }
+
+  stream_ordered_pool(stream_ordered_pool const&) = delete;
+  stream_ordered_pool& operator=(stream_ordered_pool const&) = delete;
+
+  // The reservation goes back only once the last free on every stream has run:
+  // the one place the pool waits on the host, because afterwards nothing could.
+  ~stream_ordered_pool() {
+    for (owner_stream const& owner : owners_) backend_->synchronize(owner.last_free);
+  }
+
+  // Size 0 gives nullptr (and deallocate(stream, nullptr) does nothing).
+  [[nodiscard]] void* allocate(stream on, std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    std::size_t const size = align_up(bytes, allocation_alignment);
+    std::lock_guard lock(mutex_);
+    if (size > table_.capacity()) throw_out_of_memory(bytes);
+    std::uint32_t const own = find_owner(on);
+    std::size_t offset = 0;
+    if (auto const fit = find_fit_for(own, size)) {
+      if (fit->owner != own) order_after_owner(on, fit->owner);
+      offset = table_.allocate_from(fit->block, size);
+    } else {
+      offset = allocate_across_owners(on, bytes, size);
+    }
+    std::size_t const in_use = table_.in_use();
+    peak_in_use_ = in_use > peak_in_use_ ? in_use : peak_in_use_;
+    return reservation_.data() + offset;
+  }
+
+  void deallocate(stream on, void* pointer) {
+    if (pointer == nullptr) return;
+    std::lock_guard lock(mutex_);
+    std::size_t const offset = offset_within(pointer);
+    std::uint32_t owner = find_owner(on);
+    if (owner == no_owner) owner = add_owner(on);
+    if (!table_.live_size(offset)) throw_not_live(pointer);
+    // Re-recorded on every free: it then covers every block this stream holds.
+    owners_[owner - 1].last_free = backend_->record_event(on);
+    table_.release(offset, owner);
+  }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
+  [[nodiscard]] std::string const& name() const noexcept { return name_; }
+  [[nodiscard]] Backend& backend() const noexcept { return *backend_; }
+
+  // Byte offset of `pointer` from the start of the reservation: what makes
+  // deterministic reuse checkable across two pools.
+  [[nodiscard]] std::size_t offset_of(void const* pointer) const {
+    return static_cast<std::size_t>(static_cast<std::byte const*>(pointer) - reservation_.data());
+  }
+
+  [[nodiscard]] pool_statistics statistics() const {
+    std::lock_guard lock(mutex_);
+    pool_statistics counters;
+    counters.capacity = table_.capacity();
+    counters.in_use = table_.in_use();
+    counters.peak_in_use = peak_in_use_;
+    counters.free = table_.capacity() - table_.in_use();
+    counters.largest_free_block = table_.largest_free_run();
+    counters.live_allocations = table_.live_blocks();
+    for (std::uint32_t owner = 1; owner < table_.owner_count(); ++owner)
+      if (!backend_->query(owners_[owner - 1].last_free)) counters.pending_free += table_.free_bytes_of(owner);
+    return counters;
+  }
+
+  void reset_peak() {
+    std::lock_guard lock(mutex_);
+    peak_in_use_ = table_.in_use();
+  }
+
+private:
+  static constexpr std::uint32_t no_owner = ~std::uint32_t{0};
+
+  // A stream that has freed into this pool, and its latest free's event.
+  struct owner_stream {
+    std::uint64_t stream_id;
+    event last_free;
+  };
+
+  std::uint32_t find_owner(stream const& on) const {
+    auto const id = static_cast<std::uint64_t>(on.id());
+    for (std::size_t at = 0; at < owners_.size(); ++at)
+      if (owners_[at].stream_id == id) return static_cast<std::uint32_t>(at + 1);
+    return no_owner;
+  }
+
+  std::uint32_t add_owner(stream const& on) {
+    owners_.push_back(owner_stream{static_cast<std::uint64_t>(on.id()), event{}});
+    return table_.add_owner();
+  }
+
+  // Own blocks first (no wait), then never-used memory (no wait), then other
+  // streams' blocks in the order those streams first freed here (one wait).
+  std::optional<detail::block_table::fit> find_fit_for(std::uint32_t own, std::size_t size) const {
+    if (own != no_owner)
+      if (auto fit = table_.find_fit(own, size)) return fit;
+    for (std::uint32_t owner = 0; owner < table_.owner_count(); ++owner) {
+      if (owner == own) continue;
+      if (auto fit = table_.find_fit(owner, size)) return fit;
+    }
+    return std::nullopt;
+  }
+
+  void order_after_owner(stream const& on, std::uint32_t owner) {
+    if (owner == detail::block_table::unowned) return;
+    event const& freed = owners_[owner - 1].last_free;
+    if (!backend_->query(freed)) backend_->wait_event(on, freed);
+  }
+
+  // No single block fits, but adjacent free blocks of several owners may: wait on
+  // each of their owners, merge the run into one block of ours, carve from it.
+  std::size_t allocate_across_owners(stream const& on, std::size_t requested, std::size_t size) {
+    auto const run = table_.find_run(size);
+    if (!run) throw_out_of_memory(requested);
+    std::uint32_t own = find_owner(on);
+    if (own == no_owner) own = add_owner(on);
+    std::vector<std::uint32_t> waited;
+    auto const merged = table_.merge_run(*run, own, [&](std::uint32_t owner) {
+      if (owner == own || owner == detail::block_table::unowned) return;
+      for (std::uint32_t seen : waited)
+        if (seen == owner) return;
+      waited.push_back(owner);
+      order_after_owner(on, owner);
+    });
+    // The merged remainder is ours now; others must order after those waits too.
+    owners_[own - 1].last_free = backend_->record_event(on);
+    return table_.allocate_from(merged, size);
+  }
+
+  std::size_t offset_within(void* pointer) const {
+    auto const* byte = static_cast<std::byte const*>(pointer);
+    if (byte < reservation_.data() || byte >= reservation_.data() + table_.capacity()) throw_not_live(pointer);
+    return static_cast<std::size_t>(byte - reservation_.data());
+  }
+
+  [[noreturn]] void throw_out_of_memory(std::size_t requested) const {
+    throw out_of_memory(name_, requested, table_.in_use(), table_.capacity(), table_.largest_free_run());
+  }
+
+  [[noreturn]] void throw_not_live(void const* pointer) const {
+    char text[32];
+    std::snprintf(text, sizeof text, "%p", pointer);
+    throw invalid_argument(name_ + ": deallocate of " + text +
+                           ", which is not a live allocation of this pool (double free, or another pool's memory)");
+  }
+
+  Backend* backend_;
+  memory_reservation reservation_;
+  std::string name_;
+  mutable std::mutex mutex_;
+  detail::block_table table_;
+  std::vector<owner_stream> owners_; // owners_[k - 1] is block_table owner k
+  std::size_t peak_in_use_ = 0;
+};
+
+} // namespace hydra
