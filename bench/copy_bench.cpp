@@ -39,32 +39,31 @@ copy_fixture& fixture() {
   return instance;
 }
 
-void copy_memcpy(benchmark::State& state) {
+void copy_memcpy(benchmark::State& state, std::size_t bytes) {
   auto& f = fixture();
-  auto const bytes = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
     std::memcpy(f.destination, f.source, bytes);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
 }
 
-void copy_stream(benchmark::State& state) {
+void copy_stream(benchmark::State& state, std::size_t bytes) {
   auto& f = fixture();
-  auto const bytes = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
     f.backend.copy_async(f.stream, f.destination, f.source, bytes);
     f.backend.synchronize(f.backend.record_event(f.stream));
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
 }
 
 void register_all() {
   for (std::int64_t mib : {1L, 4L, 16L, 64L, 256L}) {
     std::string argument = std::to_string(mib);
     argument += "MiB";
-    benchmark::RegisterBenchmark(hydra::bench::name("copy/memcpy", argument).c_str(), copy_memcpy)->Arg(mib << 20)->UseRealTime();
-    benchmark::RegisterBenchmark(hydra::bench::name("copy/stream", argument).c_str(), copy_stream)->Arg(mib << 20)->UseRealTime();
+    auto const bytes = static_cast<std::size_t>(mib) << 20U;
+    benchmark::RegisterBenchmark(hydra::bench::name("copy/memcpy", argument).c_str(), copy_memcpy, bytes)->UseRealTime();
+    benchmark::RegisterBenchmark(hydra::bench::name("copy/stream", argument).c_str(), copy_stream, bytes)->UseRealTime();
   }
 }
 

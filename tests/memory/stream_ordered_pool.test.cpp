@@ -155,3 +155,18 @@ TEST_CASE("reset_peak starts the peak again from what is in use now") {
   CHECK(pool.statistics().peak_in_use == 1_KiB);
   pool.deallocate(stream, small);
 }
+
+TEST_CASE("small blocks freed without coalescing are gathered when a large request needs them") {
+  hydra::host_backend backend({.device_capacities = {64_KiB}});
+  hydra::device_pool pool(backend, 0);
+  auto stream = backend.create_stream(0);
+  std::vector<void*> small;
+  for (int i = 0; i < 256; ++i) small.push_back(pool.allocate(stream, 256));
+  CHECK_THROWS_AS(static_cast<void>(pool.allocate(stream, 1)), hydra::out_of_memory);
+  for (void* block : small) pool.deallocate(stream, block);
+  CHECK(pool.statistics().largest_free_block == 64_KiB);
+  CHECK(pool.statistics().fragmentation() == 0.0);
+  void* whole = pool.allocate(stream, 64_KiB);
+  CHECK(pool.offset_of(whole) == 0);
+  pool.deallocate(stream, whole);
+}

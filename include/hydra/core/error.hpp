@@ -82,8 +82,14 @@ public:
 
 namespace detail {
 // Throws invalid_argument unless `condition` holds; `what` is the whole message.
+// The literal overload keeps hot-path checks free of string construction.
+inline void expects(bool condition, char const* what) {
+  if (!condition) [[unlikely]]
+    throw invalid_argument(what);
+}
 inline void expects(bool condition, std::string const& what) {
-  if (!condition) throw invalid_argument(what);
+  if (!condition) [[unlikely]]
+    throw invalid_argument(what);
 }
 } // namespace detail
 

@@ -27,6 +27,7 @@
 #include "hydra/backend/backend.hpp"
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
+#include "hydra/core/spin_mutex.hpp"
 #include "hydra/memory/detail/block_table.hpp"
 #include "hydra/memory/memory_reservation.hpp"
 #include "hydra/memory/pool_statistics.hpp"
@@ -82,10 +83,9 @@ public:
     std::size_t const offset = offset_within(pointer);
     std::uint32_t owner = find_owner(on);
     if (owner == no_owner) owner = add_owner(on);
-    if (!table_.live_size(offset)) throw_not_live(pointer);
+    if (!table_.release(offset, owner)) throw_not_live(pointer);
     // Re-recorded on every free: it then covers every block this stream holds.
     owners_[owner - 1].last_free = backend_->record_event(on);
-    table_.release(offset, owner);
   }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return table_.capacity(); }
@@ -196,7 +196,7 @@ private:
   Backend* backend_;
   memory_reservation reservation_;
   std::string name_;
-  mutable std::mutex mutex_;
+  mutable spin_mutex mutex_;
   detail::block_table table_;
   std::vector<owner_stream> owners_; // owners_[k - 1] is block_table owner k
   std::size_t peak_in_use_ = 0;

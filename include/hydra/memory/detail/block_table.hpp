@@ -71,23 +71,21 @@ public:
   }
 
   // Carves `size` bytes from the front of free block `block`; returns the offset.
+  // The free remainder keeps its record (and its place in its bin, when its size
+  // class does not change), so the common split costs no list surgery.
   std::size_t allocate_from(index block, std::size_t size) {
-    pop_free(block);
-    block_record& taken = blocks_[block];
-    if (taken.size > size) {
-      index const rest = new_block(blocks_[block].offset + size, blocks_[block].size - size);
-      block_record& carved = blocks_[block]; // new_block may have moved the storage
-      blocks_[rest].previous = block;
-      blocks_[rest].next = carved.next;
-      if (carved.next != none) blocks_[carved.next].previous = rest;
-      carved.next = rest;
-      carved.size = size;
-      push_free(rest, carved.owner);
+    index taken = block;
+    if (blocks_[block].size == size) {
+      pop_free(block);
+    } else {
+      taken = new_block(blocks_[block].offset, size);
+      link_before(taken, block);
+      resize_free(block, blocks_[block].offset + size, blocks_[block].size - size, blocks_[block].owner);
     }
-    block_record& result = blocks_[block];
+    block_record& result = blocks_[taken];
     result.free = false;
-    in_use_ += result.size;
-    live_.insert(result.offset, block);
+    in_use_ += size;
+    live_.insert(result.offset, taken);
     return result.offset;
   }
 
@@ -100,26 +98,40 @@ public:
 
   // Frees the live block at `offset` into `owner`'s bins, coalescing with free
   // neighbours of the same owner or unowned. Returns false for an unknown offset.
+  // Small blocks skip coalescing (like dlmalloc's fast bins): a free/allocate
+  // pair of one small size then reuses the block as is instead of splitting and
+  // re-merging its neighbour every time. They still merge when a larger
+  // neighbour is freed, and find_run/merge_run gather them when no block fits,
+  // so no request fails that a fully coalesced pool would serve.
   bool release(std::size_t offset, std::uint32_t owner) {
     auto const found = live_.find(offset);
     if (!found) return false;
     live_.erase(offset);
-    index block = *found;
+    index const block = *found;
     in_use_ -= blocks_[block].size;
-    blocks_[block].free = true;
-    blocks_[block].owner = owner;
+    if (blocks_[block].size <= deferred_coalescing_limit) {
+      push_free(block, owner);
+      return true;
+    }
     index const before = blocks_[block].previous;
-    if (before != none && joinable(before, owner)) {
-      pop_free(before);
-      absorb_next(before);
-      block = before;
-    }
     index const after = blocks_[block].next;
-    if (after != none && joinable(after, owner)) {
-      pop_free(after);
-      absorb_next(block);
+    bool const join_before = before != none && joinable(before, owner);
+    bool const join_after = after != none && joinable(after, owner);
+    if (!join_before && !join_after) {
+      push_free(block, owner);
+      return true;
     }
-    push_free(block, owner);
+    // One free neighbour's record survives and grows over the others.
+    index const survivor = join_before ? before : after;
+    std::size_t const begin = join_before ? blocks_[before].offset : blocks_[block].offset;
+    std::size_t const end = join_after ? blocks_[after].offset + blocks_[after].size
+                                       : blocks_[block].offset + blocks_[block].size;
+    if (join_before && join_after) {
+      pop_free(after);
+      unlink(after);
+    }
+    unlink(block);
+    resize_free(survivor, begin, end - begin, owner);
     return true;
   }
 
@@ -149,12 +161,17 @@ public:
     for (index at = run.first; at != none && blocks_[at].free; at = blocks_[at].next) visit(blocks_[at].owner);
     pop_free(run.first);
     while (blocks_[run.first].next != none && blocks_[blocks_[run.first].next].free) {
-      pop_free(blocks_[run.first].next);
-      absorb_next(run.first);
+      index const gone = blocks_[run.first].next;
+      pop_free(gone);
+      blocks_[run.first].size += blocks_[gone].size;
+      unlink(gone);
     }
     push_free(run.first, owner);
     return run.first;
   }
+
+  // Freed blocks up to this size are not coalesced at once (see release).
+  static constexpr std::size_t deferred_coalescing_limit = 16 * 1024;
 
 private:
   static constexpr unsigned bin_count = 64;
@@ -167,6 +184,7 @@ private:
     index previous_free = none; // within its bin
     index next_free = none;
     std::uint32_t owner = unowned;
+    std::uint8_t bin = 0; // valid while free: saves recomputing it on unlink
     bool free = true;
   };
 
@@ -223,13 +241,40 @@ private:
     return id;
   }
 
-  // Appends `next`'s bytes to `block` and recycles `next`'s record.
-  void absorb_next(index block) {
-    index const gone = blocks_[block].next;
-    blocks_[block].size += blocks_[gone].size;
-    blocks_[block].next = blocks_[gone].next;
-    if (blocks_[gone].next != none) blocks_[blocks_[gone].next].previous = block;
-    spare_.push_back(gone);
+  // Puts record `block` just before `next` in address order.
+  void link_before(index block, index next) {
+    index const previous = blocks_[next].previous;
+    blocks_[block].previous = previous;
+    blocks_[block].next = next;
+    blocks_[next].previous = block;
+    if (previous != none) blocks_[previous].next = block;
+    else head_ = block;
+  }
+
+  // Takes record `block` out of the address list and recycles it.
+  void unlink(index block) {
+    index const previous = blocks_[block].previous;
+    index const next = blocks_[block].next;
+    if (previous != none) blocks_[previous].next = next;
+    else head_ = next;
+    if (next != none) blocks_[next].previous = previous;
+    spare_.push_back(block);
+  }
+
+  // Gives free block `block` a new extent and owner; it moves between bins only
+  // when its owner or size class changes.
+  void resize_free(index block, std::size_t offset, std::size_t size, std::uint32_t owner) {
+    block_record& record = blocks_[block];
+    if (record.owner == owner && bin_of(size) == record.bin) {
+      owners_[owner].free_bytes = owners_[owner].free_bytes - record.size + size;
+      record.offset = offset;
+      record.size = size;
+      return;
+    }
+    pop_free(block);
+    blocks_[block].offset = offset;
+    blocks_[block].size = size;
+    push_free(block, owner);
   }
 
   void push_free(index block, std::uint32_t owner) {
@@ -238,6 +283,7 @@ private:
     unsigned const bin = bin_of(record.size);
     record.free = true;
     record.owner = owner;
+    record.bin = static_cast<std::uint8_t>(bin);
     record.previous_free = none;
     record.next_free = bins.heads[bin];
     if (record.next_free != none) blocks_[record.next_free].previous_free = block;
@@ -249,7 +295,7 @@ private:
   void pop_free(index block) {
     block_record& record = blocks_[block];
     owner_bins& bins = owners_[record.owner];
-    unsigned const bin = bin_of(record.size);
+    unsigned const bin = record.bin;
     if (record.previous_free != none) blocks_[record.previous_free].next_free = record.next_free;
     else bins.heads[bin] = record.next_free;
     if (record.next_free != none) blocks_[record.next_free].previous_free = record.previous_free;

@@ -30,6 +30,30 @@
 
 namespace hydra::detail {
 
+// Polls `ready` for up to `budget` before the caller falls back to blocking:
+// first tight (a pause per poll), then yielding the core to any other runnable
+// thread. A futex wake-up costs tens of microseconds on a VM, as much as copying
+// a megabyte, so both the stream threads (waiting for work) and host waits (for
+// an event) poll briefly first.
+template <class Ready>
+bool poll_until(Ready&& ready, std::chrono::microseconds budget) {
+  auto const deadline = std::chrono::steady_clock::now() + budget;
+  for (int polls = 0;; ++polls) {
+    if (ready()) return true;
+    if (polls < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      continue;
+    }
+    if ((polls & 15) == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+}
+
+inline constexpr std::chrono::microseconds worker_poll_budget{200};
+inline constexpr std::chrono::microseconds host_wait_poll_budget{2000};
+
 class stream_worker;
 
 // What a queued item does. Copies and waits are not type-erased closures so the
@@ -86,6 +110,7 @@ public:
 
   // Blocks the calling thread until item `ticket` has finished.
   void wait_for(std::uint64_t ticket) const {
+    if (poll_until([&] { return reached(ticket); }, host_wait_poll_budget)) return;
     std::uint64_t seen = completed();
     while (seen < ticket) {
       completed_.wait(seen, std::memory_order_acquire);
@@ -105,6 +130,7 @@ public:
       std::lock_guard lock(queue_mutex_);
       if (stopping_) return;
       stopping_ = true;
+      stop_requested_.store(true, std::memory_order_release);
     }
     queue_ready_.notify_one();
     if (thread_.joinable()) thread_.join();
@@ -116,14 +142,18 @@ public:
 
 private:
   void run() {
+    std::uint64_t taken = 0;
     for (;;) {
       work_item item;
+      poll_until([&] { return submitted_.load(std::memory_order_acquire) > taken || stop_requested_.load(std::memory_order_acquire); },
+                 worker_poll_budget);
       {
         std::unique_lock lock(queue_mutex_);
         queue_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
         if (queue_.empty()) return; // stopping, and everything submitted has run
         item = std::move(queue_.front());
         queue_.pop_front();
+        ++taken;
       }
       inject_delay();
       execute(item);
@@ -171,6 +201,7 @@ private:
   bool stopping_ = false;
   std::exception_ptr error_;
 
+  std::atomic<bool> stop_requested_{false}; // stopping_, readable without the lock
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> completed_{0};
   std::thread thread_; // last: starts after every other member is ready
