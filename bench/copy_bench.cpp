@@ -62,8 +62,10 @@ void register_all() {
     std::string argument = std::to_string(mib);
     argument += "MiB";
     auto const bytes = static_cast<std::size_t>(mib) << 20U;
-    benchmark::RegisterBenchmark(hydra::bench::name("copy/memcpy", argument).c_str(), copy_memcpy, bytes)->UseRealTime();
-    benchmark::RegisterBenchmark(hydra::bench::name("copy/stream", argument).c_str(), copy_stream, bytes)->UseRealTime();
+    benchmark::RegisterBenchmark(hydra::bench::name("copy/memcpy", argument).c_str(), copy_memcpy, bytes)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(hydra::bench::name("copy/stream", argument).c_str(), copy_stream, bytes)
+        ->UseRealTime();
   }
 }
 

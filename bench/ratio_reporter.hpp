@@ -26,9 +26,9 @@ struct comparison {
   std::string family;
   std::string candidate;
   std::string baseline;
-  double target;            // the ratio the claim needs; 0: no claim, printed for reference
-  bool higher_is_better;    // true: candidate throughput / baseline; false: candidate time / baseline
-  std::string description;  // what the ratio means, for the printout
+  double target;           // the ratio the claim needs; 0: no claim, printed for reference
+  bool higher_is_better;   // true: candidate throughput / baseline; false: candidate time / baseline
+  std::string description; // what the ratio means, for the printout
 };
 
 class ratio_reporter : public benchmark::ConsoleReporter {
@@ -56,8 +56,8 @@ public:
         std::string const argument = name.substr(candidate_prefix.size());
         auto const baseline = seconds_per_iteration_.find(wanted.family + "/" + wanted.baseline + "/" + argument);
         if (baseline == seconds_per_iteration_.end()) continue;
-        double const ratio = wanted.higher_is_better ? baseline->second / candidate_seconds
-                                                     : candidate_seconds / baseline->second;
+        double const ratio =
+            wanted.higher_is_better ? baseline->second / candidate_seconds : candidate_seconds / baseline->second;
         std::printf("  %-22s %s/%s = %7.3f", argument.c_str(), wanted.candidate.c_str(), wanted.baseline.c_str(),
                     ratio);
         if (wanted.target > 0) {
@@ -73,10 +73,14 @@ public:
 private:
   static double unit_scale(benchmark::TimeUnit unit) {
     switch (unit) {
-    case benchmark::kNanosecond: return 1e9;
-    case benchmark::kMicrosecond: return 1e6;
-    case benchmark::kMillisecond: return 1e3;
-    default: return 1.0;
+    case benchmark::kNanosecond:
+      return 1e9;
+    case benchmark::kMicrosecond:
+      return 1e6;
+    case benchmark::kMillisecond:
+      return 1e3;
+    default:
+      return 1.0;
     }
   }
 

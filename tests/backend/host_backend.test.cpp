@@ -19,8 +19,8 @@ using hydra::testing::backend_modes;
 using hydra::testing::options_for;
 
 TEST_CASE("a host backend needs at least one device, and each a usable capacity") {
-  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_capacities = {}}),
-                       doctest::Contains("device count is 0"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_capacities = {}}), doctest::Contains("device count is 0"),
+                       hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::host_backend({.device_capacities = {1_MiB, 100}}),
                        doctest::Contains("device 1 capacity is 100 bytes"), hydra::invalid_argument);
   hydra::host_backend backend({.device_capacities = {1_MiB, 2_MiB}});
@@ -196,7 +196,8 @@ TEST_CASE("many threads can enqueue onto one stream at once; per-thread order is
   std::vector<std::thread> producers;
   for (int t = 0; t < threads; ++t) {
     producers.emplace_back([&, t] {
-      for (int i = 0; i < per_thread; ++i) backend.enqueue(stream, [&seen, t, i] { seen[static_cast<std::size_t>(t)].push_back(i); });
+      for (int i = 0; i < per_thread; ++i)
+        backend.enqueue(stream, [&seen, t, i] { seen[static_cast<std::size_t>(t)].push_back(i); });
     });
   }
   for (auto& producer : producers) producer.join();

@@ -20,7 +20,9 @@ struct hydra::status_traits<toy::status> {
 };
 
 namespace {
-toy::status call_toy(toy::status result) { return result; }
+toy::status call_toy(toy::status result) {
+  return result;
+}
 } // namespace
 
 TEST_CASE("HYDRA_CHECK passes success through and throws backend_error with the call site on failure") {

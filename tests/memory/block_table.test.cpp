@@ -83,7 +83,7 @@ TEST_CASE("the same call sequence gives the same offsets") {
       std::size_t const size = hydra::align_up((state >> 33) % 256_KiB + 1, 256);
       if (live.empty() || (state >> 20) % 3 != 0) {
         if (auto const fit = table.find_fit(owner, size) ? table.find_fit(owner, size)
-                                                          : table.find_fit(block_table::unowned, size)) {
+                                                         : table.find_fit(block_table::unowned, size)) {
           live.push_back(table.allocate_from(fit->block, size));
           trace.push_back(live.back());
         }

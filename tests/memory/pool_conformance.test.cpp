@@ -44,7 +44,9 @@ struct fixture {
   hydra::host_stream other = backend.create_stream(0, "b");
 };
 
-void fill(void* block, std::size_t bytes, std::uint8_t value) { std::memset(block, value, bytes); }
+void fill(void* block, std::size_t bytes, std::uint8_t value) {
+  std::memset(block, value, bytes);
+}
 
 bool holds(void const* block, std::size_t bytes, std::uint8_t value) {
   auto const* byte = static_cast<std::uint8_t const*>(block);
@@ -127,7 +129,8 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
     CHECK(pool.statistics().live_allocations == 100);
     auto sorted = blocks;
     std::sort(sorted.begin(), sorted.end());
-    for (std::size_t i = 1; i < sorted.size(); ++i) CHECK(sorted[i - 1].first + sorted[i - 1].second <= sorted[i].first);
+    for (std::size_t i = 1; i < sorted.size(); ++i)
+      CHECK(sorted[i - 1].first + sorted[i - 1].second <= sorted[i].first);
     for (std::size_t i = 0; i < blocks.size(); ++i) {
       CHECK(holds(blocks[i].first, blocks[i].second, static_cast<std::uint8_t>(i)));
       pool.deallocate(f.stream, blocks[i].first);
@@ -147,7 +150,7 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
       std::size_t bytes;
       std::uint8_t mark;
     };
-    std::map<std::size_t, live_block> live; // by offset
+    std::map<std::size_t, live_block> live;     // by offset
     std::map<std::size_t, std::size_t> extents; // offset -> aligned size
     std::size_t peak = capacity;
     std::mt19937_64 random(2026);
@@ -184,7 +187,9 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
       CHECK(counters.peak_in_use == peak);
       CHECK(counters.pending_free == capacity - in_use);
       CHECK(counters.largest_free_block == largest_gap(extents, capacity));
-      CHECK(counters.fragmentation() == doctest::Approx(counters.free == 0 ? 0.0 : 1.0 - double(counters.largest_free_block) / double(counters.free)));
+      CHECK(counters.fragmentation() ==
+            doctest::Approx(counters.free == 0 ? 0.0
+                                               : 1.0 - double(counters.largest_free_block) / double(counters.free)));
     }
     for (auto const& [offset, block] : live) pool.deallocate(f.stream, block.pointer);
     gate.open();

@@ -18,7 +18,8 @@ struct backend_mode {
 };
 
 inline std::vector<backend_mode> backend_modes() {
-  return {{"plain", {}}, {"delay-injecting", {.enabled = true, .seed = 20261124, .max_delay = std::chrono::microseconds(300)}}};
+  return {{"plain", {}},
+          {"delay-injecting", {.enabled = true, .seed = 20261124, .max_delay = std::chrono::microseconds(300)}}};
 }
 
 inline host_backend_options options_for(backend_mode const& mode, std::vector<std::size_t> capacities) {

@@ -28,14 +28,14 @@ concept stream_ordering = requires(Backend& backend, typename Backend::stream st
 template <class Backend>
 concept backend = stream_ordering<Backend> &&
     requires(Backend& backend, typename Backend::stream stream, std::size_t n, void* destination, void const* source) {
-      { backend.device_count() } -> std::convertible_to<std::size_t>;
-      { backend.device_capacity(n) } -> std::convertible_to<std::size_t>;
-      { backend.create_stream(n) } -> std::same_as<typename Backend::stream>;
-      backend.enqueue(stream, [] {});
-      backend.copy_async(stream, destination, source, n);
-      backend.synchronize(stream);
-      { backend.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
-      { backend.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
-    };
+  { backend.device_count() } -> std::convertible_to<std::size_t>;
+  { backend.device_capacity(n) } -> std::convertible_to<std::size_t>;
+  { backend.create_stream(n) } -> std::same_as<typename Backend::stream>;
+  backend.enqueue(stream, [] {});
+  backend.copy_async(stream, destination, source, n);
+  backend.synchronize(stream);
+  { backend.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
+  { backend.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
+};
 
 } // namespace hydra

@@ -12,16 +12,24 @@
 namespace hydra {
 
 inline namespace literals {
-constexpr std::size_t operator""_KiB(unsigned long long n) { return static_cast<std::size_t>(n) << 10U; }
-constexpr std::size_t operator""_MiB(unsigned long long n) { return static_cast<std::size_t>(n) << 20U; }
-constexpr std::size_t operator""_GiB(unsigned long long n) { return static_cast<std::size_t>(n) << 30U; }
+constexpr std::size_t operator""_KiB(unsigned long long n) {
+  return static_cast<std::size_t>(n) << 10U;
+}
+constexpr std::size_t operator""_MiB(unsigned long long n) {
+  return static_cast<std::size_t>(n) << 20U;
+}
+constexpr std::size_t operator""_GiB(unsigned long long n) {
+  return static_cast<std::size_t>(n) << 30U;
+}
 } // namespace literals
 
 // Every pool hands out blocks aligned to this (CUDA guarantees 256 for cudaMalloc,
 // and the host backend matches it so that both backends carve identical layouts).
 inline constexpr std::size_t allocation_alignment = 256;
 
-[[nodiscard]] constexpr bool is_power_of_two(std::size_t value) noexcept { return std::has_single_bit(value); }
+[[nodiscard]] constexpr bool is_power_of_two(std::size_t value) noexcept {
+  return std::has_single_bit(value);
+}
 
 // Rounds `bytes` up to a multiple of `alignment` (a power of two). Saturates
 // instead of wrapping so that a huge request stays huge and fails as too large.

@@ -36,8 +36,7 @@ concept checkable_status = requires(Status status) {
 
 // Throws backend_error when `status` reports failure.
 template <checkable_status Status>
-void check_status(Status status, char const* expression,
-                  std::source_location where = std::source_location::current()) {
+void check_status(Status status, char const* expression, std::source_location where = std::source_location::current()) {
   using traits = status_traits<Status>;
   if (traits::succeeded(status)) [[likely]]
     return;

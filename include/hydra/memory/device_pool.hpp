@@ -17,9 +17,9 @@ class device_pool : public stream_ordered_pool<Backend> {
 public:
   // `budget` defaults to the device's whole capacity.
   device_pool(Backend& backend, std::size_t device, std::optional<std::size_t> budget = std::nullopt)
-      : stream_ordered_pool<Backend>(backend,
-                                     backend.reserve_device_memory(device, budget.value_or(backend.device_capacity(device))),
-                                     "device " + std::to_string(device) + " pool"),
+      : stream_ordered_pool<Backend>(
+            backend, backend.reserve_device_memory(device, budget.value_or(backend.device_capacity(device))),
+            "device " + std::to_string(device) + " pool"),
         device_(device) {}
 
   [[nodiscard]] std::size_t device() const noexcept { return device_; }

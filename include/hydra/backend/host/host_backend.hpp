@@ -184,9 +184,8 @@ public:
   // Host DRAM for spilled state. Plain aligned memory here; the CUDA backend
   // returns pinned memory so that its copies are truly asynchronous.
   [[nodiscard]] memory_reservation reserve_host_memory(std::size_t bytes) {
-    return memory_reservation(allocate_aligned(bytes), bytes, [](void* pointer, std::size_t) {
-      release_aligned(pointer);
-    });
+    return memory_reservation(allocate_aligned(bytes), bytes,
+                              [](void* pointer, std::size_t) { release_aligned(pointer); });
   }
 
   [[nodiscard]] std::size_t reserved_device_bytes(std::size_t device) const {
@@ -198,10 +197,10 @@ public:
 private:
   static void* allocate_aligned(std::size_t bytes) {
     // Never zero-sized, so a reservation always has a distinct address.
-    return ::operator new(bytes == 0 ? allocation_alignment : bytes, std::align_val_t{allocation_alignment});
+    return ::operator new (bytes == 0 ? allocation_alignment : bytes, std::align_val_t{allocation_alignment});
   }
   static void release_aligned(void* pointer) noexcept {
-    ::operator delete(pointer, std::align_val_t{allocation_alignment});
+    ::operator delete (pointer, std::align_val_t{allocation_alignment});
   }
 
   void check_device(std::size_t device) const {

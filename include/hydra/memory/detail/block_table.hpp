@@ -124,8 +124,8 @@ public:
     // One free neighbour's record survives and grows over the others.
     index const survivor = join_before ? before : after;
     std::size_t const begin = join_before ? blocks_[before].offset : blocks_[block].offset;
-    std::size_t const end = join_after ? blocks_[after].offset + blocks_[after].size
-                                       : blocks_[block].offset + blocks_[block].size;
+    std::size_t const end =
+        join_after ? blocks_[after].offset + blocks_[after].size : blocks_[block].offset + blocks_[block].size;
     if (join_before && join_after) {
       pop_free(after);
       unlink(after);
@@ -247,16 +247,20 @@ private:
     blocks_[block].previous = previous;
     blocks_[block].next = next;
     blocks_[next].previous = block;
-    if (previous != none) blocks_[previous].next = block;
-    else head_ = block;
+    if (previous != none)
+      blocks_[previous].next = block;
+    else
+      head_ = block;
   }
 
   // Takes record `block` out of the address list and recycles it.
   void unlink(index block) {
     index const previous = blocks_[block].previous;
     index const next = blocks_[block].next;
-    if (previous != none) blocks_[previous].next = next;
-    else head_ = next;
+    if (previous != none)
+      blocks_[previous].next = next;
+    else
+      head_ = next;
     if (next != none) blocks_[next].previous = previous;
     spare_.push_back(block);
   }
@@ -296,8 +300,10 @@ private:
     block_record& record = blocks_[block];
     owner_bins& bins = owners_[record.owner];
     unsigned const bin = record.bin;
-    if (record.previous_free != none) blocks_[record.previous_free].next_free = record.next_free;
-    else bins.heads[bin] = record.next_free;
+    if (record.previous_free != none)
+      blocks_[record.previous_free].next_free = record.next_free;
+    else
+      bins.heads[bin] = record.next_free;
     if (record.next_free != none) blocks_[record.next_free].previous_free = record.previous_free;
     if (bins.heads[bin] == none) bins.nonempty &= ~(std::uint64_t{1} << bin);
     bins.free_bytes -= record.size;

@@ -145,8 +145,12 @@ private:
     std::uint64_t taken = 0;
     for (;;) {
       work_item item;
-      poll_until([&] { return submitted_.load(std::memory_order_acquire) > taken || stop_requested_.load(std::memory_order_acquire); },
-                 worker_poll_budget);
+      poll_until(
+          [&] {
+            return submitted_.load(std::memory_order_acquire) > taken ||
+                   stop_requested_.load(std::memory_order_acquire);
+          },
+          worker_poll_budget);
       {
         std::unique_lock lock(queue_mutex_);
         queue_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
