@@ -94,9 +94,9 @@ inline int run_with_ratios(int argc, char** argv, std::vector<comparison> compar
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   ratio_reporter reporter(std::move(comparisons));
-  benchmark::RunSpecifiedBenchmarks(&reporter);
+  std::size_t const ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
-  return 0;
+  return ran == 0 ? 1 : 0; // a filter that matches nothing is a failure, not a pass
 }
 
 } // namespace hydra::bench

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
@@ -24,13 +25,22 @@ namespace {
 
 constexpr std::size_t capacity = 4_MiB;
 
+// Each resource runs on the plain host backend and on the delay-injecting one.
+constexpr hydra::delay_injection no_delays{};
+constexpr hydra::delay_injection random_delays{
+    .enabled = true, .seed = 77, .max_delay = std::chrono::microseconds(100)};
+
+template <hydra::delay_injection const& Delays>
 struct device_pool_on_host {
   using pool = hydra::device_pool<hydra::host_backend>;
+  static constexpr hydra::delay_injection const& delays = Delays;
   static std::unique_ptr<pool> make(hydra::host_backend& backend) { return std::make_unique<pool>(backend, 0); }
 };
 
+template <hydra::delay_injection const& Delays>
 struct host_pool_on_host {
   using pool = hydra::host_pool<hydra::host_backend>;
+  static constexpr hydra::delay_injection const& delays = Delays;
   static std::unique_ptr<pool> make(hydra::host_backend& backend) { return std::make_unique<pool>(backend, capacity); }
 };
 
@@ -38,7 +48,7 @@ struct host_pool_on_host {
 // the right order (streams drain before the pool's memory goes).
 template <class Resource>
 struct fixture {
-  hydra::host_backend backend{{.device_capacities = {capacity}}};
+  hydra::host_backend backend{{.device_capacities = {capacity}, .delays = Resource::delays}};
   std::unique_ptr<typename Resource::pool> pool = Resource::make(backend);
   hydra::host_stream stream = backend.create_stream(0, "a");
   hydra::host_stream other = backend.create_stream(0, "b");
@@ -270,4 +280,5 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
   }
 }
 
-TEST_CASE_TEMPLATE_INVOKE(conformance, device_pool_on_host, host_pool_on_host);
+TEST_CASE_TEMPLATE_INVOKE(conformance, device_pool_on_host<no_delays>, host_pool_on_host<no_delays>,
+                           device_pool_on_host<random_delays>, host_pool_on_host<random_delays>);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for newcomers and CI (README's quick start uses it):
+#   bash scripts/dev.sh example          install what is missing, build, run the main example
+#   bash scripts/dev.sh test [PRESET]    install what is missing, configure, build, run every test
+#                                        (PRESET: release (default), debug, asan, tsan)
+#   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
+#   bash scripts/dev.sh setup            only install the Debian packages hydra's build needs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages the build needs. The CUDA toolkit is not among them: it is
+# optional (HYDRA_ENABLE_CUDA=AUTO) and comes with the machine image.
+packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev)
+
+setup() {
+  local missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+command="${1:-}"
+case "$command" in
+  setup)
+    setup
+    ;;
+  example)
+    setup
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target two_devices
+    ./build/release/examples/two_devices
+    ;;
+  test)
+    setup
+    preset="${2:-release}"
+    cmake --workflow --preset "$preset"
+    ;;
+  bench)
+    setup
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target pool_bench copy_bench
+    ./build/release/bench/pool_bench
+    ./build/release/bench/copy_bench
+    ;;
+  *)
+    sed -n '2,8p' "${BASH_SOURCE[0]}"
+    exit 2
+    ;;
+esac
