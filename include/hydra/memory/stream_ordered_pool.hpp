@@ -12,7 +12,8 @@
 //    frees, which would depend on timing);
 //  - a request past capacity throws hydra::out_of_memory naming the request, the
 //    bytes in use, the capacity and the largest free block, and changes nothing.
-// Thread-safe: calls may come from any number of threads.
+// Thread-safe: calls may come from any number of threads. The backend, and every
+// stream that freed into the pool, must outlive it (like RMM's contract).
 #pragma once
 
 #include <cstddef>

@@ -7,6 +7,8 @@
 //  - events, cross-stream waits and host waits behave as CUDA's do;
 //  - a delay-injecting mode sleeps a seeded random time before every queued item,
 //    which makes a missing event edge show up as a wrong result in tests.
+// The backend owns its streams and must outlive every handle, event, reservation
+// and pool made from it.
 #pragma once
 
 #include <chrono>
