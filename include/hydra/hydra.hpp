@@ -11,13 +11,29 @@
 
 #include "hydra/backend/backend.hpp"
 #include "hydra/backend/host/host_backend.hpp"
+#include "hydra/backend/host/host_execution_context.hpp"
+
+#include "hydra/graph/any_layer.hpp"
+#include "hydra/graph/layer.hpp"
+#include "hydra/graph/sequential_model.hpp"
+#include "hydra/graph/shard_graph.hpp"
+
+#include "hydra/layers/dense.hpp"
+#include "hydra/layers/relu.hpp"
+#include "hydra/layers/softmax_cross_entropy.hpp"
 
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/memory_reservation.hpp"
 #include "hydra/memory/memory_resource.hpp"
 #include "hydra/memory/pool_statistics.hpp"
+#include "hydra/memory/residency_table.hpp"
+#include "hydra/memory/spill_engine.hpp"
 #include "hydra/memory/stream_ordered_pool.hpp"
+
+#include "hydra/train/minibatch.hpp"
+#include "hydra/train/optimizer.hpp"
+#include "hydra/train/single_model_trainer.hpp"
 
 namespace hydra {
 static_assert(stream_ordered_resource<device_pool<host_backend>>);

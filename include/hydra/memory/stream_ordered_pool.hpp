@@ -84,6 +84,16 @@ public:
     std::size_t const offset = offset_within(pointer);
     std::uint32_t owner = find_owner(on);
     if (owner == no_owner) owner = add_owner(on);
+    if constexpr (requires { backend_->memset_async(on, pointer, std::uint8_t{0}, std::size_t{0}); }) {
+      // Poisoning: the freed bytes are overwritten in stream order, after their
+      // last use and before any reuse, so a read through a missing event edge
+      // sees the poison instead of plausible stale data.
+      if (poison_) {
+        auto const size = table_.live_size(offset);
+        if (!size) throw_not_live(pointer);
+        backend_->memset_async(on, pointer, *poison_, *size);
+      }
+    }
     if (!table_.release(offset, owner)) throw_not_live(pointer);
     // Re-recorded on every free: it then covers every block this stream holds.
     owners_[owner - 1].last_free = backend_->record_event(on);
@@ -111,6 +121,13 @@ public:
     for (std::uint32_t owner = 1; owner < table_.owner_count(); ++owner)
       if (!backend_->query(owners_[owner - 1].last_free)) counters.pending_free += table_.free_bytes_of(owner);
     return counters;
+  }
+
+  // Test aid: fill every freed block with `value` (0xFF makes fp32 NaNs) in
+  // stream order; std::nullopt turns it off.
+  void poison_freed_blocks(std::optional<std::uint8_t> value) {
+    std::lock_guard lock(mutex_);
+    poison_ = value;
   }
 
   void reset_peak() {
@@ -201,6 +218,7 @@ private:
   detail::block_table table_;
   std::vector<owner_stream> owners_; // owners_[k - 1] is block_table owner k
   std::size_t peak_in_use_ = 0;
+  std::optional<std::uint8_t> poison_;
 };
 
 } // namespace hydra

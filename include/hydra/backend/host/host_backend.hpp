@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -111,6 +112,23 @@ public:
     item.source = source;
     item.bytes = bytes;
     worker(stream).submit(std::move(item));
+  }
+
+  // Fills `bytes` at `destination` with `value`, in stream order (used to poison
+  // freed blocks in tests, and by layers that need zeroed buffers).
+  void memset_async(host_stream stream, void* destination, std::uint8_t value, std::size_t bytes) {
+    enqueue(stream, [destination, value, bytes] { std::memset(destination, value, bytes); });
+  }
+
+  struct stream_statistics {
+    std::chrono::nanoseconds busy{0};    // running work, copies included
+    std::chrono::nanoseconds waiting{0}; // blocked on other streams' events
+    std::uint64_t copied_bytes = 0;
+  };
+
+  [[nodiscard]] stream_statistics statistics(host_stream stream) const {
+    auto const& target = worker(stream);
+    return {target.busy_time(), target.wait_time(), target.copied_bytes()};
   }
 
   [[nodiscard]] host_event record_event(host_stream stream) const {

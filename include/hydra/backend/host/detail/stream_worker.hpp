@@ -136,6 +136,16 @@ public:
     if (thread_.joinable()) thread_.join();
   }
 
+  // Time spent running items, time spent blocked in cross-stream waits, bytes
+  // copied: what the spill engine's overlap figures are computed from.
+  [[nodiscard]] std::chrono::nanoseconds busy_time() const noexcept {
+    return std::chrono::nanoseconds(busy_.load(std::memory_order_relaxed));
+  }
+  [[nodiscard]] std::chrono::nanoseconds wait_time() const noexcept {
+    return std::chrono::nanoseconds(waited_.load(std::memory_order_relaxed));
+  }
+  [[nodiscard]] std::uint64_t copied_bytes() const noexcept { return copied_bytes_.load(std::memory_order_relaxed); }
+
   [[nodiscard]] std::size_t device() const noexcept { return device_; }
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] std::string const& name() const noexcept { return name_; }
@@ -160,7 +170,12 @@ private:
         ++taken;
       }
       inject_delay();
+      auto const started = std::chrono::steady_clock::now();
       execute(item);
+      auto const spent =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
+      (item.what == work_item::kind::wait ? waited_ : busy_).fetch_add(spent.count(), std::memory_order_relaxed);
+      if (item.what == work_item::kind::copy) copied_bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
       completed_.fetch_add(1, std::memory_order_release);
       completed_.notify_all();
     }
@@ -205,6 +220,9 @@ private:
   bool stopping_ = false;
   std::exception_ptr error_;
 
+  std::atomic<std::int64_t> busy_{0};
+  std::atomic<std::int64_t> waited_{0};
+  std::atomic<std::uint64_t> copied_bytes_{0};
   std::atomic<bool> stop_requested_{false}; // stopping_, readable without the lock
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> completed_{0};

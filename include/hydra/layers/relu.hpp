@@ -1,0 +1,47 @@
+// ReLU on the host backend: y = max(x, 0); dx = dy where x > 0, else 0.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "hydra/backend/host/host_execution_context.hpp"
+#include "hydra/graph/layer.hpp"
+
+namespace hydra::layers {
+
+class relu {
+public:
+  explicit relu(std::size_t features) : features_(features) {}
+
+  [[nodiscard]] std::string name() const { return "relu " + std::to_string(features_); }
+
+  [[nodiscard]] layer_footprint footprint(std::size_t batch) const {
+    return {.parameter_count = 0,
+            .input_features = features_,
+            .output_features = features_,
+            .workspace_bytes = 0,
+            .flops = 2.0 * static_cast<double>(batch * features_)};
+  }
+
+  void initialize(float*, std::uint64_t) const {}
+
+  void forward(host_execution_context& context, forward_arguments const& a) const {
+    context.enqueue([a, n = a.batch * features_] {
+      for (std::size_t k = 0; k < n; ++k) a.output[k] = a.input[k] > 0.0F ? a.input[k] : 0.0F;
+    });
+  }
+
+  void backward(host_execution_context& context, backward_arguments const& a) const {
+    context.enqueue([a, n = a.batch * features_] {
+      for (std::size_t k = 0; k < n; ++k) a.input_gradient[k] = a.input[k] > 0.0F ? a.output_gradient[k] : 0.0F;
+    });
+  }
+
+private:
+  std::size_t features_;
+};
+
+static_assert(layer<relu, host_execution_context>);
+
+} // namespace hydra::layers

@@ -1,0 +1,35 @@
+// Where each shard's state is, per device: its home in host memory (always
+// valid once home_ready has fired) and, while it is resident, its device extent
+// [parameters | optimizer state | gradients], with which parts are valid there.
+// The events say when each copy completes; the spill engine keeps this table and
+// is the only code that changes it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace hydra {
+
+template <class Event>
+struct shard_residency {
+  std::size_t extent_bytes = 0;    // on the device
+  std::size_t parameter_bytes = 0; // the first part of extent and home
+  std::size_t home_bytes = 0;      // parameters + optimizer state
+  std::byte* home = nullptr;       // host pool block
+  std::byte* device = nullptr;     // device pool block, or nullptr when not resident
+  bool parameters_on_device = false;
+  bool state_on_device = false;    // optimizer state
+  Event device_ready{};            // the last copy into the extent
+  Event home_ready{};              // the last write-back into the home
+  Event last_compute_use{};        // the last compute work that read or wrote the extent
+  std::uint64_t fetched_bytes = 0; // host -> device, over the run
+  std::uint64_t written_back_bytes = 0;
+
+  [[nodiscard]] bool resident() const noexcept { return device != nullptr; }
+};
+
+template <class Event>
+using residency_table = std::vector<shard_residency<Event>>;
+
+} // namespace hydra

@@ -1,0 +1,245 @@
+// Model spilling on one device: shard state lives in host memory and is made
+// resident just before a task needs it, then written back and evicted.
+//
+// Three streams: compute, prefetch (host -> device) and spill (device -> host).
+//  - Every copy is issued on the stream that performs it, and its completion is an
+//    event recorded there; compute waits on that event, never on the host.
+//  - Device memory comes from a device_pool whose capacity is the budget. Space is
+//    found by evicting resident shards that are not pinned (the running task's
+//    and the next one's), the one needed furthest in the future first (Belady,
+//    from the caller's lookahead). Eviction frees the extent on the spill stream
+//    after it waited for the shard's last compute use and last copy, so the pool
+//    hands the bytes to a prefetch only behind those: "wait for spills", in
+//    stream order, never failing and never blocking the host.
+//  - Write-back copies only dirty state: parameters and optimizer state after a
+//    backward task (which fuses the update). Gradients never leave the device:
+//    each backward overwrites them and its fused update consumes them.
+//  - Each direction is one contiguous copy per shard, issued in chunks.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "hydra/backend/backend.hpp"
+#include "hydra/core/bytes.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/memory/device_pool.hpp"
+#include "hydra/memory/host_pool.hpp"
+#include "hydra/memory/residency_table.hpp"
+
+namespace hydra {
+
+struct spill_statistics {
+  std::uint64_t bytes_to_device = 0;     // shard state fetched
+  std::uint64_t bytes_to_host = 0;       // shard state written back
+  std::uint64_t fetches = 0;             // acquisitions that had to copy something
+  std::uint64_t resident_hits = 0;       // acquisitions that found everything resident
+  std::uint64_t prefetches_issued = 0;   // one-ahead prefetches that went ahead
+  std::uint64_t prefetches_deferred = 0; // no room beside the running task; fetched when due
+  std::uint64_t evictions = 0;
+};
+
+template <backend Backend>
+class spill_engine {
+public:
+  using stream = typename Backend::stream;
+  using event = typename Backend::event;
+  using shard_id = std::size_t;
+  // How many tasks from now `shard` is needed next (larger = later; max = never).
+  using next_use_function = std::function<std::size_t(shard_id)>;
+
+  static constexpr std::size_t copy_chunk_bytes = 16_MiB; // within the 4-64 MiB band
+
+  spill_engine(Backend& backend, device_pool<Backend>& device, host_pool<Backend>& host, std::size_t device_index)
+      : backend_(&backend), device_(&device), host_(&host),
+        compute_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " compute")),
+        prefetch_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " prefetch")),
+        spill_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " spill")) {}
+
+  spill_engine(spill_engine const&) = delete;
+  spill_engine& operator=(spill_engine const&) = delete;
+
+  // Gives every resident extent back, in stream order.
+  ~spill_engine() {
+    for (shard_id id = 0; id < table_.size(); ++id)
+      if (table_[id].resident()) release_extent(id);
+  }
+
+  // Registers a shard; its home is filled from `initial_home` (parameters, then
+  // optimizer state) on the spill stream. Returns its id.
+  shard_id add_shard(std::size_t extent_bytes, std::size_t parameter_bytes, std::vector<float> initial_home) {
+    shard_residency<event> entry;
+    entry.extent_bytes = extent_bytes;
+    entry.parameter_bytes = parameter_bytes;
+    entry.home_bytes = initial_home.size() * sizeof(float);
+    entry.home = static_cast<std::byte*>(host_->allocate(spill_, entry.home_bytes));
+    backend_->enqueue(spill_, [home = entry.home, values = std::move(initial_home)] {
+      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(home));
+    });
+    entry.home_ready = backend_->record_event(spill_);
+    table_.push_back(entry);
+    return table_.size() - 1;
+  }
+
+  // Makes `id` resident with its parameters (and optimizer state when
+  // `with_state`), evicting unpinned shards as needed. The copies run on the
+  // prefetch stream; ready(id) is the event compute waits on.
+  void acquire(shard_id id, bool with_state, next_use_function const& next_use) {
+    if (!make_resident(id, with_state, next_use)) {
+      throw error("spill engine: shard " + std::to_string(id) + " (" + format_bytes(table_[id].extent_bytes) +
+                  ") does not fit beside the pinned shards on " + device_->name() + " (" +
+                  format_bytes(device_->capacity()) + "); the partition broke its memory rule");
+    }
+  }
+
+  // The one-ahead prefetch: as acquire, but deferred (returns false) when the
+  // room would have to come from a pinned shard.
+  bool prefetch(shard_id id, bool with_state, next_use_function const& next_use) {
+    bool const issued = make_resident(id, with_state, next_use);
+    ++(issued ? statistics_.prefetches_issued : statistics_.prefetches_deferred);
+    return issued;
+  }
+
+  // Device scratch for one task, allocated on the prefetch stream (its first
+  // writer); evicts unpinned shards if needed.
+  std::byte* allocate_scratch(std::size_t bytes, next_use_function const& next_use) {
+    if (!make_room(bytes, next_use)) {
+      throw error("spill engine: " + format_bytes(bytes) + " of task scratch do not fit beside the pinned shards on " +
+                  device_->name());
+    }
+    return static_cast<std::byte*>(device_->allocate(prefetch_, bytes));
+  }
+
+  // Frees scratch after its last use on compute (and on the spill stream, which
+  // waits for compute first).
+  void release_scratch(std::byte* scratch, event compute_done) {
+    backend_->wait_event(spill_, compute_done);
+    device_->deallocate(spill_, scratch);
+  }
+
+  // Pins: these shards are never chosen for eviction.
+  void pin(std::vector<shard_id> shards) { pinned_ = std::move(shards); }
+
+  [[nodiscard]] event ready(shard_id id) const { return table_.at(id).device_ready; }
+  [[nodiscard]] std::byte* extent(shard_id id) const { return table_.at(id).device; }
+
+  // The compute work enqueued up to `compute_done` used the extent of `id`.
+  void used_by_compute(shard_id id, event compute_done) { table_.at(id).last_compute_use = compute_done; }
+
+  // After a backward task: copies the updated parameters and optimizer state
+  // home on the spill stream, behind the compute work that produced them.
+  void write_back(shard_id id, event compute_done) {
+    auto& entry = table_.at(id);
+    entry.last_compute_use = compute_done;
+    backend_->wait_event(spill_, compute_done);
+    copy_in_chunks(spill_, entry.home, entry.device, entry.home_bytes);
+    entry.home_ready = backend_->record_event(spill_);
+    entry.written_back_bytes += entry.home_bytes;
+    statistics_.bytes_to_host += entry.home_bytes;
+  }
+
+  void evict(shard_id id) {
+    release_extent(id);
+    ++statistics_.evictions;
+  }
+
+  [[nodiscard]] stream compute_stream() const noexcept { return compute_; }
+  [[nodiscard]] stream prefetch_stream() const noexcept { return prefetch_; }
+  [[nodiscard]] stream spill_stream() const noexcept { return spill_; }
+  [[nodiscard]] Backend& backend() const noexcept { return *backend_; }
+  [[nodiscard]] device_pool<Backend>& device_memory() const noexcept { return *device_; }
+  [[nodiscard]] host_pool<Backend>& host_memory() const noexcept { return *host_; }
+  [[nodiscard]] spill_statistics const& statistics() const noexcept { return statistics_; }
+  [[nodiscard]] residency_table<event> const& table() const noexcept { return table_; }
+
+  // Waits (on the host) until every stream of the engine has drained.
+  void synchronize() {
+    backend_->synchronize(compute_);
+    backend_->synchronize(prefetch_);
+    backend_->synchronize(spill_);
+  }
+
+private:
+  bool make_resident(shard_id id, bool with_state, next_use_function const& next_use) {
+    auto& entry = table_.at(id);
+    bool const needs_parameters = !entry.parameters_on_device;
+    bool const needs_state = with_state && !entry.state_on_device;
+    if (!needs_parameters && !needs_state) {
+      ++statistics_.resident_hits;
+      return true;
+    }
+    if (!entry.resident()) {
+      if (!make_room(entry.extent_bytes, next_use)) return false;
+      entry.device = static_cast<std::byte*>(device_->allocate(prefetch_, entry.extent_bytes));
+    }
+    // The home may still be receiving a write-back: copy only after it.
+    backend_->wait_event(prefetch_, entry.home_ready);
+    std::size_t const first = needs_parameters ? 0 : entry.parameter_bytes;
+    std::size_t const last = needs_state ? entry.home_bytes : entry.parameter_bytes;
+    copy_in_chunks(prefetch_, entry.device + first, entry.home + first, last - first);
+    entry.device_ready = backend_->record_event(prefetch_);
+    entry.parameters_on_device = true;
+    entry.state_on_device = entry.state_on_device || needs_state;
+    entry.fetched_bytes += last - first;
+    statistics_.bytes_to_device += last - first;
+    ++statistics_.fetches;
+    return true;
+  }
+
+  // Evicts unpinned resident shards, furthest next use first, until a block of
+  // `bytes` fits. False when only pinned shards remain.
+  bool make_room(std::size_t bytes, next_use_function const& next_use) {
+    std::size_t const needed = align_up(bytes, allocation_alignment);
+    while (device_->statistics().largest_free_block < needed) {
+      shard_id victim = table_.size();
+      std::size_t furthest = 0;
+      for (shard_id candidate = 0; candidate < table_.size(); ++candidate) {
+        if (!table_[candidate].resident() || is_pinned(candidate)) continue;
+        std::size_t const distance = next_use(candidate);
+        if (victim == table_.size() || distance > furthest) {
+          victim = candidate;
+          furthest = distance;
+        }
+      }
+      if (victim == table_.size()) return false;
+      evict(victim);
+    }
+    return true;
+  }
+
+  void release_extent(shard_id id) {
+    auto& entry = table_.at(id);
+    // The spill stream orders after every reader and writer of the extent.
+    backend_->wait_event(spill_, entry.last_compute_use);
+    backend_->wait_event(spill_, entry.device_ready);
+    device_->deallocate(spill_, entry.device);
+    entry.device = nullptr;
+    entry.parameters_on_device = entry.state_on_device = false;
+  }
+
+  [[nodiscard]] bool is_pinned(shard_id id) const {
+    return std::find(pinned_.begin(), pinned_.end(), id) != pinned_.end();
+  }
+
+  void copy_in_chunks(stream on, std::byte* destination, std::byte const* source, std::size_t bytes) {
+    for (std::size_t done = 0; done < bytes; done += copy_chunk_bytes)
+      backend_->copy_async(on, destination + done, source + done, std::min(copy_chunk_bytes, bytes - done));
+  }
+
+  Backend* backend_;
+  device_pool<Backend>* device_;
+  host_pool<Backend>* host_;
+  stream compute_;
+  stream prefetch_;
+  stream spill_;
+  residency_table<event> table_;
+  std::vector<shard_id> pinned_;
+  spill_statistics statistics_;
+};
+
+} // namespace hydra

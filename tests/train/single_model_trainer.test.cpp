@@ -1,0 +1,223 @@
+// The single-model trainer against the independent in-memory reference, and the
+// spill engine's invariants while it trains.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "train/reference_mlp.hpp"
+
+using namespace hydra::literals;
+using context = hydra::host_execution_context;
+
+namespace {
+
+constexpr std::size_t features = 24, hidden = 48, classes = 10, batch = 16;
+constexpr std::size_t hidden_layers = 16;
+
+std::vector<reference::dense_spec> dense_specs() {
+  std::vector<reference::dense_spec> specs{{features, hidden}};
+  for (std::size_t k = 1; k < hidden_layers; ++k) specs.push_back({hidden, hidden});
+  specs.push_back({hidden, classes});
+  return specs;
+}
+
+hydra::sequential_model<context> make_model() {
+  std::vector<hydra::any_layer<context>> layers;
+  auto const specs = dense_specs();
+  for (std::size_t k = 0; k < specs.size(); ++k) {
+    layers.emplace_back(hydra::layers::dense(specs[k].inputs, specs[k].outputs));
+    if (k + 1 < specs.size()) layers.emplace_back(hydra::layers::relu(specs[k].outputs));
+  }
+  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
+  return hydra::sequential_model<context>(std::move(layers), batch);
+}
+
+// A learnable task: labels from a fixed random linear teacher.
+hydra::minibatch make_minibatch(std::size_t step) {
+  std::mt19937_64 random(1000 + step);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  hydra::minibatch data;
+  data.inputs.resize(batch * features);
+  for (float& x : data.inputs) x = normal(random);
+  std::mt19937_64 teacher_random(7);
+  std::vector<float> teacher(features * classes);
+  for (float& w : teacher) w = normal(teacher_random);
+  for (std::size_t b = 0; b < batch; ++b) {
+    std::size_t best = 0;
+    float best_score = -1e30F;
+    for (std::size_t c = 0; c < classes; ++c) {
+      float score = 0;
+      for (std::size_t i = 0; i < features; ++i) score += data.inputs[b * features + i] * teacher[i * classes + c];
+      if (score > best_score) {
+        best_score = score;
+        best = c;
+      }
+    }
+    data.labels.push_back(static_cast<std::int32_t>(best));
+  }
+  return data;
+}
+
+struct reference_run {
+  std::vector<float> parameters;
+  std::vector<float> losses;
+};
+
+reference_run train_reference(std::string const& optimizer, float learning_rate, std::size_t steps,
+                              std::vector<float> initial) {
+  reference::mlp model(dense_specs(), std::move(initial), batch, optimizer, learning_rate);
+  reference_run run;
+  for (std::size_t step = 0; step < steps; ++step) {
+    auto const data = make_minibatch(step);
+    run.losses.push_back(model.step(data.inputs, data.labels));
+  }
+  run.parameters = model.parameters();
+  return run;
+}
+
+template <class Optimizer>
+void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
+                                              hydra::delay_injection delays, std::size_t shard_count) {
+  constexpr std::size_t steps = 6;
+  auto const model = make_model();
+  std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
+  std::size_t const budget = hydra::align_down(footprint / 4, 256);
+  hydra::host_backend backend({.device_capacities = {budget}, .delays = delays});
+  hydra::single_model_trainer<Optimizer> trainer(
+      backend, model, optimizer,
+      {.budget = 0, .shard_count = shard_count, .seed = 42, .poison_freed_blocks = std::uint8_t{0xFF}});
+  CAPTURE(footprint);
+  CAPTURE(budget);
+  CAPTURE(trainer.shards().size());
+  REQUIRE(trainer.shards().size() >= 4);
+  trainer.train(steps, make_minibatch);
+
+  auto const expected = train_reference(name, learning_rate, steps, model.initial_parameters(42));
+  auto const actual = trainer.parameters();
+  REQUIRE(actual.size() == expected.parameters.size());
+  std::size_t differing = 0;
+  for (std::size_t k = 0; k < actual.size(); ++k)
+    differing += std::memcmp(&actual[k], &expected.parameters[k], sizeof(float)) != 0 ? 1 : 0;
+  CHECK(differing == 0); // bitwise
+  CHECK(trainer.losses() == expected.losses);
+  CHECK(trainer.losses().back() < trainer.losses().front()); // it learns
+
+  auto const report = trainer.report();
+  CHECK(report.device_memory.peak_in_use <= budget); // never past the budget
+  CHECK(report.device_memory.capacity == budget);
+  CHECK(report.spill.evictions > 0); // the model really did not fit
+  CHECK(report.spill.bytes_to_device > 0);
+  CHECK(report.spill.bytes_to_host > 0);
+}
+
+} // namespace
+
+TEST_CASE("a model 4x its device budget, sharded and spilled, trains to the in-memory reference's weights bitwise") {
+  SUBCASE("sgd with momentum, greedy shards") {
+    check_spilled_training_matches_reference(hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd",
+                                             0.05F, {}, 0);
+  }
+  SUBCASE("adam, greedy shards") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F, {}, 0);
+  }
+  SUBCASE("adam, balanced shards, delay-injecting backend, poisoned frees") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
+                                             {.enabled = true, .seed = 3, .max_delay = std::chrono::microseconds(200)},
+                                             18);
+  }
+  SUBCASE("sgd, delay-injecting backend with another seed, poisoned frees") {
+    check_spilled_training_matches_reference(
+        hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd", 0.05F,
+        {.enabled = true, .seed = 11, .max_delay = std::chrono::microseconds(200)}, 0);
+  }
+}
+
+TEST_CASE("bytes moved equal what the residency of each shard accounts for, and the streams executed exactly that") {
+  auto const model = make_model();
+  using trainer_type = hydra::single_model_trainer<hydra::adam>;
+  std::size_t const budget = hydra::align_down(trainer_type::footprint(model) / 4, 256);
+  hydra::host_backend backend({.device_capacities = {budget}});
+  trainer_type trainer(backend, model, hydra::adam{}, {});
+  trainer.train(3, make_minibatch);
+  auto const& engine = trainer.engine();
+  std::uint64_t fetched = 0, written = 0;
+  for (auto const& entry : engine.table()) {
+    fetched += entry.fetched_bytes;
+    written += entry.written_back_bytes;
+  }
+  CHECK(engine.statistics().bytes_to_device == fetched);
+  CHECK(engine.statistics().bytes_to_host == written);
+  // Every backward writes back exactly its shard's parameters and optimizer state.
+  std::uint64_t homes = 0;
+  for (auto const& s : trainer.shards().shards()) homes += s.home_bytes();
+  CHECK(written == 3 * homes);
+  // The prefetch stream copied the shard state plus each step's activations in;
+  // the spill stream copied state home plus activations, gradients and losses out.
+  std::uint64_t activations_in = 0, activations_out = 0;
+  for (std::size_t s = 0; s < trainer.shards().size(); ++s) {
+    auto const& shard = trainer.shards()[s];
+    std::uint64_t const in = batch * model.footprint(shard.first_layer).input_features * sizeof(float);
+    std::uint64_t const out = shard.end_layer == model.size()
+                                  ? batch * sizeof(float)
+                                  : batch * model.footprint(shard.end_layer).input_features * sizeof(float);
+    bool const last = s + 1 == trainer.shards().size();
+    activations_in +=
+        last ? in + batch * sizeof(std::int32_t) : 2 * in + out; // forward in (+labels); backward in + dOut
+    activations_out += out + (s > 0 ? in : 0);                   // forward out (or losses); dIn
+  }
+  CHECK(backend.statistics(engine.prefetch_stream()).copied_bytes == fetched + 3 * activations_in);
+  CHECK(backend.statistics(engine.spill_stream()).copied_bytes == written + 3 * activations_out);
+}
+
+TEST_CASE("with a budget that holds the whole model, each shard's state is fetched once and stays") {
+  auto const model = make_model();
+  using trainer_type = hydra::single_model_trainer<hydra::sgd_momentum>;
+  hydra::host_backend backend({.device_capacities = {16_MiB}});
+  trainer_type trainer(backend, model, hydra::sgd_momentum{}, {.shard_count = 5});
+  trainer.train(4, make_minibatch);
+  std::uint64_t homes = 0;
+  for (auto const& s : trainer.shards().shards()) homes += s.home_bytes();
+  auto const& spill = trainer.engine().statistics();
+  CHECK(spill.evictions == 0);
+  CHECK(spill.bytes_to_device == homes); // parameters in forward, optimizer state in backward, once
+  CHECK(spill.bytes_to_host == 4 * homes);
+  CHECK(spill.prefetches_deferred == 0);
+}
+
+TEST_CASE("bad input to the trainer fails before training, naming the problem") {
+  auto const model = make_model();
+  hydra::host_backend backend({.device_capacities = {16_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::single_model_trainer<hydra::adam>(backend, model, hydra::adam{}),
+                       doctest::Contains("as a shard of its own, above the shard limit of 8192 bytes"),
+                       hydra::layer_too_large);
+
+  hydra::host_backend roomy({.device_capacities = {16_MiB}});
+  hydra::single_model_trainer<hydra::adam> trainer(roomy, model, hydra::adam{});
+  CHECK_THROWS_WITH_AS(trainer.train(1,
+                                     [](std::size_t) {
+                                       return hydra::minibatch{{1.0F}, {0}};
+                                     }),
+                       doctest::Contains("expected 16 samples of 24 features"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(trainer.train(1,
+                                     [](std::size_t step) {
+                                       auto data = make_minibatch(step);
+                                       data.labels[3] = 10;
+                                       return data;
+                                     }),
+                       doctest::Contains("label 10 of sample 3 is outside 0..9"), hydra::invalid_argument);
+
+  std::vector<hydra::any_layer<context>> no_loss{hydra::layers::dense(4, 4)};
+  CHECK_THROWS_WITH_AS(hydra::single_model_trainer<hydra::adam>(
+                           roomy, hydra::sequential_model<context>(std::move(no_loss), 2), hydra::adam{}),
+                       doctest::Contains("the last layer must be a loss"), hydra::invalid_argument);
+  std::vector<hydra::any_layer<context>> mismatched{hydra::layers::dense(4, 5), hydra::layers::relu(4)};
+  CHECK_THROWS_WITH_AS(hydra::sequential_model<context>(std::move(mismatched), 2),
+                       doctest::Contains("layer 0 (dense 4x5) outputs 5 features but layer 1 (relu 4) takes 4"),
+                       hydra::invalid_argument);
+}
