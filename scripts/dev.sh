@@ -33,8 +33,8 @@ case "$command" in
   example)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target two_devices
-    ./build/release/examples/two_devices
+    cmake --build --preset release --target train_one_model
+    ./build/release/examples/train_one_model
     ;;
   test)
     setup
@@ -44,9 +44,10 @@ case "$command" in
   bench)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target pool_bench copy_bench
+    cmake --build --preset release --target pool_bench copy_bench spill_bench
     ./build/release/bench/pool_bench
     ./build/release/bench/copy_bench
+    ./build/release/bench/spill_bench
     ;;
   *)
     sed -n '2,8p' "${BASH_SOURCE[0]}"
