@@ -83,15 +83,19 @@ reference_run train_reference(std::string const& optimizer, float learning_rate,
 
 template <class Optimizer>
 void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
-                                              hydra::delay_injection delays, std::size_t shard_count) {
+                                              hydra::delay_injection delays, std::size_t shard_count,
+                                              std::size_t prefetch_depth = 1) {
   constexpr std::size_t steps = 6;
   auto const model = make_model();
   std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
   std::size_t const budget = hydra::align_down(footprint / 4, 256);
   hydra::host_backend backend({.device_capacities = {budget}, .delays = delays});
-  hydra::single_model_trainer<Optimizer> trainer(
-      backend, model, optimizer,
-      {.budget = 0, .shard_count = shard_count, .seed = 42, .poison_freed_blocks = std::uint8_t{0xFF}});
+  hydra::single_model_trainer<Optimizer> trainer(backend, model, optimizer,
+                                                 {.budget = 0,
+                                                  .shard_count = shard_count,
+                                                  .prefetch_depth = prefetch_depth,
+                                                  .seed = 42,
+                                                  .poison_freed_blocks = std::uint8_t{0xFF}});
   CAPTURE(footprint);
   CAPTURE(budget);
   CAPTURE(trainer.shards().size());
@@ -114,6 +118,10 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
   CHECK(report.spill.evictions > 0); // the model really did not fit
   CHECK(report.spill.bytes_to_device > 0);
   CHECK(report.spill.bytes_to_host > 0);
+  if (prefetch_depth == 0)
+    CHECK(report.spill.prefetches_issued == 0);
+  else
+    CHECK(report.spill.prefetches_issued > 0);
 }
 
 } // namespace
@@ -130,6 +138,16 @@ TEST_CASE("a model 4x its device budget, sharded and spilled, trains to the in-m
     check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
                                              {.enabled = true, .seed = 3, .max_delay = std::chrono::microseconds(200)},
                                              18);
+  }
+  SUBCASE("adam, no prefetch, delay-injecting backend") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
+                                             {.enabled = true, .seed = 5, .max_delay = std::chrono::microseconds(100)},
+                                             0, 0);
+  }
+  SUBCASE("sgd, prefetch three tasks ahead, delay-injecting backend") {
+    check_spilled_training_matches_reference(
+        hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd", 0.05F,
+        {.enabled = true, .seed = 9, .max_delay = std::chrono::microseconds(100)}, 0, 3);
   }
   SUBCASE("sgd, delay-injecting backend with another seed, poisoned frees") {
     check_spilled_training_matches_reference(

@@ -39,9 +39,10 @@ namespace hydra {
 
 struct single_model_options {
   std::size_t device = 0;
-  std::size_t budget = 0;      // device bytes the model may use; 0: the device's whole capacity
-  std::size_t shard_count = 0; // 0: greedy partition (fewest shards); else balanced into this many
-  std::uint64_t seed = 1;      // initial parameters (layer k uses seed + k)
+  std::size_t budget = 0;         // device bytes the model may use; 0: the device's whole capacity
+  std::size_t shard_count = 0;    // 0: greedy partition (fewest shards); else balanced into this many
+  std::size_t prefetch_depth = 1; // tasks ahead whose shards are fetched behind the running one; 0: none
+  std::uint64_t seed = 1;         // initial parameters (layer k uses seed + k)
   std::optional<std::uint8_t> poison_freed_blocks{}; // test aid: fill freed device and host blocks
 };
 
@@ -188,12 +189,18 @@ private:
     return std::numeric_limits<std::size_t>::max();
   }
 
+  // Fetches the shards of the next `prefetch_depth` tasks, nearest first, each
+  // pinned with the running one so that a later prefetch cannot evict an earlier.
   void prefetch_next(shard_id running) {
-    std::size_t const next = task_position_ + 1;
-    if (next >= total_tasks_) return;
-    bool const next_is_backward = next % tasks_per_step() >= graph_.size();
-    engine_.pin({running, shard_at(next)});
-    engine_.prefetch(shard_at(next), next_is_backward, lookahead());
+    std::vector<shard_id> pinned{running};
+    for (std::size_t ahead = 1; ahead <= options_.prefetch_depth; ++ahead) {
+      std::size_t const position = task_position_ + ahead;
+      if (position >= total_tasks_) return;
+      bool const backward = position % tasks_per_step() >= graph_.size();
+      pinned.push_back(shard_at(position));
+      engine_.pin(pinned);
+      if (!engine_.prefetch(shard_at(position), backward, lookahead())) return; // no room: the rest waits too
+    }
   }
 
   [[nodiscard]] typename spill_engine<Backend>::next_use_function lookahead() const {
