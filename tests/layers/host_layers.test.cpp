@@ -26,13 +26,11 @@ std::vector<float> random_vector(std::size_t n, std::uint64_t seed, float scale 
   return values;
 }
 
-// L = sum(output * weights) for weighted layers, the mean loss for the loss layer.
+// Runs the layer's forward and waits for it.
 template <class Layer>
-double objective(harness& h, Layer const& layer, std::size_t batch, std::vector<float> const& input,
-                 std::vector<float> const& parameters, std::vector<float> const& output_weights,
-                 std::vector<std::int32_t> const& labels) {
-  auto const shape = layer.footprint(batch);
-  std::vector<float> output(batch * shape.output_features);
+std::vector<float> run_forward(harness& h, Layer const& layer, std::size_t batch, std::vector<float> const& input,
+                               std::vector<float> const& parameters, std::vector<std::int32_t> const& labels) {
+  std::vector<float> output(batch * layer.footprint(batch).output_features);
   hydra::forward_arguments a;
   a.batch = batch;
   a.input = input.data();
@@ -41,6 +39,15 @@ double objective(harness& h, Layer const& layer, std::size_t batch, std::vector<
   a.labels = labels.data();
   layer.forward(h.context, a);
   h.backend.synchronize(h.stream);
+  return output;
+}
+
+// L = sum(output * weights) for weighted layers, the mean loss for the loss layer.
+template <class Layer>
+double objective(harness& h, Layer const& layer, std::size_t batch, std::vector<float> const& input,
+                 std::vector<float> const& parameters, std::vector<float> const& output_weights,
+                 std::vector<std::int32_t> const& labels) {
+  auto const output = run_forward(h, layer, batch, input, parameters, labels);
   double sum = 0;
   for (std::size_t k = 0; k < output.size(); ++k) sum += double(output[k]) * double(output_weights[k]);
   return sum;
@@ -59,15 +66,8 @@ void check_gradients(Layer const& layer, std::size_t batch, double tolerance, bo
   std::vector<std::int32_t> labels(batch);
   for (std::size_t b = 0; b < batch; ++b) labels[b] = static_cast<std::int32_t>(b % shape.input_features);
 
-  std::vector<float> output(batch * shape.output_features);
+  auto const output = run_forward(h, layer, batch, input, parameters, labels);
   std::vector<float> input_gradient(input.size()), parameter_gradient(parameters.size());
-  hydra::forward_arguments f;
-  f.batch = batch;
-  f.input = input.data();
-  f.output = output.data();
-  f.parameters = parameters.data();
-  f.labels = labels.data();
-  layer.forward(h.context, f);
   hydra::backward_arguments b;
   b.batch = batch;
   b.input = input.data();
