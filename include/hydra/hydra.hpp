@@ -31,6 +31,12 @@
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/memory/stream_ordered_pool.hpp"
 
+#include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/policies.hpp"
+#include "hydra/sched/policy.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/task.hpp"
+
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
 #include "hydra/train/single_model_trainer.hpp"

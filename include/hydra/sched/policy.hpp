@@ -1,0 +1,43 @@
+// The Policy concept: whenever a device can take a task, the scheduler shows the
+// policy every ready task (each the next task of a different model) and the
+// device, and the policy names one, or declines (the device then waits). Policies
+// may keep state; they must be cheap: they run once per task.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "hydra/sched/task.hpp"
+
+namespace hydra {
+
+inline constexpr std::size_t nowhere = std::numeric_limits<std::size_t>::max();
+
+// What a policy knows of a ready task.
+struct ready_task {
+  hydra::task task;
+  double task_seconds = 0;           // estimated compute time of this task
+  double remaining_seconds = 0;      // estimated compute left in its model, this task included
+  std::uint64_t ready_since = 0;     // order in which tasks became ready (smaller: earlier)
+  std::size_t resident_on = nowhere; // device holding this task's shard, if any
+};
+
+struct device_view {
+  std::size_t device = 0;
+  std::size_t device_count = 1;
+  std::size_t model_count = 0;
+  std::size_t first_unfinished_model = 0; // the lowest model id still training
+};
+
+template <class P>
+concept policy = requires(P& p, std::span<ready_task const> ready, device_view const& device) {
+  { p.pick(ready, device) } -> std::same_as<std::optional<std::size_t>>; // an index into `ready`
+  { p.name() } -> std::convertible_to<std::string>;
+};
+
+} // namespace hydra

@@ -1,0 +1,211 @@
+// The one decision core of hydra's scheduling. It knows every model's chain and
+// cost estimates, keeps the ready set (at most one task per model: the next in
+// its chain once the previous has completed), and, when a driver says "device d
+// can take a task", asks the policy. It executes nothing: the runtime trainer and
+// the simulator both drive it, so they make the same decisions for the same costs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/sched/policy.hpp"
+#include "hydra/sched/task.hpp"
+
+namespace hydra {
+
+// Estimated compute seconds of each shard's forward and backward task, and how
+// many minibatches the model trains.
+struct model_costs {
+  std::vector<double> forward_seconds;
+  std::vector<double> backward_seconds;
+  std::size_t minibatches = 0;
+};
+
+struct decision {
+  std::size_t device;
+  hydra::task task;
+  friend bool operator==(decision const&, decision const&) = default;
+};
+
+class scheduler_core {
+public:
+  scheduler_core(std::vector<model_costs> models, std::size_t devices) : devices_(devices) {
+    detail::expects(devices_ > 0, "scheduler: device count is 0; at least 1 device is required");
+    detail::expects(!models.empty(), "scheduler: no models to train");
+    for (std::size_t id = 0; id < models.size(); ++id) add_model(id, std::move(models[id]));
+    for (std::size_t id = 0; id < models_.size(); ++id)
+      if (models_[id].total > 0)
+        make_ready(id);
+      else
+        models_[id].state = model_state::finished;
+    advance_first_unfinished();
+  }
+
+  // Asks `choose` for a task for `device`; the chosen task is then in flight.
+  template <policy P>
+  std::optional<task> decide(P& choose, std::size_t device) {
+    if (ready_.empty()) return std::nullopt;
+    device_view const view{device, devices_, models_.size(), first_unfinished_};
+    std::optional<std::size_t> const picked = choose.pick(std::span<ready_task const>(ready_), view);
+    if (!picked) return std::nullopt;
+    detail::expects(*picked < ready_.size(), "scheduler: the policy picked an index past the ready set");
+    task const chosen = ready_[*picked].task;
+    remove_ready(*picked);
+    models_[chosen.model].state = model_state::in_flight;
+    ++in_flight_;
+    if (keep_log_) log_.push_back({device, chosen});
+    return chosen;
+  }
+
+  // The in-flight task of its model finished; its successor becomes ready.
+  void complete(task const& done) {
+    auto& m = models_.at(done.model);
+    if (m.state != model_state::in_flight || m.position != done.position) {
+      throw invalid_argument("scheduler: completion of " + describe(done) + ", which is not in flight");
+    }
+    --in_flight_;
+    m.remaining -= cost_of(done.model, done.position);
+    ++m.position;
+    if (m.position == m.total) {
+      m.state = model_state::finished;
+      advance_first_unfinished();
+      return;
+    }
+    make_ready(done.model);
+  }
+
+  // Takes a model out (a fault): its ready task is dropped and an in-flight one
+  // is forgotten (the driver must not report its completion).
+  void stop(std::size_t model) {
+    auto& m = models_.at(model);
+    if (m.state == model_state::ready) remove_ready(m.ready_index);
+    if (m.state == model_state::in_flight) --in_flight_;
+    m.state = model_state::stopped;
+    advance_first_unfinished();
+  }
+
+  // Affinity: where `shard` of `model` is resident now (nowhere when evicted).
+  void set_resident(std::size_t model, std::size_t shard, std::size_t device) {
+    auto& m = models_.at(model);
+    m.resident_on.at(shard) = device;
+    if (m.state == model_state::ready && ready_[m.ready_index].task.shard == shard)
+      ready_[m.ready_index].resident_on = device;
+  }
+
+  // Replaces a model's estimates (e.g. with what its profiling minibatch measured).
+  void update_costs(std::size_t model, model_costs const& costs) {
+    auto& m = models_.at(model);
+    detail::expects(costs.forward_seconds.size() == m.shards && costs.backward_seconds.size() == m.shards,
+                    "scheduler: new costs for model " + std::to_string(model) + " name a different shard count");
+    m.costs.forward_seconds = costs.forward_seconds;
+    m.costs.backward_seconds = costs.backward_seconds;
+    m.remaining = remaining_from(model, m.position);
+    if (m.state == model_state::ready) {
+      ready_[m.ready_index].remaining_seconds = m.remaining;
+      ready_[m.ready_index].task_seconds = cost_of(model, m.position);
+    }
+  }
+
+  [[nodiscard]] std::span<ready_task const> ready() const noexcept { return ready_; }
+  [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+  [[nodiscard]] bool finished() const noexcept { return ready_.empty() && in_flight_ == 0; }
+  [[nodiscard]] std::size_t model_count() const noexcept { return models_.size(); }
+  [[nodiscard]] std::size_t device_count() const noexcept { return devices_; }
+  [[nodiscard]] bool model_done(std::size_t model) const { return models_.at(model).state == model_state::finished; }
+  [[nodiscard]] bool model_stopped(std::size_t model) const { return models_.at(model).state == model_state::stopped; }
+  [[nodiscard]] double remaining_seconds(std::size_t model) const { return models_.at(model).remaining; }
+  [[nodiscard]] std::size_t tasks_of(std::size_t model) const { return models_.at(model).total; }
+  [[nodiscard]] std::size_t shards_of(std::size_t model) const { return models_.at(model).shards; }
+  [[nodiscard]] double task_seconds(task const& t) const { return cost_of(t.model, t.position); }
+
+  // Every decision, in order (device, task): what the simulator is compared on.
+  [[nodiscard]] std::vector<decision> const& decisions() const noexcept { return log_; }
+  void keep_decision_log(bool keep) noexcept { keep_log_ = keep; }
+
+private:
+  enum class model_state : std::uint8_t { ready, in_flight, finished, stopped };
+
+  struct model_entry {
+    model_costs costs;
+    std::size_t shards = 0;
+    std::size_t total = 0;    // tasks in the whole chain
+    std::size_t position = 0; // of the ready or in-flight task
+    double remaining = 0;     // estimated seconds from `position` on
+    model_state state = model_state::ready;
+    std::size_t ready_index = 0;
+    std::vector<std::size_t> resident_on;
+  };
+
+  void add_model(std::size_t id, model_costs costs) {
+    detail::expects(!costs.forward_seconds.empty() && costs.forward_seconds.size() == costs.backward_seconds.size(),
+                    "scheduler: model " + std::to_string(id) + " needs one forward and one backward cost per shard");
+    model_entry m;
+    m.shards = costs.forward_seconds.size();
+    m.total = 2 * m.shards * costs.minibatches;
+    m.resident_on.assign(m.shards, nowhere);
+    m.costs = std::move(costs);
+    models_.push_back(std::move(m));
+    models_.back().remaining = remaining_from(id, 0);
+  }
+
+  // Seconds of the chain from `position` on: the rest of its minibatch, then
+  // whole minibatches (O(shards), whatever the number of minibatches).
+  [[nodiscard]] double remaining_from(std::size_t model, std::size_t position) const {
+    auto const& m = models_[model];
+    if (position >= m.total) return 0;
+    std::size_t const per_minibatch = 2 * m.shards;
+    double whole = 0, rest = 0;
+    for (std::size_t within = 0; within < per_minibatch; ++within) {
+      double const cost = cost_of(model, within);
+      whole += cost;
+      if (within >= position % per_minibatch) rest += cost;
+    }
+    std::size_t const minibatches_after = m.total / per_minibatch - position / per_minibatch - 1;
+    return rest + static_cast<double>(minibatches_after) * whole;
+  }
+
+  [[nodiscard]] double cost_of(std::size_t model, std::size_t position) const {
+    auto const& m = models_[model];
+    task const t = task_at(model, m.shards, position);
+    return t.pass == direction::forward ? m.costs.forward_seconds[t.shard] : m.costs.backward_seconds[t.shard];
+  }
+
+  void make_ready(std::size_t id) {
+    auto& m = models_[id];
+    m.state = model_state::ready;
+    m.ready_index = ready_.size();
+    task const next = task_at(id, m.shards, m.position);
+    ready_.push_back({next, cost_of(id, m.position), m.remaining, ready_sequence_++, m.resident_on[next.shard]});
+  }
+
+  // Swap-remove: the set's order carries no meaning (ready_since does).
+  void remove_ready(std::size_t index) {
+    if (index + 1 != ready_.size()) {
+      ready_[index] = ready_.back();
+      models_[ready_[index].task.model].ready_index = index;
+    }
+    ready_.pop_back();
+  }
+
+  void advance_first_unfinished() {
+    while (first_unfinished_ < models_.size() && (models_[first_unfinished_].state == model_state::finished ||
+                                                  models_[first_unfinished_].state == model_state::stopped))
+      ++first_unfinished_;
+  }
+
+  std::size_t devices_;
+  std::vector<model_entry> models_;
+  std::vector<ready_task> ready_;
+  std::uint64_t ready_sequence_ = 0;
+  std::size_t in_flight_ = 0;
+  std::size_t first_unfinished_ = 0;
+  bool keep_log_ = true;
+  std::vector<decision> log_;
+};
+
+} // namespace hydra

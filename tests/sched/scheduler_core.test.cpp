@@ -1,0 +1,120 @@
+// The decision core driven by a randomized stand-in for a runtime: devices with
+// up to two tasks in flight, completions in random order.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+
+namespace {
+
+std::vector<hydra::model_costs> random_models(std::mt19937_64& random) {
+  std::vector<hydra::model_costs> models(1 + random() % 12);
+  for (auto& m : models) {
+    std::size_t const shards = 1 + random() % 6;
+    for (std::size_t s = 0; s < shards; ++s) {
+      m.forward_seconds.push_back(0.1 + static_cast<double>(random() % 100) / 10.0);
+      m.backward_seconds.push_back(2 * m.forward_seconds.back());
+    }
+    m.minibatches = 1 + random() % 4;
+  }
+  return models;
+}
+
+} // namespace
+
+TEST_CASE("every task runs exactly once, in chain order, under every policy, and the schedule terminates") {
+  for (std::uint64_t seed = 0; seed < 60; ++seed) {
+    for (std::string const name : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel", "task_parallel"}) {
+      CAPTURE(seed);
+      CAPTURE(name);
+      std::mt19937_64 random(seed);
+      auto const models = random_models(random);
+      std::size_t const devices = 1 + random() % 8;
+      hydra::scheduler_core core(models, devices);
+      auto policy = hydra::make_policy(name, seed);
+      std::vector<std::vector<hydra::task>> in_flight(devices);
+      std::vector<std::size_t> next_position(models.size(), 0);
+      std::size_t executed = 0, rounds = 0;
+      while (!core.finished()) {
+        REQUIRE(++rounds < 100000);
+        for (std::size_t d = 0; d < devices; ++d)
+          while (in_flight[d].size() < 2)
+            if (auto t = core.decide(policy, d))
+              in_flight[d].push_back(*t);
+            else
+              break;
+        // Complete one task at the head of a random busy device's queue.
+        std::vector<std::size_t> busy;
+        for (std::size_t d = 0; d < devices; ++d)
+          if (!in_flight[d].empty()) busy.push_back(d);
+        REQUIRE(!busy.empty()); // nothing in flight while work remains would be a deadlock
+        std::size_t const d = busy[random() % busy.size()];
+        hydra::task const done = in_flight[d].front();
+        in_flight[d].erase(in_flight[d].begin());
+        CHECK(done.position == next_position[done.model]); // chain order, no task twice
+        ++next_position[done.model];
+        core.complete(done);
+        ++executed;
+      }
+      std::size_t expected = 0;
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        CHECK(next_position[m] == core.tasks_of(m));
+        CHECK(core.model_done(m));
+        CHECK(core.remaining_seconds(m) == doctest::Approx(0.0).epsilon(1e-9));
+        expected += core.tasks_of(m);
+      }
+      CHECK(executed == expected);
+      CHECK(core.decisions().size() == expected);
+    }
+  }
+}
+
+TEST_CASE("a model's tasks never overlap: its next task is ready only once the previous completed") {
+  std::vector<hydra::model_costs> models{{{1.0, 1.0}, {2.0, 2.0}, 2}};
+  hydra::scheduler_core core(models, 4);
+  hydra::sharp policy;
+  auto const first = core.decide(policy, 0);
+  REQUIRE(first.has_value());
+  CHECK_FALSE(core.decide(policy, 1).has_value());
+  CHECK_THROWS_WITH_AS(core.complete(hydra::task_at(0, 2, 1)), doctest::Contains("which is not in flight"),
+                       hydra::invalid_argument);
+  core.complete(*first);
+  auto const second = core.decide(policy, 1);
+  REQUIRE(second.has_value());
+  CHECK(second->position == 1);
+  CHECK(second->shard == 1);
+  CHECK(second->pass == hydra::direction::forward);
+  CHECK(hydra::task_at(0, 2, 2).pass == hydra::direction::backward);
+  CHECK(hydra::task_at(0, 2, 2).shard == 1);
+  CHECK(hydra::task_at(0, 2, 4).minibatch == 1);
+}
+
+TEST_CASE("a stopped model leaves the ready set and the others finish") {
+  std::vector<hydra::model_costs> models{{{1.0}, {1.0}, 3}, {{1.0}, {1.0}, 3}};
+  hydra::scheduler_core core(models, 1);
+  hydra::fifo policy;
+  core.stop(0);
+  CHECK(core.model_stopped(0));
+  while (!core.finished()) core.complete(*core.decide(policy, 0));
+  CHECK(core.model_done(1));
+  for (auto const& d : core.decisions()) CHECK(d.task.model == 1);
+}
+
+TEST_CASE("affinity and cost updates reach the ready set") {
+  std::vector<hydra::model_costs> models{{{1.0, 1.0}, {2.0, 2.0}, 1}};
+  hydra::scheduler_core core(models, 2);
+  core.set_resident(0, 0, 1);
+  CHECK(core.ready()[0].resident_on == 1);
+  CHECK(core.ready()[0].remaining_seconds == 6.0);
+  core.update_costs(0, {{2.0, 2.0}, {4.0, 4.0}, 1});
+  CHECK(core.ready()[0].remaining_seconds == 12.0);
+  CHECK(core.ready()[0].task_seconds == 2.0);
+  CHECK_THROWS_AS(hydra::scheduler_core({}, 1), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::scheduler_core(models, 0), doctest::Contains("device count is 0"),
+                       hydra::invalid_argument);
+}
