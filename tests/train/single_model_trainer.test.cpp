@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -238,4 +239,28 @@ TEST_CASE("bad input to the trainer fails before training, naming the problem") 
   CHECK_THROWS_WITH_AS(hydra::sequential_model<context>(std::move(mismatched), 2),
                        doctest::Contains("layer 0 (dense 4x5) outputs 5 features but layer 1 (relu 4) takes 4"),
                        hydra::invalid_argument);
+}
+
+namespace {
+// A layer whose forward throws on the stream, the way a broken kernel fails.
+struct exploding_layer {
+  std::string name() const { return "exploding"; }
+  hydra::layer_footprint footprint(std::size_t) const {
+    return {.parameter_count = 0, .input_features = classes, .output_features = classes};
+  }
+  void initialize(float*, std::uint64_t) const {}
+  void forward(context& c, hydra::forward_arguments const&) const {
+    c.enqueue([] { throw std::runtime_error("kernel failed"); });
+  }
+  void backward(context&, hydra::backward_arguments const&) const {}
+};
+} // namespace
+
+TEST_CASE("an exception thrown by a layer's work on the stream reaches train(), and the trainer still shuts down") {
+  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, classes), exploding_layer{},
+                                                hydra::layers::softmax_cross_entropy(classes)};
+  hydra::host_backend backend({.device_capacities = {4_MiB}});
+  hydra::single_model_trainer<hydra::adam> trainer(backend, hydra::sequential_model<context>(std::move(layers), batch),
+                                                   hydra::adam{});
+  CHECK_THROWS_WITH_AS(trainer.train(2, make_minibatch), doctest::Contains("kernel failed"), hydra::stream_error);
 }

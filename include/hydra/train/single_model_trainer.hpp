@@ -83,7 +83,18 @@ public:
 
   single_model_trainer(single_model_trainer const&) = delete;
   single_model_trainer& operator=(single_model_trainer const&) = delete;
-  ~single_model_trainer() { engine_.synchronize(); }
+  // Drains the streams before the pools go. An error a stream still holds was
+  // either reported by train() already or is moot now; it must not escape here.
+  ~single_model_trainer() {
+    try {
+      engine_.synchronize();
+    } catch (...) {
+      try {
+        engine_.synchronize(); // the first error is cleared; wait for the rest
+      } catch (...) {
+      }
+    }
+  }
 
   // Runs `steps` minibatches from `data` (asked for steps done_, done_+1, ...).
   void train(std::size_t steps, data_source const& data) {
