@@ -256,11 +256,12 @@ struct exploding_layer {
 };
 } // namespace
 
-TEST_CASE("an exception thrown by a layer's work on the stream reaches train(), and the trainer still shuts down") {
+TEST_CASE("an exception thrown by a layer's work on the stream stops training with the reason") {
   std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, classes), exploding_layer{},
                                                 hydra::layers::softmax_cross_entropy(classes)};
   hydra::host_backend backend({.device_capacities = {4_MiB}});
   hydra::single_model_trainer<hydra::adam> trainer(backend, hydra::sequential_model<context>(std::move(layers), batch),
                                                    hydra::adam{});
-  CHECK_THROWS_WITH_AS(trainer.train(2, make_minibatch), doctest::Contains("kernel failed"), hydra::stream_error);
+  CHECK_THROWS_WITH_AS(trainer.train(4, make_minibatch), doctest::Contains("a layer threw: kernel failed"),
+                       hydra::model_failed);
 }

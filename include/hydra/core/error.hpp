@@ -80,6 +80,12 @@ public:
   using error::error;
 };
 
+// A model was stopped: one of its layers threw, or its loss stopped being finite.
+class model_failed : public error {
+public:
+  using error::error;
+};
+
 namespace detail {
 // Throws invalid_argument unless `condition` holds; `what` is the whole message.
 // The literal overload keeps hot-path checks free of string construction.

@@ -70,20 +70,28 @@ public:
       if (table_[id].resident()) release_extent(id);
   }
 
-  // Registers a shard; its home is filled from `initial_home` (parameters, then
-  // optimizer state) on the spill stream. Returns its id.
-  shard_id add_shard(std::size_t extent_bytes, std::size_t parameter_bytes, std::vector<float> initial_home) {
+  // Registers a shard whose home the caller owns (see make_home); returns its id.
+  shard_id add_shard(std::size_t extent_bytes, std::size_t parameter_bytes, shard_home<event>* home) {
     shard_residency<event> entry;
     entry.extent_bytes = extent_bytes;
     entry.parameter_bytes = parameter_bytes;
-    entry.home_bytes = initial_home.size() * sizeof(float);
-    entry.home = static_cast<std::byte*>(host_->allocate(spill_, entry.home_bytes));
-    backend_->enqueue(spill_, [home = entry.home, values = std::move(initial_home)] {
-      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(home));
-    });
-    entry.home_ready = backend_->record_event(spill_);
+    entry.home = home;
     table_.push_back(entry);
     return table_.size() - 1;
+  }
+
+  // A shard home in `host`, filled from `initial` (parameters, then optimizer
+  // state) on `on`, in stream order.
+  static shard_home<event> make_home(Backend& backend, host_pool<Backend>& host, stream on,
+                                     std::vector<float> initial) {
+    shard_home<event> home;
+    home.bytes = initial.size() * sizeof(float);
+    home.data = static_cast<std::byte*>(host.allocate(on, home.bytes));
+    backend.enqueue(on, [data = home.data, values = std::move(initial)] {
+      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(data));
+    });
+    home.ready = backend.record_event(on);
+    return home;
   }
 
   // Makes `id` resident with its parameters (and optimizer state when
@@ -137,10 +145,10 @@ public:
     auto& entry = table_.at(id);
     entry.last_compute_use = compute_done;
     backend_->wait_event(spill_, compute_done);
-    copy_in_chunks(spill_, entry.home, entry.device, entry.home_bytes);
-    entry.home_ready = backend_->record_event(spill_);
-    entry.written_back_bytes += entry.home_bytes;
-    statistics_.bytes_to_host += entry.home_bytes;
+    copy_in_chunks(spill_, entry.home->data, entry.device, entry.home->bytes);
+    entry.home->ready = backend_->record_event(spill_);
+    entry.written_back_bytes += entry.home->bytes;
+    statistics_.bytes_to_host += entry.home->bytes;
   }
 
   void evict(shard_id id) {
@@ -178,10 +186,10 @@ private:
       entry.device = static_cast<std::byte*>(device_->allocate(prefetch_, entry.extent_bytes));
     }
     // The home may still be receiving a write-back: copy only after it.
-    backend_->wait_event(prefetch_, entry.home_ready);
+    backend_->wait_event(prefetch_, entry.home->ready);
     std::size_t const first = needs_parameters ? 0 : entry.parameter_bytes;
-    std::size_t const last = needs_state ? entry.home_bytes : entry.parameter_bytes;
-    copy_in_chunks(prefetch_, entry.device + first, entry.home + first, last - first);
+    std::size_t const last = needs_state ? entry.home->bytes : entry.parameter_bytes;
+    copy_in_chunks(prefetch_, entry.device + first, entry.home->data + first, last - first);
     entry.device_ready = backend_->record_event(prefetch_);
     entry.parameters_on_device = true;
     entry.state_on_device = entry.state_on_device || needs_state;

@@ -32,6 +32,8 @@
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
+#include "hydra/sched/task.hpp"
+#include "hydra/train/detail/model_runner.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
 
@@ -65,20 +67,16 @@ class single_model_trainer {
 public:
   single_model_trainer(Backend& backend, sequential_model<Context> model, Optimizer optimizer,
                        single_model_options options = {})
-      : backend_(&backend), model_(validated(std::move(model))), optimizer_(optimizer), options_(options),
-        graph_(partition(model_, options_, backend)),
+      : backend_(&backend), options_(options), graph_(partition(validated(model), options_, backend)),
         device_pool_(backend, options_.device, options_.budget == 0 ? std::nullopt : std::optional(options_.budget)),
-        host_pool_(backend, host_bytes_needed()), engine_(backend, device_pool_, host_pool_, options_.device) {
+        host_pool_(backend, host_bytes_needed(graph_, model)),
+        engine_(backend, device_pool_, host_pool_, options_.device),
+        runner_(backend, host_pool_, std::move(model), optimizer, graph_, options_.seed, engine_.spill_stream()) {
     if (options_.poison_freed_blocks) {
       device_pool_.poison_freed_blocks(options_.poison_freed_blocks);
       host_pool_.poison_freed_blocks(options_.poison_freed_blocks);
     }
-    std::vector<float> const initial = model_.initial_parameters(options_.seed);
-    for (shard const& s : graph_.shards()) {
-      std::vector<float> home(s.parameter_count * (1 + Optimizer::state_per_parameter), 0.0F);
-      std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
-      engine_.add_shard(s.extent_bytes(), s.parameter_bytes(), std::move(home));
-    }
+    runner_.register_with(engine_);
   }
 
   single_model_trainer(single_model_trainer const&) = delete;
@@ -105,27 +103,25 @@ public:
       run_step(data(steps_done_));
       ++steps_done_;
       step_done.push_back(backend_->record_event(engine_.compute_stream()));
-      if (step >= 2) backend_->synchronize(step_done[step - 2]); // at most two minibatches in flight
+      if (step >= 2) { // at most two minibatches in flight
+        backend_->synchronize(step_done[step - 2]);
+        throw_if_failed();
+      }
     }
     engine_.synchronize();
     wall_ += std::chrono::steady_clock::now() - started;
+    throw_if_failed();
   }
 
   // The trained parameters, in the model's layer order (waits for the device).
   [[nodiscard]] std::vector<float> parameters() {
     engine_.synchronize();
-    std::vector<float> flat(model_.parameter_count());
-    for (std::size_t id = 0; id < graph_.size(); ++id) {
-      auto const* home = reinterpret_cast<float const*>(engine_.table()[id].home);
-      std::copy_n(home, graph_[id].parameter_count,
-                  flat.begin() + static_cast<std::ptrdiff_t>(graph_[id].parameter_offset));
-    }
-    return flat;
+    return runner_.parameters();
   }
 
   // Mean loss of every minibatch so far (valid after train() returned).
-  [[nodiscard]] std::vector<float> const& losses() const noexcept { return losses_; }
-  [[nodiscard]] shard_graph const& shards() const noexcept { return graph_; }
+  [[nodiscard]] std::vector<float> const& losses() const noexcept { return runner_.losses(); }
+  [[nodiscard]] shard_graph const& shards() const noexcept { return runner_.graph(); }
   [[nodiscard]] spill_engine<Backend> const& engine() const noexcept { return engine_; }
 
   [[nodiscard]] training_report report() const {
@@ -146,7 +142,7 @@ private:
   using shard_id = std::size_t;
 
   // Checked before anything is reserved on the device.
-  static sequential_model<Context> validated(sequential_model<Context> model) {
+  static sequential_model<Context> const& validated(sequential_model<Context> const& model) {
     detail::expects(model.footprint(model.size() - 1).output_features == 1,
                     "single_model_trainer: the last layer must be a loss (one output per sample); it is " +
                         model.layer(model.size() - 1).name());
@@ -169,27 +165,28 @@ private:
     return options.shard_count == 0 ? shard_graph::greedy(in) : shard_graph::balanced(in, options.shard_count);
   }
 
-  // Homes, and two minibatches' worth of checkpoints, gradients, labels and losses.
-  std::size_t host_bytes_needed() const {
+  // Homes, and three minibatches' worth of checkpoints, gradients, labels and losses.
+  static std::size_t host_bytes_needed(shard_graph const& graph, sequential_model<Context> const& model) {
     std::size_t homes = 0, per_step = 0;
-    std::size_t const batch = model_.batch();
-    for (shard const& s : graph_.shards()) {
+    for (shard const& s : graph.shards()) {
       homes += align_up(s.home_bytes(), allocation_alignment);
       std::size_t const boundary =
-          align_up(batch * model_.footprint(s.first_layer).input_features * sizeof(float), allocation_alignment);
+          align_up(model.batch() * model.footprint(s.first_layer).input_features * sizeof(float), allocation_alignment);
       per_step += 2 * boundary; // its input checkpoint and the gradient arriving at its output
     }
-    per_step += 2 * align_up(batch * sizeof(float), allocation_alignment); // labels, losses
+    per_step += 2 * align_up(model.batch() * sizeof(float), allocation_alignment); // labels, losses
     return homes + 3 * per_step;
   }
 
-  [[nodiscard]] std::size_t tasks_per_step() const noexcept { return 2 * graph_.size(); }
+  void throw_if_failed() const {
+    if (auto const reason = runner_.fault()->reason()) throw model_failed("single_model_trainer: " + *reason);
+  }
+
+  [[nodiscard]] std::size_t shard_count() const noexcept { return runner_.graph().size(); }
+  [[nodiscard]] std::size_t tasks_per_step() const noexcept { return 2 * shard_count(); }
 
   // The shard of the task at `position` in the whole run.
-  [[nodiscard]] shard_id shard_at(std::size_t position) const {
-    std::size_t const within = position % tasks_per_step();
-    return within < graph_.size() ? within : tasks_per_step() - 1 - within;
-  }
+  [[nodiscard]] shard_id shard_at(std::size_t position) const { return task_at(0, shard_count(), position).shard; }
 
   // Tasks from the running one until `id` is needed again (Belady's lookahead).
   [[nodiscard]] std::size_t next_use(shard_id id) const {
@@ -207,10 +204,11 @@ private:
     for (std::size_t ahead = 1; ahead <= options_.prefetch_depth; ++ahead) {
       std::size_t const position = task_position_ + ahead;
       if (position >= total_tasks_) return;
-      bool const backward = position % tasks_per_step() >= graph_.size();
-      pinned.push_back(shard_at(position));
+      task const upcoming = task_at(0, shard_count(), position);
+      pinned.push_back(upcoming.shard);
       engine_.pin(pinned);
-      if (!engine_.prefetch(shard_at(position), backward, lookahead())) return; // no room: the rest waits too
+      if (!engine_.prefetch(upcoming.shard, upcoming.pass == direction::backward, lookahead()))
+        return; // no room: the rest waits too
     }
   }
 
@@ -220,200 +218,21 @@ private:
 
   // One minibatch: stage its data, then the 2S tasks of its chain.
   void run_step(minibatch batch_data) {
-    std::size_t const batch = model_.batch();
-    std::size_t const inputs = model_.input_features();
-    std::size_t const classes = model_.footprint(model_.size() - 1).input_features;
-    check_minibatch(batch_data, batch, inputs, classes);
-    auto shared = std::make_shared<minibatch const>(std::move(batch_data));
-    step_state state(graph_.size());
-    auto prefetch = engine_.prefetch_stream();
-    state.checkpoint[0] = host_pool_.allocate(prefetch, batch * inputs * sizeof(float));
-    state.labels = host_pool_.allocate(prefetch, batch * sizeof(std::int32_t));
-    backend_->enqueue(prefetch, [shared, input = state.checkpoint[0], labels = state.labels] {
-      std::memcpy(input, shared->inputs.data(), shared->inputs.size() * sizeof(float));
-      std::memcpy(labels, shared->labels.data(), shared->labels.size() * sizeof(std::int32_t));
-    });
-    state.checkpoint_ready[0] = backend_->record_event(prefetch);
-    for (shard_id s = 0; s < graph_.size(); ++s, ++task_position_) forward_task(s, state);
-    for (shard_id s = graph_.size(); s-- > 0; ++task_position_) backward_task(s, state);
-  }
-
-  static void check_minibatch(minibatch const& data, std::size_t batch, std::size_t inputs, std::size_t classes) {
-    if (data.inputs.size() != batch * inputs || data.labels.size() != batch) {
-      throw invalid_argument("minibatch: expected " + std::to_string(batch) + " samples of " + std::to_string(inputs) +
-                             " features (" + std::to_string(batch * inputs) + " floats) and " + std::to_string(batch) +
-                             " labels, got " + std::to_string(data.inputs.size()) + " floats and " +
-                             std::to_string(data.labels.size()) + " labels");
+    runner_.begin_minibatch(engine_, std::move(batch_data));
+    for (std::size_t k = 0; k < tasks_per_step(); ++k, ++task_position_) {
+      task const t = task_at(0, shard_count(), task_position_);
+      engine_.pin({t.shard});
+      runner_.run(engine_, 0, t, lookahead(), [this](shard_id running) { prefetch_next(running); });
     }
-    for (std::size_t b = 0; b < batch; ++b) {
-      if (data.labels[b] < 0 || static_cast<std::size_t>(data.labels[b]) >= classes) {
-        throw invalid_argument("minibatch: label " + std::to_string(data.labels[b]) + " of sample " +
-                               std::to_string(b) + " is outside 0.." + std::to_string(classes - 1));
-      }
-    }
-  }
-
-  // Host blocks and events of one minibatch's boundaries.
-  struct step_state {
-    explicit step_state(std::size_t shards)
-        : checkpoint(shards), checkpoint_ready(shards), gradient(shards), gradient_ready(shards) {}
-    std::vector<void*> checkpoint; // input of shard s
-    std::vector<event> checkpoint_ready;
-    std::vector<void*> gradient; // dLoss/d output of shard s
-    std::vector<event> gradient_ready;
-    void* labels = nullptr;
-    std::byte* last_scratch = nullptr; // the last shard's activations, kept from forward to backward
-  };
-
-  void forward_task(shard_id s, step_state& state) {
-    shard const& shard = graph_[s];
-    bool const last = s + 1 == graph_.size();
-    auto const prefetch = engine_.prefetch_stream(), compute = engine_.compute_stream(), spill = engine_.spill_stream();
-    engine_.pin({s});
-    engine_.acquire(s, /*with_state=*/last, lookahead()); // the last shard's backward comes next
-    std::byte* scratch = engine_.allocate_scratch(shard.scratch.bytes, lookahead());
-    std::size_t const input_bytes = activation_bytes(shard.first_layer);
-    backend_->wait_event(prefetch, state.checkpoint_ready[s]);
-    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state.checkpoint[s], input_bytes);
-    if (last) {
-      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state.labels,
-                           model_.batch() * sizeof(std::int32_t));
-      host_pool_.deallocate(prefetch, state.checkpoint[s]); // no recompute for the last shard
-      host_pool_.deallocate(prefetch, state.labels);
-    }
-    backend_->wait_event(compute, backend_->record_event(prefetch));
-    run_forward(shard, engine_.extent(s), scratch);
-    event const done = backend_->record_event(compute);
-    engine_.used_by_compute(s, done);
-    prefetch_next(s);
-    backend_->wait_event(spill, done);
-    std::size_t const output_bytes = activation_bytes(shard.end_layer);
-    if (!last) {
-      state.checkpoint[s + 1] = host_pool_.allocate(spill, output_bytes);
-      backend_->copy_async(spill, state.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
-      state.checkpoint_ready[s + 1] = backend_->record_event(spill);
-      engine_.release_scratch(scratch, done);
-      return;
-    }
-    // The per-sample losses come home for the loss curve; the scratch stays.
-    state.last_scratch = scratch;
-    void* losses = host_pool_.allocate(spill, output_bytes);
-    backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
-    backend_->enqueue(spill, [this, losses, batch = model_.batch()] {
-      float sum = 0.0F;
-      for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
-      losses_.push_back(sum / static_cast<float>(batch));
-    });
-    host_pool_.deallocate(spill, losses);
-  }
-
-  void backward_task(shard_id s, step_state& state) {
-    shard const& shard = graph_[s];
-    bool const last = s + 1 == graph_.size();
-    auto const prefetch = engine_.prefetch_stream(), compute = engine_.compute_stream(), spill = engine_.spill_stream();
-    engine_.pin({s});
-    engine_.acquire(s, /*with_state=*/true, lookahead());
-    std::byte* scratch = state.last_scratch;
-    if (!last) {
-      scratch = engine_.allocate_scratch(shard.scratch.bytes, lookahead());
-      backend_->wait_event(prefetch, state.checkpoint_ready[s]);
-      backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state.checkpoint[s],
-                           activation_bytes(shard.first_layer));
-      backend_->wait_event(prefetch, state.gradient_ready[s]);
-      backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state.gradient[s],
-                           activation_bytes(shard.end_layer));
-      host_pool_.deallocate(prefetch, state.checkpoint[s]);
-      host_pool_.deallocate(prefetch, state.gradient[s]);
-    }
-    backend_->wait_event(compute, backend_->record_event(prefetch));
-    std::byte* extent = engine_.extent(s);
-    if (!last) run_forward(shard, extent, scratch); // recompute from the checkpoint
-    std::size_t const input_gradient = run_backward(shard, extent, scratch, last);
-    if (shard.parameter_count > 0) {
-      Context context(*backend_, compute);
-      context.enqueue([extent, step = steps_done_ + 1, optimizer = optimizer_, n = shard.parameter_count,
-                       home_bytes = shard.home_bytes()] {
-        auto* parameters = reinterpret_cast<float*>(extent);
-        optimizer.step(Context::thrust_policy(), parameters, reinterpret_cast<float const*>(extent + home_bytes),
-                       parameters + n, n, step);
-      });
-    }
-    event const done = backend_->record_event(compute);
-    engine_.used_by_compute(s, done);
-    prefetch_next(s);
-    if (shard.parameter_count > 0) engine_.write_back(s, done);
-    backend_->wait_event(spill, done);
-    if (s > 0) {
-      std::size_t const bytes = activation_bytes(shard.first_layer);
-      state.gradient[s - 1] = host_pool_.allocate(spill, bytes);
-      backend_->copy_async(spill, state.gradient[s - 1], scratch + input_gradient, bytes);
-      state.gradient_ready[s - 1] = backend_->record_event(spill);
-    }
-    engine_.release_scratch(scratch, done);
-  }
-
-  // Bytes of the activation entering layer `layer` (or leaving the model at the end).
-  [[nodiscard]] std::size_t activation_bytes(std::size_t layer) const {
-    std::size_t const features = layer < model_.size() ? model_.footprint(layer).input_features
-                                                       : model_.footprint(model_.size() - 1).output_features;
-    return model_.batch() * features * sizeof(float);
-  }
-
-  [[nodiscard]] float* parameters_of(shard const& shard, std::byte* extent, std::size_t layer) const {
-    return reinterpret_cast<float*>(extent) + (model_.parameter_offset(layer) - shard.parameter_offset);
-  }
-
-  void run_forward(shard const& shard, std::byte* extent, std::byte* scratch) {
-    Context context(*backend_, engine_.compute_stream());
-    for (std::size_t k = 0; k < shard.layer_count(); ++k) {
-      std::size_t const layer = shard.first_layer + k;
-      forward_arguments arguments;
-      arguments.batch = model_.batch();
-      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
-      arguments.output = reinterpret_cast<float*>(scratch + shard.scratch.activations[k + 1]);
-      arguments.parameters = parameters_of(shard, extent, layer);
-      arguments.workspace = scratch + shard.scratch.workspace;
-      // Only the shard holding the loss has labels on the device.
-      if (shard.end_layer == model_.size())
-        arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
-      model_.layer(layer).forward(context, arguments);
-    }
-  }
-
-  // Backward through the shard's layers, last to first; returns the scratch
-  // offset that holds dLoss/d(shard input) afterwards.
-  std::size_t run_backward(shard const& shard, std::byte* extent, std::byte* scratch, bool last) {
-    Context context(*backend_, engine_.compute_stream());
-    std::size_t incoming = shard.scratch.gradients[0], outgoing = shard.scratch.gradients[1];
-    float* gradients = reinterpret_cast<float*>(extent + shard.home_bytes());
-    for (std::size_t k = shard.layer_count(); k-- > 0;) {
-      std::size_t const layer = shard.first_layer + k;
-      backward_arguments arguments;
-      arguments.batch = model_.batch();
-      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
-      arguments.output = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k + 1]);
-      bool const starts_chain = last && k + 1 == shard.layer_count();
-      arguments.output_gradient = starts_chain ? nullptr : reinterpret_cast<float const*>(scratch + incoming);
-      arguments.input_gradient = reinterpret_cast<float*>(scratch + outgoing);
-      arguments.parameters = parameters_of(shard, extent, layer);
-      arguments.parameter_gradients = gradients + (model_.parameter_offset(layer) - shard.parameter_offset);
-      arguments.workspace = scratch + shard.scratch.workspace;
-      if (last) arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
-      model_.layer(layer).backward(context, arguments);
-      std::swap(incoming, outgoing);
-    }
-    return incoming;
   }
 
   Backend* backend_;
-  sequential_model<Context> model_;
-  Optimizer optimizer_;
   single_model_options options_;
-  shard_graph graph_;
+  shard_graph graph_; // first: a model that cannot be partitioned reserves nothing
   device_pool<Backend> device_pool_;
   host_pool<Backend> host_pool_;
-  spill_engine<Backend> engine_; // last: its streams drain before the pools go
-  std::vector<float> losses_;
+  spill_engine<Backend> engine_; // its streams drain before the pools go
+  detail::model_runner<Optimizer, Backend, Context> runner_;
   std::size_t steps_done_ = 0;
   std::size_t task_position_ = 0;
   std::size_t total_tasks_ = 0;

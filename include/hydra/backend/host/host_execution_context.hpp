@@ -4,21 +4,37 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <utility>
 
 #include <thrust/execution_policy.h>
 
 #include "hydra/backend/host/host_backend.hpp"
+#include "hydra/core/fault_record.hpp"
 
 namespace hydra {
 
 class host_execution_context {
 public:
-  host_execution_context(host_backend& backend, host_stream stream) : backend_(&backend), stream_(stream) {}
+  // With a fault record, an exception thrown by enqueued work is caught on the
+  // stream and recorded there (the model is then stopped by its trainer) instead
+  // of failing the stream for every model that shares it.
+  host_execution_context(host_backend& backend, host_stream stream, std::shared_ptr<fault_record> faults = nullptr)
+      : backend_(&backend), stream_(stream), faults_(std::move(faults)) {}
 
   template <class Work>
   void enqueue(Work&& work) {
-    backend_->enqueue(stream_, std::forward<Work>(work));
+    if (!faults_) {
+      backend_->enqueue(stream_, std::forward<Work>(work));
+      return;
+    }
+    backend_->enqueue(stream_, [work = std::forward<Work>(work), faults = faults_]() mutable {
+      try {
+        work();
+      } catch (...) {
+        faults->record(std::current_exception());
+      }
+    });
   }
 
   // The Thrust policy for elementwise work (the optimizers) run inside enqueued
@@ -32,6 +48,7 @@ public:
 private:
   host_backend* backend_;
   host_stream stream_;
+  std::shared_ptr<fault_record> faults_;
 };
 
 } // namespace hydra

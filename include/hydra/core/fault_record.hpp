@@ -1,0 +1,41 @@
+// Why a model stopped: the first exception its work threw on a stream, or a
+// non-finite loss. Written from stream threads, read by the trainer; the first
+// reason wins. This is what lets one failing model stop without stopping others.
+#pragma once
+
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace hydra {
+
+class fault_record {
+public:
+  void record(std::string reason) {
+    std::lock_guard lock(mutex_);
+    if (!reason_) reason_ = std::move(reason);
+  }
+
+  void record(std::exception_ptr failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (std::exception const& cause) {
+      record(std::string("a layer threw: ") + cause.what());
+    } catch (...) {
+      record(std::string("a layer threw an exception not derived from std::exception"));
+    }
+  }
+
+  [[nodiscard]] std::optional<std::string> reason() const {
+    std::lock_guard lock(mutex_);
+    return reason_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::optional<std::string> reason_;
+};
+
+} // namespace hydra

@@ -1,0 +1,347 @@
+// How one model's shard tasks are enqueued on a device: the part shared by the
+// single-model and the multi-model trainers. A runner owns the model's shard
+// graph, the homes of its shards and the host blocks of its current minibatch;
+// each task may run on a different device's spill engine.
+//
+// Per task: make the shard resident (prefetch stream), bring the inputs from
+// host memory into the task's scratch (prefetch stream), compute (compute stream,
+// behind an event), send the outputs and dirty state home (spill stream, behind
+// an event). Every boundary goes through host memory, so the next task of the
+// model may run on any device. The last shard keeps its activations on the device
+// between its forward and backward; if its backward lands on another device, it
+// recomputes from its checkpoint like every other shard.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/fault_record.hpp"
+#include "hydra/graph/sequential_model.hpp"
+#include "hydra/graph/shard_graph.hpp"
+#include "hydra/memory/host_pool.hpp"
+#include "hydra/memory/spill_engine.hpp"
+#include "hydra/sched/task.hpp"
+#include "hydra/train/minibatch.hpp"
+#include "hydra/train/optimizer.hpp"
+
+namespace hydra::detail {
+
+inline void check_minibatch(minibatch const& data, std::size_t batch, std::size_t inputs, std::size_t classes) {
+  if (data.inputs.size() != batch * inputs || data.labels.size() != batch) {
+    throw invalid_argument("minibatch: expected " + std::to_string(batch) + " samples of " + std::to_string(inputs) +
+                           " features (" + std::to_string(batch * inputs) + " floats) and " + std::to_string(batch) +
+                           " labels, got " + std::to_string(data.inputs.size()) + " floats and " +
+                           std::to_string(data.labels.size()) + " labels");
+  }
+  for (std::size_t b = 0; b < batch; ++b) {
+    if (data.labels[b] < 0 || static_cast<std::size_t>(data.labels[b]) >= classes) {
+      throw invalid_argument("minibatch: label " + std::to_string(data.labels[b]) + " of sample " + std::to_string(b) +
+                             " is outside 0.." + std::to_string(classes - 1));
+    }
+  }
+}
+
+template <optimizer Optimizer, class Backend, class Context>
+class model_runner {
+public:
+  using engine_type = spill_engine<Backend>;
+  using event = typename Backend::event;
+  using next_use_function = typename engine_type::next_use_function;
+
+  // `stream` is where the homes are filled (any stream of the run).
+  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model, Optimizer optimizer,
+               shard_graph graph, std::uint64_t seed, typename Backend::stream stream)
+      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(optimizer), graph_(std::move(graph)),
+        fault_(std::make_shared<fault_record>()), state_(graph_.size()) {
+    std::vector<float> const initial = model_.initial_parameters(seed);
+    for (shard const& s : graph_.shards()) {
+      std::vector<float> home(s.parameter_count * (1 + Optimizer::state_per_parameter), 0.0F);
+      std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
+      homes_.push_back(engine_type::make_home(backend, host, stream, std::move(home)));
+    }
+  }
+
+  model_runner(model_runner const&) = delete;
+  model_runner& operator=(model_runner const&) = delete;
+
+  // Registers this model's shards with a device's engine; returns the id of
+  // shard 0 there (the others follow in order).
+  std::size_t register_with(engine_type& engine) {
+    std::size_t base = 0;
+    for (std::size_t s = 0; s < graph_.size(); ++s) {
+      std::size_t const id = engine.add_shard(graph_[s].extent_bytes(), graph_[s].parameter_bytes(), &homes_[s]);
+      if (s == 0) base = id;
+    }
+    return base;
+  }
+
+  // Checks and stages a minibatch in host memory, on `engine`'s prefetch stream.
+  void begin_minibatch(engine_type& engine, minibatch data) {
+    std::size_t const batch = model_.batch();
+    check_minibatch(data, batch, model_.input_features(), classes());
+    auto shared = std::make_shared<minibatch const>(std::move(data));
+    auto const prefetch = engine.prefetch_stream();
+    state_.checkpoint[0] = host_->allocate(prefetch, batch * model_.input_features() * sizeof(float));
+    state_.labels = host_->allocate(prefetch, batch * sizeof(std::int32_t));
+    backend_->enqueue(prefetch, [shared, input = state_.checkpoint[0], labels = state_.labels] {
+      std::memcpy(input, shared->inputs.data(), shared->inputs.size() * sizeof(float));
+      std::memcpy(labels, shared->labels.data(), shared->labels.size() * sizeof(std::int32_t));
+    });
+    state_.checkpoint_ready[0] = backend_->record_event(prefetch);
+  }
+
+  // Enqueues task `t` of this model on `engine`, whose ids for this model's
+  // shards start at `base`. `after_compute` runs once the compute work is
+  // enqueued (the single-model trainer prefetches there).
+  template <class AfterCompute>
+  void run(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
+           AfterCompute&& after_compute) {
+    if (t.pass == direction::forward)
+      forward(engine, base, t, next_use, after_compute);
+    else
+      backward(engine, base, t, next_use, after_compute);
+  }
+
+  // After a fault: returns every host block of the interrupted minibatch and the
+  // kept scratch, in stream order on `engine`.
+  void abandon(engine_type& engine) {
+    auto const spill = engine.spill_stream();
+    for (void*& block : state_.checkpoint) release_host(spill, block);
+    for (void*& block : state_.gradient) release_host(spill, block);
+    release_host(spill, state_.labels);
+    if (state_.last_scratch) {
+      state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
+      state_.last_scratch = nullptr;
+    }
+  }
+
+  // The trained parameters in layer order (call once the streams have drained).
+  [[nodiscard]] std::vector<float> parameters() const {
+    std::vector<float> flat(model_.parameter_count());
+    for (std::size_t s = 0; s < graph_.size(); ++s) {
+      auto const* home = reinterpret_cast<float const*>(homes_[s].data);
+      std::copy_n(home, graph_[s].parameter_count,
+                  flat.begin() + static_cast<std::ptrdiff_t>(graph_[s].parameter_offset));
+    }
+    return flat;
+  }
+
+  [[nodiscard]] shard_graph const& graph() const noexcept { return graph_; }
+  [[nodiscard]] sequential_model<Context> const& model() const noexcept { return model_; }
+  // Mean loss of each finished minibatch (written by the spill streams: read after they drained).
+  [[nodiscard]] std::vector<float> const& losses() const noexcept { return losses_; }
+  [[nodiscard]] std::shared_ptr<fault_record> const& fault() const noexcept { return fault_; }
+
+  // Frees the homes (on `stream`); the runner is unusable afterwards.
+  void release_homes(typename Backend::stream stream) {
+    for (auto& home : homes_) {
+      if (home.data == nullptr) continue;
+      backend_->wait_event(stream, home.ready);
+      host_->deallocate(stream, home.data);
+      home.data = nullptr;
+    }
+  }
+
+private:
+  struct step_state {
+    explicit step_state(std::size_t shards)
+        : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}
+    std::vector<void*> checkpoint; // input of shard s
+    std::vector<event> checkpoint_ready;
+    std::vector<void*> gradient; // dLoss/d output of shard s
+    std::vector<event> gradient_ready;
+    void* labels = nullptr;
+    std::byte* last_scratch = nullptr; // the last shard's activations, kept from forward to backward
+    engine_type* last_scratch_engine = nullptr;
+    event last_scratch_done{};
+  };
+
+  [[nodiscard]] std::size_t classes() const { return model_.footprint(model_.size() - 1).input_features; }
+
+  void release_host(typename Backend::stream on, void*& block) {
+    if (block != nullptr) host_->deallocate(on, block);
+    block = nullptr;
+  }
+
+  Context context_on(engine_type& engine) const { return Context(*backend_, engine.compute_stream(), fault_); }
+
+  template <class AfterCompute>
+  void forward(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
+               AfterCompute& after_compute) {
+    std::size_t const s = t.shard;
+    shard const& shard = graph_[s];
+    bool const last = s + 1 == graph_.size();
+    auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
+    engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
+    std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
+                         activation_bytes(shard.first_layer));
+    if (last)
+      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                           model_.batch() * sizeof(std::int32_t));
+    backend_->wait_event(compute, backend_->record_event(prefetch));
+    run_forward(engine, shard, engine.extent(base + s), scratch);
+    event const done = backend_->record_event(compute);
+    engine.used_by_compute(base + s, done);
+    after_compute(base + s);
+    backend_->wait_event(spill, done);
+    std::size_t const output_bytes = activation_bytes(shard.end_layer);
+    if (!last) {
+      state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
+      backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
+      state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
+      engine.release_scratch(scratch, done);
+      return;
+    }
+    // The per-sample losses come home for the loss curve; the scratch stays.
+    state_.last_scratch = scratch;
+    state_.last_scratch_engine = &engine;
+    state_.last_scratch_done = done;
+    void* losses = host_->allocate(spill, output_bytes);
+    backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+    backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
+      float sum = 0.0F;
+      for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
+      float const mean = sum / static_cast<float>(batch);
+      losses_.push_back(mean);
+      if (!std::isfinite(mean))
+        fault_->record("the loss became " + std::to_string(mean) + " at minibatch " + std::to_string(step));
+    });
+    host_->deallocate(spill, losses);
+  }
+
+  template <class AfterCompute>
+  void backward(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
+                AfterCompute& after_compute) {
+    std::size_t const s = t.shard;
+    shard const& shard = graph_[s];
+    bool const last = s + 1 == graph_.size();
+    auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
+    engine.acquire(base + s, /*with_state=*/true, next_use);
+    bool const reuse = last && state_.last_scratch_engine == &engine;
+    std::byte* scratch = reuse ? state_.last_scratch : nullptr;
+    if (last && !reuse) { // the forward ran elsewhere: drop its activations there
+      state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
+    }
+    state_.last_scratch = nullptr;
+    state_.last_scratch_engine = nullptr;
+    if (!reuse) {
+      scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+      backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+      backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
+                           activation_bytes(shard.first_layer));
+      if (last) {
+        backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                             model_.batch() * sizeof(std::int32_t));
+      } else {
+        backend_->wait_event(prefetch, state_.gradient_ready[s]);
+        backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
+                             activation_bytes(shard.end_layer));
+      }
+    }
+    release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
+    release_host(prefetch, state_.gradient[s]);
+    if (last) release_host(prefetch, state_.labels);
+    backend_->wait_event(compute, backend_->record_event(prefetch));
+    std::byte* extent = engine.extent(base + s);
+    if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
+    std::size_t const input_gradient = run_backward(engine, shard, extent, scratch, last);
+    if (shard.parameter_count > 0) {
+      context_on(engine).enqueue([extent, step = t.minibatch + 1, optimizer = optimizer_, n = shard.parameter_count,
+                                  home_bytes = shard.home_bytes()] {
+        auto* parameters = reinterpret_cast<float*>(extent);
+        optimizer.step(Context::thrust_policy(), parameters, reinterpret_cast<float const*>(extent + home_bytes),
+                       parameters + n, n, step);
+      });
+    }
+    event const done = backend_->record_event(compute);
+    engine.used_by_compute(base + s, done);
+    after_compute(base + s);
+    if (shard.parameter_count > 0) engine.write_back(base + s, done);
+    backend_->wait_event(spill, done);
+    if (s > 0) {
+      std::size_t const bytes = activation_bytes(shard.first_layer);
+      state_.gradient[s - 1] = host_->allocate(spill, bytes);
+      backend_->copy_async(spill, state_.gradient[s - 1], scratch + input_gradient, bytes);
+      state_.gradient_ready[s - 1] = backend_->record_event(spill);
+    }
+    engine.release_scratch(scratch, done);
+  }
+
+  // Bytes of the activation entering layer `layer` (or leaving the model at the end).
+  [[nodiscard]] std::size_t activation_bytes(std::size_t layer) const {
+    std::size_t const features = layer < model_.size() ? model_.footprint(layer).input_features
+                                                       : model_.footprint(model_.size() - 1).output_features;
+    return model_.batch() * features * sizeof(float);
+  }
+
+  [[nodiscard]] float* parameters_of(shard const& shard, std::byte* extent, std::size_t layer) const {
+    return reinterpret_cast<float*>(extent) + (model_.parameter_offset(layer) - shard.parameter_offset);
+  }
+
+  void run_forward(engine_type& engine, shard const& shard, std::byte* extent, std::byte* scratch) {
+    Context context = context_on(engine);
+    for (std::size_t k = 0; k < shard.layer_count(); ++k) {
+      std::size_t const layer = shard.first_layer + k;
+      forward_arguments arguments;
+      arguments.batch = model_.batch();
+      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
+      arguments.output = reinterpret_cast<float*>(scratch + shard.scratch.activations[k + 1]);
+      arguments.parameters = parameters_of(shard, extent, layer);
+      arguments.workspace = scratch + shard.scratch.workspace;
+      // Only the shard holding the loss has labels on the device.
+      if (shard.end_layer == model_.size())
+        arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
+      model_.layer(layer).forward(context, arguments);
+    }
+  }
+
+  // Backward through the shard's layers, last to first; returns the scratch
+  // offset that holds dLoss/d(shard input) afterwards.
+  std::size_t run_backward(engine_type& engine, shard const& shard, std::byte* extent, std::byte* scratch, bool last) {
+    Context context = context_on(engine);
+    std::size_t incoming = shard.scratch.gradients[0], outgoing = shard.scratch.gradients[1];
+    float* gradients = reinterpret_cast<float*>(extent + shard.home_bytes());
+    for (std::size_t k = shard.layer_count(); k-- > 0;) {
+      std::size_t const layer = shard.first_layer + k;
+      backward_arguments arguments;
+      arguments.batch = model_.batch();
+      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
+      arguments.output = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k + 1]);
+      bool const starts_chain = last && k + 1 == shard.layer_count();
+      arguments.output_gradient = starts_chain ? nullptr : reinterpret_cast<float const*>(scratch + incoming);
+      arguments.input_gradient = reinterpret_cast<float*>(scratch + outgoing);
+      arguments.parameters = parameters_of(shard, extent, layer);
+      arguments.parameter_gradients = gradients + (model_.parameter_offset(layer) - shard.parameter_offset);
+      arguments.workspace = scratch + shard.scratch.workspace;
+      if (last) arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
+      model_.layer(layer).backward(context, arguments);
+      std::swap(incoming, outgoing);
+    }
+    return incoming;
+  }
+
+  Backend* backend_;
+  host_pool<Backend>* host_;
+  sequential_model<Context> model_;
+  Optimizer optimizer_;
+  shard_graph graph_;
+  std::deque<shard_home<event>> homes_; // stable addresses: the engines point at them
+  std::vector<float> losses_;
+  std::shared_ptr<fault_record> fault_;
+  step_state state_;
+};
+
+} // namespace hydra::detail
