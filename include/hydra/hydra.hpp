@@ -38,6 +38,7 @@
 #include "hydra/sched/task.hpp"
 
 #include "hydra/train/minibatch.hpp"
+#include "hydra/train/multi_model_trainer.hpp"
 #include "hydra/train/optimizer.hpp"
 #include "hydra/train/single_model_trainer.hpp"
 

@@ -80,6 +80,13 @@ public:
   using error::error;
 };
 
+// A task's shard and scratch do not fit beside the work already placed on a
+// device right now; the scheduler may place the task later or elsewhere.
+class does_not_fit : public error {
+public:
+  using error::error;
+};
+
 // A model was stopped: one of its layers threw, or its loss stopped being finite.
 class model_failed : public error {
 public:

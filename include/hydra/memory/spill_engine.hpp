@@ -99,9 +99,9 @@ public:
   // prefetch stream; ready(id) is the event compute waits on.
   void acquire(shard_id id, bool with_state, next_use_function const& next_use) {
     if (!make_resident(id, with_state, next_use)) {
-      throw error("spill engine: shard " + std::to_string(id) + " (" + format_bytes(table_[id].extent_bytes) +
-                  ") does not fit beside the pinned shards on " + device_->name() + " (" +
-                  format_bytes(device_->capacity()) + "); the partition broke its memory rule");
+      throw does_not_fit("spill engine: shard " + std::to_string(id) + " (" + format_bytes(table_[id].extent_bytes) +
+                         ") does not fit beside the pinned shards on " + device_->name() + " (" +
+                         format_bytes(device_->capacity()) + "); the partition broke its memory rule");
     }
   }
 
@@ -117,8 +117,8 @@ public:
   // writer); evicts unpinned shards if needed.
   std::byte* allocate_scratch(std::size_t bytes, next_use_function const& next_use) {
     if (!make_room(bytes, next_use)) {
-      throw error("spill engine: " + format_bytes(bytes) + " of task scratch do not fit beside the pinned shards on " +
-                  device_->name());
+      throw does_not_fit("spill engine: " + format_bytes(bytes) +
+                         " of task scratch do not fit beside the pinned shards on " + device_->name());
     }
     return static_cast<std::byte*>(device_->allocate(prefetch_, bytes));
   }

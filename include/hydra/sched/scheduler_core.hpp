@@ -79,6 +79,18 @@ public:
     make_ready(done.model);
   }
 
+  // An in-flight task could not be placed after all (no room on its device right
+  // now): it becomes ready again, as the newest ready task.
+  void release(task const& t) {
+    auto& m = models_.at(t.model);
+    if (m.state != model_state::in_flight || m.position != t.position) {
+      throw invalid_argument("scheduler: release of " + describe(t) + ", which is not in flight");
+    }
+    --in_flight_;
+    if (keep_log_ && !log_.empty() && log_.back().task == t) log_.pop_back();
+    make_ready(t.model);
+  }
+
   // Takes a model out (a fault): its ready task is dropped and an in-flight one
   // is forgotten (the driver must not report its completion).
   void stop(std::size_t model) {

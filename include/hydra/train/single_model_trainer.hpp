@@ -218,7 +218,7 @@ private:
 
   // One minibatch: stage its data, then the 2S tasks of its chain.
   void run_step(minibatch batch_data) {
-    runner_.begin_minibatch(engine_, std::move(batch_data));
+    runner_.begin_minibatch(engine_, steps_done_, std::move(batch_data));
     for (std::size_t k = 0; k < tasks_per_step(); ++k, ++task_position_) {
       task const t = task_at(0, shard_count(), task_position_);
       engine_.pin({t.shard});

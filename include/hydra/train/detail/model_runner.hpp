@@ -60,10 +60,15 @@ public:
   using next_use_function = typename engine_type::next_use_function;
 
   // `stream` is where the homes are filled (any stream of the run).
+  // `keep_last_activations`: the last shard's forward leaves its activations on
+  // the device for its backward (one model per device: the single-model trainer);
+  // otherwise its backward recomputes like every shard's, which keeps each task's
+  // memory within the partition's rule when many models share the devices.
   model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model, Optimizer optimizer,
-               shard_graph graph, std::uint64_t seed, typename Backend::stream stream)
+               shard_graph graph, std::uint64_t seed, typename Backend::stream stream,
+               bool keep_last_activations = true)
       : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(optimizer), graph_(std::move(graph)),
-        fault_(std::make_shared<fault_record>()), state_(graph_.size()) {
+        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations) {
     std::vector<float> const initial = model_.initial_parameters(seed);
     for (shard const& s : graph_.shards()) {
       std::vector<float> home(s.parameter_count * (1 + Optimizer::state_per_parameter), 0.0F);
@@ -86,8 +91,11 @@ public:
     return base;
   }
 
-  // Checks and stages a minibatch in host memory, on `engine`'s prefetch stream.
-  void begin_minibatch(engine_type& engine, minibatch data) {
+  // Whether minibatch `index` has been staged (begin_minibatch) already.
+  [[nodiscard]] bool staged(std::size_t index) const noexcept { return staged_minibatch_ == index; }
+
+  // Checks and stages minibatch `index` in host memory, on `engine`'s prefetch stream.
+  void begin_minibatch(engine_type& engine, std::size_t index, minibatch data) {
     std::size_t const batch = model_.batch();
     check_minibatch(data, batch, model_.input_features(), classes());
     auto shared = std::make_shared<minibatch const>(std::move(data));
@@ -99,6 +107,7 @@ public:
       std::memcpy(labels, shared->labels.data(), shared->labels.size() * sizeof(std::int32_t));
     });
     state_.checkpoint_ready[0] = backend_->record_event(prefetch);
+    staged_minibatch_ = index;
   }
 
   // Enqueues task `t` of this model on `engine`, whose ids for this model's
@@ -205,10 +214,13 @@ private:
       engine.release_scratch(scratch, done);
       return;
     }
-    // The per-sample losses come home for the loss curve; the scratch stays.
-    state_.last_scratch = scratch;
-    state_.last_scratch_engine = &engine;
-    state_.last_scratch_done = done;
+    // The per-sample losses come home for the loss curve; the scratch stays, or
+    // goes now when the backward will recompute.
+    if (keep_last_activations_) {
+      state_.last_scratch = scratch;
+      state_.last_scratch_engine = &engine;
+      state_.last_scratch_done = done;
+    }
     void* losses = host_->allocate(spill, output_bytes);
     backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
     backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
@@ -220,6 +232,7 @@ private:
         fault_->record("the loss became " + std::to_string(mean) + " at minibatch " + std::to_string(step));
     });
     host_->deallocate(spill, losses);
+    if (!keep_last_activations_) engine.release_scratch(scratch, done);
   }
 
   template <class AfterCompute>
@@ -230,9 +243,9 @@ private:
     bool const last = s + 1 == graph_.size();
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/true, next_use);
-    bool const reuse = last && state_.last_scratch_engine == &engine;
+    bool const reuse = last && state_.last_scratch != nullptr && state_.last_scratch_engine == &engine;
     std::byte* scratch = reuse ? state_.last_scratch : nullptr;
-    if (last && !reuse) { // the forward ran elsewhere: drop its activations there
+    if (last && !reuse && state_.last_scratch != nullptr) { // the forward ran elsewhere: drop its activations there
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
     }
     state_.last_scratch = nullptr;
@@ -342,6 +355,8 @@ private:
   std::vector<float> losses_;
   std::shared_ptr<fault_record> fault_;
   step_state state_;
+  bool keep_last_activations_;
+  std::optional<std::size_t> staged_minibatch_;
 };
 
 } // namespace hydra::detail

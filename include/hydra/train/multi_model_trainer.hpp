@@ -1,0 +1,410 @@
+// Shard parallelism: a sweep of models, each larger than a device, trained at
+// once on several devices. The scheduler core decides, a policy chooses, and this
+// driver executes: whenever a device has fewer than two tasks queued (the running
+// one and one ahead, whose prefetch overlaps it), it asks for a task; a task's
+// completion, reported from its device's spill stream, readies the model's next.
+//
+// A model whose layer throws, or whose loss stops being finite, is stopped: its
+// device memory and minibatch buffers are released, the reason is reported, and
+// every other model trains on exactly as it would have without it.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "hydra/backend/host/host_execution_context.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/graph/sequential_model.hpp"
+#include "hydra/graph/shard_graph.hpp"
+#include "hydra/memory/device_pool.hpp"
+#include "hydra/memory/host_pool.hpp"
+#include "hydra/memory/spill_engine.hpp"
+#include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/train/detail/model_runner.hpp"
+#include "hydra/train/minibatch.hpp"
+#include "hydra/train/optimizer.hpp"
+
+namespace hydra {
+
+// One configuration of the sweep.
+struct model_config {
+  std::string name;
+  sequential_model<host_execution_context> model;
+  std::variant<sgd_momentum, adam> optimizer;
+  std::size_t steps = 1; // minibatches
+  data_source data;
+  std::uint64_t seed = 1; // initial parameters (layer k uses seed + k)
+};
+
+struct model_result {
+  std::string name;
+  std::vector<float> losses;            // mean loss of each minibatch it finished
+  std::size_t steps = 0;                // minibatches completed
+  std::optional<std::string> failure;   // why it was stopped, if it was
+  std::chrono::nanoseconds finished{0}; // since the start of the run
+  std::vector<float> parameters;        // final (empty for a stopped model)
+};
+
+struct sweep_report {
+  std::string policy;
+  std::chrono::nanoseconds makespan{0};
+  std::vector<double> device_busy_fraction; // compute busy time / makespan
+  std::uint64_t bytes_to_device = 0;
+  std::uint64_t bytes_to_host = 0;
+  std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
+  double hidden_transfer_fraction = 0;  // 1 - compute's wait on prefetch / prefetch busy time
+  std::vector<decision> decisions;
+};
+
+struct multi_model_options {
+  std::optional<std::uint8_t> poison_freed_blocks{}; // test aid
+};
+
+class multi_model_trainer {
+public:
+  using backend_type = host_backend;
+  using context = host_execution_context;
+  using engine_type = spill_engine<host_backend>;
+
+  multi_model_trainer(host_backend& backend, std::vector<model_config> configs, any_policy policy,
+                      multi_model_options options = {})
+      : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)) {
+    detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
+    std::vector<shard_graph> graphs;
+    std::size_t host_bytes = 0;
+    for (std::size_t m = 0; m < configs_.size(); ++m) {
+      graphs.push_back(partition(m));
+      host_bytes += host_bytes_needed(graphs.back(), configs_[m].model);
+    }
+    for (std::size_t d = 0; d < backend.device_count(); ++d)
+      device_pools_.push_back(std::make_unique<device_pool<host_backend>>(backend, d));
+    host_pool_ = std::make_unique<host_pool<host_backend>>(backend, host_bytes);
+    for (std::size_t d = 0; d < backend.device_count(); ++d)
+      engines_.push_back(std::make_unique<engine_type>(backend, *device_pools_[d], *host_pool_, d));
+    if (options.poison_freed_blocks) {
+      for (auto& pool : device_pools_) pool->poison_freed_blocks(options.poison_freed_blocks);
+      host_pool_->poison_freed_blocks(options.poison_freed_blocks);
+    }
+    std::vector<model_costs> costs;
+    for (std::size_t m = 0; m < configs_.size(); ++m) {
+      runners_.push_back(make_runner(m, std::move(graphs[m])));
+      costs.push_back(estimate_costs(runners_.back()->graph(), configs_[m].steps));
+    }
+    for (auto& engine : engines_)
+      for (std::size_t m = 0; m < runners_.size(); ++m) {
+        std::size_t const base = runners_[m]->register_with(*engine);
+        if (engine.get() == engines_.front().get()) {
+          bases_.push_back(base);
+          for (std::size_t s = 0; s < runners_[m]->graph().size(); ++s) owners_.push_back({m, s});
+        }
+      }
+    core_ = std::make_unique<scheduler_core>(std::move(costs), backend.device_count());
+    results_.resize(configs_.size());
+    positions_.assign(configs_.size(), 0);
+  }
+
+  multi_model_trainer(multi_model_trainer const&) = delete;
+  multi_model_trainer& operator=(multi_model_trainer const&) = delete;
+  ~multi_model_trainer() { drain(); }
+
+  // Trains the whole sweep; returns when every model finished or was stopped.
+  void run() {
+    auto const started = std::chrono::steady_clock::now();
+    std::vector<std::vector<task>> in_flight(engines_.size());
+    while (!core_->finished()) {
+      for (std::size_t d = 0; d < engines_.size(); ++d)
+        while (in_flight[d].size() < 2) {
+          auto const next = core_->decide(policy_, d);
+          if (!next) break;
+          if (!launch(*next, d, in_flight[d])) break;
+          in_flight[d].push_back(*next);
+        }
+      if (core_->in_flight() == 0) {
+        if (core_->finished()) break;
+        throw error("multi_model_trainer: policy " + policy_.name() + " declined every ready task while no task ran");
+      }
+      auto const [done, device] = next_completion();
+      auto& queue = in_flight[device];
+      queue.erase(std::find(queue.begin(), queue.end(), done));
+      finish(done, device, std::chrono::steady_clock::now() - started);
+    }
+    // The sweep is over: give the devices back their memory.
+    for (auto& engine : engines_)
+      for (std::size_t id = 0; id < engine->table().size(); ++id)
+        if (engine->table()[id].resident()) engine->evict(id);
+    drain();
+    makespan_ = std::chrono::steady_clock::now() - started;
+    for (std::size_t m = 0; m < runners_.size(); ++m) {
+      results_[m].name = configs_[m].name;
+      results_[m].losses = runners_[m]->losses();
+      if (!results_[m].failure) results_[m].parameters = runners_[m]->parameters();
+    }
+  }
+
+  [[nodiscard]] std::vector<model_result> const& results() const noexcept { return results_; }
+
+  [[nodiscard]] sweep_report report() const {
+    sweep_report out;
+    out.policy = policy_.name();
+    out.makespan = std::chrono::duration_cast<std::chrono::nanoseconds>(makespan_);
+    std::chrono::nanoseconds transfer{0}, exposed{0};
+    for (auto const& engine : engines_) {
+      auto const compute = backend_->statistics(engine->compute_stream());
+      auto const prefetch = backend_->statistics(engine->prefetch_stream());
+      out.device_busy_fraction.push_back(makespan_.count() == 0 ? 0.0
+                                                                : static_cast<double>(compute.busy.count()) /
+                                                                      static_cast<double>(out.makespan.count()));
+      transfer += prefetch.busy;
+      exposed += compute.waiting;
+      out.bytes_to_device += engine->statistics().bytes_to_device;
+      out.bytes_to_host += engine->statistics().bytes_to_host;
+    }
+    out.cross_device_moves = cross_device_moves_;
+    out.hidden_transfer_fraction =
+        transfer.count() == 0
+            ? 1.0
+            : 1.0 - std::min(1.0, static_cast<double>(exposed.count()) / static_cast<double>(transfer.count()));
+    out.decisions = core_->decisions();
+    return out;
+  }
+
+  [[nodiscard]] std::vector<pool_statistics> device_memory() const {
+    std::vector<pool_statistics> out;
+    for (auto const& pool : device_pools_) out.push_back(pool->statistics());
+    return out;
+  }
+
+  [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runners_.at(model)->graph(); }
+
+private:
+  // The runner of one model behind one interface, whatever its optimizer.
+  struct runner_interface {
+    virtual ~runner_interface() = default;
+    virtual std::size_t register_with(engine_type&) = 0;
+    virtual bool staged(std::size_t minibatch) const = 0;
+    virtual void begin_minibatch(engine_type&, std::size_t index, minibatch) = 0;
+    virtual void run(engine_type&, std::size_t base, task const&, engine_type::next_use_function const&) = 0;
+    virtual void abandon(engine_type&) = 0;
+    virtual void release_homes(host_stream) = 0;
+    virtual std::vector<float> parameters() const = 0;
+    virtual std::vector<float> const& losses() const = 0;
+    virtual shard_graph const& graph() const = 0;
+    virtual std::optional<std::string> fault() const = 0;
+  };
+
+  template <class Optimizer>
+  struct runner_holder final : runner_interface {
+    template <class... Args>
+    explicit runner_holder(Args&&... args) : runner(std::forward<Args>(args)...) {}
+    std::size_t register_with(engine_type& e) override { return runner.register_with(e); }
+    bool staged(std::size_t index) const override { return runner.staged(index); }
+    void begin_minibatch(engine_type& e, std::size_t index, minibatch data) override {
+      runner.begin_minibatch(e, index, std::move(data));
+    }
+    void run(engine_type& e, std::size_t base, task const& t, engine_type::next_use_function const& next) override {
+      runner.run(e, base, t, next, [](std::size_t) {});
+    }
+    void abandon(engine_type& e) override { runner.abandon(e); }
+    void release_homes(host_stream on) override { runner.release_homes(on); }
+    std::vector<float> parameters() const override { return runner.parameters(); }
+    std::vector<float> const& losses() const override { return runner.losses(); }
+    shard_graph const& graph() const override { return runner.graph(); }
+    std::optional<std::string> fault() const override { return runner.fault()->reason(); }
+    detail::model_runner<Optimizer, host_backend, context> runner;
+  };
+
+  [[nodiscard]] std::size_t smallest_capacity() const {
+    std::size_t smallest = std::numeric_limits<std::size_t>::max();
+    for (std::size_t d = 0; d < backend_->device_count(); ++d)
+      smallest = std::min(smallest, backend_->device_capacity(d));
+    return smallest;
+  }
+
+  // Shards must fit every device (a task may run on any); task_parallel instead
+  // needs the whole model to fit the one device it is bound to.
+  shard_graph partition(std::size_t m) const {
+    auto const& config = configs_[m];
+    auto const& model = config.model;
+    detail::expects(model.footprint(model.size() - 1).output_features == 1,
+                    "model " + std::to_string(m) + " (" + config.name + "): the last layer must be a loss");
+    std::size_t const state =
+        std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; }, config.optimizer);
+    bool const whole = policy_.needs_whole_models();
+    std::size_t const budget = whole ? backend_->device_capacity(m % backend_->device_count()) : smallest_capacity();
+    partition_input in{{}, {}, model.batch(), state, budget};
+    for (std::size_t at = 0; at < model.size(); ++at) {
+      in.layers.push_back(model.footprint(at));
+      in.names.push_back(model.layer(at).name());
+    }
+    if (whole) {
+      std::size_t const needed = detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
+      if (needed > budget / 2) {
+        throw invalid_argument("task_parallel: model " + std::to_string(m) + " (" + config.name + ") needs " +
+                               format_bytes(needed) + " whole, above half the budget of device " +
+                               std::to_string(m % backend_->device_count()) + " (" + format_bytes(budget) +
+                               "); use a shard-parallel policy such as sharp");
+      }
+      return shard_graph::balanced(in, 1);
+    }
+    return shard_graph::greedy(in);
+  }
+
+  static std::size_t host_bytes_needed(shard_graph const& graph, sequential_model<context> const& model) {
+    std::size_t homes = 0, per_step = 0;
+    for (shard const& s : graph.shards()) {
+      homes += align_up(s.home_bytes(), allocation_alignment);
+      per_step += 2 * align_up(model.batch() * model.footprint(s.first_layer).input_features * sizeof(float),
+                               allocation_alignment);
+    }
+    per_step += 2 * align_up(model.batch() * sizeof(float), allocation_alignment);
+    return homes + 2 * per_step;
+  }
+
+  // A first estimate from FLOPs (forward a third, backward with its recompute
+  // the rest); what matters to the policies is the models' relative work.
+  static model_costs estimate_costs(shard_graph const& graph, std::size_t steps) {
+    model_costs costs;
+    costs.minibatches = steps;
+    for (shard const& s : graph.shards()) {
+      costs.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
+      costs.backward_seconds.push_back(s.flops * 1e-9);
+    }
+    return costs;
+  }
+
+  std::unique_ptr<runner_interface> make_runner(std::size_t m, shard_graph graph) {
+    auto& config = configs_[m];
+    return std::visit(
+        [&](auto const& optimizer) -> std::unique_ptr<runner_interface> {
+          using optimizer_type = std::decay_t<decltype(optimizer)>;
+          return std::make_unique<runner_holder<optimizer_type>>(*backend_, *host_pool_, config.model, optimizer,
+                                                                 std::move(graph), config.seed,
+                                                                 engines_.front()->spill_stream(),
+                                                                 /*keep_last_activations=*/false);
+        },
+        config.optimizer);
+  }
+
+  // Enqueues `t` on device `d`; false when the model was stopped instead.
+  bool launch(task const& t, std::size_t d, std::vector<task> const& queued) {
+    auto& engine = *engines_[d];
+    auto& runner = *runners_[t.model];
+    std::size_t const id = bases_[t.model] + t.shard;
+    for (std::size_t e = 0; e < engines_.size(); ++e) {
+      if (e == d || !engines_[e]->table()[id].resident()) continue;
+      engines_[e]->evict(id); // one device holds a shard's state at a time
+      ++cross_device_moves_;
+    }
+    std::vector<std::size_t> pins{id};
+    for (task const& other : queued) pins.push_back(bases_[other.model] + other.shard);
+    engine.pin(pins);
+    positions_[t.model] = t.position;
+    try {
+      if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
+        runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(t.minibatch));
+      runner.run(engine, bases_[t.model], t, [this](std::size_t shard_id) { return next_use(shard_id); });
+    } catch (does_not_fit const&) {
+      // Only the task queued behind a running one can meet this (the partition
+      // guarantees a task fits a device running nothing else): retry it later.
+      // Nothing of it was enqueued; shards it evicted or fetched are just cache.
+      core_->release(t);
+      return false;
+    } catch (invalid_argument const& bad_input) { // e.g. a malformed minibatch: this model only
+      stop(t.model, d, bad_input.what());
+      return false;
+    }
+    core_->set_resident(t.model, t.shard, d);
+    backend_->enqueue(engine.spill_stream(), [this, t, d] {
+      {
+        std::lock_guard lock(completions_mutex_);
+        completions_.push_back({t, d});
+      }
+      completions_ready_.notify_one();
+    });
+    return true;
+  }
+
+  std::pair<task, std::size_t> next_completion() {
+    std::unique_lock lock(completions_mutex_);
+    completions_ready_.wait(lock, [this] { return !completions_.empty(); });
+    auto const next = completions_.front();
+    completions_.pop_front();
+    return next;
+  }
+
+  void finish(task const& t, std::size_t d, std::chrono::steady_clock::duration at) {
+    if (auto const reason = runners_[t.model]->fault()) {
+      stop(t.model, d, *reason);
+      return;
+    }
+    core_->complete(t);
+    if (t.pass == direction::backward && t.shard == 0) ++results_[t.model].steps;
+    if (core_->model_done(t.model))
+      results_[t.model].finished = std::chrono::duration_cast<std::chrono::nanoseconds>(at);
+  }
+
+  void stop(std::size_t m, std::size_t d, std::string const& reason) {
+    core_->stop(m);
+    results_[m].failure = reason;
+    runners_[m]->abandon(*engines_[d]);
+    for (auto& engine : engines_) {
+      for (std::size_t s = 0; s < runners_[m]->graph().size(); ++s)
+        if (engine->table()[bases_[m] + s].resident()) engine->evict(bases_[m] + s);
+    }
+    runners_[m]->release_homes(engines_[d]->spill_stream());
+  }
+
+  // Tasks until the shard's model needs it again, counted along its own chain.
+  [[nodiscard]] std::size_t next_use(std::size_t shard_id) const {
+    auto const [m, s] = owners_[shard_id];
+    std::size_t const shards = runners_[m]->graph().size();
+    std::size_t const total = core_->tasks_of(m);
+    for (std::size_t ahead = 1; ahead <= 2 * shards; ++ahead) {
+      if (positions_[m] + ahead >= total) break;
+      if (task_at(m, shards, positions_[m] + ahead).shard == s) return ahead;
+    }
+    return std::numeric_limits<std::size_t>::max();
+  }
+
+  void drain() {
+    for (auto& engine : engines_) {
+      try {
+        engine->synchronize();
+      } catch (...) { // stream errors are per model and were recorded as faults
+      }
+    }
+  }
+
+  host_backend* backend_;
+  any_policy policy_;
+  std::vector<model_config> configs_;
+  std::vector<std::unique_ptr<device_pool<host_backend>>> device_pools_;
+  std::unique_ptr<host_pool<host_backend>> host_pool_;
+  std::vector<std::unique_ptr<engine_type>> engines_;
+  std::vector<std::unique_ptr<runner_interface>> runners_;  // after the engines: destroyed first
+  std::vector<std::size_t> bases_;                          // id of each model's shard 0 in every engine
+  std::vector<std::pair<std::size_t, std::size_t>> owners_; // engine shard id -> (model, shard)
+  std::vector<std::size_t> positions_;                      // each model's latest launched task
+  std::unique_ptr<scheduler_core> core_;
+  std::vector<model_result> results_;
+  std::mutex completions_mutex_;
+  std::condition_variable completions_ready_;
+  std::deque<std::pair<task, std::size_t>> completions_;
+  std::uint64_t cross_device_moves_ = 0;
+  std::chrono::steady_clock::duration makespan_{};
+};
+
+} // namespace hydra

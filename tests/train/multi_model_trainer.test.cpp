@@ -1,0 +1,187 @@
+// The multi-model trainer: a sweep on several devices, under every policy, ends
+// with every model's weights equal (bitwise) to the same model trained alone, and
+// a failing model is stopped without disturbing the others.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "hydra/train/multi_model_trainer.hpp"
+
+using namespace hydra::literals;
+using context = hydra::host_execution_context;
+
+namespace {
+
+constexpr std::size_t features = 16, classes = 5, batch = 8;
+
+hydra::data_source data_for(std::uint64_t salt) {
+  return [salt](std::size_t step) {
+    std::mt19937_64 random(salt * 1000 + step);
+    std::normal_distribution<float> normal(0.0F, 1.0F);
+    hydra::minibatch data;
+    data.inputs.resize(batch * features);
+    for (float& x : data.inputs) x = normal(random);
+    for (std::size_t b = 0; b < batch; ++b) {
+      float best = -1e30F;
+      std::int32_t label = 0;
+      for (std::size_t c = 0; c < classes; ++c)
+        if (data.inputs[b * features + c] > best)
+          best = data.inputs[b * features + c], label = static_cast<std::int32_t>(c);
+      data.labels.push_back(label);
+    }
+    return data;
+  };
+}
+
+hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
+  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
+  for (std::size_t k = 1; k < depth; ++k) {
+    layers.emplace_back(hydra::layers::dense(width, width));
+    layers.emplace_back(hydra::layers::relu(width));
+  }
+  layers.emplace_back(hydra::layers::dense(width, classes));
+  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
+  return hydra::sequential_model<context>(std::move(layers), batch);
+}
+
+std::vector<hydra::model_config> sweep() {
+  std::vector<hydra::model_config> configs;
+  configs.push_back({"sgd w24 d6", mlp(24, 6), hydra::sgd_momentum{.learning_rate = 0.05F}, 3, data_for(1), 11});
+  configs.push_back({"adam w32 d8", mlp(32, 8), hydra::adam{.learning_rate = 0.003F}, 2, data_for(2), 12});
+  configs.push_back({"adam w16 d4", mlp(16, 4), hydra::adam{.learning_rate = 0.01F}, 4, data_for(3), 13});
+  configs.push_back({"sgd w32 d5", mlp(32, 5), hydra::sgd_momentum{.learning_rate = 0.02F}, 3, data_for(4), 14});
+  return configs;
+}
+
+struct solo_result {
+  std::vector<float> parameters;
+  std::vector<float> losses;
+};
+
+solo_result train_alone(hydra::model_config const& config) {
+  hydra::host_backend backend({.device_capacities = {64_MiB}});
+  return std::visit(
+      [&](auto const& optimizer) {
+        hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
+                                                                               {.seed = config.seed});
+        trainer.train(config.steps, config.data);
+        return solo_result{trainer.parameters(), trainer.losses()};
+      },
+      config.optimizer);
+}
+
+bool bitwise_equal(std::vector<float> const& a, std::vector<float> const& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::size_t total_tasks(std::vector<hydra::model_config> const& configs, hydra::multi_model_trainer const& trainer) {
+  std::size_t total = 0;
+  for (std::size_t m = 0; m < configs.size(); ++m) total += 2 * trainer.shards_of(m).size() * configs[m].steps;
+  return total;
+}
+
+} // namespace
+
+TEST_CASE("a sweep trains to each model's solo weights under every policy, device count and budget") {
+  auto const configs = sweep();
+  std::vector<solo_result> solo;
+  for (auto const& config : configs) solo.push_back(train_alone(config));
+  struct setup {
+    std::vector<std::size_t> capacities;
+    hydra::delay_injection delays;
+  };
+  std::vector<setup> const setups{
+      {{96_KiB}, {}},
+      {{96_KiB, 128_KiB}, {}},
+      {{64_KiB, 96_KiB, 80_KiB}, {}},
+      {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}}};
+  for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
+    for (auto const& s : setups) {
+      CAPTURE(policy);
+      CAPTURE(s.capacities.size());
+      CAPTURE(s.delays.enabled);
+      hydra::host_backend backend({.device_capacities = s.capacities, .delays = s.delays});
+      hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
+                                         {.poison_freed_blocks = std::uint8_t{0xFF}});
+      trainer.run();
+      auto const& results = trainer.results();
+      REQUIRE(results.size() == configs.size());
+      for (std::size_t m = 0; m < configs.size(); ++m) {
+        CAPTURE(m);
+        CHECK_FALSE(results[m].failure.has_value());
+        CHECK(results[m].steps == configs[m].steps);
+        CHECK(bitwise_equal(results[m].parameters, solo[m].parameters));
+        CHECK(results[m].losses == solo[m].losses);
+      }
+      auto const report = trainer.report();
+      CHECK(report.decisions.size() == total_tasks(configs, trainer)); // every task exactly once
+      for (std::size_t d = 0; d < s.capacities.size(); ++d)
+        CHECK(trainer.device_memory()[d].peak_in_use <= s.capacities[d]);
+      CHECK(report.bytes_to_device > 0);
+    }
+  }
+}
+
+TEST_CASE("task_parallel trains whole models, one per device, and refuses a model that does not fit") {
+  auto const configs = sweep();
+  hydra::host_backend roomy({.device_capacities = {4_MiB, 4_MiB}});
+  hydra::multi_model_trainer trainer(roomy, configs, hydra::make_policy("task_parallel"));
+  trainer.run();
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    CHECK(trainer.shards_of(m).size() == 1);
+    CHECK(bitwise_equal(trainer.results()[m].parameters, train_alone(configs[m]).parameters));
+  }
+  for (auto const& d : trainer.report().decisions) CHECK(d.device == d.task.model % 2);
+  hydra::host_backend tight({.device_capacities = {96_KiB, 96_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(tight, configs, hydra::make_policy("task_parallel")),
+                       doctest::Contains("task_parallel: model 0 (sgd w24 d6) needs"), hydra::invalid_argument);
+}
+
+namespace {
+struct exploding_layer {
+  std::string name() const { return "exploding"; }
+  hydra::layer_footprint footprint(std::size_t) const {
+    return {.parameter_count = 0, .input_features = classes, .output_features = classes};
+  }
+  void initialize(float*, std::uint64_t) const {}
+  void forward(context& c, hydra::forward_arguments const& a) const {
+    c.enqueue([a, n = a.batch * classes] {
+      for (std::size_t k = 0; k < n; ++k) a.output[k] = a.input[k];
+      throw std::runtime_error("kernel failed");
+    });
+  }
+  void backward(context&, hydra::backward_arguments const&) const {}
+};
+} // namespace
+
+TEST_CASE("a model that throws and one that diverges are stopped and reported; the other four finish as alone") {
+  auto configs = sweep();
+  std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), exploding_layer{},
+                                                hydra::layers::softmax_cross_entropy(classes)};
+  configs.push_back(
+      {"throws", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
+  configs.push_back({"diverges", mlp(24, 3), hydra::sgd_momentum{.learning_rate = 1e12F}, 6, data_for(6), 16});
+  std::vector<solo_result> solo;
+  for (std::size_t m = 0; m < 4; ++m) solo.push_back(train_alone(configs[m]));
+  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
+  trainer.run();
+  auto const& results = trainer.results();
+  for (std::size_t m = 0; m < 4; ++m) {
+    CAPTURE(m);
+    CHECK_FALSE(results[m].failure.has_value());
+    CHECK(bitwise_equal(results[m].parameters, solo[m].parameters));
+  }
+  REQUIRE(results[4].failure.has_value());
+  CHECK(results[4].failure->find("a layer threw: kernel failed") != std::string::npos);
+  REQUIRE(results[5].failure.has_value());
+  CHECK(results[5].failure->find("the loss became") != std::string::npos);
+  CHECK(results[5].steps < configs[5].steps);
+  for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // everything released
+}
