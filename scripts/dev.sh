@@ -44,10 +44,10 @@ case "$command" in
   bench)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target pool_bench copy_bench spill_bench
-    ./build/release/bench/pool_bench
-    ./build/release/bench/copy_bench
-    ./build/release/bench/spill_bench
+    cmake --build --preset release --target pool_bench copy_bench spill_bench scheduler_bench sweep_bench
+    for program in pool_bench copy_bench spill_bench scheduler_bench sweep_bench; do
+      ./build/release/bench/$program
+    done
     ;;
   *)
     sed -n '2,8p' "${BASH_SOURCE[0]}"

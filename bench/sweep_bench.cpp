@@ -1,0 +1,96 @@
+// Shard parallelism on the host backend: 8 models, each 4x larger than a
+// device's budget, trained on 2 and on 4 virtual devices under sharp,
+// model_parallel and random_pick. Reported: makespan, and sharp's speedup over
+// model_parallel measured in the same run. Note the machine: every virtual
+// device's compute stream is a CPU thread, and this machine has 2 cores, so no
+// policy can go beyond about 2x here, whatever the device count.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "ratio_reporter.hpp"
+
+using namespace hydra::literals;
+using context = hydra::host_execution_context;
+
+namespace {
+
+constexpr std::size_t features = 64, classes = 10, batch = 32, steps = 4, models = 8;
+
+hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
+  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
+  for (std::size_t k = 1; k < depth; ++k) {
+    layers.emplace_back(hydra::layers::dense(width, width));
+    layers.emplace_back(hydra::layers::relu(width));
+  }
+  layers.emplace_back(hydra::layers::dense(width, classes));
+  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
+  return hydra::sequential_model<context>(std::move(layers), batch);
+}
+
+hydra::minibatch make_minibatch(std::size_t step) {
+  std::mt19937_64 random(step);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  hydra::minibatch data;
+  data.inputs.resize(batch * features);
+  for (float& x : data.inputs) x = normal(random);
+  for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
+  return data;
+}
+
+// Widths 128..160 and depths 16..20: different sizes, so that policies differ,
+// and every model at least 4x the device budget.
+std::vector<hydra::model_config> sweep() {
+  std::vector<hydra::model_config> configs;
+  for (std::size_t m = 0; m < models; ++m) {
+    std::size_t const width = 128 + 16 * (m % 3), depth = 16 + m % 5;
+    hydra::model_config config{
+        "model " + std::to_string(m), mlp(width, depth), hydra::adam{}, steps, make_minibatch, m + 1};
+    if (m % 2 == 1) config.optimizer = hydra::sgd_momentum{};
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
+std::size_t device_budget() {
+  // A quarter of the smallest model's footprint: every model is at least 4x a device.
+  return hydra::align_down(hydra::single_model_trainer<hydra::adam>::footprint(mlp(128, 16)) / 4, 256);
+}
+
+void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices) {
+  hydra::sweep_report last;
+  for (auto _ : state) {
+    hydra::host_backend backend({.device_capacities = std::vector<std::size_t>(devices, device_budget())});
+    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7));
+    trainer.run();
+    last = trainer.report();
+  }
+  double busy = 0;
+  for (double fraction : last.device_busy_fraction) busy += fraction;
+  state.counters["mean_device_busy"] = busy / static_cast<double>(devices);
+  state.counters["hidden_transfer"] = last.hidden_transfer_fraction;
+  state.counters["MB_to_device"] = static_cast<double>(last.bytes_to_device) / 1e6;
+  state.counters["moves"] = static_cast<double>(last.cross_device_moves);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  for (std::size_t devices : {2UL, 4UL}) {
+    std::string const argument = std::to_string(devices) + "_devices";
+    for (std::string const policy : {"sharp", "model_parallel", "random_pick"}) {
+      benchmark::RegisterBenchmark(hydra::bench::name("sweep/" + policy, argument).c_str(), train_sweep, policy,
+                                   devices)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Iterations(2);
+    }
+  }
+  return hydra::bench::run_with_ratios(
+      argc, argv,
+      {{"sweep", "sharp", "model_parallel", 0, true, "sharp's speedup over model_parallel (makespan ratio)"},
+       {"sweep", "random_pick", "model_parallel", 0, true, "random_pick's speedup over model_parallel"}});
+}
