@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <span>
@@ -68,12 +69,17 @@ std::vector<hydra::model_config> sweep() {
 
 void run(hydra::any_policy policy, std::size_t budget) {
   hydra::host_backend backend({.device_capacities = {budget, budget}});
-  hydra::multi_model_trainer trainer(backend, sweep(), std::move(policy));
+  hydra::multi_model_trainer trainer(backend, sweep(), std::move(policy), {.record_trace = true});
   trainer.run();
   auto const report = trainer.report();
   std::printf("%s: makespan %.0f ms, devices busy %.0f%% / %.0f%%\n", report.policy.c_str(),
               static_cast<double>(report.makespan.count()) / 1e6, 100 * report.device_busy_fraction[0],
               100 * report.device_busy_fraction[1]);
+  std::string const trace = report.policy + "_trace.json";
+  std::ofstream out(trace);
+  trainer.write_trace(out);
+  std::printf("  schedule written to %s (open it in ui.perfetto.dev)\n%s", trace.c_str(),
+              hydra::trace_summary(trainer.trace()).c_str());
   for (auto const& result : trainer.results())
     std::printf("  %-28s %2zu steps, finished at %4.0f ms, loss %.3f -> %.3f\n", result.name.c_str(), result.steps,
                 static_cast<double>(result.finished.count()) / 1e6, static_cast<double>(result.losses.front()),

@@ -37,6 +37,9 @@
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/task.hpp"
 
+#include "hydra/trace/chrome_trace.hpp"
+#include "hydra/trace/trace_recorder.hpp"
+
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "hydra/train/optimizer.hpp"

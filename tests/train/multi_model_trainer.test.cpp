@@ -4,10 +4,15 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "hydra/hydra.hpp"
@@ -184,4 +189,41 @@ TEST_CASE("a model that throws and one that diverges are stopped and reported; t
   CHECK(results[5].failure->find("the loss became") != std::string::npos);
   CHECK(results[5].steps < configs[5].steps);
   for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // everything released
+}
+
+TEST_CASE("the trace has one slice per task and stream, matching the executed tasks, and parses as JSON") {
+  auto const configs = sweep();
+  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"), {.record_trace = true});
+  trainer.run();
+  auto const decisions = trainer.report().decisions;
+  auto const slices = trainer.trace();
+  REQUIRE(slices.size() == 3 * decisions.size());
+  std::multiset<std::tuple<std::size_t, std::size_t, std::size_t, int>> executed, traced;
+  for (auto const& d : decisions)
+    for (int kind = 0; kind < 3; ++kind) executed.insert({d.device, d.task.model, d.task.position, kind});
+  for (auto const& s : slices) {
+    traced.insert({s.device, s.task.model, s.task.position, static_cast<int>(s.stream)});
+    CHECK(s.end >= s.start);
+  }
+  CHECK(traced == executed);
+
+  std::string const path = "multi_model_trainer_trace.json";
+  {
+    std::ofstream out(path);
+    trainer.write_trace(out);
+  }
+  std::ifstream in(path);
+  std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("\"traceEvents\"") != std::string::npos);
+  CHECK(text.find("sgd w24 d6 shard 0 minibatch 0 forward") != std::string::npos);
+  if (std::system("python3 --version > /dev/null 2>&1") == 0) {
+    CHECK(std::system(("python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+                       "sys.exit(0 if sum(e[\"ph\"]==\"X\" for e in d[\"traceEvents\"])==" +
+                       std::to_string(slices.size()) + " else 1)' " + path)
+                          .c_str()) == 0);
+  }
+  auto const summary = hydra::trace_summary(slices);
+  CHECK(summary.find("device 0  compute") != std::string::npos);
+  CHECK(summary.find("device 1  spill") != std::string::npos);
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -33,6 +34,8 @@
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"
+#include "hydra/trace/chrome_trace.hpp"
+#include "hydra/trace/trace_recorder.hpp"
 #include "hydra/train/detail/model_runner.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
@@ -71,6 +74,10 @@ struct sweep_report {
 
 struct multi_model_options {
   std::optional<std::uint8_t> poison_freed_blocks{}; // test aid
+  // Record the schedule (trace(), write_trace()). Off by default: the marks are
+  // six more stream items per task, which on the host backend costs about as
+  // much as a small task itself.
+  bool record_trace = false;
 };
 
 class multi_model_trainer {
@@ -81,7 +88,8 @@ public:
 
   multi_model_trainer(host_backend& backend, std::vector<model_config> configs, any_policy policy,
                       multi_model_options options = {})
-      : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)) {
+      : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)),
+        record_trace_(options.record_trace) {
     detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
     std::vector<shard_graph> graphs;
     std::size_t host_bytes = 0;
@@ -188,6 +196,12 @@ public:
   }
 
   [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runners_.at(model)->graph(); }
+
+  // The executed schedule: one slice per task and stream (valid after run()).
+  [[nodiscard]] std::vector<trace_slice> trace() const { return trace_.slices(); }
+
+  // Writes the schedule as Chrome trace JSON (open it in ui.perfetto.dev).
+  void write_trace(std::ostream& out) const { write_chrome_trace(out, trace_.slices()); }
 
 private:
   // The runner of one model behind one interface, whatever its optimizer.
@@ -312,6 +326,7 @@ private:
     for (task const& other : queued) pins.push_back(bases_[other.model] + other.shard);
     engine.pin(pins);
     positions_[t.model] = t.position;
+    auto const starts = mark_starts(engine);
     try {
       if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
         runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(t.minibatch));
@@ -326,6 +341,7 @@ private:
       stop(t.model, d, bad_input.what());
       return false;
     }
+    mark_ends(engine, starts, t, d);
     core_->set_resident(t.model, t.shard, d);
     backend_->enqueue(engine.spill_stream(), [this, t, d] {
       {
@@ -335,6 +351,36 @@ private:
       completions_ready_.notify_one();
     });
     return true;
+  }
+
+  // One start mark per stream, enqueued before a task's work; the end marks,
+  // enqueued after it, turn each into a slice of the trace.
+  using start_marks = std::array<std::shared_ptr<std::chrono::nanoseconds>, 3>;
+
+  start_marks mark_starts(engine_type& engine) {
+    start_marks starts;
+    if (!record_trace_) return starts;
+    auto const streams = streams_of(engine);
+    for (std::size_t k = 0; k < 3; ++k) {
+      starts[k] = std::make_shared<std::chrono::nanoseconds>(0);
+      backend_->enqueue(streams[k], [mark = starts[k], this] { *mark = trace_.now(); });
+    }
+    return starts;
+  }
+
+  void mark_ends(engine_type& engine, start_marks const& starts, task const& t, std::size_t d) {
+    if (!record_trace_) return;
+    auto const streams = streams_of(engine);
+    for (std::size_t k = 0; k < 3; ++k) {
+      backend_->enqueue(streams[k], [this, start = starts[k], t, d, kind = static_cast<stream_kind>(k),
+                                     name = configs_[t.model].name] {
+        trace_.add({t, name, d, kind, *start, trace_.now()});
+      });
+    }
+  }
+
+  static std::array<host_stream, 3> streams_of(engine_type const& engine) {
+    return {engine.compute_stream(), engine.prefetch_stream(), engine.spill_stream()}; // in stream_kind order
   }
 
   std::pair<task, std::size_t> next_completion() {
@@ -391,6 +437,7 @@ private:
   host_backend* backend_;
   any_policy policy_;
   std::vector<model_config> configs_;
+  bool record_trace_;
   std::vector<std::unique_ptr<device_pool<host_backend>>> device_pools_;
   std::unique_ptr<host_pool<host_backend>> host_pool_;
   std::vector<std::unique_ptr<engine_type>> engines_;
@@ -404,6 +451,7 @@ private:
   std::condition_variable completions_ready_;
   std::deque<std::pair<task, std::size_t>> completions_;
   std::uint64_t cross_device_moves_ = 0;
+  trace_recorder trace_;
   std::chrono::steady_clock::duration makespan_{};
 };
 
