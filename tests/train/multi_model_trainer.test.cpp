@@ -227,3 +227,90 @@ TEST_CASE("the trace has one slice per task and stream, matching the executed ta
   CHECK(summary.find("device 0  compute") != std::string::npos);
   CHECK(summary.find("device 1  spill") != std::string::npos);
 }
+
+TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs; given estimates are kept") {
+  auto configs = sweep();
+  std::size_t const shards_of_first = [&] {
+    hydra::host_backend probe({.device_capacities = {96_KiB, 96_KiB}});
+    return hydra::multi_model_trainer(probe, configs, hydra::make_policy("sharp")).shards_of(0).size();
+  }();
+  configs[0].estimates = hydra::model_costs{std::vector<double>(shards_of_first, 0.5),
+                                            std::vector<double>(shards_of_first, 1.5), configs[0].steps};
+  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
+  trainer.run();
+  auto const& profiles = trainer.profiles();
+  REQUIRE(profiles.size() == configs.size());
+  CHECK(profiles[0].source == "estimates");
+  CHECK(profiles[0].forward_seconds == std::vector<double>(shards_of_first, 0.5));
+  for (std::size_t m = 1; m < configs.size(); ++m) {
+    CAPTURE(m);
+    CHECK(profiles[m].source == "measured");
+    REQUIRE(profiles[m].forward_seconds.size() == trainer.shards_of(m).size());
+    for (std::size_t s = 0; s < profiles[m].forward_seconds.size(); ++s) {
+      CHECK(profiles[m].forward_seconds[s] > 0.0);
+      CHECK(profiles[m].backward_seconds[s] > 0.0);
+      CHECK(profiles[m].fetch_seconds[s] > 0.0);
+      CHECK(profiles[m].state_bytes[s] == trainer.shards_of(m)[s].extent_bytes());
+    }
+  }
+  std::string const path = "multi_model_trainer_profile.json";
+  {
+    std::ofstream out(path);
+    trainer.write_profile(out);
+  }
+  if (std::system("python3 --version > /dev/null 2>&1") == 0) {
+    CHECK(std::system(("python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+                       "sys.exit(0 if len(d[\"models\"])==4 and d[\"models\"][1][\"source\"]==\"measured\" else 1)' " +
+                       path)
+                          .c_str()) == 0);
+  }
+  auto with_wrong_estimates = [] {
+    auto bad = sweep();
+    hydra::model_costs wrong;
+    wrong.forward_seconds = {1.0};
+    wrong.backward_seconds = {1.0};
+    wrong.minibatches = 1;
+    bad[1].estimates = wrong;
+    hydra::host_backend other({.device_capacities = {96_KiB, 96_KiB}});
+    hydra::multi_model_trainer refused(other, bad, hydra::make_policy("sharp"));
+  };
+  CHECK_THROWS_WITH_AS(with_wrong_estimates(), doctest::Contains("estimates for 1 shards, but it has"),
+                       hydra::invalid_argument);
+}
+
+TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, every model finished") {
+  for (std::uint64_t seed = 0; seed < 40; ++seed) {
+    std::mt19937_64 random(seed);
+    std::vector<hydra::model_config> configs;
+    std::size_t const models = 1 + random() % 5;
+    for (std::size_t m = 0; m < models; ++m) {
+      std::size_t const width = 8 + 8 * (random() % 4), depth = 1 + random() % 6;
+      std::string name = "m";
+      name += std::to_string(m);
+      hydra::model_config config{name, mlp(width, depth),       hydra::adam{},
+                                 1 + random() % 3,        data_for(seed * 10 + m), m};
+      if (random() % 2 == 0) config.optimizer = hydra::sgd_momentum{};
+      configs.push_back(std::move(config));
+    }
+    std::vector<std::size_t> capacities(1 + random() % 8);
+    for (auto& capacity : capacities) capacity = 96_KiB + 32_KiB * (random() % 3);
+    std::string const policy =
+        std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    CAPTURE(seed);
+    CAPTURE(policy);
+    CAPTURE(capacities.size());
+    hydra::host_backend backend(
+        {.device_capacities = capacities,
+         .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(50)}});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed));
+    trainer.run(); // completes out of chain order would throw; a lost task would hang
+    CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
+    for (std::size_t m = 0; m < configs.size(); ++m) CHECK(trainer.results()[m].steps == configs[m].steps);
+    auto const memory = trainer.device_memory();
+    for (std::size_t d = 0; d < capacities.size(); ++d) {
+      CHECK(memory[d].peak_in_use <= capacities[d]);
+      CHECK(memory[d].in_use == 0);
+    }
+  }
+}

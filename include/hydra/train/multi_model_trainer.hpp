@@ -15,11 +15,13 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <variant>
@@ -50,7 +52,42 @@ struct model_config {
   std::size_t steps = 1; // minibatches
   data_source data;
   std::uint64_t seed = 1; // initial parameters (layer k uses seed + k)
+  // Per-shard compute seconds for the policies. Without them the model's first
+  // minibatch is its profiling minibatch: the scheduler starts from FLOP counts
+  // and switches to what that minibatch measured once it has finished.
+  std::optional<model_costs> estimates{};
 };
+
+// What the policies were told about one model: given estimates, or measured.
+struct model_profile {
+  std::string name;
+  std::string source; // "estimates" (given), "measured" (profiling minibatch) or "flops" (not measured yet)
+  std::vector<double> forward_seconds;  // per shard, compute stream, prefetch waits included
+  std::vector<double> backward_seconds; // with the recomputed forward and the optimizer step
+  std::vector<double> fetch_seconds;    // prefetch stream, per shard, forward and backward together
+  std::vector<std::size_t> state_bytes; // device extent per shard
+};
+
+// The profiles as JSON: {"models":[{"name":..,"source":..,"shards":[{"forward_seconds":..}, ...]}]}.
+inline void write_profile_json(std::ostream& out, std::vector<model_profile> const& profiles) {
+  out << "{\"models\":[";
+  char number[64];
+  for (std::size_t m = 0; m < profiles.size(); ++m) {
+    auto const& p = profiles[m];
+    out << (m ? "," : "") << "{\"name\":\"" << detail::json_escape(p.name) << "\",\"source\":\"" << p.source
+        << "\",\"shards\":[";
+    for (std::size_t s = 0; s < p.forward_seconds.size(); ++s) {
+      std::snprintf(number, sizeof number, "%.9g", p.forward_seconds[s]);
+      out << (s ? "," : "") << "{\"forward_seconds\":" << number;
+      std::snprintf(number, sizeof number, "%.9g", p.backward_seconds[s]);
+      out << ",\"backward_seconds\":" << number;
+      std::snprintf(number, sizeof number, "%.9g", s < p.fetch_seconds.size() ? p.fetch_seconds[s] : 0.0);
+      out << ",\"fetch_seconds\":" << number << ",\"state_bytes\":" << p.state_bytes[s] << "}";
+    }
+    out << "]}";
+  }
+  out << "]}\n";
+}
 
 struct model_result {
   std::string name;
@@ -96,12 +133,31 @@ public:
     for (std::size_t m = 0; m < configs_.size(); ++m) {
       graphs.push_back(partition(m));
       host_bytes += host_bytes_needed(graphs.back(), configs_[m].model);
+      if (auto const& given = configs_[m].estimates) {
+        detail::expects(given->forward_seconds.size() == graphs.back().size() &&
+                            given->backward_seconds.size() == graphs.back().size(),
+                        "model " + std::to_string(m) + " (" + configs_[m].name + "): estimates for " +
+                            std::to_string(given->forward_seconds.size()) + " shards, but it has " +
+                            std::to_string(graphs.back().size()));
+      }
     }
-    for (std::size_t d = 0; d < backend.device_count(); ++d)
-      device_pools_.push_back(std::make_unique<device_pool<host_backend>>(backend, d));
-    host_pool_ = std::make_unique<host_pool<host_backend>>(backend, host_bytes);
-    for (std::size_t d = 0; d < backend.device_count(); ++d)
-      engines_.push_back(std::make_unique<engine_type>(backend, *device_pools_[d], *host_pool_, d));
+    // Everything that can be refused has been checked: from here on, work is
+    // enqueued on streams, and must drain before any memory goes.
+    try {
+      set_up(std::move(graphs), host_bytes, options);
+    } catch (...) {
+      drain();
+      throw;
+    }
+  }
+
+private:
+  void set_up(std::vector<shard_graph> graphs, std::size_t host_bytes, multi_model_options const& options) {
+    for (std::size_t d = 0; d < backend_->device_count(); ++d)
+      device_pools_.push_back(std::make_unique<device_pool<host_backend>>(*backend_, d));
+    host_pool_ = std::make_unique<host_pool<host_backend>>(*backend_, host_bytes);
+    for (std::size_t d = 0; d < backend_->device_count(); ++d)
+      engines_.push_back(std::make_unique<engine_type>(*backend_, *device_pools_[d], *host_pool_, d));
     if (options.poison_freed_blocks) {
       for (auto& pool : device_pools_) pool->poison_freed_blocks(options.poison_freed_blocks);
       host_pool_->poison_freed_blocks(options.poison_freed_blocks);
@@ -109,7 +165,23 @@ public:
     std::vector<model_costs> costs;
     for (std::size_t m = 0; m < configs_.size(); ++m) {
       runners_.push_back(make_runner(m, std::move(graphs[m])));
-      costs.push_back(estimate_costs(runners_.back()->graph(), configs_[m].steps));
+      auto const& graph = runners_.back()->graph();
+      model_costs model_estimate = estimate_costs(graph, configs_[m].steps);
+      model_profile profile{configs_[m].name,
+                            "flops",
+                            model_estimate.forward_seconds,
+                            model_estimate.backward_seconds,
+                            std::vector<double>(graph.size(), 0.0),
+                            {}};
+      if (auto const& given = configs_[m].estimates) {
+        model_estimate.forward_seconds = profile.forward_seconds = given->forward_seconds;
+        model_estimate.backward_seconds = profile.backward_seconds = given->backward_seconds;
+        profile.source = "estimates";
+      }
+      for (shard const& sh : graph.shards()) profile.state_bytes.push_back(sh.extent_bytes());
+      profiles_.push_back(std::move(profile));
+      measuring_.push_back(configs_[m].estimates ? nullptr : std::make_shared<measurement>(graph.size()));
+      costs.push_back(std::move(model_estimate));
     }
     for (auto& engine : engines_)
       for (std::size_t m = 0; m < runners_.size(); ++m) {
@@ -119,11 +191,12 @@ public:
           for (std::size_t s = 0; s < runners_[m]->graph().size(); ++s) owners_.push_back({m, s});
         }
       }
-    core_ = std::make_unique<scheduler_core>(std::move(costs), backend.device_count());
+    core_ = std::make_unique<scheduler_core>(std::move(costs), backend_->device_count());
     results_.resize(configs_.size());
     positions_.assign(configs_.size(), 0);
   }
 
+public:
   multi_model_trainer(multi_model_trainer const&) = delete;
   multi_model_trainer& operator=(multi_model_trainer const&) = delete;
   ~multi_model_trainer() { drain(); }
@@ -196,6 +269,10 @@ public:
   }
 
   [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runners_.at(model)->graph(); }
+
+  // What the policies were told of each model's costs (valid after run()).
+  [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiles_; }
+  void write_profile(std::ostream& out) const { write_profile_json(out, profiles_); }
 
   // The executed schedule: one slice per task and stream (valid after run()).
   [[nodiscard]] std::vector<trace_slice> trace() const { return trace_.slices(); }
@@ -327,6 +404,8 @@ private:
     engine.pin(pins);
     positions_[t.model] = t.position;
     auto const starts = mark_starts(engine);
+    auto const profiling = t.minibatch == 0 ? measuring_[t.model] : nullptr;
+    if (profiling) mark_profile_start(engine, profiling);
     try {
       if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
         runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(t.minibatch));
@@ -342,6 +421,7 @@ private:
       return false;
     }
     mark_ends(engine, starts, t, d);
+    if (profiling) mark_profile_end(engine, profiling, t);
     core_->set_resident(t.model, t.shard, d);
     backend_->enqueue(engine.spill_stream(), [this, t, d] {
       {
@@ -383,6 +463,47 @@ private:
     return {engine.compute_stream(), engine.prefetch_stream(), engine.spill_stream()}; // in stream_kind order
   }
 
+  // Per-shard times of a model's profiling minibatch, written by stream threads.
+  struct measurement {
+    explicit measurement(std::size_t shards) : forward(shards, 0.0), backward(shards, 0.0), fetch(shards, 0.0) {}
+    std::mutex mutex;
+    std::vector<double> forward, backward, fetch;
+    std::chrono::nanoseconds compute_start{0}, prefetch_start{0};
+    typename host_backend::event last_mark{}; // the compute stream's last end mark
+  };
+
+  void mark_profile_start(engine_type& engine, std::shared_ptr<measurement> const& into) {
+    backend_->enqueue(engine.compute_stream(), [into, this] { into->compute_start = trace_.now(); });
+    backend_->enqueue(engine.prefetch_stream(), [into, this] { into->prefetch_start = trace_.now(); });
+  }
+
+  void mark_profile_end(engine_type& engine, std::shared_ptr<measurement> const& into, task const& t) {
+    backend_->enqueue(engine.prefetch_stream(), [into, t, this] {
+      std::lock_guard lock(into->mutex);
+      into->fetch[t.shard] += static_cast<double>((trace_.now() - into->prefetch_start).count()) * 1e-9;
+    });
+    backend_->enqueue(engine.compute_stream(), [into, t, this] {
+      std::lock_guard lock(into->mutex);
+      double const seconds = static_cast<double>((trace_.now() - into->compute_start).count()) * 1e-9;
+      (t.pass == direction::forward ? into->forward : into->backward)[t.shard] = seconds;
+    });
+    into->last_mark = backend_->record_event(engine.compute_stream());
+  }
+
+  // The profiling minibatch is done: the policies see measured costs from now on.
+  void adopt_profile(std::size_t m) {
+    auto const into = std::move(measuring_[m]);
+    backend_->synchronize(into->last_mark); // its last compute mark may trail the completion
+    for (auto& engine : engines_) backend_->synchronize(backend_->record_event(engine->prefetch_stream()));
+    std::lock_guard lock(into->mutex);
+    model_costs measured{into->forward, into->backward, configs_[m].steps};
+    core_->update_costs(m, measured);
+    profiles_[m].source = "measured";
+    profiles_[m].forward_seconds = into->forward;
+    profiles_[m].backward_seconds = into->backward;
+    profiles_[m].fetch_seconds = into->fetch;
+  }
+
   std::pair<task, std::size_t> next_completion() {
     std::unique_lock lock(completions_mutex_);
     completions_ready_.wait(lock, [this] { return !completions_.empty(); });
@@ -398,6 +519,8 @@ private:
     }
     core_->complete(t);
     if (t.pass == direction::backward && t.shard == 0) ++results_[t.model].steps;
+    if (t.minibatch == 0 && t.pass == direction::backward && t.shard == 0 && measuring_[t.model])
+      adopt_profile(t.model);
     if (core_->model_done(t.model))
       results_[t.model].finished = std::chrono::duration_cast<std::chrono::nanoseconds>(at);
   }
@@ -452,6 +575,8 @@ private:
   std::deque<std::pair<task, std::size_t>> completions_;
   std::uint64_t cross_device_moves_ = 0;
   trace_recorder trace_;
+  std::vector<model_profile> profiles_;
+  std::vector<std::shared_ptr<measurement>> measuring_; // null once measured, or when estimates were given
   std::chrono::steady_clock::duration makespan_{};
 };
 
