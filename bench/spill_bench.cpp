@@ -22,14 +22,7 @@ namespace {
 constexpr std::size_t width = 256, depth = 16, classes = 10, steps = 3;
 
 hydra::sequential_model<context> make_model(std::size_t batch) {
-  std::vector<hydra::any_layer<context>> layers;
-  for (std::size_t k = 0; k < depth; ++k) {
-    layers.emplace_back(hydra::layers::dense(width, width));
-    layers.emplace_back(hydra::layers::relu(width));
-  }
-  layers.emplace_back(hydra::layers::dense(width, classes));
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  return hydra::sequential_model<context>(std::move(layers), batch);
+  return hydra::layers::make_mlp(width, width, depth, classes, batch);
 }
 
 hydra::minibatch make_minibatch(std::size_t batch, std::size_t step) {

@@ -21,14 +21,7 @@ namespace {
 constexpr std::size_t features = 64, classes = 10, batch = 32, steps = 4, models = 8;
 
 hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
-  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
-  for (std::size_t k = 1; k < depth; ++k) {
-    layers.emplace_back(hydra::layers::dense(width, width));
-    layers.emplace_back(hydra::layers::relu(width));
-  }
-  layers.emplace_back(hydra::layers::dense(width, classes));
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  return hydra::sequential_model<context>(std::move(layers), batch);
+  return hydra::layers::make_mlp(features, width, depth, classes, batch);
 }
 
 hydra::minibatch make_minibatch(std::size_t step) {

@@ -33,14 +33,7 @@ static_assert(hydra::policy<shortest_remaining_first>);
 constexpr std::size_t features = 32, classes = 4, batch = 16;
 
 hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
-  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
-  for (std::size_t k = 1; k < depth; ++k) {
-    layers.emplace_back(hydra::layers::dense(width, width));
-    layers.emplace_back(hydra::layers::relu(width));
-  }
-  layers.emplace_back(hydra::layers::dense(width, classes));
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  return hydra::sequential_model<context>(std::move(layers), batch);
+  return hydra::layers::make_mlp(features, width, depth, classes, batch);
 }
 
 hydra::minibatch make_minibatch(std::size_t step) {

@@ -46,14 +46,7 @@ hydra::minibatch make_minibatch(std::size_t step) {
 } // namespace
 
 int main() {
-  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
-  for (std::size_t k = 1; k < depth; ++k) {
-    layers.emplace_back(hydra::layers::dense(width, width));
-    layers.emplace_back(hydra::layers::relu(width));
-  }
-  layers.emplace_back(hydra::layers::dense(width, classes));
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  hydra::sequential_model<context> model(std::move(layers), batch);
+  auto const model = hydra::layers::make_mlp(features, width, depth, classes, batch);
 
   using trainer_type = hydra::single_model_trainer<hydra::adam>;
   std::size_t const footprint = trainer_type::footprint(model);

@@ -19,6 +19,7 @@
 #include "hydra/graph/shard_graph.hpp"
 
 #include "hydra/layers/dense.hpp"
+#include "hydra/layers/mlp.hpp"
 #include "hydra/layers/relu.hpp"
 #include "hydra/layers/softmax_cross_entropy.hpp"
 

@@ -17,6 +17,7 @@
 
 #include "hydra/hydra.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
+#include "support/exploding_layer.hpp"
 
 using namespace hydra::literals;
 using context = hydra::host_execution_context;
@@ -45,14 +46,7 @@ hydra::data_source data_for(std::uint64_t salt) {
 }
 
 hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
-  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, width), hydra::layers::relu(width)};
-  for (std::size_t k = 1; k < depth; ++k) {
-    layers.emplace_back(hydra::layers::dense(width, width));
-    layers.emplace_back(hydra::layers::relu(width));
-  }
-  layers.emplace_back(hydra::layers::dense(width, classes));
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  return hydra::sequential_model<context>(std::move(layers), batch);
+  return hydra::layers::make_mlp(features, width, depth, classes, batch);
 }
 
 std::vector<hydra::model_config> sweep() {
@@ -148,26 +142,10 @@ TEST_CASE("task_parallel trains whole models, one per device, and refuses a mode
                        doctest::Contains("task_parallel: model 0 (sgd w24 d6) needs"), hydra::invalid_argument);
 }
 
-namespace {
-struct exploding_layer {
-  std::string name() const { return "exploding"; }
-  hydra::layer_footprint footprint(std::size_t) const {
-    return {.parameter_count = 0, .input_features = classes, .output_features = classes};
-  }
-  void initialize(float*, std::uint64_t) const {}
-  void forward(context& c, hydra::forward_arguments const& a) const {
-    c.enqueue([a, n = a.batch * classes] {
-      for (std::size_t k = 0; k < n; ++k) a.output[k] = a.input[k];
-      throw std::runtime_error("kernel failed");
-    });
-  }
-  void backward(context&, hydra::backward_arguments const&) const {}
-};
-} // namespace
-
 TEST_CASE("a model that throws and one that diverges are stopped and reported; the other four finish as alone") {
   auto configs = sweep();
-  std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), exploding_layer{},
+  std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes),
+                                                hydra::testing::exploding_layer{classes},
                                                 hydra::layers::softmax_cross_entropy(classes)};
   configs.push_back(
       {"throws", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
@@ -288,8 +266,7 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
       std::size_t const width = 8 + 8 * (random() % 4), depth = 1 + random() % 6;
       std::string name = "m";
       name += std::to_string(m);
-      hydra::model_config config{name, mlp(width, depth),       hydra::adam{},
-                                 1 + random() % 3,        data_for(seed * 10 + m), m};
+      hydra::model_config config{name, mlp(width, depth), hydra::adam{}, 1 + random() % 3, data_for(seed * 10 + m), m};
       if (random() % 2 == 0) config.optimizer = hydra::sgd_momentum{};
       configs.push_back(std::move(config));
     }

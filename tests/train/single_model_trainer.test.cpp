@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hydra/hydra.hpp"
+#include "support/exploding_layer.hpp"
 #include "train/reference_mlp.hpp"
 
 using namespace hydra::literals;
@@ -29,14 +30,7 @@ std::vector<reference::dense_spec> dense_specs() {
 }
 
 hydra::sequential_model<context> make_model() {
-  std::vector<hydra::any_layer<context>> layers;
-  auto const specs = dense_specs();
-  for (std::size_t k = 0; k < specs.size(); ++k) {
-    layers.emplace_back(hydra::layers::dense(specs[k].inputs, specs[k].outputs));
-    if (k + 1 < specs.size()) layers.emplace_back(hydra::layers::relu(specs[k].outputs));
-  }
-  layers.emplace_back(hydra::layers::softmax_cross_entropy(classes));
-  return hydra::sequential_model<context>(std::move(layers), batch);
+  return hydra::layers::make_mlp(features, hidden, hidden_layers, classes, batch);
 }
 
 // A learnable task: labels from a fixed random linear teacher.
@@ -241,23 +235,9 @@ TEST_CASE("bad input to the trainer fails before training, naming the problem") 
                        hydra::invalid_argument);
 }
 
-namespace {
-// A layer whose forward throws on the stream, the way a broken kernel fails.
-struct exploding_layer {
-  std::string name() const { return "exploding"; }
-  hydra::layer_footprint footprint(std::size_t) const {
-    return {.parameter_count = 0, .input_features = classes, .output_features = classes};
-  }
-  void initialize(float*, std::uint64_t) const {}
-  void forward(context& c, hydra::forward_arguments const&) const {
-    c.enqueue([] { throw std::runtime_error("kernel failed"); });
-  }
-  void backward(context&, hydra::backward_arguments const&) const {}
-};
-} // namespace
-
 TEST_CASE("an exception thrown by a layer's work on the stream stops training with the reason") {
-  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, classes), exploding_layer{},
+  std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, classes),
+                                                hydra::testing::exploding_layer{classes},
                                                 hydra::layers::softmax_cross_entropy(classes)};
   hydra::host_backend backend({.device_capacities = {4_MiB}});
   hydra::single_model_trainer<hydra::adam> trainer(backend, hydra::sequential_model<context>(std::move(layers), batch),
