@@ -178,6 +178,10 @@ private:
     bool const needs_parameters = !entry.parameters_on_device;
     bool const needs_state = with_state && !entry.state_on_device;
     if (!needs_parameters && !needs_state) {
+      // A task that will update the state (a backward) must not start writing
+      // while the previous write-back is still reading the extent: order the
+      // prefetch stream, which compute waits on, after it.
+      if (with_state) backend_->wait_event(prefetch_, entry.home->ready);
       ++statistics_.resident_hits;
       return true;
     }

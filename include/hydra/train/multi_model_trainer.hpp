@@ -405,7 +405,8 @@ private:
     positions_[t.model] = t.position;
     auto const starts = mark_starts(engine);
     auto const profiling = t.minibatch == 0 ? measuring_[t.model] : nullptr;
-    if (profiling) mark_profile_start(engine, profiling);
+    profile_starts profile_marks;
+    if (profiling) profile_marks = mark_profile_start(engine);
     try {
       if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
         runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(t.minibatch));
@@ -421,7 +422,7 @@ private:
       return false;
     }
     mark_ends(engine, starts, t, d);
-    if (profiling) mark_profile_end(engine, profiling, t);
+    if (profiling) mark_profile_end(engine, profiling, profile_marks, t);
     core_->set_resident(t.model, t.shard, d);
     backend_->enqueue(engine.spill_stream(), [this, t, d] {
       {
@@ -468,33 +469,46 @@ private:
     explicit measurement(std::size_t shards) : forward(shards, 0.0), backward(shards, 0.0), fetch(shards, 0.0) {}
     std::mutex mutex;
     std::vector<double> forward, backward, fetch;
-    std::chrono::nanoseconds compute_start{0}, prefetch_start{0};
-    typename host_backend::event last_mark{}; // the compute stream's last end mark
+    std::vector<typename host_backend::event> marks; // after every end mark: what adopt_profile waits for
   };
 
-  void mark_profile_start(engine_type& engine, std::shared_ptr<measurement> const& into) {
-    backend_->enqueue(engine.compute_stream(), [into, this] { into->compute_start = trace_.now(); });
-    backend_->enqueue(engine.prefetch_stream(), [into, this] { into->prefetch_start = trace_.now(); });
+  // Start marks of one task on its compute and prefetch streams: per task, so a
+  // late end mark of the previous task on another device cannot race with them.
+  using profile_starts = std::array<std::shared_ptr<std::chrono::nanoseconds>, 2>;
+
+  profile_starts mark_profile_start(engine_type& engine) {
+    profile_starts starts{std::make_shared<std::chrono::nanoseconds>(0), std::make_shared<std::chrono::nanoseconds>(0)};
+    backend_->enqueue(engine.compute_stream(), [mark = starts[0], this] { *mark = trace_.now(); });
+    backend_->enqueue(engine.prefetch_stream(), [mark = starts[1], this] { *mark = trace_.now(); });
+    return starts;
   }
 
-  void mark_profile_end(engine_type& engine, std::shared_ptr<measurement> const& into, task const& t) {
-    backend_->enqueue(engine.prefetch_stream(), [into, t, this] {
+  void mark_profile_end(engine_type& engine, std::shared_ptr<measurement> const& into, profile_starts const& starts,
+                        task const& t) {
+    backend_->enqueue(engine.prefetch_stream(), [into, start = starts[1], t, this] {
+      double const seconds = static_cast<double>((trace_.now() - *start).count()) * 1e-9;
       std::lock_guard lock(into->mutex);
-      into->fetch[t.shard] += static_cast<double>((trace_.now() - into->prefetch_start).count()) * 1e-9;
+      into->fetch[t.shard] += seconds;
     });
-    backend_->enqueue(engine.compute_stream(), [into, t, this] {
+    backend_->enqueue(engine.compute_stream(), [into, start = starts[0], t, this] {
+      double const seconds = static_cast<double>((trace_.now() - *start).count()) * 1e-9;
       std::lock_guard lock(into->mutex);
-      double const seconds = static_cast<double>((trace_.now() - into->compute_start).count()) * 1e-9;
       (t.pass == direction::forward ? into->forward : into->backward)[t.shard] = seconds;
     });
-    into->last_mark = backend_->record_event(engine.compute_stream());
+    std::lock_guard lock(into->mutex);
+    into->marks.push_back(backend_->record_event(engine.compute_stream()));
+    into->marks.push_back(backend_->record_event(engine.prefetch_stream()));
   }
 
   // The profiling minibatch is done: the policies see measured costs from now on.
   void adopt_profile(std::size_t m) {
     auto const into = std::move(measuring_[m]);
-    backend_->synchronize(into->last_mark); // its last compute mark may trail the completion
-    for (auto& engine : engines_) backend_->synchronize(backend_->record_event(engine->prefetch_stream()));
+    std::vector<typename host_backend::event> marks;
+    {
+      std::lock_guard lock(into->mutex);
+      marks = into->marks;
+    }
+    for (auto const& mark : marks) backend_->synchronize(mark); // end marks may trail the completions
     std::lock_guard lock(into->mutex);
     model_costs measured{into->forward, into->backward, configs_[m].steps};
     core_->update_costs(m, measured);
