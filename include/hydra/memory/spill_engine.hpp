@@ -95,8 +95,9 @@ public:
   }
 
   // Makes `id` resident with its parameters (and optimizer state when
-  // `with_state`), evicting unpinned shards as needed. The copies run on the
-  // prefetch stream; ready(id) is the event compute waits on.
+  // `with_state`), evicting unpinned shards as needed. The copies (or, for a
+  // resident shard about to be updated, a wait on its last write-back) go on the
+  // prefetch stream: compute orders itself after that stream, not after the host.
   void acquire(shard_id id, bool with_state, next_use_function const& next_use) {
     if (!make_resident(id, with_state, next_use)) {
       throw does_not_fit("spill engine: shard " + std::to_string(id) + " (" + format_bytes(table_[id].extent_bytes) +
@@ -133,7 +134,6 @@ public:
   // Pins: these shards are never chosen for eviction.
   void pin(std::vector<shard_id> shards) { pinned_ = std::move(shards); }
 
-  [[nodiscard]] event ready(shard_id id) const { return table_.at(id).device_ready; }
   [[nodiscard]] std::byte* extent(shard_id id) const { return table_.at(id).device; }
 
   // The compute work enqueued up to `compute_done` used the extent of `id`.

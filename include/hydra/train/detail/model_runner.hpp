@@ -194,12 +194,7 @@ private:
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-    backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
-    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
-                         activation_bytes(shard.first_layer));
-    if (last)
-      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
-                           model_.batch() * sizeof(std::int32_t));
+    copy_checkpoint_in(prefetch, shard, s, scratch, last);
     backend_->wait_event(compute, backend_->record_event(prefetch));
     run_forward(engine, shard, engine.extent(base + s), scratch);
     event const done = backend_->record_event(compute);
@@ -252,13 +247,8 @@ private:
     state_.last_scratch_engine = nullptr;
     if (!reuse) {
       scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-      backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
-      backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
-                           activation_bytes(shard.first_layer));
-      if (last) {
-        backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
-                             model_.batch() * sizeof(std::int32_t));
-      } else {
+      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      if (!last) {
         backend_->wait_event(prefetch, state_.gradient_ready[s]);
         backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
                              activation_bytes(shard.end_layer));
@@ -291,6 +281,18 @@ private:
       state_.gradient_ready[s - 1] = backend_->record_event(spill);
     }
     engine.release_scratch(scratch, done);
+  }
+
+  // The shard's input checkpoint (and, for the shard with the loss, the labels)
+  // into its scratch, on the prefetch stream, once the checkpoint is written.
+  void copy_checkpoint_in(typename Backend::stream prefetch, shard const& shard, std::size_t s, std::byte* scratch,
+                          bool last) {
+    backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
+                         activation_bytes(shard.first_layer));
+    if (last)
+      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                           model_.batch() * sizeof(std::int32_t));
   }
 
   // Bytes of the activation entering layer `layer` (or leaving the model at the end).
