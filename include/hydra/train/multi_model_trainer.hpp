@@ -1,8 +1,10 @@
 // Shard parallelism: a sweep of models, each larger than a device, trained at
 // once on several devices. The scheduler core decides, a policy chooses, and this
-// driver executes: whenever a device has fewer than two tasks queued (the running
-// one and one ahead, whose prefetch overlaps it), it asks for a task; a task's
-// completion, reported from its device's spill stream, readies the model's next.
+// driver executes: after every completion it asks for a task for each idle
+// device, then for one more on each device (the task ahead, whose prefetch
+// overlaps the running one); a task's completion, reported from its device's
+// spill stream once its output is home, readies the model's next. A backward's
+// write-back is queued behind its completion: the next task does not wait for it.
 //
 // A model whose layer throws, or whose loss stops being finite, is stopped: its
 // device memory and minibatch buffers are released, the reason is reported, and
@@ -206,11 +208,19 @@ public:
     auto const started = std::chrono::steady_clock::now();
     std::vector<std::vector<task>> in_flight(engines_.size());
     while (!core_->finished()) {
-      for (std::size_t d = 0; d < engines_.size(); ++d)
-        while (in_flight[d].size() < 2) {
+      // Idle devices first, then one task ahead on each: a ready task goes to
+      // an idle device rather than queue behind a busy one. (sim/ drives the
+      // core the same way.)
+      std::vector<bool> full(engines_.size(), false);
+      for (std::size_t level = 1; level <= 2; ++level)
+        for (std::size_t d = 0; d < engines_.size(); ++d) {
+          if (in_flight[d].size() >= level || full[d]) continue;
           auto const next = core_->decide(policy_, d);
-          if (!next) break;
-          if (!launch(*next, d, in_flight[d])) break;
+          if (!next) continue;
+          if (!launch(*next, d, in_flight[d])) {
+            full[d] = true;
+            continue;
+          }
           in_flight[d].push_back(*next);
         }
       if (core_->in_flight() == 0) {
@@ -288,6 +298,7 @@ private:
     virtual bool staged(std::size_t minibatch) const = 0;
     virtual void begin_minibatch(engine_type&, std::size_t index, minibatch) = 0;
     virtual void run(engine_type&, std::size_t base, task const&, engine_type::next_use_function const&) = 0;
+    virtual void flush_write_back(engine_type&) = 0;
     virtual void abandon(engine_type&) = 0;
     virtual void release_homes(host_stream) = 0;
     virtual std::vector<float> parameters() const = 0;
@@ -308,6 +319,7 @@ private:
     void run(engine_type& e, std::size_t base, task const& t, engine_type::next_use_function const& next) override {
       runner.run(e, base, t, next, [](std::size_t) {});
     }
+    void flush_write_back(engine_type& e) override { runner.flush_write_back(e); }
     void abandon(engine_type& e) override { runner.abandon(e); }
     void release_homes(host_stream on) override { runner.release_homes(on); }
     std::vector<float> parameters() const override { return runner.parameters(); }
@@ -381,10 +393,11 @@ private:
     return std::visit(
         [&](auto const& optimizer) -> std::unique_ptr<runner_interface> {
           using optimizer_type = std::decay_t<decltype(optimizer)>;
-          return std::make_unique<runner_holder<optimizer_type>>(*backend_, *host_pool_, config.model, optimizer,
-                                                                 std::move(graph), config.seed,
-                                                                 engines_.front()->spill_stream(),
-                                                                 /*keep_last_activations=*/false);
+          auto holder = std::make_unique<runner_holder<optimizer_type>>(
+              *backend_, *host_pool_, config.model, optimizer, std::move(graph), config.seed,
+              engines_.front()->spill_stream(), /*keep_last_activations=*/false);
+          holder->runner.defer_write_backs(true);
+          return holder;
         },
         config.optimizer);
   }
@@ -431,6 +444,7 @@ private:
       }
       completions_ready_.notify_one();
     });
+    runner.flush_write_back(engine); // behind the completion: off the model's chain
     return true;
   }
 

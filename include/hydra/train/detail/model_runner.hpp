@@ -78,6 +78,17 @@ public:
   }
 
   model_runner(model_runner const&) = delete;
+
+  // Deferred write-backs (the multi-model trainer): a backward leaves its
+  // write-back for the driver to issue with flush_write_back() once it has
+  // queued the task's completion, so that the model's next task, which does
+  // not need this shard, is not held up while its state goes home.
+  void defer_write_backs(bool defer) noexcept { defer_write_backs_ = defer; }
+  void flush_write_back(engine_type& engine) {
+    if (!deferred_write_back_) return;
+    engine.write_back(deferred_write_back_->first, deferred_write_back_->second);
+    deferred_write_back_.reset();
+  }
   model_runner& operator=(model_runner const&) = delete;
 
   // Registers this model's shards with a device's engine; returns the id of
@@ -272,7 +283,12 @@ private:
     event const done = backend_->record_event(compute);
     engine.used_by_compute(base + s, done);
     after_compute(base + s);
-    if (shard.parameter_count > 0) engine.write_back(base + s, done);
+    if (shard.parameter_count > 0) {
+      if (defer_write_backs_)
+        deferred_write_back_ = {base + s, done};
+      else
+        engine.write_back(base + s, done);
+    }
     backend_->wait_event(spill, done);
     if (s > 0) {
       std::size_t const bytes = activation_bytes(shard.first_layer);
@@ -358,6 +374,8 @@ private:
   std::shared_ptr<fault_record> fault_;
   step_state state_;
   bool keep_last_activations_;
+  bool defer_write_backs_ = false;
+  std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::size_t> staged_minibatch_;
 };
 
