@@ -4,6 +4,8 @@
 #   bash scripts/dev.sh test [PRESET]    install what is missing, configure, build, run every test
 #                                        (PRESET: release (default), debug, asan, tsan)
 #   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
+#   bash scripts/dev.sh simulate [ARGS]  build and run hydra-sim (every policy on the paper-shaped preset;
+#                                        ARGS as in `hydra-sim --help`)
 #   bash scripts/dev.sh setup            only install the Debian packages hydra's build needs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,16 +43,23 @@ case "$command" in
     preset="${2:-release}"
     cmake --workflow --preset "$preset"
     ;;
+  simulate)
+    setup
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target hydra_sim >/dev/null
+    shift
+    ./build/release/examples/hydra-sim "$@"
+    ;;
   bench)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target pool_bench copy_bench spill_bench scheduler_bench sweep_bench
-    for program in pool_bench copy_bench spill_bench scheduler_bench sweep_bench; do
+    cmake --build --preset release --target pool_bench copy_bench spill_bench scheduler_bench sweep_bench sim_bench
+    for program in pool_bench copy_bench spill_bench scheduler_bench sweep_bench sim_bench; do
       ./build/release/bench/$program
     done
     ;;
   *)
-    sed -n '2,8p' "${BASH_SOURCE[0]}"
+    sed -n '2,9p' "${BASH_SOURCE[0]}"
     exit 2
     ;;
 esac

@@ -38,6 +38,12 @@
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/task.hpp"
 
+#include "hydra/sim/baselines.hpp"
+#include "hydra/sim/presets.hpp"
+#include "hydra/sim/simulator.hpp"
+#include "hydra/sim/workload.hpp"
+#include "hydra/sim/workload_json.hpp"
+
 #include "hydra/trace/chrome_trace.hpp"
 #include "hydra/trace/trace_recorder.hpp"
 

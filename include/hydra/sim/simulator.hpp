@@ -1,0 +1,466 @@
+// A discrete-event simulator of hydra's runtime: the same scheduler core and
+// the same policy objects, driven by a cost model instead of kernels. What it
+// models, as the multi-model trainer and spill engine do it:
+//  - the driver: whenever a device has fewer than 1 + prefetch_depth tasks queued
+//    (the runtime: 2, the running one and one ahead), it asks the core for one;
+//    devices are asked in index order after every completion;
+//  - per device three FIFO streams: compute, prefetch (H2D link) and spill (D2H
+//    link). A task's copies are queued on them when it is launched, so a
+//    look-ahead task's fetch overlaps the running task's compute;
+//  - residency: a forward fetches a shard's parameters, a backward its whole
+//    state (or the rest of it); a resident shard is fetched again only after it
+//    was evicted. Eviction picks the unpinned shard needed furthest ahead in its
+//    model's chain (pinned: the shards of the device's queued tasks), and frees
+//    its memory on the spill stream, behind everything queued there; a fetch
+//    that needs that memory waits for it. A shard resident elsewhere moves;
+//  - every backward writes the shard's state home right after its compute (on
+//    the spill stream), and a fetch of that state waits for the write-back;
+//  - boundary activations: each task copies its inputs in from host memory
+//    (the checkpoint; a backward also the incoming gradient) and its output out
+//    (forward: the next checkpoint; backward: the gradient for the shard
+//    before). A task completes when its last spill-stream copy has;
+//  - task scratch (activations while it runs) is held from launch until the
+//    spill stream passes its compute.
+// Not modelled: pool fragmentation (memory is counted in bytes), copy chunking,
+// host-side costs of a decision, and contention beyond the optional shared host
+// link, on which every copy also books its bytes / aggregate rate (first fit).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <queue>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/policy.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/task.hpp"
+#include "hydra/sim/workload.hpp"
+#include "hydra/trace/trace_recorder.hpp"
+
+namespace hydra::sim {
+
+struct options {
+  std::size_t prefetch_depth = 1; // tasks queued behind the running one per device (the runtime's: 1)
+  bool record_trace = false;      // report::trace: one slice per task and stream used
+  bool keep_decisions = false;    // report::decisions: every (device, task) in order
+};
+
+struct report {
+  std::string policy;
+  double makespan_seconds = 0;
+  lower_bound_parts bound;
+  std::vector<double> device_busy_fraction; // compute busy / makespan
+  std::uint64_t tasks = 0;
+  std::uint64_t bytes_to_device = 0; // shard state and activations
+  std::uint64_t bytes_to_host = 0;
+  std::uint64_t fetches = 0; // shard-state copies to a device
+  std::uint64_t evictions = 0;
+  std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device
+  std::uint64_t released = 0;           // decisions taken back: no room beside the queued tasks
+  double copy_wait_seconds = 0;         // compute idle, waiting for a launched task's copies
+  std::vector<decision> decisions;
+  std::vector<trace_slice> trace;
+
+  [[nodiscard]] double ratio_to_lower_bound() const noexcept {
+    return bound.seconds() > 0 ? makespan_seconds / bound.seconds() : 1.0;
+  }
+  [[nodiscard]] double mean_utilisation() const noexcept {
+    double sum = 0;
+    for (double busy : device_busy_fraction) sum += busy;
+    return device_busy_fraction.empty() ? 0.0 : sum / static_cast<double>(device_busy_fraction.size());
+  }
+};
+
+namespace detail {
+
+inline constexpr std::uint32_t no_device = std::numeric_limits<std::uint32_t>::max();
+
+template <class Policy>
+class simulation {
+public:
+  simulation(workload const& w, Policy& policy, options const& o)
+      : workload_(w), policy_(policy), options_(o), core_(costs_of(w), w.devices.size()) {
+    core_.keep_decision_log(o.keep_decisions);
+    std::size_t shard_count = 0;
+    for (auto const& model : w.models) {
+      bases_.push_back(shard_count);
+      shard_count += model.shards.size();
+    }
+    shards_.resize(shard_count);
+    models_.resize(w.models.size());
+    devices_.resize(w.devices.size());
+    for (std::size_t m = 0; m < w.models.size(); ++m)
+      for (std::size_t s = 0; s < w.models[m].shards.size(); ++s) {
+        auto& shard = shards_[bases_[m] + s];
+        shard.spec = &w.models[m].shards[s];
+        shard.model = m;
+        shard.index = s;
+      }
+    for (std::size_t d = 0; d < devices_.size(); ++d) devices_[d].spec = &w.devices[d];
+  }
+
+  report run() {
+    std::size_t const queue_limit = 1 + options_.prefetch_depth;
+    while (!core_.finished()) {
+      // Idle devices first, then one more task each, up to the limit.
+      for (std::size_t level = 1; level <= queue_limit && !core_.ready().empty(); ++level) {
+        for (std::size_t d = 0; d < devices_.size(); ++d) {
+          auto& device = devices_[d];
+          if (device.queued >= level || device.full) continue;
+          auto const next = core_.decide(policy_, d);
+          if (!next) continue;
+          if (!launch(*next, d)) {
+            core_.release(*next);
+            ++released_;
+            device.full = true;
+            continue;
+          }
+          if (core_.ready().empty()) break;
+        }
+      }
+      for (auto& device : devices_) device.full = false;
+      if (completions_.empty()) {
+        if (core_.finished()) break;
+        throw error("simulator: policy " + std::string(policy_.name()) +
+                    " declined every ready task while no task ran");
+      }
+      completion const done = completions_.top();
+      completions_.pop();
+      now_ = done.time;
+      auto& device = devices_[done.device];
+      --device.queued;
+      auto const id = static_cast<std::uint32_t>(bases_[done.what.model] + done.what.shard);
+      device.pinned.erase(std::find(device.pinned.begin(), device.pinned.end(), id));
+      core_.complete(done.what);
+    }
+    return make_report();
+  }
+
+private:
+  struct shard_state {
+    shard_spec const* spec = nullptr;
+    std::size_t model = 0, index = 0;
+    std::uint32_t device = no_device;
+    bool state_on_device = false; // else parameters only
+    double ready_at = 0;          // its last fetch landed
+    double home_ready_at = 0;     // its last write-back landed
+    double last_use_end = 0;      // compute end of its last task
+  };
+
+  struct model_state {
+    double checkpoint_home_at = 0; // the last boundary copy-out landed
+    std::size_t position = 0;      // of its latest launched task
+  };
+
+  struct pending_free {
+    double at;
+    std::uint64_t bytes;
+  };
+
+  struct device_state {
+    device_spec const* spec = nullptr;
+    double compute_free = 0, h2d_free = 0, d2h_free = 0;
+    std::uint64_t used = 0;            // resident extents and scratch, as the pool would count them
+    std::vector<pending_free> pending; // freed on a stream that has not reached the free yet
+    std::uint64_t pending_bytes = 0;
+    std::vector<std::uint32_t> resident; // global shard ids
+    std::vector<std::uint32_t> pinned;   // the shards of its queued tasks: never evicted
+    std::size_t queued = 0;
+    bool full = false; // a task did not fit beside its queue this round
+    double busy = 0;
+  };
+
+  struct completion {
+    double time;
+    std::uint64_t sequence;
+    std::size_t device;
+    task what;
+    // std::priority_queue is a max-heap: "less" means later.
+    friend bool operator<(completion const& a, completion const& b) noexcept {
+      return a.time != b.time ? a.time > b.time : a.sequence > b.sequence;
+    }
+  };
+
+  // Queues a copy on one direction of device d's link; returns when it lands.
+  double copy(device_state& device, bool to_device, double earliest, std::uint64_t bytes) {
+    if (bytes == 0) return earliest;
+    double& link = to_device ? device.h2d_free : device.d2h_free;
+    double start = std::max(earliest, link);
+    double const rate = to_device ? device.spec->h2d_bytes_per_second : device.spec->d2h_bytes_per_second;
+    double end = start + copy_seconds(bytes, rate, device.spec->latency_seconds);
+    if (workload_.shared_host_bytes_per_second > 0) {
+      double const shared = static_cast<double>(bytes) / workload_.shared_host_bytes_per_second;
+      start = reserve_shared_link(start, shared);
+      end = std::max(start + copy_seconds(bytes, rate, device.spec->latency_seconds), start + shared);
+    }
+    link = end;
+    (to_device ? bytes_to_device_ : bytes_to_host_) += bytes;
+    return end;
+  }
+
+  // The shared host link: the earliest gap of `duration` at or after
+  // `earliest` among the copies already booked on it (first fit), booked.
+  double reserve_shared_link(double earliest, double duration) {
+    while (!shared_busy_.empty() && shared_busy_.begin()->second <= now_) shared_busy_.erase(shared_busy_.begin());
+    double at = earliest;
+    auto next = shared_busy_.upper_bound(at);
+    if (next != shared_busy_.begin()) at = std::max(at, std::prev(next)->second);
+    for (; next != shared_busy_.end() && next->first < at + duration; ++next) at = std::max(at, next->second);
+    if (duration > 0) shared_busy_.emplace(at, at + duration);
+    return at;
+  }
+
+  // Tasks until `shard` of `model` is needed again along the model's chain.
+  [[nodiscard]] std::size_t next_use(std::size_t model, std::size_t shard) const {
+    std::size_t const shards = workload_.models[model].shards.size();
+    std::size_t const per_minibatch = 2 * shards;
+    std::size_t const position = models_[model].position;
+    std::size_t const within = position % per_minibatch, base = position - within;
+    std::size_t best = std::numeric_limits<std::size_t>::max();
+    for (std::size_t offset : {shard, per_minibatch - 1 - shard}) {
+      std::size_t const at = offset > within ? base + offset : base + per_minibatch + offset;
+      best = std::min(best, at);
+    }
+    if (best >= core_.tasks_of(model)) return std::numeric_limits<std::size_t>::max();
+    return best - position;
+  }
+
+  void evict(std::size_t d, std::uint32_t id) {
+    auto& device = devices_[d];
+    auto& shard = shards_[id];
+    // As the spill engine does it: the free is queued on the spill stream,
+    // behind everything already there and the extent's last compute use and
+    // fetch; a fetch that reuses the memory waits for it.
+    double const at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
+    device.d2h_free = at;
+    device.used -= shard.spec->state_bytes;
+    device.pending.push_back({at, shard.spec->state_bytes});
+    device.pending_bytes += shard.spec->state_bytes;
+    device.resident.erase(std::find(device.resident.begin(), device.resident.end(), id));
+    shard.device = no_device;
+    shard.state_on_device = false;
+    ++evictions_;
+  }
+
+  // Makes room for `bytes` on d; returns when the memory is usable (a pending
+  // free it relies on has reached the spill stream), or nothing when only pinned
+  // shards could give it.
+  std::optional<double> make_room(std::size_t d, std::uint64_t bytes) {
+    auto& device = devices_[d];
+    std::uint64_t const capacity = device.spec->memory_bytes;
+    while (capacity - device.used < bytes) {
+      std::uint32_t victim = no_device;
+      std::size_t furthest = 0;
+      for (std::uint32_t candidate : device.resident) {
+        if (std::find(device.pinned.begin(), device.pinned.end(), candidate) != device.pinned.end()) continue;
+        std::size_t const distance = next_use(shards_[candidate].model, shards_[candidate].index);
+        if (victim == no_device || distance > furthest) {
+          victim = candidate;
+          furthest = distance;
+        }
+      }
+      if (victim == no_device) return std::nullopt;
+      evict(d, victim);
+    }
+    // Free now (counting pending frees as free) is enough; which pending frees
+    // must land first? Those beyond what was free before them, oldest first.
+    double usable_at = 0;
+    std::uint64_t settled_free = capacity - device.used - device.pending_bytes;
+    while (settled_free < bytes && !device.pending.empty()) {
+      auto const soonest = std::min_element(device.pending.begin(), device.pending.end(),
+                                            [](pending_free const& a, pending_free const& b) { return a.at < b.at; });
+      usable_at = std::max(usable_at, soonest->at);
+      settled_free += soonest->bytes;
+      device.pending_bytes -= soonest->bytes;
+      device.pending.erase(soonest);
+    }
+    device.used += bytes;
+    return usable_at;
+  }
+
+  void settle_frees(device_state& device) {
+    std::erase_if(device.pending, [&](pending_free const& p) {
+      if (p.at > now_) return false;
+      device.pending_bytes -= p.bytes;
+      return true;
+    });
+  }
+
+  bool launch(task const& t, std::size_t d) {
+    auto& device = devices_[d];
+    settle_frees(device);
+    auto const& model_spec = workload_.models[t.model];
+    std::size_t const shards = model_spec.shards.size();
+    auto const id = static_cast<std::uint32_t>(bases_[t.model] + t.shard);
+    auto& shard = shards_[id];
+    shard_spec const& spec = *shard.spec;
+    bool const forward = t.pass == direction::forward;
+
+    if (shard.device != no_device && shard.device != d) { // one device holds a shard at a time
+      evict(shard.device, id);
+      ++cross_device_moves_;
+    }
+    device.pinned.push_back(id);
+    auto unpin = [&] { device.pinned.pop_back(); };
+
+    // Prefetch stream: extent, state, scratch, inputs.
+    double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = now_;
+    auto h2d = [&](double earliest, std::uint64_t bytes) {
+      if (bytes == 0) return std::max(earliest, now_);
+      fetch_start = std::min(fetch_start, std::max({earliest, now_, device.h2d_free}));
+      fetch_end = copy(device, true, std::max(earliest, now_), bytes);
+      return fetch_end;
+    };
+    std::uint64_t const parameters =
+        spec.parameter_bytes ? std::min(spec.parameter_bytes, spec.state_bytes) : spec.state_bytes;
+    double state_ready = shard.ready_at;
+    if (shard.device != d) {
+      auto const usable = make_room(d, spec.state_bytes);
+      if (!usable) {
+        unpin();
+        return false;
+      }
+      shard.device = static_cast<std::uint32_t>(d);
+      shard.state_on_device = false;
+      device.resident.push_back(id);
+      std::uint64_t const bytes = forward ? parameters : spec.state_bytes;
+      state_ready = h2d(std::max(*usable, shard.home_ready_at), bytes);
+      shard.state_on_device = !forward;
+      ++fetches_;
+    } else if (!forward && !shard.state_on_device) {
+      state_ready = h2d(shard.home_ready_at, spec.state_bytes - parameters);
+      shard.state_on_device = true;
+      ++fetches_;
+    } else if (!forward) {
+      // Resident with its state: the update must not overtake the last write-back.
+      state_ready = std::max(state_ready, shard.home_ready_at);
+    }
+    shard.ready_at = std::max(shard.ready_at, state_ready);
+
+    auto const scratch_room = make_room(d, spec.scratch_bytes);
+    if (!scratch_room) {
+      // The shard stays resident (it is cache); the task goes back to the ready set.
+      unpin();
+      return false;
+    }
+    auto& model = models_[t.model];
+    double inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
+    if (!forward && t.shard + 1 < shards)
+      inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
+
+    // Compute stream.
+    double const seconds = forward ? spec.forward_seconds : spec.backward_seconds;
+    double const earliest = std::max(device.compute_free, now_);
+    double const start = std::max({earliest, shard.ready_at, inputs_ready});
+    copy_wait_ += start - earliest;
+    double const end = start + seconds;
+    device.compute_free = end;
+    device.busy += seconds;
+    shard.last_use_end = end;
+
+    // Spill stream: write-back, output copy, scratch free, completion.
+    double spill_start = std::max(device.d2h_free, end);
+    device.d2h_free = spill_start;
+    std::uint64_t const output = forward ? (t.shard + 1 < shards ? model_spec.shards[t.shard + 1].input_bytes : 0)
+                                         : (t.shard > 0 ? spec.input_bytes : 0);
+    double const output_home = copy(device, false, end, output);
+    model.checkpoint_home_at = std::max(output_home, end);
+    double const done = device.d2h_free; // the model's next task may start: it needs nothing more from here
+    if (spec.scratch_bytes > 0) {
+      device.used -= spec.scratch_bytes;
+      device.pending.push_back({done, spec.scratch_bytes});
+      device.pending_bytes += spec.scratch_bytes;
+    }
+    // The update goes home behind the completion, off the model's chain.
+    if (!forward) shard.home_ready_at = copy(device, false, end, spec.state_bytes);
+    model.position = t.position;
+    core_.set_resident(t.model, t.shard, d);
+    completions_.push({done, sequence_++, d, t});
+    ++device.queued;
+    ++tasks_;
+
+    if (options_.record_trace) {
+      std::string const& name = model_spec.name;
+      auto ns = [](double seconds_) { return std::chrono::nanoseconds(std::llround(seconds_ * 1e9)); };
+      if (std::isfinite(fetch_start))
+        trace_.push_back({t, name, d, stream_kind::prefetch, ns(fetch_start), ns(fetch_end)});
+      trace_.push_back({t, name, d, stream_kind::compute, ns(start), ns(end)});
+      if (done > spill_start) trace_.push_back({t, name, d, stream_kind::spill, ns(spill_start), ns(done)});
+    }
+    return true;
+  }
+
+  report make_report() {
+    report out;
+    out.policy = policy_.name();
+    double makespan = 0;
+    for (auto const& device : devices_)
+      makespan = std::max({makespan, device.compute_free, device.h2d_free, device.d2h_free});
+    out.makespan_seconds = makespan;
+    out.bound = lower_bound(workload_);
+    for (auto const& device : devices_) out.device_busy_fraction.push_back(makespan > 0 ? device.busy / makespan : 0);
+    out.tasks = tasks_;
+    out.bytes_to_device = bytes_to_device_;
+    out.bytes_to_host = bytes_to_host_;
+    out.fetches = fetches_;
+    out.evictions = evictions_;
+    out.cross_device_moves = cross_device_moves_;
+    out.released = released_;
+    out.copy_wait_seconds = copy_wait_;
+    out.decisions = core_.decisions();
+    out.trace = std::move(trace_);
+    return out;
+  }
+
+  workload const& workload_;
+  Policy& policy_;
+  options options_;
+  scheduler_core core_;
+  std::vector<std::size_t> bases_;
+  std::vector<shard_state> shards_;
+  std::vector<model_state> models_;
+  std::vector<device_state> devices_;
+  std::priority_queue<completion> completions_;
+  std::vector<trace_slice> trace_;
+  double now_ = 0;
+  std::map<double, double> shared_busy_; // booked copies on the shared host link: start -> end
+  std::uint64_t sequence_ = 0, tasks_ = 0, bytes_to_device_ = 0, bytes_to_host_ = 0, fetches_ = 0, evictions_ = 0,
+                cross_device_moves_ = 0, released_ = 0;
+  double copy_wait_ = 0;
+};
+
+} // namespace detail
+
+// Simulates `w` under `policy` (any hydra::policy: a built-in, any_policy, or
+// the user's own type, called exactly as the runtime calls it).
+template <policy P>
+[[nodiscard]] report simulate(workload const& w, P& policy, options const& o = {}) {
+  validate(w);
+  return detail::simulation<P>(w, policy, o).run();
+}
+
+template <policy P>
+requires(!std::is_lvalue_reference_v<P>) [[nodiscard]] report
+    simulate(workload const& w, P&& policy, options const& o = {}) {
+  P local = std::move(policy);
+  return simulate(w, local, o);
+}
+
+// By name: sharp, fifo, round_robin, random_pick, model_parallel, task_parallel
+// (task_parallel on a workload whose models each fit a device: see
+// as_whole_models in sim/baselines.hpp).
+[[nodiscard]] inline report simulate(workload const& w, std::string const& policy_name, options const& o = {},
+                                     std::uint64_t seed = 1) {
+  any_policy chosen = make_policy(policy_name, seed);
+  return simulate(w, chosen, o);
+}
+
+} // namespace hydra::sim

@@ -1,0 +1,159 @@
+// What the simulator simulates: devices (memory, host links) and models (shard
+// lists with compute seconds and bytes), plus the bound no schedule can beat.
+// A workload comes from a preset (sim/presets.hpp), a JSON file
+// (sim/workload_json.hpp; the runtime's profile JSON reads as one) or code.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hydra/core/bytes.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+
+namespace hydra::sim {
+
+struct shard_spec {
+  double forward_seconds = 0;
+  double backward_seconds = 0;       // recomputed forward and optimizer step included, as in the runtime
+  std::uint64_t state_bytes = 0;     // its device extent; a backward fetches and writes back all of it
+  std::uint64_t parameter_bytes = 0; // the part a forward needs (0: all of state_bytes)
+  std::uint64_t scratch_bytes = 0;   // working memory of one task (activations), held while it runs
+  std::uint64_t input_bytes = 0;     // its boundary activation (and the gradient flowing back through it)
+
+  // What one task of it occupies on a device: its extent and its scratch.
+  [[nodiscard]] std::uint64_t task_bytes() const noexcept { return state_bytes + scratch_bytes; }
+};
+
+struct model_spec {
+  std::string name;
+  std::vector<shard_spec> shards;
+  std::size_t minibatches = 1;
+};
+
+// A host link direction with bytes_per_second <= 0 is free: its copies take no time.
+struct device_spec {
+  std::uint64_t memory_bytes = 0;
+  double h2d_bytes_per_second = 0;
+  double d2h_bytes_per_second = 0;
+  double latency_seconds = 0; // per copy, both directions
+};
+
+struct workload {
+  std::string description;
+  std::vector<device_spec> devices;
+  // Aggregate host bandwidth shared by every device's copies (both directions);
+  // <= 0: unlimited (each link runs at its own rate).
+  double shared_host_bytes_per_second = 0;
+  std::vector<model_spec> models;
+};
+
+// Seconds one copy of `bytes` takes on a link (no queueing).
+[[nodiscard]] inline double copy_seconds(std::uint64_t bytes, double bytes_per_second, double latency) noexcept {
+  if (bytes == 0) return 0;
+  return latency + (bytes_per_second > 0 ? static_cast<double>(bytes) / bytes_per_second : 0.0);
+}
+
+// Refuses what no schedule could run, naming the thing and the limit.
+inline void validate(workload const& w) {
+  detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
+  detail::expects(!w.models.empty(), "workload: no models");
+  std::uint64_t largest_memory = 0;
+  for (std::size_t d = 0; d < w.devices.size(); ++d) {
+    auto const& device = w.devices[d];
+    detail::expects(device.memory_bytes > 0, "workload: device " + std::to_string(d) + " has no memory");
+    detail::expects(device.latency_seconds >= 0, "workload: device " + std::to_string(d) + " has a negative latency");
+    largest_memory = std::max(largest_memory, device.memory_bytes);
+  }
+  std::uint64_t smallest_memory = w.devices.front().memory_bytes;
+  for (auto const& device : w.devices) smallest_memory = std::min(smallest_memory, device.memory_bytes);
+  for (std::size_t m = 0; m < w.models.size(); ++m) {
+    auto const& model = w.models[m];
+    std::string const who = "workload: model " + std::to_string(m) + " (" + model.name + ")";
+    detail::expects(!model.shards.empty(), who + " has no shards");
+    for (std::size_t s = 0; s < model.shards.size(); ++s) {
+      auto const& shard = model.shards[s];
+      detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
+                      who + " shard " + std::to_string(s) + " has a negative compute time");
+      // Any device may be asked to run any shard: it must fit the smallest.
+      if (shard.task_bytes() > smallest_memory) {
+        throw does_not_fit(who + " shard " + std::to_string(s) + " needs " + format_bytes(shard.task_bytes()) +
+                           " on a device, above the smallest device's memory (" + format_bytes(smallest_memory) + ")");
+      }
+    }
+  }
+}
+
+// Compute seconds of one model's whole chain.
+[[nodiscard]] inline double chain_seconds(model_spec const& model) noexcept {
+  double minibatch = 0;
+  for (auto const& shard : model.shards) minibatch += shard.forward_seconds + shard.backward_seconds;
+  return minibatch * static_cast<double>(model.minibatches);
+}
+
+// The scheduler core's view of a workload.
+[[nodiscard]] inline std::vector<model_costs> costs_of(workload const& w) {
+  std::vector<model_costs> costs;
+  costs.reserve(w.models.size());
+  for (auto const& model : w.models) {
+    model_costs c;
+    c.minibatches = model.minibatches;
+    for (auto const& shard : model.shards) {
+      c.forward_seconds.push_back(shard.forward_seconds);
+      c.backward_seconds.push_back(shard.backward_seconds);
+    }
+    costs.push_back(std::move(c));
+  }
+  return costs;
+}
+
+struct lower_bound_parts {
+  double work_per_device = 0; // total compute / devices
+  double longest_chain = 0;   // one model's compute chain with its unavoidable copies
+  std::size_t longest_model = 0;
+  [[nodiscard]] double seconds() const noexcept { return std::max(work_per_device, longest_chain); }
+};
+
+// max(total compute / D, the longest chain with its unavoidable copies). The
+// unavoidable copies of a chain: before its first task, shard 0's parameters and
+// first input must reach a device (they start in host memory); after its last
+// (shard 0's final backward), shard 0's updated state must go home. Both on the
+// fastest link any device offers.
+[[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
+  lower_bound_parts out;
+  double total = 0;
+  for (std::size_t m = 0; m < w.models.size(); ++m) {
+    auto const& model = w.models[m];
+    double const chain = chain_seconds(model);
+    total += chain;
+    if (model.minibatches == 0) continue;
+    double fastest_in = -1, fastest_out = -1;
+    for (auto const& device : w.devices) {
+      auto const& first = model.shards[0];
+      std::uint64_t const parameters = first.parameter_bytes ? first.parameter_bytes : first.state_bytes;
+      double const in = copy_seconds(parameters, device.h2d_bytes_per_second, device.latency_seconds) +
+                        copy_seconds(model.shards[0].input_bytes, device.h2d_bytes_per_second, device.latency_seconds);
+      double const out_copy =
+          copy_seconds(model.shards[0].state_bytes, device.d2h_bytes_per_second, device.latency_seconds);
+      fastest_in = fastest_in < 0 ? in : std::min(fastest_in, in);
+      fastest_out = fastest_out < 0 ? out_copy : std::min(fastest_out, out_copy);
+    }
+    double const with_copies = chain + fastest_in + fastest_out;
+    if (with_copies > out.longest_chain) {
+      out.longest_chain = with_copies;
+      out.longest_model = m;
+    }
+  }
+  out.work_per_device = total / static_cast<double>(w.devices.size());
+  return out;
+}
+
+// A uniform device list.
+[[nodiscard]] inline std::vector<device_spec> identical_devices(std::size_t count, device_spec const& each) {
+  return std::vector<device_spec>(count, each);
+}
+
+} // namespace hydra::sim

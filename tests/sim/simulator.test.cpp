@@ -1,0 +1,237 @@
+// The simulator against hand-computed schedules, the lower bound on random
+// workloads, the preset's stated properties, and its refusals.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hydra/sched/policies.hpp"
+#include "hydra/sim/baselines.hpp"
+#include "hydra/sim/presets.hpp"
+#include "hydra/sim/simulator.hpp"
+
+namespace sim = hydra::sim;
+
+namespace {
+
+sim::device_spec free_links(std::uint64_t memory = 1'000'000'000'000) {
+  return {.memory_bytes = memory, .h2d_bytes_per_second = 0, .d2h_bytes_per_second = 0, .latency_seconds = 0};
+}
+
+sim::shard_spec compute_only(double forward, double backward) {
+  sim::shard_spec s;
+  s.forward_seconds = forward;
+  s.backward_seconds = backward;
+  return s;
+}
+
+std::uint64_t task_count(sim::workload const& w) {
+  std::uint64_t tasks = 0;
+  for (auto const& m : w.models) tasks += 2 * m.shards.size() * m.minibatches;
+  return tasks;
+}
+
+} // namespace
+
+TEST_CASE("one model on one device: its compute, plus the copies on its chain") {
+  sim::workload w;
+  w.devices = {free_links()};
+  w.models.push_back({"m", {compute_only(1, 3), compute_only(2, 4)}, 2});
+  auto const r = sim::simulate(w, hydra::sharp{});
+  CHECK(r.makespan_seconds == 20.0); // 2 minibatches x (1 + 2 + 3 + 4)
+  CHECK(r.ratio_to_lower_bound() == 1.0);
+  CHECK(r.tasks == 8);
+
+  // 1 GB/s links; parameters 0.5 s to fetch, the whole state 1 s. The chain:
+  //   fwd 0: fetch parameters 0 - 0.5, compute 0.5 - 1.5
+  //   fwd 1: fetch parameters 1.5 - 2, compute 2 - 4
+  //   bwd 1: fetch the rest 4 - 4.5, compute 4.5 - 8.5 (write-back 8.5 - 9.5)
+  //   bwd 0: fetch the rest 8.5 - 9, compute 9 - 12, write-back 12 - 13
+  for (auto& s : w.models[0].shards) {
+    s.state_bytes = 1'000'000'000;
+    s.parameter_bytes = 500'000'000;
+  }
+  w.models[0].minibatches = 1;
+  w.devices = {
+      {.memory_bytes = 4'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+  auto const with_copies = sim::simulate(w, hydra::sharp{});
+  CHECK(with_copies.makespan_seconds == doctest::Approx(13.0).epsilon(1e-12));
+  CHECK(with_copies.copy_wait_seconds == doctest::Approx(2.0).epsilon(1e-12));
+  CHECK(with_copies.bytes_to_device == 2'000'000'000);
+  CHECK(with_copies.bytes_to_host == 2'000'000'000);
+  // The bound: 10 s of compute, shard 0's parameters in (0.5 s) and state out (1 s).
+  CHECK(with_copies.bound.longest_chain == doctest::Approx(11.5).epsilon(1e-12));
+}
+
+TEST_CASE("two equal models on two devices run side by side") {
+  sim::workload w;
+  w.devices = {free_links(), free_links()};
+  for (char const* name : {"a", "b"}) w.models.push_back({name, {compute_only(1, 2), compute_only(1, 2)}, 3});
+  sim::options o;
+  o.keep_decisions = true;
+  auto const r = sim::simulate(w, hydra::sharp{}, o);
+  CHECK(r.makespan_seconds == 18.0); // each model alone: 3 x 6 s
+  CHECK(r.ratio_to_lower_bound() == 1.0);
+  REQUIRE(r.decisions.size() == 24);
+  CHECK(r.decisions[0] == hydra::decision{0, hydra::task_at(0, 2, 0)}); // idle devices first
+  CHECK(r.decisions[1] == hydra::decision{1, hydra::task_at(1, 2, 0)});
+  for (double busy : r.device_busy_fraction) CHECK(busy == 1.0);
+
+  // model_parallel: one model at a time, shard s on device s: twice as long.
+  auto const baseline = sim::simulate(w, hydra::model_parallel{});
+  CHECK(baseline.makespan_seconds == 36.0);
+}
+
+TEST_CASE("copies hide behind compute when each task computes at least as long as it copies") {
+  // Two models on one device; each task copies a 1 s input in and computes 2 s.
+  // Only the very first copy is exposed: each model's copy overlaps the other's compute.
+  auto make = [](double copy_seconds) {
+    sim::workload w;
+    w.devices = {{.memory_bytes = 1'000'000'000,
+                  .h2d_bytes_per_second = 1e9 / copy_seconds,
+                  .d2h_bytes_per_second = 1e9,
+                  .latency_seconds = 0}};
+    sim::shard_spec s = compute_only(2, 2);
+    s.input_bytes = 1'000'000'000;
+    for (char const* name : {"a", "b"}) w.models.push_back({name, {s}, 3});
+    return w;
+  };
+  auto const hidden = sim::simulate(make(1.0), hydra::sharp{});
+  CHECK(hidden.makespan_seconds == doctest::Approx(25.0).epsilon(1e-12)); // 1 + 12 tasks x 2 s
+  CHECK(hidden.copy_wait_seconds == doctest::Approx(1.0).epsilon(1e-12));
+  CHECK(hidden.device_busy_fraction[0] == doctest::Approx(24.0 / 25.0).epsilon(1e-12));
+
+  auto const exposed = sim::simulate(make(3.0), hydra::sharp{}); // copies longer than compute: the link is the limit
+  CHECK(exposed.makespan_seconds == doctest::Approx(12 * 3.0 + 2.0).epsilon(1e-12));
+  CHECK(exposed.copy_wait_seconds > 10.0);
+}
+
+TEST_CASE("makespan >= lower bound on 300 random workloads under every policy; every task runs once") {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    auto const w = sim::random_workload(seed);
+    double const bound = sim::lower_bound(w).seconds();
+    for (char const* name : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
+      auto const r = sim::simulate(w, std::string(name), {}, seed);
+      INFO("seed " << seed << " policy " << name);
+      CHECK(r.makespan_seconds >= bound * (1 - 1e-12));
+      CHECK(r.tasks == task_count(w));
+      for (double busy : r.device_busy_fraction) CHECK(busy <= 1.0 + 1e-12);
+    }
+  }
+}
+
+TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {
+  sim::workload w;
+  w.devices = {
+      {.memory_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+  sim::shard_spec s = compute_only(2, 2);
+  s.input_bytes = 1'000'000'000;
+  for (char const* name : {"a", "b"}) w.models.push_back({name, {s}, 3});
+  sim::options none;
+  none.prefetch_depth = 0;
+  auto const r = sim::simulate(w, hydra::sharp{}, none);
+  CHECK(r.makespan_seconds == doctest::Approx(12 * 3.0).epsilon(1e-12)); // every task: copy 1 s, then compute 2 s
+}
+
+TEST_CASE("the trace has one compute slice per task, inside the makespan") {
+  auto const w = sim::random_workload(7);
+  sim::options o;
+  o.record_trace = true;
+  auto const r = sim::simulate(w, hydra::sharp{}, o);
+  std::size_t compute = 0;
+  for (auto const& slice : r.trace) {
+    compute += slice.stream == hydra::stream_kind::compute;
+    CHECK(slice.start <= slice.end);
+    CHECK(static_cast<double>(slice.end.count()) <= r.makespan_seconds * 1e9 + 1);
+  }
+  CHECK(compute == r.tasks);
+}
+
+TEST_CASE("the paper-shaped preset: 12 models on 8 devices, none fits one, spilling can hide") {
+  auto const w = sim::paper_preset();
+  REQUIRE(w.models.size() == 12);
+  REQUIRE(w.devices.size() == 8);
+  sim::paper_device const device;
+  for (auto const& model : w.models) {
+    INFO(model.name);
+    std::uint64_t whole = 0;
+    for (auto const& s : model.shards) {
+      whole += s.task_bytes();
+      CHECK(s.task_bytes() <= w.devices[0].memory_bytes / 2); // the runtime's half-budget rule
+      double const fetch_parameters = static_cast<double>(s.parameter_bytes) / device.link_bytes_per_second;
+      double const state_round_trip = 2 * static_cast<double>(s.state_bytes) / device.link_bytes_per_second;
+      CHECK(s.forward_seconds >= fetch_parameters);
+      CHECK(s.backward_seconds >= state_round_trip);
+    }
+    CHECK(whole > w.devices[0].memory_bytes); // too large for one device
+    CHECK(model.shards.size() >= 3);
+  }
+  CHECK_THROWS_AS((void)sim::as_whole_models(w), hydra::does_not_fit);
+}
+
+TEST_CASE("the pipeline baseline follows GPipe's (M + D - 1) / M bubble") {
+  sim::workload w;
+  w.devices.assign(4, free_links());
+  w.models.push_back({"m", {compute_only(1, 3)}, 2}); // 8 s of compute
+  auto const p = sim::pipeline_baseline(w, 4);
+  CHECK(p.makespan_seconds == doctest::Approx(8.0 / 4 * 7 / 4).epsilon(1e-12));
+  CHECK(p.bubble_fraction == doctest::Approx(3.0 / 7.0).epsilon(1e-12));
+  CHECK_THROWS_AS((void)sim::pipeline_baseline(w, 0), hydra::invalid_argument);
+}
+
+TEST_CASE("task_parallel runs whole models one per device, and names a model that does not fit") {
+  sim::workload w;
+  w.devices = {free_links(100), free_links(100)};
+  sim::shard_spec s = compute_only(1, 2);
+  s.state_bytes = 10;
+  w.models.push_back({"a", {s, s}, 2});
+  w.models.push_back({"b", {s}, 2});
+  auto const r = sim::simulate(sim::as_whole_models(w), hydra::task_parallel{});
+  CHECK(r.makespan_seconds == 12.0); // model a: 2 minibatches x 6 s on device 0
+  w.models[0].shards.assign(6, s);
+  CHECK_THROWS_WITH_AS((void)sim::as_whole_models(w), doctest::Contains("model 0 (a)"), hydra::does_not_fit);
+}
+
+namespace {
+struct declines_everything {
+  std::string name() const { return "declines"; }
+  std::optional<std::size_t> pick(std::span<hydra::ready_task const>, hydra::device_view const&) const {
+    return std::nullopt;
+  }
+};
+} // namespace
+
+TEST_CASE("bad workloads are refused, naming the thing and the limit") {
+  sim::workload w;
+  w.models.push_back({"m", {compute_only(1, 1)}, 1});
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::sharp{}), doctest::Contains("device count is 0"),
+                       hydra::invalid_argument);
+  w.devices = {free_links(1000), free_links(500)};
+  w.models[0].shards[0].state_bytes = 400;
+  w.models[0].shards[0].scratch_bytes = 200;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::sharp{}), doctest::Contains("model 0 (m) shard 0 needs 600"),
+                       hydra::does_not_fit);
+  w.models[0].shards[0].scratch_bytes = 0;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, declines_everything{}), doctest::Contains("declined every ready task"),
+                       hydra::error);
+  w.models.clear();
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::sharp{}), doctest::Contains("no models"), hydra::invalid_argument);
+}
+
+TEST_CASE("a shared host link serialises the devices' copies at its aggregate rate") {
+  sim::workload w;
+  sim::device_spec const device{
+      .memory_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0};
+  w.devices = {device, device};
+  sim::shard_spec s = compute_only(1, 1);
+  s.input_bytes = 1'000'000'000; // each task copies 1 s in: its data, then its checkpoint
+  for (char const* name : {"a", "b"}) w.models.push_back({name, {s}, 1});
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(4.0).epsilon(1e-12)); // side by side
+  // One 1 GB/s link for both: device 1 copies after device 0, one step behind:
+  // a in 0-1, b in 1-2; a's backward copies 2-3, b's 3-4; b computes 4-5.
+  w.shared_host_bytes_per_second = 1e9;
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(5.0).epsilon(1e-12));
+}

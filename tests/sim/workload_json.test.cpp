@@ -1,0 +1,117 @@
+// Workload JSON: what is written reads back the same; the runtime's profile reads
+// as a workload; malformed files are refused with the place and the reason.
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <string>
+
+#include "hydra/sim/presets.hpp"
+#include "hydra/sim/simulator.hpp"
+#include "hydra/sim/workload_json.hpp"
+#include "hydra/train/multi_model_trainer.hpp"
+
+namespace sim = hydra::sim;
+
+TEST_CASE("a written workload reads back equal, and simulates to the same makespan") {
+  for (std::uint64_t seed : {1, 2, 3}) {
+    auto const w = seed == 1 ? sim::paper_preset() : sim::random_workload(seed);
+    std::ostringstream out;
+    sim::write_workload_json(out, w);
+    auto const back = sim::parse_workload_json(out.str());
+    REQUIRE(back.models.size() == w.models.size());
+    REQUIRE(back.devices.size() == w.devices.size());
+    CHECK(back.description == w.description);
+    CHECK(back.shared_host_bytes_per_second == w.shared_host_bytes_per_second);
+    for (std::size_t d = 0; d < w.devices.size(); ++d) {
+      CHECK(back.devices[d].memory_bytes == w.devices[d].memory_bytes);
+      CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
+      CHECK(back.devices[d].latency_seconds == w.devices[d].latency_seconds);
+    }
+    for (std::size_t m = 0; m < w.models.size(); ++m) {
+      CHECK(back.models[m].name == w.models[m].name);
+      CHECK(back.models[m].minibatches == w.models[m].minibatches);
+      REQUIRE(back.models[m].shards.size() == w.models[m].shards.size());
+      for (std::size_t s = 0; s < w.models[m].shards.size(); ++s) {
+        auto const &a = w.models[m].shards[s], &b = back.models[m].shards[s];
+        CHECK(a.forward_seconds == b.forward_seconds); // %.17g round-trips doubles exactly
+        CHECK(a.backward_seconds == b.backward_seconds);
+        CHECK(a.state_bytes == b.state_bytes);
+        CHECK(a.parameter_bytes == b.parameter_bytes);
+        CHECK(a.scratch_bytes == b.scratch_bytes);
+        CHECK(a.input_bytes == b.input_bytes);
+      }
+    }
+    CHECK(sim::simulate(back, hydra::sharp{}).makespan_seconds == sim::simulate(w, hydra::sharp{}).makespan_seconds);
+  }
+}
+
+TEST_CASE("the runtime's profile JSON reads as a workload, with devices and minibatches from defaults") {
+  std::vector<hydra::model_profile> profiles;
+  profiles.push_back({"mlp \"a\"", "measured", {0.01, 0.02}, {0.03, 0.04}, {0.001, 0.002}, {4096, 8192}});
+  profiles.push_back({"mlp b", "estimates", {0.05}, {0.15}, {0.0}, {1024}});
+  std::ostringstream out;
+  hydra::write_profile_json(out, profiles);
+
+  CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(out.str(), "profile.json"),
+                       doctest::Contains("profile.json: no \"devices\""), hydra::invalid_argument);
+  sim::json_defaults defaults;
+  defaults.device_count = 2;
+  defaults.device = {
+      .memory_bytes = 1 << 20, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 1e-5};
+  CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(out.str(), "profile.json", defaults),
+                       doctest::Contains("has no \"minibatches\""), hydra::invalid_argument);
+  defaults.minibatches = 7;
+  auto const w = sim::parse_workload_json(out.str(), "profile.json", defaults);
+  REQUIRE(w.models.size() == 2);
+  CHECK(w.devices.size() == 2);
+  CHECK(w.models[0].name == "mlp \"a\"");
+  CHECK(w.models[0].minibatches == 7);
+  REQUIRE(w.models[0].shards.size() == 2);
+  CHECK(w.models[0].shards[1].forward_seconds == 0.02);
+  CHECK(w.models[0].shards[1].backward_seconds == 0.04);
+  CHECK(w.models[0].shards[1].state_bytes == 8192);
+  auto const r = sim::simulate(w, hydra::sharp{});
+  CHECK(r.tasks == 2 * 2 * 7 + 2 * 1 * 7);
+}
+
+TEST_CASE("malformed workloads are refused with the file, the place and the reason") {
+  struct bad_case {
+    char const* text;
+    char const* message;
+  };
+  bad_case const cases[] = {
+      {"{\"models\": [}", "x.json:1:13: expected a value"},
+      {"{\"devices\": {\"count\": 1, \"memory_bytes\": 10},\n \"models\": [{\"name\": \"a\", \"minibatches\": 1, "
+       "\"shards\": [{\"forward_seconds\": 1}]}]}",
+       "models[0].shards[0] needs \"forward_seconds\" and \"backward_seconds\""},
+      {"{\"devices\": {\"count\": 1, \"memory_bytes\": 10}, \"models\": [], \"modles\": 1}",
+       "unknown member \"modles\""},
+      {"{\"devices\": {\"count\": 1, \"memory_bytes\": -5}, \"models\": []}", "devices.memory_bytes must be a finite"},
+      {"{\"devices\": {\"count\": 1.5, \"memory_bytes\": 5}, \"models\": []}", "devices.count must be a whole number"},
+      {"{\"devices\": {\"memory_bytes\": 5}, \"models\": []}", "needs \"count\""},
+      {"[1, 2]", "the document must be an object, not an array"},
+      {"{\"a\": \"unterminated}", "unterminated string"},
+      {"{} extra", "unexpected text after the JSON value"},
+  };
+  for (auto const& c : cases) {
+    INFO(c.text);
+    CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(c.text, "x.json"), doctest::Contains(c.message),
+                         hydra::invalid_argument);
+  }
+  CHECK_THROWS_WITH_AS((void)sim::read_workload_json("/nonexistent/w.json"),
+                       doctest::Contains("/nonexistent/w.json: cannot be opened"), hydra::invalid_argument);
+}
+
+TEST_CASE("the JSON reader handles escapes, exponents and nesting limits") {
+  auto const w = sim::parse_workload_json(R"({"description": "caf\u00e9 \ud83d\ude00 \"q\" \\ \n",
+    "devices": [{"memory_bytes": 1E3}, {"memory_bytes": 2e+3, "latency_seconds": 0.5e-6}],
+    "models": [{"name": "m", "minibatches": 2, "shards": [{"forward_seconds": 1, "backward_seconds": 2}]}]})");
+  CHECK(w.description == "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \n");
+  REQUIRE(w.devices.size() == 2);
+  CHECK(w.devices[0].memory_bytes == 1000);
+  CHECK(w.devices[1].memory_bytes == 2000);
+  CHECK(w.devices[1].latency_seconds == 0.5e-6);
+  std::string deep(300, '[');
+  CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(deep), doctest::Contains("nested deeper than 256"),
+                       hydra::invalid_argument);
+}
