@@ -291,3 +291,46 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     }
   }
 }
+
+TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots ends bitwise as an uninterrupted one") {
+  // One backend per trainer: each trainer's pools reserve its devices whole.
+  hydra::host_backend backend({.device_capacities = {48_KiB, 48_KiB}});
+  hydra::host_backend backend_one({.device_capacities = {48_KiB, 48_KiB}});
+  hydra::host_backend backend_two({.device_capacities = {48_KiB, 48_KiB}});
+  auto whole_run = sweep();
+  hydra::multi_model_trainer uninterrupted(backend, whole_run, hydra::sharp{});
+  uninterrupted.run();
+
+  // First part: one minibatch each (every model has at least 2).
+  auto first = sweep();
+  std::vector<std::size_t> total;
+  for (auto& c : first) {
+    total.push_back(c.steps);
+    c.steps = 1;
+  }
+  hydra::multi_model_trainer part_one(backend_one, first, hydra::fifo{});
+  part_one.run();
+  auto second = sweep();
+  for (std::size_t m = 0; m < second.size(); ++m) {
+    auto snap = part_one.snapshot(m);
+    REQUIRE(snap.has_value());
+    CHECK(snap->minibatches_done == 1);
+    second[m].resume = std::move(snap);
+    second[m].steps = total[m] - 1;
+  }
+  hydra::multi_model_trainer part_two(backend_two, second, hydra::round_robin{});
+  part_two.run();
+  for (std::size_t m = 0; m < second.size(); ++m) {
+    INFO("model " << m);
+    CHECK(part_two.results()[m].parameters == uninterrupted.results()[m].parameters);
+    CHECK(part_two.snapshot(m)->minibatches_done == total[m]);
+    CHECK(part_two.snapshot(m)->optimizer_state == uninterrupted.snapshot(m)->optimizer_state);
+  }
+
+  auto wrong = sweep();
+  wrong[0].resume = hydra::model_snapshot{{1.0F}, {}, 1};
+  hydra::host_backend backend_three({.device_capacities = {48_KiB, 48_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend_three, wrong, hydra::sharp{}),
+                       doctest::Contains("model 0 (sgd w24 d6): the snapshot to resume from holds 1 parameters"),
+                       hydra::invalid_argument);
+}

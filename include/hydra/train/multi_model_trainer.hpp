@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -58,6 +59,20 @@ struct model_config {
   // minibatch is its profiling minibatch: the scheduler starts from FLOP counts
   // and switches to what that minibatch measured once it has finished.
   std::optional<model_costs> estimates{};
+  // Continue from a checkpoint: `steps` then counts the minibatches still to
+  // train, and data(k) is asked for k = resume->minibatches_done onwards. The
+  // result is bitwise what an uninterrupted run would have given.
+  std::optional<model_snapshot> resume{};
+};
+
+// Where a running sweep stands (multi_model_options::on_progress).
+struct sweep_progress {
+  std::chrono::nanoseconds elapsed{0};
+  std::vector<std::size_t> steps_done;  // per model, this run
+  std::vector<std::size_t> steps_total; // per model, this run
+  std::size_t models_finished = 0;
+  std::size_t models_stopped = 0;
+  std::vector<double> device_busy_fraction; // compute busy time / elapsed, per device
 };
 
 // What the policies were told about one model: given estimates, or measured.
@@ -117,6 +132,10 @@ struct multi_model_options {
   // six more stream items per task, which on the host backend costs about as
   // much as a small task itself.
   bool record_trace = false;
+  // Called from run()'s thread after a completion, at most once per interval,
+  // and once at the end.
+  std::function<void(sweep_progress const&)> on_progress{};
+  std::chrono::milliseconds progress_interval{500};
 };
 
 class multi_model_trainer {
@@ -128,13 +147,26 @@ public:
   multi_model_trainer(host_backend& backend, std::vector<model_config> configs, any_policy policy,
                       multi_model_options options = {})
       : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)),
-        record_trace_(options.record_trace) {
+        record_trace_(options.record_trace), on_progress_(std::move(options.on_progress)),
+        progress_interval_(options.progress_interval) {
     detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
     std::vector<shard_graph> graphs;
     std::size_t host_bytes = 0;
     for (std::size_t m = 0; m < configs_.size(); ++m) {
       graphs.push_back(partition(m));
       host_bytes += host_bytes_needed(graphs.back(), configs_[m].model);
+      if (auto const& from = configs_[m].resume) {
+        std::size_t const n = configs_[m].model.parameter_count();
+        std::size_t const k = std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; },
+                                         configs_[m].optimizer);
+        if (from->parameters.size() != n || from->optimizer_state.size() != n * k) {
+          throw invalid_argument("model " + std::to_string(m) + " (" + configs_[m].name +
+                                 "): the snapshot to resume from holds " + std::to_string(from->parameters.size()) +
+                                 " parameters and " + std::to_string(from->optimizer_state.size()) +
+                                 " optimizer values; the model needs " + std::to_string(n) + " and " +
+                                 std::to_string(n * k));
+        }
+      }
       if (auto const& given = configs_[m].estimates) {
         detail::expects(given->forward_seconds.size() == graphs.back().size() &&
                             given->backward_seconds.size() == graphs.back().size(),
@@ -231,6 +263,7 @@ public:
       auto& queue = in_flight[device];
       queue.erase(std::find(queue.begin(), queue.end(), done));
       finish(done, device, std::chrono::steady_clock::now() - started);
+      report_progress(started, false);
     }
     // The sweep is over: give the devices back their memory.
     for (auto& engine : engines_)
@@ -243,6 +276,16 @@ public:
       results_[m].losses = runners_[m]->losses();
       if (!results_[m].failure) results_[m].parameters = runners_[m]->parameters();
     }
+    report_progress(started, true);
+  }
+
+  // A model's parameters, optimizer state and minibatch count after run(), for
+  // a checkpoint (model_config::resume continues from it). Empty for a stopped model.
+  [[nodiscard]] std::optional<model_snapshot> snapshot(std::size_t model) const {
+    if (results_.at(model).failure) return std::nullopt;
+    model_snapshot out = runners_.at(model)->state();
+    out.minibatches_done = done_before(model) + results_[model].steps;
+    return out;
   }
 
   [[nodiscard]] std::vector<model_result> const& results() const noexcept { return results_; }
@@ -302,6 +345,7 @@ private:
     virtual void abandon(engine_type&) = 0;
     virtual void release_homes(host_stream) = 0;
     virtual std::vector<float> parameters() const = 0;
+    virtual model_snapshot state() const = 0;
     virtual std::vector<float> const& losses() const = 0;
     virtual shard_graph const& graph() const = 0;
     virtual std::optional<std::string> fault() const = 0;
@@ -323,6 +367,7 @@ private:
     void abandon(engine_type& e) override { runner.abandon(e); }
     void release_homes(host_stream on) override { runner.release_homes(on); }
     std::vector<float> parameters() const override { return runner.parameters(); }
+    model_snapshot state() const override { return runner.state(); }
     std::vector<float> const& losses() const override { return runner.losses(); }
     shard_graph const& graph() const override { return runner.graph(); }
     std::optional<std::string> fault() const override { return runner.fault()->reason(); }
@@ -393,9 +438,15 @@ private:
     return std::visit(
         [&](auto const& optimizer) -> std::unique_ptr<runner_interface> {
           using optimizer_type = std::decay_t<decltype(optimizer)>;
-          auto holder = std::make_unique<runner_holder<optimizer_type>>(
-              *backend_, *host_pool_, config.model, optimizer, std::move(graph), config.seed,
-              engines_.front()->spill_stream(), /*keep_last_activations=*/false);
+          auto const stream = engines_.front()->spill_stream();
+          auto holder = config.resume
+                            ? std::make_unique<runner_holder<optimizer_type>>(
+                                  *backend_, *host_pool_, config.model, optimizer, std::move(graph),
+                                  config.resume->parameters, config.resume->optimizer_state,
+                                  config.resume->minibatches_done, stream, /*keep_last_activations=*/false)
+                            : std::make_unique<runner_holder<optimizer_type>>(*backend_, *host_pool_, config.model,
+                                                                              optimizer, std::move(graph), config.seed,
+                                                                              stream, /*keep_last_activations=*/false);
           holder->runner.defer_write_backs(true);
           return holder;
         },
@@ -422,7 +473,7 @@ private:
     if (profiling) profile_marks = mark_profile_start(engine);
     try {
       if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
-        runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(t.minibatch));
+        runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(done_before(t.model) + t.minibatch));
       runner.run(engine, bases_[t.model], t, [this](std::size_t shard_id) { return next_use(shard_id); });
     } catch (does_not_fit const&) {
       // Only the task queued behind a running one can meet this (the partition
@@ -564,6 +615,31 @@ private:
     runners_[m]->release_homes(engines_[d]->spill_stream());
   }
 
+  [[nodiscard]] std::size_t done_before(std::size_t m) const {
+    return configs_[m].resume ? configs_[m].resume->minibatches_done : 0;
+  }
+
+  void report_progress(std::chrono::steady_clock::time_point started, bool final) {
+    if (!on_progress_) return;
+    auto const now = std::chrono::steady_clock::now();
+    if (!final && now - last_progress_ < progress_interval_) return;
+    last_progress_ = now;
+    sweep_progress p;
+    p.elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - started);
+    for (std::size_t m = 0; m < configs_.size(); ++m) {
+      p.steps_done.push_back(results_[m].steps);
+      p.steps_total.push_back(configs_[m].steps);
+      p.models_finished += core_->model_done(m);
+      p.models_stopped += core_->model_stopped(m);
+    }
+    for (auto const& engine : engines_) {
+      auto const busy = backend_->statistics(engine->compute_stream()).busy;
+      p.device_busy_fraction.push_back(
+          p.elapsed.count() == 0 ? 0.0 : static_cast<double>(busy.count()) / static_cast<double>(p.elapsed.count()));
+    }
+    on_progress_(p);
+  }
+
   // Tasks until the shard's model needs it again, counted along its own chain.
   [[nodiscard]] std::size_t next_use(std::size_t shard_id) const {
     auto const [m, s] = owners_[shard_id];
@@ -589,6 +665,9 @@ private:
   any_policy policy_;
   std::vector<model_config> configs_;
   bool record_trace_;
+  std::function<void(sweep_progress const&)> on_progress_;
+  std::chrono::milliseconds progress_interval_;
+  std::chrono::steady_clock::time_point last_progress_{};
   std::vector<std::unique_ptr<device_pool<host_backend>>> device_pools_;
   std::unique_ptr<host_pool<host_backend>> host_pool_;
   std::vector<std::unique_ptr<engine_type>> engines_;

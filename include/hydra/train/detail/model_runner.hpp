@@ -52,6 +52,24 @@ inline void check_minibatch(minibatch const& data, std::size_t batch, std::size_
   }
 }
 
+} // namespace hydra::detail
+
+namespace hydra {
+
+// A model's training state, independent of how it is partitioned: the
+// parameters in layer order; then, for each of the optimizer's values per
+// parameter (SGD's momentum; Adam's m, then v), one array in the same order;
+// and how many minibatches produced it. What checkpoints store.
+struct model_snapshot {
+  std::vector<float> parameters;
+  std::vector<float> optimizer_state;
+  std::size_t minibatches_done = 0;
+};
+
+} // namespace hydra
+
+namespace hydra::detail {
+
 template <optimizer Optimizer, class Backend, class Context>
 class model_runner {
 public:
@@ -75,6 +93,23 @@ public:
       std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
       homes_.push_back(engine_type::make_home(backend, host, stream, std::move(home)));
     }
+  }
+
+  // Continues from `parameters` and `optimizer_state` (as state() returns them)
+  // after `minibatches_done` minibatches: the optimizer's step count goes on from there.
+  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model, Optimizer optimizer,
+               shard_graph graph, std::vector<float> const& parameters, std::vector<float> const& optimizer_state,
+               std::size_t minibatches_done, typename Backend::stream stream, bool keep_last_activations)
+      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(optimizer), graph_(std::move(graph)),
+        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations),
+        step_offset_(minibatches_done) {
+    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+    detail::expects(parameters.size() == n && optimizer_state.size() == n * k,
+                    "resume: the snapshot holds " + std::to_string(parameters.size()) + " parameters and " +
+                        std::to_string(optimizer_state.size()) + " optimizer values; the model needs " +
+                        std::to_string(n) + " and " + std::to_string(n * k));
+    for (shard const& s : graph_.shards())
+      homes_.push_back(engine_type::make_home(backend, host, stream, home_of(s, parameters, optimizer_state)));
   }
 
   model_runner(model_runner const&) = delete;
@@ -146,6 +181,22 @@ public:
     }
   }
 
+  // Parameters and optimizer state, independent of the partition (see
+  // model_snapshot). Call once the streams have drained.
+  [[nodiscard]] model_snapshot state() const {
+    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+    model_snapshot out{std::vector<float>(n), std::vector<float>(n * k), 0};
+    for (std::size_t s = 0; s < graph_.size(); ++s) {
+      auto const* home = reinterpret_cast<float const*>(homes_[s].data);
+      std::size_t const count = graph_[s].parameter_count, offset = graph_[s].parameter_offset;
+      std::copy_n(home, count, out.parameters.begin() + static_cast<std::ptrdiff_t>(offset));
+      for (std::size_t j = 0; j < k; ++j)
+        std::copy_n(home + count * (1 + j), count,
+                    out.optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset));
+    }
+    return out;
+  }
+
   // The trained parameters in layer order (call once the streams have drained).
   [[nodiscard]] std::vector<float> parameters() const {
     std::vector<float> flat(model_.parameter_count());
@@ -174,6 +225,19 @@ public:
   }
 
 private:
+  // One shard's home ([parameters | optimizer value 0 | value 1 ...]) from a snapshot.
+  std::vector<float> home_of(shard const& s, std::vector<float> const& parameters,
+                             std::vector<float> const& optimizer_state) const {
+    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+    std::size_t const count = s.parameter_count, offset = s.parameter_offset;
+    std::vector<float> home(count * (1 + k));
+    std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), count, home.begin());
+    for (std::size_t j = 0; j < k; ++j)
+      std::copy_n(optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset), count,
+                  home.begin() + static_cast<std::ptrdiff_t>(count * (1 + j)));
+    return home;
+  }
+
   struct step_state {
     explicit step_state(std::size_t shards)
         : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}
@@ -273,8 +337,8 @@ private:
     if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
     std::size_t const input_gradient = run_backward(engine, shard, extent, scratch, last);
     if (shard.parameter_count > 0) {
-      context_on(engine).enqueue([extent, step = t.minibatch + 1, optimizer = optimizer_, n = shard.parameter_count,
-                                  home_bytes = shard.home_bytes()] {
+      context_on(engine).enqueue([extent, step = step_offset_ + t.minibatch + 1, optimizer = optimizer_,
+                                  n = shard.parameter_count, home_bytes = shard.home_bytes()] {
         auto* parameters = reinterpret_cast<float*>(extent);
         optimizer.step(Context::thrust_policy(), parameters, reinterpret_cast<float const*>(extent + home_bytes),
                        parameters + n, n, step);
@@ -375,6 +439,7 @@ private:
   step_state state_;
   bool keep_last_activations_;
   bool defer_write_backs_ = false;
+  std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::size_t> staged_minibatch_;
 };
