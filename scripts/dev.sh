@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for newcomers and CI (README's quick start uses it):
-#   bash scripts/dev.sh example          install what is missing, build, run the main example
+#   bash scripts/dev.sh example [ARGS]   install what is missing, build, run the main job: the model-selection
+#                                        sweep on Fashion-MNIST (ARGS as in `model_selection --help`)
 #   bash scripts/dev.sh test [PRESET]    install what is missing, configure, build, run every test
 #                                        (PRESET: release (default), debug, asan, tsan)
 #   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
@@ -10,9 +11,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages the build needs. The CUDA toolkit is not among them: it is
-# optional (HYDRA_ENABLE_CUDA=AUTO) and comes with the machine image.
-packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev)
+# Debian packages the build needs, and the dataset the main job trains on. The
+# CUDA toolkit is not among them: it is optional (HYDRA_ENABLE_CUDA=AUTO) and
+# comes with the machine image.
+packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
 
 setup() {
   local missing=()
@@ -35,8 +37,9 @@ case "$command" in
   example)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target train_one_model
-    ./build/release/examples/train_one_model
+    cmake --build --preset release --target model_selection
+    shift
+    ./build/release/examples/model_selection "$@"
     ;;
   test)
     setup
@@ -59,7 +62,7 @@ case "$command" in
     done
     ;;
   *)
-    sed -n '2,9p' "${BASH_SOURCE[0]}"
+    sed -n '2,10p' "${BASH_SOURCE[0]}"
     exit 2
     ;;
 esac

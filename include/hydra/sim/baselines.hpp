@@ -63,8 +63,8 @@ struct pipeline_result {
 // without spilling, activations cross between stages for free, and a model's
 // load overlaps the previous model's training.
 [[nodiscard]] inline pipeline_result pipeline_baseline(workload const& w, std::size_t micro_batches) {
-  detail::expects(!w.devices.empty(), "pipeline baseline: device count is 0; at least 1 device is required");
-  detail::expects(micro_batches > 0, "pipeline baseline: micro-batch count is 0; at least 1 is required");
+  hydra::detail::expects(!w.devices.empty(), "pipeline baseline: device count is 0; at least 1 device is required");
+  hydra::detail::expects(micro_batches > 0, "pipeline baseline: micro-batch count is 0; at least 1 is required");
   double const D = static_cast<double>(w.devices.size()), M = static_cast<double>(micro_batches);
   pipeline_result out;
   out.micro_batches = micro_batches;

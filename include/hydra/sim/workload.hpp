@@ -59,13 +59,13 @@ struct workload {
 
 // Refuses what no schedule could run, naming the thing and the limit.
 inline void validate(workload const& w) {
-  detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
-  detail::expects(!w.models.empty(), "workload: no models");
+  hydra::detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
+  hydra::detail::expects(!w.models.empty(), "workload: no models");
   std::uint64_t largest_memory = 0;
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
-    detail::expects(device.memory_bytes > 0, "workload: device " + std::to_string(d) + " has no memory");
-    detail::expects(device.latency_seconds >= 0, "workload: device " + std::to_string(d) + " has a negative latency");
+    hydra::detail::expects(device.memory_bytes > 0, "workload: device " + std::to_string(d) + " has no memory");
+    hydra::detail::expects(device.latency_seconds >= 0, "workload: device " + std::to_string(d) + " has a negative latency");
     largest_memory = std::max(largest_memory, device.memory_bytes);
   }
   std::uint64_t smallest_memory = w.devices.front().memory_bytes;
@@ -73,10 +73,10 @@ inline void validate(workload const& w) {
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
     std::string const who = "workload: model " + std::to_string(m) + " (" + model.name + ")";
-    detail::expects(!model.shards.empty(), who + " has no shards");
+    hydra::detail::expects(!model.shards.empty(), who + " has no shards");
     for (std::size_t s = 0; s < model.shards.size(); ++s) {
       auto const& shard = model.shards[s];
-      detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
+      hydra::detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
                       who + " shard " + std::to_string(s) + " has a negative compute time");
       // Any device may be asked to run any shard: it must fit the smallest.
       if (shard.task_bytes() > smallest_memory) {

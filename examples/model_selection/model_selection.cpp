@@ -1,0 +1,165 @@
+// The main job: a model-selection sweep of MLPs on Fashion-MNIST, every model
+// larger than its virtual device, trained at once with shard parallelism and
+// spilling. `model_selection --help` lists the flags.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "sweep.hpp"
+
+namespace {
+
+constexpr char const* usage = R"(usage: model_selection [options]
+
+Trains a grid of MLPs (widths x depths x optimizers x learning rates) on
+Fashion-MNIST (Debian package dataset-fashion-mnist), all at once, on virtual
+devices smaller than every model; then ranks them by test accuracy.
+
+  --backend host|cuda      where to train (default host; cuda: not implemented yet)
+  --policy NAME            sharp (default), fifo, round_robin, random_pick, model_parallel
+  --devices N              virtual devices (default 2)
+  --budget BYTES           memory per device, e.g. 2600KiB, 4MiB (default 2600KiB)
+  --epochs N               passes over the training subset (default 2)
+  --train-subset N         training images used, 0 for all 60000 (default 0)
+  --test-subset N          test images used, 0 for all 10000 (default 0)
+  --batch N                minibatch size (default 64)
+  --grid default|full|tiny 8, 16 or 3 models (default: default)
+  --data-dir DIR           where the .gz files are (default /usr/share/datasets/fashion-mnist)
+  --trace FILE             write the schedule as a Chrome trace (open in ui.perfetto.dev)
+  --checkpoint-dir DIR     write an atomic checkpoint of every model there, four times per run
+  --checkpoint-every N     ... or every N minibatches per model
+  --resume                 continue from the checkpoint in --checkpoint-dir
+  --stop-after N           stop after the first checkpoint at or past minibatch N (simulates a crash)
+  --help                   this text
+)";
+
+std::size_t parse_count(std::string const& flag, std::string const& text) {
+  char* end = nullptr;
+  unsigned long long const value = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0')
+    throw hydra::invalid_argument(flag + ": expected a whole number, got '" + text + "'");
+  return static_cast<std::size_t>(value);
+}
+
+std::size_t parse_bytes(std::string const& flag, std::string const& text) {
+  char* end = nullptr;
+  double const value = std::strtod(text.c_str(), &end);
+  std::string const unit = end ? end : "";
+  double scale = 1;
+  if (unit == "KiB")
+    scale = 1024;
+  else if (unit == "MiB")
+    scale = 1024 * 1024;
+  else if (unit == "GiB")
+    scale = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    throw hydra::invalid_argument(flag + ": unknown unit '" + unit + "' (B, KiB, MiB, GiB)");
+  if (end == text.c_str() || !(value > 0))
+    throw hydra::invalid_argument(flag + ": expected a size, got '" + text + "'");
+  return static_cast<std::size_t>(value * scale);
+}
+
+model_selection::options parse(int argc, char** argv) {
+  model_selection::options o;
+  for (int k = 1; k < argc; ++k) {
+    std::string const flag = argv[k];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << usage;
+      std::exit(0);
+    }
+    if (flag == "--resume") {
+      o.resume = true;
+      continue;
+    }
+    if (k + 1 >= argc) throw hydra::invalid_argument(flag + ": unknown flag or missing value (see --help)");
+    std::string const value = argv[++k];
+    if (flag == "--backend")
+      o.backend = value;
+    else if (flag == "--policy")
+      o.policy = value;
+    else if (flag == "--devices")
+      o.devices = parse_count(flag, value);
+    else if (flag == "--budget")
+      o.budget_bytes = parse_bytes(flag, value);
+    else if (flag == "--epochs")
+      o.epochs = parse_count(flag, value);
+    else if (flag == "--train-subset")
+      o.train_subset = parse_count(flag, value);
+    else if (flag == "--test-subset")
+      o.test_subset = parse_count(flag, value);
+    else if (flag == "--batch")
+      o.batch = parse_count(flag, value);
+    else if (flag == "--grid")
+      o.grid = value;
+    else if (flag == "--data-dir")
+      o.data_directory = value;
+    else if (flag == "--trace")
+      o.trace_path = value;
+    else if (flag == "--checkpoint-dir")
+      o.checkpoint_directory = value;
+    else if (flag == "--checkpoint-every")
+      o.checkpoint_every = parse_count(flag, value);
+    else if (flag == "--stop-after")
+      o.stop_after_steps = parse_count(flag, value);
+    else
+      throw hydra::invalid_argument("unknown flag " + flag + " (see --help)");
+  }
+  return o;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    auto o = parse(argc, argv);
+    o.progress_is_terminal = ::isatty(STDOUT_FILENO) != 0;
+    auto const grid = model_selection::make_grid(o.grid);
+    std::printf("model selection: %zu MLPs on Fashion-MNIST (%s), %zu %s devices of %s each, policy %s\n", grid.size(),
+                o.data_directory.c_str(), o.devices, o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(),
+                o.policy.c_str());
+    std::fflush(stdout);
+    auto const wall = std::chrono::steady_clock::now();
+    auto const result = model_selection::run(o, std::cout);
+    double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+    if (result.stopped_early) {
+      std::printf("stopped after a checkpoint, as asked (--stop-after); continue with --resume\n");
+      return 0;
+    }
+    std::vector<std::size_t> order(result.models.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return result.models[a].test_accuracy > result.models[b].test_accuracy;
+    });
+    std::printf("\n%-4s %-24s %9s %10s %7s %10s\n", "rank", "model", "test acc", "loss", "steps", "done at");
+    std::size_t rank = 0;
+    for (std::size_t k : order) {
+      auto const& m = result.models[k];
+      if (m.failure) continue;
+      std::printf("%-4zu %-24s %8.2f%% %10.4f %7zu %8.1f s\n", ++rank, m.config.name().c_str(), 100 * m.test_accuracy,
+                  m.final_loss, m.steps, m.finished_seconds);
+    }
+    for (auto const& m : result.models)
+      if (m.failure)
+        std::printf("---- %-24s stopped after %zu steps: %s\n", m.config.name().c_str(), m.steps, m.failure->c_str());
+    std::printf("\nmakespan %.1f s (this process: %.1f s wall); device busy", result.makespan_seconds, wall_seconds);
+    for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
+    std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
+                hydra::format_bytes(result.bytes_to_host).c_str());
+    if (o.trace_path) {
+      std::ofstream out(*o.trace_path);
+      hydra::write_chrome_trace(out, result.trace);
+      if (!out) throw hydra::error("cannot write the trace to " + *o.trace_path);
+      std::printf("trace: %s (open it in ui.perfetto.dev)\n", o.trace_path->c_str());
+    }
+    return 0;
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "model_selection: %s\n", e.what());
+    return 1;
+  }
+}

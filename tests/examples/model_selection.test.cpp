@@ -1,0 +1,194 @@
+// The main job (examples/model_selection) end to end on a small subset, its
+// refusal of bad data files before anything trains, and its checkpoint/resume.
+#include <doctest/doctest.h>
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hydra/sim/detail/json.hpp"
+#include "sweep.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+model_selection::options small_run() {
+  model_selection::options o;
+  o.grid = "tiny";
+  o.train_subset = 384;
+  o.test_subset = 500;
+  o.epochs = 2;
+  o.batch = 32;
+  o.devices = 2;
+  o.budget_bytes = 800 * 1024;
+  return o;
+}
+
+fs::path scratch(std::string const& name) {
+  fs::path const dir = fs::temp_directory_path() / ("hydra_model_selection_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// ---- synthetic IDX files for the bad-data table -----------------------------------
+
+std::vector<std::uint8_t> idx(std::uint32_t magic, std::vector<std::uint32_t> const& dims, std::size_t data_bytes) {
+  std::vector<std::uint8_t> out;
+  auto be = [&](std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+  };
+  be(magic);
+  for (auto d : dims) be(d);
+  for (std::size_t k = 0; k < data_bytes; ++k) out.push_back(static_cast<std::uint8_t>(k % 10));
+  return out;
+}
+
+void write_gz(fs::path const& path, std::vector<std::uint8_t> const& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+  REQUIRE(gzclose(f) == Z_OK);
+}
+
+// A well-formed split of `n` images in `dir`.
+void write_split(fs::path const& dir, std::string const& name, std::uint32_t n) {
+  write_gz(dir / (name + "-images-idx3-ubyte.gz"), idx(0x803, {n, 28, 28}, std::size_t{n} * 28 * 28));
+  write_gz(dir / (name + "-labels-idx1-ubyte.gz"), idx(0x801, {n}, n));
+}
+
+} // namespace
+
+TEST_CASE("end to end on a small subset: finishes, beats chance, writes a trace that parses") {
+  auto const dir = scratch("e2e");
+  auto o = small_run();
+  o.trace_path = (dir / "trace.json").string();
+  std::ostringstream log;
+  auto const result = model_selection::run(o, log);
+  REQUIRE(result.models.size() == 3);
+  for (auto const& m : result.models) {
+    INFO(m.config.name());
+    CHECK_FALSE(m.failure.has_value());
+    CHECK(m.steps == 2 * (384 / 32));
+    CHECK(m.test_accuracy > 0.2); // chance is 0.1
+  }
+  CHECK(result.makespan_seconds > 0);
+  CHECK(result.bytes_to_device > 0);
+  CHECK(log.str().find("models 3/3") != std::string::npos);
+
+  std::ofstream(*o.trace_path) << [&] {
+    std::ostringstream t;
+    hydra::write_chrome_trace(t, result.trace);
+    return t.str();
+  }();
+  std::ifstream in(*o.trace_path);
+  std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto const root = hydra::sim::detail::parse_json(text, *o.trace_path);
+  auto const* events = root.find("traceEvents");
+  REQUIRE(events != nullptr);
+  std::size_t compute = 0;
+  for (auto const& e : events->items)
+    if (auto const* tid = e.find("tid"); tid && e.find("ph")->text == "X" && tid->number == 0) ++compute;
+  CHECK(compute >= 3 * 2 * (384 / 32) * 2); // at least one shard per model: a forward and a backward per step
+  fs::remove_all(dir);
+}
+
+TEST_CASE("bad data files stop the run before training, naming the file and the package") {
+  struct bad_case {
+    std::string what;
+    std::function<void(fs::path const&)> spoil;
+    std::string message;
+  };
+  std::vector<bad_case> const cases = {
+      {"missing file", [](fs::path const& d) { fs::remove(d / "train-labels-idx1-ubyte.gz"); },
+       "train-labels-idx1-ubyte.gz: missing"},
+      {"wrong magic",
+       [](fs::path const& d) {
+         write_gz(d / "train-images-idx3-ubyte.gz", idx(0x801, {64, 28, 28}, 64 * 784));
+       },
+       "wrong IDX magic number 2049, expected 2051"},
+      {"truncated image file",
+       [](fs::path const& d) {
+         write_gz(d / "train-images-idx3-ubyte.gz", idx(0x803, {64, 28, 28}, 64 * 784 - 100));
+       },
+       "holds 50076 data bytes, its header says 50176"},
+      {"count mismatch", [](fs::path const& d) { write_gz(d / "train-labels-idx1-ubyte.gz", idx(0x801, {63}, 63)); },
+       "holds 63 labels for 64 images"},
+      {"corrupt gzip",
+       [](fs::path const& d) {
+         auto const path = d / "t10k-images-idx3-ubyte.gz";
+         std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(40);
+         char const garbage[16] = {'\x55', '\x55', '\x55', '\x55', '\x55', '\x55', '\x55', '\x55',
+                                   '\x55', '\x55', '\x55', '\x55', '\x55', '\x55', '\x55', '\x55'};
+         f.write(garbage, sizeof garbage);
+       },
+       "t10k-images-idx3-ubyte.gz: "},
+      {"truncated gzip",
+       [](fs::path const& d) {
+         auto const path = d / "t10k-labels-idx1-ubyte.gz";
+         fs::resize_file(path, fs::file_size(path) - 6);
+       },
+       "t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip stream"},
+      {"not gzip", [](fs::path const& d) { std::ofstream(d / "train-labels-idx1-ubyte.gz") << "plain text"; },
+       "not a gzip stream"},
+  };
+  for (auto const& c : cases) {
+    INFO(c.what);
+    auto const dir = scratch("bad");
+    write_split(dir, "train", 64);
+    write_split(dir, "t10k", 64);
+    c.spoil(dir);
+    auto o = small_run();
+    o.data_directory = dir.string();
+    o.trace_path = (dir / "trace.json").string();
+    o.checkpoint_directory = (dir / "checkpoints").string();
+    std::ostringstream log;
+    CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains(c.message.c_str()), fashion_mnist::data_error);
+    CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("Debian package dataset-fashion-mnist"),
+                         fashion_mnist::data_error);
+    CHECK(log.str().find("steps") == std::string::npos); // nothing trained
+    CHECK_FALSE(fs::exists(dir / "checkpoints"));
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends with the uninterrupted weights") {
+  auto const dir = scratch("resume");
+  auto o = small_run();
+  std::ostringstream log;
+  auto const uninterrupted = model_selection::run(o, log);
+
+  o.checkpoint_directory = (dir / "checkpoints").string();
+  o.checkpoint_every = 5;
+  o.stop_after_steps = 10;
+  auto const crashed = model_selection::run(o, log);
+  CHECK(crashed.stopped_early);
+  CHECK(fs::exists(model_selection::checkpoint_path(*o.checkpoint_directory)));
+  CHECK_FALSE(fs::exists(model_selection::checkpoint_path(*o.checkpoint_directory) + ".tmp"));
+  for (auto const& m : crashed.models) CHECK(m.steps == 10);
+
+  o.stop_after_steps.reset();
+  o.resume = true;
+  auto const resumed = model_selection::run(o, log);
+  CHECK_FALSE(resumed.stopped_early);
+  REQUIRE(resumed.models.size() == uninterrupted.models.size());
+  for (std::size_t m = 0; m < resumed.models.size(); ++m) {
+    INFO(resumed.models[m].config.name());
+    CHECK(resumed.models[m].steps == uninterrupted.models[m].steps);
+    CHECK(resumed.models[m].parameters == uninterrupted.models[m].parameters); // bitwise
+    CHECK(resumed.models[m].test_accuracy == uninterrupted.models[m].test_accuracy);
+  }
+
+  // A checkpoint of another sweep is refused.
+  o.epochs = 3;
+  CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"), hydra::invalid_argument);
+  fs::remove_all(dir);
+}
