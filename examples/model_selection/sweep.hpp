@@ -270,11 +270,20 @@ inline hydra::data_source training_data(std::shared_ptr<fashion_mnist::split con
   // Minibatch k: the k-th batch of a per-epoch shuffle; the same for every model,
   // and a function of k alone (a resumed run asks for k onwards).
   std::size_t const per_epoch = train->count / batch;
-  return [train, batch, seed, per_epoch](std::size_t k) {
+  struct epoch_order {
+    std::size_t epoch = static_cast<std::size_t>(-1);
+    std::vector<std::size_t> order;
+  };
+  auto cache = std::make_shared<epoch_order>(); // the trainer asks from one thread (its run loop)
+  return [train, batch, seed, per_epoch, cache](std::size_t k) {
     std::size_t const epoch = k / per_epoch, within = k % per_epoch;
-    std::vector<std::size_t> order(train->count);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::shuffle(order.begin(), order.end(), std::mt19937_64(seed * 1'000'003 + epoch));
+    if (cache->epoch != epoch) {
+      cache->order.resize(train->count);
+      std::iota(cache->order.begin(), cache->order.end(), std::size_t{0});
+      std::shuffle(cache->order.begin(), cache->order.end(), std::mt19937_64(seed * 1'000'003 + epoch));
+      cache->epoch = epoch;
+    }
+    auto const& order = cache->order;
     hydra::minibatch m;
     m.inputs.reserve(batch * train->features);
     for (std::size_t b = 0; b < batch; ++b) {
