@@ -1,9 +1,16 @@
 // hydra with its CUDA parts: everything in hydra/hydra.hpp plus the CUDA
-// backend's headers. Include this only in code built against the CUDA toolkit.
-// (The CUDA backend itself arrives with the CUDA-backend issue; for now this
-// brings in the status checks for the CUDA runtime, cuBLAS and cuDNN.)
+// backend. Include this only in code built against the CUDA toolkit (host code
+// using the runtime API compiles with g++ alone; no nvcc needed).
 #pragma once
 
 #include "hydra/hydra.hpp"
 
+#include "hydra/backend/cuda/cuda_backend.hpp"
+#include "hydra/backend/cuda/device.hpp"
+#include "hydra/backend/cuda/pinned_host_memory.hpp"
 #include "hydra/backend/cuda/status.hpp"
+
+namespace hydra {
+static_assert(stream_ordered_resource<device_pool<cuda::cuda_backend>>);
+static_assert(stream_ordered_resource<host_pool<cuda::cuda_backend>>);
+} // namespace hydra

@@ -14,6 +14,11 @@
 
 namespace hydra {
 
+// What a stream is for. A backend may take it as create_stream's third argument
+// (the CUDA backend gives prefetch streams the highest priority); the spill
+// engine passes it when the backend accepts it.
+enum class stream_role : std::uint8_t { compute, prefetch, spill, other };
+
 template <class Backend>
 concept stream_ordering = requires(Backend& backend, typename Backend::stream stream, typename Backend::event event) {
   requires std::copyable<typename Backend::stream>;

@@ -57,9 +57,9 @@ public:
 
   spill_engine(Backend& backend, device_pool<Backend>& device, host_pool<Backend>& host, std::size_t device_index)
       : backend_(&backend), device_(&device), host_(&host),
-        compute_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " compute")),
-        prefetch_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " prefetch")),
-        spill_(backend.create_stream(device_index, "device " + std::to_string(device_index) + " spill")) {}
+        compute_(make_stream(backend, device_index, "compute", stream_role::compute)),
+        prefetch_(make_stream(backend, device_index, "prefetch", stream_role::prefetch)),
+        spill_(make_stream(backend, device_index, "spill", stream_role::spill)) {}
 
   spill_engine(spill_engine const&) = delete;
   spill_engine& operator=(spill_engine const&) = delete;
@@ -173,6 +173,14 @@ public:
   }
 
 private:
+  static stream make_stream(Backend& backend, std::size_t device, char const* what, stream_role role) {
+    std::string name = "device " + std::to_string(device) + " " + what;
+    if constexpr (requires { backend.create_stream(device, name, role); })
+      return backend.create_stream(device, std::move(name), role);
+    else
+      return backend.create_stream(device, std::move(name));
+  }
+
   bool make_resident(shard_id id, bool with_state, next_use_function const& next_use) {
     auto& entry = table_.at(id);
     bool const needs_parameters = !entry.parameters_on_device;
