@@ -311,8 +311,8 @@ inline std::size_t footprint(hydra::sequential_model<hydra::host_execution_conte
 // Runs the sweep; `log` gets the progress display.
 inline outcome run(options const& o, std::ostream& log) {
   if (o.backend == "cuda")
-    throw hydra::invalid_argument(
-        "--backend cuda: the CUDA backend is not implemented yet (issue 6); use --backend host");
+    throw hydra::invalid_argument("--backend cuda: training on the CUDA backend is not implemented yet (issue 6: "
+                                  "the backend exists, its layers and the trainer on it do not); use --backend host");
   if (o.backend != "host")
     throw hydra::invalid_argument("--backend: unknown backend '" + o.backend + "' (host or cuda)");
   if (o.devices == 0) throw hydra::invalid_argument("--devices: device count is 0; at least 1 is required");

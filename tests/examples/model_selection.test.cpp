@@ -192,3 +192,27 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"), hydra::invalid_argument);
   fs::remove_all(dir);
 }
+
+TEST_CASE("bad options are refused before any data is read") {
+  struct bad_option {
+    std::function<void(model_selection::options&)> set;
+    char const* message;
+  };
+  std::vector<bad_option> const cases = {
+      {[](auto& o) { o.backend = "cuda"; }, "training on the CUDA backend is not implemented yet"},
+      {[](auto& o) { o.backend = "tpu"; }, "unknown backend 'tpu'"},
+      {[](auto& o) { o.devices = 0; }, "device count is 0"},
+      {[](auto& o) { o.epochs = 0; }, "--epochs: 0"},
+      {[](auto& o) { o.resume = true; }, "--resume needs --checkpoint-dir"},
+      {[](auto& o) { o.grid = "huge"; }, "unknown grid 'huge'"},
+      {[](auto& o) { o.policy = "fastest"; }, "unknown policy 'fastest'"},
+  };
+  for (auto const& c : cases) {
+    INFO(c.message);
+    auto o = small_run();
+    o.data_directory = "/nonexistent"; // reading it would fail differently
+    c.set(o);
+    std::ostringstream log;
+    CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains(c.message), hydra::invalid_argument);
+  }
+}
