@@ -60,7 +60,7 @@ TEST_CASE("each stream runs its work on its own thread") {
   CHECK(first.id() != second.id());
 }
 
-TEST_CASE("an event fires only once the work enqueued before it has run; host waits see its effects") {
+TEST_CASE("an event fires only once the work enqueued before it has run, host waits see its effects") {
   for (auto const& mode : backend_modes()) {
     CAPTURE(mode.name);
     hydra::host_backend backend(options_for(mode, {1_MiB}));
@@ -188,7 +188,7 @@ TEST_CASE("device memory reservations are held to each device's capacity") {
   CHECK(hydra::is_aligned(host.data(), hydra::allocation_alignment));
 }
 
-TEST_CASE("many threads can enqueue onto one stream at once; per-thread order is kept") {
+TEST_CASE("many threads can enqueue onto one stream at once, per-thread order is kept") {
   hydra::host_backend backend({.device_capacities = {1_MiB}});
   auto stream = backend.create_stream(0);
   constexpr int threads = 4, per_thread = 500;

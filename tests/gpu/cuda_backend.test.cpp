@@ -49,7 +49,7 @@ TEST_CASE("pinned -> device -> pinned on two streams, ordered by events, behind 
   backend.synchronize(b);
 }
 
-TEST_CASE("a pageable host pointer is refused; the device budget is a hard limit") {
+TEST_CASE("a pageable host pointer is refused, the device budget is a hard limit") {
   cuda_backend backend({.device_budgets = {8_MiB}});
   hydra::device_pool<cuda_backend> device(backend, 0);
   auto s = backend.create_stream(0);
@@ -71,7 +71,7 @@ TEST_CASE("host work that throws is reported by the stream's next synchronize") 
   CHECK_NOTHROW(backend.synchronize(s)); // reported once
 }
 
-TEST_CASE("events: a default event has fired; a recorded one fires after its stream's work") {
+TEST_CASE("events: a default event has fired, a recorded one fires after its stream's work") {
   cuda_backend backend({.device_budgets = {8_MiB}});
   auto s = backend.create_stream(0);
   CHECK(backend.query(hydra::cuda::cuda_event{}));

@@ -41,7 +41,7 @@ static_assert(hydra::policy<shortest_first>);
 
 } // namespace
 
-TEST_CASE("sharp picks the model with the longest remaining work; ties go to the resident shard, then the lower id") {
+TEST_CASE("sharp picks the model with the longest remaining work, ties go to the resident shard, then the lower id") {
   hydra::sharp policy;
   std::vector<hydra::ready_task> set{ready(0, 5.0, 0), ready(1, 9.0, 1), ready(2, 7.0, 2)};
   CHECK(policy.pick(set, device(0)) == 1);

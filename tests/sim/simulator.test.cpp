@@ -109,7 +109,7 @@ TEST_CASE("copies hide behind compute when each task computes at least as long a
   CHECK(exposed.copy_wait_seconds > 10.0);
 }
 
-TEST_CASE("makespan >= lower bound on 300 random workloads under every policy; every task runs once") {
+TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, every task runs once") {
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     auto const w = sim::random_workload(seed);
     double const bound = sim::lower_bound(w).seconds();

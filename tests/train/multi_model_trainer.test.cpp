@@ -142,7 +142,7 @@ TEST_CASE("task_parallel trains whole models, one per device, and refuses a mode
                        doctest::Contains("task_parallel: model 0 (sgd w24 d6) needs"), hydra::invalid_argument);
 }
 
-TEST_CASE("a model that throws and one that diverges are stopped and reported; the other four finish as alone") {
+TEST_CASE("a model that throws and one that diverges are stopped and reported, the other four finish as alone") {
   auto configs = sweep();
   std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes),
                                                 hydra::testing::exploding_layer{classes},
@@ -206,7 +206,7 @@ TEST_CASE("the trace has one slice per task and stream, matching the executed ta
   CHECK(summary.find("device 1  spill") != std::string::npos);
 }
 
-TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs; given estimates are kept") {
+TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, given estimates are kept") {
   auto configs = sweep();
   std::size_t const shards_of_first = [&] {
     hydra::host_backend probe({.device_capacities = {96_KiB, 96_KiB}});
