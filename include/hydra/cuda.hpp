@@ -6,9 +6,13 @@
 #include "hydra/hydra.hpp"
 
 #include "hydra/backend/cuda/cuda_backend.hpp"
+#include "hydra/backend/cuda/cuda_execution_context.hpp"
 #include "hydra/backend/cuda/device.hpp"
 #include "hydra/backend/cuda/pinned_host_memory.hpp"
 #include "hydra/backend/cuda/status.hpp"
+
+#include "hydra/layers/cuda/cublas_dense.hpp"
+#include "hydra/layers/cuda/cudnn_relu.hpp"
 
 namespace hydra {
 static_assert(stream_ordered_resource<device_pool<cuda::cuda_backend>>);

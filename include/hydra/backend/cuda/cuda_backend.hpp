@@ -20,7 +20,9 @@
 //    for (slab pool vs cudaMalloc vs cudaMallocAsync) has not run on a GPU yet.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cudnn.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -73,6 +75,10 @@ struct stream_state {
   std::string name;
   std::mutex mutex;
   std::exception_ptr failure; // the first exception thrown by host work on it
+  // Library handles bound to this stream, made on first use (layers on the
+  // stream's device share them; one stream's work is issued from one thread).
+  cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
 };
 
 // Reusable events of one device. Shared with every event handed out, so an
@@ -174,6 +180,8 @@ public:
   ~cuda_backend() {
     for (auto& s : streams_) {
       static_cast<void>(cudaStreamSynchronize(s->handle));
+      if (s->cublas != nullptr) static_cast<void>(cublasDestroy(s->cublas));
+      if (s->cudnn != nullptr) static_cast<void>(cudnnDestroy(s->cudnn));
       static_cast<void>(cudaStreamDestroy(s->handle));
     }
   }
@@ -254,6 +262,26 @@ public:
     } catch (...) {
       throw stream_error(s.state_->name + ": host work failed with a non-standard exception");
     }
+  }
+
+  // cuBLAS and cuDNN handles that issue their work on `s` (made on first use).
+  [[nodiscard]] cublasHandle_t cublas(cuda_stream s) {
+    auto* state = s.state_;
+    if (state->cublas == nullptr) {
+      detail::device_scope on(state->device);
+      HYDRA_CHECK(cublasCreate(&state->cublas));
+      HYDRA_CHECK(cublasSetStream(state->cublas, state->handle));
+    }
+    return state->cublas;
+  }
+  [[nodiscard]] cudnnHandle_t cudnn(cuda_stream s) {
+    auto* state = s.state_;
+    if (state->cudnn == nullptr) {
+      detail::device_scope on(state->device);
+      HYDRA_CHECK(cudnnCreate(&state->cudnn));
+      HYDRA_CHECK(cudnnSetStream(state->cudnn, state->handle));
+    }
+    return state->cudnn;
   }
 
   // ---- work -----------------------------------------------------------------

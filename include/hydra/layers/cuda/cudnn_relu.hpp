@@ -1,0 +1,68 @@
+// ReLU on the CUDA backend with cuDNN's activation calls (exactly max(x, 0), so
+// it agrees bitwise with the host relu).
+#pragma once
+
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "hydra/backend/cuda/cuda_execution_context.hpp"
+#include "hydra/backend/cuda/status.hpp"
+#include "hydra/graph/layer.hpp"
+#include "hydra/layers/cuda/cublas_dense.hpp"
+
+namespace hydra::cuda::layers {
+
+class cudnn_relu {
+public:
+  explicit cudnn_relu(std::size_t features) : features_(features) {}
+
+  [[nodiscard]] std::string name() const { return "cudnn relu " + std::to_string(features_); }
+  [[nodiscard]] layer_footprint footprint(std::size_t batch) const {
+    return {.parameter_count = 0,
+            .input_features = features_,
+            .output_features = features_,
+            .workspace_bytes = 0,
+            .flops = 2.0 * static_cast<double>(batch * features_)};
+  }
+  void initialize(float*, std::uint64_t) const {}
+
+  void forward(cuda_execution_context& c, forward_arguments const& a) const {
+    float const one = 1.0F, zero = 0.0F;
+    activation const relu;
+    detail::tensor_4d const x(a.batch, features_);
+    HYDRA_CHECK(cudnnActivationForward(c.cudnn(), relu.get(), &one, x.get(), a.input, &zero, x.get(), a.output));
+  }
+
+  void backward(cuda_execution_context& c, backward_arguments const& a) const {
+    float const one = 1.0F, zero = 0.0F;
+    activation const relu;
+    detail::tensor_4d const x(a.batch, features_);
+    HYDRA_CHECK(cudnnActivationBackward(c.cudnn(), relu.get(), &one, x.get(), a.output, x.get(), a.output_gradient,
+                                        x.get(), a.input, &zero, x.get(), a.input_gradient));
+  }
+
+private:
+  class activation {
+  public:
+    activation() {
+      HYDRA_CHECK(cudnnCreateActivationDescriptor(&descriptor_));
+      HYDRA_CHECK(cudnnSetActivationDescriptor(descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    }
+    activation(activation const&) = delete;
+    activation& operator=(activation const&) = delete;
+    ~activation() { static_cast<void>(cudnnDestroyActivationDescriptor(descriptor_)); }
+    [[nodiscard]] cudnnActivationDescriptor_t get() const noexcept { return descriptor_; }
+
+  private:
+    cudnnActivationDescriptor_t descriptor_ = nullptr;
+  };
+
+  std::size_t features_;
+};
+
+static_assert(layer<cudnn_relu, cuda_execution_context>);
+
+} // namespace hydra::cuda::layers
