@@ -7,6 +7,7 @@
 #   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
 #   bash scripts/dev.sh simulate [ARGS]  build and run hydra-sim (every policy on the paper-shaped preset;
 #                                        ARGS as in `hydra-sim --help`)
+#   bash scripts/dev.sh gpu              on a GPU machine: build and run every GPU test and GPU benchmark
 #   bash scripts/dev.sh setup            only install the Debian packages hydra's build needs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,6 +54,16 @@ case "$command" in
     shift
     ./build/release/examples/hydra-sim "$@"
     ;;
+  gpu)
+    # One call for a session lent a GPU: every GPU test and GPU benchmark.
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target gpu_tests cuda_bench
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "(no nvidia-smi)"
+    status=0
+    ./build/release/tests/gpu_tests || status=$?
+    ./build/release/bench/cuda_bench || status=$?
+    exit $status
+    ;;
   bench)
     setup
     cmake --preset release >/dev/null
@@ -62,7 +73,7 @@ case "$command" in
     done
     ;;
   *)
-    sed -n '2,10p' "${BASH_SOURCE[0]}"
+    sed -n '2,11p' "${BASH_SOURCE[0]}"
     exit 2
     ;;
 esac

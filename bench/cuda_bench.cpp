@@ -1,0 +1,136 @@
+// CUDA benchmarks (issue 6), for the first session with a GPU. Without one the
+// program says so and exits 77 (ctest: skipped). Ratios in one run:
+//  - copy: the backend's copy_async (pinned host pool <-> device pool) against a
+//    raw cudaMemcpyAsync of the same bytes, H2D and D2H, 256 KiB to 256 MiB;
+//    target >= 0.9x. Also both directions at once (bytes/s of the pair);
+//  - pool: hydra's device pool allocate+free on a stream against cudaMalloc +
+//    cudaFree and cudaMallocAsync + cudaFreeAsync, 256 B to 64 MiB; target: at
+//    least 10x faster than cudaMalloc.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+
+#include "hydra/cuda.hpp"
+#include "ratio_reporter.hpp"
+
+using namespace hydra::literals;
+
+namespace {
+
+constexpr std::size_t largest = 256_MiB;
+
+struct cuda_fixture {
+  hydra::cuda::cuda_backend backend{{.device_budgets = {2 * largest + 64_MiB}}};
+  hydra::device_pool<hydra::cuda::cuda_backend> device{backend, 0};
+  hydra::host_pool<hydra::cuda::cuda_backend> host{backend, 2 * largest};
+  hydra::cuda::cuda_stream in = backend.create_stream(0, "prefetch", hydra::stream_role::prefetch);
+  hydra::cuda::cuda_stream out = backend.create_stream(0, "spill", hydra::stream_role::spill);
+  void* host_a = host.allocate(in, largest);
+  void* host_b = host.allocate(in, largest);
+  void* device_a = device.allocate(in, largest);
+  void* device_b = device.allocate(in, largest);
+  cuda_fixture() { backend.synchronize(in); }
+};
+
+cuda_fixture& fixture() {
+  static cuda_fixture instance;
+  return instance;
+}
+
+enum class way { h2d, d2h, both };
+
+template <bool Raw>
+void copy(benchmark::State& state, std::size_t bytes, way direction) {
+  auto& f = fixture();
+  for (auto _ : state) {
+    if (direction != way::d2h) {
+      if constexpr (Raw)
+        HYDRA_CHECK(cudaMemcpyAsync(f.device_a, f.host_a, bytes, cudaMemcpyHostToDevice, f.in.handle()));
+      else
+        f.backend.copy_async(f.in, f.device_a, f.host_a, bytes);
+    }
+    if (direction != way::h2d) {
+      if constexpr (Raw)
+        HYDRA_CHECK(cudaMemcpyAsync(f.host_b, f.device_b, bytes, cudaMemcpyDeviceToHost, f.out.handle()));
+      else
+        f.backend.copy_async(f.out, f.host_b, f.device_b, bytes);
+    }
+    HYDRA_CHECK(cudaStreamSynchronize(f.in.handle()));
+    HYDRA_CHECK(cudaStreamSynchronize(f.out.handle()));
+  }
+  std::size_t const moved = direction == way::both ? 2 * bytes : bytes;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * moved));
+}
+
+void pool_hydra(benchmark::State& state, std::size_t bytes) {
+  auto& f = fixture();
+  for (auto _ : state) {
+    void* p = f.device.allocate(f.in, bytes);
+    benchmark::DoNotOptimize(p);
+    f.device.deallocate(f.in, p);
+  }
+}
+
+void pool_cuda_malloc(benchmark::State& state, std::size_t bytes) {
+  for (auto _ : state) {
+    void* p = nullptr;
+    HYDRA_CHECK(cudaMalloc(&p, bytes));
+    benchmark::DoNotOptimize(p);
+    HYDRA_CHECK(cudaFree(p));
+  }
+}
+
+void pool_cuda_malloc_async(benchmark::State& state, std::size_t bytes) {
+  auto& f = fixture();
+  for (auto _ : state) {
+    void* p = nullptr;
+    HYDRA_CHECK(cudaMallocAsync(&p, bytes, f.in.handle()));
+    benchmark::DoNotOptimize(p);
+    HYDRA_CHECK(cudaFreeAsync(p, f.in.handle()));
+  }
+  HYDRA_CHECK(cudaStreamSynchronize(f.in.handle()));
+}
+
+std::string size_name(std::size_t bytes) {
+  if (bytes >= 1_MiB) return std::to_string(bytes >> 20U) + "MiB";
+  if (bytes >= 1_KiB) return std::to_string(bytes >> 10U) + "KiB";
+  return std::to_string(bytes) + "B";
+}
+
+void register_all() {
+  for (std::size_t bytes = 256_KiB; bytes <= largest; bytes *= 4) {
+    std::string const size = size_name(bytes);
+    for (auto [direction, label] :
+         {std::pair{way::h2d, "h2d"}, std::pair{way::d2h, "d2h"}, std::pair{way::both, "both"}}) {
+      std::string const argument = std::string(label) + "_" + size;
+      benchmark::RegisterBenchmark(hydra::bench::name("copy/raw", argument).c_str(), copy<true>, bytes, direction)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(hydra::bench::name("copy/hydra", argument).c_str(), copy<false>, bytes, direction)
+          ->UseRealTime();
+    }
+  }
+  for (std::size_t bytes : {std::size_t{256}, 64_KiB, 1_MiB, 16_MiB, 64_MiB}) {
+    std::string const size = size_name(bytes);
+    benchmark::RegisterBenchmark(hydra::bench::name("pool/hydra", size).c_str(), pool_hydra, bytes);
+    benchmark::RegisterBenchmark(hydra::bench::name("pool/cudaMalloc", size).c_str(), pool_cuda_malloc, bytes);
+    benchmark::RegisterBenchmark(hydra::bench::name("pool/cudaMallocAsync", size).c_str(), pool_cuda_malloc_async,
+                                 bytes);
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (hydra::cuda::device_count() == 0) {
+    std::printf("SKIPPED: no CUDA device; the CUDA benchmarks need a GPU\n");
+    return 77;
+  }
+  register_all();
+  return hydra::bench::run_with_ratios(
+      argc, argv,
+      {{"copy", "hydra", "raw", 0.9, true, "throughput of copy_async / raw cudaMemcpyAsync"},
+       {"pool", "hydra", "cudaMalloc", 0.1, false, "device pool allocate+free time / cudaMalloc+cudaFree"},
+       {"pool", "hydra", "cudaMallocAsync", 0, false,
+        "device pool allocate+free time / cudaMallocAsync+cudaFreeAsync"}});
+}
