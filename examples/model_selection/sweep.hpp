@@ -296,18 +296,6 @@ inline hydra::data_source training_data(std::shared_ptr<fashion_mnist::split con
   };
 }
 
-// Bytes to train `model` unsharded, in memory: its state (with `state_per_parameter`
-// optimizer values) and all its activations, as hydra's partitioner counts them.
-inline std::size_t footprint(hydra::sequential_model<hydra::host_execution_context> const& model,
-                             std::size_t state_per_parameter) {
-  hydra::partition_input in{{}, {}, model.batch(), state_per_parameter, std::numeric_limits<std::size_t>::max()};
-  for (std::size_t at = 0; at < model.size(); ++at) {
-    in.layers.push_back(model.footprint(at));
-    in.names.push_back(model.layer(at).name());
-  }
-  return hydra::detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
-}
-
 // Runs the sweep; `log` gets the progress display.
 inline outcome run(options const& o, std::ostream& log) {
   if (o.backend == "cuda")
@@ -332,9 +320,11 @@ inline outcome run(options const& o, std::ostream& log) {
   std::size_t const total_steps = o.epochs * (train->count / o.batch);
   std::size_t smallest = std::numeric_limits<std::size_t>::max(), largest = 0;
   for (auto const& g : grid) {
-    std::size_t const bytes =
-        footprint(hydra::layers::make_mlp(train->features, g.width, g.depth, 10, o.batch),
-                  g.optimizer == "adam" ? hydra::adam::state_per_parameter : hydra::sgd_momentum::state_per_parameter);
+    // The single-model trainer's count: all state and all activations, unsharded.
+    auto const model = hydra::layers::make_mlp(train->features, g.width, g.depth, 10, o.batch);
+    std::size_t const bytes = g.optimizer == "adam"
+                                  ? hydra::single_model_trainer<hydra::adam>::footprint(model)
+                                  : hydra::single_model_trainer<hydra::sgd_momentum>::footprint(model);
     smallest = std::min(smallest, bytes);
     largest = std::max(largest, bytes);
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,5 +38,20 @@ private:
   mutable std::mutex mutex_;
   std::optional<std::string> reason_;
 };
+
+namespace detail {
+// `work` as stream work that records an exception it throws in `faults`
+// instead of letting it fail the stream (every execution context's enqueue).
+template <class Work>
+auto recording_faults(Work&& work, std::shared_ptr<fault_record> faults) {
+  return [work = std::forward<Work>(work), faults = std::move(faults)]() mutable {
+    try {
+      work();
+    } catch (...) {
+      faults->record(std::current_exception());
+    }
+  };
+}
+} // namespace detail
 
 } // namespace hydra

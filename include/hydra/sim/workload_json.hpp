@@ -35,6 +35,7 @@
 #include <string_view>
 
 #include "hydra/core/error.hpp"
+#include "hydra/core/json_escape.hpp"
 #include "hydra/sim/detail/json.hpp"
 #include "hydra/sim/workload.hpp"
 
@@ -206,21 +207,7 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
     std::snprintf(number, sizeof number, "%.17g", value);
     return std::string(number);
   };
-  auto escape = [](std::string const& text) {
-    std::string escaped;
-    for (char c : text) {
-      if (c == '"' || c == '\\') escaped += '\\';
-      if (static_cast<unsigned char>(c) < 0x20) {
-        char code[8];
-        std::snprintf(code, sizeof code, "\\u%04x", c);
-        escaped += code;
-        continue;
-      }
-      escaped += c;
-    }
-    return escaped;
-  };
-  out << "{\n  \"description\": \"" << escape(w.description) << "\",\n  \"devices\": [";
+  out << "{\n  \"description\": \"" << hydra::detail::json_escape(w.description) << "\",\n  \"devices\": [";
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
     out << (d ? ",\n    " : "\n    ") << "{\"memory_bytes\": " << device.memory_bytes
@@ -231,7 +218,7 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
   out << "\n  ],\n  \"shared_host_bytes_per_second\": " << num(w.shared_host_bytes_per_second) << ",\n  \"models\": [";
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
-    out << (m ? ",\n    " : "\n    ") << "{\"name\": \"" << escape(model.name)
+    out << (m ? ",\n    " : "\n    ") << "{\"name\": \"" << hydra::detail::json_escape(model.name)
         << "\", \"minibatches\": " << model.minibatches << ", \"shards\": [";
     for (std::size_t s = 0; s < model.shards.size(); ++s) {
       auto const& shard = model.shards[s];

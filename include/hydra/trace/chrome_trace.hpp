@@ -14,26 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "hydra/core/json_escape.hpp"
 #include "hydra/trace/trace_recorder.hpp"
 
 namespace hydra {
 
 namespace detail {
-inline std::string json_escape(std::string const& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char code[8];
-      std::snprintf(code, sizeof code, "\\u%04x", c);
-      out += code;
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
 inline std::string slice_name(trace_slice const& s) {
   return s.model_name + " shard " + std::to_string(s.task.shard) + " minibatch " + std::to_string(s.task.minibatch) +
          " " + to_string(s.task.pass);

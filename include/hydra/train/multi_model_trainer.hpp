@@ -157,8 +157,7 @@ public:
       host_bytes += host_bytes_needed(graphs.back(), configs_[m].model);
       if (auto const& from = configs_[m].resume) {
         std::size_t const n = configs_[m].model.parameter_count();
-        std::size_t const k = std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; },
-                                         configs_[m].optimizer);
+        std::size_t const k = state_per_parameter(configs_[m]);
         if (from->parameters.size() != n || from->optimizer_state.size() != n * k) {
           throw invalid_argument("model " + std::to_string(m) + " (" + configs_[m].name +
                                  "): the snapshot to resume from holds " + std::to_string(from->parameters.size()) +
@@ -239,11 +238,12 @@ public:
   void run() {
     auto const started = std::chrono::steady_clock::now();
     std::vector<std::vector<task>> in_flight(engines_.size());
+    std::vector<bool> full; // a task did not fit beside a device's queue this round
     while (!core_->finished()) {
       // Idle devices first, then one task ahead on each: a ready task goes to
       // an idle device rather than queue behind a busy one. (sim/ drives the
       // core the same way.)
-      std::vector<bool> full(engines_.size(), false);
+      full.assign(engines_.size(), false);
       for (std::size_t level = 1; level <= 2; ++level)
         for (std::size_t d = 0; d < engines_.size(); ++d) {
           if (in_flight[d].size() >= level || full[d]) continue;
@@ -374,6 +374,11 @@ private:
     detail::model_runner<Optimizer, host_backend, context> runner;
   };
 
+  // Optimizer values kept per parameter (momentum: 1; Adam: 2).
+  static std::size_t state_per_parameter(model_config const& config) {
+    return std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; }, config.optimizer);
+  }
+
   [[nodiscard]] std::size_t smallest_capacity() const {
     std::size_t smallest = std::numeric_limits<std::size_t>::max();
     for (std::size_t d = 0; d < backend_->device_count(); ++d)
@@ -388,8 +393,7 @@ private:
     auto const& model = config.model;
     detail::expects(model.footprint(model.size() - 1).output_features == 1,
                     "model " + std::to_string(m) + " (" + config.name + "): the last layer must be a loss");
-    std::size_t const state =
-        std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; }, config.optimizer);
+    std::size_t const state = state_per_parameter(config);
     bool const whole = policy_.needs_whole_models();
     std::size_t const budget = whole ? backend_->device_capacity(m % backend_->device_count()) : smallest_capacity();
     partition_input in{{}, {}, model.batch(), state, budget};

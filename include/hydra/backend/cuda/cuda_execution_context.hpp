@@ -34,17 +34,10 @@ public:
   // there instead of failing the stream.
   template <class Work>
   void enqueue(Work&& work) {
-    if (!faults_) {
+    if (faults_)
+      backend_->enqueue(stream_, hydra::detail::recording_faults(std::forward<Work>(work), faults_));
+    else
       backend_->enqueue(stream_, std::forward<Work>(work));
-      return;
-    }
-    backend_->enqueue(stream_, [work = std::forward<Work>(work), faults = faults_]() mutable {
-      try {
-        work();
-      } catch (...) {
-        faults->record(std::current_exception());
-      }
-    });
   }
 
 private:

@@ -24,17 +24,10 @@ public:
 
   template <class Work>
   void enqueue(Work&& work) {
-    if (!faults_) {
+    if (faults_)
+      backend_->enqueue(stream_, detail::recording_faults(std::forward<Work>(work), faults_));
+    else
       backend_->enqueue(stream_, std::forward<Work>(work));
-      return;
-    }
-    backend_->enqueue(stream_, [work = std::forward<Work>(work), faults = faults_]() mutable {
-      try {
-        work();
-      } catch (...) {
-        faults->record(std::current_exception());
-      }
-    });
   }
 
   // The Thrust policy for elementwise work (the optimizers) run inside enqueued

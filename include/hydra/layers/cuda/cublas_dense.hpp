@@ -16,15 +16,14 @@
 #include <cublas_v2.h>
 #include <cudnn.h>
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <string>
 
 #include "hydra/backend/cuda/cuda_execution_context.hpp"
 #include "hydra/backend/cuda/status.hpp"
 #include "hydra/graph/layer.hpp"
+#include "hydra/layers/dense.hpp"
 
 namespace hydra::cuda::layers {
 
@@ -55,22 +54,12 @@ public:
     return "cublas dense " + std::to_string(inputs_) + "x" + std::to_string(outputs_);
   }
 
+  // Footprint and initial parameters are the host dense layer's (same layout).
   [[nodiscard]] layer_footprint footprint(std::size_t batch) const {
-    auto const macs = static_cast<double>(batch) * static_cast<double>(inputs_) * static_cast<double>(outputs_);
-    return {.parameter_count = inputs_ * outputs_ + outputs_,
-            .input_features = inputs_,
-            .output_features = outputs_,
-            .workspace_bytes = 0,
-            .flops = 6.0 * macs};
+    return hydra::layers::dense(inputs_, outputs_).footprint(batch);
   }
-
-  // Glorot-uniform weights, zero bias: the host dense layer's initialisation.
   void initialize(float* parameters, std::uint64_t seed) const {
-    std::mt19937_64 random(seed);
-    float const limit = std::sqrt(6.0F / static_cast<float>(inputs_ + outputs_));
-    std::uniform_real_distribution<float> pick(-limit, limit);
-    for (std::size_t i = 0; i < inputs_ * outputs_; ++i) parameters[i] = pick(random);
-    for (std::size_t o = 0; o < outputs_; ++o) parameters[inputs_ * outputs_ + o] = 0.0F;
+    hydra::layers::dense(inputs_, outputs_).initialize(parameters, seed);
   }
 
   void forward(cuda_execution_context& c, forward_arguments const& a) const {

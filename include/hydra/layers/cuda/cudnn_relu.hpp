@@ -12,6 +12,7 @@
 #include "hydra/backend/cuda/status.hpp"
 #include "hydra/graph/layer.hpp"
 #include "hydra/layers/cuda/cublas_dense.hpp"
+#include "hydra/layers/relu.hpp"
 
 namespace hydra::cuda::layers {
 
@@ -21,11 +22,7 @@ public:
 
   [[nodiscard]] std::string name() const { return "cudnn relu " + std::to_string(features_); }
   [[nodiscard]] layer_footprint footprint(std::size_t batch) const {
-    return {.parameter_count = 0,
-            .input_features = features_,
-            .output_features = features_,
-            .workspace_bytes = 0,
-            .flops = 2.0 * static_cast<double>(batch * features_)};
+    return hydra::layers::relu(features_).footprint(batch);
   }
   void initialize(float*, std::uint64_t) const {}
 
