@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hydra/sim/detail/json.hpp"
+#include "support/scratch.hpp"
 #include "sweep.hpp"
 
 namespace fs = std::filesystem;
@@ -32,10 +33,7 @@ model_selection::options small_run() {
 }
 
 fs::path scratch(std::string const& name) {
-  fs::path const dir = fs::temp_directory_path() / ("hydra_model_selection_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return hydra::testing::scratch_directory("model_selection_" + name);
 }
 
 // ---- synthetic IDX files for the bad-data table -----------------------------------

@@ -18,6 +18,7 @@
 #include "hydra/hydra.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "support/exploding_layer.hpp"
+#include "support/scratch.hpp"
 
 using namespace hydra::literals;
 using context = hydra::host_execution_context;
@@ -186,7 +187,7 @@ TEST_CASE("the trace has one slice per task and stream, matching the executed ta
   }
   CHECK(traced == executed);
 
-  std::string const path = "multi_model_trainer_trace.json";
+  std::string const path = (hydra::testing::scratch_directory("trainer_trace") / "trace.json").string();
   {
     std::ofstream out(path);
     trainer.write_trace(out);
@@ -232,7 +233,7 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
       CHECK(profiles[m].state_bytes[s] == trainer.shards_of(m)[s].extent_bytes());
     }
   }
-  std::string const path = "multi_model_trainer_profile.json";
+  std::string const path = (hydra::testing::scratch_directory("trainer_profile") / "profile.json").string();
   {
     std::ofstream out(path);
     trainer.write_profile(out);
