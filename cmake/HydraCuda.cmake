@@ -32,8 +32,12 @@ if(HYDRA_CUDA_ENABLED)
   add_library(hydra::cuda ALIAS hydra_cuda)
   set_target_properties(hydra_cuda PROPERTIES EXPORT_NAME cuda)
   target_link_libraries(hydra_cuda INTERFACE hydra CUDA::cudart CUDA::cublas ${HYDRA_CUDNN_LIBRARY})
-  target_sources(hydra_cuda INTERFACE FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include FILES ${HYDRA_CUDA_HEADERS})
-  set_target_properties(hydra_cuda PROPERTIES VERIFY_INTERFACE_HEADER_SETS ${HYDRA_BUILD_TESTS})
+  target_sources(hydra_cuda INTERFACE FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include FILES ${HYDRA_CUDA_HEADERS}
+                 INTERFACE FILE_SET device_headers TYPE HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include
+                 FILES ${HYDRA_CUDA_DEVICE_HEADERS})
+  # g++ checks each .hpp on its own; the .cuh ones need nvcc (the GPU tests include them).
+  set_target_properties(hydra_cuda PROPERTIES VERIFY_INTERFACE_HEADER_SETS ${HYDRA_BUILD_TESTS}
+                                              INTERFACE_HEADER_SETS_TO_VERIFY HEADERS)
   message(STATUS "hydra: CUDA parts enabled (toolkit ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
 else()
   message(STATUS "hydra: CUDA parts disabled (HYDRA_ENABLE_CUDA=${HYDRA_ENABLE_CUDA})")

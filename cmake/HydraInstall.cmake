@@ -4,14 +4,16 @@ include(CMakePackageConfigHelpers)
 
 # The header file sets carry the headers (CUDA ones with hydra_cuda). Without the
 # CUDA parts, their headers are still installed, for a later CUDA-enabled build.
-set(_hydra_exported hydra)
+install(TARGETS hydra EXPORT hydraTargets FILE_SET HEADERS)
 if(HYDRA_CUDA_ENABLED)
-  list(APPEND _hydra_exported hydra_cuda)
+  install(TARGETS hydra_cuda EXPORT hydraTargets FILE_SET HEADERS FILE_SET device_headers)
 else()
-  install(FILES ${PROJECT_SOURCE_DIR}/include/hydra/cuda.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hydra/backend/cuda DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra/backend)
+  install(FILES ${PROJECT_SOURCE_DIR}/include/hydra/cuda.hpp ${PROJECT_SOURCE_DIR}/include/hydra/cuda.cuh
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
+  foreach(_part backend layers train)
+    install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hydra/${_part}/cuda DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra/${_part})
+  endforeach()
 endif()
-install(TARGETS ${_hydra_exported} EXPORT hydraTargets FILE_SET HEADERS)
 install(EXPORT hydraTargets NAMESPACE hydra:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/hydra)
 
 configure_package_config_file(cmake/hydraConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/hydraConfig.cmake

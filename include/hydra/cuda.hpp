@@ -1,6 +1,8 @@
 // hydra with its CUDA parts: everything in hydra/hydra.hpp plus the CUDA
-// backend. Include this only in code built against the CUDA toolkit (host code
-// using the runtime API compiles with g++ alone; no nvcc needed).
+// backend, its layers and the trainer aliases. Include this only in code built
+// against the CUDA toolkit (host code using the runtime API compiles with g++
+// alone; no nvcc needed). Code that trains, or uses the CUDA loss, is compiled
+// by nvcc and includes hydra/cuda.cuh.
 #pragma once
 
 #include "hydra/hydra.hpp"
@@ -13,6 +15,7 @@
 
 #include "hydra/layers/cuda/cublas_dense.hpp"
 #include "hydra/layers/cuda/cudnn_relu.hpp"
+#include "hydra/train/cuda/trainers.hpp"
 
 namespace hydra {
 static_assert(stream_ordered_resource<device_pool<cuda::cuda_backend>>);

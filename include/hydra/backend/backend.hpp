@@ -30,17 +30,25 @@ concept stream_ordering = requires(Backend& backend, typename Backend::stream st
   backend.synchronize(event);
 };
 
+namespace detail {
+// A stand-in for enqueued work in the concept below. Not a lambda: nvcc's
+// front end rejects a lambda inside a concept's requires-expression.
+struct no_work {
+  void operator()() const noexcept {}
+};
+} // namespace detail
+
 template <class Backend>
 concept backend = stream_ordering<Backend> &&
-    requires(Backend& backend, typename Backend::stream stream, std::size_t n, void* destination, void const* source) {
-  { backend.device_count() } -> std::convertible_to<std::size_t>;
-  { backend.device_capacity(n) } -> std::convertible_to<std::size_t>;
-  { backend.create_stream(n) } -> std::same_as<typename Backend::stream>;
-  backend.enqueue(stream, [] {});
-  backend.copy_async(stream, destination, source, n);
-  backend.synchronize(stream);
-  { backend.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
-  { backend.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
+    requires(Backend& target, typename Backend::stream stream, std::size_t n, void* destination, void const* source) {
+  { target.device_count() } -> std::convertible_to<std::size_t>;
+  { target.device_capacity(n) } -> std::convertible_to<std::size_t>;
+  { target.create_stream(n) } -> std::same_as<typename Backend::stream>;
+  target.enqueue(stream, detail::no_work{});
+  target.copy_async(stream, destination, source, n);
+  target.synchronize(stream);
+  { target.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
+  { target.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
 };
 
 } // namespace hydra

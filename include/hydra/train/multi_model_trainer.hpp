@@ -26,6 +26,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -47,10 +48,12 @@
 
 namespace hydra {
 
-// One configuration of the sweep.
-struct model_config {
+// One configuration of the sweep; its layers run on execution context Context
+// (host_execution_context, or cuda::cuda_execution_context on the CUDA backend).
+template <class Context>
+struct basic_model_config {
   std::string name;
-  sequential_model<host_execution_context> model;
+  sequential_model<Context> model;
   std::variant<sgd_momentum, adam> optimizer;
   std::size_t steps = 1; // minibatches
   data_source data;
@@ -64,6 +67,8 @@ struct model_config {
   // result is bitwise what an uninterrupted run would have given.
   std::optional<model_snapshot> resume{};
 };
+
+using model_config = basic_model_config<host_execution_context>;
 
 // Where a running sweep stands (multi_model_options::on_progress).
 struct sweep_progress {
@@ -122,7 +127,9 @@ struct sweep_report {
   std::uint64_t bytes_to_device = 0;
   std::uint64_t bytes_to_host = 0;
   std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
-  double hidden_transfer_fraction = 0;  // 1 - compute's wait on prefetch / prefetch busy time
+  // 1 - compute's wait on prefetch / prefetch busy time; NaN on a backend
+  // that does not measure its streams' busy and waiting times (CUDA).
+  double hidden_transfer_fraction = 0;
   std::vector<decision> decisions;
 };
 
@@ -138,14 +145,50 @@ struct multi_model_options {
   std::chrono::milliseconds progress_interval{500};
 };
 
-class multi_model_trainer {
-public:
-  using backend_type = host_backend;
-  using context = host_execution_context;
-  using engine_type = spill_engine<host_backend>;
+namespace detail {
 
-  multi_model_trainer(host_backend& backend, std::vector<model_config> configs, any_policy policy,
-                      multi_model_options options = {})
+// Backends that count each stream's busy and waiting time (the host backend).
+template <class Backend>
+concept measures_streams = requires(Backend& backend, typename Backend::stream stream) {
+  backend.statistics(stream).busy;
+  backend.statistics(stream).waiting;
+};
+
+// Backends that time an interval of a stream with a pair of events (CUDA).
+template <class Backend>
+concept times_intervals = requires(Backend& backend, typename Backend::stream stream,
+                                   typename Backend::timed_event const& event) {
+  { backend.record_timed_event(stream) } -> std::same_as<typename Backend::timed_event>;
+  { backend.elapsed_seconds(event, event) } -> std::convertible_to<double>;
+};
+
+template <class Backend>
+struct compute_interval {}; // nothing to time: the backend counts busy time itself
+
+template <times_intervals Backend>
+requires(!measures_streams<Backend>) struct compute_interval<Backend> {
+  typename Backend::timed_event start, end; // around one task's compute, after its wait on prefetch
+};
+
+} // namespace detail
+
+// The trainer over backend Backend, whose models' layers run on Context. Use the
+// aliases: multi_model_trainer (host backend), cuda::multi_model_trainer.
+template <class Backend, class Context>
+class basic_multi_model_trainer {
+  static_assert(detail::measures_streams<Backend> || detail::times_intervals<Backend>,
+                "the multi-model trainer reports device utilisation: the backend must count its streams' busy "
+                "time (statistics(stream)) or time intervals (record_timed_event, elapsed_seconds)");
+
+public:
+  using backend_type = Backend;
+  using context = Context;
+  using config_type = basic_model_config<Context>;
+  using engine_type = spill_engine<Backend>;
+  using stream_type = typename Backend::stream;
+
+  basic_multi_model_trainer(Backend& backend, std::vector<config_type> configs, any_policy policy,
+                            multi_model_options options = {})
       : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)),
         record_trace_(options.record_trace), on_progress_(std::move(options.on_progress)),
         progress_interval_(options.progress_interval) {
@@ -187,8 +230,8 @@ public:
 private:
   void set_up(std::vector<shard_graph> graphs, std::size_t host_bytes, multi_model_options const& options) {
     for (std::size_t d = 0; d < backend_->device_count(); ++d)
-      device_pools_.push_back(std::make_unique<device_pool<host_backend>>(*backend_, d));
-    host_pool_ = std::make_unique<host_pool<host_backend>>(*backend_, host_bytes);
+      device_pools_.push_back(std::make_unique<device_pool<Backend>>(*backend_, d));
+    host_pool_ = std::make_unique<host_pool<Backend>>(*backend_, host_bytes);
     for (std::size_t d = 0; d < backend_->device_count(); ++d)
       engines_.push_back(std::make_unique<engine_type>(*backend_, *device_pools_[d], *host_pool_, d));
     if (options.poison_freed_blocks) {
@@ -227,12 +270,14 @@ private:
     core_ = std::make_unique<scheduler_core>(std::move(costs), backend_->device_count());
     results_.resize(configs_.size());
     positions_.assign(configs_.size(), 0);
+    busy_.assign(engines_.size(), std::chrono::nanoseconds{0});
+    intervals_.resize(engines_.size());
   }
 
 public:
-  multi_model_trainer(multi_model_trainer const&) = delete;
-  multi_model_trainer& operator=(multi_model_trainer const&) = delete;
-  ~multi_model_trainer() { drain(); }
+  basic_multi_model_trainer(basic_multi_model_trainer const&) = delete;
+  basic_multi_model_trainer& operator=(basic_multi_model_trainer const&) = delete;
+  ~basic_multi_model_trainer() { drain(); }
 
   // Trains the whole sweep; returns when every model finished or was stopped.
   void run() {
@@ -295,22 +340,27 @@ public:
     out.policy = policy_.name();
     out.makespan = std::chrono::duration_cast<std::chrono::nanoseconds>(makespan_);
     std::chrono::nanoseconds transfer{0}, exposed{0};
-    for (auto const& engine : engines_) {
-      auto const compute = backend_->statistics(engine->compute_stream());
-      auto const prefetch = backend_->statistics(engine->prefetch_stream());
+    for (std::size_t d = 0; d < engines_.size(); ++d) {
+      auto const& engine = engines_[d];
       out.device_busy_fraction.push_back(makespan_.count() == 0 ? 0.0
-                                                                : static_cast<double>(compute.busy.count()) /
+                                                                : static_cast<double>(compute_busy(d).count()) /
                                                                       static_cast<double>(out.makespan.count()));
-      transfer += prefetch.busy;
-      exposed += compute.waiting;
+      if constexpr (detail::measures_streams<Backend>) {
+        transfer += backend_->statistics(engine->prefetch_stream()).busy;
+        exposed += backend_->statistics(engine->compute_stream()).waiting;
+      }
       out.bytes_to_device += engine->statistics().bytes_to_device;
       out.bytes_to_host += engine->statistics().bytes_to_host;
     }
     out.cross_device_moves = cross_device_moves_;
-    out.hidden_transfer_fraction =
-        transfer.count() == 0
-            ? 1.0
-            : 1.0 - std::min(1.0, static_cast<double>(exposed.count()) / static_cast<double>(transfer.count()));
+    if constexpr (detail::measures_streams<Backend>) {
+      out.hidden_transfer_fraction =
+          transfer.count() == 0
+              ? 1.0
+              : 1.0 - std::min(1.0, static_cast<double>(exposed.count()) / static_cast<double>(transfer.count()));
+    } else {
+      out.hidden_transfer_fraction = std::numeric_limits<double>::quiet_NaN();
+    }
     out.decisions = core_->decisions();
     return out;
   }
@@ -340,10 +390,11 @@ private:
     virtual std::size_t register_with(engine_type&) = 0;
     virtual bool staged(std::size_t minibatch) const = 0;
     virtual void begin_minibatch(engine_type&, std::size_t index, minibatch) = 0;
-    virtual void run(engine_type&, std::size_t base, task const&, engine_type::next_use_function const&) = 0;
+    virtual void run(engine_type&, std::size_t base, task const&, typename engine_type::next_use_function const&,
+                     detail::compute_interval<Backend>*) = 0;
     virtual void flush_write_back(engine_type&) = 0;
     virtual void abandon(engine_type&) = 0;
-    virtual void release_homes(host_stream) = 0;
+    virtual void release_homes(stream_type) = 0;
     virtual std::vector<float> parameters() const = 0;
     virtual model_snapshot state() const = 0;
     virtual std::vector<float> const& losses() const = 0;
@@ -360,22 +411,31 @@ private:
     void begin_minibatch(engine_type& e, std::size_t index, minibatch data) override {
       runner.begin_minibatch(e, index, std::move(data));
     }
-    void run(engine_type& e, std::size_t base, task const& t, engine_type::next_use_function const& next) override {
-      runner.run(e, base, t, next, [](std::size_t) {});
+    void run(engine_type& e, std::size_t base, task const& t, typename engine_type::next_use_function const& next,
+             detail::compute_interval<Backend>* interval) override {
+      if constexpr (std::is_empty_v<detail::compute_interval<Backend>>) {
+        runner.run(
+            e, base, t, next, [] {}, [](std::size_t) {});
+      } else {
+        auto& backend = runner.backend();
+        runner.run(
+            e, base, t, next, [&] { interval->start = backend.record_timed_event(e.compute_stream()); },
+            [&](std::size_t) { interval->end = backend.record_timed_event(e.compute_stream()); });
+      }
     }
     void flush_write_back(engine_type& e) override { runner.flush_write_back(e); }
     void abandon(engine_type& e) override { runner.abandon(e); }
-    void release_homes(host_stream on) override { runner.release_homes(on); }
+    void release_homes(stream_type on) override { runner.release_homes(on); }
     std::vector<float> parameters() const override { return runner.parameters(); }
     model_snapshot state() const override { return runner.state(); }
     std::vector<float> const& losses() const override { return runner.losses(); }
     shard_graph const& graph() const override { return runner.graph(); }
     std::optional<std::string> fault() const override { return runner.fault()->reason(); }
-    detail::model_runner<Optimizer, host_backend, context> runner;
+    detail::model_runner<Optimizer, Backend, Context> runner;
   };
 
   // Optimizer values kept per parameter (momentum: 1; Adam: 2).
-  static std::size_t state_per_parameter(model_config const& config) {
+  static std::size_t state_per_parameter(config_type const& config) {
     return std::visit([](auto const& o) { return std::decay_t<decltype(o)>::state_per_parameter; }, config.optimizer);
   }
 
@@ -414,7 +474,7 @@ private:
     return shard_graph::greedy(in);
   }
 
-  static std::size_t host_bytes_needed(shard_graph const& graph, sequential_model<context> const& model) {
+  static std::size_t host_bytes_needed(shard_graph const& graph, sequential_model<Context> const& model) {
     std::size_t homes = 0, per_step = 0;
     for (shard const& s : graph.shards()) {
       homes += align_up(s.home_bytes(), allocation_alignment);
@@ -478,7 +538,10 @@ private:
     try {
       if (t.pass == direction::forward && t.shard == 0 && !runner.staged(t.minibatch))
         runner.begin_minibatch(engine, t.minibatch, configs_[t.model].data(done_before(t.model) + t.minibatch));
-      runner.run(engine, bases_[t.model], t, [this](std::size_t shard_id) { return next_use(shard_id); });
+      detail::compute_interval<Backend> interval;
+      runner.run(
+          engine, bases_[t.model], t, [this](std::size_t shard_id) { return next_use(shard_id); }, &interval);
+      if constexpr (!std::is_empty_v<detail::compute_interval<Backend>>) intervals_[d].push_back({t, interval});
     } catch (does_not_fit const&) {
       // Only the task queued behind a running one can meet this (the partition
       // guarantees a task fits a device running nothing else): retry it later.
@@ -529,7 +592,7 @@ private:
     }
   }
 
-  static std::array<host_stream, 3> streams_of(engine_type const& engine) {
+  static std::array<stream_type, 3> streams_of(engine_type const& engine) {
     return {engine.compute_stream(), engine.prefetch_stream(), engine.spill_stream()}; // in stream_kind order
   }
 
@@ -538,7 +601,7 @@ private:
     explicit measurement(std::size_t shards) : forward(shards, 0.0), backward(shards, 0.0), fetch(shards, 0.0) {}
     std::mutex mutex;
     std::vector<double> forward, backward, fetch;
-    std::vector<typename host_backend::event> marks; // after every end mark: what adopt_profile waits for
+    std::vector<typename Backend::event> marks; // after every end mark: what adopt_profile waits for
   };
 
   // Start marks of one task on its compute and prefetch streams: per task, so a
@@ -572,7 +635,7 @@ private:
   // The profiling minibatch is done: the policies see measured costs from now on.
   void adopt_profile(std::size_t m) {
     auto const into = std::move(measuring_[m]);
-    std::vector<typename host_backend::event> marks;
+    std::vector<typename Backend::event> marks;
     {
       std::lock_guard lock(into->mutex);
       marks = into->marks;
@@ -596,6 +659,16 @@ private:
   }
 
   void finish(task const& t, std::size_t d, std::chrono::steady_clock::duration at) {
+    if constexpr (!std::is_empty_v<detail::compute_interval<Backend>>) {
+      // The completion is reported behind the task's compute: its interval has ended.
+      auto& timed = intervals_[d];
+      auto const it = std::find_if(timed.begin(), timed.end(), [&](auto const& entry) { return entry.first == t; });
+      if (it != timed.end()) {
+        busy_[d] += std::chrono::nanoseconds(
+            static_cast<std::int64_t>(backend_->elapsed_seconds(it->second.start, it->second.end) * 1e9));
+        timed.erase(it);
+      }
+    }
     if (auto const reason = runners_[t.model]->fault()) {
       stop(t.model, d, *reason);
       return;
@@ -636,8 +709,8 @@ private:
       p.models_finished += core_->model_done(m);
       p.models_stopped += core_->model_stopped(m);
     }
-    for (auto const& engine : engines_) {
-      auto const busy = backend_->statistics(engine->compute_stream()).busy;
+    for (std::size_t d = 0; d < engines_.size(); ++d) {
+      auto const busy = compute_busy(d);
       p.device_busy_fraction.push_back(
           p.elapsed.count() == 0 ? 0.0 : static_cast<double>(busy.count()) / static_cast<double>(p.elapsed.count()));
     }
@@ -656,6 +729,15 @@ private:
     return std::numeric_limits<std::size_t>::max();
   }
 
+  // Device d's compute stream's busy time so far.
+  [[nodiscard]] std::chrono::nanoseconds compute_busy(std::size_t d) const {
+    if constexpr (detail::measures_streams<Backend>)
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(
+          backend_->statistics(engines_[d]->compute_stream()).busy);
+    else
+      return busy_[d];
+  }
+
   void drain() {
     for (auto& engine : engines_) {
       try {
@@ -665,15 +747,15 @@ private:
     }
   }
 
-  host_backend* backend_;
+  Backend* backend_;
   any_policy policy_;
-  std::vector<model_config> configs_;
+  std::vector<config_type> configs_;
   bool record_trace_;
   std::function<void(sweep_progress const&)> on_progress_;
   std::chrono::milliseconds progress_interval_;
   std::chrono::steady_clock::time_point last_progress_{};
-  std::vector<std::unique_ptr<device_pool<host_backend>>> device_pools_;
-  std::unique_ptr<host_pool<host_backend>> host_pool_;
+  std::vector<std::unique_ptr<device_pool<Backend>>> device_pools_;
+  std::unique_ptr<host_pool<Backend>> host_pool_;
   std::vector<std::unique_ptr<engine_type>> engines_;
   std::vector<std::unique_ptr<runner_interface>> runners_;  // after the engines: destroyed first
   std::vector<std::size_t> bases_;                          // id of each model's shard 0 in every engine
@@ -689,6 +771,13 @@ private:
   std::vector<model_profile> profiles_;
   std::vector<std::shared_ptr<measurement>> measuring_; // null once measured, or when estimates were given
   std::chrono::steady_clock::duration makespan_{};
+  // Backends that time intervals: each device's compute busy time, summed from
+  // the intervals of its finished tasks, and those of its tasks in flight.
+  std::vector<std::chrono::nanoseconds> busy_;
+  std::vector<std::deque<std::pair<task, detail::compute_interval<Backend>>>> intervals_;
 };
+
+// The multi-model trainer on the host backend.
+using multi_model_trainer = basic_multi_model_trainer<host_backend, host_execution_context>;
 
 } // namespace hydra

@@ -5,7 +5,10 @@
 //    engines (research/offload_peers.md: give prefetch priority over spill);
 //  - events: pooled per device (creating events is expensive and takes a
 //    driver lock), created with cudaEventDisableTiming; a default-constructed
-//    event counts as already fired, as on the host backend;
+//    event counts as already fired, as on the host backend. Timed events
+//    (record_timed_event, elapsed_seconds) come from a second pool: the
+//    multi-model trainer times each task's compute with a pair of them, since
+//    CUDA keeps no per-stream busy counter;
 //  - copies: cudaMemcpyAsync between pinned host memory and device memory
 //    only. A pageable host pointer is refused with an error: it would turn the
 //    copy silently synchronous. Copies touching this backend's pinned range
@@ -85,7 +88,7 @@ struct stream_state {
 // event released after the backend is gone still finds its pool.
 class event_pool {
 public:
-  explicit event_pool(std::size_t device) : device_(device) {}
+  explicit event_pool(std::size_t device, unsigned flags = cudaEventDisableTiming) : device_(device), flags_(flags) {}
   event_pool(event_pool const&) = delete;
   event_pool& operator=(event_pool const&) = delete;
   ~event_pool() {
@@ -103,7 +106,7 @@ public:
     }
     device_scope on(device_);
     cudaEvent_t e = nullptr;
-    HYDRA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    HYDRA_CHECK(cudaEventCreateWithFlags(&e, flags_));
     return e;
   }
   void give_back(cudaEvent_t e) noexcept {
@@ -113,6 +116,7 @@ public:
 
 private:
   std::size_t device_;
+  unsigned flags_;
   std::mutex mutex_;
   std::vector<cudaEvent_t> free_;
 };
@@ -144,10 +148,23 @@ private:
   std::shared_ptr<cudaEvent_t> slot_;
 };
 
+// An event that records a time, for elapsed_seconds.
+class cuda_timed_event {
+public:
+  cuda_timed_event() = default;
+  [[nodiscard]] cudaEvent_t handle() const noexcept { return event_.handle(); }
+
+private:
+  friend class cuda_backend;
+  explicit cuda_timed_event(cuda_event event) : event_(std::move(event)) {}
+  cuda_event event_;
+};
+
 class cuda_backend {
 public:
   using stream = cuda_stream;
   using event = cuda_event;
+  using timed_event = cuda_timed_event;
 
   explicit cuda_backend(cuda_backend_options options) : options_(std::move(options)) {
     std::size_t const available = hydra::cuda::device_count(); // not the member: the machine's count
@@ -170,6 +187,7 @@ public:
                                  format_bytes(options_.device_budgets[d]) + " is above its memory (" +
                                  format_bytes(total) + ")");
       pools_.push_back(std::make_shared<detail::event_pool>(d));
+      timed_pools_.push_back(std::make_shared<detail::event_pool>(d, cudaEventDefault));
     }
   }
 
@@ -216,14 +234,19 @@ public:
     return cuda_stream(streams_.back().get());
   }
 
-  [[nodiscard]] cuda_event record_event(cuda_stream s) {
-    auto const& pool = pools_.at(s.device());
-    std::shared_ptr<cudaEvent_t> slot(new cudaEvent_t(pool->take()), [pool](cudaEvent_t* e) {
-      pool->give_back(*e);
-      delete e;
-    });
-    HYDRA_CHECK(cudaEventRecord(*slot, s.handle()));
-    return cuda_event(std::move(slot));
+  [[nodiscard]] cuda_event record_event(cuda_stream s) { return record_from(pools_.at(s.device()), s); }
+
+  [[nodiscard]] cuda_timed_event record_timed_event(cuda_stream s) {
+    return cuda_timed_event(record_from(timed_pools_.at(s.device()), s));
+  }
+
+  // Seconds between two timed events of one device; both must have fired.
+  [[nodiscard]] double elapsed_seconds(cuda_timed_event const& from, cuda_timed_event const& to) {
+    hydra::detail::expects(from.handle() != nullptr && to.handle() != nullptr,
+                           "cuda_backend::elapsed_seconds: an event was never recorded");
+    float milliseconds = 0.0F;
+    HYDRA_CHECK(cudaEventElapsedTime(&milliseconds, from.handle(), to.handle()));
+    return static_cast<double>(milliseconds) * 1e-3;
   }
 
   void wait_event(cuda_stream s, cuda_event const& e) {
@@ -356,6 +379,15 @@ public:
   }
 
 private:
+  static cuda_event record_from(std::shared_ptr<detail::event_pool> const& pool, cuda_stream s) {
+    std::shared_ptr<cudaEvent_t> slot(new cudaEvent_t(pool->take()), [pool](cudaEvent_t* e) {
+      pool->give_back(*e);
+      delete e;
+    });
+    HYDRA_CHECK(cudaEventRecord(*slot, s.handle()));
+    return cuda_event(std::move(slot));
+  }
+
   struct host_item {
     std::function<void()> function;
     detail::stream_state* stream;
@@ -395,6 +427,7 @@ private:
   std::mutex mutex_;
   std::vector<std::unique_ptr<detail::stream_state>> streams_;
   std::vector<std::shared_ptr<detail::event_pool>> pools_;
+  std::vector<std::shared_ptr<detail::event_pool>> timed_pools_;
   std::vector<pinned_region> pinned_;
 };
 

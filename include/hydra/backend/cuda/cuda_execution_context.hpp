@@ -3,6 +3,10 @@
 // (or their own kernels) on stream_handle(); hydra has bound every pointer they
 // use to memory on this device and keeps it valid until the stream has run.
 // Host work (enqueue) may not call CUDA.
+//
+// While a context lives, the calling thread's current device is the stream's
+// (kernels, Thrust and library calls issued through it land there); the
+// previous device comes back when it goes. Hence it is neither copied nor moved.
 #pragma once
 
 #include <cublas_v2.h>
@@ -16,12 +20,18 @@
 #include "hydra/backend/cuda/cuda_backend.hpp"
 #include "hydra/core/fault_record.hpp"
 
+#if defined(__CUDACC__)
+#include <thrust/system/cuda/execution_policy.h>
+#endif
+
 namespace hydra::cuda {
 
 class cuda_execution_context {
 public:
   cuda_execution_context(cuda_backend& backend, cuda_stream stream, std::shared_ptr<fault_record> faults = nullptr)
-      : backend_(&backend), stream_(stream), faults_(std::move(faults)) {}
+      : backend_(&backend), stream_(stream), faults_(std::move(faults)), on_device_(stream.device()) {}
+  cuda_execution_context(cuda_execution_context const&) = delete;
+  cuda_execution_context& operator=(cuda_execution_context const&) = delete;
 
   [[nodiscard]] cuda_backend& backend() const noexcept { return *backend_; }
   [[nodiscard]] cuda_stream stream() const noexcept { return stream_; }
@@ -40,10 +50,31 @@ public:
       backend_->enqueue(stream_, std::forward<Work>(work));
   }
 
+  // Elementwise work written once for both backends (the optimizers):
+  // `work(policy)` issues Thrust algorithms with `policy`, here
+  // thrust::cuda::par_nosync on this stream: asynchronous, no synchronisation
+  // after it. That is device code, so the translation unit that instantiates
+  // this must be compiled by nvcc.
+  template <class Work>
+  void run_thrust(Work&& work) {
+#if defined(__CUDACC__)
+    work(thrust::cuda::par_nosync.on(stream_handle()));
+    HYDRA_CHECK(cudaGetLastError());
+#else
+    static_assert(compiled_by_nvcc<Work>, "cuda_execution_context::run_thrust launches device code (the "
+                                          "optimizers' Thrust transforms): compile this translation unit with "
+                                          "nvcc, as a .cu file");
+#endif
+  }
+
 private:
+  template <class>
+  static constexpr bool compiled_by_nvcc = false;
+
   cuda_backend* backend_;
   cuda_stream stream_;
   std::shared_ptr<fault_record> faults_;
+  detail::device_scope on_device_;
 };
 
 } // namespace hydra::cuda

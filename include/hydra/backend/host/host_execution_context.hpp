@@ -30,9 +30,14 @@ public:
       backend_->enqueue(stream_, std::forward<Work>(work));
   }
 
-  // The Thrust policy for elementwise work (the optimizers) run inside enqueued
-  // work; the CUDA context answers thrust::cuda::par_nosync.on(stream).
-  [[nodiscard]] static auto thrust_policy() { return thrust::host; }
+  // Elementwise work written once for both backends (the optimizers):
+  // `work(policy)` issues Thrust algorithms with `policy`. Here it runs in
+  // stream order on the host with thrust::host; the CUDA context issues it on
+  // its stream with thrust::cuda::par_nosync. `work` is copied: capture by value.
+  template <class Work>
+  void run_thrust(Work&& work) {
+    enqueue([work = std::forward<Work>(work)] { work(thrust::host); });
+  }
 
   [[nodiscard]] host_backend& backend() const noexcept { return *backend_; }
   [[nodiscard]] host_stream stream() const noexcept { return stream_; }

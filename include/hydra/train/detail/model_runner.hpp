@@ -157,16 +157,27 @@ public:
   }
 
   // Enqueues task `t` of this model on `engine`, whose ids for this model's
-  // shards start at `base`. `after_compute` runs once the compute work is
-  // enqueued (the single-model trainer prefetches there).
+  // shards start at `base`. `before_compute()` runs when the compute stream has
+  // been told to wait for the task's inputs and nothing of its compute is
+  // enqueued yet; `after_compute(shard id)` once its compute work is enqueued
+  // (the single-model trainer prefetches there; the multi-model trainer on CUDA
+  // records a timing event at both).
+  template <class BeforeCompute, class AfterCompute>
+  void run(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
+           BeforeCompute&& before_compute, AfterCompute&& after_compute) {
+    if (t.pass == direction::forward)
+      forward(engine, base, t, next_use, before_compute, after_compute);
+    else
+      backward(engine, base, t, next_use, before_compute, after_compute);
+  }
   template <class AfterCompute>
   void run(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
            AfterCompute&& after_compute) {
-    if (t.pass == direction::forward)
-      forward(engine, base, t, next_use, after_compute);
-    else
-      backward(engine, base, t, next_use, after_compute);
+    run(
+        engine, base, t, next_use, [] {}, after_compute);
   }
+
+  [[nodiscard]] Backend& backend() const noexcept { return *backend_; }
 
   // After a fault: returns every host block of the interrupted minibatch and the
   // kept scratch, in stream order on `engine`.
@@ -260,9 +271,9 @@ private:
 
   Context context_on(engine_type& engine) const { return Context(*backend_, engine.compute_stream(), fault_); }
 
-  template <class AfterCompute>
+  template <class BeforeCompute, class AfterCompute>
   void forward(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
-               AfterCompute& after_compute) {
+               BeforeCompute& before_compute, AfterCompute& after_compute) {
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
@@ -271,6 +282,7 @@ private:
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
     copy_checkpoint_in(prefetch, shard, s, scratch, last);
     backend_->wait_event(compute, backend_->record_event(prefetch));
+    before_compute();
     run_forward(engine, shard, engine.extent(base + s), scratch);
     event const done = backend_->record_event(compute);
     engine.used_by_compute(base + s, done);
@@ -305,9 +317,9 @@ private:
     if (!keep_last_activations_) engine.release_scratch(scratch, done);
   }
 
-  template <class AfterCompute>
+  template <class BeforeCompute, class AfterCompute>
   void backward(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
-                AfterCompute& after_compute) {
+                BeforeCompute& before_compute, AfterCompute& after_compute) {
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
@@ -333,15 +345,16 @@ private:
     release_host(prefetch, state_.gradient[s]);
     if (last) release_host(prefetch, state_.labels);
     backend_->wait_event(compute, backend_->record_event(prefetch));
+    before_compute();
     std::byte* extent = engine.extent(base + s);
     if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
     std::size_t const input_gradient = run_backward(engine, shard, extent, scratch, last);
     if (shard.parameter_count > 0) {
-      context_on(engine).enqueue([extent, step = step_offset_ + t.minibatch + 1, optimizer = optimizer_,
-                                  n = shard.parameter_count, home_bytes = shard.home_bytes()] {
+      context_on(engine).run_thrust([extent, step = step_offset_ + t.minibatch + 1, optimizer = optimizer_,
+                                     n = shard.parameter_count, home_bytes = shard.home_bytes()](auto const& policy) {
         auto* parameters = reinterpret_cast<float*>(extent);
-        optimizer.step(Context::thrust_policy(), parameters, reinterpret_cast<float const*>(extent + home_bytes),
-                       parameters + n, n, step);
+        optimizer.step(policy, parameters, reinterpret_cast<float const*>(extent + home_bytes), parameters + n, n,
+                       step);
       });
     }
     event const done = backend_->record_event(compute);

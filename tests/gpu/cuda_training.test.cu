@@ -1,0 +1,262 @@
+// Training on the CUDA backend (gpu_tests: skipped without a GPU).
+//  - The CUDA loss and the optimizers' Thrust transforms on a stream against
+//    the host implementations.
+//  - Spilled training (budget = footprint / 4) against fully resident training,
+//    both on the GPU, and against the host backend's in-memory training of the
+//    same model from the same initial parameters (the independent reference).
+//  - A sweep of models sharing one GPU under sharp against each model alone.
+// Tolerances: cuBLAS sums in its own order and nvcc contracts a*b+c into FMA
+// (the host build does not), so GPU results are compared within a relative
+// 1e-4 per element for one kernel, and 2e-3 after several training steps.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hydra/cuda.cuh"
+
+using namespace hydra::literals;
+using hydra::cuda::cuda_backend;
+using hydra::cuda::cuda_execution_context;
+
+namespace {
+
+constexpr std::size_t features = 24, classes = 10, batch = 16;
+
+std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(random);
+  return v;
+}
+
+// Largest |got - want| / (1 + |want|) over the elements.
+double max_relative_error(std::vector<float> const& got, std::vector<float> const& want) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0.0;
+  for (std::size_t k = 0; k < got.size(); ++k)
+    worst = std::max(worst, std::fabs(static_cast<double>(got[k]) - want[k]) / (1.0 + std::fabs(want[k])));
+  return worst;
+}
+
+// Device memory for one test, copied from and to host vectors.
+struct device_buffers {
+  std::vector<void*> pointers;
+  template <class T>
+  T* upload(std::vector<T> const& host) {
+    void* p = nullptr;
+    HYDRA_CHECK(cudaMalloc(&p, std::max<std::size_t>(1, host.size() * sizeof(T))));
+    HYDRA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+    pointers.push_back(p);
+    return static_cast<T*>(p);
+  }
+  template <class T>
+  static std::vector<T> download(T const* p, std::size_t n) {
+    std::vector<T> host(n);
+    HYDRA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+  ~device_buffers() {
+    for (void* p : pointers) static_cast<void>(cudaFree(p));
+  }
+};
+
+hydra::minibatch make_minibatch(std::uint64_t salt, std::size_t step) {
+  std::mt19937_64 random(salt * 1000 + step);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  hydra::minibatch data;
+  data.inputs.resize(batch * features);
+  for (float& x : data.inputs) x = normal(random);
+  for (std::size_t b = 0; b < batch; ++b) {
+    auto const* row = data.inputs.data() + b * features;
+    data.labels.push_back(static_cast<std::int32_t>(std::max_element(row, row + classes) - row));
+  }
+  return data;
+}
+
+hydra::data_source data_for(std::uint64_t salt) {
+  return [salt](std::size_t step) { return make_minibatch(salt, step); };
+}
+
+} // namespace
+
+TEST_CASE("the CUDA softmax cross-entropy matches the host layer, for 10 and 1000 classes") {
+  for (std::size_t const classes_here : {std::size_t{10}, std::size_t{1000}}) {
+    CAPTURE(classes_here);
+    std::size_t const rows = 37;
+    auto const logits = random_values(rows * classes_here, 5);
+    std::vector<std::int32_t> labels;
+    for (std::size_t b = 0; b < rows; ++b) labels.push_back(static_cast<std::int32_t>((b * 7) % classes_here));
+
+    // Host reference.
+    hydra::host_backend host({.device_capacities = {1_MiB}});
+    hydra::host_execution_context host_context(host, host.create_stream(0));
+    std::vector<float> host_loss(rows), host_gradient(rows * classes_here);
+    hydra::layers::softmax_cross_entropy const host_layer(classes_here);
+    host_layer.forward(host_context, {.batch = rows,
+                                      .input = logits.data(),
+                                      .output = host_loss.data(),
+                                      .parameters = nullptr,
+                                      .workspace = nullptr,
+                                      .labels = labels.data()});
+    host_layer.backward(host_context, {.batch = rows,
+                                       .input = logits.data(),
+                                       .output = host_loss.data(),
+                                       .output_gradient = nullptr,
+                                       .input_gradient = host_gradient.data(),
+                                       .parameters = nullptr,
+                                       .parameter_gradients = nullptr,
+                                       .workspace = nullptr,
+                                       .labels = labels.data()});
+    host.synchronize(host_context.stream());
+
+    cuda_backend backend({.device_budgets = {64_MiB}});
+    auto const stream = backend.create_stream(0, "compute", hydra::stream_role::compute);
+    device_buffers memory;
+    float const* z = memory.upload(logits);
+    std::int32_t const* y = memory.upload(labels);
+    float* loss = memory.upload(std::vector<float>(rows));
+    float* gradient = memory.upload(std::vector<float>(rows * classes_here));
+    hydra::cuda::layers::softmax_cross_entropy const layer(classes_here);
+    {
+      cuda_execution_context context(backend, stream);
+      layer.forward(context, {.batch = rows, .input = z, .output = loss, .labels = y});
+      layer.backward(context, {.batch = rows, .input = z, .output = loss, .input_gradient = gradient, .labels = y});
+    }
+    backend.synchronize(stream);
+    CHECK(max_relative_error(device_buffers::download(loss, rows), host_loss) < 1e-5);
+    CHECK(max_relative_error(device_buffers::download(gradient, rows * classes_here), host_gradient) < 1e-6);
+  }
+}
+
+TEST_CASE("the optimizers' Thrust transforms on a CUDA stream match thrust::host") {
+  std::size_t const n = 100003;
+  auto const parameters = random_values(n, 1), gradients = random_values(n, 2);
+  cuda_backend backend({.device_budgets = {64_MiB}});
+  auto const stream = backend.create_stream(0, "compute", hydra::stream_role::compute);
+  auto check = [&](auto optimizer, std::size_t steps) {
+    using optimizer_type = decltype(optimizer);
+    std::vector<float> host_p = parameters, host_s(n * optimizer_type::state_per_parameter, 0.0F);
+    device_buffers memory;
+    float* p = memory.upload(parameters);
+    float const* g = memory.upload(gradients);
+    float* s = memory.upload(host_s);
+    for (std::uint64_t step = 1; step <= steps; ++step) {
+      optimizer.step(thrust::host, host_p.data(), gradients.data(), host_s.data(), n, step);
+      cuda_execution_context context(backend, stream);
+      context.run_thrust([=](auto const& policy) { optimizer.step(policy, p, g, s, n, step); });
+    }
+    backend.synchronize(stream);
+    CHECK(max_relative_error(device_buffers::download(p, n), host_p) < 1e-5);
+    CHECK(max_relative_error(device_buffers::download(s, host_s.size()), host_s) < 1e-5);
+  };
+  check(hydra::sgd_momentum{.learning_rate = 0.05F}, 5);
+  check(hydra::adam{.learning_rate = 0.01F}, 5);
+}
+
+namespace {
+
+template <class Optimizer>
+std::vector<float> train_on_cuda(Optimizer optimizer, std::size_t budget, std::size_t steps, std::size_t width,
+                                 std::size_t depth, std::size_t* shards = nullptr) {
+  cuda_backend backend({.device_budgets = {256_MiB}});
+  hydra::cuda::single_model_trainer<Optimizer> trainer(
+      backend, hydra::cuda::layers::make_mlp(features, width, depth, classes, batch), optimizer,
+      {.budget = budget, .seed = 3});
+  trainer.train(steps, data_for(9));
+  if (shards) *shards = trainer.shards().size();
+  for (float const loss : trainer.losses()) REQUIRE(std::isfinite(loss));
+  return trainer.parameters();
+}
+
+template <class Optimizer>
+std::vector<float> train_on_host(Optimizer optimizer, std::size_t steps, std::size_t width, std::size_t depth) {
+  hydra::host_backend backend({.device_capacities = {256_MiB}});
+  hydra::single_model_trainer<Optimizer> trainer(
+      backend, hydra::layers::make_mlp(features, width, depth, classes, batch), optimizer, {.seed = 3});
+  trainer.train(steps, data_for(9));
+  return trainer.parameters();
+}
+
+} // namespace
+
+TEST_CASE("spilled training on the GPU (budget = footprint / 4) equals resident training, and the host's") {
+  std::size_t const width = 256, depth = 8, steps = 6;
+  auto const footprint = hydra::cuda::single_model_trainer<hydra::adam>::footprint(
+      hydra::cuda::layers::make_mlp(features, width, depth, classes, batch));
+  std::size_t spilled_shards = 0, resident_shards = 0;
+  auto const spilled =
+      train_on_cuda(hydra::adam{.learning_rate = 0.003F}, footprint / 4, steps, width, depth, &spilled_shards);
+  auto const resident =
+      train_on_cuda(hydra::adam{.learning_rate = 0.003F}, 2 * footprint, steps, width, depth, &resident_shards);
+  auto const host = train_on_host(hydra::adam{.learning_rate = 0.003F}, steps, width, depth);
+  CHECK(spilled_shards >= 4);
+  CHECK(resident_shards == 1);
+  double const spilled_vs_resident = max_relative_error(spilled, resident);
+  double const gpu_vs_host = max_relative_error(resident, host);
+  MESSAGE("max relative difference: spilled vs resident " << spilled_vs_resident << ", GPU vs host " << gpu_vs_host);
+  CHECK(spilled_vs_resident < 2e-3);
+  CHECK(gpu_vs_host < 2e-3);
+  // Training moved the parameters (the comparison above is not of initial values).
+  auto const untrained = train_on_host(hydra::adam{.learning_rate = 0.003F}, 0, width, depth);
+  CHECK(max_relative_error(host, untrained) > 1e-3);
+}
+
+TEST_CASE("a sweep sharing one GPU under sharp: every model as trained alone, utilisation measured") {
+  std::size_t const budget = 2_MiB;
+  std::vector<hydra::cuda::model_config> configs;
+  configs.push_back({"sgd w256 d6", hydra::cuda::layers::make_mlp(features, 256, 6, classes, batch),
+                     hydra::sgd_momentum{.learning_rate = 0.05F}, 4, data_for(1), 11});
+  configs.push_back({"adam w384 d4", hydra::cuda::layers::make_mlp(features, 384, 4, classes, batch),
+                     hydra::adam{.learning_rate = 0.003F}, 3, data_for(2), 12});
+  configs.push_back({"adam w128 d8", hydra::cuda::layers::make_mlp(features, 128, 8, classes, batch),
+                     hydra::adam{.learning_rate = 0.01F}, 5, data_for(3), 13});
+  auto alone = configs;
+
+  cuda_backend backend({.device_budgets = {budget}});
+  hydra::cuda::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"), {.record_trace = true});
+  trainer.run();
+  auto const report = trainer.report();
+  REQUIRE(report.device_busy_fraction.size() == 1);
+  MESSAGE("makespan " << report.makespan.count() * 1e-6 << " ms, device busy " << report.device_busy_fraction[0]);
+  CHECK(report.device_busy_fraction[0] > 0.0);
+  CHECK(report.device_busy_fraction[0] <= 1.0);
+  CHECK(report.bytes_to_device > 0);
+  CHECK(std::isnan(report.hidden_transfer_fraction));
+  CHECK(trainer.trace().size() == 3 * report.decisions.size());
+
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    CAPTURE(m);
+    auto const& result = trainer.results()[m];
+    REQUIRE_FALSE(result.failure);
+    CHECK(result.steps == configs[m].steps);
+    CHECK(trainer.shards_of(m).size() > 1); // each model is larger than the budget
+    cuda_backend own({.device_budgets = {budget}});
+    hydra::cuda::multi_model_trainer single(own, {alone[m]}, hydra::make_policy("sharp"));
+    single.run();
+    double const difference = max_relative_error(result.parameters, single.results()[0].parameters);
+    MESSAGE("model " << m << ": max relative difference to training alone " << difference);
+    CHECK(difference < 2e-3);
+  }
+}
+
+TEST_CASE("a model whose loss diverges on the GPU is stopped, the others train on") {
+  cuda_backend backend({.device_budgets = {2_MiB}});
+  std::vector<hydra::cuda::model_config> configs;
+  configs.push_back({"diverging", hydra::cuda::layers::make_mlp(features, 256, 4, classes, batch),
+                     hydra::sgd_momentum{.learning_rate = 1e30F}, 6, data_for(1), 11});
+  configs.push_back({"healthy", hydra::cuda::layers::make_mlp(features, 256, 4, classes, batch),
+                     hydra::adam{.learning_rate = 0.003F}, 6, data_for(2), 12});
+  hydra::cuda::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
+  trainer.run();
+  REQUIRE(trainer.results()[0].failure);
+  CHECK(trainer.results()[0].failure->find("loss became") != std::string::npos);
+  CHECK_FALSE(trainer.results()[1].failure);
+  CHECK(trainer.results()[1].steps == 6);
+}
