@@ -57,11 +57,22 @@ case "$command" in
   gpu)
     # One call for a session lent a GPU: every GPU test and GPU benchmark.
     cmake --preset release >/dev/null
-    cmake --build --preset release --target gpu_tests cuda_bench
+    cmake --build --preset release --target gpu_tests cuda_bench cuda_train_bench model_selection
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "(no nvidia-smi)"
+    git log -1 --format='commit %H (%cd)' 2>/dev/null || true
     status=0
-    ./build/release/tests/gpu_tests || status=$?
+    ./build/release/tests/gpu_tests --duration=true || status=$?
     ./build/release/bench/cuda_bench || status=$?
+    ./build/release/bench/cuda_train_bench || status=$?
+    # The main job on the GPU: the default sweep. The data: Debian's
+    # dataset-fashion-mnist, or a copy named by HYDRA_FASHION_MNIST_DIR (a GPU
+    # machine that cannot reach the archive gets one carried along).
+    data="${HYDRA_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+    if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
+      ./build/release/examples/model_selection --backend cuda --data-dir "$data" || status=$?
+    else
+      echo "SKIPPED: the main job on the GPU (no Fashion-MNIST files in $data)"
+    fi
     exit $status
     ;;
   bench)

@@ -21,9 +21,10 @@ Trains a grid of MLPs (widths x depths x optimizers x learning rates) on
 Fashion-MNIST (Debian package dataset-fashion-mnist), all at once, on virtual
 devices smaller than every model; then ranks them by test accuracy.
 
-  --backend host|cuda      where to train (default host; cuda: not implemented yet)
+  --backend host|cuda      where to train (default host: CPU threads as virtual devices;
+                           cuda: GPUs 0..N-1, each with --budget of device memory)
   --policy NAME            sharp (default), fifo, round_robin, random_pick, model_parallel
-  --devices N              virtual devices (default 2)
+  --devices N              devices (default 2; with --backend cuda, every GPU)
   --budget BYTES           memory per device, e.g. 2600KiB, 4MiB (default 2600KiB)
   --epochs N               passes over the training subset (default 2)
   --train-subset N         training images used, 0 for all 60000 (default 0)
@@ -67,6 +68,7 @@ std::size_t parse_bytes(std::string const& flag, std::string const& text) {
 
 model_selection::options parse(int argc, char** argv) {
   model_selection::options o;
+  bool devices_given = false;
   for (int k = 1; k < argc; ++k) {
     std::string const flag = argv[k];
     if (flag == "--help" || flag == "-h") {
@@ -84,7 +86,7 @@ model_selection::options parse(int argc, char** argv) {
     else if (flag == "--policy")
       o.policy = value;
     else if (flag == "--devices")
-      o.devices = parse_count(flag, value);
+      o.devices = parse_count(flag, value), devices_given = true;
     else if (flag == "--budget")
       o.budget_bytes = parse_bytes(flag, value);
     else if (flag == "--epochs")
@@ -110,6 +112,10 @@ model_selection::options parse(int argc, char** argv) {
     else
       throw hydra::invalid_argument("unknown flag " + flag + " (see --help)");
   }
+  // On GPUs the natural default is every GPU (one when there are none: the
+  // backend then names what is missing).
+  if (o.backend == "cuda" && !devices_given && model_selection::cuda_device_count != nullptr)
+    o.devices = std::max<std::size_t>(1, model_selection::cuda_device_count());
   return o;
 }
 

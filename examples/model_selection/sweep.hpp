@@ -296,13 +296,44 @@ inline hydra::data_source training_data(std::shared_ptr<fashion_mnist::split con
   };
 }
 
+// What differs between backends: the layers, the backend and the trainer.
+// host_training is here; cuda_training is in cuda_sweep.cu (compiled by nvcc
+// when the CUDA parts are enabled), which registers run_on_cuda.
+struct host_training {
+  using config = hydra::model_config;
+  using trainer = hydra::multi_model_trainer;
+  using backend = hydra::host_backend;
+  static hydra::sequential_model<hydra::host_execution_context> mlp(std::size_t features, grid_entry const& g,
+                                                                    std::size_t batch) {
+    return hydra::layers::make_mlp(features, g.width, g.depth, 10, batch);
+  }
+  static std::unique_ptr<backend> make_backend(std::size_t devices, std::size_t budget) {
+    return std::make_unique<backend>(hydra::host_backend_options{.device_capacities = std::vector(devices, budget)});
+  }
+};
+
+// Set by cuda_sweep.cu's static initialiser in a build with the CUDA parts.
+inline outcome (*run_on_cuda)(options const&, std::ostream&) = nullptr;
+inline std::size_t (*cuda_device_count)() = nullptr; // GPUs present (0 without a driver)
+
+template <class Training>
+outcome run_with(options const& o, std::ostream& log);
+
 // Runs the sweep; `log` gets the progress display.
 inline outcome run(options const& o, std::ostream& log) {
-  if (o.backend == "cuda")
-    throw hydra::invalid_argument("--backend cuda: training on the CUDA backend is not implemented yet (issue 6: "
-                                  "the backend exists, its layers and the trainer on it do not); use --backend host");
+  if (o.backend == "cuda") {
+    if (run_on_cuda == nullptr)
+      throw hydra::invalid_argument("--backend cuda: this build has no CUDA parts (configure with the CUDA "
+                                    "toolkit and HYDRA_ENABLE_CUDA=AUTO or ON); use --backend host");
+    return run_on_cuda(o, log);
+  }
   if (o.backend != "host")
     throw hydra::invalid_argument("--backend: unknown backend '" + o.backend + "' (host or cuda)");
+  return run_with<host_training>(o, log);
+}
+
+template <class Training>
+outcome run_with(options const& o, std::ostream& log) {
   if (o.devices == 0) throw hydra::invalid_argument("--devices: device count is 0; at least 1 is required");
   if (o.epochs == 0) throw hydra::invalid_argument("--epochs: 0; at least 1 is required");
   if (o.batch == 0) throw hydra::invalid_argument("--batch: 0; at least 1 is required");
@@ -370,16 +401,16 @@ inline outcome run(options const& o, std::ostream& log) {
 
   while (true) {
     std::vector<std::size_t> members;
-    std::vector<hydra::model_config> configs;
+    std::vector<typename Training::config> configs;
     for (std::size_t m = 0; m < grid.size(); ++m) {
       if (!alive(m) || done_of(m) >= total_steps) continue;
       auto const& g = grid[m];
-      hydra::model_config c{g.name(),
-                            hydra::layers::make_mlp(train->features, g.width, g.depth, 10, o.batch),
-                            hydra::sgd_momentum{.learning_rate = g.learning_rate},
-                            std::min(segment, total_steps - done_of(m)),
-                            training_data(train, o.batch, o.seed),
-                            o.seed + m};
+      typename Training::config c{g.name(),
+                                  Training::mlp(train->features, g, o.batch),
+                                  hydra::sgd_momentum{.learning_rate = g.learning_rate},
+                                  std::min(segment, total_steps - done_of(m)),
+                                  training_data(train, o.batch, o.seed),
+                                  o.seed + m};
       if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate};
       c.resume = state[m];
       configs.push_back(std::move(c));
@@ -387,8 +418,7 @@ inline outcome run(options const& o, std::ostream& log) {
     }
     if (members.empty()) break;
 
-    std::vector<std::size_t> const capacities(o.devices, o.budget_bytes);
-    hydra::host_backend backend({.device_capacities = capacities});
+    auto const backend = Training::make_backend(o.devices, o.budget_bytes);
     hydra::multi_model_options mo;
     mo.record_trace = o.trace_path.has_value();
     mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
@@ -416,7 +446,7 @@ inline outcome run(options const& o, std::ostream& log) {
       else
         log << line.str() << std::endl; // a log file sees each line as it happens
     };
-    hydra::multi_model_trainer trainer(backend, std::move(configs), hydra::make_policy(o.policy), mo);
+    typename Training::trainer trainer(*backend, std::move(configs), hydra::make_policy(o.policy), mo);
     trainer.run();
     if (o.progress_is_terminal) log << "\n";
     auto const report = trainer.report();

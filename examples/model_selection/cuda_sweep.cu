@@ -1,0 +1,44 @@
+// The model-selection job on the CUDA backend (--backend cuda): the same sweep
+// with cuBLAS/cuDNN layers, the CUDA loss, and the optimizers on each GPU's
+// compute stream. Devices are GPUs 0..N-1, each with --budget bytes of device
+// memory and the models' homes in pinned host memory. Compiled by nvcc into
+// model_selection when the CUDA parts are enabled; it registers itself as
+// model_selection::run_on_cuda.
+#include <memory>
+#include <ostream>
+#include <vector>
+
+#include "hydra/cuda.cuh"
+#include "sweep.hpp"
+
+namespace model_selection {
+namespace {
+
+struct cuda_training {
+  using config = hydra::cuda::model_config;
+  using trainer = hydra::cuda::multi_model_trainer;
+  using backend = hydra::cuda::cuda_backend;
+  static hydra::sequential_model<hydra::cuda::cuda_execution_context> mlp(std::size_t features, grid_entry const& g,
+                                                                          std::size_t batch) {
+    return hydra::cuda::layers::make_mlp(features, g.width, g.depth, 10, batch);
+  }
+  static std::unique_ptr<backend> make_backend(std::size_t devices, std::size_t budget) {
+    return std::make_unique<backend>(hydra::cuda::cuda_backend_options{.device_budgets = std::vector(devices, budget)});
+  }
+};
+
+outcome train_on_cuda(options const& o, std::ostream& log) {
+  if (hydra::cuda::device_count() == 0) // before the data is loaded
+    throw hydra::invalid_argument("--backend cuda: no CUDA device (cudaGetDeviceCount reports none, or there is "
+                                  "no driver); use --backend host");
+  return run_with<cuda_training>(o, log);
+}
+
+std::size_t gpus() {
+  return hydra::cuda::device_count();
+}
+
+[[maybe_unused]] bool const registered = (run_on_cuda = &train_on_cuda, cuda_device_count = &gpus, true);
+
+} // namespace
+} // namespace model_selection
