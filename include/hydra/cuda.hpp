@@ -14,6 +14,8 @@
 #include "hydra/backend/cuda/status.hpp"
 
 #include "hydra/layers/cuda/cublas_dense.hpp"
+#include "hydra/layers/cuda/cudnn_conv2d.hpp"
+#include "hydra/layers/cuda/cudnn_max_pool2d.hpp"
 #include "hydra/layers/cuda/cudnn_relu.hpp"
 #include "hydra/train/cuda/trainers.hpp"
 

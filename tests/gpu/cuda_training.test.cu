@@ -260,3 +260,44 @@ TEST_CASE("a model whose loss diverges on the GPU is stopped, the others train o
   CHECK_FALSE(trainer.results()[1].failure);
   CHECK(trainer.results()[1].steps == 6);
 }
+
+TEST_CASE("a small CNN (cuDNN conv, pooling) trains spilled as it trains resident") {
+  using namespace hydra::cuda::layers;
+  // 24 features per sample seen as a 1x4x6 image.
+  auto cnn = [] {
+    std::vector<hydra::any_layer<cuda_execution_context>> stack;
+    cudnn_conv2d const first({1, 4, 6}, 16);
+    stack.emplace_back(first);
+    stack.emplace_back(cudnn_relu(first.output_shape().features()));
+    cudnn_max_pool2d const pool(first.output_shape());
+    stack.emplace_back(pool);
+    cudnn_conv2d const second(pool.output_shape(), 32);
+    stack.emplace_back(second);
+    stack.emplace_back(cudnn_relu(second.output_shape().features()));
+    stack.emplace_back(cublas_dense(second.output_shape().features(), 64));
+    stack.emplace_back(cudnn_relu(64));
+    stack.emplace_back(cublas_dense(64, classes));
+    stack.emplace_back(softmax_cross_entropy(classes));
+    return hydra::sequential_model<cuda_execution_context>(std::move(stack), batch);
+  };
+  auto const footprint = hydra::cuda::single_model_trainer<hydra::adam>::footprint(cnn());
+  auto train = [&](std::size_t budget, std::size_t* shards) {
+    cuda_backend backend({.device_budgets = {256_MiB}});
+    hydra::cuda::single_model_trainer<hydra::adam> trainer(backend, cnn(), hydra::adam{.learning_rate = 0.003F},
+                                                           {.budget = budget, .seed = 5});
+    trainer.train(8, data_for(4));
+    *shards = trainer.shards().size();
+    auto const& losses = trainer.losses();
+    REQUIRE(losses.size() == 8);
+    CHECK(losses.back() < losses.front()); // it learns
+    return trainer.parameters();
+  };
+  std::size_t spilled_shards = 0, resident_shards = 0;
+  auto const spilled = train(footprint / 3, &spilled_shards);
+  auto const resident = train(2 * footprint, &resident_shards);
+  CHECK(spilled_shards >= 3);
+  CHECK(resident_shards == 1);
+  double const difference = max_relative_error(spilled, resident);
+  MESSAGE("CNN: max relative difference spilled vs resident " << difference);
+  CHECK(difference < 2e-3);
+}

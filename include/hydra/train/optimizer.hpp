@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include <thrust/execution_policy.h>
 #include <thrust/iterator/zip_iterator.h>
 #include <thrust/transform.h>
 #include <thrust/tuple.h>

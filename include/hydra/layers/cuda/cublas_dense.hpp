@@ -23,28 +23,10 @@
 #include "hydra/backend/cuda/cuda_execution_context.hpp"
 #include "hydra/backend/cuda/status.hpp"
 #include "hydra/graph/layer.hpp"
+#include "hydra/layers/cuda/cudnn_descriptors.hpp"
 #include "hydra/layers/dense.hpp"
 
 namespace hydra::cuda::layers {
-
-namespace detail {
-// A [n, c, 1, 1] fp32 tensor descriptor, destroyed at scope end.
-class tensor_4d {
-public:
-  tensor_4d(std::size_t n, std::size_t c) {
-    HYDRA_CHECK(cudnnCreateTensorDescriptor(&descriptor_));
-    HYDRA_CHECK(cudnnSetTensor4dDescriptor(descriptor_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(n),
-                                           static_cast<int>(c), 1, 1));
-  }
-  tensor_4d(tensor_4d const&) = delete;
-  tensor_4d& operator=(tensor_4d const&) = delete;
-  ~tensor_4d() { static_cast<void>(cudnnDestroyTensorDescriptor(descriptor_)); }
-  [[nodiscard]] cudnnTensorDescriptor_t get() const noexcept { return descriptor_; }
-
-private:
-  cudnnTensorDescriptor_t descriptor_ = nullptr;
-};
-} // namespace detail
 
 class cublas_dense {
 public:
@@ -68,7 +50,7 @@ public:
     HYDRA_CHECK(cublasGemmEx(c.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, out, batch, in, &one, a.parameters, CUDA_R_32F, out,
                              a.input, CUDA_R_32F, in, &zero, a.output, CUDA_R_32F, out, CUBLAS_COMPUTE_32F,
                              CUBLAS_GEMM_DEFAULT));
-    detail::tensor_4d const bias(1, outputs_), y(a.batch, outputs_);
+    detail::tensor_nchw const bias(1, outputs_), y(a.batch, outputs_);
     HYDRA_CHECK(
         cudnnAddTensor(c.cudnn(), &one, bias.get(), a.parameters + inputs_ * outputs_, &one, y.get(), a.output));
   }
@@ -81,7 +63,7 @@ public:
                              out, a.input, CUDA_R_32F, in, &zero, a.parameter_gradients, CUDA_R_32F, out,
                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     // db = sum over the batch of dy
-    detail::tensor_4d const dy(a.batch, outputs_), db(1, outputs_);
+    detail::tensor_nchw const dy(a.batch, outputs_), db(1, outputs_);
     HYDRA_CHECK(cudnnConvolutionBackwardBias(c.cudnn(), &one, dy.get(), a.output_gradient, &zero, db.get(),
                                              a.parameter_gradients + inputs_ * outputs_));
     // dX' = W'^T dY'

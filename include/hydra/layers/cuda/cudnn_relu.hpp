@@ -11,7 +11,7 @@
 #include "hydra/backend/cuda/cuda_execution_context.hpp"
 #include "hydra/backend/cuda/status.hpp"
 #include "hydra/graph/layer.hpp"
-#include "hydra/layers/cuda/cublas_dense.hpp"
+#include "hydra/layers/cuda/cudnn_descriptors.hpp"
 #include "hydra/layers/relu.hpp"
 
 namespace hydra::cuda::layers {
@@ -29,14 +29,14 @@ public:
   void forward(cuda_execution_context& c, forward_arguments const& a) const {
     float const one = 1.0F, zero = 0.0F;
     activation const relu;
-    detail::tensor_4d const x(a.batch, features_);
+    detail::tensor_nchw const x(a.batch, features_);
     HYDRA_CHECK(cudnnActivationForward(c.cudnn(), relu.get(), &one, x.get(), a.input, &zero, x.get(), a.output));
   }
 
   void backward(cuda_execution_context& c, backward_arguments const& a) const {
     float const one = 1.0F, zero = 0.0F;
     activation const relu;
-    detail::tensor_4d const x(a.batch, features_);
+    detail::tensor_nchw const x(a.batch, features_);
     HYDRA_CHECK(cudnnActivationBackward(c.cudnn(), relu.get(), &one, x.get(), a.output, x.get(), a.output_gradient,
                                         x.get(), a.input, &zero, x.get(), a.input_gradient));
   }
