@@ -301,3 +301,65 @@ TEST_CASE("a small CNN (cuDNN conv, pooling) trains spilled as it trains residen
   MESSAGE("CNN: max relative difference spilled vs resident " << difference);
   CHECK(difference < 2e-3);
 }
+
+TEST_CASE("cublas_dense_bf16 matches the fp32 host dense layer within bf16 rounding, and an MLP of it learns") {
+  std::size_t const rows = 9, in = 70, out = 33;
+  hydra::cuda::layers::cublas_dense_bf16 const layer(in, out);
+  auto const footprint = layer.footprint(rows);
+  CHECK(footprint.workspace_bytes >= 2 * (in * out + rows * (in + out)));
+  std::vector<float> parameters(footprint.parameter_count);
+  layer.initialize(parameters.data(), 4);
+  for (std::size_t o = 0; o < out; ++o) parameters[in * out + o] = 0.05F * static_cast<float>(o);
+  auto const x = random_values(rows * in, 6), dy = random_values(rows * out, 7);
+  std::vector<float> y(rows * out), dx(rows * in), dp(parameters.size());
+  hydra::forward_arguments hf{rows, x.data(), y.data(), parameters.data(), nullptr, nullptr};
+  hydra::layers::dense::forward_kernel(hf, in, out);
+  hydra::backward_arguments hb{rows,      x.data(), y.data(), dy.data(), dx.data(), parameters.data(),
+                               dp.data(), nullptr,  nullptr};
+  hydra::layers::dense::backward_kernel(hb, in, out);
+
+  cuda_backend backend({.device_budgets = {64_MiB}});
+  auto const stream = backend.create_stream(0, "compute", hydra::stream_role::compute);
+  device_buffers memory;
+  float const* x_d = memory.upload(x);
+  float const* dy_d = memory.upload(dy);
+  float const* p_d = memory.upload(parameters);
+  float* y_d = memory.upload(std::vector<float>(y.size()));
+  float* dx_d = memory.upload(std::vector<float>(dx.size()));
+  float* dp_d = memory.upload(std::vector<float>(dp.size()));
+  void* workspace = memory.upload(std::vector<std::byte>(footprint.workspace_bytes));
+  {
+    cuda_execution_context context(backend, stream);
+    layer.forward(context, {rows, x_d, y_d, p_d, workspace, nullptr});
+    layer.backward(context, {rows, x_d, y_d, dy_d, dx_d, p_d, dp_d, workspace, nullptr});
+  }
+  backend.synchronize(stream);
+  double const forward = max_relative_error(device_buffers::download(y_d, y.size()), y);
+  double const input = max_relative_error(device_buffers::download(dx_d, dx.size()), dx);
+  double const weights = max_relative_error(device_buffers::download(dp_d, dp.size()), dp);
+  MESSAGE("bf16 vs fp32, max relative error: y " << forward << ", dx " << input << ", dparameters " << weights);
+  CHECK(forward < 3e-2);
+  CHECK(input < 3e-2);
+  CHECK(weights < 3e-2);
+  CHECK(forward > 0.0); // it did round: a bitwise match would mean fp32 ran
+
+  // An MLP of bf16 dense layers learns the task, spilled.
+  std::vector<hydra::any_layer<cuda_execution_context>> stack;
+  stack.emplace_back(hydra::cuda::layers::cublas_dense_bf16(features, 256));
+  stack.emplace_back(hydra::cuda::layers::cudnn_relu(256));
+  stack.emplace_back(hydra::cuda::layers::cublas_dense_bf16(256, 256));
+  stack.emplace_back(hydra::cuda::layers::cudnn_relu(256));
+  stack.emplace_back(hydra::cuda::layers::cublas_dense_bf16(256, classes));
+  stack.emplace_back(hydra::cuda::layers::softmax_cross_entropy(classes));
+  hydra::sequential_model<cuda_execution_context> model(std::move(stack), batch);
+  auto const bytes = hydra::cuda::single_model_trainer<hydra::adam>::footprint(model);
+  cuda_backend trainer_backend({.device_budgets = {64_MiB}});
+  hydra::cuda::single_model_trainer<hydra::adam> trainer(trainer_backend, std::move(model),
+                                                         hydra::adam{.learning_rate = 0.003F}, {.budget = bytes / 2});
+  trainer.train(30, data_for(8));
+  CHECK(trainer.shards().size() >= 2);
+  auto const& losses = trainer.losses();
+  double const first = (losses[0] + losses[1] + losses[2]) / 3.0, last = (losses[27] + losses[28] + losses[29]) / 3.0;
+  MESSAGE("bf16 MLP: mean loss of the first 3 minibatches " << first << ", of the last 3 " << last);
+  CHECK(last < 0.8 * first);
+}

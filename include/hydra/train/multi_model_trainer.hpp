@@ -531,6 +531,7 @@ private:
     for (task const& other : queued) pins.push_back(bases_[other.model] + other.shard);
     engine.pin(pins);
     positions_[t.model] = t.position;
+    [[maybe_unused]] auto const range = detail::annotate_task(*backend_, configs_[t.model].name, t);
     auto const starts = mark_starts(engine);
     auto const profiling = t.minibatch == 0 ? measuring_[t.model] : nullptr;
     profile_starts profile_marks;

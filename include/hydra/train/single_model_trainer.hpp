@@ -221,6 +221,7 @@ private:
     runner_.begin_minibatch(engine_, steps_done_, std::move(batch_data));
     for (std::size_t k = 0; k < tasks_per_step(); ++k, ++task_position_) {
       task const t = task_at(0, shard_count(), task_position_);
+      [[maybe_unused]] auto const range = detail::annotate_task(*backend_, "model", t);
       engine_.pin({t.shard});
       runner_.run(engine_, 0, t, lookahead(), [this](shard_id running) { prefetch_next(running); });
     }

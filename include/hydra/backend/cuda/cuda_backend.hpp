@@ -13,6 +13,8 @@
 //    only. A pageable host pointer is refused with an error: it would turn the
 //    copy silently synchronous. Copies touching this backend's pinned range
 //    are cut at its chunk boundaries;
+//  - NVTX: annotate(name) opens a range in hydra's domain (the trainers name
+//    each task with it); every copy_async is a range too;
 //  - host work: cudaLaunchHostFunc; an exception thrown there is kept and
 //    reported by the next synchronize() of that stream, as a stream_error;
 //  - memory: each device's budget is one cudaMalloc slab behind hydra's own
@@ -40,6 +42,7 @@
 
 #include "hydra/backend/backend.hpp"
 #include "hydra/backend/cuda/device.hpp"
+#include "hydra/backend/cuda/nvtx.hpp"
 #include "hydra/backend/cuda/pinned_host_memory.hpp"
 #include "hydra/backend/cuda/status.hpp"
 #include "hydra/core/bytes.hpp"
@@ -287,6 +290,9 @@ public:
     }
   }
 
+  // An NVTX range named `name`, open until the returned object goes.
+  [[nodiscard]] static nvtx_range annotate(std::string const& name) { return nvtx_range(name); }
+
   // cuBLAS and cuDNN handles that issue their work on `s` (made on first use).
   [[nodiscard]] cublasHandle_t cublas(cuda_stream s) {
     auto* state = s.state_;
@@ -323,8 +329,10 @@ public:
   // stream order. A pageable host pointer is refused.
   void copy_async(cuda_stream s, void* destination, void const* source, std::size_t bytes) {
     if (bytes == 0) return;
-    require_copyable(destination, "destination");
-    require_copyable(source, "source");
+    bool const to_device = require_copyable(destination, "destination") == cudaMemoryTypeDevice;
+    bool const from_device = require_copyable(source, "source") == cudaMemoryTypeDevice;
+    nvtx_range const range(std::string(from_device ? "copy device" : "copy host") +
+                           (to_device ? " to device " : " to host ") + format_bytes(bytes));
     std::lock_guard lock(mutex_); // pinned_ grows when a host pool is made
     auto* to = static_cast<std::byte*>(destination);
     auto const* from = static_cast<std::byte const*>(source);
@@ -410,7 +418,8 @@ private:
     }
   }
 
-  static void require_copyable(void const* pointer, char const* which) {
+  // Where `pointer` lives; refuses pageable host memory.
+  static cudaMemoryType require_copyable(void const* pointer, char const* which) {
     cudaPointerAttributes attributes{};
     HYDRA_CHECK(cudaPointerGetAttributes(&attributes, pointer));
     if (attributes.type == cudaMemoryTypeUnregistered) {
@@ -421,6 +430,7 @@ private:
                              "memory (a host_pool on this backend) and device memory, and a pageable copy would "
                              "silently run synchronously");
     }
+    return attributes.type;
   }
 
   cuda_backend_options options_;

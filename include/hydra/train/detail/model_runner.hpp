@@ -52,6 +52,19 @@ inline void check_minibatch(minibatch const& data, std::size_t batch, std::size_
   }
 }
 
+// A profiler range around the enqueueing of one task, on backends that offer
+// them (the CUDA backend: NVTX); nothing elsewhere.
+template <class Backend>
+auto annotate_task(Backend& backend, std::string const& model, task const& t) {
+  if constexpr (requires { backend.annotate(std::string{}); }) {
+    return backend.annotate(model + " shard " + std::to_string(t.shard) +
+                            (t.pass == direction::forward ? " forward" : " backward") + ", minibatch " +
+                            std::to_string(t.minibatch));
+  } else {
+    return 0;
+  }
+}
+
 } // namespace hydra::detail
 
 namespace hydra {
