@@ -1,284 +1,60 @@
-// One conformance suite, run against every memory resource (typed tests).
-// A CUDA instantiation joins this list with the CUDA backend.
+// The memory-resource conformance suite (tests/memory/pool_conformance.hpp) on
+// the host backend: both pools, each plain and with the delay-injecting mode.
+// tests/gpu/pool_conformance_cuda.test.cpp runs the same suite on the CUDA backend.
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <iterator>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <random>
-#include <string>
-#include <thread>
-#include <vector>
 
 #include "hydra/hydra.hpp"
-#include "support/gate.hpp"
-
-using namespace hydra::literals;
+#include "memory/pool_conformance.hpp"
 
 namespace {
-
-constexpr std::size_t capacity = 4_MiB;
 
 // Each resource runs on the plain host backend and on the delay-injecting one.
 constexpr hydra::delay_injection no_delays{};
 constexpr hydra::delay_injection random_delays{
     .enabled = true, .seed = 77, .max_delay = std::chrono::microseconds(100)};
 
+// Host memory either way: filled and read directly.
 template <hydra::delay_injection const& Delays>
-struct device_pool_on_host {
+struct on_host_backend {
+  using backend_type = hydra::host_backend;
+  using stream_type = hydra::host_stream;
+  static std::unique_ptr<backend_type> make_backend() {
+    return std::make_unique<backend_type>(
+        hydra::host_backend_options{.device_capacities = {pool_conformance::capacity}, .delays = Delays});
+  }
+  static void fill(backend_type&, stream_type, void* block, std::size_t bytes, std::uint8_t value) {
+    std::memset(block, value, bytes);
+  }
+  static bool holds(backend_type&, stream_type, void const* block, std::size_t bytes, std::uint8_t value) {
+    auto const* byte = static_cast<std::uint8_t const*>(block);
+    return std::all_of(byte, byte + bytes, [value](std::uint8_t b) { return b == value; });
+  }
+  static void fill_on_stream(backend_type& backend, stream_type stream, void* block, std::size_t bytes,
+                             std::uint8_t value) {
+    backend.enqueue(stream, [=] { std::memset(block, value, bytes); });
+  }
+};
+
+template <hydra::delay_injection const& Delays>
+struct device_pool_on_host : on_host_backend<Delays> {
   using pool = hydra::device_pool<hydra::host_backend>;
-  static constexpr hydra::delay_injection const& delays = Delays;
   static std::unique_ptr<pool> make(hydra::host_backend& backend) { return std::make_unique<pool>(backend, 0); }
 };
 
 template <hydra::delay_injection const& Delays>
-struct host_pool_on_host {
+struct host_pool_on_host : on_host_backend<Delays> {
   using pool = hydra::host_pool<hydra::host_backend>;
-  static constexpr hydra::delay_injection const& delays = Delays;
-  static std::unique_ptr<pool> make(hydra::host_backend& backend) { return std::make_unique<pool>(backend, capacity); }
-};
-
-// The backend, a resource of the type under test and its streams, torn down in
-// the right order (streams drain before the pool's memory goes).
-template <class Resource>
-struct fixture {
-  hydra::host_backend backend{{.device_capacities = {capacity}, .delays = Resource::delays}};
-  std::unique_ptr<typename Resource::pool> pool = Resource::make(backend);
-  hydra::host_stream stream = backend.create_stream(0, "a");
-  hydra::host_stream other = backend.create_stream(0, "b");
-};
-
-void fill(void* block, std::size_t bytes, std::uint8_t value) {
-  std::memset(block, value, bytes);
-}
-
-bool holds(void const* block, std::size_t bytes, std::uint8_t value) {
-  auto const* byte = static_cast<std::uint8_t const*>(block);
-  return std::all_of(byte, byte + bytes, [value](std::uint8_t b) { return b == value; });
-}
-
-// Largest gap between live blocks: what the pool's largest free block must be
-// once free neighbours have coalesced.
-std::size_t largest_gap(std::map<std::size_t, std::size_t> const& live, std::size_t total) {
-  std::size_t largest = 0, cursor = 0;
-  for (auto const& [offset, size] : live) {
-    largest = std::max(largest, offset - cursor);
-    cursor = offset + size;
+  static std::unique_ptr<pool> make(hydra::host_backend& backend) {
+    return std::make_unique<pool>(backend, pool_conformance::capacity);
   }
-  return std::max(largest, total - cursor);
-}
+};
 
 } // namespace
 
-TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) {
-  fixture<Resource> f;
-  auto& pool = *f.pool;
-  static_assert(hydra::stream_ordered_resource<typename Resource::pool>);
-  REQUIRE(pool.capacity() == capacity);
-
-  SUBCASE("size 0 gives nullptr and freeing nullptr does nothing") {
-    CHECK(pool.allocate(f.stream, 0) == nullptr);
-    CHECK_NOTHROW(pool.deallocate(f.stream, nullptr));
-    CHECK(pool.statistics().in_use == 0);
-    CHECK(pool.statistics().live_allocations == 0);
-  }
-
-  SUBCASE("sizes 1, 4 KiB, 1 MiB and capacity - 1 succeed, aligned to at least 256 bytes") {
-    for (std::size_t bytes : {std::size_t{1}, 4_KiB, 1_MiB, capacity - 1}) {
-      CAPTURE(bytes);
-      void* block = pool.allocate(f.stream, bytes);
-      REQUIRE(block != nullptr);
-      CHECK(hydra::is_aligned(block, 256));
-      CHECK(pool.statistics().in_use == hydra::align_up(bytes, 256));
-      fill(block, bytes, 0x5A);
-      CHECK(holds(block, bytes, 0x5A));
-      pool.deallocate(f.stream, block);
-      CHECK(pool.statistics().in_use == 0);
-    }
-    CHECK(pool.statistics().peak_in_use == capacity);
-  }
-
-  SUBCASE("capacity + 1 throws out_of_memory naming the numbers and changes nothing") {
-    void* held = pool.allocate(f.stream, 1_MiB);
-    auto const before = pool.statistics();
-    try {
-      static_cast<void>(pool.allocate(f.stream, capacity + 1));
-      FAIL("allocation past capacity did not throw");
-    } catch (hydra::out_of_memory const& failure) {
-      std::string const text = failure.what();
-      CHECK(text.find("cannot allocate 4194305 bytes") != std::string::npos);
-      CHECK(text.find("in use 1048576 bytes") != std::string::npos);
-      CHECK(text.find("capacity 4194304 bytes") != std::string::npos);
-      CHECK(text.find("largest free block 3145728 bytes") != std::string::npos);
-      CHECK(failure.largest_free_block() == 3_MiB);
-    }
-    CHECK(pool.statistics() == before);
-    pool.deallocate(f.stream, held);
-  }
-
-  SUBCASE("100 random sizes are aligned, disjoint and intact, and all come back") {
-    std::mt19937_64 random(100);
-    std::vector<std::pair<std::uint8_t*, std::size_t>> blocks;
-    std::size_t expected_in_use = 0;
-    for (int i = 0; i < 100; ++i) {
-      std::size_t const bytes = 1 + random() % (capacity / 200);
-      auto* block = static_cast<std::uint8_t*>(pool.allocate(f.stream, bytes));
-      REQUIRE(block != nullptr);
-      CHECK(hydra::is_aligned(block, 256));
-      fill(block, bytes, static_cast<std::uint8_t>(i));
-      blocks.emplace_back(block, bytes);
-      expected_in_use += hydra::align_up(bytes, 256);
-    }
-    CHECK(pool.statistics().in_use == expected_in_use);
-    CHECK(pool.statistics().live_allocations == 100);
-    auto sorted = blocks;
-    std::sort(sorted.begin(), sorted.end());
-    for (std::size_t i = 1; i < sorted.size(); ++i)
-      CHECK(sorted[i - 1].first + sorted[i - 1].second <= sorted[i].first);
-    for (std::size_t i = 0; i < blocks.size(); ++i) {
-      CHECK(holds(blocks[i].first, blocks[i].second, static_cast<std::uint8_t>(i)));
-      pool.deallocate(f.stream, blocks[i].first);
-    }
-    CHECK(pool.statistics().in_use == 0);
-    CHECK(pool.statistics().live_allocations == 0);
-  }
-
-  SUBCASE("a random allocate/free walk keeps exact counters after every step and ends with nothing live") {
-    // Hold the stream so that no free's event fires during the walk: then every
-    // free byte is pending, which makes pending_free exactly checkable too.
-    hydra::testing::gate gate;
-    f.backend.enqueue(f.stream, gate.hold());
-    pool.deallocate(f.stream, pool.allocate(f.stream, capacity)); // every byte now belongs to the stream
-    struct live_block {
-      void* pointer;
-      std::size_t bytes;
-      std::uint8_t mark;
-    };
-    std::map<std::size_t, live_block> live;     // by offset
-    std::map<std::size_t, std::size_t> extents; // offset -> aligned size
-    std::size_t peak = capacity;
-    std::mt19937_64 random(2026);
-    for (int step = 0; step < 3000; ++step) {
-      CAPTURE(step);
-      if (live.empty() || random() % 5 < 3) {
-        std::size_t const bytes = 1 + random() % (capacity / 16);
-        if (hydra::align_up(bytes, 256) > largest_gap(extents, capacity)) {
-          CHECK_THROWS_AS(static_cast<void>(pool.allocate(f.stream, bytes)), hydra::out_of_memory);
-        } else {
-          void* block = pool.allocate(f.stream, bytes);
-          std::size_t const offset = pool.offset_of(block);
-          REQUIRE_FALSE(extents.contains(offset));
-          auto const mark = static_cast<std::uint8_t>(step);
-          fill(block, bytes, mark);
-          live[offset] = live_block{block, bytes, mark};
-          extents[offset] = hydra::align_up(bytes, 256);
-        }
-      } else {
-        auto victim = live.begin();
-        std::advance(victim, static_cast<std::ptrdiff_t>(random() % live.size()));
-        CHECK(holds(victim->second.pointer, victim->second.bytes, victim->second.mark)); // no overlap clobbered it
-        pool.deallocate(f.stream, victim->second.pointer);
-        extents.erase(victim->first);
-        live.erase(victim);
-      }
-      std::size_t in_use = 0;
-      for (auto const& extent : extents) in_use += extent.second;
-      peak = std::max(peak, in_use);
-      auto const counters = pool.statistics();
-      CHECK(counters.in_use == in_use);
-      CHECK(counters.free == capacity - in_use);
-      CHECK(counters.live_allocations == live.size());
-      CHECK(counters.peak_in_use == peak);
-      CHECK(counters.pending_free == capacity - in_use);
-      CHECK(counters.largest_free_block == largest_gap(extents, capacity));
-      CHECK(counters.fragmentation() ==
-            doctest::Approx(counters.free == 0 ? 0.0
-                                               : 1.0 - double(counters.largest_free_block) / double(counters.free)));
-    }
-    for (auto const& [offset, block] : live) pool.deallocate(f.stream, block.pointer);
-    gate.open();
-    f.backend.synchronize(f.stream);
-    auto const counters = pool.statistics();
-    CHECK(counters.in_use == 0);
-    CHECK(counters.live_allocations == 0);
-    CHECK(counters.pending_free == 0);
-    CHECK(counters.largest_free_block == capacity);
-    CHECK(counters.fragmentation() == 0.0);
-  }
-
-  SUBCASE("4 threads allocate and free at once, each on its own stream") {
-    constexpr int threads = 4;
-    std::vector<hydra::host_stream> streams;
-    for (int t = 0; t < threads; ++t) streams.push_back(f.backend.create_stream(0));
-    std::vector<std::thread> workers;
-    std::atomic<int> corrupted{0};
-    for (int t = 0; t < threads; ++t) {
-      workers.emplace_back([&, t] {
-        std::mt19937_64 random(static_cast<std::uint64_t>(t));
-        std::vector<std::pair<void*, std::size_t>> held;
-        auto const mark = static_cast<std::uint8_t>(t + 1);
-        for (int i = 0; i < 2000; ++i) {
-          if (held.size() < 4 && random() % 2 == 0) {
-            std::size_t const bytes = 1 + random() % (capacity / 32);
-            void* block = pool.allocate(streams[static_cast<std::size_t>(t)], bytes);
-            fill(block, bytes, mark);
-            held.emplace_back(block, bytes);
-          } else if (!held.empty()) {
-            if (!holds(held.back().first, held.back().second, mark)) ++corrupted;
-            pool.deallocate(streams[static_cast<std::size_t>(t)], held.back().first);
-            held.pop_back();
-          }
-        }
-        for (auto const& [block, bytes] : held) pool.deallocate(streams[static_cast<std::size_t>(t)], block);
-      });
-    }
-    for (auto& worker : workers) worker.join();
-    CHECK(corrupted == 0);
-    auto const counters = pool.statistics();
-    CHECK(counters.in_use == 0);
-    CHECK(counters.live_allocations == 0);
-    CHECK(counters.peak_in_use <= capacity);
-    for (auto stream : streams) f.backend.synchronize(stream);
-    CHECK(pool.statistics().largest_free_block == capacity);
-  }
-
-  SUBCASE("a block freed on stream A and reused on stream B orders B's work after A's") {
-    hydra::testing::gate gate;
-    std::vector<char> order;
-    std::mutex order_mutex;
-    auto note = [&](char who) {
-      std::lock_guard lock(order_mutex);
-      order.push_back(who);
-    };
-    // The block is the whole pool, so B can only get it back from A.
-    auto* block = static_cast<std::uint8_t*>(pool.allocate(f.stream, capacity));
-    f.backend.enqueue(f.stream, gate.hold());
-    f.backend.enqueue(f.stream, [&] {
-      std::memset(block, 0xAA, capacity);
-      note('A');
-    });
-    pool.deallocate(f.stream, block);
-    auto* reused = static_cast<std::uint8_t*>(pool.allocate(f.other, capacity));
-    REQUIRE(reused == block);
-    f.backend.enqueue(f.other, [&] {
-      std::memset(reused, 0xBB, capacity);
-      note('B');
-    });
-    auto const b_done = f.backend.record_event(f.other);
-    CHECK_FALSE(f.backend.query(b_done)); // B is held behind A's gate
-    gate.open();
-    f.backend.synchronize(b_done);
-    CHECK(order == std::vector<char>{'A', 'B'});
-    CHECK(holds(reused, capacity, 0xBB));
-    pool.deallocate(f.other, reused);
-  }
-}
-
 TEST_CASE_TEMPLATE_INVOKE(conformance, device_pool_on_host<no_delays>, host_pool_on_host<no_delays>,
-                           device_pool_on_host<random_delays>, host_pool_on_host<random_delays>);
+                          device_pool_on_host<random_delays>, host_pool_on_host<random_delays>);
