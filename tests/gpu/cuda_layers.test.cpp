@@ -11,39 +11,14 @@
 #include <random>
 #include <vector>
 
+#include "gpu/device_buffers.hpp"
 #include "hydra/cuda.hpp"
 #include "support/reference_conv.hpp"
 
 namespace {
 
-std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 random(seed);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(random);
-  return v;
-}
-
-// Device copies of host vectors, freed at scope end.
-struct device_buffers {
-  std::vector<float*> pointers;
-  float* upload(std::vector<float> const& host) {
-    float* p = nullptr;
-    HYDRA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), host.size() * sizeof(float)));
-    HYDRA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
-    pointers.push_back(p);
-    return p;
-  }
-  float* make(std::size_t n) { return upload(std::vector<float>(n, 0.0F)); }
-  static std::vector<float> download(float const* p, std::size_t n) {
-    std::vector<float> host(n);
-    HYDRA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return host;
-  }
-  ~device_buffers() {
-    for (float* p : pointers) static_cast<void>(cudaFree(p));
-  }
-};
+using gpu_testing::device_buffers;
+using gpu_testing::random_values;
 
 void check_close(std::vector<float> const& got, std::vector<float> const& want) {
   REQUIRE(got.size() == want.size());

@@ -18,54 +18,19 @@
 #include <string>
 #include <vector>
 
+#include "gpu/device_buffers.hpp"
 #include "hydra/cuda.cuh"
 
 using namespace hydra::literals;
+using gpu_testing::device_buffers;
+using gpu_testing::max_relative_error;
+using gpu_testing::random_values;
 using hydra::cuda::cuda_backend;
 using hydra::cuda::cuda_execution_context;
 
 namespace {
 
 constexpr std::size_t features = 24, classes = 10, batch = 16;
-
-std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 random(seed);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(random);
-  return v;
-}
-
-// Largest |got - want| / (1 + |want|) over the elements.
-double max_relative_error(std::vector<float> const& got, std::vector<float> const& want) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0.0;
-  for (std::size_t k = 0; k < got.size(); ++k)
-    worst = std::max(worst, std::fabs(static_cast<double>(got[k]) - want[k]) / (1.0 + std::fabs(want[k])));
-  return worst;
-}
-
-// Device memory for one test, copied from and to host vectors.
-struct device_buffers {
-  std::vector<void*> pointers;
-  template <class T>
-  T* upload(std::vector<T> const& host) {
-    void* p = nullptr;
-    HYDRA_CHECK(cudaMalloc(&p, std::max<std::size_t>(1, host.size() * sizeof(T))));
-    HYDRA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-    pointers.push_back(p);
-    return static_cast<T*>(p);
-  }
-  template <class T>
-  static std::vector<T> download(T const* p, std::size_t n) {
-    std::vector<T> host(n);
-    HYDRA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-  ~device_buffers() {
-    for (void* p : pointers) static_cast<void>(cudaFree(p));
-  }
-};
 
 hydra::minibatch make_minibatch(std::uint64_t salt, std::size_t step) {
   std::mt19937_64 random(salt * 1000 + step);

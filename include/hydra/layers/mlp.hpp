@@ -16,18 +16,26 @@
 
 namespace hydra::layers {
 
-inline sequential_model<host_execution_context> make_mlp(std::size_t inputs, std::size_t width, std::size_t depth,
-                                                         std::size_t classes, std::size_t batch) {
-  std::vector<any_layer<host_execution_context>> stack;
+// The MLP from any dense, activation and loss layer types on context Context:
+// the CUDA MLP (hydra/layers/cuda/mlp.cuh) is this with the CUDA layers.
+template <class Context, class Dense, class Activation, class Loss>
+sequential_model<Context> make_mlp_of(std::size_t inputs, std::size_t width, std::size_t depth, std::size_t classes,
+                                      std::size_t batch) {
+  std::vector<any_layer<Context>> stack;
   std::size_t features = inputs;
   for (std::size_t k = 0; k < depth; ++k) {
-    stack.emplace_back(dense(features, width));
-    stack.emplace_back(relu(width));
+    stack.emplace_back(Dense(features, width));
+    stack.emplace_back(Activation(width));
     features = width;
   }
-  stack.emplace_back(dense(features, classes));
-  stack.emplace_back(softmax_cross_entropy(classes));
-  return sequential_model<host_execution_context>(std::move(stack), batch);
+  stack.emplace_back(Dense(features, classes));
+  stack.emplace_back(Loss(classes));
+  return sequential_model<Context>(std::move(stack), batch);
+}
+
+inline sequential_model<host_execution_context> make_mlp(std::size_t inputs, std::size_t width, std::size_t depth,
+                                                         std::size_t classes, std::size_t batch) {
+  return make_mlp_of<host_execution_context, dense, relu, softmax_cross_entropy>(inputs, width, depth, classes, batch);
 }
 
 } // namespace hydra::layers

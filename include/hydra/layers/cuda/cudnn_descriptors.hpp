@@ -82,4 +82,20 @@ private:
   cudnnPoolingDescriptor_t descriptor_ = nullptr;
 };
 
+// ReLU, exactly max(x, 0).
+class relu_activation {
+public:
+  relu_activation() {
+    HYDRA_CHECK(cudnnCreateActivationDescriptor(&descriptor_));
+    HYDRA_CHECK(cudnnSetActivationDescriptor(descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  }
+  relu_activation(relu_activation const&) = delete;
+  relu_activation& operator=(relu_activation const&) = delete;
+  ~relu_activation() { static_cast<void>(cudnnDestroyActivationDescriptor(descriptor_)); }
+  [[nodiscard]] cudnnActivationDescriptor_t get() const noexcept { return descriptor_; }
+
+private:
+  cudnnActivationDescriptor_t descriptor_ = nullptr;
+};
+
 } // namespace hydra::cuda::layers::detail

@@ -28,35 +28,20 @@ public:
 
   void forward(cuda_execution_context& c, forward_arguments const& a) const {
     float const one = 1.0F, zero = 0.0F;
-    activation const relu;
+    detail::relu_activation const relu;
     detail::tensor_nchw const x(a.batch, features_);
     HYDRA_CHECK(cudnnActivationForward(c.cudnn(), relu.get(), &one, x.get(), a.input, &zero, x.get(), a.output));
   }
 
   void backward(cuda_execution_context& c, backward_arguments const& a) const {
     float const one = 1.0F, zero = 0.0F;
-    activation const relu;
+    detail::relu_activation const relu;
     detail::tensor_nchw const x(a.batch, features_);
     HYDRA_CHECK(cudnnActivationBackward(c.cudnn(), relu.get(), &one, x.get(), a.output, x.get(), a.output_gradient,
                                         x.get(), a.input, &zero, x.get(), a.input_gradient));
   }
 
 private:
-  class activation {
-  public:
-    activation() {
-      HYDRA_CHECK(cudnnCreateActivationDescriptor(&descriptor_));
-      HYDRA_CHECK(cudnnSetActivationDescriptor(descriptor_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-    }
-    activation(activation const&) = delete;
-    activation& operator=(activation const&) = delete;
-    ~activation() { static_cast<void>(cudnnDestroyActivationDescriptor(descriptor_)); }
-    [[nodiscard]] cudnnActivationDescriptor_t get() const noexcept { return descriptor_; }
-
-  private:
-    cudnnActivationDescriptor_t descriptor_ = nullptr;
-  };
-
   std::size_t features_;
 };
 

@@ -8,8 +8,6 @@
 #endif
 
 #include <cstddef>
-#include <utility>
-#include <vector>
 
 #include "hydra/backend/cuda/cuda_execution_context.hpp"
 #include "hydra/graph/any_layer.hpp"
@@ -17,21 +15,14 @@
 #include "hydra/layers/cuda/cublas_dense.hpp"
 #include "hydra/layers/cuda/cudnn_relu.hpp"
 #include "hydra/layers/cuda/softmax_cross_entropy.cuh"
+#include "hydra/layers/mlp.hpp"
 
 namespace hydra::cuda::layers {
 
 inline sequential_model<cuda_execution_context> make_mlp(std::size_t inputs, std::size_t width, std::size_t depth,
                                                          std::size_t classes, std::size_t batch) {
-  std::vector<any_layer<cuda_execution_context>> stack;
-  std::size_t features = inputs;
-  for (std::size_t k = 0; k < depth; ++k) {
-    stack.emplace_back(cublas_dense(features, width));
-    stack.emplace_back(cudnn_relu(width));
-    features = width;
-  }
-  stack.emplace_back(cublas_dense(features, classes));
-  stack.emplace_back(softmax_cross_entropy(classes));
-  return sequential_model<cuda_execution_context>(std::move(stack), batch);
+  return hydra::layers::make_mlp_of<cuda_execution_context, cublas_dense, cudnn_relu, softmax_cross_entropy>(
+      inputs, width, depth, classes, batch);
 }
 
 } // namespace hydra::cuda::layers
