@@ -17,13 +17,16 @@ if(NOT _hydra_cuda_mode STREQUAL "OFF")
   include(CheckLanguage)
   check_language(CUDA)
   find_package(CUDAToolkit QUIET)
+  # cuDNN: beside the toolkit, or wherever HYDRA_CUDNN_LIBRARY (a full path,
+  # e.g. a pip wheel's libcudnn.so.9) and HYDRA_CUDNN_INCLUDE_DIR point.
   find_library(HYDRA_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
-  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND HYDRA_CUDNN_LIBRARY)
+  find_path(HYDRA_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND HYDRA_CUDNN_LIBRARY AND HYDRA_CUDNN_INCLUDE_DIR)
     enable_language(CUDA)
     set(HYDRA_CUDA_ENABLED ON)
   elseif(_hydra_cuda_mode STREQUAL "ON")
     message(FATAL_ERROR "HYDRA_ENABLE_CUDA=ON but the CUDA parts are missing: nvcc='${CMAKE_CUDA_COMPILER}', "
-                        "toolkit found='${CUDAToolkit_FOUND}', cuDNN='${HYDRA_CUDNN_LIBRARY}'")
+                        "toolkit found='${CUDAToolkit_FOUND}', cuDNN='${HYDRA_CUDNN_LIBRARY}' (headers '${HYDRA_CUDNN_INCLUDE_DIR}')")
   endif()
 endif()
 
@@ -32,6 +35,7 @@ if(HYDRA_CUDA_ENABLED)
   add_library(hydra::cuda ALIAS hydra_cuda)
   set_target_properties(hydra_cuda PROPERTIES EXPORT_NAME cuda)
   target_link_libraries(hydra_cuda INTERFACE hydra CUDA::cudart CUDA::cublas ${HYDRA_CUDNN_LIBRARY})
+  target_include_directories(hydra_cuda SYSTEM INTERFACE $<BUILD_INTERFACE:${HYDRA_CUDNN_INCLUDE_DIR}>)
   target_sources(hydra_cuda INTERFACE FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include FILES ${HYDRA_CUDA_HEADERS}
                  INTERFACE FILE_SET device_headers TYPE HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include
                  FILES ${HYDRA_CUDA_DEVICE_HEADERS})

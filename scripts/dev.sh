@@ -8,6 +8,8 @@
 #   bash scripts/dev.sh simulate [ARGS]  build and run hydra-sim (every policy on the paper-shaped preset;
 #                                        ARGS as in `hydra-sim --help`)
 #   bash scripts/dev.sh gpu              on a GPU machine: build and run every GPU test and GPU benchmark
+#   bash scripts/dev.sh gpu-bundle       here, before lending a GPU machine that cannot reach the archive:
+#                                        download into .gpu-bundle/ the packages `gpu` needs (carry it along)
 #   bash scripts/dev.sh setup            only install the Debian packages hydra's build needs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,9 +56,45 @@ case "$command" in
     shift
     ./build/release/examples/hydra-sim "$@"
     ;;
+  gpu-bundle)
+    # The lent GPU machines have the CUDA toolkit, CMake, ninja, g++ and
+    # Python's cuDNN wheel, but no doctest, Google Benchmark, zlib headers or
+    # dataset, and cannot fetch them. Their Debian packages, carried as files:
+    # `gpu` unpacks them under /tmp (never into /).
+    rm -rf .gpu-bundle && mkdir -p .gpu-bundle
+    (cd .gpu-bundle && apt-get download doctest-dev libbenchmark-dev libbenchmark1debian zlib1g-dev \
+      dataset-fashion-mnist)
+    du -sh .gpu-bundle
+    ;;
   gpu)
-    # One call for a session lent a GPU: every GPU test and GPU benchmark.
-    cmake --preset release >/dev/null
+    # One call for a session lent a GPU: every GPU test and GPU benchmark, and
+    # the main job on the GPU. With .gpu-bundle/ carried along (see gpu-bundle),
+    # the packages the machine lacks come from there.
+    configure=(-DHYDRA_ENABLE_CUDA=ON -DHYDRA_WARNINGS_AS_ERRORS=OFF)
+    data=/usr/share/datasets/fashion-mnist
+    if [ -d .gpu-bundle ]; then
+      root=/tmp/hydra-gpu-root
+      rm -rf "$root" && mkdir -p "$root"
+      for deb in .gpu-bundle/*.deb; do dpkg-deb -x "$deb" "$root"; done
+      export CMAKE_PREFIX_PATH="$root/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+      if [ ! -f /usr/include/zlib.h ]; then # the machine's own libz, the bundle's headers
+        libz=$(ls /usr/lib/x86_64-linux-gnu/libz.so.1 /lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -1)
+        configure+=(-DZLIB_INCLUDE_DIR="$root/usr/include" -DZLIB_LIBRARY="$libz")
+      fi
+      [ -d "$root/usr/share/datasets/fashion-mnist" ] && data="$root/usr/share/datasets/fashion-mnist"
+    fi
+    # cuDNN beside the toolkit, else from Python's nvidia-cudnn wheel.
+    if ! ls /usr/local/cuda/lib64/libcudnn.so* /usr/lib/x86_64-linux-gnu/libcudnn.so* >/dev/null 2>&1; then
+      wheel=$(python3 -c "import importlib.util as u; print(u.find_spec('nvidia.cudnn').submodule_search_locations[0])" \
+        2>/dev/null || true)
+      if [ -n "$wheel" ] && [ -f "$wheel/include/cudnn.h" ]; then
+        configure+=(-DHYDRA_CUDNN_LIBRARY="$(ls "$wheel"/lib/libcudnn.so* | head -1)" -DHYDRA_CUDNN_INCLUDE_DIR="$wheel/include")
+        export LD_LIBRARY_PATH="$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      fi
+    fi
+    export HYDRA_FASHION_MNIST_DIR="${HYDRA_FASHION_MNIST_DIR:-$data}"
+    echo "configure: ${configure[*]}"
+    cmake --preset release "${configure[@]}" >/dev/null
     cmake --build --preset release --target gpu_tests cuda_bench cuda_train_bench model_selection
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "(no nvidia-smi)"
     git log -1 --format='commit %H (%cd)' 2>/dev/null || true
@@ -64,14 +102,11 @@ case "$command" in
     ./build/release/tests/gpu_tests --duration=true || status=$?
     ./build/release/bench/cuda_bench || status=$?
     ./build/release/bench/cuda_train_bench || status=$?
-    # The main job on the GPU: the default sweep. The data: Debian's
-    # dataset-fashion-mnist, or a copy named by HYDRA_FASHION_MNIST_DIR (a GPU
-    # machine that cannot reach the archive gets one carried along).
-    data="${HYDRA_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-    if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
-      ./build/release/examples/model_selection --backend cuda --data-dir "$data" || status=$?
+    # The main job on the GPU: the default sweep.
+    if [ -f "$HYDRA_FASHION_MNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+      ./build/release/examples/model_selection --backend cuda --data-dir "$HYDRA_FASHION_MNIST_DIR" || status=$?
     else
-      echo "SKIPPED: the main job on the GPU (no Fashion-MNIST files in $data)"
+      echo "SKIPPED: the main job on the GPU (no Fashion-MNIST files in $HYDRA_FASHION_MNIST_DIR)"
     fi
     exit $status
     ;;
@@ -84,7 +119,7 @@ case "$command" in
     done
     ;;
   *)
-    sed -n '2,11p' "${BASH_SOURCE[0]}"
+    sed -n '2,13p' "${BASH_SOURCE[0]}"
     exit 2
     ;;
 esac
