@@ -3,13 +3,17 @@
 //  - copy: the backend's copy_async (pinned host pool <-> device pool) against a
 //    raw cudaMemcpyAsync of the same bytes, H2D and D2H, 256 KiB to 256 MiB;
 //    target >= 0.9x. Also both directions at once (bytes/s of the pair);
+//  - spill: a shard's round trip through the spill engine (fetch, write back,
+//    evict) against two raw cudaMemcpyAsync of the same bytes; target >= 0.9x;
 //  - pool: hydra's device pool allocate+free on a stream against cudaMalloc +
 //    cudaFree and cudaMallocAsync + cudaFreeAsync, 256 B to 64 MiB; target: at
 //    least 10x faster than cudaMalloc.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "hydra/cuda.hpp"
 #include "ratio_reporter.hpp"
@@ -92,6 +96,48 @@ void pool_cuda_malloc_async(benchmark::State& state, std::size_t bytes) {
   HYDRA_CHECK(cudaStreamSynchronize(f.in.handle()));
 }
 
+// A shard's round trip through the spill engine (make resident on the prefetch
+// stream, write back on the spill stream behind it, evict), against the same
+// bytes moved by two raw cudaMemcpyAsync calls ordered by one event. The
+// engine's work on top of the copies: 16 MiB chunks, residency bookkeeping,
+// pool allocations and the ordering events.
+template <bool Raw>
+void spill_round_trip(benchmark::State& state, std::size_t bytes) {
+  using hydra::cuda::cuda_backend;
+  cuda_backend backend({.device_budgets = {2 * bytes + 16_MiB}});
+  hydra::device_pool<cuda_backend> device(backend, 0);
+  hydra::host_pool<cuda_backend> host(backend, bytes + 1_MiB);
+  hydra::spill_engine<cuda_backend> engine(backend, device, host, 0);
+  auto home = hydra::spill_engine<cuda_backend>::make_home(backend, host, engine.spill_stream(),
+                                                           std::vector<float>(bytes / sizeof(float), 1.0F));
+  auto const id = engine.add_shard(bytes, bytes / 2, &home);
+  auto const never = [](std::size_t) { return std::numeric_limits<std::size_t>::max(); };
+  void* raw_device = Raw ? device.allocate(engine.prefetch_stream(), bytes) : nullptr;
+  engine.synchronize();
+  for (auto _ : state) {
+    if constexpr (Raw) {
+      HYDRA_CHECK(
+          cudaMemcpyAsync(raw_device, home.data, bytes, cudaMemcpyHostToDevice, engine.prefetch_stream().handle()));
+      backend.wait_event(engine.spill_stream(), backend.record_event(engine.prefetch_stream()));
+      HYDRA_CHECK(
+          cudaMemcpyAsync(home.data, raw_device, bytes, cudaMemcpyDeviceToHost, engine.spill_stream().handle()));
+      HYDRA_CHECK(cudaStreamSynchronize(engine.spill_stream().handle()));
+    } else {
+      engine.pin({id});
+      engine.acquire(id, /*with_state=*/true, never);
+      backend.wait_event(engine.compute_stream(), backend.record_event(engine.prefetch_stream()));
+      engine.write_back(id, backend.record_event(engine.compute_stream()));
+      engine.evict(id);
+      backend.synchronize(engine.spill_stream());
+    }
+  }
+  if (raw_device) device.deallocate(engine.spill_stream(), raw_device);
+  engine.synchronize();
+  host.deallocate(engine.spill_stream(), home.data);
+  engine.synchronize();
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * bytes));
+}
+
 std::string size_name(std::size_t bytes) {
   if (bytes >= 1_MiB) return std::to_string(bytes >> 20U) + "MiB";
   if (bytes >= 1_KiB) return std::to_string(bytes >> 10U) + "KiB";
@@ -109,6 +155,13 @@ void register_all() {
       benchmark::RegisterBenchmark(hydra::bench::name("copy/hydra", argument).c_str(), copy<false>, bytes, direction)
           ->UseRealTime();
     }
+  }
+  for (std::size_t bytes : {4_MiB, 64_MiB, 256_MiB}) {
+    std::string const size = size_name(bytes);
+    benchmark::RegisterBenchmark(hydra::bench::name("spill/raw", size).c_str(), spill_round_trip<true>, bytes)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(hydra::bench::name("spill/engine", size).c_str(), spill_round_trip<false>, bytes)
+        ->UseRealTime();
   }
   for (std::size_t bytes : {std::size_t{256}, 64_KiB, 1_MiB, 16_MiB, 64_MiB}) {
     std::string const size = size_name(bytes);
@@ -130,6 +183,8 @@ int main(int argc, char** argv) {
   return hydra::bench::run_with_ratios(
       argc, argv,
       {{"copy", "hydra", "raw", 0.9, true, "throughput of copy_async / raw cudaMemcpyAsync"},
+       {"spill", "engine", "raw", 0.9, true,
+        "shard round trip (fetch, write back, evict) through the spill engine / two raw cudaMemcpyAsync"},
        {"pool", "hydra", "cudaMalloc", 0.1, false, "device pool allocate+free time / cudaMalloc+cudaFree"},
        {"pool", "hydra", "cudaMallocAsync", 0, false,
         "device pool allocate+free time / cudaMallocAsync+cudaFreeAsync"}});
