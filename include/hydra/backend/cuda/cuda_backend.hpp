@@ -243,10 +243,14 @@ public:
     return cuda_timed_event(record_from(timed_pools_.at(s.device()), s));
   }
 
-  // Seconds between two timed events of one device; both must have fired.
+  // Seconds between two timed events of one device (recorded in that order on
+  // one stream). Waits for `to` if it has not fired yet: the trainer asks when a
+  // task's completion arrives, which the event recorded just after the task's
+  // last kernel may not have reached.
   [[nodiscard]] double elapsed_seconds(cuda_timed_event const& from, cuda_timed_event const& to) {
     hydra::detail::expects(from.handle() != nullptr && to.handle() != nullptr,
                            "cuda_backend::elapsed_seconds: an event was never recorded");
+    HYDRA_CHECK(cudaEventSynchronize(to.handle()));
     float milliseconds = 0.0F;
     HYDRA_CHECK(cudaEventElapsedTime(&milliseconds, from.handle(), to.handle()));
     return static_cast<double>(milliseconds) * 1e-3;
