@@ -417,7 +417,7 @@ private:
         runner.run(
             e, base, t, next, [] {}, [](std::size_t) {});
       } else {
-        auto& backend = runner.backend();
+        auto& backend = e.backend();
         runner.run(
             e, base, t, next, [&] { interval->start = backend.record_timed_event(e.compute_stream()); },
             [&](std::size_t) { interval->end = backend.record_timed_event(e.compute_stream()); });

@@ -335,8 +335,9 @@ public:
     if (bytes == 0) return;
     bool const to_device = require_copyable(destination, "destination") == cudaMemoryTypeDevice;
     bool const from_device = require_copyable(source, "source") == cudaMemoryTypeDevice;
-    nvtx_range const range(std::string(from_device ? "copy device" : "copy host") +
-                           (to_device ? " to device " : " to host ") + format_bytes(bytes));
+    static constexpr char const* names[2][2] = {{"copy host to host (bytes)", "copy host to device (bytes)"},
+                                                {"copy device to host (bytes)", "copy device to device (bytes)"}};
+    nvtx_range const range(names[from_device][to_device], bytes);
     std::lock_guard lock(mutex_); // pinned_ grows when a host pool is made
     auto* to = static_cast<std::byte*>(destination);
     auto const* from = static_cast<std::byte const*>(source);

@@ -51,7 +51,7 @@ struct conv2d_options {
 class cudnn_conv2d {
 public:
   cudnn_conv2d(image_shape input, std::size_t output_channels, conv2d_options options = {})
-      : input_(input), output_channels_(output_channels), options_(options) {
+      : input_(input), options_(options) {
     hydra::detail::expects(input.channels > 0 && input.height > 0 && input.width > 0 && output_channels > 0,
                            "cudnn_conv2d: every dimension must be at least 1");
     hydra::detail::expects(options.kernel > 0 && options.stride > 0, "cudnn_conv2d: kernel and stride must be >= 1");
@@ -73,13 +73,13 @@ public:
 
   [[nodiscard]] image_shape output_shape() const noexcept { return output_; }
   [[nodiscard]] std::size_t filter_count() const noexcept {
-    return output_channels_ * input_.channels * options_.kernel * options_.kernel;
+    return output_.channels * input_.channels * options_.kernel * options_.kernel;
   }
 
   [[nodiscard]] layer_footprint footprint(std::size_t batch) const {
     double const macs =
         static_cast<double>(batch * output_.features() * input_.channels * options_.kernel * options_.kernel);
-    return {.parameter_count = filter_count() + output_channels_,
+    return {.parameter_count = filter_count() + output_.channels,
             .input_features = input_.features(),
             .output_features = output_.features(),
             .workspace_bytes = 0,
@@ -92,7 +92,7 @@ public:
     float const limit = std::sqrt(6.0F / static_cast<float>(input_.channels * options_.kernel * options_.kernel));
     std::uniform_real_distribution<float> pick(-limit, limit);
     for (std::size_t i = 0; i < filter_count(); ++i) parameters[i] = pick(random);
-    for (std::size_t k = 0; k < output_channels_; ++k) parameters[filter_count() + k] = 0.0F;
+    for (std::size_t k = 0; k < output_.channels; ++k) parameters[filter_count() + k] = 0.0F;
   }
 
   void forward(cuda_execution_context& c, forward_arguments const& a) const {
@@ -140,7 +140,7 @@ private:
         : x(batch, layer.input_.channels, layer.input_.height, layer.input_.width),
           y(batch, layer.output_.channels, layer.output_.height, layer.output_.width),
           bias(1, layer.output_.channels, 1, 1),
-          w(layer.output_channels_, layer.input_.channels, layer.options_.kernel, layer.options_.kernel),
+          w(layer.output_.channels, layer.input_.channels, layer.options_.kernel, layer.options_.kernel),
           conv(layer.options_.padding, layer.options_.stride) {}
     detail::tensor_nchw x, y, bias;
     detail::filter_kcrs w;
@@ -158,7 +158,6 @@ private:
   }
 
   image_shape input_;
-  std::size_t output_channels_;
   conv2d_options options_;
   image_shape output_{};
 };

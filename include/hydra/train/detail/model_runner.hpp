@@ -190,8 +190,6 @@ public:
         engine, base, t, next_use, [] {}, after_compute);
   }
 
-  [[nodiscard]] Backend& backend() const noexcept { return *backend_; }
-
   // After a fault: returns every host block of the interrupted minibatch and the
   // kept scratch, in stream order on `engine`.
   void abandon(engine_type& engine) {
