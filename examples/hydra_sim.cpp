@@ -179,7 +179,7 @@ void print_workload(hydra::sim::workload const& w) {
 int table(arguments const& a, hydra::sim::workload const& w) {
   print_workload(w);
   hydra::sim::options o;
-  o.prefetch_depth = a.prefetch_depth;
+  o.driver.queue_depth = a.prefetch_depth;
   std::vector<hydra::sim::report> reports;
   auto const started = std::chrono::steady_clock::now();
   std::uint64_t simulated = 0;
@@ -237,7 +237,7 @@ int sweep(arguments const& a, std::size_t count) {
   std::vector<std::string> names(std::begin(policies), std::end(policies));
   std::vector<std::vector<double>> ratios(names.size());
   hydra::sim::options o;
-  o.prefetch_depth = a.prefetch_depth;
+  o.driver.queue_depth = a.prefetch_depth;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
     if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;

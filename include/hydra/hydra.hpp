@@ -8,10 +8,12 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/status_check.hpp"
+#include "hydra/core/stream_role.hpp"
 
 #include "hydra/backend/backend.hpp"
 #include "hydra/backend/host/host_backend.hpp"
 #include "hydra/backend/host/host_execution_context.hpp"
+#include "hydra/backend/memory_reservation.hpp"
 
 #include "hydra/graph/any_layer.hpp"
 #include "hydra/graph/layer.hpp"
@@ -25,7 +27,6 @@
 
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
-#include "hydra/memory/memory_reservation.hpp"
 #include "hydra/memory/memory_resource.hpp"
 #include "hydra/memory/pool_statistics.hpp"
 #include "hydra/memory/residency_table.hpp"
@@ -36,7 +37,9 @@
 #include "hydra/sched/policies.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sched/task.hpp"
+#include "hydra/sched/working_set.hpp"
 
 #include "hydra/sim/baselines.hpp"
 #include "hydra/sim/presets.hpp"

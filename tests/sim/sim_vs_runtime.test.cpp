@@ -1,10 +1,10 @@
-// One scheduler core, two drivers: the host runtime and the simulator make the
-// same decisions (device and task, in order) for the same costs. The runtime's
-// tasks sleep for fixed times, the simulator is told the same times, and the
-// costs are chosen so that no two completions fall within 12 ms of each other.
+// One driver, two executors: the host runtime and the simulator take the same
+// decisions when they are told the same things in the same order. The runtime
+// records everything its driver was told (launch outcomes, completions in the
+// order they arrived, measured costs); replayed into the simulator, that record
+// gives the identical decision list, whatever the timing of the run was.
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -12,117 +12,116 @@
 #include <vector>
 
 #include "hydra/hydra.hpp"
-#include "support/sleeping_layer.hpp"
 
+using namespace hydra::literals;
 using context = hydra::host_execution_context;
-using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t features = 4, batch = 2;
+constexpr std::size_t features = 12, classes = 4, batch = 4;
 
-struct model_times {
-  std::chrono::milliseconds forward[2], backward[2];
-};
-
-hydra::sequential_model<context> sleeping_model(model_times const& t) {
-  std::vector<hydra::any_layer<context>> stack;
-  // Parameters make each layer its own shard on the devices below.
-  for (int k = 0; k < 2; ++k)
-    stack.emplace_back(hydra::testing::sleeping_layer{features, 100'000, t.forward[k], t.backward[k]});
-  stack.emplace_back(hydra::layers::softmax_cross_entropy(features));
-  return hydra::sequential_model<context>(std::move(stack), batch);
-}
-
-hydra::data_source data() {
-  return [](std::size_t step) {
-    hydra::minibatch m;
-    m.inputs.assign(batch * features, 0.25F * static_cast<float>(step));
-    m.labels.assign(batch, 1);
-    return m;
+hydra::data_source data_for(std::uint64_t salt) {
+  return [salt](std::size_t step) {
+    std::mt19937_64 random(salt * 1000 + step);
+    std::normal_distribution<float> normal(0.0F, 1.0F);
+    hydra::minibatch data;
+    data.inputs.resize(batch * features);
+    for (float& x : data.inputs) x = normal(random);
+    for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
+    return data;
   };
 }
 
-double seconds(std::chrono::milliseconds ms) {
-  return static_cast<double>(ms.count()) * 1e-3;
+// The workload the simulator is given for a finished runtime sweep: the same
+// models and shards, the costs the policies started from, roomy devices.
+hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
+                            std::size_t devices) {
+  hydra::sim::workload w;
+  w.devices.assign(devices, {.memory_bytes = 1ULL << 40});
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    hydra::sim::model_spec spec{configs[m].name, {}, configs[m].steps};
+    for (std::size_t s = 0; s < trainer.shards_of(m).size(); ++s) {
+      hydra::sim::shard_spec shard;
+      auto const& given = configs[m].estimates;
+      double const flops = trainer.shards_of(m)[s].flops;
+      shard.forward_seconds = given ? given->forward_seconds[s] : flops / 3.0 * 1e-9;
+      shard.backward_seconds = given ? given->backward_seconds[s] : flops * 1e-9;
+      spec.shards.push_back(shard);
+    }
+    w.models.push_back(spec);
+  }
+  return w;
 }
-
-// Sanitizers slow the host code between tasks by milliseconds; stretch the
-// sleeps so that the 12 ms between completions stays far above that.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int stretch = 4;
-#else
-constexpr int stretch = 1;
-#endif
 
 } // namespace
 
-TEST_CASE("the runtime and the simulator make the same decisions for the same costs") {
-  std::vector<model_times> times = {
-      {{35ms, 55ms}, {70ms, 75ms}},
-      {{75ms, 35ms}, {60ms, 60ms}},
-      {{60ms, 75ms}, {55ms, 70ms}},
-  };
-  for (auto& t : times)
-    for (int k = 0; k < 2; ++k) {
-      t.forward[k] *= stretch;
-      t.backward[k] *= stretch;
-    }
-  std::size_t const minibatches = 2;
-  std::size_t const devices = 2;
-
-  for (char const* policy : {"sharp", "fifo", "round_robin"}) {
-    INFO("policy " << std::string(policy));
-    // The simulator: compute only (the runtime's copies here take microseconds).
-    hydra::sim::workload w;
-    w.devices.assign(
-        devices,
-        {.memory_bytes = 1ULL << 40, .h2d_bytes_per_second = 0, .d2h_bytes_per_second = 0, .latency_seconds = 0});
-    std::vector<hydra::model_costs> estimates;
-    for (std::size_t m = 0; m < times.size(); ++m) {
-      hydra::model_costs c;
-      c.minibatches = minibatches;
-      for (int k = 0; k < 2; ++k) {
-        c.forward_seconds.push_back(seconds(times[m].forward[k]));
-        // A backward task recomputes its shard's forward first.
-        c.backward_seconds.push_back(seconds(times[m].forward[k] + times[m].backward[k]));
-      }
-      hydra::sim::model_spec spec{"m" + std::to_string(m), {}, minibatches};
-      for (int k = 0; k < 2; ++k) {
-        hydra::sim::shard_spec s;
-        s.forward_seconds = c.forward_seconds[static_cast<std::size_t>(k)];
-        s.backward_seconds = c.backward_seconds[static_cast<std::size_t>(k)];
-        spec.shards.push_back(s);
-      }
-      w.models.push_back(spec);
-      estimates.push_back(c);
-    }
-    hydra::sim::options o;
-    o.keep_decisions = true;
-    o.record_trace = true;
-    auto const simulated = hydra::sim::simulate(w, std::string(policy), o);
-    // The test means something only if the runtime's jitter cannot reorder completions.
-    std::vector<double> ends;
-    for (auto const& slice : simulated.trace)
-      if (slice.stream == hydra::stream_kind::compute) ends.push_back(static_cast<double>(slice.end.count()) * 1e-9);
-    std::sort(ends.begin(), ends.end());
-    for (std::size_t k = 1; k < ends.size(); ++k) REQUIRE(ends[k] - ends[k - 1] >= 0.012 * stretch - 1e-9);
-
-    // The runtime, told the same costs.
-    hydra::host_backend backend({.device_capacities = {4 << 20, 4 << 20}});
+TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the same decisions") {
+  for (std::uint64_t seed = 0; seed < 24; ++seed) {
+    std::mt19937_64 random(seed);
+    std::size_t const devices = 1 + random() % 4;
+    std::size_t const depth = random() % 2;
+    std::string const policy =
+        std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    bool const profiled = random() % 2 == 0; // measured costs arrive mid-run, or estimates are given
     std::vector<hydra::model_config> configs;
-    for (std::size_t m = 0; m < times.size(); ++m) {
-      configs.push_back({"m" + std::to_string(m), sleeping_model(times[m]), hydra::sgd_momentum{.learning_rate = 0.1F},
-                         minibatches, data(), m + 1, estimates[m]});
+    std::size_t const models = 2 + random() % 4;
+    for (std::size_t m = 0; m < models; ++m) {
+      std::size_t const width = 8 + 8 * (random() % 3), depth_layers = 1 + random() % 5;
+      hydra::model_config config{
+          "m" + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
+          hydra::sgd_momentum{},   1 + random() % 3,
+          data_for(seed * 10 + m), m + 1};
+      configs.push_back(std::move(config));
     }
-    hydra::multi_model_trainer trainer(backend, std::move(configs), hydra::make_policy(policy));
-    for (std::size_t m = 0; m < times.size(); ++m) REQUIRE(trainer.shards_of(m).size() == 2);
+    CAPTURE(seed);
+    CAPTURE(policy);
+    CAPTURE(devices);
+    CAPTURE(depth);
+    CAPTURE(profiled);
+    std::vector<std::size_t> const capacities(devices, 64_KiB);
+    if (!profiled) { // estimates need the shard counts: partition once with the same budgets
+      hydra::host_backend probe_backend({.device_capacities = capacities});
+      hydra::multi_model_trainer probe(probe_backend, configs, hydra::make_policy(policy, seed));
+      for (std::size_t m = 0; m < models; ++m) {
+        hydra::model_costs given{{}, {}, configs[m].steps};
+        for (std::size_t s = 0; s < probe.shards_of(m).size(); ++s) {
+          given.forward_seconds.push_back(1e-3 * static_cast<double>(1 + random() % 9));
+          given.backward_seconds.push_back(2e-3 * static_cast<double>(1 + random() % 9));
+        }
+        configs[m].estimates = given;
+      }
+    }
+    hydra::host_backend backend(
+        {.device_capacities = capacities,
+         .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)}});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
+                                       {.driver = {.queue_depth = depth}});
     trainer.run();
-    auto const executed = trainer.report().decisions;
-    REQUIRE(executed.size() == simulated.decisions.size());
-    for (std::size_t k = 0; k < executed.size(); ++k) {
-      INFO("decision " << k);
-      CHECK(executed[k] == simulated.decisions[k]);
-    }
+    auto const executed = trainer.report();
+
+    hydra::sim::options o;
+    o.driver.queue_depth = depth;
+    o.keep_decisions = true;
+    o.replay = executed.driver_log;
+    auto const replayed = hydra::sim::simulate(mirror(trainer, configs, devices), policy, o, seed);
+    REQUIRE(replayed.decisions.size() == executed.decisions.size());
+    CHECK(replayed.decisions == executed.decisions);
   }
+}
+
+TEST_CASE("a replay that does not match the simulated sweep stops at the first difference") {
+  hydra::sim::workload w;
+  w.devices.assign(1, {.memory_bytes = 1ULL << 30});
+  w.models.push_back({"a", {{.forward_seconds = 1, .backward_seconds = 2}}, 1});
+  hydra::sim::options o;
+  o.replay = {{hydra::driver_event::kind::launched, 0, hydra::task_at(0, 1, 1), {}}};
+  CHECK_THROWS_WITH_AS(
+      (void)hydra::sim::simulate(w, "fifo", o),
+      doctest::Contains("replay diverged at event 1: here a launch of model 0 minibatch 0 shard 0 "
+                        "forward on device 0, recorded launch of model 0 minibatch 0 shard 0 backward"),
+      hydra::error);
+  o.replay = {{hydra::driver_event::kind::launched, 0, hydra::task_at(0, 1, 0), {}}};
+  CHECK_THROWS_WITH_AS((void)hydra::sim::simulate(w, "fifo", o),
+                       doctest::Contains("the recorded run ends after 1 events, here a completion follows"),
+                       hydra::error);
 }

@@ -131,7 +131,7 @@ TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {
   s.input_bytes = 1'000'000'000;
   for (char const* name : {"a", "b"}) w.models.push_back({name, {s}, 3});
   sim::options none;
-  none.prefetch_depth = 0;
+  none.driver.queue_depth = 0;
   auto const r = sim::simulate(w, hydra::sharp{}, none);
   CHECK(r.makespan_seconds == doctest::Approx(12 * 3.0).epsilon(1e-12)); // every task: copy 1 s, then compute 2 s
 }
@@ -143,7 +143,7 @@ TEST_CASE("the trace has one compute slice per task, inside the makespan") {
   auto const r = sim::simulate(w, hydra::sharp{}, o);
   std::size_t compute = 0;
   for (auto const& slice : r.trace) {
-    compute += slice.stream == hydra::stream_kind::compute;
+    compute += slice.stream == hydra::stream_role::compute;
     CHECK(slice.start <= slice.end);
     CHECK(static_cast<double>(slice.end.count()) <= r.makespan_seconds * 1e9 + 1);
   }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -258,7 +259,7 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
                        hydra::invalid_argument);
 }
 
-TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, every model finished") {
+TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, each model as alone") {
   for (std::uint64_t seed = 0; seed < 40; ++seed) {
     std::mt19937_64 random(seed);
     std::vector<hydra::model_config> configs;
@@ -284,12 +285,69 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed));
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
-    for (std::size_t m = 0; m < configs.size(); ++m) CHECK(trainer.results()[m].steps == configs[m].steps);
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      CHECK(trainer.results()[m].steps == configs[m].steps);
+      CHECK(bitwise_equal(trainer.results()[m].parameters, train_alone(configs[m]).parameters));
+    }
     auto const memory = trainer.device_memory();
     for (std::size_t d = 0; d < capacities.size(); ++d) {
       CHECK(memory[d].peak_in_use <= capacities[d]);
       CHECK(memory[d].in_use == 0);
     }
+  }
+}
+
+namespace {
+
+// Counts what a sweep shows its observers, and checks the order it shows it in.
+struct counting_observer final : hydra::sweep_observer<hydra::host_backend> {
+  std::vector<std::size_t> launched, enqueued, completed; // per model
+  std::vector<std::size_t> in_flight;                     // per device: enqueued, not yet completed
+  std::size_t most_in_flight = 0, stops = 0, finishes = 0, out_of_order = 0;
+  std::vector<std::size_t> next_position; // per model: the chain position expected next
+
+  counting_observer(std::size_t models, std::size_t devices)
+      : launched(models), enqueued(models), completed(models), in_flight(devices), next_position(models) {}
+
+  void on_launch(hydra::task const& t, std::size_t, device_streams const&) override { ++launched[t.model]; }
+  void on_enqueued(hydra::task const& t, std::size_t d, device_streams const&) override {
+    ++enqueued[t.model];
+    out_of_order += t.position != next_position[t.model];
+    most_in_flight = std::max(most_in_flight, ++in_flight[d]);
+  }
+  void on_complete(hydra::task const& t, std::size_t d) override {
+    ++completed[t.model];
+    ++next_position[t.model];
+    --in_flight[d];
+  }
+  void on_stop(std::size_t, std::string const&) override { ++stops; }
+  void on_finish() override { ++finishes; }
+};
+
+} // namespace
+
+TEST_CASE("observers see every task enqueued and completed once, in chain order, within the queue depth") {
+  for (std::size_t depth : {0U, 1U, 2U}) {
+    CAPTURE(depth);
+    auto const configs = sweep();
+    hydra::host_backend backend({.device_capacities = {96_KiB, 128_KiB}});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
+                                       {.driver = {.queue_depth = depth}});
+    auto const seen = std::make_shared<counting_observer>(configs.size(), 2);
+    trainer.observe(seen);
+    trainer.run();
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      std::size_t const tasks = 2 * trainer.shards_of(m).size() * configs[m].steps;
+      CHECK(seen->enqueued[m] == tasks);
+      CHECK(seen->completed[m] == tasks);
+      CHECK(seen->launched[m] >= tasks); // a launch without room beside the queue is retried
+    }
+    CHECK(seen->out_of_order == 0);
+    CHECK(seen->most_in_flight <= 1 + depth);
+    CHECK(seen->most_in_flight >= 1);
+    CHECK(seen->stops == 0);
+    CHECK(seen->finishes == 1);
   }
 }
 

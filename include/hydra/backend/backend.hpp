@@ -9,15 +9,12 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
-#include "hydra/memory/memory_reservation.hpp"
+#include "hydra/backend/memory_reservation.hpp"
+#include "hydra/core/stream_role.hpp"
 
 namespace hydra {
-
-// What a stream is for. A backend may take it as create_stream's third argument
-// (the CUDA backend gives prefetch streams the highest priority); the spill
-// engine passes it when the backend accepts it.
-enum class stream_role : std::uint8_t { compute, prefetch, spill, other };
 
 template <class Backend>
 concept stream_ordering = requires(Backend& backend, typename Backend::stream stream, typename Backend::event event) {
@@ -49,6 +46,36 @@ concept backend = stream_ordering<Backend> &&
   target.synchronize(stream);
   { target.reserve_device_memory(n, n) } -> std::same_as<memory_reservation>;
   { target.reserve_host_memory(n) } -> std::same_as<memory_reservation>;
+};
+
+// Optional capabilities: a backend offers what it can, and hydra's generic code
+// asks for them by these names.
+
+// Counts each stream's busy and waiting time (the host backend).
+template <class Backend>
+concept measures_streams = requires(Backend& backend, typename Backend::stream stream) {
+  backend.statistics(stream).busy;
+  backend.statistics(stream).waiting;
+};
+
+// Times an interval of a stream with a pair of events (CUDA).
+template <class Backend>
+concept times_intervals = requires(Backend& backend, typename Backend::stream stream,
+                                   typename Backend::timed_event const& event) {
+  { backend.record_timed_event(stream) } -> std::same_as<typename Backend::timed_event>;
+  { backend.elapsed_seconds(event, event) } -> std::convertible_to<double>;
+};
+
+// Takes a stream's role when creating it (the CUDA backend sets priorities by it).
+template <class Backend>
+concept assigns_stream_roles = requires(Backend& backend, std::size_t device, std::string name, stream_role role) {
+  { backend.create_stream(device, name, role) } -> std::same_as<typename Backend::stream>;
+};
+
+// Opens a profiler range (CUDA: NVTX) for as long as the returned object lives.
+template <class Backend>
+concept annotates = requires(Backend& backend, std::string name) {
+  backend.annotate(name);
 };
 
 } // namespace hydra

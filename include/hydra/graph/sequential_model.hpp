@@ -10,6 +10,7 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/graph/any_layer.hpp"
+#include "hydra/graph/shard_graph.hpp"
 
 namespace hydra {
 
@@ -41,6 +42,14 @@ public:
   // Where layer `at`'s parameters start in the model's flat parameter vector.
   [[nodiscard]] std::size_t parameter_offset(std::size_t at) const { return parameter_offsets_.at(at); }
   [[nodiscard]] std::size_t input_features() const { return footprints_.front().input_features; }
+
+  // What the partitioners need to split it for an optimizer that keeps
+  // `state_floats_per_parameter` floats per parameter, under `budget` bytes.
+  [[nodiscard]] partition_input describe(std::size_t state_floats_per_parameter, std::size_t budget) const {
+    partition_input in{footprints_, {}, batch_, state_floats_per_parameter, budget};
+    for (auto const& layer : layers_) in.names.push_back(layer.name());
+    return in;
+  }
 
   // The whole model's initial parameters, layer by layer (seed + layer index).
   [[nodiscard]] std::vector<float> initial_parameters(std::uint64_t seed) const {

@@ -22,6 +22,7 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/graph/layer.hpp"
+#include "hydra/sched/working_set.hpp"
 
 namespace hydra {
 
@@ -127,7 +128,7 @@ inline void check_input(partition_input const& in) {
   expects(!in.layers.empty(), "partition: the model has no layers");
   expects(in.names.size() == in.layers.size(), "partition: one name per layer is required");
   expects(in.batch > 0, "partition: the batch size is 0");
-  std::size_t const limit = in.budget / 2;
+  std::size_t const limit = working_set_limit(in.budget);
   for (std::size_t at = 0; at < in.layers.size(); ++at) {
     std::size_t const alone = make_shard(in, at, at + 1, 0).working_set_bytes();
     if (alone > limit) throw layer_too_large(at, in.names[at], alone, limit, in.budget);
@@ -206,7 +207,7 @@ public:
   [[nodiscard]] std::size_t size() const noexcept { return shards_.size(); }
   [[nodiscard]] shard const& operator[](std::size_t at) const { return shards_.at(at); }
   [[nodiscard]] std::size_t budget() const noexcept { return budget_; }
-  [[nodiscard]] std::size_t shard_limit() const noexcept { return budget_ / 2; }
+  [[nodiscard]] std::size_t shard_limit() const noexcept { return working_set_limit(budget_); }
   [[nodiscard]] double largest_flops() const {
     double largest = 0;
     for (shard const& s : shards_) largest = std::max(largest, s.flops);

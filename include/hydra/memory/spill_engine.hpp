@@ -175,7 +175,7 @@ public:
 private:
   static stream make_stream(Backend& backend, std::size_t device, char const* what, stream_role role) {
     std::string name = "device " + std::to_string(device) + " " + what;
-    if constexpr (requires { backend.create_stream(device, name, role); })
+    if constexpr (assigns_stream_roles<Backend>)
       return backend.create_stream(device, std::move(name), role);
     else
       return backend.create_stream(device, std::move(name));

@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "hydra/backend/backend.hpp"
+#include "hydra/backend/memory_reservation.hpp"
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/spin_mutex.hpp"
 #include "hydra/memory/detail/block_table.hpp"
-#include "hydra/memory/memory_reservation.hpp"
 #include "hydra/memory/pool_statistics.hpp"
 
 namespace hydra {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace hydra {
@@ -34,6 +35,21 @@ struct task {
   bool const forward = within < shards;
   return {model, position / per_minibatch, forward ? within : per_minibatch - 1 - within,
           forward ? direction::forward : direction::backward, position};
+}
+
+// How many tasks after `position` a model with `shards` shards and `total`
+// tasks in its chain needs `shard` again (its next forward or backward, whichever
+// comes first); max() when it never does. What eviction ranks shards by.
+[[nodiscard]] inline std::size_t tasks_until_next_use(std::size_t shards, std::size_t position, std::size_t shard,
+                                                      std::size_t total) noexcept {
+  std::size_t const per_minibatch = 2 * shards;
+  std::size_t const within = position % per_minibatch, base = position - within;
+  std::size_t next = std::numeric_limits<std::size_t>::max();
+  for (std::size_t const offset : {shard, per_minibatch - 1 - shard}) {
+    std::size_t const at = offset > within ? base + offset : base + per_minibatch + offset;
+    next = at < next ? at : next;
+  }
+  return next >= total ? std::numeric_limits<std::size_t>::max() : next - position;
 }
 
 [[nodiscard]] inline std::string describe(task const& t) {

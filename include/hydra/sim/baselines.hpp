@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hydra/core/error.hpp"
+#include "hydra/sched/working_set.hpp"
 #include "hydra/sim/workload.hpp"
 
 namespace hydra::sim {
@@ -36,10 +37,10 @@ namespace hydra::sim {
       whole.scratch_bytes += s.scratch_bytes;
     }
     if (!model.shards.empty()) whole.input_bytes = model.shards.front().input_bytes;
-    if (whole.task_bytes() > smallest / 2) {
+    if (whole.task_bytes() > working_set_limit(smallest)) {
       throw does_not_fit("task_parallel: model " + std::to_string(m) + " (" + model.name + ") needs " +
                          format_bytes(whole.task_bytes()) + " whole, above half a device (" +
-                         format_bytes(smallest / 2) + ")");
+                         format_bytes(working_set_limit(smallest)) + ")");
     }
     model.shards.assign(1, whole);
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/sched/working_set.hpp"
 #include "hydra/sim/workload.hpp"
 
 namespace hydra::sim {
@@ -22,7 +23,7 @@ namespace hydra::sim {
 // Device (H100 SXM, PCIe Gen5 host link):
 //   memory 80 GB; achieved bf16 rate F = 400 TFLOP/s (about 40% of the 989
 //   dense peak); host link 50 GB/s per direction (measured pinned copies reach
-//   50-55 GB/s on Gen5, research/offload_peers.md), 15 us per copy.
+//   50-55 GB/s on Gen5), 15 us per copy.
 // A transformer block of width d, sequence length s, on T tokens per minibatch
 // (Korthikanti et al. 2022 for the activation count):
 //   parameters          P = 12 d^2
@@ -48,7 +49,9 @@ namespace hydra::sim {
 // Each needs 2-3x one device's memory as a whole (checked by the tests). With
 // T >= 65,536 a shard's forward compute is at least its parameter fetch and
 // its backward compute at least its state fetch and write-back, so spilling can
-// hide behind compute (the T >= (m/6)(F/B) bound of research/offload_peers.md).
+// hide behind compute: a state of m bytes per parameter moves in less time than
+// the 6 FLOPs per parameter and token take when T >= (m / 6) (F / B), with F the
+// device's FLOP rate and B its link's bytes per second.
 struct transformer_shape {
   std::string family;
   std::size_t width = 0, blocks = 0, sequence = 0;
@@ -70,8 +73,9 @@ struct paper_device {
   double const params = 12 * d * d;
   double const forward_flops = 24 * T * d * d + 4 * T * s * d;
   double const block_state = 16 * params, block_scratch = 34 * T * d;
-  auto const per_shard_limit =
-      static_cast<std::size_t>(std::floor(device.memory_bytes / 2 / (block_state + block_scratch)));
+  auto const per_shard_limit = static_cast<std::size_t>(
+      std::floor(static_cast<double>(working_set_limit(static_cast<std::size_t>(device.memory_bytes))) /
+                 (block_state + block_scratch)));
   if (per_shard_limit == 0)
     throw does_not_fit("preset: one " + shape.family + " block at batch " + std::to_string(sequences) +
                        " does not fit half a device");

@@ -1,9 +1,8 @@
-// A discrete-event simulator of hydra's runtime: the same scheduler core and
-// the same policy objects, driven by a cost model instead of kernels. What it
-// models, as the multi-model trainer and spill engine do it:
-//  - the driver: whenever a device has fewer than 1 + prefetch_depth tasks queued
-//    (the runtime: 2, the running one and one ahead), it asks the core for one;
-//    devices are asked in index order after every completion;
+// A discrete-event simulator of hydra's runtime: the same driver, scheduler
+// core and policy objects, carried out by a cost model instead of kernels. What
+// it models, as the multi-model trainer and spill engine do it:
+//  - the decisions: sweep_driver's, after every completion, with the runtime's
+//    queue depth unless options::driver says otherwise;
 //  - per device three FIFO streams: compute, prefetch (H2D link) and spill (D2H
 //    link). A task's copies are queued on them when it is launched, so a
 //    look-ahead task's fetch overlaps the running task's compute;
@@ -33,7 +32,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <queue>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +39,7 @@
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sched/task.hpp"
 #include "hydra/sim/workload.hpp"
 #include "hydra/trace/trace_recorder.hpp"
@@ -48,9 +47,16 @@
 namespace hydra::sim {
 
 struct options {
-  std::size_t prefetch_depth = 1; // tasks queued behind the running one per device (the runtime's: 1)
-  bool record_trace = false;      // report::trace: one slice per task and stream used
-  bool keep_decisions = false;    // report::decisions: every (device, task) in order
+  driver_options driver{};     // the same options the runtime's driver takes (queue depth)
+  bool record_trace = false;   // report::trace: one slice per task and stream used
+  bool keep_decisions = false; // report::decisions: every (device, task) in order
+  // Replay a recorded run (sweep_report::driver_log): completions come in the
+  // recorded order instead of by simulated time, a launch the run could not
+  // place (or whose model it stopped) ends the same way here, and cost updates
+  // arrive where they did. The simulator's driver then takes the recorded
+  // run's decisions, or the replay stops with an error at the first that
+  // differs. Simulated times are computed as usual.
+  std::vector<driver_event> replay{};
 };
 
 struct report {
@@ -82,13 +88,15 @@ struct report {
 namespace detail {
 
 inline constexpr std::uint32_t no_device = std::numeric_limits<std::uint32_t>::max();
+inline constexpr std::uint32_t no_shard = std::numeric_limits<std::uint32_t>::max();
 
 template <class Policy>
 class simulation {
 public:
   simulation(workload const& w, Policy& policy, options const& o)
-      : workload_(w), policy_(policy), options_(o), core_(costs_of(w), w.devices.size()) {
-    core_.keep_decision_log(o.keep_decisions);
+      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver) {
+    driver_.core().keep_decision_log(o.keep_decisions);
+    driver_.keep_log(false);
     std::size_t shard_count = 0;
     for (auto const& model : w.models) {
       bases_.push_back(shard_count);
@@ -108,39 +116,12 @@ public:
   }
 
   report run() {
-    std::size_t const queue_limit = 1 + options_.prefetch_depth;
-    while (!core_.finished()) {
-      // Idle devices first, then one more task each, up to the limit.
-      for (std::size_t level = 1; level <= queue_limit && !core_.ready().empty(); ++level) {
-        for (std::size_t d = 0; d < devices_.size(); ++d) {
-          auto& device = devices_[d];
-          if (device.queued >= level || device.full) continue;
-          auto const next = core_.decide(policy_, d);
-          if (!next) continue;
-          if (!launch(*next, d)) {
-            core_.release(*next);
-            ++released_;
-            device.full = true;
-            continue;
-          }
-          if (core_.ready().empty()) break;
-        }
-      }
-      for (auto& device : devices_) device.full = false;
-      if (completions_.empty()) {
-        if (core_.finished()) break;
-        throw error("simulator: policy " + std::string(policy_.name()) +
-                    " declined every ready task while no task ran");
-      }
-      completion const done = completions_.top();
-      completions_.pop();
-      now_ = done.time;
-      auto& device = devices_[done.device];
-      --device.queued;
-      auto const id = static_cast<std::uint32_t>(bases_[done.what.model] + done.what.shard);
-      device.pinned.erase(std::find(device.pinned.begin(), device.pinned.end(), id));
-      core_.complete(done.what);
-    }
+    driver_.run(
+        policy_, [this](task const& t, std::size_t d) { return launch(t, d); }, [this] { complete_next(); },
+        "simulator");
+    if (replayed_ < options_.replay.size())
+      throw error("simulator: replay diverged: the sweep ended here after " + std::to_string(replayed_) + " of " +
+                  std::to_string(options_.replay.size()) + " recorded events");
     return make_report();
   }
 
@@ -157,7 +138,6 @@ private:
 
   struct model_state {
     double checkpoint_home_at = 0; // the last boundary copy-out landed
-    std::size_t position = 0;      // of its latest launched task
   };
 
   struct pending_free {
@@ -172,9 +152,6 @@ private:
     std::vector<pending_free> pending; // freed on a stream that has not reached the free yet
     std::uint64_t pending_bytes = 0;
     std::vector<std::uint32_t> resident; // global shard ids
-    std::vector<std::uint32_t> pinned;   // the shards of its queued tasks: never evicted
-    std::size_t queued = 0;
-    bool full = false; // a task did not fit beside its queue this round
     double busy = 0;
   };
 
@@ -183,7 +160,7 @@ private:
     std::uint64_t sequence;
     std::size_t device;
     task what;
-    // std::priority_queue is a max-heap: "less" means later.
+    // std::push_heap keeps the greatest on top: "less" means later.
     friend bool operator<(completion const& a, completion const& b) noexcept {
       return a.time != b.time ? a.time > b.time : a.sequence > b.sequence;
     }
@@ -218,21 +195,6 @@ private:
     return at;
   }
 
-  // Tasks until `shard` of `model` is needed again along the model's chain.
-  [[nodiscard]] std::size_t next_use(std::size_t model, std::size_t shard) const {
-    std::size_t const shards = workload_.models[model].shards.size();
-    std::size_t const per_minibatch = 2 * shards;
-    std::size_t const position = models_[model].position;
-    std::size_t const within = position % per_minibatch, base = position - within;
-    std::size_t best = std::numeric_limits<std::size_t>::max();
-    for (std::size_t offset : {shard, per_minibatch - 1 - shard}) {
-      std::size_t const at = offset > within ? base + offset : base + per_minibatch + offset;
-      best = std::min(best, at);
-    }
-    if (best >= core_.tasks_of(model)) return std::numeric_limits<std::size_t>::max();
-    return best - position;
-  }
-
   void evict(std::size_t d, std::uint32_t id) {
     auto& device = devices_[d];
     auto& shard = shards_[id];
@@ -257,18 +219,11 @@ private:
     auto& device = devices_[d];
     std::uint64_t const capacity = device.spec->memory_bytes;
     while (capacity - device.used < bytes) {
-      std::uint32_t victim = no_device;
-      std::size_t furthest = 0;
-      for (std::uint32_t candidate : device.resident) {
-        if (std::find(device.pinned.begin(), device.pinned.end(), candidate) != device.pinned.end()) continue;
-        std::size_t const distance = next_use(shards_[candidate].model, shards_[candidate].index);
-        if (victim == no_device || distance > furthest) {
-          victim = candidate;
-          furthest = distance;
-        }
-      }
-      if (victim == no_device) return std::nullopt;
-      evict(d, victim);
+      auto const victim = furthest_next_use(
+          device.resident, [&](std::uint32_t id) { return !pinned(d, id); },
+          [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
+      if (!victim) return std::nullopt;
+      evict(d, *victim);
     }
     // Free now (counting pending frees as free) is enough; which pending frees
     // must land first? Those beyond what was free before them, oldest first.
@@ -294,7 +249,17 @@ private:
     });
   }
 
-  bool launch(task const& t, std::size_t d) {
+  launch_outcome launch(task const& t, std::size_t d) {
+    if (!options_.replay.empty()) {
+      driver_event const& recorded = next_recorded("a launch of " + describe(t) + " on device " + std::to_string(d));
+      using kind = driver_event::kind;
+      if ((recorded.what != kind::launched && recorded.what != kind::no_room && recorded.what != kind::stopped) ||
+          recorded.task != t || recorded.device != d)
+        throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": here a launch of " +
+                    describe(t) + " on device " + std::to_string(d) + ", recorded " + describe_event(recorded));
+      if (recorded.what == kind::no_room) return launch_outcome::no_room;
+      if (recorded.what == kind::stopped) return launch_outcome::stopped;
+    }
     auto& device = devices_[d];
     settle_frees(device);
     auto const& model_spec = workload_.models[t.model];
@@ -308,8 +273,9 @@ private:
       evict(shard.device, id);
       ++cross_device_moves_;
     }
-    device.pinned.push_back(id);
-    auto unpin = [&] { device.pinned.pop_back(); };
+    launching_ = id;
+    launching_on_ = d;
+    auto unpin = [&] { launching_ = no_shard; };
 
     // Prefetch stream: extent, state, scratch, inputs.
     double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = now_;
@@ -326,7 +292,7 @@ private:
       auto const usable = make_room(d, spec.state_bytes);
       if (!usable) {
         unpin();
-        return false;
+        return launch_outcome::no_room;
       }
       shard.device = static_cast<std::uint32_t>(d);
       shard.state_on_device = false;
@@ -349,7 +315,7 @@ private:
     if (!scratch_room) {
       // The shard stays resident (it is cache); the task goes back to the ready set.
       unpin();
-      return false;
+      return launch_outcome::no_room;
     }
     auto& model = models_[t.model];
     double inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
@@ -381,21 +347,75 @@ private:
     }
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, spec.state_bytes);
-    model.position = t.position;
-    core_.set_resident(t.model, t.shard, d);
-    completions_.push({done, sequence_++, d, t});
-    ++device.queued;
+    unpin();
+    completions_.push_back({done, sequence_++, d, t});
+    std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
 
     if (options_.record_trace) {
       std::string const& name = model_spec.name;
       auto ns = [](double seconds_) { return std::chrono::nanoseconds(std::llround(seconds_ * 1e9)); };
       if (std::isfinite(fetch_start))
-        trace_.push_back({t, name, d, stream_kind::prefetch, ns(fetch_start), ns(fetch_end)});
-      trace_.push_back({t, name, d, stream_kind::compute, ns(start), ns(end)});
-      if (done > spill_start) trace_.push_back({t, name, d, stream_kind::spill, ns(spill_start), ns(done)});
+        trace_.push_back({t, name, d, stream_role::prefetch, ns(fetch_start), ns(fetch_end)});
+      trace_.push_back({t, name, d, stream_role::compute, ns(start), ns(end)});
+      if (done > spill_start) trace_.push_back({t, name, d, stream_role::spill, ns(spill_start), ns(done)});
     }
-    return true;
+    return launch_outcome::launched;
+  }
+
+  // Whether `id` must stay on device d: a shard of a task queued there, or of the one being launched.
+  [[nodiscard]] bool pinned(std::size_t d, std::uint32_t id) const {
+    if (id == launching_ && d == launching_on_) return true;
+    for (task const& t : driver_.queued(d))
+      if (bases_[t.model] + t.shard == id) return true;
+    return false;
+  }
+
+  // The next completion: the earliest (ties: the earliest launched), or, when
+  // replaying, the recorded one, followed by the cost updates recorded after it.
+  void complete_next() {
+    if (options_.replay.empty()) {
+      std::pop_heap(completions_.begin(), completions_.end());
+      completion const done = completions_.back();
+      completions_.pop_back();
+      now_ = done.time;
+      driver_.complete(done.what, done.device);
+      return;
+    }
+    driver_event const& recorded = next_recorded("a completion");
+    using kind = driver_event::kind;
+    auto const at = std::find_if(completions_.begin(), completions_.end(), [&](completion const& c) {
+      return c.device == recorded.device && c.what == recorded.task;
+    });
+    if ((recorded.what != kind::completed && recorded.what != kind::failed) || at == completions_.end())
+      throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": recorded " +
+                  describe_event(recorded) + ", which is not in flight here");
+    completion const done = *at;
+    completions_.erase(at);
+    std::make_heap(completions_.begin(), completions_.end());
+    now_ = std::max(now_, done.time);
+    if (recorded.what == kind::failed)
+      driver_.fail(done.what, done.device);
+    else
+      driver_.complete(done.what, done.device);
+    while (replayed_ < options_.replay.size() && options_.replay[replayed_].what == kind::costs_updated) {
+      auto const& update = options_.replay[replayed_++];
+      driver_.update_costs(update.task.model, update.costs);
+    }
+  }
+
+  driver_event const& next_recorded(std::string const& wanted) {
+    if (replayed_ >= options_.replay.size())
+      throw error("simulator: replay diverged: the recorded run ends after " + std::to_string(replayed_) +
+                  " events, here " + wanted + " follows");
+    return options_.replay[replayed_++];
+  }
+
+  static std::string describe_event(driver_event const& e) {
+    static char const* const names[] = {"launch",     "launch without room", "launch that stopped its model",
+                                        "completion", "failed completion",   "cost update"};
+    return std::string(names[static_cast<std::size_t>(e.what)]) + " of " + describe(e.task) + " on device " +
+           std::to_string(e.device);
   }
 
   report make_report() {
@@ -413,9 +433,9 @@ private:
     out.fetches = fetches_;
     out.evictions = evictions_;
     out.cross_device_moves = cross_device_moves_;
-    out.released = released_;
+    out.released = driver_.released();
     out.copy_wait_seconds = copy_wait_;
-    out.decisions = core_.decisions();
+    out.decisions = driver_.core().decisions();
     out.trace = std::move(trace_);
     return out;
   }
@@ -423,17 +443,20 @@ private:
   workload const& workload_;
   Policy& policy_;
   options options_;
-  scheduler_core core_;
+  sweep_driver driver_;
   std::vector<std::size_t> bases_;
   std::vector<shard_state> shards_;
   std::vector<model_state> models_;
   std::vector<device_state> devices_;
-  std::priority_queue<completion> completions_;
+  std::vector<completion> completions_; // a heap: the earliest on top
   std::vector<trace_slice> trace_;
   double now_ = 0;
   std::map<double, double> shared_busy_; // booked copies on the shared host link: start -> end
   std::uint64_t sequence_ = 0, tasks_ = 0, bytes_to_device_ = 0, bytes_to_host_ = 0, fetches_ = 0, evictions_ = 0,
-                cross_device_moves_ = 0, released_ = 0;
+                cross_device_moves_ = 0;
+  std::uint32_t launching_ = no_shard; // the shard of the task being launched
+  std::size_t launching_on_ = 0;
+  std::size_t replayed_ = 0;
   double copy_wait_ = 0;
 };
 

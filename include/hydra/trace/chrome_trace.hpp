@@ -42,7 +42,7 @@ inline void write_chrome_trace(std::ostream& out, std::vector<trace_slice> const
     for (int kind = 0; kind < 3; ++kind) {
       separator();
       out << "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" << device << ",\"tid\":" << kind
-          << ",\"args\":{\"name\":\"" << to_string(static_cast<stream_kind>(kind)) << "\"}}";
+          << ",\"args\":{\"name\":\"" << to_string(static_cast<stream_role>(kind)) << "\"}}";
     }
   }
   char number[64];
@@ -72,7 +72,7 @@ inline std::string trace_summary(std::vector<trace_slice> const& slices) {
   char line[128];
   for (auto const& [key, value] : totals) {
     std::snprintf(line, sizeof line, "device %zu  %-8s  %6zu slices  %10.3f ms\n", key.first,
-                  to_string(static_cast<stream_kind>(key.second)), value.first,
+                  to_string(static_cast<stream_role>(key.second)), value.first,
                   static_cast<double>(value.second.count()) / 1e6);
     out << line;
   }

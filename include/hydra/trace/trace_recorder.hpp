@@ -11,28 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "hydra/core/stream_role.hpp"
 #include "hydra/sched/task.hpp"
 
 namespace hydra {
-
-enum class stream_kind : std::uint8_t { compute, prefetch, spill };
-
-inline char const* to_string(stream_kind kind) noexcept {
-  switch (kind) {
-  case stream_kind::compute:
-    return "compute";
-  case stream_kind::prefetch:
-    return "prefetch";
-  default:
-    return "spill";
-  }
-}
 
 struct trace_slice {
   hydra::task task;
   std::string model_name;
   std::size_t device = 0;
-  stream_kind stream = stream_kind::compute;
+  stream_role stream = stream_role::compute;
   std::chrono::nanoseconds start{0}; // since the recorder's origin
   std::chrono::nanoseconds end{0};
 };

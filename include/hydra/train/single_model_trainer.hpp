@@ -9,8 +9,12 @@
 // runs its backward. The last shard's forward is followed directly by its backward,
 // so its activations (and its state) simply stay on the device in between.
 //
-// The host thread only enqueues work; it waits on the device only to keep at most
-// two minibatches in flight, and at the end.
+// The chain is driven by the same sweep driver as a sweep's, with one model on
+// one device: the driver hands out the tasks in chain order and ranks shards
+// for eviction by their next use. On one device stream order already keeps the
+// chain's order, so a task counts as complete once it is enqueued, and the host
+// thread waits on the device only to keep at most two minibatches in flight,
+// and at the end.
 #pragma once
 
 #include <chrono>
@@ -32,7 +36,10 @@
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
+#include "hydra/sched/policies.hpp"
+#include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sched/task.hpp"
+#include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/model_runner.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
@@ -69,9 +76,10 @@ public:
                        single_model_options options = {})
       : backend_(&backend), options_(options), graph_(partition(validated(model), options_, backend)),
         device_pool_(backend, options_.device, options_.budget == 0 ? std::nullopt : std::optional(options_.budget)),
-        host_pool_(backend, host_bytes_needed(graph_, model)),
+        host_pool_(backend, runner_type::host_bytes(graph_, model, /*minibatches_in_flight=*/3)),
         engine_(backend, device_pool_, host_pool_, options_.device),
-        runner_(backend, host_pool_, std::move(model), optimizer, graph_, options_.seed, engine_.spill_stream()) {
+        runner_(backend, host_pool_, std::move(model), any_optimizer<Context>(optimizer), graph_, options_.seed,
+                engine_.spill_stream()) {
     if (options_.poison_freed_blocks) {
       device_pool_.poison_freed_blocks(options_.poison_freed_blocks);
       host_pool_.poison_freed_blocks(options_.poison_freed_blocks);
@@ -97,16 +105,31 @@ public:
   // Runs `steps` minibatches from `data` (asked for steps done_, done_+1, ...).
   void train(std::size_t steps, data_source const& data) {
     auto const started = std::chrono::steady_clock::now();
-    total_tasks_ = task_position_ + steps * tasks_per_step();
-    std::vector<typename Backend::event> step_done;
-    for (std::size_t step = 0; step < steps; ++step) {
-      run_step(data(steps_done_));
-      ++steps_done_;
-      step_done.push_back(backend_->record_event(engine_.compute_stream()));
-      if (step >= 2) { // at most two minibatches in flight
-        backend_->synchronize(step_done[step - 2]);
-        throw_if_failed();
-      }
+    if (steps > 0) {
+      sweep_driver driver({estimate_costs(steps)}, 1, {.queue_depth = options_.prefetch_depth});
+      driver.keep_log(false);
+      driver.core().keep_decision_log(false);
+      fifo in_chain_order;
+      std::size_t const first_position = steps_done_ * tasks_per_step();
+      std::vector<typename Backend::event> step_done;
+      driver.run(
+          in_chain_order,
+          [&](task const& t, std::size_t) {
+            launch(driver, t, task_at(0, shard_count(), first_position + t.position), data);
+            return launch_outcome::launched;
+          },
+          [&] {
+            task const done = driver.queued(0).front();
+            driver.complete(done, 0); // enqueued in order on the model's one device: its successor may follow
+            if (done.pass != direction::backward || done.shard != 0) return;
+            ++steps_done_;
+            step_done.push_back(backend_->record_event(engine_.compute_stream()));
+            if (step_done.size() > 2) { // at most two minibatches in flight
+              backend_->synchronize(step_done[step_done.size() - 3]);
+              throw_if_failed();
+            }
+          },
+          "single_model_trainer");
     }
     engine_.synchronize();
     wall_ += std::chrono::steady_clock::now() - started;
@@ -133,12 +156,12 @@ public:
 
   // Bytes to train `model` in memory, unsharded: all state plus all activations.
   [[nodiscard]] static std::size_t footprint(sequential_model<Context> const& model) {
-    partition_input in = describe(model, std::numeric_limits<std::size_t>::max());
+    partition_input const in = model.describe(Optimizer::state_per_parameter, std::numeric_limits<std::size_t>::max());
     return detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
   }
 
 private:
-  using event = typename Backend::event;
+  using runner_type = detail::model_runner<Backend, Context>;
   using shard_id = std::size_t;
 
   // Checked before anything is reserved on the device.
@@ -149,33 +172,11 @@ private:
     return model;
   }
 
-  static partition_input describe(sequential_model<Context> const& model, std::size_t budget) {
-    partition_input in{{}, {}, model.batch(), Optimizer::state_per_parameter, budget};
-    for (std::size_t at = 0; at < model.size(); ++at) {
-      in.layers.push_back(model.footprint(at));
-      in.names.push_back(model.layer(at).name());
-    }
-    return in;
-  }
-
   static shard_graph partition(sequential_model<Context> const& model, single_model_options const& options,
                                Backend& backend) {
     std::size_t const budget = options.budget == 0 ? backend.device_capacity(options.device) : options.budget;
-    partition_input const in = describe(model, budget);
+    partition_input const in = model.describe(Optimizer::state_per_parameter, budget);
     return options.shard_count == 0 ? shard_graph::greedy(in) : shard_graph::balanced(in, options.shard_count);
-  }
-
-  // Homes, and three minibatches' worth of checkpoints, gradients, labels and losses.
-  static std::size_t host_bytes_needed(shard_graph const& graph, sequential_model<Context> const& model) {
-    std::size_t homes = 0, per_step = 0;
-    for (shard const& s : graph.shards()) {
-      homes += align_up(s.home_bytes(), allocation_alignment);
-      std::size_t const boundary =
-          align_up(model.batch() * model.footprint(s.first_layer).input_features * sizeof(float), allocation_alignment);
-      per_step += 2 * boundary; // its input checkpoint and the gradient arriving at its output
-    }
-    per_step += 2 * align_up(model.batch() * sizeof(float), allocation_alignment); // labels, losses
-    return homes + 3 * per_step;
   }
 
   void throw_if_failed() const {
@@ -185,45 +186,41 @@ private:
   [[nodiscard]] std::size_t shard_count() const noexcept { return runner_.graph().size(); }
   [[nodiscard]] std::size_t tasks_per_step() const noexcept { return 2 * shard_count(); }
 
-  // The shard of the task at `position` in the whole run.
-  [[nodiscard]] shard_id shard_at(std::size_t position) const { return task_at(0, shard_count(), position).shard; }
-
-  // Tasks from the running one until `id` is needed again (Belady's lookahead).
-  [[nodiscard]] std::size_t next_use(shard_id id) const {
-    for (std::size_t ahead = 1; ahead <= tasks_per_step(); ++ahead) {
-      if (task_position_ + ahead >= total_tasks_) break;
-      if (shard_at(task_position_ + ahead) == id) return ahead;
+  // A first estimate from FLOPs: the one model's order is its chain's, so the
+  // costs only have to be well-formed.
+  [[nodiscard]] model_costs estimate_costs(std::size_t steps) const {
+    model_costs costs{{}, {}, steps};
+    for (shard const& s : graph_.shards()) {
+      costs.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
+      costs.backward_seconds.push_back(s.flops * 1e-9);
     }
-    return std::numeric_limits<std::size_t>::max();
+    return costs;
   }
 
-  // Fetches the shards of the next `prefetch_depth` tasks, nearest first, each
-  // pinned with the running one so that a later prefetch cannot evict an earlier.
-  void prefetch_next(shard_id running) {
+  // Enqueues `t` (the driver's `chain_task` at its place in the whole run),
+  // staging its minibatch first when it opens one, and fetches the shards of
+  // the next prefetch_depth tasks behind its compute.
+  void launch(sweep_driver const& driver, task const& chain_task, task const& t, data_source const& data) {
+    if (t.pass == direction::forward && t.shard == 0) runner_.begin_minibatch(engine_, t.minibatch, data(t.minibatch));
+    [[maybe_unused]] auto const range = detail::annotate_task(*backend_, "model", t);
+    auto const next_use = [&driver](shard_id id) { return driver.next_use(0, id); };
+    engine_.pin({t.shard});
+    runner_.run(engine_, 0, t, next_use, [&](shard_id running) { prefetch_after(driver, chain_task, running); });
+  }
+
+  // Fetches the shards of the next prefetch_depth tasks after `running_task`,
+  // nearest first, each pinned with the running one so that a later prefetch
+  // cannot evict an earlier.
+  void prefetch_after(sweep_driver const& driver, task const& running_task, shard_id running) {
     std::vector<shard_id> pinned{running};
+    auto const next_use = [&driver](shard_id id) { return driver.next_use(0, id); };
     for (std::size_t ahead = 1; ahead <= options_.prefetch_depth; ++ahead) {
-      std::size_t const position = task_position_ + ahead;
-      if (position >= total_tasks_) return;
-      task const upcoming = task_at(0, shard_count(), position);
-      pinned.push_back(upcoming.shard);
+      auto const upcoming = driver.after(running_task, ahead);
+      if (!upcoming) return;
+      pinned.push_back(upcoming->shard);
       engine_.pin(pinned);
-      if (!engine_.prefetch(upcoming.shard, upcoming.pass == direction::backward, lookahead()))
+      if (!engine_.prefetch(upcoming->shard, upcoming->pass == direction::backward, next_use))
         return; // no room: the rest waits too
-    }
-  }
-
-  [[nodiscard]] typename spill_engine<Backend>::next_use_function lookahead() const {
-    return [this](shard_id id) { return next_use(id); };
-  }
-
-  // One minibatch: stage its data, then the 2S tasks of its chain.
-  void run_step(minibatch batch_data) {
-    runner_.begin_minibatch(engine_, steps_done_, std::move(batch_data));
-    for (std::size_t k = 0; k < tasks_per_step(); ++k, ++task_position_) {
-      task const t = task_at(0, shard_count(), task_position_);
-      [[maybe_unused]] auto const range = detail::annotate_task(*backend_, "model", t);
-      engine_.pin({t.shard});
-      runner_.run(engine_, 0, t, lookahead(), [this](shard_id running) { prefetch_next(running); });
     }
   }
 
@@ -233,10 +230,8 @@ private:
   device_pool<Backend> device_pool_;
   host_pool<Backend> host_pool_;
   spill_engine<Backend> engine_; // its streams drain before the pools go
-  detail::model_runner<Optimizer, Backend, Context> runner_;
+  runner_type runner_;
   std::size_t steps_done_ = 0;
-  std::size_t task_position_ = 0;
-  std::size_t total_tasks_ = 0;
   std::chrono::steady_clock::duration wall_{};
 };
 

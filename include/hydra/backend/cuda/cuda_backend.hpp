@@ -45,9 +45,9 @@
 #include "hydra/backend/cuda/nvtx.hpp"
 #include "hydra/backend/cuda/pinned_host_memory.hpp"
 #include "hydra/backend/cuda/status.hpp"
+#include "hydra/backend/memory_reservation.hpp"
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
-#include "hydra/memory/memory_reservation.hpp"
 
 namespace hydra::cuda {
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/memory_reservation.hpp"
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
-#include "hydra/memory/memory_reservation.hpp"
 
 namespace hydra::cuda {
 

@@ -26,9 +26,9 @@
 #include "hydra/backend/backend.hpp"
 #include "hydra/backend/host/detail/stream_worker.hpp"
 #include "hydra/backend/host/host_stream.hpp"
+#include "hydra/backend/memory_reservation.hpp"
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
-#include "hydra/memory/memory_reservation.hpp"
 
 namespace hydra {
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/backend.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/fault_record.hpp"
 #include "hydra/graph/sequential_model.hpp"
@@ -32,8 +33,9 @@
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/task.hpp"
+#include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/minibatch.hpp"
-#include "hydra/train/optimizer.hpp"
+#include "hydra/train/model_snapshot.hpp"
 
 namespace hydra::detail {
 
@@ -56,7 +58,7 @@ inline void check_minibatch(minibatch const& data, std::size_t batch, std::size_
 // them (the CUDA backend: NVTX); nothing elsewhere.
 template <class Backend>
 auto annotate_task(Backend& backend, std::string const& model, task const& t) {
-  if constexpr (requires { backend.annotate(std::string{}); }) {
+  if constexpr (annotates<Backend>) {
     return backend.annotate(model + " shard " + std::to_string(t.shard) +
                             (t.pass == direction::forward ? " forward" : " backward") + ", minibatch " +
                             std::to_string(t.minibatch));
@@ -67,23 +69,9 @@ auto annotate_task(Backend& backend, std::string const& model, task const& t) {
 
 } // namespace hydra::detail
 
-namespace hydra {
-
-// A model's training state, independent of how it is partitioned: the
-// parameters in layer order; then, for each of the optimizer's values per
-// parameter (SGD's momentum; Adam's m, then v), one array in the same order;
-// and how many minibatches produced it. What checkpoints store.
-struct model_snapshot {
-  std::vector<float> parameters;
-  std::vector<float> optimizer_state;
-  std::size_t minibatches_done = 0;
-};
-
-} // namespace hydra
-
 namespace hydra::detail {
 
-template <optimizer Optimizer, class Backend, class Context>
+template <class Backend, class Context>
 class model_runner {
 public:
   using engine_type = spill_engine<Backend>;
@@ -95,14 +83,15 @@ public:
   // the device for its backward (one model per device: the single-model trainer);
   // otherwise its backward recomputes like every shard's, which keeps each task's
   // memory within the partition's rule when many models share the devices.
-  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model, Optimizer optimizer,
-               shard_graph graph, std::uint64_t seed, typename Backend::stream stream,
+  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model,
+               any_optimizer<Context> optimizer, shard_graph graph, std::uint64_t seed, typename Backend::stream stream,
                bool keep_last_activations = true)
-      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(optimizer), graph_(std::move(graph)),
-        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations) {
+      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
+        graph_(std::move(graph)), fault_(std::make_shared<fault_record>()), state_(graph_.size()),
+        keep_last_activations_(keep_last_activations) {
     std::vector<float> const initial = model_.initial_parameters(seed);
     for (shard const& s : graph_.shards()) {
-      std::vector<float> home(s.parameter_count * (1 + Optimizer::state_per_parameter), 0.0F);
+      std::vector<float> home(s.parameter_count * (1 + optimizer_.state_per_parameter()), 0.0F);
       std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
       homes_.push_back(engine_type::make_home(backend, host, stream, std::move(home)));
     }
@@ -110,13 +99,14 @@ public:
 
   // Continues from `parameters` and `optimizer_state` (as state() returns them)
   // after `minibatches_done` minibatches: the optimizer's step count goes on from there.
-  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model, Optimizer optimizer,
-               shard_graph graph, std::vector<float> const& parameters, std::vector<float> const& optimizer_state,
-               std::size_t minibatches_done, typename Backend::stream stream, bool keep_last_activations)
-      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(optimizer), graph_(std::move(graph)),
-        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations),
-        step_offset_(minibatches_done) {
-    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+  model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model,
+               any_optimizer<Context> optimizer, shard_graph graph, std::vector<float> const& parameters,
+               std::vector<float> const& optimizer_state, std::size_t minibatches_done, typename Backend::stream stream,
+               bool keep_last_activations)
+      : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
+        graph_(std::move(graph)), fault_(std::make_shared<fault_record>()), state_(graph_.size()),
+        keep_last_activations_(keep_last_activations), step_offset_(minibatches_done) {
+    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
     detail::expects(parameters.size() == n && optimizer_state.size() == n * k,
                     "resume: the snapshot holds " + std::to_string(parameters.size()) + " parameters and " +
                         std::to_string(optimizer_state.size()) + " optimizer values; the model needs " +
@@ -126,6 +116,22 @@ public:
   }
 
   model_runner(model_runner const&) = delete;
+
+  // Host bytes a runner of `model` partitioned as `graph` needs: its shards'
+  // homes, and `minibatches_in_flight` minibatches' worth of boundary
+  // checkpoints, boundary gradients, labels and losses.
+  [[nodiscard]] static std::size_t host_bytes(shard_graph const& graph, sequential_model<Context> const& model,
+                                              std::size_t minibatches_in_flight) {
+    std::size_t homes = 0, per_minibatch = 0;
+    for (shard const& s : graph.shards()) {
+      homes += align_up(s.home_bytes(), allocation_alignment);
+      std::size_t const boundary =
+          align_up(model.batch() * model.footprint(s.first_layer).input_features * sizeof(float), allocation_alignment);
+      per_minibatch += 2 * boundary; // its input checkpoint and the gradient arriving at its output
+    }
+    per_minibatch += 2 * align_up(model.batch() * sizeof(float), allocation_alignment); // labels, losses
+    return homes + minibatches_in_flight * per_minibatch;
+  }
 
   // Deferred write-backs (the multi-model trainer): a backward leaves its
   // write-back for the driver to issue with flush_write_back() once it has
@@ -206,7 +212,7 @@ public:
   // Parameters and optimizer state, independent of the partition (see
   // model_snapshot). Call once the streams have drained.
   [[nodiscard]] model_snapshot state() const {
-    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
     model_snapshot out{std::vector<float>(n), std::vector<float>(n * k), 0};
     for (std::size_t s = 0; s < graph_.size(); ++s) {
       auto const* home = reinterpret_cast<float const*>(homes_[s].data);
@@ -250,7 +256,7 @@ private:
   // One shard's home ([parameters | optimizer value 0 | value 1 ...]) from a snapshot.
   std::vector<float> home_of(shard const& s, std::vector<float> const& parameters,
                              std::vector<float> const& optimizer_state) const {
-    std::size_t const n = model_.parameter_count(), k = Optimizer::state_per_parameter;
+    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
     std::size_t const count = s.parameter_count, offset = s.parameter_offset;
     std::vector<float> home(count * (1 + k));
     std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), count, home.begin());
@@ -361,12 +367,11 @@ private:
     if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
     std::size_t const input_gradient = run_backward(engine, shard, extent, scratch, last);
     if (shard.parameter_count > 0) {
-      context_on(engine).run_thrust([extent, step = step_offset_ + t.minibatch + 1, optimizer = optimizer_,
-                                     n = shard.parameter_count, home_bytes = shard.home_bytes()](auto const& policy) {
-        auto* parameters = reinterpret_cast<float*>(extent);
-        optimizer.step(policy, parameters, reinterpret_cast<float const*>(extent + home_bytes), parameters + n, n,
-                       step);
-      });
+      Context context = context_on(engine);
+      auto* parameters = reinterpret_cast<float*>(extent);
+      std::size_t const n = shard.parameter_count;
+      optimizer_.enqueue_step(context, parameters, reinterpret_cast<float const*>(extent + shard.home_bytes()),
+                              parameters + n, n, step_offset_ + t.minibatch + 1);
     }
     event const done = backend_->record_event(compute);
     engine.used_by_compute(base + s, done);
@@ -455,7 +460,7 @@ private:
   Backend* backend_;
   host_pool<Backend>* host_;
   sequential_model<Context> model_;
-  Optimizer optimizer_;
+  any_optimizer<Context> optimizer_;
   shard_graph graph_;
   std::deque<shard_home<event>> homes_; // stable addresses: the engines point at them
   std::vector<float> losses_;

@@ -1,0 +1,215 @@
+// The one driver of a sweep: which task each device gets, which task is queued
+// ahead of the running one, how soon each shard is needed again, and so which
+// resident object to evict. It does no I/O and keeps no clock. The runtime
+// trainers and the simulator feed it completions and carry out its launches
+// (kernels on streams in one case, a cost model in the other), so they make the
+// same decisions by construction; a completion order recorded by one and
+// replayed into the other gives the same decision list.
+//
+// A round (fill): every device with nothing queued is offered a task first, in
+// device order; then every device with one task is offered one more, and so on
+// up to 1 + queue_depth tasks per device. A ready task thus goes to an idle
+// device rather than queue behind a busy one. A launch that finds no room
+// beside the device's queued tasks puts its task back in the ready set and
+// closes that device for the round.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/sched/policy.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/task.hpp"
+#include "hydra/sched/working_set.hpp"
+
+namespace hydra {
+
+struct driver_options {
+  // Tasks queued on a device behind the one it runs; their fetches overlap its
+  // compute. 0: a device is offered a task only when it is idle.
+  std::size_t queue_depth = 1;
+};
+
+// What became of a launch the driver asked for.
+enum class launch_outcome : std::uint8_t {
+  launched, // carried out: the task is queued on the device until its completion is reported
+  no_room,  // it did not fit beside the device's queued tasks: ready again, and the device is closed for the round
+  stopped,  // its model was stopped instead (a fault while it was being enqueued)
+};
+
+// One thing the driver was told, in order: a launch's outcome, a completion, or
+// new cost estimates for a model. A recorded run's events, fed to another
+// driver in the same order, make it take the same decisions (sim::options::replay).
+struct driver_event {
+  enum class kind : std::uint8_t { launched, no_room, stopped, completed, failed, costs_updated };
+  kind what = kind::launched;
+  std::size_t device = 0; // launches and completions
+  hydra::task task{};     // launches and completions; costs_updated: task.model only
+  model_costs costs{};    // costs_updated only
+
+  friend bool operator==(driver_event const&, driver_event const&) = default;
+};
+
+class sweep_driver {
+public:
+  sweep_driver(std::vector<model_costs> models, std::size_t devices, driver_options options = {})
+      : core_(std::move(models), devices), options_(options), queues_(devices), closed_(devices, false),
+        launched_at_(core_.model_count(), 0) {}
+
+  // One round of launches (see the header comment). `launch(task, device)`
+  // carries out a decision and returns a launch_outcome.
+  template <policy P, class Launch>
+  void fill(P& policy, Launch&& launch) {
+    std::size_t const per_device = 1 + options_.queue_depth;
+    std::fill(closed_.begin(), closed_.end(), false);
+    for (std::size_t level = 1; level <= per_device && !core_.ready().empty(); ++level) {
+      for (std::size_t d = 0; d < queues_.size(); ++d) {
+        if (queues_[d].size() >= level || closed_[d]) continue;
+        auto const next = core_.decide(policy, d);
+        if (!next) continue;
+        launch_outcome const outcome = launch(*next, d);
+        if (keep_log_) log_.push_back({event_kind(outcome), d, *next, {}});
+        switch (outcome) {
+        case launch_outcome::launched:
+          queues_[d].push_back(*next);
+          launched_at_[next->model] = next->position;
+          core_.set_resident(next->model, next->shard, d);
+          break;
+        case launch_outcome::no_room:
+          core_.release(*next);
+          ++released_;
+          closed_[d] = true;
+          break;
+        case launch_outcome::stopped:
+          core_.stop(next->model);
+          closed_[d] = true;
+          break;
+        }
+        if (core_.ready().empty()) break;
+      }
+    }
+  }
+
+  // Drives the sweep to its end: a round, then `await()`, which must report at
+  // least one completion (complete or fail), until every model finished or stopped.
+  template <policy P, class Launch, class Await>
+  void run(P& policy, Launch&& launch, Await&& await, std::string const& who) {
+    while (!core_.finished()) {
+      fill(policy, launch);
+      if (core_.in_flight() == 0) {
+        if (core_.finished()) break;
+        throw error(who + ": policy " + std::string(policy.name()) + " declined every ready task while no task ran");
+      }
+      await();
+    }
+  }
+
+  // Task `done` on `device` completed: its model's next task becomes ready.
+  // (By value: `done` may be an element of queued(device), which this erases.)
+  void complete(task const done, std::size_t device) {
+    dequeue(done, device, driver_event::kind::completed);
+    core_.complete(done);
+  }
+
+  // Task `done` on `device` ended, and its model failed: the model is stopped.
+  void fail(task const done, std::size_t device) {
+    dequeue(done, device, driver_event::kind::failed);
+    core_.stop(done.model);
+  }
+
+  // New estimates of a model's costs (what its profiling minibatch measured).
+  void update_costs(std::size_t model, model_costs const& costs) {
+    core_.update_costs(model, costs);
+    if (keep_log_) log_.push_back({driver_event::kind::costs_updated, 0, task{model}, costs});
+  }
+
+  // How many tasks after its latest launched one `model` needs `shard` again.
+  // A launch in progress does not count yet: while task k is being enqueued,
+  // distances are measured from its model's task k - 1.
+  [[nodiscard]] std::size_t next_use(std::size_t model, std::size_t shard) const {
+    return tasks_until_next_use(core_.shards_of(model), launched_at_[model], shard, core_.tasks_of(model));
+  }
+
+  // The task `ahead` places after `t` in its model's chain, if the chain has it.
+  [[nodiscard]] std::optional<task> after(task const& t, std::size_t ahead) const {
+    std::size_t const position = t.position + ahead;
+    if (position >= core_.tasks_of(t.model)) return std::nullopt;
+    return task_at(t.model, core_.shards_of(t.model), position);
+  }
+
+  // The tasks launched on `device` and not yet completed, oldest first: the
+  // running one and those queued behind it. Their shards must stay resident.
+  [[nodiscard]] std::span<task const> queued(std::size_t device) const { return queues_.at(device); }
+
+  // Everything the driver was told, in order (kept unless turned off).
+  [[nodiscard]] std::vector<driver_event> const& log() const noexcept { return log_; }
+  void keep_log(bool keep) noexcept { keep_log_ = keep; }
+
+  [[nodiscard]] scheduler_core& core() noexcept { return core_; }
+  [[nodiscard]] scheduler_core const& core() const noexcept { return core_; }
+  [[nodiscard]] driver_options const& options() const noexcept { return options_; }
+  [[nodiscard]] std::size_t device_count() const noexcept { return queues_.size(); }
+  [[nodiscard]] bool finished() const noexcept { return core_.finished(); }
+  // Decisions taken back because the task found no room beside a device's queue.
+  [[nodiscard]] std::uint64_t released() const noexcept { return released_; }
+
+private:
+  void dequeue(task const& done, std::size_t device, driver_event::kind what) {
+    auto& queue = queues_.at(device);
+    auto const at = std::find(queue.begin(), queue.end(), done);
+    if (at == queue.end())
+      throw invalid_argument("driver: completion of " + describe(done) + " on device " + std::to_string(device) +
+                             ", which is not queued there");
+    queue.erase(at);
+    if (keep_log_) log_.push_back({what, device, done, {}});
+  }
+
+  static driver_event::kind event_kind(launch_outcome outcome) noexcept {
+    switch (outcome) {
+    case launch_outcome::launched:
+      return driver_event::kind::launched;
+    case launch_outcome::no_room:
+      return driver_event::kind::no_room;
+    default:
+      return driver_event::kind::stopped;
+    }
+  }
+
+  scheduler_core core_;
+  driver_options options_;
+  std::vector<std::vector<task>> queues_; // per device, in launch order
+  std::vector<bool> closed_;              // per device: a launch found no room this round
+  std::vector<std::size_t> launched_at_;  // per model: position of its latest launched task
+  std::vector<driver_event> log_;
+  bool keep_log_ = true;
+  std::uint64_t released_ = 0;
+};
+
+// Eviction's choice (Belady's): among the `eligible` candidates, taken in the
+// caller's order, the one whose next use (`next_use(candidate)`, in tasks) is
+// furthest; the first such on ties; nothing when none is eligible.
+template <class Candidates, class Eligible, class NextUse>
+[[nodiscard]] auto furthest_next_use(Candidates const& candidates, Eligible&& eligible, NextUse&& next_use)
+    -> std::optional<std::decay_t<decltype(*std::begin(candidates))>> {
+  std::optional<std::decay_t<decltype(*std::begin(candidates))>> victim;
+  std::size_t furthest = 0;
+  for (auto const& candidate : candidates) {
+    if (!eligible(candidate)) continue;
+    std::size_t const distance = next_use(candidate);
+    if (!victim || distance > furthest) {
+      victim = candidate;
+      furthest = distance;
+    }
+  }
+  return victim;
+}
+
+} // namespace hydra

@@ -1,0 +1,245 @@
+// Carries out the driver's launches on a backend: one spill engine per device,
+// one runner per model, and the queue through which completions come back.
+// A task's completion is enqueued on its device's spill stream behind its
+// outputs, so it is reported once the model's next task may start anywhere; a
+// backward's write-back is queued behind the completion, off the model's chain.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/backend/backend.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/memory/device_pool.hpp"
+#include "hydra/memory/host_pool.hpp"
+#include "hydra/memory/spill_engine.hpp"
+#include "hydra/sched/sweep_driver.hpp"
+#include "hydra/train/detail/device_busy.hpp"
+#include "hydra/train/detail/model_runner.hpp"
+#include "hydra/train/minibatch.hpp"
+#include "hydra/train/sweep_observer.hpp"
+
+namespace hydra::detail {
+
+// Backends that can say whether a stream has failed for good (a CUDA device
+// fault): its queued host functions, completions included, will never run.
+template <class Backend>
+concept checks_streams = requires(Backend& backend, typename Backend::stream stream) {
+  backend.check(stream);
+};
+
+template <class Backend, class Context>
+class sweep_executor {
+public:
+  using engine_type = spill_engine<Backend>;
+  using runner_type = model_runner<Backend, Context>;
+  using observer_type = sweep_observer<Backend>;
+  using stream_type = typename Backend::stream;
+
+  struct completion {
+    task what;
+    std::size_t device = 0;
+  };
+
+  // What the executor needs to know of one model.
+  struct model_entry {
+    std::string name;
+    data_source data;
+    std::size_t first_minibatch = 0; // data(k) is asked for k = first_minibatch + task.minibatch
+    std::unique_ptr<runner_type> runner;
+  };
+
+  // `host_bytes`: the host pool for every model's homes and boundary buffers.
+  sweep_executor(Backend& backend, std::size_t host_bytes, std::optional<std::uint8_t> poison_freed_blocks)
+      : backend_(&backend), busy_(backend, backend.device_count()) {
+    for (std::size_t d = 0; d < backend.device_count(); ++d)
+      device_pools_.push_back(std::make_unique<device_pool<Backend>>(backend, d));
+    host_pool_ = std::make_unique<host_pool<Backend>>(backend, host_bytes);
+    for (std::size_t d = 0; d < backend.device_count(); ++d)
+      engines_.push_back(std::make_unique<engine_type>(backend, *device_pools_[d], *host_pool_, d));
+    if (poison_freed_blocks) {
+      for (auto& pool : device_pools_) pool->poison_freed_blocks(poison_freed_blocks);
+      host_pool_->poison_freed_blocks(poison_freed_blocks);
+    }
+  }
+
+  sweep_executor(sweep_executor const&) = delete;
+  sweep_executor& operator=(sweep_executor const&) = delete;
+  ~sweep_executor() { drain(); }
+
+  // Where runners fill their homes (any stream of the run).
+  [[nodiscard]] stream_type setup_stream() const { return engines_.front()->spill_stream(); }
+  [[nodiscard]] host_pool<Backend>& host_memory() const noexcept { return *host_pool_; }
+
+  // Adds model `models().size()`, registering its shards with every device.
+  void add_model(model_entry entry) {
+    entry.runner->defer_write_backs(true);
+    std::size_t const m = models_.size();
+    for (auto& engine : engines_) {
+      std::size_t const base = entry.runner->register_with(*engine);
+      if (engine == engines_.front()) {
+        bases_.push_back(base);
+        for (std::size_t s = 0; s < entry.runner->graph().size(); ++s) owners_.push_back({m, s});
+      }
+    }
+    models_.push_back(std::move(entry));
+  }
+
+  // Enqueues `t` on device d. `driver` says what is queued there (those shards
+  // stay resident) and how soon each shard is needed again.
+  launch_outcome launch(task const& t, std::size_t d, sweep_driver const& driver,
+                        std::vector<observer_type*> const& observers) {
+    auto& engine = *engines_[d];
+    auto& model = models_[t.model];
+    std::size_t const id = bases_[t.model] + t.shard;
+    for (std::size_t e = 0; e < engines_.size(); ++e) {
+      if (e == d || !engines_[e]->table()[id].resident()) continue;
+      engines_[e]->evict(id); // one device holds a shard's state at a time
+      ++cross_device_moves_;
+    }
+    std::vector<std::size_t> pins{id};
+    for (task const& queued : driver.queued(d)) pins.push_back(bases_[queued.model] + queued.shard);
+    engine.pin(std::move(pins));
+    [[maybe_unused]] auto const range = annotate_task(*backend_, model.name, t);
+    auto const streams = streams_of(engine);
+    for (auto* observer : observers) observer->on_launch(t, d, streams);
+    try {
+      if (t.pass == direction::forward && t.shard == 0 && !model.runner->staged(t.minibatch))
+        model.runner->begin_minibatch(engine, t.minibatch, model.data(model.first_minibatch + t.minibatch));
+      model.runner->run(
+          engine, bases_[t.model], t,
+          [this, &driver](std::size_t shard_id) {
+            auto const [m, s] = owners_[shard_id];
+            return driver.next_use(m, s);
+          },
+          [&] { busy_.compute_starts(engine.compute_stream()); },
+          [&](std::size_t) { busy_.compute_ends(d, engine.compute_stream(), t); });
+    } catch (does_not_fit const&) {
+      // Only a task queued behind a running one can meet this (the partition
+      // guarantees that a task fits a device running nothing else): it is
+      // retried later. Nothing of it was enqueued; shards it evicted or
+      // fetched are just cache.
+      return launch_outcome::no_room;
+    } catch (invalid_argument const& bad_input) { // e.g. a malformed minibatch: this model only
+      stop(t.model, d);
+      stop_reason_ = bad_input.what();
+      return launch_outcome::stopped;
+    }
+    for (auto* observer : observers) observer->on_enqueued(t, d, streams);
+    backend_->enqueue(engine.spill_stream(), [this, t, d] {
+      {
+        std::lock_guard lock(completions_mutex_);
+        completions_.push_back({t, d});
+      }
+      completions_ready_.notify_one();
+    });
+    model.runner->flush_write_back(engine); // behind the completion: off the model's chain
+    return launch_outcome::launched;
+  }
+
+  // Why the last launch that returned `stopped` stopped its model.
+  [[nodiscard]] std::string const& stop_reason() const noexcept { return stop_reason_; }
+
+  // The next completion, in the order the devices reported them. Every
+  // `check_interval` without one, the backend is asked whether a stream has
+  // failed for good (then its error is thrown: no completion would ever come).
+  completion await(std::chrono::milliseconds check_interval) {
+    std::unique_lock lock(completions_mutex_);
+    while (completions_.empty()) {
+      if (completions_ready_.wait_for(lock, check_interval) == std::cv_status::no_timeout) continue;
+      lock.unlock();
+      check_streams();
+      lock.lock();
+    }
+    completion const next = completions_.front();
+    completions_.pop_front();
+    return next;
+  }
+
+  // A completed task's compute interval has ended (device utilisation).
+  void completed(completion const& done) { busy_.completed(done.what, done.device); }
+
+  // Why model m failed, if its work on a stream did (a layer threw, or the loss
+  // stopped being finite).
+  [[nodiscard]] std::optional<std::string> fault(std::size_t m) const { return models_[m].runner->fault()->reason(); }
+
+  // Gives back everything model m holds: its interrupted minibatch's buffers
+  // (in stream order on device d), its shards on every device, and its homes.
+  void stop(std::size_t m, std::size_t d) {
+    auto& runner = *models_[m].runner;
+    runner.abandon(*engines_[d]);
+    for (auto& engine : engines_)
+      for (std::size_t s = 0; s < runner.graph().size(); ++s)
+        if (engine->table()[bases_[m] + s].resident()) engine->evict(bases_[m] + s);
+    runner.release_homes(engines_[d]->spill_stream());
+  }
+
+  // The sweep is over: gives the devices back their memory and waits for every stream.
+  void finish() {
+    for (auto& engine : engines_)
+      for (std::size_t id = 0; id < engine->table().size(); ++id)
+        if (engine->table()[id].resident()) engine->evict(id);
+    drain();
+  }
+
+  // Waits for every stream. Stream errors are per model and were recorded as
+  // faults; they must not escape a teardown.
+  void drain() {
+    for (auto& engine : engines_) {
+      try {
+        engine->synchronize();
+      } catch (...) {
+      }
+    }
+  }
+
+  [[nodiscard]] std::vector<model_entry> const& models() const noexcept { return models_; }
+  [[nodiscard]] std::vector<std::unique_ptr<engine_type>> const& engines() const noexcept { return engines_; }
+  [[nodiscard]] std::vector<std::unique_ptr<device_pool<Backend>>> const& device_pools() const noexcept {
+    return device_pools_;
+  }
+  [[nodiscard]] std::uint64_t cross_device_moves() const noexcept { return cross_device_moves_; }
+  [[nodiscard]] std::chrono::nanoseconds compute_busy(std::size_t d) const {
+    return busy_.busy(d, engines_[d]->compute_stream());
+  }
+
+private:
+  static typename observer_type::device_streams streams_of(engine_type const& engine) {
+    return {engine.compute_stream(), engine.prefetch_stream(), engine.spill_stream()}; // in stream_role order
+  }
+
+  void check_streams() {
+    if constexpr (checks_streams<Backend>) {
+      for (auto& engine : engines_) {
+        backend_->check(engine->compute_stream());
+        backend_->check(engine->prefetch_stream());
+        backend_->check(engine->spill_stream());
+      }
+    }
+  }
+
+  Backend* backend_;
+  std::vector<std::unique_ptr<device_pool<Backend>>> device_pools_;
+  std::unique_ptr<host_pool<Backend>> host_pool_;
+  std::vector<std::unique_ptr<engine_type>> engines_;
+  std::vector<model_entry> models_; // after the engines: destroyed first
+  std::vector<std::size_t> bases_;  // engine shard id of each model's shard 0 (the same in every engine)
+  std::vector<std::pair<std::size_t, std::size_t>> owners_; // engine shard id -> (model, shard)
+  device_busy_clock<Backend> busy_;
+  std::mutex completions_mutex_;
+  std::condition_variable completions_ready_;
+  std::deque<completion> completions_;
+  std::uint64_t cross_device_moves_ = 0;
+  std::string stop_reason_;
+};
+
+} // namespace hydra::detail

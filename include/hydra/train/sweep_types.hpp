@@ -1,0 +1,95 @@
+// The values a sweep is described and reported with: one configuration per
+// model, the options of a run, where a running sweep stands, each model's
+// result and the run's report. Plain data; the trainer fills them.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "hydra/graph/sequential_model.hpp"
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/sweep_driver.hpp"
+#include "hydra/train/minibatch.hpp"
+#include "hydra/train/model_snapshot.hpp"
+#include "hydra/train/optimizer.hpp"
+
+namespace hydra {
+
+// One configuration of the sweep; its layers run on execution context Context
+// (host_execution_context, or cuda::cuda_execution_context on the CUDA backend).
+template <class Context>
+struct basic_model_config {
+  std::string name;
+  sequential_model<Context> model;
+  std::variant<sgd_momentum, adam> optimizer;
+  std::size_t steps = 1; // minibatches
+  data_source data;
+  std::uint64_t seed = 1; // initial parameters (layer k uses seed + k)
+  // Per-shard compute seconds for the policies. Without them the model's first
+  // minibatch is its profiling minibatch: the scheduler starts from FLOP counts
+  // and switches to what that minibatch measured once it has finished.
+  std::optional<model_costs> estimates{};
+  // Continue from a checkpoint: `steps` then counts the minibatches still to
+  // train, and data(k) is asked for k = resume->minibatches_done onwards. The
+  // result is bitwise what an uninterrupted run would have given.
+  std::optional<model_snapshot> resume{};
+};
+
+// Where a running sweep stands (multi_model_options::on_progress).
+struct sweep_progress {
+  std::chrono::nanoseconds elapsed{0};
+  std::vector<std::size_t> steps_done;  // per model, this run
+  std::vector<std::size_t> steps_total; // per model, this run
+  std::size_t models_finished = 0;
+  std::size_t models_stopped = 0;
+  std::vector<double> device_busy_fraction; // compute busy time / elapsed, per device
+};
+
+struct multi_model_options {
+  std::optional<std::uint8_t> poison_freed_blocks{}; // test aid
+  // Record the schedule (trace(), write_trace()). Off by default: the marks are
+  // six more stream items per task, which on the host backend costs about as
+  // much as a small task itself.
+  bool record_trace = false;
+  // Called from run()'s thread after a completion, at most once per interval,
+  // and once at the end.
+  std::function<void(sweep_progress const&)> on_progress{};
+  std::chrono::milliseconds progress_interval{500};
+  // The decisions' options, the same the simulator takes (queue depth).
+  driver_options driver{};
+  // How long run() waits for a completion before it asks the backend whether
+  // a stream has failed in a way that means no completion will come (a CUDA
+  // device fault), and ends the run with that error instead of hanging.
+  std::chrono::milliseconds stream_check_interval{100};
+};
+
+struct model_result {
+  std::string name;
+  std::vector<float> losses;            // mean loss of each minibatch it finished
+  std::size_t steps = 0;                // minibatches completed
+  std::optional<std::string> failure;   // why it was stopped, if it was
+  std::chrono::nanoseconds finished{0}; // since the start of the run
+  std::vector<float> parameters;        // final (empty for a stopped model)
+};
+
+struct sweep_report {
+  std::string policy;
+  std::chrono::nanoseconds makespan{0};
+  std::vector<double> device_busy_fraction; // compute busy time / makespan
+  std::uint64_t bytes_to_device = 0;
+  std::uint64_t bytes_to_host = 0;
+  std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
+  // 1 - compute's wait on prefetch / prefetch busy time; NaN on a backend
+  // that does not measure its streams' busy and waiting times (CUDA).
+  double hidden_transfer_fraction = 0;
+  std::vector<decision> decisions;      // (device, task) in the order the driver took them
+  std::vector<driver_event> driver_log; // everything the driver was told, in order (sim::options::replay)
+};
+
+} // namespace hydra

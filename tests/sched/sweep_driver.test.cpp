@@ -1,0 +1,217 @@
+// The sweep driver: idle devices first, then tasks queued ahead up to the queue
+// depth; a launch without room goes back to the ready set and closes its device
+// for the round; next uses along each model's chain; eviction's furthest-next-use
+// choice. Everything here is what the runtime and the simulator share.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/policies.hpp"
+#include "hydra/sched/sweep_driver.hpp"
+
+namespace {
+
+constexpr std::size_t never = std::numeric_limits<std::size_t>::max();
+
+// `models` models of `shards` shards, one minibatch each, model m the longest for m = 0.
+std::vector<hydra::model_costs> costs(std::size_t models, std::size_t shards, std::size_t minibatches = 1) {
+  std::vector<hydra::model_costs> out;
+  for (std::size_t m = 0; m < models; ++m) {
+    double const scale = static_cast<double>(models - m);
+    out.push_back({std::vector<double>(shards, scale), std::vector<double>(shards, 2 * scale), minibatches});
+  }
+  return out;
+}
+
+struct launch_log {
+  std::vector<std::pair<std::size_t, hydra::task>> launches;
+  auto accept_all() {
+    return [this](hydra::task const& t, std::size_t d) {
+      launches.push_back({d, t});
+      return hydra::launch_outcome::launched;
+    };
+  }
+};
+
+} // namespace
+
+TEST_CASE("a round offers every idle device a task before any device gets a second") {
+  hydra::sweep_driver driver(costs(5, 2), 2); // queue depth 1: two tasks per device at most
+  hydra::sharp policy;
+  launch_log log;
+  driver.fill(policy, log.accept_all());
+  // sharp: models 0..4 by remaining work; devices 0, 1 first, then 0, 1 again.
+  REQUIRE(log.launches.size() == 4);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(0, 2, 0)});
+  CHECK(log.launches[1] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(1, 2, 0)});
+  CHECK(log.launches[2] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(2, 2, 0)});
+  CHECK(log.launches[3] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(3, 2, 0)});
+  CHECK(driver.queued(0).size() == 2);
+  CHECK(driver.queued(1).size() == 2);
+  CHECK(driver.core().in_flight() == 4);
+
+  // Device 1's running task completes: it is offered model 1's next task or model 4's,
+  // and sharp prefers the longer model 1.
+  driver.complete(hydra::task_at(1, 2, 0), 1);
+  log.launches.clear();
+  driver.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 1);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(1, 2, 1)});
+}
+
+TEST_CASE("queue depth 0 gives each device one task at a time, and depth 2 three") {
+  for (std::size_t depth : {0U, 2U}) {
+    CAPTURE(depth);
+    hydra::sweep_driver driver(costs(8, 1), 2, {.queue_depth = depth});
+    hydra::fifo policy;
+    launch_log log;
+    driver.fill(policy, log.accept_all());
+    CHECK(log.launches.size() == 2 * (1 + depth));
+    CHECK(driver.queued(0).size() == 1 + depth);
+    CHECK(driver.queued(1).size() == 1 + depth);
+  }
+}
+
+TEST_CASE("a launch without room makes its task ready again and closes the device for the round") {
+  hydra::sweep_driver driver(costs(4, 1), 2);
+  hydra::fifo policy;
+  std::vector<std::pair<std::size_t, hydra::task>> offered;
+  driver.fill(policy, [&](hydra::task const& t, std::size_t d) {
+    offered.push_back({d, t});
+    // Device 0 takes its first task, then has no room for a second.
+    return d == 0 && !offered.empty() && offered.size() > 1 ? hydra::launch_outcome::no_room
+                                                            : hydra::launch_outcome::launched;
+  });
+  // Round: d0 <- model 0, d1 <- model 1, d0 refuses model 2 (and is closed),
+  // d1 <- model 3: model 2 is ready again, but as the newest ready task.
+  REQUIRE(offered.size() == 4);
+  CHECK(offered[2] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(2, 1, 0)});
+  CHECK(offered[3] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(3, 1, 0)});
+  CHECK(driver.released() == 1);
+  CHECK(driver.queued(0).size() == 1);
+  CHECK(driver.queued(1).size() == 2);
+  REQUIRE(driver.core().ready().size() == 1);
+  CHECK(driver.core().ready()[0].task.model == 2);
+}
+
+TEST_CASE("a model stopped while its task is enqueued leaves the sweep and the others go on") {
+  hydra::sweep_driver driver(costs(2, 1), 1, {.queue_depth = 0});
+  hydra::fifo policy;
+  driver.fill(policy, [](hydra::task const& t, std::size_t) {
+    return t.model == 0 ? hydra::launch_outcome::stopped : hydra::launch_outcome::launched;
+  });
+  CHECK(driver.core().model_stopped(0));
+  CHECK(driver.queued(0).empty()); // the device was closed for the round
+  driver.fill(policy, launch_log{}.accept_all());
+  REQUIRE(driver.queued(0).size() == 1);
+  CHECK(driver.queued(0)[0].model == 1);
+}
+
+TEST_CASE("run drives to the end, and a policy that declines every task is an error naming it") {
+  hydra::sweep_driver driver(costs(3, 2, 2), 2);
+  hydra::round_robin policy;
+  std::size_t launched = 0;
+  driver.run(
+      policy,
+      [&](hydra::task const&, std::size_t) {
+        ++launched;
+        return hydra::launch_outcome::launched;
+      },
+      [&] {
+        for (std::size_t d = 0; d < 2; ++d)
+          if (!driver.queued(d).empty()) return driver.complete(driver.queued(d).front(), d);
+      },
+      "test");
+  CHECK(launched == 3 * 2 * 2 * 2);
+  CHECK(driver.finished());
+  CHECK(driver.log().size() == 2 * launched); // each launched, then completed
+
+  struct declines_everything {
+    std::optional<std::size_t> pick(std::span<hydra::ready_task const>, hydra::device_view const&) {
+      return std::nullopt;
+    }
+    std::string name() const { return "declines"; }
+  } stubborn;
+  hydra::sweep_driver stuck(costs(1, 1), 1);
+  CHECK_THROWS_WITH_AS(stuck.run(
+                           stubborn, launch_log{}.accept_all(), [] {}, "test"),
+                       "test: policy declines declined every ready task while no task ran", hydra::error);
+}
+
+TEST_CASE("a completion the driver did not launch there is refused") {
+  hydra::sweep_driver driver(costs(1, 1), 2);
+  hydra::fifo policy;
+  driver.fill(policy, launch_log{}.accept_all());
+  CHECK_THROWS_WITH_AS(driver.complete(hydra::task_at(0, 1, 0), 1), doctest::Contains("which is not queued there"),
+                       hydra::invalid_argument);
+}
+
+TEST_CASE("next uses follow each model's chain from its latest launched task") {
+  // One model, 3 shards, 2 minibatches: F0 F1 F2 B2 B1 B0 | F0 F1 F2 B2 B1 B0.
+  hydra::sweep_driver driver(costs(1, 3, 2), 1, {.queue_depth = 0});
+  hydra::fifo policy;
+  // Nothing launched yet: measured from position 0 (F0).
+  CHECK(driver.next_use(0, 1) == 1);
+  CHECK(driver.next_use(0, 0) == 5);
+  std::size_t launched = 0;
+  while (launched < 4) { // F0 F1 F2 B2
+    driver.fill(policy, launch_log{}.accept_all());
+    driver.complete(driver.queued(0).front(), 0);
+    ++launched;
+  }
+  // At B2 (position 3): B1 next, then B0, then F0 of minibatch 1.
+  CHECK(driver.next_use(0, 1) == 1);
+  CHECK(driver.next_use(0, 0) == 2);
+  CHECK(driver.next_use(0, 2) == 5);
+  auto const ahead = driver.after(hydra::task_at(0, 3, 3), 3);
+  REQUIRE(ahead.has_value());
+  CHECK(*ahead == hydra::task_at(0, 3, 6));
+  CHECK_FALSE(driver.after(hydra::task_at(0, 3, 3), 9).has_value()); // past the chain's 12 tasks
+}
+
+TEST_CASE("tasks_until_next_use agrees with walking the chain") {
+  std::mt19937_64 random(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::size_t const shards = 1 + random() % 6, minibatches = 1 + random() % 3;
+    std::size_t const total = 2 * shards * minibatches;
+    std::size_t const position = random() % total, shard = random() % shards;
+    std::size_t walked = never;
+    for (std::size_t at = position + 1; at < total; ++at)
+      if (hydra::task_at(0, shards, at).shard == shard) {
+        walked = at - position;
+        break;
+      }
+    CAPTURE(shards);
+    CAPTURE(position);
+    CAPTURE(shard);
+    CHECK(hydra::tasks_until_next_use(shards, position, shard, total) == walked);
+  }
+}
+
+TEST_CASE("eviction picks the eligible candidate needed furthest ahead, the first of equals") {
+  std::vector<int> const candidates{10, 11, 12, 13};
+  auto const distance = [](int id) -> std::size_t { return id == 11 || id == 13 ? 5 : static_cast<std::size_t>(id); };
+  auto const all = [](int) { return true; };
+  CHECK(hydra::furthest_next_use(candidates, all, distance) == 12);
+  auto const not_twelve = [](int id) { return id != 12; };
+  CHECK(hydra::furthest_next_use(candidates, not_twelve, distance) == 10);
+  auto const odd = [](int id) { return id % 2 == 1; };
+  CHECK(hydra::furthest_next_use(candidates, odd, distance) == 11); // 11 and 13 tie: the first
+  CHECK_FALSE(hydra::furthest_next_use(
+                  candidates, [](int) { return false; }, distance)
+                  .has_value());
+  auto const never_again = [](int id) { return id == 12 ? never : std::size_t{1}; };
+  CHECK(hydra::furthest_next_use(candidates, all, never_again) == 12);
+}
+
+TEST_CASE("the working-set rule leaves room for the running task and the one queued behind it") {
+  static_assert(hydra::working_set_limit(100) == 50);
+  CHECK(2 * hydra::working_set_limit(1001) <= 1001);
+}
