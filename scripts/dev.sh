@@ -113,8 +113,9 @@ case "$command" in
   bench)
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target pool_bench copy_bench spill_bench scheduler_bench sweep_bench sim_bench
-    for program in pool_bench copy_bench spill_bench scheduler_bench sweep_bench sim_bench; do
+    benchmarks=(pool_bench copy_bench spill_bench scheduler_bench sweep_bench runtime_overhead_bench sim_bench)
+    cmake --build --preset release --target "${benchmarks[@]}"
+    for program in "${benchmarks[@]}"; do
       ./build/release/bench/$program
     done
     ;;

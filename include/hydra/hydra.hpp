@@ -34,6 +34,7 @@
 #include "hydra/memory/stream_ordered_pool.hpp"
 
 #include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/eviction.hpp"
 #include "hydra/sched/policies.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <ranges>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/residency_table.hpp"
+#include "hydra/sched/eviction.hpp"
 
 namespace hydra {
 
@@ -216,18 +218,11 @@ private:
   bool make_room(std::size_t bytes, next_use_function const& next_use) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
     while (device_->statistics().largest_free_block < needed) {
-      shard_id victim = table_.size();
-      std::size_t furthest = 0;
-      for (shard_id candidate = 0; candidate < table_.size(); ++candidate) {
-        if (!table_[candidate].resident() || is_pinned(candidate)) continue;
-        std::size_t const distance = next_use(candidate);
-        if (victim == table_.size() || distance > furthest) {
-          victim = candidate;
-          furthest = distance;
-        }
-      }
-      if (victim == table_.size()) return false;
-      evict(victim);
+      auto const victim = furthest_next_use(
+          std::views::iota(shard_id{0}, table_.size()),
+          [this](shard_id id) { return table_[id].resident() && !is_pinned(id); }, next_use);
+      if (!victim) return false;
+      evict(*victim);
     }
     return true;
   }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hydra/core/error.hpp"
+#include "hydra/sched/eviction.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/task.hpp"
@@ -192,24 +193,5 @@ private:
   bool keep_log_ = true;
   std::uint64_t released_ = 0;
 };
-
-// Eviction's choice (Belady's): among the `eligible` candidates, taken in the
-// caller's order, the one whose next use (`next_use(candidate)`, in tasks) is
-// furthest; the first such on ties; nothing when none is eligible.
-template <class Candidates, class Eligible, class NextUse>
-[[nodiscard]] auto furthest_next_use(Candidates const& candidates, Eligible&& eligible, NextUse&& next_use)
-    -> std::optional<std::decay_t<decltype(*std::begin(candidates))>> {
-  std::optional<std::decay_t<decltype(*std::begin(candidates))>> victim;
-  std::size_t furthest = 0;
-  for (auto const& candidate : candidates) {
-    if (!eligible(candidate)) continue;
-    std::size_t const distance = next_use(candidate);
-    if (!victim || distance > furthest) {
-      victim = candidate;
-      furthest = distance;
-    }
-  }
-  return victim;
-}
 
 } // namespace hydra

@@ -34,40 +34,10 @@
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/task.hpp"
 #include "hydra/train/any_optimizer.hpp"
+#include "hydra/train/detail/shard_home_layout.hpp"
+#include "hydra/train/detail/task_annotation.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
-
-namespace hydra::detail {
-
-inline void check_minibatch(minibatch const& data, std::size_t batch, std::size_t inputs, std::size_t classes) {
-  if (data.inputs.size() != batch * inputs || data.labels.size() != batch) {
-    throw invalid_argument("minibatch: expected " + std::to_string(batch) + " samples of " + std::to_string(inputs) +
-                           " features (" + std::to_string(batch * inputs) + " floats) and " + std::to_string(batch) +
-                           " labels, got " + std::to_string(data.inputs.size()) + " floats and " +
-                           std::to_string(data.labels.size()) + " labels");
-  }
-  for (std::size_t b = 0; b < batch; ++b) {
-    if (data.labels[b] < 0 || static_cast<std::size_t>(data.labels[b]) >= classes) {
-      throw invalid_argument("minibatch: label " + std::to_string(data.labels[b]) + " of sample " + std::to_string(b) +
-                             " is outside 0.." + std::to_string(classes - 1));
-    }
-  }
-}
-
-// A profiler range around the enqueueing of one task, on backends that offer
-// them (the CUDA backend: NVTX); nothing elsewhere.
-template <class Backend>
-auto annotate_task(Backend& backend, std::string const& model, task const& t) {
-  if constexpr (annotates<Backend>) {
-    return backend.annotate(model + " shard " + std::to_string(t.shard) +
-                            (t.pass == direction::forward ? " forward" : " backward") + ", minibatch " +
-                            std::to_string(t.minibatch));
-  } else {
-    return 0;
-  }
-}
-
-} // namespace hydra::detail
 
 namespace hydra::detail {
 
@@ -112,7 +82,7 @@ public:
                         std::to_string(optimizer_state.size()) + " optimizer values; the model needs " +
                         std::to_string(n) + " and " + std::to_string(n * k));
     for (shard const& s : graph_.shards())
-      homes_.push_back(engine_type::make_home(backend, host, stream, home_of(s, parameters, optimizer_state)));
+      homes_.push_back(engine_type::make_home(backend, host, stream, home_from(s, parameters, optimizer_state)));
   }
 
   model_runner(model_runner const&) = delete;
@@ -212,16 +182,10 @@ public:
   // Parameters and optimizer state, independent of the partition (see
   // model_snapshot). Call once the streams have drained.
   [[nodiscard]] model_snapshot state() const {
-    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
-    model_snapshot out{std::vector<float>(n), std::vector<float>(n * k), 0};
-    for (std::size_t s = 0; s < graph_.size(); ++s) {
-      auto const* home = reinterpret_cast<float const*>(homes_[s].data);
-      std::size_t const count = graph_[s].parameter_count, offset = graph_[s].parameter_offset;
-      std::copy_n(home, count, out.parameters.begin() + static_cast<std::ptrdiff_t>(offset));
-      for (std::size_t j = 0; j < k; ++j)
-        std::copy_n(home + count * (1 + j), count,
-                    out.optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset));
-    }
+    model_snapshot out{std::vector<float>(model_.parameter_count()),
+                       std::vector<float>(model_.parameter_count() * optimizer_.state_per_parameter()), 0};
+    for (std::size_t s = 0; s < graph_.size(); ++s)
+      copy_home_into(graph_[s], reinterpret_cast<float const*>(homes_[s].data), out);
     return out;
   }
 
@@ -253,19 +217,6 @@ public:
   }
 
 private:
-  // One shard's home ([parameters | optimizer value 0 | value 1 ...]) from a snapshot.
-  std::vector<float> home_of(shard const& s, std::vector<float> const& parameters,
-                             std::vector<float> const& optimizer_state) const {
-    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
-    std::size_t const count = s.parameter_count, offset = s.parameter_offset;
-    std::vector<float> home(count * (1 + k));
-    std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), count, home.begin());
-    for (std::size_t j = 0; j < k; ++j)
-      std::copy_n(optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset), count,
-                  home.begin() + static_cast<std::ptrdiff_t>(count * (1 + j)));
-    return home;
-  }
-
   struct step_state {
     explicit step_state(std::size_t shards)
         : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}

@@ -1,0 +1,406 @@
+// The discrete-event simulation behind sim::simulate (see sim/simulator.hpp for
+// what it models): the sweep driver's launches carried out by a cost model of
+// each device's three streams, its memory and its host link.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/sched/eviction.hpp"
+#include "hydra/sched/policy.hpp"
+#include "hydra/sched/sweep_driver.hpp"
+#include "hydra/sched/task.hpp"
+#include "hydra/sim/report.hpp"
+#include "hydra/sim/workload.hpp"
+#include "hydra/trace/trace_recorder.hpp"
+
+namespace hydra::sim {
+
+namespace detail {
+
+inline constexpr std::uint32_t no_device = std::numeric_limits<std::uint32_t>::max();
+inline constexpr std::uint32_t no_shard = std::numeric_limits<std::uint32_t>::max();
+
+template <class Policy>
+class simulation {
+public:
+  simulation(workload const& w, Policy& policy, options const& o)
+      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver) {
+    driver_.core().keep_decision_log(o.keep_decisions);
+    driver_.keep_log(false);
+    std::size_t shard_count = 0;
+    for (auto const& model : w.models) {
+      bases_.push_back(shard_count);
+      shard_count += model.shards.size();
+    }
+    shards_.resize(shard_count);
+    models_.resize(w.models.size());
+    devices_.resize(w.devices.size());
+    for (std::size_t m = 0; m < w.models.size(); ++m)
+      for (std::size_t s = 0; s < w.models[m].shards.size(); ++s) {
+        auto& shard = shards_[bases_[m] + s];
+        shard.spec = &w.models[m].shards[s];
+        shard.model = m;
+        shard.index = s;
+      }
+    for (std::size_t d = 0; d < devices_.size(); ++d) devices_[d].spec = &w.devices[d];
+  }
+
+  report run() {
+    driver_.run(
+        policy_, [this](task const& t, std::size_t d) { return launch(t, d); }, [this] { complete_next(); },
+        "simulator");
+    if (replayed_ < options_.replay.size())
+      throw error("simulator: replay diverged: the sweep ended here after " + std::to_string(replayed_) + " of " +
+                  std::to_string(options_.replay.size()) + " recorded events");
+    return make_report();
+  }
+
+private:
+  struct shard_state {
+    shard_spec const* spec = nullptr;
+    std::size_t model = 0, index = 0;
+    std::uint32_t device = no_device;
+    bool state_on_device = false; // else parameters only
+    double ready_at = 0;          // its last fetch landed
+    double home_ready_at = 0;     // its last write-back landed
+    double last_use_end = 0;      // compute end of its last task
+  };
+
+  struct model_state {
+    double checkpoint_home_at = 0; // the last boundary copy-out landed
+  };
+
+  struct pending_free {
+    double at;
+    std::uint64_t bytes;
+  };
+
+  struct device_state {
+    device_spec const* spec = nullptr;
+    double compute_free = 0, h2d_free = 0, d2h_free = 0;
+    std::uint64_t used = 0;            // resident extents and scratch, as the pool would count them
+    std::vector<pending_free> pending; // freed on a stream that has not reached the free yet
+    std::uint64_t pending_bytes = 0;
+    std::vector<std::uint32_t> resident; // global shard ids
+    double busy = 0;
+  };
+
+  struct completion {
+    double time;
+    std::uint64_t sequence;
+    std::size_t device;
+    task what;
+    // std::push_heap keeps the greatest on top: "less" means later.
+    friend bool operator<(completion const& a, completion const& b) noexcept {
+      return a.time != b.time ? a.time > b.time : a.sequence > b.sequence;
+    }
+  };
+
+  // Queues a copy on one direction of device d's link; returns when it lands.
+  double copy(device_state& device, bool to_device, double earliest, std::uint64_t bytes) {
+    if (bytes == 0) return earliest;
+    double& link = to_device ? device.h2d_free : device.d2h_free;
+    double start = std::max(earliest, link);
+    double const rate = to_device ? device.spec->h2d_bytes_per_second : device.spec->d2h_bytes_per_second;
+    double end = start + copy_seconds(bytes, rate, device.spec->latency_seconds);
+    if (workload_.shared_host_bytes_per_second > 0) {
+      double const shared = static_cast<double>(bytes) / workload_.shared_host_bytes_per_second;
+      start = reserve_shared_link(start, shared);
+      end = std::max(start + copy_seconds(bytes, rate, device.spec->latency_seconds), start + shared);
+    }
+    link = end;
+    (to_device ? bytes_to_device_ : bytes_to_host_) += bytes;
+    return end;
+  }
+
+  // The shared host link: the earliest gap of `duration` at or after
+  // `earliest` among the copies already booked on it (first fit), booked.
+  double reserve_shared_link(double earliest, double duration) {
+    while (!shared_busy_.empty() && shared_busy_.begin()->second <= now_) shared_busy_.erase(shared_busy_.begin());
+    double at = earliest;
+    auto next = shared_busy_.upper_bound(at);
+    if (next != shared_busy_.begin()) at = std::max(at, std::prev(next)->second);
+    for (; next != shared_busy_.end() && next->first < at + duration; ++next) at = std::max(at, next->second);
+    if (duration > 0) shared_busy_.emplace(at, at + duration);
+    return at;
+  }
+
+  void evict(std::size_t d, std::uint32_t id) {
+    auto& device = devices_[d];
+    auto& shard = shards_[id];
+    // As the spill engine does it: the free is queued on the spill stream,
+    // behind everything already there and the extent's last compute use and
+    // fetch; a fetch that reuses the memory waits for it.
+    double const at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
+    device.d2h_free = at;
+    device.used -= shard.spec->state_bytes;
+    device.pending.push_back({at, shard.spec->state_bytes});
+    device.pending_bytes += shard.spec->state_bytes;
+    device.resident.erase(std::find(device.resident.begin(), device.resident.end(), id));
+    shard.device = no_device;
+    shard.state_on_device = false;
+    ++evictions_;
+  }
+
+  // Makes room for `bytes` on d; returns when the memory is usable (a pending
+  // free it relies on has reached the spill stream), or nothing when only pinned
+  // shards could give it.
+  std::optional<double> make_room(std::size_t d, std::uint64_t bytes) {
+    auto& device = devices_[d];
+    std::uint64_t const capacity = device.spec->memory_bytes;
+    while (capacity - device.used < bytes) {
+      auto const victim = furthest_next_use(
+          device.resident, [&](std::uint32_t id) { return !pinned(d, id); },
+          [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
+      if (!victim) return std::nullopt;
+      evict(d, *victim);
+    }
+    // Free now (counting pending frees as free) is enough; which pending frees
+    // must land first? Those beyond what was free before them, oldest first.
+    double usable_at = 0;
+    std::uint64_t settled_free = capacity - device.used - device.pending_bytes;
+    while (settled_free < bytes && !device.pending.empty()) {
+      auto const soonest = std::min_element(device.pending.begin(), device.pending.end(),
+                                            [](pending_free const& a, pending_free const& b) { return a.at < b.at; });
+      usable_at = std::max(usable_at, soonest->at);
+      settled_free += soonest->bytes;
+      device.pending_bytes -= soonest->bytes;
+      device.pending.erase(soonest);
+    }
+    device.used += bytes;
+    return usable_at;
+  }
+
+  void settle_frees(device_state& device) {
+    std::erase_if(device.pending, [&](pending_free const& p) {
+      if (p.at > now_) return false;
+      device.pending_bytes -= p.bytes;
+      return true;
+    });
+  }
+
+  launch_outcome launch(task const& t, std::size_t d) {
+    if (!options_.replay.empty()) {
+      driver_event const& recorded = next_recorded("a launch of " + describe(t) + " on device " + std::to_string(d));
+      using kind = driver_event::kind;
+      if ((recorded.what != kind::launched && recorded.what != kind::no_room && recorded.what != kind::stopped) ||
+          recorded.task != t || recorded.device != d)
+        throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": here a launch of " +
+                    describe(t) + " on device " + std::to_string(d) + ", recorded " + describe_event(recorded));
+      if (recorded.what == kind::no_room) return launch_outcome::no_room;
+      if (recorded.what == kind::stopped) return launch_outcome::stopped;
+    }
+    auto& device = devices_[d];
+    settle_frees(device);
+    auto const& model_spec = workload_.models[t.model];
+    std::size_t const shards = model_spec.shards.size();
+    auto const id = static_cast<std::uint32_t>(bases_[t.model] + t.shard);
+    auto& shard = shards_[id];
+    shard_spec const& spec = *shard.spec;
+    bool const forward = t.pass == direction::forward;
+
+    if (shard.device != no_device && shard.device != d) { // one device holds a shard at a time
+      evict(shard.device, id);
+      ++cross_device_moves_;
+    }
+    launching_ = id;
+    launching_on_ = d;
+    auto unpin = [&] { launching_ = no_shard; };
+
+    // Prefetch stream: extent, state, scratch, inputs.
+    double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = now_;
+    auto h2d = [&](double earliest, std::uint64_t bytes) {
+      if (bytes == 0) return std::max(earliest, now_);
+      fetch_start = std::min(fetch_start, std::max({earliest, now_, device.h2d_free}));
+      fetch_end = copy(device, true, std::max(earliest, now_), bytes);
+      return fetch_end;
+    };
+    std::uint64_t const parameters =
+        spec.parameter_bytes ? std::min(spec.parameter_bytes, spec.state_bytes) : spec.state_bytes;
+    double state_ready = shard.ready_at;
+    if (shard.device != d) {
+      auto const usable = make_room(d, spec.state_bytes);
+      if (!usable) {
+        unpin();
+        return launch_outcome::no_room;
+      }
+      shard.device = static_cast<std::uint32_t>(d);
+      shard.state_on_device = false;
+      device.resident.push_back(id);
+      std::uint64_t const bytes = forward ? parameters : spec.state_bytes;
+      state_ready = h2d(std::max(*usable, shard.home_ready_at), bytes);
+      shard.state_on_device = !forward;
+      ++fetches_;
+    } else if (!forward && !shard.state_on_device) {
+      state_ready = h2d(shard.home_ready_at, spec.state_bytes - parameters);
+      shard.state_on_device = true;
+      ++fetches_;
+    } else if (!forward) {
+      // Resident with its state: the update must not overtake the last write-back.
+      state_ready = std::max(state_ready, shard.home_ready_at);
+    }
+    shard.ready_at = std::max(shard.ready_at, state_ready);
+
+    auto const scratch_room = make_room(d, spec.scratch_bytes);
+    if (!scratch_room) {
+      // The shard stays resident (it is cache); the task goes back to the ready set.
+      unpin();
+      return launch_outcome::no_room;
+    }
+    auto& model = models_[t.model];
+    double inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
+    if (!forward && t.shard + 1 < shards)
+      inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
+
+    // Compute stream.
+    double const seconds = forward ? spec.forward_seconds : spec.backward_seconds;
+    double const earliest = std::max(device.compute_free, now_);
+    double const start = std::max({earliest, shard.ready_at, inputs_ready});
+    copy_wait_ += start - earliest;
+    double const end = start + seconds;
+    device.compute_free = end;
+    device.busy += seconds;
+    shard.last_use_end = end;
+
+    // Spill stream: write-back, output copy, scratch free, completion.
+    double spill_start = std::max(device.d2h_free, end);
+    device.d2h_free = spill_start;
+    std::uint64_t const output = forward ? (t.shard + 1 < shards ? model_spec.shards[t.shard + 1].input_bytes : 0)
+                                         : (t.shard > 0 ? spec.input_bytes : 0);
+    double const output_home = copy(device, false, end, output);
+    model.checkpoint_home_at = std::max(output_home, end);
+    double const done = device.d2h_free; // the model's next task may start: it needs nothing more from here
+    if (spec.scratch_bytes > 0) {
+      device.used -= spec.scratch_bytes;
+      device.pending.push_back({done, spec.scratch_bytes});
+      device.pending_bytes += spec.scratch_bytes;
+    }
+    // The update goes home behind the completion, off the model's chain.
+    if (!forward) shard.home_ready_at = copy(device, false, end, spec.state_bytes);
+    unpin();
+    completions_.push_back({done, sequence_++, d, t});
+    std::push_heap(completions_.begin(), completions_.end());
+    ++tasks_;
+
+    if (options_.record_trace) {
+      std::string const& name = model_spec.name;
+      auto ns = [](double seconds_) { return std::chrono::nanoseconds(std::llround(seconds_ * 1e9)); };
+      if (std::isfinite(fetch_start))
+        trace_.push_back({t, name, d, stream_role::prefetch, ns(fetch_start), ns(fetch_end)});
+      trace_.push_back({t, name, d, stream_role::compute, ns(start), ns(end)});
+      if (done > spill_start) trace_.push_back({t, name, d, stream_role::spill, ns(spill_start), ns(done)});
+    }
+    return launch_outcome::launched;
+  }
+
+  // Whether `id` must stay on device d: a shard of a task queued there, or of the one being launched.
+  [[nodiscard]] bool pinned(std::size_t d, std::uint32_t id) const {
+    if (id == launching_ && d == launching_on_) return true;
+    for (task const& t : driver_.queued(d))
+      if (bases_[t.model] + t.shard == id) return true;
+    return false;
+  }
+
+  // The next completion: the earliest (ties: the earliest launched), or, when
+  // replaying, the recorded one, followed by the cost updates recorded after it.
+  void complete_next() {
+    if (options_.replay.empty()) {
+      std::pop_heap(completions_.begin(), completions_.end());
+      completion const done = completions_.back();
+      completions_.pop_back();
+      now_ = done.time;
+      driver_.complete(done.what, done.device);
+      return;
+    }
+    driver_event const& recorded = next_recorded("a completion");
+    using kind = driver_event::kind;
+    auto const at = std::find_if(completions_.begin(), completions_.end(), [&](completion const& c) {
+      return c.device == recorded.device && c.what == recorded.task;
+    });
+    if ((recorded.what != kind::completed && recorded.what != kind::failed) || at == completions_.end())
+      throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": recorded " +
+                  describe_event(recorded) + ", which is not in flight here");
+    completion const done = *at;
+    completions_.erase(at);
+    std::make_heap(completions_.begin(), completions_.end());
+    now_ = std::max(now_, done.time);
+    if (recorded.what == kind::failed)
+      driver_.fail(done.what, done.device);
+    else
+      driver_.complete(done.what, done.device);
+    while (replayed_ < options_.replay.size() && options_.replay[replayed_].what == kind::costs_updated) {
+      auto const& update = options_.replay[replayed_++];
+      driver_.update_costs(update.task.model, update.costs);
+    }
+  }
+
+  driver_event const& next_recorded(std::string const& wanted) {
+    if (replayed_ >= options_.replay.size())
+      throw error("simulator: replay diverged: the recorded run ends after " + std::to_string(replayed_) +
+                  " events, here " + wanted + " follows");
+    return options_.replay[replayed_++];
+  }
+
+  static std::string describe_event(driver_event const& e) {
+    static char const* const names[] = {"launch",     "launch without room", "launch that stopped its model",
+                                        "completion", "failed completion",   "cost update"};
+    return std::string(names[static_cast<std::size_t>(e.what)]) + " of " + describe(e.task) + " on device " +
+           std::to_string(e.device);
+  }
+
+  report make_report() {
+    report out;
+    out.policy = policy_.name();
+    double makespan = 0;
+    for (auto const& device : devices_)
+      makespan = std::max({makespan, device.compute_free, device.h2d_free, device.d2h_free});
+    out.makespan_seconds = makespan;
+    out.bound = lower_bound(workload_);
+    for (auto const& device : devices_) out.device_busy_fraction.push_back(makespan > 0 ? device.busy / makespan : 0);
+    out.tasks = tasks_;
+    out.bytes_to_device = bytes_to_device_;
+    out.bytes_to_host = bytes_to_host_;
+    out.fetches = fetches_;
+    out.evictions = evictions_;
+    out.cross_device_moves = cross_device_moves_;
+    out.released = driver_.released();
+    out.copy_wait_seconds = copy_wait_;
+    out.decisions = driver_.core().decisions();
+    out.trace = std::move(trace_);
+    return out;
+  }
+
+  workload const& workload_;
+  Policy& policy_;
+  options options_;
+  sweep_driver driver_;
+  std::vector<std::size_t> bases_;
+  std::vector<shard_state> shards_;
+  std::vector<model_state> models_;
+  std::vector<device_state> devices_;
+  std::vector<completion> completions_; // a heap: the earliest on top
+  std::vector<trace_slice> trace_;
+  double now_ = 0;
+  std::map<double, double> shared_busy_; // booked copies on the shared host link: start -> end
+  std::uint64_t sequence_ = 0, tasks_ = 0, bytes_to_device_ = 0, bytes_to_host_ = 0, fetches_ = 0, evictions_ = 0,
+                cross_device_moves_ = 0;
+  std::uint32_t launching_ = no_shard; // the shard of the task being launched
+  std::size_t launching_on_ = 0;
+  std::size_t replayed_ = 0;
+  double copy_wait_ = 0;
+};
+
+} // namespace detail
+
+} // namespace hydra::sim

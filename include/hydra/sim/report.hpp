@@ -1,0 +1,55 @@
+// What a simulation is asked (options) and what it answers (report).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/sweep_driver.hpp"
+#include "hydra/sim/workload.hpp"
+#include "hydra/trace/trace_recorder.hpp"
+
+namespace hydra::sim {
+
+struct options {
+  driver_options driver{};     // the same options the runtime's driver takes (queue depth)
+  bool record_trace = false;   // report::trace: one slice per task and stream used
+  bool keep_decisions = false; // report::decisions: every (device, task) in order
+  // Replay a recorded run (sweep_report::driver_log): completions come in the
+  // recorded order instead of by simulated time, a launch the run could not
+  // place (or whose model it stopped) ends the same way here, and cost updates
+  // arrive where they did. The simulator's driver then takes the recorded
+  // run's decisions, or the replay stops with an error at the first that
+  // differs. Simulated times are computed as usual.
+  std::vector<driver_event> replay{};
+};
+
+struct report {
+  std::string policy;
+  double makespan_seconds = 0;
+  lower_bound_parts bound;
+  std::vector<double> device_busy_fraction; // compute busy / makespan
+  std::uint64_t tasks = 0;
+  std::uint64_t bytes_to_device = 0; // shard state and activations
+  std::uint64_t bytes_to_host = 0;
+  std::uint64_t fetches = 0; // shard-state copies to a device
+  std::uint64_t evictions = 0;
+  std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device
+  std::uint64_t released = 0;           // decisions taken back: no room beside the queued tasks
+  double copy_wait_seconds = 0;         // compute idle, waiting for a launched task's copies
+  std::vector<decision> decisions;
+  std::vector<trace_slice> trace;
+
+  [[nodiscard]] double ratio_to_lower_bound() const noexcept {
+    return bound.seconds() > 0 ? makespan_seconds / bound.seconds() : 1.0;
+  }
+  [[nodiscard]] double mean_utilisation() const noexcept {
+    double sum = 0;
+    for (double busy : device_busy_fraction) sum += busy;
+    return device_busy_fraction.empty() ? 0.0 : sum / static_cast<double>(device_busy_fraction.size());
+  }
+};
+
+} // namespace hydra::sim

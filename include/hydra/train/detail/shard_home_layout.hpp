@@ -1,0 +1,41 @@
+// A shard's home in host memory holds its parameters, then each of the
+// optimizer's values per parameter: [parameters | value 0 | value 1 ...], one
+// contiguous block that one copy moves. A snapshot holds the same numbers in
+// layer order, independent of the partition (see model_snapshot). These convert
+// between the two.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "hydra/graph/shard_graph.hpp"
+#include "hydra/train/model_snapshot.hpp"
+
+namespace hydra::detail {
+
+// Shard `s`'s home from a snapshot's parameters and optimizer state (n
+// parameters in all, k optimizer values per parameter).
+[[nodiscard]] inline std::vector<float> home_from(shard const& s, std::vector<float> const& parameters,
+                                                  std::vector<float> const& optimizer_state) {
+  std::size_t const n = parameters.size(), k = s.state_floats_per_parameter;
+  std::size_t const count = s.parameter_count, offset = s.parameter_offset;
+  std::vector<float> home(count * (1 + k));
+  std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), count, home.begin());
+  for (std::size_t j = 0; j < k; ++j)
+    std::copy_n(optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset), count,
+                home.begin() + static_cast<std::ptrdiff_t>(count * (1 + j)));
+  return home;
+}
+
+// Writes shard `s`'s home into `out` (whose arrays are sized for the whole model).
+inline void copy_home_into(shard const& s, float const* home, model_snapshot& out) {
+  std::size_t const n = out.parameters.size(), k = s.state_floats_per_parameter;
+  std::size_t const count = s.parameter_count, offset = s.parameter_offset;
+  std::copy_n(home, count, out.parameters.begin() + static_cast<std::ptrdiff_t>(offset));
+  for (std::size_t j = 0; j < k; ++j)
+    std::copy_n(home + count * (1 + j), count,
+                out.optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset));
+}
+
+} // namespace hydra::detail
