@@ -1,14 +1,16 @@
 // The CUDA backend's parts that must behave on any machine, GPU or not:
 // device_count() is 0 without a device or driver, the backend refuses to start
 // without one, pinning failures name the request, the progress and the
-// RLIMIT_MEMLOCK limit, copies are cut at pinned-chunk boundaries, and budgets
-// are checked against free memory.
+// RLIMIT_MEMLOCK limit, copies are cut at pinned-chunk boundaries, budgets are
+// checked against free memory, and the GPU programs' gate skips only where
+// there is no GPU.
 #include <doctest/doctest.h>
 
 #include <cuda_runtime_api.h>
 
 #include <string>
 
+#include "gpu/device_gate.hpp"
 #include "hydra/backend/cuda/cuda_backend.hpp"
 
 using namespace hydra::literals;
@@ -72,4 +74,30 @@ TEST_CASE("a budget must fit the free memory less the headroom, and the refusal 
   // Less free than the headroom: nothing fits.
   CHECK(budget_refusal(0, 1_MiB, 256_MiB, total, headroom).find("leaves at most 0") != std::string::npos);
   CHECK(budget_refusal(0, 1, free, total, headroom).find("below the minimum") != std::string::npos);
+}
+
+TEST_CASE("GPU programs run with a device, skip without one, and fail where CUDA is broken or a GPU was required") {
+  using gpu_testing::decide;
+  using gpu_testing::gate;
+  using hydra::cuda::device_presence;
+  CHECK(decide(device_presence::present, false) == gate::run);
+  CHECK(decide(device_presence::present, true) == gate::run);
+  CHECK(decide(device_presence::absent, false) == gate::skip);
+  CHECK(decide(device_presence::absent, true) == gate::fail);
+  CHECK(decide(device_presence::broken, false) == gate::fail);
+  CHECK(decide(device_presence::broken, true) == gate::fail);
+  // This machine: the gate agrees with the runtime's answer (77 only for "absent").
+  auto const found = hydra::cuda::query_devices();
+  auto const verdict = gpu_testing::pass_gate("cuda_status_tests");
+  switch (found.presence) {
+  case device_presence::present:
+    CHECK_FALSE(verdict.has_value());
+    break;
+  case device_presence::absent:
+    CHECK(verdict == (gpu_testing::gpu_required() ? 1 : gpu_testing::skip_exit_code));
+    break;
+  case device_presence::broken:
+    CHECK(verdict == 1);
+    break;
+  }
 }
