@@ -28,9 +28,11 @@ struct cuda_training {
 };
 
 outcome train_on_cuda(options const& o, std::ostream& log) {
-  if (hydra::cuda::device_count() == 0) // before the data is loaded
-    throw hydra::invalid_argument("--backend cuda: no CUDA device (cudaGetDeviceCount reports none, or there is "
-                                  "no driver); use --backend host");
+  // Before the data is loaded: no GPU, or a GPU that CUDA cannot use, says so at once.
+  auto const found = hydra::cuda::query_devices();
+  if (found.presence == hydra::cuda::device_presence::absent)
+    throw hydra::invalid_argument("--backend cuda: " + found.describe() + "; use --backend host");
+  if (found.presence == hydra::cuda::device_presence::broken) throw hydra::error("--backend cuda: " + found.describe());
   return run_with<cuda_training>(o, log);
 }
 

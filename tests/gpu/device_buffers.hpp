@@ -33,7 +33,8 @@ inline double max_relative_error(std::vector<float> const& got, std::vector<floa
   return worst;
 }
 
-// Device memory for one test, copied from and to host vectors, freed at scope end.
+// Device memory for one test, copied from and to host vectors, freed at scope
+// end. An upload has landed when it returns, for work on any stream.
 struct device_buffers {
   std::vector<void*> pointers;
   device_buffers() = default;
@@ -47,8 +48,13 @@ struct device_buffers {
   T* upload(std::vector<T> const& host) {
     void* p = nullptr;
     HYDRA_CHECK(cudaMalloc(&p, std::max<std::size_t>(1, host.size() * sizeof(T))));
-    HYDRA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
     pointers.push_back(p);
+    HYDRA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+    // From pageable memory cudaMemcpy may return before its DMA has landed,
+    // and the backend's non-blocking streams do not wait for the legacy
+    // stream it ran on: wait for that stream here (only for it, so that a
+    // test holding a backend stream behind a gate cannot deadlock).
+    HYDRA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
     return static_cast<T*>(p);
   }
   float* make(std::size_t n) { return upload(std::vector<float>(n, 0.0F)); }

@@ -22,13 +22,16 @@ struct on_cuda_backend {
   }
 };
 
-// Device memory: synchronous cudaMemset and cudaMemcpy on the legacy default
-// stream, which does not wait for hydra's non-blocking streams (a gate may hold them).
+// Device memory: cudaMemset and cudaMemcpy on the legacy default stream, which
+// does not wait for hydra's non-blocking streams (a gate may hold them). A
+// memset of device memory may return before it ran, so fill waits for the
+// legacy stream alone.
 struct device_pool_on_cuda : on_cuda_backend {
   using pool = hydra::device_pool<backend_type>;
   static std::unique_ptr<pool> make(backend_type& backend) { return std::make_unique<pool>(backend, 0); }
   static void fill(backend_type&, stream_type, void* block, std::size_t bytes, std::uint8_t value) {
     HYDRA_CHECK(cudaMemset(block, value, bytes));
+    HYDRA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   }
   static bool holds(backend_type&, stream_type, void const* block, std::size_t bytes, std::uint8_t value) {
     std::vector<std::uint8_t> copy(bytes);

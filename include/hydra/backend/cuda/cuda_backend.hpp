@@ -1,8 +1,9 @@
 // The backend concept over CUDA: the only part of hydra that touches the CUDA
 // runtime. Host code only (runtime API), so g++ compiles it without nvcc.
-//  - streams: created non-blocking; a spill engine's prefetch stream gets the
-//    device's highest priority, so fetches overtake write-backs on the copy
-//    engines (research/offload_peers.md: give prefetch priority over spill);
+//  - streams: created non-blocking (no implicit sync with the legacy default
+//    stream). A compute stream (stream_role::compute) gets its cuBLAS and cuDNN
+//    handles at creation, warmed up (library_handles.hpp), so that no library
+//    start-up lands inside a timed task; other streams get them on first use;
 //  - events: pooled per device (creating events is expensive and takes a
 //    driver lock), created with cudaEventDisableTiming; a default-constructed
 //    event counts as already fired, as on the host backend. Timed events
@@ -16,19 +17,30 @@
 //  - NVTX: annotate(name) opens a range in hydra's domain (the trainers name
 //    each task with it); every copy_async is a range too;
 //  - host work: cudaLaunchHostFunc; an exception thrown there is kept and
-//    reported by the next synchronize() of that stream, as a stream_error;
+//    reported by the next synchronize() of that stream, as a stream_error.
+//    After a device fault such host work never runs (the runtime skips host
+//    functions once the context is lost), so whoever waits for it polls
+//    check(stream), which reports the fault without waiting;
+//  - device faults: a context-poisoning error is thrown once as device_fault
+//    (status.hpp); after that, the calls that only order or wait (record,
+//    wait for, query or synchronize an event) do nothing, so that pools and
+//    spill engines can still be destroyed, while every call that starts work
+//    keeps throwing;
 //  - memory: each device's budget is one cudaMalloc slab behind hydra's own
 //    stream-ordered pool (device_pool), host memory one pinned range behind
 //    host_pool. Why a slab and not cudaMallocAsync from a dedicated pool: the
 //    same pool code and counters as on the host backend, tested there, and a
-//    budget that is a hard number. The benchmark the CUDA-backend issue asks
-//    for (slab pool vs cudaMalloc vs cudaMallocAsync) has not run on a GPU yet.
+//    budget that is a hard number. The budget must fit the device's free
+//    memory once the CUDA context and a warmed set of library handles exist,
+//    less headroom for what the libraries allocate later (their workspaces
+//    and lazily loaded kernels live outside the budget).
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -36,12 +48,17 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <source_location>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hydra/backend/backend.hpp"
+#include "hydra/backend/cuda/cuda_stream.hpp"
 #include "hydra/backend/cuda/device.hpp"
+#include "hydra/backend/cuda/device_scope.hpp"
+#include "hydra/backend/cuda/library_handles.hpp"
 #include "hydra/backend/cuda/nvtx.hpp"
 #include "hydra/backend/cuda/pinned_host_memory.hpp"
 #include "hydra/backend/cuda/status.hpp"
@@ -55,113 +72,30 @@ struct cuda_backend_options {
   // One entry per device used (devices 0..n-1): the bytes hydra may use there.
   std::vector<std::size_t> device_budgets;
   std::size_t pin_chunk_bytes = default_pin_chunk_bytes;
+  // Device memory each budget must leave free beyond what the CUDA context and
+  // one warmed set of cuBLAS/cuDNN handles take when the backend starts: the
+  // cuBLAS workspace of each compute stream's handle (32 MiB recommended on
+  // Hopper), kernels loaded on first use, cuDNN's own allocations.
+  std::size_t headroom_bytes = 512_MiB;
 };
 
 namespace detail {
 
-// Switches the calling thread's current device for a scope.
-class device_scope {
-public:
-  explicit device_scope(std::size_t device) {
-    HYDRA_CHECK(cudaGetDevice(&previous_));
-    if (previous_ != static_cast<int>(device)) HYDRA_CHECK(cudaSetDevice(static_cast<int>(device)));
-  }
-  device_scope(device_scope const&) = delete;
-  device_scope& operator=(device_scope const&) = delete;
-  ~device_scope() { static_cast<void>(cudaSetDevice(previous_)); }
-
-private:
-  int previous_ = 0;
-};
-
-struct stream_state {
-  cudaStream_t handle = nullptr;
-  std::size_t device = 0;
-  std::uint64_t id = 0;
-  std::string name;
-  std::mutex mutex;
-  std::exception_ptr failure; // the first exception thrown by host work on it
-  // Library handles bound to this stream, made on first use (layers on the
-  // stream's device share them; one stream's work is issued from one thread).
-  cublasHandle_t cublas = nullptr;
-  cudnnHandle_t cudnn = nullptr;
-};
-
-// Reusable events of one device. Shared with every event handed out, so an
-// event released after the backend is gone still finds its pool.
-class event_pool {
-public:
-  explicit event_pool(std::size_t device, unsigned flags = cudaEventDisableTiming) : device_(device), flags_(flags) {}
-  event_pool(event_pool const&) = delete;
-  event_pool& operator=(event_pool const&) = delete;
-  ~event_pool() {
-    for (cudaEvent_t e : free_) static_cast<void>(cudaEventDestroy(e));
-  }
-
-  cudaEvent_t take() {
-    {
-      std::lock_guard lock(mutex_);
-      if (!free_.empty()) {
-        cudaEvent_t e = free_.back();
-        free_.pop_back();
-        return e;
-      }
-    }
-    device_scope on(device_);
-    cudaEvent_t e = nullptr;
-    HYDRA_CHECK(cudaEventCreateWithFlags(&e, flags_));
-    return e;
-  }
-  void give_back(cudaEvent_t e) noexcept {
-    std::lock_guard lock(mutex_);
-    free_.push_back(e);
-  }
-
-private:
-  std::size_t device_;
-  unsigned flags_;
-  std::mutex mutex_;
-  std::vector<cudaEvent_t> free_;
-};
+// Why a slab of `budget` bytes cannot be reserved on `device`, given its free
+// and total memory now (the context and warmed handles already made); empty
+// when it can.
+[[nodiscard]] inline std::string budget_refusal(std::size_t device, std::size_t budget, std::size_t free,
+                                                std::size_t total, std::size_t headroom) {
+  std::string const which = "cuda_backend: device " + std::to_string(device) + " budget " + format_bytes(budget);
+  if (budget < allocation_alignment) return which + " is below the minimum of " + format_bytes(allocation_alignment);
+  std::size_t const usable = free > headroom ? free - headroom : 0;
+  if (budget <= usable) return {};
+  return which + " does not fit: " + format_bytes(free) + " of its " + format_bytes(total) +
+         " are free after the CUDA context and the cuBLAS/cuDNN handles, less " + format_bytes(headroom) +
+         " of headroom for the libraries (cuda_backend_options::headroom_bytes) leaves at most " + format_bytes(usable);
+}
 
 } // namespace detail
-
-class cuda_stream {
-public:
-  cuda_stream() = default;
-  [[nodiscard]] std::uint64_t id() const noexcept { return state_ ? state_->id : 0; }
-  [[nodiscard]] cudaStream_t handle() const noexcept { return state_ ? state_->handle : nullptr; }
-  [[nodiscard]] std::size_t device() const noexcept { return state_ ? state_->device : 0; }
-  friend bool operator==(cuda_stream const& a, cuda_stream const& b) noexcept { return a.state_ == b.state_; }
-
-private:
-  friend class cuda_backend;
-  explicit cuda_stream(detail::stream_state* state) : state_(state) {}
-  detail::stream_state* state_ = nullptr;
-};
-
-class cuda_event {
-public:
-  cuda_event() = default; // never recorded: counts as fired
-  [[nodiscard]] cudaEvent_t handle() const noexcept { return slot_ ? *slot_ : nullptr; }
-
-private:
-  friend class cuda_backend;
-  explicit cuda_event(std::shared_ptr<cudaEvent_t> slot) : slot_(std::move(slot)) {}
-  std::shared_ptr<cudaEvent_t> slot_;
-};
-
-// An event that records a time, for elapsed_seconds.
-class cuda_timed_event {
-public:
-  cuda_timed_event() = default;
-  [[nodiscard]] cudaEvent_t handle() const noexcept { return event_.handle(); }
-
-private:
-  friend class cuda_backend;
-  explicit cuda_timed_event(cuda_event event) : event_(std::move(event)) {}
-  cuda_event event_;
-};
 
 class cuda_backend {
 public:
@@ -170,25 +104,21 @@ public:
   using timed_event = cuda_timed_event;
 
   explicit cuda_backend(cuda_backend_options options) : options_(std::move(options)) {
-    std::size_t const available = hydra::cuda::device_count(); // not the member: the machine's count
-    hydra::detail::expects(available > 0,
-                           "cuda_backend: no CUDA device (cudaGetDeviceCount reports none, or there is no driver)");
+    device_report const found = query_devices(); // not device_count(): the machine's count
+    if (found.presence == device_presence::absent) throw invalid_argument("cuda_backend: " + found.describe());
+    if (found.presence == device_presence::broken) {
+      throw backend_error("CUDA", cudaGetErrorName(found.status), found.describe(), "cudaGetDeviceCount",
+                          std::source_location::current());
+    }
     hydra::detail::expects(!options_.device_budgets.empty(), "cuda_backend: device count is 0; at least 1 is required");
-    hydra::detail::expects(options_.device_budgets.size() <= available,
+    hydra::detail::expects(options_.device_budgets.size() <= static_cast<std::size_t>(found.devices),
                            "cuda_backend: " + std::to_string(options_.device_budgets.size()) +
-                               " devices requested, but this machine has " + std::to_string(available));
+                               " devices requested, but this machine has " + std::to_string(found.devices));
     for (std::size_t d = 0; d < options_.device_budgets.size(); ++d) {
-      detail::device_scope on(d);
-      std::size_t free = 0, total = 0;
-      HYDRA_CHECK(cudaMemGetInfo(&free, &total));
-      hydra::detail::expects(options_.device_budgets[d] >= allocation_alignment,
-                             "cuda_backend: device " + std::to_string(d) + " budget " +
-                                 format_bytes(options_.device_budgets[d]) + " is below the minimum of " +
-                                 format_bytes(allocation_alignment));
-      hydra::detail::expects(options_.device_budgets[d] <= total,
-                             "cuda_backend: device " + std::to_string(d) + " budget " +
-                                 format_bytes(options_.device_budgets[d]) + " is above its memory (" +
-                                 format_bytes(total) + ")");
+      auto const [free, total] = free_memory_after_start_up(d);
+      std::string const refusal =
+          detail::budget_refusal(d, options_.device_budgets[d], free, total, options_.headroom_bytes);
+      if (!refusal.empty()) throw invalid_argument(refusal);
       pools_.push_back(std::make_shared<detail::event_pool>(d));
       timed_pools_.push_back(std::make_shared<detail::event_pool>(d, cudaEventDefault));
     }
@@ -197,14 +127,11 @@ public:
   cuda_backend(cuda_backend const&) = delete;
   cuda_backend& operator=(cuda_backend const&) = delete;
 
-  // Drains every stream before the memory its work may touch goes away.
+  // Drains every stream before the memory its work may touch goes away; then
+  // each stream and its handles go, on their device.
   ~cuda_backend() {
-    for (auto& s : streams_) {
-      static_cast<void>(cudaStreamSynchronize(s->handle));
-      if (s->cublas != nullptr) static_cast<void>(cublasDestroy(s->cublas));
-      if (s->cudnn != nullptr) static_cast<void>(cudnnDestroy(s->cudnn));
-      static_cast<void>(cudaStreamDestroy(s->handle));
-    }
+    for (auto& s : streams_) static_cast<void>(cudaStreamSynchronize(s->handle));
+    streams_.clear();
   }
 
   [[nodiscard]] std::size_t device_count() const noexcept { return options_.device_budgets.size(); }
@@ -221,15 +148,18 @@ public:
 
   // ---- streams and events -------------------------------------------------
 
+  // Priorities are not used: the prefetch and spill streams carry only copies
+  // and host functions, and stream priority orders kernels alone.
   cuda_stream create_stream(std::size_t device, std::string name = {}, stream_role role = stream_role::other) {
     check_device(device);
     detail::device_scope on(device);
-    int least = 0, greatest = 0; // numerically: greatest priority is the lowest number
-    HYDRA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    int const priority = role == stream_role::prefetch ? greatest : least;
     auto state = std::make_unique<detail::stream_state>();
-    HYDRA_CHECK(cudaStreamCreateWithPriority(&state->handle, cudaStreamNonBlocking, priority));
+    HYDRA_CHECK(cudaStreamCreateWithFlags(&state->handle, cudaStreamNonBlocking));
     state->device = device;
+    if (role == stream_role::compute) {
+      state->libraries = std::make_unique<detail::library_handles>(device, state->handle);
+      state->libraries->warm_up(state->handle);
+    }
     std::lock_guard lock(mutex_);
     state->id = streams_.size() + 1;
     state->name = name.empty() ? "stream " + std::to_string(state->id) : std::move(name);
@@ -248,6 +178,7 @@ public:
   // task's completion arrives, which the event recorded just after the task's
   // last kernel may not have reached.
   [[nodiscard]] double elapsed_seconds(cuda_timed_event const& from, cuda_timed_event const& to) {
+    if (context_lost()) throw error("cuda_backend::elapsed_seconds: the CUDA context was lost; nothing more is timed");
     hydra::detail::expects(from.handle() != nullptr && to.handle() != nullptr,
                            "cuda_backend::elapsed_seconds: an event was never recorded");
     HYDRA_CHECK(cudaEventSynchronize(to.handle()));
@@ -257,11 +188,11 @@ public:
   }
 
   void wait_event(cuda_stream s, cuda_event const& e) {
-    if (e.handle() != nullptr) HYDRA_CHECK(cudaStreamWaitEvent(s.handle(), e.handle(), 0));
+    if (e.handle() != nullptr && !context_lost()) HYDRA_CHECK(cudaStreamWaitEvent(s.handle(), e.handle(), 0));
   }
 
   [[nodiscard]] bool query(cuda_event const& e) {
-    if (e.handle() == nullptr) return true;
+    if (e.handle() == nullptr || context_lost()) return true;
     cudaError_t const status = cudaEventQuery(e.handle());
     if (status == cudaErrorNotReady) {
       static_cast<void>(cudaGetLastError());
@@ -272,7 +203,7 @@ public:
   }
 
   void synchronize(cuda_event const& e) {
-    if (e.handle() != nullptr) HYDRA_CHECK(cudaEventSynchronize(e.handle()));
+    if (e.handle() != nullptr && !context_lost()) HYDRA_CHECK(cudaEventSynchronize(e.handle()));
   }
 
   // Waits for everything enqueued on `s`; rethrows (as stream_error) the first
@@ -294,28 +225,28 @@ public:
     }
   }
 
+  // Whether the work queued on `s` can still run, without waiting
+  // (cudaStreamQuery). Returns while it can (running or done); throws
+  // device_fault when the device's context is lost, so that nothing queued on
+  // any stream of that device, host functions included, will ever run, and
+  // backend_error for any other error the query reports. A thread that waits
+  // for host work queued on streams (the multi-model trainer's completions)
+  // calls it on each stream whenever its wait times out.
+  void check(cuda_stream s) const {
+    cudaError_t const status = cudaStreamQuery(s.handle());
+    if (status == cudaSuccess || status == cudaErrorNotReady) return;
+    std::string const call =
+        "cudaStreamQuery(stream '" + s.state_->name + "' of CUDA device " + std::to_string(s.device()) + ")";
+    hydra::check_status(status, call.c_str());
+  }
+
   // An NVTX range named `name`, open until the returned object goes.
   [[nodiscard]] static nvtx_range annotate(std::string const& name) { return nvtx_range(name); }
 
-  // cuBLAS and cuDNN handles that issue their work on `s` (made on first use).
-  [[nodiscard]] cublasHandle_t cublas(cuda_stream s) {
-    auto* state = s.state_;
-    if (state->cublas == nullptr) {
-      detail::device_scope on(state->device);
-      HYDRA_CHECK(cublasCreate(&state->cublas));
-      HYDRA_CHECK(cublasSetStream(state->cublas, state->handle));
-    }
-    return state->cublas;
-  }
-  [[nodiscard]] cudnnHandle_t cudnn(cuda_stream s) {
-    auto* state = s.state_;
-    if (state->cudnn == nullptr) {
-      detail::device_scope on(state->device);
-      HYDRA_CHECK(cudnnCreate(&state->cudnn));
-      HYDRA_CHECK(cudnnSetStream(state->cudnn, state->handle));
-    }
-    return state->cudnn;
-  }
+  // cuBLAS and cuDNN handles that issue their work on `s`: a compute stream's
+  // were made and warmed with it, any other stream's are made on first use.
+  [[nodiscard]] cublasHandle_t cublas(cuda_stream s) { return libraries(s).cublas(); }
+  [[nodiscard]] cudnnHandle_t cudnn(cuda_stream s) { return libraries(s).cudnn(); }
 
   // ---- work -----------------------------------------------------------------
 
@@ -323,10 +254,10 @@ public:
   // an exception it throws is kept for the stream's next synchronize().
   template <class Function>
   void enqueue(cuda_stream s, Function&& function) {
-    auto* item = new host_item{std::function<void()>(std::forward<Function>(function)), s.state_};
-    cudaError_t const status = cudaLaunchHostFunc(s.handle(), &run_host_item, item);
-    if (status != cudaSuccess) delete item;
-    HYDRA_CHECK(status);
+    detail::device_scope on(s.device());
+    auto item = std::make_unique<host_item>(std::function<void()>(std::forward<Function>(function)), s.state_);
+    HYDRA_CHECK(cudaLaunchHostFunc(s.handle(), &run_host_item, item.get()));
+    static_cast<void>(item.release()); // run_host_item owns it now
   }
 
   // Between pinned host memory and device memory (or device to device), in
@@ -355,6 +286,7 @@ public:
   }
 
   void memset_async(cuda_stream s, void* destination, std::uint8_t value, std::size_t bytes) {
+    detail::device_scope on(s.device());
     HYDRA_CHECK(cudaMemsetAsync(destination, value, bytes, s.handle()));
   }
 
@@ -374,11 +306,8 @@ public:
     }
     HYDRA_CHECK(status);
     return memory_reservation(slab, bytes, [device](void* data, std::size_t) {
-      int previous = 0;
-      static_cast<void>(cudaGetDevice(&previous));
-      static_cast<void>(cudaSetDevice(static_cast<int>(device)));
+      detail::device_scope const on(device, std::nothrow);
       static_cast<void>(cudaFree(data));
-      static_cast<void>(cudaSetDevice(previous));
     });
   }
 
@@ -392,7 +321,33 @@ public:
   }
 
 private:
+  // Device memory once the device's context exists and one set of library
+  // handles has been made and warmed there (their code loaded): what a budget
+  // must fit in. The handles go again; the next ones on this device start fast.
+  static std::pair<std::size_t, std::size_t> free_memory_after_start_up(std::size_t device) {
+    detail::device_scope on(device);
+    cudaStream_t made = nullptr;
+    HYDRA_CHECK(cudaStreamCreateWithFlags(&made, cudaStreamNonBlocking));
+    std::unique_ptr<CUstream_st, decltype(&cudaStreamDestroy)> const stream(made, &cudaStreamDestroy);
+    std::size_t free = 0, total = 0;
+    {
+      detail::library_handles const handles(device, stream.get());
+      handles.warm_up(stream.get());
+      HYDRA_CHECK(cudaMemGetInfo(&free, &total));
+    }
+    return {free, total};
+  }
+
+  detail::library_handles& libraries(cuda_stream s) {
+    auto* state = s.state_;
+    // Published only once made and bound to the stream.
+    if (!state->libraries) state->libraries = std::make_unique<detail::library_handles>(state->device, state->handle);
+    return *state->libraries;
+  }
+
+  // After a device fault there is nothing to order: a default event (fired).
   static cuda_event record_from(std::shared_ptr<detail::event_pool> const& pool, cuda_stream s) {
+    if (context_lost()) return cuda_event{};
     std::shared_ptr<cudaEvent_t> slot(new cudaEvent_t(pool->take()), [pool](cudaEvent_t* e) {
       pool->give_back(*e);
       delete e;
@@ -402,6 +357,7 @@ private:
   }
 
   struct host_item {
+    host_item(std::function<void()> f, detail::stream_state* on) : function(std::move(f)), stream(on) {}
     std::function<void()> function;
     detail::stream_state* stream;
   };

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "hydra/backend/cuda/cuda_backend.hpp"
+#include "hydra/backend/cuda/device_scope.hpp"
 #include "hydra/core/fault_record.hpp"
 
 #if defined(__CUDACC__)

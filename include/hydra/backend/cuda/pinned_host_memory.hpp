@@ -1,9 +1,9 @@
 // Pinned (page-locked) host memory for the spilled state: one contiguous range,
 // pinned once at start in chunks, so that no pin happens while training and a
 // failure says exactly how far it got. cudaHostRegister of an anonymous mapping
-// rather than one huge cudaHostAlloc: a large single pin is what users see fail
-// ("invalid argument" for a 7 GB cudaHostAlloc, research/offload_peers.md), and
-// chunks let the error name the bytes pinned before the failure.
+// rather than one huge cudaHostAlloc: a large single pin is what users report
+// failing ("invalid argument" for a 7 GB cudaHostAlloc), and chunks let the
+// error name the bytes pinned before the failure.
 // A copy must not span two chunks (each is its own registration): cuda_backend
 // splits copies at chunk boundaries (pinned_region::split_at).
 #pragma once
@@ -25,16 +25,18 @@
 
 namespace hydra::cuda {
 
-inline constexpr std::size_t default_pin_chunk_bytes = 512_MiB; // within the 256 MiB - 1 GiB band
+inline constexpr std::size_t default_pin_chunk_bytes = 512_MiB;
 
-// Pinning failed: carries the request, what was pinned before the failure, and
-// the process's RLIMIT_MEMLOCK (the usual culprit in containers).
+// Pinning failed: carries the request, what was pinned before the failure and
+// the runtime's error, then the process's RLIMIT_MEMLOCK. The limit is only a
+// possible cause: the NVIDIA driver does not always charge pinned memory to it
+// (large pins often work under the default limit).
 class pinning_failed : public error {
 public:
   pinning_failed(std::size_t requested, std::size_t pinned, std::string const& memlock, std::string const& cause)
       : error("pinned host memory: pinning " + format_bytes(requested) + " failed after " + format_bytes(pinned) +
-              " were pinned (" + cause + "); RLIMIT_MEMLOCK is " + memlock +
-              " (raise it with `ulimit -l` or the container's memlock limit, or lower the host budget)"),
+              " were pinned (" + cause + "); if the machine has the memory, check RLIMIT_MEMLOCK, which is " + memlock +
+              " (`ulimit -l`, or the container's memlock limit), or lower the host budget"),
         requested_(requested), pinned_(pinned) {}
   [[nodiscard]] std::size_t requested() const noexcept { return requested_; }
   [[nodiscard]] std::size_t pinned() const noexcept { return pinned_; }

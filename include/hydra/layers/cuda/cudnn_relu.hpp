@@ -1,5 +1,7 @@
-// ReLU on the CUDA backend with cuDNN's activation calls (exactly max(x, 0), so
-// it agrees bitwise with the host relu).
+// ReLU on the CUDA backend with cuDNN's activation calls: exactly max(x, 0), so
+// the forward agrees bitwise with the host relu, and so does the backward
+// except perhaps where x is exactly 0 (whether cuDNN masks the gradient with
+// x > 0 or y > 0 there is not documented).
 #pragma once
 
 #include <cudnn.h>
