@@ -207,3 +207,29 @@ TEST_CASE("many threads can enqueue onto one stream at once, per-thread order is
     CHECK(std::is_sorted(one.begin(), one.end()));
   }
 }
+
+TEST_CASE("a lost device's streams stop running their work, their waits still return, and check() names them") {
+  hydra::host_backend backend(
+      {.device_capacities = {1_MiB, 1_MiB}, .stall = {.enabled = true, .stream = 1, .after_items = 3}});
+  auto other_device = backend.create_stream(1, "other device");
+  auto stalling = backend.create_stream(0, "stalling");
+  auto same_device = backend.create_stream(0, "same device");
+  std::atomic<int> ran{0};
+  for (int k = 0; k < 6; ++k) backend.enqueue(stalling, [&ran] { ++ran; });
+  backend.synchronize(backend.record_event(stalling)); // returns: the dropped items count as completed
+  CHECK(ran == 3);
+  CHECK_NOTHROW(backend.check(other_device));
+  CHECK_THROWS_WITH_AS(backend.check(stalling),
+                       doctest::Contains("host stream 'stalling' on device 0: the device was lost after stream 1 "
+                                         "ran 3 items"),
+                       hydra::stream_error);
+  CHECK_THROWS_AS(backend.check(same_device), hydra::stream_error);
+  std::atomic<bool> after_wait{false}, on_lost_device{false};
+  backend.enqueue(same_device, [&on_lost_device] { on_lost_device = true; });
+  backend.wait_event(other_device, backend.record_event(stalling));
+  backend.enqueue(other_device, [&after_wait] { after_wait = true; });
+  backend.synchronize(other_device);
+  backend.synchronize(same_device);
+  CHECK(after_wait); // a stream waiting on a lost one goes on
+  CHECK_FALSE(on_lost_device);
+}

@@ -48,6 +48,20 @@ struct fixture {
   typename Resource::stream_type other = backend.create_stream(0, "b");
 };
 
+// Opens a gate and drains the fixture's streams when a subcase is left, a
+// failed REQUIRE included: a stream still held would hang the run, and would
+// outlive the gate it waits on.
+template <class Fixture>
+struct gate_guard {
+  hydra::testing::gate& gate;
+  Fixture& fixture;
+  ~gate_guard() {
+    gate.open();
+    fixture.backend.synchronize(fixture.stream);
+    fixture.backend.synchronize(fixture.other);
+  }
+};
+
 // Largest gap between live blocks: what the pool's largest free block must be
 // once free neighbours have coalesced.
 inline std::size_t largest_gap(std::map<std::size_t, std::size_t> const& live, std::size_t total) {
@@ -140,6 +154,7 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
     // free byte is pending, which makes pending_free exactly checkable too.
     hydra::testing::gate gate;
     f.backend.enqueue(f.stream, gate.hold());
+    gate_guard<fixture<Resource>> const opens{gate, f};
     pool.deallocate(f.stream, pool.allocate(f.stream, capacity)); // every byte now belongs to the stream
     struct live_block {
       void* pointer;
@@ -248,6 +263,7 @@ TEST_CASE_TEMPLATE_DEFINE("memory resource conformance", Resource, conformance) 
     // The block is the whole pool, so B can only get it back from A.
     auto* block = static_cast<std::uint8_t*>(pool.allocate(f.stream, capacity));
     f.backend.enqueue(f.stream, gate.hold());
+    gate_guard<fixture<Resource>> const opens{gate, f};
     Resource::fill_on_stream(f.backend, f.stream, block, capacity, 0xAA);
     f.backend.enqueue(f.stream, [&] { note('A'); });
     pool.deallocate(f.stream, block);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -295,6 +296,64 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
       CHECK(memory[d].peak_in_use <= capacities[d]);
       CHECK(memory[d].in_use == 0);
     }
+  }
+}
+
+namespace {
+
+// A layer that refuses its task on the enqueueing thread, as a cuBLAS or cuDNN
+// call that returns an error does on the CUDA backend.
+struct refusing_layer {
+  std::size_t features;
+  std::string name() const { return "refusing"; }
+  hydra::layer_footprint footprint(std::size_t) const {
+    return {.parameter_count = 0, .input_features = features, .output_features = features};
+  }
+  void initialize(float*, std::uint64_t) const {}
+  void forward(context&, hydra::forward_arguments const&) const {
+    throw hydra::backend_error("cuBLAS", "CUBLAS_STATUS_EXECUTION_FAILED", "the GPU program failed to execute",
+                               "cublasSgemm(handle, ...)", std::source_location::current());
+  }
+  void backward(context&, hydra::backward_arguments const&) const {}
+};
+
+} // namespace
+
+TEST_CASE("a layer that fails while its work is enqueued stops only its model, and its memory is returned") {
+  auto configs = sweep();
+  std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), refusing_layer{classes},
+                                                hydra::layers::softmax_cross_entropy(classes)};
+  configs.push_back(
+      {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
+  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
+                                     {.poison_freed_blocks = std::uint8_t{0xFF}});
+  trainer.run();
+  auto const& results = trainer.results();
+  for (std::size_t m = 0; m < 4; ++m) {
+    CAPTURE(m);
+    CHECK_FALSE(results[m].failure.has_value());
+    CHECK(bitwise_equal(results[m].parameters, train_alone(configs[m]).parameters));
+  }
+  REQUIRE(results[4].failure.has_value());
+  CHECK(results[4].failure->find("a layer failed while its work was enqueued") != std::string::npos);
+  CHECK(results[4].failure->find("cublasSgemm") != std::string::npos);
+  for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // its scratch too
+}
+
+TEST_CASE("a stream that stops running its work ends the sweep with an error naming it, not a hang") {
+  // Devices' streams are made in order compute, prefetch, spill: stream 2 is
+  // device 0's spill stream, which carries completions; stream 3 is device 1's
+  // compute. Either way the whole device is lost, as a GPU is after a fault.
+  for (std::uint64_t stalled : {2U, 3U}) {
+    CAPTURE(stalled);
+    hydra::host_backend backend(
+        {.device_capacities = {96_KiB, 96_KiB}, .stall = {.enabled = true, .stream = stalled, .after_items = 40}});
+    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy("sharp"),
+                                       {.stream_check_interval = std::chrono::milliseconds(20)});
+    auto const started = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(trainer.run(), doctest::Contains("the device was lost after stream"), hydra::stream_error);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
   }
 }
 

@@ -147,7 +147,11 @@ public:
   [[nodiscard]] shard_graph const& shards() const noexcept { return runner_.graph(); }
   [[nodiscard]] spill_engine<Backend> const& engine() const noexcept { return engine_; }
 
-  [[nodiscard]] training_report report() const {
+  // On a backend that counts its streams' busy and waiting time (the host
+  // backend; CUDA has no such counters).
+  [[nodiscard]] training_report report() const
+    requires measures_streams<Backend>
+  {
     auto const compute = backend_->statistics(engine_.compute_stream());
     return {steps_done_,          std::chrono::duration_cast<std::chrono::nanoseconds>(wall_),
             compute.busy,         compute.waiting,

@@ -11,6 +11,8 @@
 // and pool made from it.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -38,9 +40,21 @@ struct delay_injection {
   std::chrono::microseconds max_delay{200}; // each item sleeps uniform [0, max_delay]
 };
 
+// Test aid: a device lost mid-run. One stream runs a number of items, then it
+// and every other stream of its device stop running their work, as a GPU's
+// streams do after a device fault. Their later items, the host functions that
+// report completions among them, never run; they count as completed, so waits
+// on them return. check() reports such a stream.
+struct stall_injection {
+  bool enabled = false;
+  std::uint64_t stream = 0;      // which one: host_stream::id(), in creation order from 0
+  std::uint64_t after_items = 1; // items it runs first
+};
+
 struct host_backend_options {
   std::vector<std::size_t> device_capacities; // one virtual device per entry, in bytes
   delay_injection delays{};
+  stall_injection stall{};
 };
 
 class host_backend {
@@ -58,6 +72,7 @@ public:
                           format_bytes(allocation_alignment));
     }
     reserved_.assign(options_.device_capacities.size(), 0);
+    device_lost_ = std::make_unique<std::atomic<bool>[]>(options_.device_capacities.size());
   }
 
   host_backend(host_backend const&) = delete;
@@ -87,7 +102,10 @@ public:
     std::lock_guard lock(mutex_);
     auto const id = static_cast<std::uint64_t>(workers_.size());
     if (name.empty()) name = "stream " + std::to_string(id);
-    detail::delay_settings delays{options_.delays.enabled, options_.delays.seed, options_.delays.max_delay};
+    bool const stalls = options_.stall.enabled && options_.stall.stream == id;
+    detail::delay_settings delays{options_.delays.enabled, options_.delays.seed, options_.delays.max_delay,
+                                  stalls ? std::max<std::uint64_t>(options_.stall.after_items, 1) : 0,
+                                  &device_lost_[device]};
     workers_.push_back(std::make_unique<detail::stream_worker>(device, id, std::move(name), delays));
     return host_stream(workers_.back().get());
   }
@@ -129,6 +147,18 @@ public:
   [[nodiscard]] stream_statistics statistics(host_stream stream) const {
     auto const& target = worker(stream);
     return {target.busy_time(), target.wait_time(), target.copied_bytes()};
+  }
+
+  // Throws stream_error when `stream`'s device is lost (stall_injection): what
+  // is queued on it will never run, completions included. Never waits.
+  void check(host_stream stream) const {
+    auto const& target = worker(stream);
+    if (target.stalled()) {
+      throw stream_error("host stream '" + target.name() + "' on device " + std::to_string(target.device()) +
+                         ": the device was lost after stream " + std::to_string(options_.stall.stream) + " ran " +
+                         std::to_string(options_.stall.after_items) +
+                         " items (stall injection); what is queued on it will never run");
+    }
   }
 
   [[nodiscard]] host_event record_event(host_stream stream) const {
@@ -239,6 +269,7 @@ private:
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<detail::stream_worker>> workers_;
   std::vector<std::size_t> reserved_;
+  std::unique_ptr<std::atomic<bool>[]> device_lost_; // per device: stall_injection fired there
 };
 
 static_assert(backend<host_backend>);

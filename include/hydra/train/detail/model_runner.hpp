@@ -248,13 +248,19 @@ private:
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-    copy_checkpoint_in(prefetch, shard, s, scratch, last);
-    backend_->wait_event(compute, backend_->record_event(prefetch));
-    before_compute();
-    run_forward(engine, shard, engine.extent(base + s), scratch);
-    event const done = backend_->record_event(compute);
-    engine.used_by_compute(base + s, done);
-    after_compute(base + s);
+    event done{};
+    try {
+      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      backend_->wait_event(compute, backend_->record_event(prefetch));
+      before_compute();
+      run_forward(engine, shard, engine.extent(base + s), scratch);
+      done = backend_->record_event(compute);
+      engine.used_by_compute(base + s, done);
+      after_compute(base + s);
+    } catch (...) {
+      abandon_task(engine, base + s, scratch);
+      throw;
+    }
     backend_->wait_event(spill, done);
     std::size_t const output_bytes = activation_bytes(shard.end_layer);
     if (!last) {
@@ -300,33 +306,40 @@ private:
     }
     state_.last_scratch = nullptr;
     state_.last_scratch_engine = nullptr;
-    if (!reuse) {
-      scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-      copy_checkpoint_in(prefetch, shard, s, scratch, last);
-      if (!last) {
-        backend_->wait_event(prefetch, state_.gradient_ready[s]);
-        backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
-                             activation_bytes(shard.end_layer));
+    if (!reuse) scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    event done{};
+    std::size_t input_gradient = 0;
+    try {
+      if (!reuse) {
+        copy_checkpoint_in(prefetch, shard, s, scratch, last);
+        if (!last) {
+          backend_->wait_event(prefetch, state_.gradient_ready[s]);
+          backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
+                               activation_bytes(shard.end_layer));
+        }
       }
+      release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
+      release_host(prefetch, state_.gradient[s]);
+      if (last) release_host(prefetch, state_.labels);
+      backend_->wait_event(compute, backend_->record_event(prefetch));
+      before_compute();
+      std::byte* extent = engine.extent(base + s);
+      if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
+      input_gradient = run_backward(engine, shard, extent, scratch, last);
+      if (shard.parameter_count > 0) {
+        Context context = context_on(engine);
+        auto* parameters = reinterpret_cast<float*>(extent);
+        std::size_t const n = shard.parameter_count;
+        optimizer_.enqueue_step(context, parameters, reinterpret_cast<float const*>(extent + shard.home_bytes()),
+                                parameters + n, n, step_offset_ + t.minibatch + 1);
+      }
+      done = backend_->record_event(compute);
+      engine.used_by_compute(base + s, done);
+      after_compute(base + s);
+    } catch (...) {
+      abandon_task(engine, base + s, scratch);
+      throw;
     }
-    release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
-    release_host(prefetch, state_.gradient[s]);
-    if (last) release_host(prefetch, state_.labels);
-    backend_->wait_event(compute, backend_->record_event(prefetch));
-    before_compute();
-    std::byte* extent = engine.extent(base + s);
-    if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
-    std::size_t const input_gradient = run_backward(engine, shard, extent, scratch, last);
-    if (shard.parameter_count > 0) {
-      Context context = context_on(engine);
-      auto* parameters = reinterpret_cast<float*>(extent);
-      std::size_t const n = shard.parameter_count;
-      optimizer_.enqueue_step(context, parameters, reinterpret_cast<float const*>(extent + shard.home_bytes()),
-                              parameters + n, n, step_offset_ + t.minibatch + 1);
-    }
-    event const done = backend_->record_event(compute);
-    engine.used_by_compute(base + s, done);
-    after_compute(base + s);
     if (shard.parameter_count > 0) {
       if (defer_write_backs_)
         deferred_write_back_ = {base + s, done};
@@ -341,6 +354,20 @@ private:
       state_.gradient_ready[s - 1] = backend_->record_event(spill);
     }
     engine.release_scratch(scratch, done);
+  }
+
+  // A task whose enqueueing failed part-way (a layer refused its arguments, a
+  // library call failed) gives its scratch back behind whatever of its compute
+  // was enqueued, so that nothing still queued reads freed memory. It runs
+  // while that failure is on its way out, so it must not throw: after a lost
+  // device context the memory goes with the context anyway.
+  void abandon_task(engine_type& engine, std::size_t shard_id, std::byte* scratch) noexcept {
+    try {
+      event const done = backend_->record_event(engine.compute_stream());
+      engine.used_by_compute(shard_id, done);
+      engine.release_scratch(scratch, done);
+    } catch (...) {
+    }
   }
 
   // The shard's input checkpoint (and, for the shard with the loss, the labels)

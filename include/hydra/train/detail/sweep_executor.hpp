@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -132,6 +133,14 @@ public:
     } catch (invalid_argument const& bad_input) { // e.g. a malformed minibatch: this model only
       stop(t.model, d);
       stop_reason_ = bad_input.what();
+      return launch_outcome::stopped;
+    } catch (std::exception const& failure) {
+      // A layer or a library refused the task while it was being enqueued (a
+      // cuBLAS or cuDNN error): this model only. Unless the device itself is
+      // lost: then check() throws that, and the sweep ends with it.
+      check_streams();
+      stop(t.model, d);
+      stop_reason_ = std::string("a layer failed while its work was enqueued: ") + failure.what();
       return launch_outcome::stopped;
     }
     for (auto* observer : observers) observer->on_enqueued(t, d, streams);

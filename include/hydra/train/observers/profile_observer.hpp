@@ -62,9 +62,11 @@ public:
       std::lock_guard lock(into->mutex);
       (t.pass == direction::forward ? into->forward : into->backward)[t.shard] = seconds;
     });
-    std::lock_guard lock(into->mutex);
-    into->marks.push_back(backend_->record_event(compute));
-    into->marks.push_back(backend_->record_event(prefetch));
+    auto const compute_marked = backend_->record_event(compute);
+    auto const prefetch_marked = backend_->record_event(prefetch);
+    std::lock_guard lock(into->mutex); // not held across backend calls
+    into->marks.push_back(compute_marked);
+    into->marks.push_back(prefetch_marked);
   }
 
   void on_complete(task const& t, std::size_t /*device*/) override {

@@ -73,6 +73,11 @@ struct delay_settings {
   bool enabled = false;
   std::uint64_t seed = 0;
   std::chrono::microseconds max_delay{0};
+  // Test aid: the stream runs this many items, then its device is lost: it,
+  // and every stream sharing `device_lost`, stops running items (as a GPU's
+  // streams do after a device fault); 0: never.
+  std::uint64_t stall_after = 0;
+  std::atomic<bool>* device_lost = nullptr;
 };
 
 class stream_worker {
@@ -146,6 +151,12 @@ public:
   }
   [[nodiscard]] std::uint64_t copied_bytes() const noexcept { return copied_bytes_.load(std::memory_order_relaxed); }
 
+  // Whether the stream has stopped running its items: its device is lost
+  // (delay_settings::stall_after).
+  [[nodiscard]] bool stalled() const noexcept {
+    return delays_.device_lost != nullptr && delays_.device_lost->load(std::memory_order_acquire);
+  }
+
   [[nodiscard]] std::size_t device() const noexcept { return device_; }
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] std::string const& name() const noexcept { return name_; }
@@ -168,6 +179,17 @@ private:
         item = std::move(queue_.front());
         queue_.pop_front();
         ++taken;
+      }
+      if (delays_.stall_after != 0 && taken > delays_.stall_after && delays_.device_lost != nullptr)
+        delays_.device_lost->store(true, std::memory_order_release);
+      if (stalled()) {
+        // The device is lost: the item is dropped unrun, but counted as
+        // completed, so that waits on this stream return instead of hanging
+        // (a lost CUDA context fails them with an error); what it would have
+        // run, a completion among it, never happens.
+        completed_.fetch_add(1, std::memory_order_release);
+        completed_.notify_all();
+        continue;
       }
       inject_delay();
       auto const started = std::chrono::steady_clock::now();
