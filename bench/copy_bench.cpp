@@ -17,7 +17,7 @@ namespace {
 constexpr std::size_t largest = 256_MiB;
 
 struct copy_fixture {
-  hydra::host_backend backend{{.device_capacities = {largest}}};
+  hydra::host_backend backend{{.device_budgets = {largest}}};
   hydra::host_pool<hydra::host_backend> host{backend, largest};
   hydra::device_pool<hydra::host_backend> device{backend, 0};
   hydra::host_stream stream = backend.create_stream(0, "prefetch");

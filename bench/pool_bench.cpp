@@ -21,7 +21,7 @@ namespace {
 constexpr std::size_t pool_capacity = 256_MiB;
 
 struct hydra_pool_fixture {
-  hydra::host_backend backend{{.device_capacities = {pool_capacity}}};
+  hydra::host_backend backend{{.device_budgets = {pool_capacity}}};
   hydra::device_pool<hydra::host_backend> pool{backend, 0};
   hydra::host_stream stream = backend.create_stream(0);
 };

@@ -72,7 +72,7 @@ void runtime_cost_per_task(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     // One backend per iteration: the trainer's pools reserve each device whole.
-    hydra::host_backend backend({.device_capacities = {160_KiB, 160_KiB}});
+    hydra::host_backend backend({.device_budgets = {160_KiB, 160_KiB}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::sharp{});
     state.ResumeTiming();
     auto const started = std::chrono::steady_clock::now();

@@ -39,7 +39,7 @@ using trainer_type = hydra::single_model_trainer<hydra::adam>;
 
 std::size_t spilled_shard_count(std::size_t batch) {
   auto const model = make_model(batch);
-  hydra::host_backend backend({.device_capacities = {hydra::align_down(trainer_type::footprint(model) / 4, 256)}});
+  hydra::host_backend backend({.device_budgets = {hydra::align_down(trainer_type::footprint(model) / 4, 256)}});
   return trainer_type(backend, model, hydra::adam{}).shards().size();
 }
 
@@ -49,7 +49,7 @@ void train(benchmark::State& state, std::size_t batch, std::size_t budget, std::
   hydra::training_report last;
   std::size_t shards = 0;
   for (auto _ : state) {
-    hydra::host_backend backend({.device_capacities = {budget}});
+    hydra::host_backend backend({.device_budgets = {budget}});
     trainer_type trainer(backend, model, hydra::adam{}, {.shard_count = shard_count, .prefetch_depth = prefetch_depth});
     trainer.train(steps, [batch](std::size_t step) { return make_minibatch(batch, step); });
     last = trainer.report();

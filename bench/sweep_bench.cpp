@@ -56,7 +56,7 @@ std::size_t device_budget() {
 void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices) {
   hydra::sweep_report last;
   for (auto _ : state) {
-    hydra::host_backend backend({.device_capacities = std::vector<std::size_t>(devices, device_budget())});
+    hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, device_budget())});
     hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7));
     trainer.run();
     last = trainer.report();

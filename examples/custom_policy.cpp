@@ -61,7 +61,7 @@ std::vector<hydra::model_config> sweep() {
 }
 
 void run(hydra::any_policy policy, std::size_t budget) {
-  hydra::host_backend backend({.device_capacities = {budget, budget}});
+  hydra::host_backend backend({.device_budgets = {budget, budget}});
   hydra::multi_model_trainer trainer(backend, sweep(), std::move(policy), {.record_trace = true});
   trainer.run();
   auto const report = trainer.report();

@@ -116,7 +116,7 @@ hydra::sim::workload load(arguments const& a) {
   if (a.workload_file) {
     hydra::sim::json_defaults defaults;
     defaults.device_count = a.devices.value_or(8);
-    defaults.device.memory_bytes = static_cast<std::uint64_t>(a.device_memory_gb * 1e9);
+    defaults.device.budget_bytes = static_cast<std::uint64_t>(a.device_memory_gb * 1e9);
     defaults.device.h2d_bytes_per_second = defaults.device.d2h_bytes_per_second = a.link_gbps * 1e9;
     defaults.device.latency_seconds = 15e-6;
     defaults.minibatches = a.minibatches;
@@ -168,7 +168,7 @@ void print_workload(hydra::sim::workload const& w) {
   }
   std::printf("workload: %s\n  %zu models, %zu shards, %llu tasks, %zu devices of %s", w.description.c_str(),
               w.models.size(), shards, static_cast<unsigned long long>(tasks), w.devices.size(),
-              bytes_text(static_cast<double>(w.devices.front().memory_bytes)).c_str());
+              bytes_text(static_cast<double>(w.devices.front().budget_bytes)).c_str());
   if (w.shared_host_bytes_per_second > 0)
     std::printf(", shared host link %.0f GB/s", w.shared_host_bytes_per_second / 1e9);
   std::printf("\n  lower bound %s = max(work / devices %s, longest chain %s: %s)\n\n",

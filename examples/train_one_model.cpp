@@ -51,7 +51,7 @@ int main() {
   using trainer_type = hydra::single_model_trainer<hydra::adam>;
   std::size_t const footprint = trainer_type::footprint(model);
   std::size_t const budget = hydra::align_down(footprint / 4, 256);
-  hydra::host_backend backend({.device_capacities = {budget}});
+  hydra::host_backend backend({.device_budgets = {budget}});
   trainer_type trainer(backend, model, hydra::adam{.learning_rate = 1e-3F});
 
   std::printf("model: %zu layers, %zu parameters, training footprint %s\n", model.size(), model.parameter_count(),

@@ -16,7 +16,7 @@
 
 int main() {
   using namespace hydra::literals;
-  hydra::host_backend backend({.device_capacities = {64_MiB, 32_MiB}});
+  hydra::host_backend backend({.device_budgets = {64_MiB, 32_MiB}});
   hydra::device_pool pool0(backend, 0);
   hydra::device_pool pool1(backend, 1);
   auto compute0 = backend.create_stream(0, "device 0 compute");

@@ -308,7 +308,7 @@ struct host_training {
     return hydra::layers::make_mlp(features, g.width, g.depth, 10, batch);
   }
   static std::unique_ptr<backend> make_backend(std::size_t devices, std::size_t budget) {
-    return std::make_unique<backend>(hydra::host_backend_options{.device_capacities = std::vector(devices, budget)});
+    return std::make_unique<backend>(hydra::host_backend_options{.device_budgets = std::vector(devices, budget)});
   }
 };
 

@@ -19,13 +19,13 @@ using hydra::testing::backend_modes;
 using hydra::testing::options_for;
 
 TEST_CASE("a host backend needs at least one device, and each a usable capacity") {
-  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_capacities = {}}), doctest::Contains("device count is 0"),
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {}}), doctest::Contains("device count is 0"),
                        hydra::invalid_argument);
-  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_capacities = {1_MiB, 100}}),
-                       doctest::Contains("device 1 capacity is 100 bytes"), hydra::invalid_argument);
-  hydra::host_backend backend({.device_capacities = {1_MiB, 2_MiB}});
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB, 100}}),
+                       doctest::Contains("device 1 budget is 100 bytes"), hydra::invalid_argument);
+  hydra::host_backend backend({.device_budgets = {1_MiB, 2_MiB}});
   CHECK(backend.device_count() == 2);
-  CHECK(backend.device_capacity(1) == 2_MiB);
+  CHECK(backend.device_budget(1) == 2_MiB);
   CHECK_THROWS_WITH_AS(backend.create_stream(2), doctest::Contains("device index 2 is out of range; it has 2"),
                        hydra::invalid_argument);
 }
@@ -46,7 +46,7 @@ TEST_CASE("work on one stream runs in the order it was enqueued") {
 }
 
 TEST_CASE("each stream runs its work on its own thread") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   auto first = backend.create_stream(0);
   auto second = backend.create_stream(0);
   std::thread::id first_thread, second_thread;
@@ -101,7 +101,7 @@ TEST_CASE("a stream that waits on another stream's event runs its later work aft
 }
 
 TEST_CASE("a cross-stream wait holds the waiting stream until the event fires") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   auto first = backend.create_stream(0);
   auto second = backend.create_stream(0);
   hydra::testing::gate gate;
@@ -137,7 +137,7 @@ TEST_CASE("copy_async copies on the stream, after earlier work and before later 
 }
 
 TEST_CASE("an exception thrown by enqueued work is reported at the next synchronisation, and later work still runs") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   auto stream = backend.create_stream(0, "compute");
   bool later_ran = false;
   backend.enqueue(stream, [] { throw std::runtime_error("layer 3 exploded"); });
@@ -156,7 +156,7 @@ TEST_CASE("an exception thrown by enqueued work is reported at the next synchron
 }
 
 TEST_CASE("a destroyed stream refuses new work, and its events still fire") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   auto stream = backend.create_stream(0, "spill");
   int ran = 0;
   backend.enqueue(stream, [&] { ++ran; });
@@ -169,7 +169,7 @@ TEST_CASE("a destroyed stream refuses new work, and its events still fire") {
 }
 
 TEST_CASE("device memory reservations are held to each device's capacity") {
-  hydra::host_backend backend({.device_capacities = {1_MiB, 4_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB, 4_MiB}});
   auto whole = backend.reserve_device_memory(0, 1_MiB);
   CHECK(hydra::is_aligned(whole.data(), hydra::allocation_alignment));
   CHECK(backend.reserved_device_bytes(0) == 1_MiB);
@@ -189,7 +189,7 @@ TEST_CASE("device memory reservations are held to each device's capacity") {
 }
 
 TEST_CASE("many threads can enqueue onto one stream at once, per-thread order is kept") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   auto stream = backend.create_stream(0);
   constexpr int threads = 4, per_thread = 500;
   std::vector<std::vector<int>> seen(threads);
@@ -210,7 +210,7 @@ TEST_CASE("many threads can enqueue onto one stream at once, per-thread order is
 
 TEST_CASE("a lost device's streams stop running their work, their waits still return, and check() names them") {
   hydra::host_backend backend(
-      {.device_capacities = {1_MiB, 1_MiB}, .stall = {.enabled = true, .stream = 1, .after_items = 3}});
+      {.device_budgets = {1_MiB, 1_MiB}, .stall = {.enabled = true, .stream = 1, .after_items = 3}});
   auto other_device = backend.create_stream(1, "other device");
   auto stalling = backend.create_stream(0, "stalling");
   auto same_device = backend.create_stream(0, "same device");

@@ -62,7 +62,7 @@ TEST_CASE("the CUDA softmax cross-entropy matches the host layer, for 10 and 100
     for (std::size_t b = 0; b < rows; ++b) labels.push_back(static_cast<std::int32_t>((b * 7) % classes_here));
 
     // Host reference.
-    hydra::host_backend host({.device_capacities = {1_MiB}});
+    hydra::host_backend host({.device_budgets = {1_MiB}});
     hydra::host_execution_context host_context(host, host.create_stream(0));
     std::vector<float> host_loss(rows), host_gradient(rows * classes_here);
     hydra::layers::softmax_cross_entropy const host_layer(classes_here);
@@ -160,7 +160,7 @@ std::vector<float> train_on_cuda(Optimizer optimizer, std::size_t budget, std::s
 
 template <class Optimizer>
 std::vector<float> train_on_host(Optimizer optimizer, std::size_t steps, std::size_t width, std::size_t depth) {
-  hydra::host_backend backend({.device_capacities = {256_MiB}});
+  hydra::host_backend backend({.device_budgets = {256_MiB}});
   hydra::single_model_trainer<Optimizer> trainer(
       backend, hydra::layers::make_mlp(features, width, depth, classes, batch), optimizer, {.seed = 3});
   trainer.train(steps, data_for(9));

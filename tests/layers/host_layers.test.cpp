@@ -13,7 +13,7 @@ using namespace hydra::literals;
 namespace {
 
 struct harness {
-  hydra::host_backend backend{{.device_capacities = {1_MiB}}};
+  hydra::host_backend backend{{.device_budgets = {1_MiB}}};
   hydra::host_stream stream = backend.create_stream(0);
   hydra::host_execution_context context{backend, stream};
 };

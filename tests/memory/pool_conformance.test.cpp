@@ -25,7 +25,7 @@ struct on_host_backend {
   using stream_type = hydra::host_stream;
   static std::unique_ptr<backend_type> make_backend() {
     return std::make_unique<backend_type>(
-        hydra::host_backend_options{.device_capacities = {pool_conformance::capacity}, .delays = Delays});
+        hydra::host_backend_options{.device_budgets = {pool_conformance::capacity}, .delays = Delays});
   }
   static void fill(backend_type&, stream_type, void* block, std::size_t bytes, std::uint8_t value) {
     std::memset(block, value, bytes);

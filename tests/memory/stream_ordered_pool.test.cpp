@@ -17,7 +17,7 @@ namespace {
 // A scripted sequence over three streams, with frees on one stream and reuse on
 // another; returns the offset of every allocation.
 std::vector<std::size_t> run_script(hydra::delay_injection delays) {
-  hydra::host_backend backend({.device_capacities = {16_MiB}, .delays = delays});
+  hydra::host_backend backend({.device_budgets = {16_MiB}, .delays = delays});
   hydra::device_pool pool(backend, 0);
   std::vector<hydra::host_stream> streams{backend.create_stream(0), backend.create_stream(0), backend.create_stream(0)};
   std::mt19937_64 random(99);
@@ -59,7 +59,7 @@ TEST_CASE("reuse is deterministic: the same calls give the same addresses whatev
 }
 
 TEST_CASE("memory freed by two streams is merged for a third only behind waits on both") {
-  hydra::host_backend backend({.device_capacities = {4_MiB}});
+  hydra::host_backend backend({.device_budgets = {4_MiB}});
   hydra::device_pool pool(backend, 0);
   auto owner_a = backend.create_stream(0, "a");
   auto owner_b = backend.create_stream(0, "b");
@@ -92,7 +92,7 @@ TEST_CASE("memory freed by two streams is merged for a third only behind waits o
 }
 
 TEST_CASE("deallocating what the pool does not hold is refused with a clear error") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::device_pool pool(backend, 0);
   auto stream = backend.create_stream(0);
   void* block = pool.allocate(stream, 4_KiB);
@@ -107,7 +107,7 @@ TEST_CASE("deallocating what the pool does not hold is refused with a clear erro
 }
 
 TEST_CASE("a device pool is the device's one reservation: a second pool on the device finds no room") {
-  hydra::host_backend backend({.device_capacities = {2_MiB, 2_MiB}});
+  hydra::host_backend backend({.device_budgets = {2_MiB, 2_MiB}});
   hydra::device_pool whole(backend, 0);
   CHECK(whole.capacity() == 2_MiB);
   CHECK(backend.reserved_device_bytes(0) == 2_MiB);
@@ -120,7 +120,7 @@ TEST_CASE("a device pool is the device's one reservation: a second pool on the d
 }
 
 TEST_CASE("a pool's capacity is its reservation rounded down to the 256-byte alignment") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::host_pool pool(backend, 1000);
   CHECK(pool.capacity() == 768);
   auto stream = backend.create_stream(0);
@@ -129,7 +129,7 @@ TEST_CASE("a pool's capacity is its reservation rounded down to the 256-byte ali
 }
 
 TEST_CASE("blocks freed on a stream that is then destroyed stay usable by other streams") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::device_pool pool(backend, 0);
   auto doomed = backend.create_stream(0);
   auto survivor = backend.create_stream(0);
@@ -144,7 +144,7 @@ TEST_CASE("blocks freed on a stream that is then destroyed stay usable by other 
 }
 
 TEST_CASE("reset_peak starts the peak again from what is in use now") {
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::device_pool pool(backend, 0);
   auto stream = backend.create_stream(0);
   void* big = pool.allocate(stream, 512_KiB);
@@ -157,7 +157,7 @@ TEST_CASE("reset_peak starts the peak again from what is in use now") {
 }
 
 TEST_CASE("small blocks freed without coalescing are gathered when a large request needs them") {
-  hydra::host_backend backend({.device_capacities = {64_KiB}});
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
   hydra::device_pool pool(backend, 0);
   auto stream = backend.create_stream(0);
   std::vector<void*> small;

@@ -37,7 +37,7 @@ hydra::data_source data_for(std::uint64_t salt) {
 hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
                             std::size_t devices) {
   hydra::sim::workload w;
-  w.devices.assign(devices, {.memory_bytes = 1ULL << 40});
+  w.devices.assign(devices, {.budget_bytes = 1ULL << 40});
   for (std::size_t m = 0; m < configs.size(); ++m) {
     hydra::sim::model_spec spec{configs[m].name, {}, configs[m].steps};
     for (std::size_t s = 0; s < trainer.shards_of(m).size(); ++s) {
@@ -80,7 +80,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     CAPTURE(profiled);
     std::vector<std::size_t> const capacities(devices, 64_KiB);
     if (!profiled) { // estimates need the shard counts: partition once with the same budgets
-      hydra::host_backend probe_backend({.device_capacities = capacities});
+      hydra::host_backend probe_backend({.device_budgets = capacities});
       hydra::multi_model_trainer probe(probe_backend, configs, hydra::make_policy(policy, seed));
       for (std::size_t m = 0; m < models; ++m) {
         hydra::model_costs given{{}, {}, configs[m].steps};
@@ -92,7 +92,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
       }
     }
     hydra::host_backend backend(
-        {.device_capacities = capacities,
+        {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
                                        {.driver = {.queue_depth = depth}});
@@ -111,7 +111,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
 
 TEST_CASE("a replay that does not match the simulated sweep stops at the first difference") {
   hydra::sim::workload w;
-  w.devices.assign(1, {.memory_bytes = 1ULL << 30});
+  w.devices.assign(1, {.budget_bytes = 1ULL << 30});
   w.models.push_back({"a", {{.forward_seconds = 1, .backward_seconds = 2}}, 1});
   hydra::sim::options o;
   o.replay = {{hydra::driver_event::kind::launched, 0, hydra::task_at(0, 1, 1), {}}};

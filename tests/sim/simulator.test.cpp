@@ -18,7 +18,7 @@ namespace sim = hydra::sim;
 namespace {
 
 sim::device_spec free_links(std::uint64_t memory = 1'000'000'000'000) {
-  return {.memory_bytes = memory, .h2d_bytes_per_second = 0, .d2h_bytes_per_second = 0, .latency_seconds = 0};
+  return {.budget_bytes = memory, .h2d_bytes_per_second = 0, .d2h_bytes_per_second = 0, .latency_seconds = 0};
 }
 
 sim::shard_spec compute_only(double forward, double backward) {
@@ -56,7 +56,7 @@ TEST_CASE("one model on one device: its compute, plus the copies on its chain") 
   }
   w.models[0].minibatches = 1;
   w.devices = {
-      {.memory_bytes = 4'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+      {.budget_bytes = 4'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
   auto const with_copies = sim::simulate(w, hydra::sharp{});
   CHECK(with_copies.makespan_seconds == doctest::Approx(13.0).epsilon(1e-12));
   CHECK(with_copies.copy_wait_seconds == doctest::Approx(2.0).epsilon(1e-12));
@@ -90,7 +90,7 @@ TEST_CASE("copies hide behind compute when each task computes at least as long a
   // Only the very first copy is exposed: each model's copy overlaps the other's compute.
   auto make = [](double copy_seconds) {
     sim::workload w;
-    w.devices = {{.memory_bytes = 1'000'000'000,
+    w.devices = {{.budget_bytes = 1'000'000'000,
                   .h2d_bytes_per_second = 1e9 / copy_seconds,
                   .d2h_bytes_per_second = 1e9,
                   .latency_seconds = 0}};
@@ -126,7 +126,7 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
 TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {
   sim::workload w;
   w.devices = {
-      {.memory_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+      {.budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
   sim::shard_spec s = compute_only(2, 2);
   s.input_bytes = 1'000'000'000;
   for (char const* name : {"a", "b"}) w.models.push_back({name, {s}, 3});
@@ -160,13 +160,13 @@ TEST_CASE("the paper-shaped preset: 12 models on 8 devices, none fits one, spill
     std::uint64_t whole = 0;
     for (auto const& s : model.shards) {
       whole += s.task_bytes();
-      CHECK(s.task_bytes() <= w.devices[0].memory_bytes / 2); // the runtime's half-budget rule
+      CHECK(s.task_bytes() <= w.devices[0].budget_bytes / 2); // the runtime's half-budget rule
       double const fetch_parameters = static_cast<double>(s.parameter_bytes) / device.link_bytes_per_second;
       double const state_round_trip = 2 * static_cast<double>(s.state_bytes) / device.link_bytes_per_second;
       CHECK(s.forward_seconds >= fetch_parameters);
       CHECK(s.backward_seconds >= state_round_trip);
     }
-    CHECK(whole > w.devices[0].memory_bytes); // too large for one device
+    CHECK(whole > w.devices[0].budget_bytes); // too large for one device
     CHECK(model.shards.size() >= 3);
   }
   CHECK_THROWS_AS((void)sim::as_whole_models(w), hydra::does_not_fit);
@@ -224,7 +224,7 @@ TEST_CASE("bad workloads are refused, naming the thing and the limit") {
 TEST_CASE("a shared host link serialises the devices' copies at its aggregate rate") {
   sim::workload w;
   sim::device_spec const device{
-      .memory_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0};
+      .budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0};
   w.devices = {device, device};
   sim::shard_spec s = compute_only(1, 1);
   s.input_bytes = 1'000'000'000; // each task copies 1 s in: its data, then its checkpoint

@@ -23,7 +23,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
     CHECK(back.description == w.description);
     CHECK(back.shared_host_bytes_per_second == w.shared_host_bytes_per_second);
     for (std::size_t d = 0; d < w.devices.size(); ++d) {
-      CHECK(back.devices[d].memory_bytes == w.devices[d].memory_bytes);
+      CHECK(back.devices[d].budget_bytes == w.devices[d].budget_bytes);
       CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
       CHECK(back.devices[d].latency_seconds == w.devices[d].latency_seconds);
     }
@@ -57,7 +57,7 @@ TEST_CASE("the runtime's profile JSON reads as a workload, with devices and mini
   sim::json_defaults defaults;
   defaults.device_count = 2;
   defaults.device = {
-      .memory_bytes = 1 << 20, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 1e-5};
+      .budget_bytes = 1 << 20, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 1e-5};
   CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(out.str(), "profile.json", defaults),
                        doctest::Contains("has no \"minibatches\""), hydra::invalid_argument);
   defaults.minibatches = 7;
@@ -81,14 +81,14 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
   };
   bad_case const cases[] = {
       {"{\"models\": [}", "x.json:1:13: expected a value"},
-      {"{\"devices\": {\"count\": 1, \"memory_bytes\": 10},\n \"models\": [{\"name\": \"a\", \"minibatches\": 1, "
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10},\n \"models\": [{\"name\": \"a\", \"minibatches\": 1, "
        "\"shards\": [{\"forward_seconds\": 1}]}]}",
        "models[0].shards[0] needs \"forward_seconds\" and \"backward_seconds\""},
-      {"{\"devices\": {\"count\": 1, \"memory_bytes\": 10}, \"models\": [], \"modles\": 1}",
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10}, \"models\": [], \"modles\": 1}",
        "unknown member \"modles\""},
-      {"{\"devices\": {\"count\": 1, \"memory_bytes\": -5}, \"models\": []}", "devices.memory_bytes must be a finite"},
-      {"{\"devices\": {\"count\": 1.5, \"memory_bytes\": 5}, \"models\": []}", "devices.count must be a whole number"},
-      {"{\"devices\": {\"memory_bytes\": 5}, \"models\": []}", "needs \"count\""},
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": -5}, \"models\": []}", "devices.budget_bytes must be a finite"},
+      {"{\"devices\": {\"count\": 1.5, \"budget_bytes\": 5}, \"models\": []}", "devices.count must be a whole number"},
+      {"{\"devices\": {\"budget_bytes\": 5}, \"models\": []}", "needs \"count\""},
       {"[1, 2]", "the document must be an object, not an array"},
       {"{\"a\": \"unterminated}", "unterminated string"},
       {"{} extra", "unexpected text after the JSON value"},
@@ -104,12 +104,12 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
 
 TEST_CASE("the JSON reader handles escapes, exponents and nesting limits") {
   auto const w = sim::parse_workload_json(R"({"description": "caf\u00e9 \ud83d\ude00 \"q\" \\ \n",
-    "devices": [{"memory_bytes": 1E3}, {"memory_bytes": 2e+3, "latency_seconds": 0.5e-6}],
+    "devices": [{"budget_bytes": 1E3}, {"memory_bytes": 2e+3, "latency_seconds": 0.5e-6}],
     "models": [{"name": "m", "minibatches": 2, "shards": [{"forward_seconds": 1, "backward_seconds": 2}]}]})");
   CHECK(w.description == "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \n");
   REQUIRE(w.devices.size() == 2);
-  CHECK(w.devices[0].memory_bytes == 1000);
-  CHECK(w.devices[1].memory_bytes == 2000);
+  CHECK(w.devices[0].budget_bytes == 1000);
+  CHECK(w.devices[1].budget_bytes == 2000); // "memory_bytes": the name older files use
   CHECK(w.devices[1].latency_seconds == 0.5e-6);
   std::string deep(300, '[');
   CHECK_THROWS_WITH_AS((void)sim::parse_workload_json(deep), doctest::Contains("nested deeper than 256"),

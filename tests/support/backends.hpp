@@ -23,7 +23,7 @@ inline std::vector<backend_mode> backend_modes() {
 }
 
 inline host_backend_options options_for(backend_mode const& mode, std::vector<std::size_t> capacities) {
-  return {.device_capacities = std::move(capacities), .delays = mode.delays};
+  return {.device_budgets = std::move(capacities), .delays = mode.delays};
 }
 
 } // namespace hydra::testing

@@ -67,7 +67,7 @@ struct solo_result {
 };
 
 solo_result train_alone(hydra::model_config const& config) {
-  hydra::host_backend backend({.device_capacities = {64_MiB}});
+  hydra::host_backend backend({.device_budgets = {64_MiB}});
   return std::visit(
       [&](auto const& optimizer) {
         hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
@@ -108,7 +108,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       CAPTURE(policy);
       CAPTURE(s.capacities.size());
       CAPTURE(s.delays.enabled);
-      hydra::host_backend backend({.device_capacities = s.capacities, .delays = s.delays});
+      hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays});
       hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
                                          {.poison_freed_blocks = std::uint8_t{0xFF}});
       trainer.run();
@@ -132,7 +132,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
 
 TEST_CASE("task_parallel trains whole models, one per device, and refuses a model that does not fit") {
   auto const configs = sweep();
-  hydra::host_backend roomy({.device_capacities = {4_MiB, 4_MiB}});
+  hydra::host_backend roomy({.device_budgets = {4_MiB, 4_MiB}});
   hydra::multi_model_trainer trainer(roomy, configs, hydra::make_policy("task_parallel"));
   trainer.run();
   for (std::size_t m = 0; m < configs.size(); ++m) {
@@ -140,7 +140,7 @@ TEST_CASE("task_parallel trains whole models, one per device, and refuses a mode
     CHECK(bitwise_equal(trainer.results()[m].parameters, train_alone(configs[m]).parameters));
   }
   for (auto const& d : trainer.report().decisions) CHECK(d.device == d.task.model % 2);
-  hydra::host_backend tight({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::host_backend tight({.device_budgets = {96_KiB, 96_KiB}});
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(tight, configs, hydra::make_policy("task_parallel")),
                        doctest::Contains("task_parallel: model 0 (sgd w24 d6) needs"), hydra::invalid_argument);
 }
@@ -155,7 +155,7 @@ TEST_CASE("a model that throws and one that diverges are stopped and reported, t
   configs.push_back({"diverges", mlp(24, 3), hydra::sgd_momentum{.learning_rate = 1e12F}, 6, data_for(6), 16});
   std::vector<solo_result> solo;
   for (std::size_t m = 0; m < 4; ++m) solo.push_back(train_alone(configs[m]));
-  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
   hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
   trainer.run();
   auto const& results = trainer.results();
@@ -174,7 +174,7 @@ TEST_CASE("a model that throws and one that diverges are stopped and reported, t
 
 TEST_CASE("the trace has one slice per task and stream, matching the executed tasks, and parses as JSON") {
   auto const configs = sweep();
-  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
   hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"), {.record_trace = true});
   trainer.run();
   auto const decisions = trainer.report().decisions;
@@ -212,12 +212,12 @@ TEST_CASE("the trace has one slice per task and stream, matching the executed ta
 TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, given estimates are kept") {
   auto configs = sweep();
   std::size_t const shards_of_first = [&] {
-    hydra::host_backend probe({.device_capacities = {96_KiB, 96_KiB}});
+    hydra::host_backend probe({.device_budgets = {96_KiB, 96_KiB}});
     return hydra::multi_model_trainer(probe, configs, hydra::make_policy("sharp")).shards_of(0).size();
   }();
   configs[0].estimates = hydra::model_costs{std::vector<double>(shards_of_first, 0.5),
                                             std::vector<double>(shards_of_first, 1.5), configs[0].steps};
-  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
   hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
   trainer.run();
   auto const& profiles = trainer.profiles();
@@ -253,7 +253,7 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
     wrong.backward_seconds = {1.0};
     wrong.minibatches = 1;
     bad[1].estimates = wrong;
-    hydra::host_backend other({.device_capacities = {96_KiB, 96_KiB}});
+    hydra::host_backend other({.device_budgets = {96_KiB, 96_KiB}});
     hydra::multi_model_trainer refused(other, bad, hydra::make_policy("sharp"));
   };
   CHECK_THROWS_WITH_AS(with_wrong_estimates(), doctest::Contains("estimates for 1 shards, but it has"),
@@ -281,7 +281,7 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     CAPTURE(policy);
     CAPTURE(capacities.size());
     hydra::host_backend backend(
-        {.device_capacities = capacities,
+        {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(50)}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed));
     trainer.run(); // completes out of chain order would throw; a lost task would hang
@@ -325,7 +325,7 @@ TEST_CASE("a layer that fails while its work is enqueued stops only its model, a
                                                 hydra::layers::softmax_cross_entropy(classes)};
   configs.push_back(
       {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
-  hydra::host_backend backend({.device_capacities = {96_KiB, 96_KiB}});
+  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
   hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
                                      {.poison_freed_blocks = std::uint8_t{0xFF}});
   trainer.run();
@@ -348,7 +348,7 @@ TEST_CASE("a stream that stops running its work ends the sweep with an error nam
   for (std::uint64_t stalled : {2U, 3U}) {
     CAPTURE(stalled);
     hydra::host_backend backend(
-        {.device_capacities = {96_KiB, 96_KiB}, .stall = {.enabled = true, .stream = stalled, .after_items = 40}});
+        {.device_budgets = {96_KiB, 96_KiB}, .stall = {.enabled = true, .stream = stalled, .after_items = 40}});
     hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy("sharp"),
                                        {.stream_check_interval = std::chrono::milliseconds(20)});
     auto const started = std::chrono::steady_clock::now();
@@ -390,7 +390,7 @@ TEST_CASE("observers see every task enqueued and completed once, in chain order,
   for (std::size_t depth : {0U, 1U, 2U}) {
     CAPTURE(depth);
     auto const configs = sweep();
-    hydra::host_backend backend({.device_capacities = {96_KiB, 128_KiB}});
+    hydra::host_backend backend({.device_budgets = {96_KiB, 128_KiB}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
                                        {.driver = {.queue_depth = depth}});
     auto const seen = std::make_shared<counting_observer>(configs.size(), 2);
@@ -412,9 +412,9 @@ TEST_CASE("observers see every task enqueued and completed once, in chain order,
 
 TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots ends bitwise as an uninterrupted one") {
   // One backend per trainer: each trainer's pools reserve its devices whole.
-  hydra::host_backend backend({.device_capacities = {48_KiB, 48_KiB}});
-  hydra::host_backend backend_one({.device_capacities = {48_KiB, 48_KiB}});
-  hydra::host_backend backend_two({.device_capacities = {48_KiB, 48_KiB}});
+  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
+  hydra::host_backend backend_one({.device_budgets = {48_KiB, 48_KiB}});
+  hydra::host_backend backend_two({.device_budgets = {48_KiB, 48_KiB}});
   auto whole_run = sweep();
   hydra::multi_model_trainer uninterrupted(backend, whole_run, hydra::sharp{});
   uninterrupted.run();
@@ -447,7 +447,7 @@ TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots end
 
   auto wrong = sweep();
   wrong[0].resume = hydra::model_snapshot{{1.0F}, {}, 1};
-  hydra::host_backend backend_three({.device_capacities = {48_KiB, 48_KiB}});
+  hydra::host_backend backend_three({.device_budgets = {48_KiB, 48_KiB}});
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend_three, wrong, hydra::sharp{}),
                        doctest::Contains("model 0 (sgd w24 d6): the snapshot to resume from holds 1 parameters"),
                        hydra::invalid_argument);

@@ -84,7 +84,7 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
   auto const model = make_model();
   std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
   std::size_t const budget = hydra::align_down(footprint / 4, 256);
-  hydra::host_backend backend({.device_capacities = {budget}, .delays = delays});
+  hydra::host_backend backend({.device_budgets = {budget}, .delays = delays});
   hydra::single_model_trainer<Optimizer> trainer(backend, model, optimizer,
                                                  {.budget = 0,
                                                   .shard_count = shard_count,
@@ -155,7 +155,7 @@ TEST_CASE("bytes moved equal what the residency of each shard accounts for, and 
   auto const model = make_model();
   using trainer_type = hydra::single_model_trainer<hydra::adam>;
   std::size_t const budget = hydra::align_down(trainer_type::footprint(model) / 4, 256);
-  hydra::host_backend backend({.device_capacities = {budget}});
+  hydra::host_backend backend({.device_budgets = {budget}});
   trainer_type trainer(backend, model, hydra::adam{}, {});
   trainer.train(3, make_minibatch);
   auto const& engine = trainer.engine();
@@ -191,7 +191,7 @@ TEST_CASE("bytes moved equal what the residency of each shard accounts for, and 
 TEST_CASE("with a budget that holds the whole model, each shard's state is fetched once and stays") {
   auto const model = make_model();
   using trainer_type = hydra::single_model_trainer<hydra::sgd_momentum>;
-  hydra::host_backend backend({.device_capacities = {16_MiB}});
+  hydra::host_backend backend({.device_budgets = {16_MiB}});
   trainer_type trainer(backend, model, hydra::sgd_momentum{}, {.shard_count = 5});
   trainer.train(4, make_minibatch);
   std::uint64_t homes = 0;
@@ -205,12 +205,12 @@ TEST_CASE("with a budget that holds the whole model, each shard's state is fetch
 
 TEST_CASE("bad input to the trainer fails before training, naming the problem") {
   auto const model = make_model();
-  hydra::host_backend backend({.device_capacities = {16_KiB}});
+  hydra::host_backend backend({.device_budgets = {16_KiB}});
   CHECK_THROWS_WITH_AS(hydra::single_model_trainer<hydra::adam>(backend, model, hydra::adam{}),
                        doctest::Contains("as a shard of its own, above the shard limit of 8192 bytes"),
                        hydra::layer_too_large);
 
-  hydra::host_backend roomy({.device_capacities = {16_MiB}});
+  hydra::host_backend roomy({.device_budgets = {16_MiB}});
   hydra::single_model_trainer<hydra::adam> trainer(roomy, model, hydra::adam{});
   CHECK_THROWS_WITH_AS(trainer.train(1,
                                      [](std::size_t) {
@@ -239,7 +239,7 @@ TEST_CASE("an exception thrown by a layer's work on the stream stops training wi
   std::vector<hydra::any_layer<context>> layers{hydra::layers::dense(features, classes),
                                                 hydra::testing::exploding_layer{classes},
                                                 hydra::layers::softmax_cross_entropy(classes)};
-  hydra::host_backend backend({.device_capacities = {4_MiB}});
+  hydra::host_backend backend({.device_budgets = {4_MiB}});
   hydra::single_model_trainer<hydra::adam> trainer(backend, hydra::sequential_model<context>(std::move(layers), batch),
                                                    hydra::adam{});
   CHECK_THROWS_WITH_AS(trainer.train(4, make_minibatch), doctest::Contains("a layer threw: kernel failed"),

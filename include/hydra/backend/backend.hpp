@@ -39,7 +39,7 @@ template <class Backend>
 concept backend = stream_ordering<Backend> &&
     requires(Backend& target, typename Backend::stream stream, std::size_t n, void* destination, void const* source) {
   { target.device_count() } -> std::convertible_to<std::size_t>;
-  { target.device_capacity(n) } -> std::convertible_to<std::size_t>;
+  { target.device_budget(n) } -> std::convertible_to<std::size_t>;
   { target.create_stream(n) } -> std::same_as<typename Backend::stream>;
   target.enqueue(stream, detail::no_work{});
   target.copy_async(stream, destination, source, n);

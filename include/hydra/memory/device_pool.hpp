@@ -15,10 +15,10 @@ namespace hydra {
 template <backend Backend>
 class device_pool : public stream_ordered_pool<Backend> {
 public:
-  // `budget` defaults to the device's whole capacity.
+  // `budget` defaults to the device's whole budget (backend.device_budget).
   device_pool(Backend& backend, std::size_t device, std::optional<std::size_t> budget = std::nullopt)
       : stream_ordered_pool<Backend>(
-            backend, backend.reserve_device_memory(device, budget.value_or(backend.device_capacity(device))),
+            backend, backend.reserve_device_memory(device, budget.value_or(backend.device_budget(device))),
             "device " + std::to_string(device) + " pool"),
         device_(device) {}
 

@@ -24,8 +24,8 @@ namespace hydra::sim {
 // above half a device (the runtime's rule for task_parallel).
 [[nodiscard]] inline workload as_whole_models(workload const& w) {
   workload out = w;
-  std::uint64_t smallest = w.devices.empty() ? 0 : w.devices.front().memory_bytes;
-  for (auto const& device : w.devices) smallest = std::min(smallest, device.memory_bytes);
+  std::uint64_t smallest = w.devices.empty() ? 0 : w.devices.front().budget_bytes;
+  for (auto const& device : w.devices) smallest = std::min(smallest, device.budget_bytes);
   for (std::size_t m = 0; m < out.models.size(); ++m) {
     auto& model = out.models[m];
     shard_spec whole;

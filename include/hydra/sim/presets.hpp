@@ -103,7 +103,7 @@ struct paper_device {
   w.description = "12 transformer models (6 GPT-2-XL-shaped, 6 BERT-Large-shaped) on " + std::to_string(device_count) +
                   " H100-class devices";
   device_spec spec;
-  spec.memory_bytes = static_cast<std::uint64_t>(device.memory_bytes);
+  spec.budget_bytes = static_cast<std::uint64_t>(device.memory_bytes);
   spec.h2d_bytes_per_second = spec.d2h_bytes_per_second = device.link_bytes_per_second;
   spec.latency_seconds = device.latency_seconds;
   w.devices = identical_devices(device_count, spec);
@@ -163,7 +163,7 @@ struct random_options {
     w.models.push_back(std::move(model));
   }
   device_spec device;
-  device.memory_bytes = static_cast<std::uint64_t>(static_cast<double>(largest_task) * uniform(1.0, 4.0));
+  device.budget_bytes = static_cast<std::uint64_t>(static_cast<double>(largest_task) * uniform(1.0, 4.0));
   device.h2d_bytes_per_second = uniform(10e9, 60e9);
   device.d2h_bytes_per_second = uniform(10e9, 60e9);
   device.latency_seconds = 10e-6;

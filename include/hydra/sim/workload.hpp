@@ -36,7 +36,7 @@ struct model_spec {
 
 // A host link direction with bytes_per_second <= 0 is free: its copies take no time.
 struct device_spec {
-  std::uint64_t memory_bytes = 0;
+  std::uint64_t budget_bytes = 0; // the device memory hydra may use (the runtime's device budget)
   double h2d_bytes_per_second = 0;
   double d2h_bytes_per_second = 0;
   double latency_seconds = 0; // per copy, both directions
@@ -61,15 +61,13 @@ struct workload {
 inline void validate(workload const& w) {
   hydra::detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
   hydra::detail::expects(!w.models.empty(), "workload: no models");
-  std::uint64_t largest_memory = 0;
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
-    hydra::detail::expects(device.memory_bytes > 0, "workload: device " + std::to_string(d) + " has no memory");
+    hydra::detail::expects(device.budget_bytes > 0, "workload: device " + std::to_string(d) + " has a budget of 0 bytes");
     hydra::detail::expects(device.latency_seconds >= 0, "workload: device " + std::to_string(d) + " has a negative latency");
-    largest_memory = std::max(largest_memory, device.memory_bytes);
   }
-  std::uint64_t smallest_memory = w.devices.front().memory_bytes;
-  for (auto const& device : w.devices) smallest_memory = std::min(smallest_memory, device.memory_bytes);
+  std::uint64_t smallest_budget = w.devices.front().budget_bytes;
+  for (auto const& device : w.devices) smallest_budget = std::min(smallest_budget, device.budget_bytes);
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
     std::string const who = "workload: model " + std::to_string(m) + " (" + model.name + ")";
@@ -79,9 +77,9 @@ inline void validate(workload const& w) {
       hydra::detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
                       who + " shard " + std::to_string(s) + " has a negative compute time");
       // Any device may be asked to run any shard: it must fit the smallest.
-      if (shard.task_bytes() > smallest_memory) {
+      if (shard.task_bytes() > smallest_budget) {
         throw does_not_fit(who + " shard " + std::to_string(s) + " needs " + format_bytes(shard.task_bytes()) +
-                           " on a device, above the smallest device's memory (" + format_bytes(smallest_memory) + ")");
+                           " on a device, above the smallest device's budget (" + format_bytes(smallest_budget) + ")");
       }
     }
   }

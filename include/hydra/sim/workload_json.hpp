@@ -3,7 +3,7 @@
 //
 // {
 //   "description": "my sweep",                          (optional)
-//   "devices": {"count": 8, "memory_bytes": 80e9,       (or a list of such objects
+//   "devices": {"count": 8, "budget_bytes": 80e9,       (or a list of such objects
 //               "h2d_bytes_per_second": 50e9,            without "count"; optional
 //               "d2h_bytes_per_second": 50e9,            when the reader is given
 //               "latency_seconds": 15e-6},               defaults, as for a profile)
@@ -118,13 +118,15 @@ private:
   device_spec read_device(json_value const& v, std::string const& what) const {
     require(v, json_value::kind::object, what);
     device_spec d = defaults_.device;
-    if (auto const* x = v.find("memory_bytes")) d.memory_bytes = as_bytes(*x, what + ".memory_bytes");
+    // "memory_bytes" is the name files written before "budget_bytes" used.
+    if (auto const* x = v.find("budget_bytes")) d.budget_bytes = as_bytes(*x, what + ".budget_bytes");
+    else if (auto const* old = v.find("memory_bytes")) d.budget_bytes = as_bytes(*old, what + ".memory_bytes");
     if (auto const* x = v.find("h2d_bytes_per_second"))
       d.h2d_bytes_per_second = as_number(*x, what + ".h2d_bytes_per_second");
     if (auto const* x = v.find("d2h_bytes_per_second"))
       d.d2h_bytes_per_second = as_number(*x, what + ".d2h_bytes_per_second");
     if (auto const* x = v.find("latency_seconds")) d.latency_seconds = as_number(*x, what + ".latency_seconds");
-    if (d.memory_bytes == 0) fail(what + " needs \"memory_bytes\"");
+    if (d.budget_bytes == 0) fail(what + " needs \"budget_bytes\"");
     return d;
   }
 
@@ -132,13 +134,13 @@ private:
     if (v.type == json_value::kind::array) {
       for (std::size_t d = 0; d < v.items.size(); ++d) {
         std::string const what = "devices[" + std::to_string(d) + "]";
-        allowed(v.items[d], what, {"memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+        allowed(v.items[d], what, {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
         w.devices.push_back(read_device(v.items[d], what));
       }
       return;
     }
     require(v, json_value::kind::object, "\"devices\"");
-    allowed(v, "devices", {"count", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+    allowed(v, "devices", {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
     auto const* count = v.find("count");
     if (!count) fail("\"devices\" needs \"count\" (or make it a list of devices)");
     w.devices = identical_devices(as_count(*count, "devices.count"), read_device(v, "devices"));
@@ -210,7 +212,7 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
   out << "{\n  \"description\": \"" << hydra::detail::json_escape(w.description) << "\",\n  \"devices\": [";
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
-    out << (d ? ",\n    " : "\n    ") << "{\"memory_bytes\": " << device.memory_bytes
+    out << (d ? ",\n    " : "\n    ") << "{\"budget_bytes\": " << device.budget_bytes
         << ", \"h2d_bytes_per_second\": " << num(device.h2d_bytes_per_second)
         << ", \"d2h_bytes_per_second\": " << num(device.d2h_bytes_per_second)
         << ", \"latency_seconds\": " << num(device.latency_seconds) << "}";

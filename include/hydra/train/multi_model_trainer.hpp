@@ -117,7 +117,7 @@ private:
   [[nodiscard]] std::size_t smallest_budget() const {
     std::size_t smallest = std::numeric_limits<std::size_t>::max();
     for (std::size_t d = 0; d < backend_->device_count(); ++d)
-      smallest = std::min(smallest, backend_->device_capacity(d));
+      smallest = std::min(smallest, backend_->device_budget(d));
     return smallest;
   }
 

@@ -178,7 +178,7 @@ private:
 
   static shard_graph partition(sequential_model<Context> const& model, single_model_options const& options,
                                Backend& backend) {
-    std::size_t const budget = options.budget == 0 ? backend.device_capacity(options.device) : options.budget;
+    std::size_t const budget = options.budget == 0 ? backend.device_budget(options.device) : options.budget;
     partition_input const in = model.describe(Optimizer::state_per_parameter, budget);
     return options.shard_count == 0 ? shard_graph::greedy(in) : shard_graph::balanced(in, options.shard_count);
   }

@@ -5,7 +5,7 @@
 
 int main() {
   using namespace hydra::literals;
-  hydra::host_backend backend({.device_capacities = {1_MiB}});
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::device_pool pool(backend, 0);
   auto stream = backend.create_stream(0);
   void* block = pool.allocate(stream, 4_KiB);

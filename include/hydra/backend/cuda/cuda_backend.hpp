@@ -135,7 +135,7 @@ public:
   }
 
   [[nodiscard]] std::size_t device_count() const noexcept { return options_.device_budgets.size(); }
-  [[nodiscard]] std::size_t device_capacity(std::size_t device) const {
+  [[nodiscard]] std::size_t device_budget(std::size_t device) const {
     check_device(device);
     return options_.device_budgets[device];
   }

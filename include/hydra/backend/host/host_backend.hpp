@@ -1,7 +1,7 @@
 // The host backend: N virtual devices on CPU threads, so that everything above
 // the backend (pools, spill engine, scheduler, trainer) runs for real without a GPU.
 //
-//  - a virtual device is a memory capacity; reserve_device_memory() enforces it;
+//  - a virtual device is a memory budget; reserve_device_memory() enforces it;
 //  - a stream is an in-order work queue with its own thread; copies run on the
 //    issuing stream's thread (memcpy), so stream-ordering bugs are real bugs here;
 //  - events, cross-stream waits and host waits behave as CUDA's do;
@@ -52,7 +52,7 @@ struct stall_injection {
 };
 
 struct host_backend_options {
-  std::vector<std::size_t> device_capacities; // one virtual device per entry, in bytes
+  std::vector<std::size_t> device_budgets; // one virtual device per entry: its memory, in bytes
   delay_injection delays{};
   stall_injection stall{};
 };
@@ -63,16 +63,16 @@ public:
   using event = host_event;
 
   explicit host_backend(host_backend_options options) : options_(std::move(options)) {
-    detail::expects(!options_.device_capacities.empty(),
+    detail::expects(!options_.device_budgets.empty(),
                     "host_backend: device count is 0; at least 1 virtual device is required");
-    for (std::size_t device = 0; device < options_.device_capacities.size(); ++device) {
-      detail::expects(options_.device_capacities[device] >= allocation_alignment,
-                      "host_backend: device " + std::to_string(device) + " capacity is " +
-                          format_bytes(options_.device_capacities[device]) + ", below the minimum of " +
+    for (std::size_t device = 0; device < options_.device_budgets.size(); ++device) {
+      detail::expects(options_.device_budgets[device] >= allocation_alignment,
+                      "host_backend: device " + std::to_string(device) + " budget is " +
+                          format_bytes(options_.device_budgets[device]) + ", below the minimum of " +
                           format_bytes(allocation_alignment));
     }
-    reserved_.assign(options_.device_capacities.size(), 0);
-    device_lost_ = std::make_unique<std::atomic<bool>[]>(options_.device_capacities.size());
+    reserved_.assign(options_.device_budgets.size(), 0);
+    device_lost_ = std::make_unique<std::atomic<bool>[]>(options_.device_budgets.size());
   }
 
   host_backend(host_backend const&) = delete;
@@ -83,11 +83,11 @@ public:
     for (auto& worker : workers_) worker->stop();
   }
 
-  [[nodiscard]] std::size_t device_count() const noexcept { return options_.device_capacities.size(); }
+  [[nodiscard]] std::size_t device_count() const noexcept { return options_.device_budgets.size(); }
 
-  [[nodiscard]] std::size_t device_capacity(std::size_t device) const {
+  [[nodiscard]] std::size_t device_budget(std::size_t device) const {
     check_device(device);
-    return options_.device_capacities[device];
+    return options_.device_budgets[device];
   }
 
   [[nodiscard]] std::string device_name(std::size_t device) const {
@@ -203,16 +203,16 @@ public:
 
   // ---- memory ----------------------------------------------------------------
 
-  // Takes `bytes` of a virtual device's capacity. The sum of live reservations on
-  // a device never exceeds its capacity: that is the device's hard memory limit.
+  // Takes `bytes` of a virtual device's budget. The sum of live reservations on
+  // a device never exceeds its budget: that is the device's hard memory limit.
   [[nodiscard]] memory_reservation reserve_device_memory(std::size_t device, std::size_t bytes) {
     check_device(device);
     {
       std::lock_guard lock(mutex_);
-      std::size_t const capacity = options_.device_capacities[device];
-      if (bytes > capacity - reserved_[device]) {
-        throw out_of_memory(device_name(device) + " reservation", bytes, reserved_[device], capacity,
-                            capacity - reserved_[device]);
+      std::size_t const budget = options_.device_budgets[device];
+      if (bytes > budget - reserved_[device]) {
+        throw out_of_memory(device_name(device) + " reservation", bytes, reserved_[device], budget,
+                            budget - reserved_[device]);
       }
       reserved_[device] += bytes;
     }

@@ -158,7 +158,7 @@ private:
   // shards could give it.
   std::optional<double> make_room(std::size_t d, std::uint64_t bytes) {
     auto& device = devices_[d];
-    std::uint64_t const capacity = device.spec->memory_bytes;
+    std::uint64_t const capacity = device.spec->budget_bytes;
     while (capacity - device.used < bytes) {
       auto const victim = furthest_next_use(
           device.resident, [&](std::uint32_t id) { return !pinned(d, id); },

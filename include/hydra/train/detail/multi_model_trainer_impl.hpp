@@ -53,7 +53,7 @@ shard_graph basic_multi_model_trainer<Backend, Context>::partition(std::size_t m
                   "model " + std::to_string(m) + " (" + config.name + "): the last layer must be a loss");
   std::size_t const state = any_optimizer<Context>(config.optimizer).state_per_parameter();
   bool const whole = policy_.needs_whole_models();
-  std::size_t const budget = whole ? backend_->device_capacity(m % backend_->device_count()) : smallest_budget();
+  std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : smallest_budget();
   partition_input const in = model.describe(state, budget);
   if (!whole) return shard_graph::greedy(in);
   std::size_t const needed = detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
