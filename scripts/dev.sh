@@ -16,8 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the build needs, and the dataset the main job trains on. The
 # CUDA toolkit is not among them: it is optional (HYDRA_ENABLE_CUDA=AUTO) and
-# comes with the machine image.
-packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
+# comes with the machine image. OpenBLAS runs the host layers' GEMMs
+# (HYDRA_HOST_BLAS=AUTO; without it they fall back to plain loops).
+packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev libopenblas-dev dataset-fashion-mnist)
 
 setup() {
   local missing=()
