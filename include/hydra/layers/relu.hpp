@@ -32,8 +32,10 @@ public:
     });
   }
 
+  // A null input_gradient skips dx (nothing upstream wants it).
   void backward(host_execution_context& context, backward_arguments const& a) const {
     context.enqueue([a, n = a.batch * features_] {
+      if (a.input_gradient == nullptr) return;
       for (std::size_t k = 0; k < n; ++k) a.input_gradient[k] = a.input[k] > 0.0F ? a.output_gradient[k] : 0.0F;
     });
   }
