@@ -33,6 +33,9 @@ if(NOT _hydra_blas_mode STREQUAL "OFF")
   endif()
 endif()
 
+# Also in the cache, where scripts read it (scripts/dev.sh bench).
+set(HYDRA_HOST_BLAS_ENABLED ${HYDRA_HOST_BLAS_ENABLED} CACHE INTERNAL "hydra's host layers run on OpenBLAS")
+
 if(HYDRA_HOST_BLAS_ENABLED)
   target_link_libraries(hydra INTERFACE BLAS::BLAS)
   target_include_directories(hydra SYSTEM INTERFACE $<BUILD_INTERFACE:${HYDRA_OPENBLAS_INCLUDE_DIR}>)
