@@ -1,10 +1,14 @@
 // The host layers at BLAS speed. Every figure is a ratio of two benchmarks of
 // this run, one thread per device (OpenBLAS kept to one thread):
-//  - mlp: one training step (Adam) of hydra's host MLP, resident on one device
-//    (one shard, no recompute), against the same GEMMs called directly through
-//    cblas_sgemm (the limit: everything else in the step is overhead). Target
-//    0.85x. Also against the GEMMs less the first layer's input gradient, which
-//    hydra computes and no framework does (nothing upstream wants it).
+//  - mlp: one training step of hydra's host MLP (Adam, and SGD with momentum),
+//    resident on one device (one shard, no recompute), against the same GEMMs
+//    called directly through cblas_sgemm (the limit: everything else in the
+//    step is overhead). Target 0.85x. Adam streams 28 bytes per parameter per
+//    step (read p, m, v, g; write p, m, v), SGD 20: at the small batch that
+//    memory traffic alone is a sizeable share of the GEMMs' time. Also against
+//    the GEMMs less the first layer's input gradient, which hydra computes and
+//    frameworks skip (nothing upstream wants it).
+//  All models train with Adam unless named otherwise.
 //  - spill: the same models spilled at the tightest budget the partitioner
 //    accepts, against the same shards all resident (target 0.9x: what spilling
 //    costs); and the same shards resident against one resident shard: what
@@ -88,10 +92,11 @@ constexpr std::size_t steps_per_iteration = 2;
 
 // `steps_per_iteration` training steps per iteration of one model on one device
 // of `budget` bytes, partitioned into `shard_count` shards (0: greedy).
+template <class Optimizer = hydra::adam>
 void train_steps(benchmark::State& state, hydra::sequential_model<context> const& model, std::size_t budget,
                  std::size_t shard_count, std::vector<std::size_t> const* expected_cuts) {
   hydra::host_backend backend({.device_capacities = {budget}});
-  trainer_type trainer(backend, model, hydra::adam{}, {.shard_count = shard_count});
+  hydra::single_model_trainer<Optimizer> trainer(backend, model, Optimizer{}, {.shard_count = shard_count});
   if (expected_cuts != nullptr) { // the comparison needs the very same shards
     std::vector<std::size_t> cuts;
     for (auto const& s : trainer.shards().shards()) cuts.push_back(s.end_layer);
@@ -204,7 +209,9 @@ void register_mlp(mlp_spec const& spec) {
   std::string const label = spec.label();
   auto const model = spec.model();
   std::size_t const roomy = 2 * trainer_type::footprint(model);
-  add("mlp", "hydra", label, [model, roomy](benchmark::State& s) { train_steps(s, model, roomy, 0, nullptr); });
+  add("mlp", "hydra_adam", label, [model, roomy](benchmark::State& s) { train_steps(s, model, roomy, 0, nullptr); });
+  add("mlp", "hydra_sgd", label,
+      [model, roomy](benchmark::State& s) { train_steps<hydra::sgd_momentum>(s, model, roomy, 0, nullptr); });
   add("mlp", "cblas", label, [spec](benchmark::State& s) { run_gemms(s, mlp_gemms(spec, true)); });
   add("mlp", "cblas_without_first_dx", label, [spec](benchmark::State& s) { run_gemms(s, mlp_gemms(spec, false)); });
 
@@ -239,9 +246,12 @@ int main(int argc, char** argv) {
   register_cnn();
   return hydra::bench::run_with_ratios(
       argc, argv,
-      {{"mlp", "hydra", "cblas", 0.85, true, "steps/s of hydra's resident MLP / the same GEMMs through cblas_sgemm"},
-       {"mlp", "hydra", "cblas_without_first_dx", 0, true,
-        "steps/s of hydra's resident MLP / the GEMMs less the first layer's input gradient (as frameworks do)"},
+      {{"mlp", "hydra_adam", "cblas", 0.85, true,
+        "steps/s of hydra's resident MLP with Adam / the same GEMMs through cblas_sgemm"},
+       {"mlp", "hydra_sgd", "cblas", 0.85, true,
+        "steps/s of hydra's resident MLP with SGD (momentum) / the same GEMMs through cblas_sgemm"},
+       {"mlp", "hydra_adam", "cblas_without_first_dx", 0, true,
+        "steps/s with Adam / the GEMMs less the first layer's input gradient (which frameworks skip)"},
        {"spill", "spilled", "resident", 0.9, true,
         "steps/s spilled at the tightest budget / the same shards all resident"},
        {"spill", "resident", "unsharded", 0, true,
