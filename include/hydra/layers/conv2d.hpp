@@ -173,10 +173,13 @@ private:
             for (std::size_t q = 0; q < Q; ++q) out[q] = 0.0F;
             return;
           }
-          float const* in = image + static_cast<std::size_t>(input_row) * W;
           for (std::size_t q = 0; q < first; ++q) out[q] = 0.0F;
-          for (std::size_t q = first; q < last; ++q)
-            out[q] = in[static_cast<std::size_t>(origin + static_cast<std::ptrdiff_t>(q * stride))];
+          float const* in = image + static_cast<std::size_t>(input_row) * W +
+                            static_cast<std::size_t>(origin + static_cast<std::ptrdiff_t>(first * stride));
+          if (stride == 1) // contiguous: a copy the compiler vectorises
+            for (std::size_t q = first; q < last; ++q) out[q] = in[q - first];
+          else
+            for (std::size_t q = first; q < last; ++q) out[q] = in[(q - first) * stride];
           for (std::size_t q = last; q < Q; ++q) out[q] = 0.0F;
         });
   }
@@ -190,9 +193,12 @@ private:
         [&](std::size_t at, std::ptrdiff_t input_row, std::size_t first, std::size_t last, std::ptrdiff_t origin) {
           if (input_row < 0) return;
           float const* in = columns + at;
-          float* out = image + static_cast<std::size_t>(input_row) * W;
-          for (std::size_t q = first; q < last; ++q)
-            out[static_cast<std::size_t>(origin + static_cast<std::ptrdiff_t>(q * stride))] += in[q];
+          float* out = image + static_cast<std::size_t>(input_row) * W +
+                       static_cast<std::size_t>(origin + static_cast<std::ptrdiff_t>(first * stride));
+          if (stride == 1)
+            for (std::size_t q = first; q < last; ++q) out[q - first] += in[q];
+          else
+            for (std::size_t q = first; q < last; ++q) out[(q - first) * stride] += in[q];
         });
   }
 

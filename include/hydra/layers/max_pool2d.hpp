@@ -64,6 +64,8 @@ public:
 
 private:
   // Calls f(output index, index of its window's first maximum in the input).
+  // The running maximum moves by selects, not branches: which element of a
+  // window is largest is a coin toss that a branch predictor loses.
   template <class F>
   void for_each_window(std::size_t batch, float const* input, F&& f) const {
     std::size_t const H = input_.height, W = input_.width, plane = H * W;
@@ -73,10 +75,14 @@ private:
         for (std::size_t q = 0; q < output_.width; ++q, ++out) {
           std::size_t const corner = image * plane + p * stride_ * W + q * stride_;
           std::size_t best = corner;
+          float largest = input[corner];
           for (std::size_t r = 0; r < window_; ++r)
             for (std::size_t s = 0; s < window_; ++s) {
               std::size_t const at = corner + r * W + s;
-              if (input[at] > input[best]) best = at;
+              float const value = input[at];
+              bool const larger = value > largest;
+              largest = larger ? value : largest;
+              best = larger ? at : best;
             }
           f(out, best);
         }
