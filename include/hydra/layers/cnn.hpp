@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "hydra/graph/sequential_model.hpp"
 #include "hydra/layers/conv2d.hpp"
 #include "hydra/layers/dense.hpp"
+#include "hydra/layers/input_gradient.hpp"
 #include "hydra/layers/max_pool2d.hpp"
 #include "hydra/layers/relu.hpp"
 #include "hydra/layers/softmax_cross_entropy.hpp"
@@ -29,13 +31,16 @@ struct cnn_shape {
 
 // The CNN from any convolution, pooling, activation, dense and loss layer types
 // on context Context. The convolution and pooling types take their own image
-// shape type (channels, height, width) and report it with output_shape().
+// shape type (channels, height, width) and report it with output_shape(). The
+// first layer skips its input gradient where its type can.
 template <class Context, class Conv, class Pool, class Activation, class Dense, class Loss>
 sequential_model<Context> make_cnn_of(cnn_shape const& shape, std::size_t batch) {
   std::vector<any_layer<Context>> stack;
   std::size_t channels = shape.input.channels, height = shape.input.height, width = shape.input.width;
   for (std::size_t const filters : shape.block_channels) {
-    Conv const conv({channels, height, width}, filters);
+    using shape_type = std::remove_cvref_t<decltype(std::declval<Conv const&>().output_shape())>;
+    shape_type const in{channels, height, width};
+    Conv const conv = stack.empty() ? make_first_layer<Conv>(in, filters) : Conv(in, filters);
     auto const convolved = conv.output_shape();
     stack.emplace_back(conv);
     stack.emplace_back(Activation(convolved.features()));
@@ -47,12 +52,15 @@ sequential_model<Context> make_cnn_of(cnn_shape const& shape, std::size_t batch)
     width = pooled.width;
   }
   std::size_t features = channels * height * width;
+  auto head_layer = [&](std::size_t in, std::size_t out) {
+    return stack.empty() ? make_first_layer<Dense>(in, out) : Dense(in, out);
+  };
   if (shape.hidden > 0) {
-    stack.emplace_back(Dense(features, shape.hidden));
+    stack.emplace_back(head_layer(features, shape.hidden));
     stack.emplace_back(Activation(shape.hidden));
     features = shape.hidden;
   }
-  stack.emplace_back(Dense(features, shape.classes));
+  stack.emplace_back(head_layer(features, shape.classes));
   stack.emplace_back(Loss(shape.classes));
   return sequential_model<Context>(std::move(stack), batch);
 }

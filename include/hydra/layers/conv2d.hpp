@@ -24,6 +24,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/graph/layer.hpp"
 #include "hydra/layers/detail/gemm.hpp"
+#include "hydra/layers/input_gradient.hpp"
 
 namespace hydra::layers {
 
@@ -42,6 +43,16 @@ struct conv2d_options {
 
 class conv2d {
 public:
+  // As a model's first layer: backward computes no dx (see input_gradient.hpp).
+  conv2d(image_shape input, std::size_t output_channels, skip_input_gradient_t)
+      : conv2d(input, output_channels, conv2d_options{}) {
+    input_gradient_ = false;
+  }
+  conv2d(image_shape input, std::size_t output_channels, conv2d_options options, skip_input_gradient_t)
+      : conv2d(input, output_channels, options) {
+    input_gradient_ = false;
+  }
+
   conv2d(image_shape input, std::size_t output_channels, conv2d_options options = {})
       : input_(input), options_(options) {
     hydra::detail::expects(input.channels > 0 && input.height > 0 && input.width > 0 && output_channels > 0,
@@ -74,7 +85,7 @@ public:
             .input_features = input_.features(),
             .output_features = output_.features(),
             .workspace_bytes = patch_size() * pixels() * sizeof(float),
-            .flops = 6.0 * macs}; // forward 2, backward data 2, backward filter 2 per multiply-add
+            .flops = (input_gradient_ ? 6.0 : 4.0) * macs}; // forward 2, filter 2, data 2 per multiply-add
   }
 
   // He-uniform filters (fan-in C*R*S), zero bias: the CUDA convolution's rule.
@@ -91,7 +102,9 @@ public:
   }
 
   void backward(host_execution_context& context, backward_arguments const& a) const {
-    context.enqueue([layer = *this, a] { layer.backward_kernel(a); });
+    backward_arguments bound = a;
+    if (!input_gradient_) bound.input_gradient = nullptr;
+    context.enqueue([layer = *this, bound] { layer.backward_kernel(bound); });
   }
 
   void forward_kernel(forward_arguments const& a) const {
@@ -205,6 +218,7 @@ private:
   image_shape input_;
   conv2d_options options_;
   image_shape output_{};
+  bool input_gradient_ = true;
 };
 
 static_assert(layer<conv2d, host_execution_context>);

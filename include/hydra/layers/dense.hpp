@@ -15,12 +15,16 @@
 #include "hydra/backend/host/host_execution_context.hpp"
 #include "hydra/graph/layer.hpp"
 #include "hydra/layers/detail/gemm.hpp"
+#include "hydra/layers/input_gradient.hpp"
 
 namespace hydra::layers {
 
 class dense {
 public:
   dense(std::size_t inputs, std::size_t outputs) : inputs_(inputs), outputs_(outputs) {}
+  // As a model's first layer: backward computes no dx (see input_gradient.hpp).
+  dense(std::size_t inputs, std::size_t outputs, skip_input_gradient_t)
+      : inputs_(inputs), outputs_(outputs), input_gradient_(false) {}
 
   [[nodiscard]] std::string name() const { return "dense " + std::to_string(inputs_) + "x" + std::to_string(outputs_); }
 
@@ -30,7 +34,7 @@ public:
             .input_features = inputs_,
             .output_features = outputs_,
             .workspace_bytes = 0,
-            .flops = 6.0 * macs}; // 2 forward + 4 backward per multiply-add
+            .flops = (input_gradient_ ? 6.0 : 4.0) * macs}; // 2 forward + 2 for dW + 2 for dx per multiply-add
   }
 
   // Glorot-uniform weights, zero bias.
@@ -47,7 +51,9 @@ public:
   }
 
   void backward(host_execution_context& context, backward_arguments const& a) const {
-    context.enqueue([a, in = inputs_, out = outputs_] { backward_kernel(a, in, out); });
+    backward_arguments bound = a;
+    if (!input_gradient_) bound.input_gradient = nullptr;
+    context.enqueue([bound, in = inputs_, out = outputs_] { backward_kernel(bound, in, out); });
   }
 
   static void forward_kernel(forward_arguments const& a, std::size_t in, std::size_t out) {
@@ -74,6 +80,7 @@ public:
 private:
   std::size_t inputs_;
   std::size_t outputs_;
+  bool input_gradient_ = true;
 };
 
 static_assert(layer<dense, host_execution_context>);
