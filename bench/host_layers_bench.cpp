@@ -3,15 +3,16 @@
 //  - mlp: one training step of hydra's host MLP (Adam, and SGD with momentum),
 //    resident on one device (one shard, no recompute), against the same GEMMs
 //    called directly through cblas_sgemm (the limit: everything else in the
-//    step is overhead). Target 0.85x. Adam streams 28 bytes per parameter per
-//    step (read p, m, v, g; write p, m, v), SGD 20: at the small batch that
-//    memory traffic alone is a sizeable share of the GEMMs' time. Also against
-//    the GEMMs less the first layer's input gradient, which hydra computes and
-//    frameworks skip (nothing upstream wants it).
+//    step is overhead). Target 0.85x. The same GEMMs: like hydra (and every
+//    framework), no input gradient for the first layer. Adam streams 28 bytes
+//    per parameter per step (read p, m, v, g; write p, m, v), SGD 20: at the
+//    small batch that memory traffic alone is a sizeable share of the GEMMs'
+//    time.
 //  All models train with Adam unless named otherwise.
 //  - spill: the same models spilled at the tightest budget the partitioner
-//    accepts, against the same shards all resident (target 0.9x: what spilling
-//    costs); and the same shards resident against one resident shard: what
+//    accepts (for the shard count it needs there, cut alike in both runs),
+//    against the same shards all resident (target 0.9x: what spilling costs);
+//    and the same shards resident against one resident shard: what
 //    recomputing each shard's forward in its backward costs.
 //  - cnn: one step of a small CNN (two conv+pool blocks, a dense head, batch
 //    64) against its GEMMs alone.
@@ -67,21 +68,29 @@ hydra::data_source cycling_data(std::size_t features, std::size_t classes, std::
 
 using trainer_type = hydra::single_model_trainer<hydra::adam>;
 
-// The smallest budget (to 4 KiB) the partitioner accepts for `model`.
-std::size_t tightest_budget(hydra::sequential_model<context> const& model) {
-  auto accepts = [&](std::size_t budget) {
-    try {
-      hydra::host_backend backend({.device_capacities = {budget}});
-      trainer_type trainer(backend, model, hydra::adam{});
-      return true;
-    } catch (hydra::error const&) {
-      return false;
-    }
-  };
+// Where each shard ends, for `model` on one device of `budget` bytes in
+// `shard_count` shards (0: greedy); empty when the partitioner refuses.
+std::vector<std::size_t> cuts_at(hydra::sequential_model<context> const& model, std::size_t budget,
+                                 std::size_t shard_count) {
+  try {
+    hydra::host_backend backend({.device_capacities = {budget}});
+    trainer_type trainer(backend, model, hydra::adam{}, {.shard_count = shard_count});
+    std::vector<std::size_t> cuts;
+    for (auto const& s : trainer.shards().shards()) cuts.push_back(s.end_layer);
+    return cuts;
+  } catch (hydra::error const&) {
+    return {};
+  }
+}
+
+// The smallest budget (to 4 KiB) for which `accepted(budget)` holds, given
+// that it holds for every larger budget.
+template <class Accepted>
+std::size_t tightest_budget(hydra::sequential_model<context> const& model, Accepted&& accepted) {
   std::size_t low = 4096, high = 8 * hydra::align_up(trainer_type::footprint(model), 4096);
   while (high - low > 4096) {
     std::size_t const middle = hydra::align_down((low + high) / 2, 4096);
-    (accepts(middle) ? high : low) = middle;
+    (accepted(middle) ? high : low) = middle;
   }
   return high;
 }
@@ -138,8 +147,8 @@ void add_dense(std::vector<gemm_call>& calls, std::size_t in, std::size_t out, s
 }
 
 // One sample's GEMMs of the host convolution, repeated per sample:
-// y = W cols, dW += dy cols^T, dcols = W^T dy.
-void add_conv(std::vector<gemm_call>& calls, hydra::layers::conv2d const& conv, std::size_t batch) {
+// y = W cols, dW += dy cols^T, dcols = W^T dy (not for a model's first layer).
+void add_conv(std::vector<gemm_call>& calls, hydra::layers::conv2d const& conv, std::size_t batch, bool with_dx) {
   auto const in = conv.input_shape(), out = conv.output_shape();
   auto const kernel = conv.options().kernel;
   int const K = static_cast<int>(out.channels), PQ = static_cast<int>(out.height * out.width),
@@ -148,15 +157,16 @@ void add_conv(std::vector<gemm_call>& calls, hydra::layers::conv2d const& conv, 
   for (std::size_t n = 0; n < batch; ++n) {
     calls.push_back({CblasNoTrans, CblasNoTrans, K, PQ, CRS, buffer(K * CRS), buffer(CRS * PQ), buffer(K * PQ)});
     calls.push_back({CblasNoTrans, CblasTrans, K, CRS, PQ, buffer(K * PQ), buffer(CRS * PQ), buffer(K * CRS)});
-    calls.push_back({CblasTrans, CblasNoTrans, CRS, PQ, K, buffer(K * CRS), buffer(K * PQ), buffer(CRS * PQ)});
+    if (with_dx)
+      calls.push_back({CblasTrans, CblasNoTrans, CRS, PQ, K, buffer(K * CRS), buffer(K * PQ), buffer(CRS * PQ)});
   }
 }
 
-std::vector<gemm_call> mlp_gemms(mlp_spec const& spec, bool first_input_gradient) {
+std::vector<gemm_call> mlp_gemms(mlp_spec const& spec) {
   std::vector<gemm_call> calls;
   std::size_t features = spec.inputs;
   for (std::size_t k = 0; k < spec.depth; ++k) {
-    add_dense(calls, features, spec.width, spec.batch, k > 0 || first_input_gradient);
+    add_dense(calls, features, spec.width, spec.batch, /*with_dx=*/k > 0);
     features = spec.width;
   }
   add_dense(calls, features, spec.classes, spec.batch, true);
@@ -168,7 +178,7 @@ std::vector<gemm_call> cnn_gemms() {
   std::size_t channels = cnn.input.channels, height = cnn.input.height, width = cnn.input.width;
   for (std::size_t filters : cnn.block_channels) {
     hydra::layers::conv2d const conv({channels, height, width}, filters);
-    add_conv(calls, conv, cnn_batch);
+    add_conv(calls, conv, cnn_batch, /*with_dx=*/!calls.empty());
     hydra::layers::max_pool2d const pool(conv.output_shape());
     channels = pool.output_shape().channels;
     height = pool.output_shape().height;
@@ -212,20 +222,18 @@ void register_mlp(mlp_spec const& spec) {
   add("mlp", "hydra_adam", label, [model, roomy](benchmark::State& s) { train_steps(s, model, roomy, 0, nullptr); });
   add("mlp", "hydra_sgd", label,
       [model, roomy](benchmark::State& s) { train_steps<hydra::sgd_momentum>(s, model, roomy, 0, nullptr); });
-  add("mlp", "cblas", label, [spec](benchmark::State& s) { run_gemms(s, mlp_gemms(spec, true)); });
-  add("mlp", "cblas_without_first_dx", label, [spec](benchmark::State& s) { run_gemms(s, mlp_gemms(spec, false)); });
+  add("mlp", "cblas", label, [spec](benchmark::State& s) { run_gemms(s, mlp_gemms(spec)); });
 
-  // Spilled at the tightest budget (greedy shards), and the same shards with
-  // room for all (the balanced partition into as many, checked to cut alike).
-  std::size_t const tight = tightest_budget(model);
-  std::vector<std::size_t> cuts;
-  {
-    hydra::host_backend backend({.device_capacities = {tight}});
-    trainer_type probe(backend, model, hydra::adam{});
-    for (auto const& s : probe.shards().shards()) cuts.push_back(s.end_layer);
-  }
-  std::size_t const shards = cuts.size();
-  add("spill", "spilled", label, [model, tight, cuts](benchmark::State& s) { train_steps(s, model, tight, 0, &cuts); });
+  // The shards: as many as the partitioner needs at the tightest budget it
+  // accepts, cut where the balanced partition cuts them with room for all
+  // (fewest FLOPs in the largest). Spilled: the tightest budget that still
+  // gives those very shards; resident: room for all of them.
+  std::size_t const shards =
+      cuts_at(model, tightest_budget(model, [&](std::size_t b) { return !cuts_at(model, b, 0).empty(); }), 0).size();
+  auto const cuts = cuts_at(model, roomy, shards);
+  std::size_t const tight = tightest_budget(model, [&](std::size_t b) { return cuts_at(model, b, shards) == cuts; });
+  add("spill", "spilled", label,
+      [model, tight, shards, cuts](benchmark::State& s) { train_steps(s, model, tight, shards, &cuts); });
   add("spill", "resident", label,
       [model, roomy, shards, cuts](benchmark::State& s) { train_steps(s, model, roomy, shards, &cuts); });
   add("spill", "unsharded", label, [model, roomy](benchmark::State& s) { train_steps(s, model, roomy, 1, nullptr); });
@@ -250,8 +258,6 @@ int main(int argc, char** argv) {
         "steps/s of hydra's resident MLP with Adam / the same GEMMs through cblas_sgemm"},
        {"mlp", "hydra_sgd", "cblas", 0.85, true,
         "steps/s of hydra's resident MLP with SGD (momentum) / the same GEMMs through cblas_sgemm"},
-       {"mlp", "hydra_adam", "cblas_without_first_dx", 0, true,
-        "steps/s with Adam / the GEMMs less the first layer's input gradient (which frameworks skip)"},
        {"spill", "spilled", "resident", 0.9, true,
         "steps/s spilled at the tightest budget / the same shards all resident"},
        {"spill", "resident", "unsharded", 0, true,
