@@ -16,6 +16,8 @@
 //    recomputing each shard's forward in its backward costs.
 //  - cnn: one step of a small CNN (two conv+pool blocks, a dense head, batch
 //    64) against its GEMMs alone.
+//  - optimizer: one Adam step over the parameters of 784-256x4, hydra's host
+//    loops against Thrust's one-element-at-a-time transform.
 // Each benchmark builds its trainer once and times whole steps; any iteration
 // count works (the data cycles through a few prepared minibatches).
 #include <benchmark/benchmark.h>
@@ -26,6 +28,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <thrust/execution_policy.h>
 
 #include "hydra/hydra.hpp"
 #include "ratio_reporter.hpp"
@@ -206,6 +210,23 @@ void run_gemms(benchmark::State& state, std::vector<gemm_call> calls) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps_per_iteration));
 }
 
+// ---- the optimizer's step alone -------------------------------------------------
+
+// One optimizer step over `n` parameters on this thread: thrust::host (hydra's
+// SSE loops) or thrust::seq (Thrust's transform, one element at a time).
+template <class Optimizer, class Policy>
+void optimizer_step(benchmark::State& state, Policy policy, std::size_t n) {
+  std::vector<float> parameters(n, 0.5F), gradients(n, 0.01F), optimizer_state(n * Optimizer::state_per_parameter);
+  Optimizer const optimizer{};
+  std::uint64_t step = 0;
+  for (auto _ : state) {
+    optimizer.step(policy, parameters.data(), gradients.data(), optimizer_state.data(), n, ++step);
+    benchmark::DoNotOptimize(parameters.data());
+  }
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * n * sizeof(float) * (3 + 2 * Optimizer::state_per_parameter)));
+}
+
 // ---- registration ----------------------------------------------------------------
 
 void add(std::string const& family, std::string const& variant, std::string const& argument, auto&& function) {
@@ -252,6 +273,12 @@ void register_cnn() {
 int main(int argc, char** argv) {
   for (auto const& spec : mlps) register_mlp(spec);
   register_cnn();
+  std::size_t const parameters = mlps[0].model().parameter_count(); // 784-256x4
+  std::string const count = std::to_string(parameters);
+  add("optimizer", "host", "adam_" + count,
+      [parameters](benchmark::State& s) { optimizer_step<hydra::adam>(s, thrust::host, parameters); });
+  add("optimizer", "thrust_seq", "adam_" + count,
+      [parameters](benchmark::State& s) { optimizer_step<hydra::adam>(s, thrust::seq, parameters); });
   return hydra::bench::run_with_ratios(
       argc, argv,
       {{"mlp", "hydra_adam", "cblas", 0.85, true,
@@ -262,5 +289,7 @@ int main(int argc, char** argv) {
         "steps/s spilled at the tightest budget / the same shards all resident"},
        {"spill", "resident", "unsharded", 0, true,
         "steps/s of the shards resident / one resident shard (the cost of recomputing each shard's forward)"},
-       {"cnn", "hydra", "cblas", 0, true, "steps/s of hydra's resident CNN / its GEMMs alone"}});
+       {"cnn", "hydra", "cblas", 0, true, "steps/s of hydra's resident CNN / its GEMMs alone"},
+       {"optimizer", "host", "thrust_seq", 0, true,
+        "one optimizer step: hydra's host loops / Thrust's transform (thrust::seq), same bits"}});
 }

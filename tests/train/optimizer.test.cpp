@@ -34,7 +34,7 @@ TEST_CASE("adam: the first step moves each parameter by about the learning rate 
   CHECK(state[4 + 2] == doctest::Approx(0.001F * 9.0F)); // v = (1 - b2) g^2
 }
 
-TEST_CASE("on the host both optimizers give the same bits as their Thrust transform, tail included") {
+TEST_CASE("on the host Adam gives the same bits as its Thrust transform, tail included") {
   std::size_t const n = 1031; // not a multiple of the four lanes
   auto values = [n](std::uint64_t seed, float scale) {
     std::mt19937_64 random(seed);
@@ -55,6 +55,5 @@ TEST_CASE("on the host both optimizers give the same bits as their Thrust transf
     CHECK(std::memcmp(s_host.data(), s_thrust.data(), s_host.size() * sizeof(float)) == 0);
     CHECK(p_host != values(2, 1.0F)); // it moved
   };
-  check(hydra::sgd_momentum{.learning_rate = 0.1F, .momentum = 0.9F}, 1);
   check(hydra::adam{.learning_rate = 0.01F}, 2);
 }

@@ -4,12 +4,13 @@
 // fuses the step into each shard's backward task, while the shard is resident,
 // so optimizer state crosses the host link once per minibatch.
 //
-// With thrust::host and g++ on x86-64, the step runs as SSE loops instead, four
-// parameters at a time, computing the very expressions of the update functors:
-// Thrust's host transform runs one element at a time, and g++ will not
-// vectorise std::sqrt (it may set errno), which left Adam's step costing as
-// much as the host layers' GEMMs. SSE's add, multiply, divide and square root
-// round exactly as the scalar ones do, so the results are the same bits.
+// With thrust::host and g++ on x86-64, Adam's step runs as SSE loops instead,
+// four parameters at a time, computing the very expressions of its update
+// functor: g++ will not vectorise std::sqrt (it may set errno), so Thrust's host
+// transform ran Adam one element at a time, at a third of a host MLP step once
+// the layers' GEMMs ran on OpenBLAS. SSE's add, multiply, divide and square
+// root round exactly as the scalar ones do, so the results are the same bits.
+// (SGD's transform vectorises as it is.)
 #pragma once
 
 #include <cmath>
@@ -73,33 +74,10 @@ struct sgd_momentum {
   template <class Policy>
   void step(Policy const& policy, float* parameters, float const* gradients, float* state, std::size_t n,
             std::uint64_t /*step*/) const {
-    if constexpr (detail::is_host_policy<Policy>) {
-      host_step(parameters, gradients, state, n);
-      return;
-    }
     auto const first = thrust::make_zip_iterator(thrust::make_tuple(parameters, state, gradients));
     thrust::transform(policy, first, first + static_cast<std::ptrdiff_t>(n),
                       thrust::make_zip_iterator(thrust::make_tuple(parameters, state)),
                       update{learning_rate, momentum});
-  }
-
-private:
-  void host_step(float* parameters, float const* gradients, float* velocity, std::size_t n) const {
-    update const rule{learning_rate, momentum};
-    std::size_t i = 0;
-#if HYDRA_HOST_SSE_UPDATES
-    __m128 const mu = _mm_set1_ps(momentum), rate = _mm_set1_ps(learning_rate);
-    for (; i + 4 <= n; i += 4) {
-      __m128 const v = _mm_add_ps(_mm_mul_ps(mu, _mm_loadu_ps(velocity + i)), _mm_loadu_ps(gradients + i));
-      _mm_storeu_ps(parameters + i, _mm_sub_ps(_mm_loadu_ps(parameters + i), _mm_mul_ps(rate, v)));
-      _mm_storeu_ps(velocity + i, v);
-    }
-#endif
-    for (; i < n; ++i) {
-      auto const out = rule(thrust::make_tuple(parameters[i], velocity[i], gradients[i]));
-      parameters[i] = thrust::get<0>(out);
-      velocity[i] = thrust::get<1>(out);
-    }
   }
 };
 
