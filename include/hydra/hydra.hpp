@@ -20,7 +20,10 @@
 #include "hydra/graph/sequential_model.hpp"
 #include "hydra/graph/shard_graph.hpp"
 
+#include "hydra/layers/cnn.hpp"
+#include "hydra/layers/conv2d.hpp"
 #include "hydra/layers/dense.hpp"
+#include "hydra/layers/max_pool2d.hpp"
 #include "hydra/layers/mlp.hpp"
 #include "hydra/layers/relu.hpp"
 #include "hydra/layers/softmax_cross_entropy.hpp"

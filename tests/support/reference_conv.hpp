@@ -1,7 +1,10 @@
-// Plain-loop 2-D convolution and max pooling, NCHW, the independent reference
-// for the cuDNN layers (tests/gpu/cuda_layers.test.cpp). Templated on the
-// number type so that tests/layers/reference_conv.test.cpp can check the
-// backward loops against finite differences in double precision, on any machine.
+// Plain-loop 2-D convolution and max pooling, NCHW: the test oracle for every
+// convolution and pooling layer, the host ones (tests/layers/conv2d.test.cpp,
+// max_pool2d.test.cpp) and the cuDNN ones (tests/gpu/cuda_layers.test.cpp).
+// Its filter index is [K x C x R x S], then the bias: the parameter layout the
+// layers share. Templated on the number type so that
+// tests/layers/reference_conv.test.cpp can check the backward loops against
+// finite differences in double precision, on any machine.
 #pragma once
 
 #include <cstddef>

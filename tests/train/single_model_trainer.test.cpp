@@ -1,10 +1,14 @@
-// The single-model trainer against the independent in-memory reference, and the
-// spill engine's invariants while it trains.
+// The single-model trainer against the independent in-memory reference (within
+// a stated tolerance: the host GEMM may sum in another order than the
+// reference's loops), against itself with the whole model resident (bitwise),
+// and the spill engine's invariants while it trains.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -76,6 +80,45 @@ reference_run train_reference(std::string const& optimizer, float learning_rate,
   return run;
 }
 
+// The tolerance against the plain-loop reference: every parameter within
+// 1e-5 + 1e-4 |reference| and every loss within 1e-5 relative. When it was
+// chosen, OpenBLAS's summation order had moved Adam's parameters by at most
+// 3.1e-6 and SGD's by 1.5e-8 after these 6 steps, the losses not at all; a wrong
+// gradient moves them by about the learning rate (3e-3 and more).
+void check_within_tolerance(std::vector<float> const& actual, reference_run const& expected,
+                            std::vector<float> const& losses) {
+  REQUIRE(actual.size() == expected.parameters.size());
+  std::size_t outside = 0;
+  double worst = 0;
+  for (std::size_t k = 0; k < actual.size(); ++k) {
+    double const difference = std::fabs(double(actual[k]) - double(expected.parameters[k]));
+    worst = std::max(worst, difference);
+    outside += difference > 1e-5 + 1e-4 * std::fabs(double(expected.parameters[k])) ? 1 : 0;
+  }
+  CAPTURE(worst);
+  CHECK(outside == 0);
+  REQUIRE(losses.size() == expected.losses.size());
+  for (std::size_t k = 0; k < losses.size(); ++k) CHECK(losses[k] == doctest::Approx(expected.losses[k]).epsilon(1e-5));
+  if constexpr (!hydra::layers::detail::host_gemm_uses_blas) { // plain loops: the reference's order exactly
+    std::size_t differing = 0;
+    for (std::size_t k = 0; k < actual.size(); ++k)
+      differing += std::memcmp(&actual[k], &expected.parameters[k], sizeof(float)) != 0 ? 1 : 0;
+    CHECK(differing == 0);
+    CHECK(losses == expected.losses);
+  }
+}
+
+// The same model, seed and minibatches with every layer in one resident shard.
+template <class Optimizer>
+std::vector<float> train_resident(Optimizer optimizer, std::size_t steps) {
+  auto const model = make_model();
+  hydra::host_backend backend({.device_budgets = {2 * hydra::single_model_trainer<Optimizer>::footprint(model)}});
+  hydra::single_model_trainer<Optimizer> trainer(backend, model, optimizer, {.seed = 42});
+  REQUIRE(trainer.shards().size() == 1);
+  trainer.train(steps, make_minibatch);
+  return trainer.parameters();
+}
+
 template <class Optimizer>
 void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
                                               hydra::delay_injection delays, std::size_t shard_count,
@@ -97,15 +140,12 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
   REQUIRE(trainer.shards().size() >= 4);
   trainer.train(steps, make_minibatch);
 
-  auto const expected = train_reference(name, learning_rate, steps, model.initial_parameters(42));
   auto const actual = trainer.parameters();
-  REQUIRE(actual.size() == expected.parameters.size());
-  std::size_t differing = 0;
-  for (std::size_t k = 0; k < actual.size(); ++k)
-    differing += std::memcmp(&actual[k], &expected.parameters[k], sizeof(float)) != 0 ? 1 : 0;
-  CHECK(differing == 0); // bitwise
-  CHECK(trainer.losses() == expected.losses);
-  CHECK(trainer.losses().back() < trainer.losses().front()); // it learns
+  check_within_tolerance(actual, train_reference(name, learning_rate, steps, model.initial_parameters(42)),
+                         trainer.losses());
+  auto const resident = train_resident(optimizer, steps);
+  CHECK(std::memcmp(actual.data(), resident.data(), actual.size() * sizeof(float)) == 0); // bitwise
+  CHECK(trainer.losses().back() < trainer.losses().front());                              // it learns
 
   auto const report = trainer.report();
   CHECK(report.device_memory.peak_in_use <= budget); // never past the budget
@@ -121,7 +161,8 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
 
 } // namespace
 
-TEST_CASE("a model 4x its device budget, sharded and spilled, trains to the in-memory reference's weights bitwise") {
+TEST_CASE("a model 4x its device budget, sharded and spilled, trains to its resident weights bitwise and to the "
+          "reference's within tolerance") {
   SUBCASE("sgd with momentum, greedy shards") {
     check_spilled_training_matches_reference(hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd",
                                              0.05F, {}, 0);

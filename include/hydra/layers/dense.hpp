@@ -1,7 +1,9 @@
 // A fully connected layer on the host backend: y = x W + b, with W stored
-// [input x output] row-major so that the inner loops run along contiguous memory
-// and vectorise without reassociating any sum (each output's sum is accumulated
-// over the inputs in index order, so results are bitwise reproducible).
+// [input x output] row-major, then b (the layout the CUDA dense layers and the
+// checkpoints share). Three GEMMs per step (layers/detail/gemm.hpp: OpenBLAS
+// when hydra is built with it, else plain loops), each reproducible bit for bit:
+//   forward   y  = x W      (after y = b in every row)
+//   backward  dW = x^T dy,  dx = dy W^T,  db = the sum over the batch of dy
 #pragma once
 
 #include <cmath>
@@ -12,12 +14,17 @@
 
 #include "hydra/backend/host/host_execution_context.hpp"
 #include "hydra/graph/layer.hpp"
+#include "hydra/layers/detail/gemm.hpp"
+#include "hydra/layers/input_gradient.hpp"
 
 namespace hydra::layers {
 
 class dense {
 public:
   dense(std::size_t inputs, std::size_t outputs) : inputs_(inputs), outputs_(outputs) {}
+  // As a model's first layer: backward computes no dx (see input_gradient.hpp).
+  dense(std::size_t inputs, std::size_t outputs, skip_input_gradient_t)
+      : inputs_(inputs), outputs_(outputs), input_gradient_(false) {}
 
   [[nodiscard]] std::string name() const { return "dense " + std::to_string(inputs_) + "x" + std::to_string(outputs_); }
 
@@ -27,7 +34,7 @@ public:
             .input_features = inputs_,
             .output_features = outputs_,
             .workspace_bytes = 0,
-            .flops = 6.0 * macs}; // 2 forward + 4 backward per multiply-add
+            .flops = (input_gradient_ ? 6.0 : 4.0) * macs}; // 2 forward + 2 for dW + 2 for dx per multiply-add
   }
 
   // Glorot-uniform weights, zero bias.
@@ -44,51 +51,36 @@ public:
   }
 
   void backward(host_execution_context& context, backward_arguments const& a) const {
-    context.enqueue([a, in = inputs_, out = outputs_] { backward_kernel(a, in, out); });
+    backward_arguments bound = a;
+    if (!input_gradient_) bound.input_gradient = nullptr;
+    context.enqueue([bound, in = inputs_, out = outputs_] { backward_kernel(bound, in, out); });
   }
 
   static void forward_kernel(forward_arguments const& a, std::size_t in, std::size_t out) {
-    float const* weights = a.parameters;
     float const* bias = a.parameters + in * out;
-    for (std::size_t b = 0; b < a.batch; ++b) {
-      float* y = a.output + b * out;
-      float const* x = a.input + b * in;
-      for (std::size_t o = 0; o < out; ++o) y[o] = bias[o];
-      for (std::size_t i = 0; i < in; ++i) {
-        float const xi = x[i];
-        float const* row = weights + i * out;
-        for (std::size_t o = 0; o < out; ++o) y[o] += xi * row[o];
-      }
-    }
+    for (std::size_t b = 0; b < a.batch; ++b)
+      for (std::size_t o = 0; o < out; ++o) a.output[b * out + o] = bias[o];
+    detail::gemm(detail::transpose::no, detail::transpose::no, a.batch, out, in, a.input, in, a.parameters, out,
+                 /*accumulate=*/true, a.output, out);
   }
 
+  // A null input_gradient skips dx (nothing upstream wants it).
   static void backward_kernel(backward_arguments const& a, std::size_t in, std::size_t out) {
-    float const* weights = a.parameters;
-    float* weight_gradient = a.parameter_gradients;
     float* bias_gradient = a.parameter_gradients + in * out;
-    for (std::size_t k = 0; k < in * out + out; ++k) a.parameter_gradients[k] = 0.0F;
-    for (std::size_t b = 0; b < a.batch; ++b) {
-      float const* dy = a.output_gradient + b * out;
-      float const* x = a.input + b * in;
-      for (std::size_t i = 0; i < in; ++i) {
-        float const xi = x[i];
-        float* row = weight_gradient + i * out;
-        for (std::size_t o = 0; o < out; ++o) row[o] += xi * dy[o];
-      }
-      for (std::size_t o = 0; o < out; ++o) bias_gradient[o] += dy[o];
-      float* dx = a.input_gradient + b * in;
-      for (std::size_t i = 0; i < in; ++i) {
-        float const* row = weights + i * out;
-        float sum = 0.0F;
-        for (std::size_t o = 0; o < out; ++o) sum += dy[o] * row[o];
-        dx[i] = sum;
-      }
-    }
+    detail::gemm(detail::transpose::yes, detail::transpose::no, in, out, a.batch, a.input, in, a.output_gradient, out,
+                 /*accumulate=*/false, a.parameter_gradients, out);
+    for (std::size_t o = 0; o < out; ++o) bias_gradient[o] = 0.0F;
+    for (std::size_t b = 0; b < a.batch; ++b)
+      for (std::size_t o = 0; o < out; ++o) bias_gradient[o] += a.output_gradient[b * out + o];
+    if (a.input_gradient != nullptr)
+      detail::gemm(detail::transpose::no, detail::transpose::yes, a.batch, in, out, a.output_gradient, out,
+                   a.parameters, out, /*accumulate=*/false, a.input_gradient, in);
   }
 
 private:
   std::size_t inputs_;
   std::size_t outputs_;
+  bool input_gradient_ = true;
 };
 
 static_assert(layer<dense, host_execution_context>);
