@@ -19,7 +19,7 @@ using context = hydra::host_execution_context;
 
 namespace {
 
-constexpr std::size_t features = 8, batch = 4, shards = 8, models = 8, steps = 16;
+constexpr std::size_t features = 8, batch = 4, shards = 8, models = 8, steps = 16, parameters = 256;
 
 // A layer that enqueues nothing: its footprint is real (the runtime moves its
 // parameters), its arithmetic is absent.
@@ -51,10 +51,13 @@ struct idle_loss {
   void backward(context&, hydra::backward_arguments const&) const {}
 };
 
-// 8 layers of 4,096 parameters: with the budget below, each is its own shard.
+// 8 layers of 256 parameters (so that copies and optimizer steps are tiny): with
+// a 12 KiB budget a layer's working set (about 4.3 KiB) fits half of it and two
+// do not, so each layer is its own shard.
+constexpr std::size_t budget = 12 * 1024;
 hydra::sequential_model<context> idle_model() {
   std::vector<hydra::any_layer<context>> stack;
-  for (std::size_t k = 0; k < shards; ++k) stack.emplace_back(idle_layer{4096});
+  for (std::size_t k = 0; k < shards; ++k) stack.emplace_back(idle_layer{parameters});
   stack.emplace_back(idle_loss{});
   return hydra::sequential_model<context>(std::move(stack), batch);
 }
@@ -72,7 +75,7 @@ void runtime_cost_per_task(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     // One backend per iteration: the trainer's pools reserve each device whole.
-    hydra::host_backend backend({.device_budgets = {160_KiB, 160_KiB}});
+    hydra::host_backend backend({.device_budgets = {budget, budget}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::sharp{});
     state.ResumeTiming();
     auto const started = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 // backward's write-back is queued behind the completion, off the model's chain.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -149,6 +151,7 @@ public:
         std::lock_guard lock(completions_mutex_);
         completions_.push_back({t, d});
       }
+      pending_completions_.fetch_add(1, std::memory_order_release);
       completions_ready_.notify_one();
     });
     model.runner->flush_write_back(engine); // behind the completion: off the model's chain
@@ -162,6 +165,12 @@ public:
   // `check_interval` without one, the backend is asked whether a stream has
   // failed for good (then its error is thrown: no completion would ever come).
   completion await(std::chrono::milliseconds check_interval) {
+    // On a busy sweep the next completion is usually microseconds away, and
+    // waking a blocked thread costs tens of microseconds on a VM: look for it
+    // briefly, giving the core away between looks, before blocking.
+    auto const until = std::chrono::steady_clock::now() + completion_poll_budget;
+    while (pending_completions_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
     std::unique_lock lock(completions_mutex_);
     while (completions_.empty()) {
       if (completions_ready_.wait_for(lock, check_interval) == std::cv_status::no_timeout) continue;
@@ -171,6 +180,7 @@ public:
     }
     completion const next = completions_.front();
     completions_.pop_front();
+    pending_completions_.fetch_sub(1, std::memory_order_relaxed);
     return next;
   }
 
@@ -247,6 +257,8 @@ private:
   std::mutex completions_mutex_;
   std::condition_variable completions_ready_;
   std::deque<completion> completions_;
+  std::atomic<std::size_t> pending_completions_{0}; // completions_.size(), readable without the lock
+  static constexpr std::chrono::microseconds completion_poll_budget{100};
   std::uint64_t cross_device_moves_ = 0;
   std::string stop_reason_;
 };
