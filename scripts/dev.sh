@@ -325,7 +325,7 @@ case "$command" in
     # host_layers_bench exists when the host layers run on OpenBLAS (HYDRA_HOST_BLAS).
     grep -q "HYDRA_HOST_BLAS_ENABLED:INTERNAL=ON" build/release/CMakeCache.txt 2>/dev/null && programs+=(host_layers_bench)
     cmake --build --preset release --target "${programs[@]}"
-    echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(OpenBLAS's own choice)}"
+    echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, OpenBLAS chooses}"
     for program in "${programs[@]}"; do
       ./build/release/bench/$program
     done
