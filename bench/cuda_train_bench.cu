@@ -29,13 +29,12 @@ namespace {
 constexpr std::size_t features = 1024, classes = 10, depth = 16, steps = 4;
 
 hydra::data_source random_data(std::size_t batch) {
-  // One minibatch, reused: the benchmark measures training, not data generation.
-  auto data = std::make_shared<hydra::minibatch>();
-  std::mt19937_64 random(1);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  data->inputs.resize(batch * features);
-  for (float& x : data->inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) data->labels.push_back(static_cast<std::int32_t>(random() % classes));
+  auto data = std::make_shared<hydra::minibatch>(
+      hydra::synthetic_classification{.features = features,
+                                      .classes = classes,
+                                      .batch = batch,
+                                      .labels = hydra::synthetic_classification::label_rule::random,
+                                      .seed = 1}(0));
   return [data](std::size_t) { return *data; };
 }
 

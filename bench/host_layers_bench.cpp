@@ -59,14 +59,12 @@ constexpr std::size_t cnn_batch = 64;
 
 // A few prepared minibatches, handed out in turn: no data generation in the timing.
 hydra::data_source cycling_data(std::size_t features, std::size_t classes, std::size_t batch) {
-  std::vector<hydra::minibatch> prepared(4);
-  std::mt19937_64 random(7);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  for (auto& data : prepared) {
-    data.inputs.resize(batch * features);
-    for (float& x : data.inputs) x = normal(random);
-    for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
-  }
+  hydra::synthetic_classification const task{.features = features,
+                                             .classes = classes,
+                                             .batch = batch,
+                                             .labels = hydra::synthetic_classification::label_rule::random,
+                                             .seed = 7};
+  std::vector<hydra::minibatch> const prepared{task(0), task(1), task(2), task(3)};
   return [prepared](std::size_t step) { return prepared[step % prepared.size()]; };
 }
 

@@ -26,13 +26,11 @@ hydra::sequential_model<context> make_model(std::size_t batch) {
 }
 
 hydra::minibatch make_minibatch(std::size_t batch, std::size_t step) {
-  std::mt19937_64 random(step);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * width);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
-  return data;
+  return hydra::synthetic_classification{.features = width,
+                                         .classes = classes,
+                                         .batch = batch,
+                                         .labels = hydra::synthetic_classification::label_rule::random,
+                                         .seed = 1}(step);
 }
 
 using trainer_type = hydra::single_model_trainer<hydra::adam>;

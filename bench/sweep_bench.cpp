@@ -25,13 +25,11 @@ hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
 }
 
 hydra::minibatch make_minibatch(std::size_t step) {
-  std::mt19937_64 random(step);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * features);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
-  return data;
+  return hydra::synthetic_classification{.features = features,
+                                         .classes = classes,
+                                         .batch = batch,
+                                         .labels = hydra::synthetic_classification::label_rule::random,
+                                         .seed = 1}(step);
 }
 
 // Widths 128..160 and depths 16..20: different sizes, so that policies differ,

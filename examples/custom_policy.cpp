@@ -36,18 +36,9 @@ hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
   return hydra::layers::make_mlp(features, width, depth, classes, batch);
 }
 
+// The class is the largest of the first `classes` features: a task to learn.
 hydra::minibatch make_minibatch(std::size_t step) {
-  std::mt19937_64 random(step);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * features);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) // the class is the largest of the first 4 features
-    data.labels.push_back(static_cast<std::int32_t>(
-        std::max_element(data.inputs.begin() + static_cast<std::ptrdiff_t>(b * features),
-                         data.inputs.begin() + static_cast<std::ptrdiff_t>(b * features + classes)) -
-        (data.inputs.begin() + static_cast<std::ptrdiff_t>(b * features))));
-  return data;
+  return hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch}(step);
 }
 
 std::vector<hydra::model_config> sweep() {

@@ -17,30 +17,12 @@ namespace {
 
 constexpr std::size_t features = 64, width = 128, depth = 12, classes = 10, batch = 64, steps = 200;
 
+// A learnable task: the label is the best class under a fixed random linear map.
 hydra::minibatch make_minibatch(std::size_t step) {
-  static std::vector<float> const teacher = [] {
-    std::mt19937_64 random(7);
-    std::normal_distribution<float> normal(0.0F, 1.0F);
-    std::vector<float> weights(features * classes);
-    for (float& w : weights) w = normal(random);
-    return weights;
-  }();
-  std::mt19937_64 random(step);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * features);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) {
-    std::size_t best = 0;
-    float best_score = -1e30F;
-    for (std::size_t c = 0; c < classes; ++c) {
-      float score = 0;
-      for (std::size_t i = 0; i < features; ++i) score += data.inputs[b * features + i] * teacher[i * classes + c];
-      if (score > best_score) best_score = score, best = c;
-    }
-    data.labels.push_back(static_cast<std::int32_t>(best));
-  }
-  return data;
+  return hydra::synthetic_classification{.features = features,
+                                         .classes = classes,
+                                         .batch = batch,
+                                         .labels = hydra::synthetic_classification::label_rule::linear_teacher}(step);
 }
 
 } // namespace

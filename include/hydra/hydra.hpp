@@ -58,6 +58,7 @@
 #include "hydra/train/multi_model_trainer.hpp"
 #include "hydra/train/optimizer.hpp"
 #include "hydra/train/single_model_trainer.hpp"
+#include "hydra/train/synthetic_data.hpp"
 
 namespace hydra {
 static_assert(stream_ordered_resource<device_pool<host_backend>>);

@@ -34,21 +34,8 @@ namespace {
 
 constexpr std::size_t features = 24, classes = 10, batch = 16;
 
-hydra::minibatch make_minibatch(std::uint64_t salt, std::size_t step) {
-  std::mt19937_64 random(salt * 1000 + step);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * features);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) {
-    auto const* row = data.inputs.data() + b * features;
-    data.labels.push_back(static_cast<std::int32_t>(std::max_element(row, row + classes) - row));
-  }
-  return data;
-}
-
 hydra::data_source data_for(std::uint64_t salt) {
-  return [salt](std::size_t step) { return make_minibatch(salt, step); };
+  return hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = salt};
 }
 
 } // namespace

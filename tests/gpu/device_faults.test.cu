@@ -147,15 +147,11 @@ hydra::sequential_model<cuda_execution_context> model_with(Middle middle) {
 }
 
 hydra::data_source minibatches_from(std::uint64_t seed) {
-  return [seed](std::size_t step) {
-    std::mt19937_64 random(seed * 1000 + step);
-    std::normal_distribution<float> normal(0.0F, 1.0F);
-    hydra::minibatch data;
-    data.inputs.resize(batch * features);
-    for (float& x : data.inputs) x = normal(random);
-    for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
-    return data;
-  };
+  return hydra::synthetic_classification{.features = features,
+                                         .classes = classes,
+                                         .batch = batch,
+                                         .labels = hydra::synthetic_classification::label_rule::random,
+                                         .seed = seed};
 }
 
 // The smallest budget, in steps of 1/16 of the footprint, under which the

@@ -68,12 +68,11 @@ constexpr std::size_t features = 512, classes = 10, batch = 256;
 
 // One prepared minibatch per model: the driver's thread stays light.
 hydra::data_source sweep_data(std::uint64_t salt) {
-  std::mt19937_64 random(salt);
-  std::normal_distribution<float> normal(0.0F, 1.0F);
-  hydra::minibatch data;
-  data.inputs.resize(batch * features);
-  for (float& x : data.inputs) x = normal(random);
-  for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
+  auto const data = hydra::synthetic_classification{.features = features,
+                                                    .classes = classes,
+                                                    .batch = batch,
+                                                    .labels = hydra::synthetic_classification::label_rule::random,
+                                                    .seed = salt}(0);
   return [data](std::size_t) { return data; };
 }
 

@@ -21,15 +21,11 @@ namespace {
 constexpr std::size_t features = 12, classes = 4, batch = 4;
 
 hydra::data_source data_for(std::uint64_t salt) {
-  return [salt](std::size_t step) {
-    std::mt19937_64 random(salt * 1000 + step);
-    std::normal_distribution<float> normal(0.0F, 1.0F);
-    hydra::minibatch data;
-    data.inputs.resize(batch * features);
-    for (float& x : data.inputs) x = normal(random);
-    for (std::size_t b = 0; b < batch; ++b) data.labels.push_back(static_cast<std::int32_t>(random() % classes));
-    return data;
-  };
+  return hydra::synthetic_classification{.features = features,
+                                         .classes = classes,
+                                         .batch = batch,
+                                         .labels = hydra::synthetic_classification::label_rule::random,
+                                         .seed = salt};
 }
 
 // The workload the simulator is given for a finished runtime sweep: the same
