@@ -18,7 +18,7 @@ using namespace hydra::literals;
 using hydra::testing::backend_modes;
 using hydra::testing::options_for;
 
-TEST_CASE("a host backend needs at least one device, and each a usable capacity") {
+TEST_CASE("a host backend needs at least one device, and each a usable budget") {
   CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {}}), doctest::Contains("device count is 0"),
                        hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB, 100}}),
@@ -168,7 +168,7 @@ TEST_CASE("a destroyed stream refuses new work, and its events still fire") {
                        hydra::invalid_argument);
 }
 
-TEST_CASE("device memory reservations are held to each device's capacity") {
+TEST_CASE("device memory reservations are held to each device's budget") {
   hydra::host_backend backend({.device_budgets = {1_MiB, 4_MiB}});
   auto whole = backend.reserve_device_memory(0, 1_MiB);
   CHECK(hydra::is_aligned(whole.data(), hydra::allocation_alignment));

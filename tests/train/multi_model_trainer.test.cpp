@@ -30,22 +30,7 @@ namespace {
 constexpr std::size_t features = 16, classes = 5, batch = 8;
 
 hydra::data_source data_for(std::uint64_t salt) {
-  return [salt](std::size_t step) {
-    std::mt19937_64 random(salt * 1000 + step);
-    std::normal_distribution<float> normal(0.0F, 1.0F);
-    hydra::minibatch data;
-    data.inputs.resize(batch * features);
-    for (float& x : data.inputs) x = normal(random);
-    for (std::size_t b = 0; b < batch; ++b) {
-      float best = -1e30F;
-      std::int32_t label = 0;
-      for (std::size_t c = 0; c < classes; ++c)
-        if (data.inputs[b * features + c] > best)
-          best = data.inputs[b * features + c], label = static_cast<std::int32_t>(c);
-      data.labels.push_back(label);
-    }
-    return data;
-  };
+  return hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = salt};
 }
 
 hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
@@ -328,7 +313,19 @@ TEST_CASE("a layer that fails while its work is enqueued stops only its model, a
   hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
   hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
                                      {.poison_freed_blocks = std::uint8_t{0xFF}});
+  // An observer told of the stop already sees it in the trainer's progress.
+  struct stop_watcher final : hydra::sweep_observer<hydra::host_backend> {
+    hydra::multi_model_trainer const* trainer = nullptr;
+    std::vector<std::size_t> stopped_seen;
+    void on_stop(std::size_t, std::string const&) override {
+      stopped_seen.push_back(trainer->progress().models_stopped);
+    }
+  };
+  auto const watcher = std::make_shared<stop_watcher>();
+  watcher->trainer = &trainer;
+  trainer.observe(watcher);
   trainer.run();
+  CHECK(watcher->stopped_seen == std::vector<std::size_t>{1});
   auto const& results = trainer.results();
   for (std::size_t m = 0; m < 4; ++m) {
     CAPTURE(m);
@@ -336,9 +333,18 @@ TEST_CASE("a layer that fails while its work is enqueued stops only its model, a
     CHECK(bitwise_equal(results[m].parameters, train_alone(configs[m]).parameters));
   }
   REQUIRE(results[4].failure.has_value());
-  CHECK(results[4].failure->find("a layer failed while its work was enqueued") != std::string::npos);
+  CHECK(results[4].failure->find("enqueueing model 4 minibatch 0 shard 0 forward failed: cuBLAS error") !=
+        std::string::npos);
   CHECK(results[4].failure->find("cublasSgemm") != std::string::npos);
   for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // its scratch too
+}
+
+TEST_CASE("a data source that throws ends the sweep with its error: it is not one model's fault") {
+  auto configs = sweep();
+  configs[2].data = [](std::size_t) -> hydra::minibatch { throw std::out_of_range("dataset exhausted"); };
+  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
+  CHECK_THROWS_WITH_AS(trainer.run(), "dataset exhausted", std::out_of_range);
 }
 
 TEST_CASE("a stream that stops running its work ends the sweep with an error naming it, not a hang") {

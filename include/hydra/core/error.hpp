@@ -93,6 +93,15 @@ public:
   using error::error;
 };
 
+// Enqueueing one task's work failed part-way: a layer or the optimizer refused
+// it, or a copy could not be issued (on the CUDA backend: a cuBLAS, cuDNN or
+// CUDA error on the enqueueing thread). What was enqueued was made safe, and the
+// task's scratch given back; its model cannot go on, the others can.
+class task_failed : public error {
+public:
+  using error::error;
+};
+
 namespace detail {
 // Throws invalid_argument unless `condition` holds; `what` is the whole message.
 // The literal overload keeps hot-path checks free of string construction.

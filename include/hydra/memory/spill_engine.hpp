@@ -174,6 +174,22 @@ public:
     backend_->synchronize(spill_);
   }
 
+  // The same for a teardown, which must not throw: each stream is waited on
+  // separately, and again after a wait that ended in a stored error (which
+  // clears it), a few times at most (a lost CUDA context answers every wait
+  // with its error). The errors were reported already, or are moot now.
+  void drain() noexcept {
+    for (stream const s : {compute_, prefetch_, spill_}) {
+      for (int attempt = 0; attempt < 3; ++attempt) {
+        try {
+          backend_->synchronize(s);
+          break;
+        } catch (...) {
+        }
+      }
+    }
+  }
+
 private:
   static stream make_stream(Backend& backend, std::size_t device, char const* what, stream_role role) {
     std::string name = "device " + std::to_string(device) + " " + what;

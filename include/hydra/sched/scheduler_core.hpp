@@ -24,6 +24,8 @@ struct model_costs {
   std::vector<double> forward_seconds;
   std::vector<double> backward_seconds;
   std::size_t minibatches = 0;
+
+  friend bool operator==(model_costs const&, model_costs const&) = default;
 };
 
 struct decision {

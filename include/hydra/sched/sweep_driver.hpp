@@ -104,12 +104,19 @@ public:
   template <policy P, class Launch, class Await>
   void run(P& policy, Launch&& launch, Await&& await, std::string const& who) {
     while (!core_.finished()) {
+      std::uint64_t const released_before = released_;
       fill(policy, launch);
       if (core_.in_flight() == 0) {
         if (core_.finished()) break;
+        if (released_ != released_before)
+          throw does_not_fit(who + ": no ready task fits beside what its device holds, and no task runs that "
+                                   "could free memory (a fragmented device pool)");
         throw error(who + ": policy " + std::string(policy.name()) + " declined every ready task while no task ran");
       }
+      std::uint64_t const ended_before = ended_;
       await();
+      if (ended_ == ended_before)
+        throw invalid_argument(who + ": the completion wait returned without reporting a completion");
     }
   }
 
@@ -132,9 +139,10 @@ public:
     if (keep_log_) log_.push_back({driver_event::kind::costs_updated, 0, task{model}, costs});
   }
 
-  // How many tasks after its latest launched one `model` needs `shard` again.
-  // A launch in progress does not count yet: while task k is being enqueued,
-  // distances are measured from its model's task k - 1.
+  // How many tasks after its latest launched one `model` needs `shard` again
+  // (from its first task when none was launched yet). A launch in progress
+  // does not count yet: while task k > 0 is being enqueued, distances are
+  // measured from the model's task k - 1.
   [[nodiscard]] std::size_t next_use(std::size_t model, std::size_t shard) const {
     return tasks_until_next_use(core_.shards_of(model), launched_at_[model], shard, core_.tasks_of(model));
   }
@@ -150,12 +158,17 @@ public:
   // running one and those queued behind it. Their shards must stay resident.
   [[nodiscard]] std::span<task const> queued(std::size_t device) const { return queues_.at(device); }
 
-  // Everything the driver was told, in order (kept unless turned off).
+  // Everything the driver was told, in order (unless keep_logs(false)).
   [[nodiscard]] std::vector<driver_event> const& log() const noexcept { return log_; }
-  void keep_log(bool keep) noexcept { keep_log_ = keep; }
 
-  [[nodiscard]] scheduler_core& core() noexcept { return core_; }
+  // What the policies decide from (read-only: every change goes through the driver).
   [[nodiscard]] scheduler_core const& core() const noexcept { return core_; }
+  // Keep the decisions (core().decisions()) and this driver's log; on by
+  // default. Off, a long sweep's memory stays flat.
+  void keep_logs(bool keep) noexcept {
+    keep_log_ = keep;
+    core_.keep_decision_log(keep);
+  }
   [[nodiscard]] driver_options const& options() const noexcept { return options_; }
   [[nodiscard]] std::size_t device_count() const noexcept { return queues_.size(); }
   [[nodiscard]] bool finished() const noexcept { return core_.finished(); }
@@ -170,6 +183,7 @@ private:
       throw invalid_argument("driver: completion of " + describe(done) + " on device " + std::to_string(device) +
                              ", which is not queued there");
     queue.erase(at);
+    ++ended_;
     if (keep_log_) log_.push_back({what, device, done, {}});
   }
 
@@ -192,6 +206,7 @@ private:
   std::vector<driver_event> log_;
   bool keep_log_ = true;
   std::uint64_t released_ = 0;
+  std::uint64_t ended_ = 0; // completions and failures reported
 };
 
 } // namespace hydra

@@ -119,8 +119,11 @@ private:
     require(v, json_value::kind::object, what);
     device_spec d = defaults_.device;
     // "memory_bytes" is the name files written before "budget_bytes" used.
-    if (auto const* x = v.find("budget_bytes")) d.budget_bytes = as_bytes(*x, what + ".budget_bytes");
-    else if (auto const* old = v.find("memory_bytes")) d.budget_bytes = as_bytes(*old, what + ".memory_bytes");
+    auto const* budget = v.find("budget_bytes");
+    auto const* old = v.find("memory_bytes");
+    if (budget && old) fail(what + " gives both \"budget_bytes\" and \"memory_bytes\" (its older name): keep one");
+    if (budget) d.budget_bytes = as_bytes(*budget, what + ".budget_bytes");
+    if (old) d.budget_bytes = as_bytes(*old, what + ".memory_bytes");
     if (auto const* x = v.find("h2d_bytes_per_second"))
       d.h2d_bytes_per_second = as_number(*x, what + ".h2d_bytes_per_second");
     if (auto const* x = v.find("d2h_bytes_per_second"))
@@ -134,13 +137,16 @@ private:
     if (v.type == json_value::kind::array) {
       for (std::size_t d = 0; d < v.items.size(); ++d) {
         std::string const what = "devices[" + std::to_string(d) + "]";
-        allowed(v.items[d], what, {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+        allowed(v.items[d], what,
+                {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
         w.devices.push_back(read_device(v.items[d], what));
       }
       return;
     }
     require(v, json_value::kind::object, "\"devices\"");
-    allowed(v, "devices", {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+    allowed(
+        v, "devices",
+        {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
     auto const* count = v.find("count");
     if (!count) fail("\"devices\" needs \"count\" (or make it a list of devices)");
     w.devices = identical_devices(as_count(*count, "devices.count"), read_device(v, "devices"));

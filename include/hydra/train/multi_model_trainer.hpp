@@ -59,8 +59,10 @@ public:
   basic_multi_model_trainer& operator=(basic_multi_model_trainer const&) = delete;
   ~basic_multi_model_trainer() = default; // the executor drains the streams first
 
-  // Adds an observer of run() (kept alive by the trainer).
+  // Adds an observer of run() (kept alive by the trainer); before run().
   void observe(std::shared_ptr<observer_type> observer) {
+    detail::expects(!running_, "multi_model_trainer: observers are added before run(), not during it");
+    detail::expects(observer != nullptr, "multi_model_trainer: the observer is null");
     observers_.push_back(observer.get());
     owned_observers_.push_back(std::move(observer));
   }
@@ -128,6 +130,7 @@ private:
   std::unique_ptr<sweep_driver> driver_;
   std::vector<model_result> results_;
   std::chrono::steady_clock::time_point started_{};
+  bool running_ = false;
   std::chrono::steady_clock::duration makespan_{};
   std::vector<std::shared_ptr<observer_type>> owned_observers_;
   std::vector<observer_type*> observers_; // in the order they were added

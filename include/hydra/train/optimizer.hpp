@@ -9,8 +9,10 @@
 // functor: g++ will not vectorise std::sqrt (it may set errno), so Thrust's host
 // transform ran Adam one element at a time, at a third of a host MLP step once
 // the layers' GEMMs ran on OpenBLAS. SSE's add, multiply, divide and square
-// root round exactly as the scalar ones do, so the results are the same bits.
-// (SGD's transform vectorises as it is.)
+// root round exactly as the scalar ones do, so the results are the same bits,
+// as long as the compiler does not fuse the scalar code's multiply-adds
+// (hydra's own targets build with -ffp-contract=off; x86-64 without FMA in its
+// -march cannot fuse). (SGD's transform vectorises as it is.)
 #pragma once
 
 #include <cmath>

@@ -48,7 +48,7 @@ namespace hydra {
 
 struct single_model_options {
   std::size_t device = 0;
-  std::size_t budget = 0;         // device bytes the model may use; 0: the device's whole capacity
+  std::size_t budget = 0;         // device bytes the model may use; 0: the device's whole budget
   std::size_t shard_count = 0;    // 0: greedy partition (fewest shards); else balanced into this many
   std::size_t prefetch_depth = 1; // tasks ahead whose shards are fetched behind the running one; 0: none
   std::uint64_t seed = 1;         // initial parameters (layer k uses seed + k)
@@ -91,24 +91,17 @@ public:
   single_model_trainer& operator=(single_model_trainer const&) = delete;
   // Drains the streams before the pools go. An error a stream still holds was
   // either reported by train() already or is moot now; it must not escape here.
-  ~single_model_trainer() {
-    try {
-      engine_.synchronize();
-    } catch (...) {
-      try {
-        engine_.synchronize(); // the first error is cleared; wait for the rest
-      } catch (...) {
-      }
-    }
-  }
+  ~single_model_trainer() { engine_.drain(); }
 
   // Runs `steps` minibatches from `data` (asked for steps done_, done_+1, ...).
   void train(std::size_t steps, data_source const& data) {
     auto const started = std::chrono::steady_clock::now();
     if (steps > 0) {
-      sweep_driver driver({estimate_costs(steps)}, 1, {.queue_depth = options_.prefetch_depth});
-      driver.keep_log(false);
-      driver.core().keep_decision_log(false);
+      // One model's chain on one device: the driver never has a second ready
+      // task to queue, so its queue depth does not matter; prefetch_depth is
+      // how far prefetch_after() looks ahead along the chain.
+      sweep_driver driver({estimate_costs(steps)}, 1);
+      driver.keep_logs(false);
       fifo in_chain_order;
       std::size_t const first_position = steps_done_ * tasks_per_step();
       std::vector<typename Backend::event> step_done;
@@ -149,9 +142,7 @@ public:
 
   // On a backend that counts its streams' busy and waiting time (the host
   // backend; CUDA has no such counters).
-  [[nodiscard]] training_report report() const
-    requires measures_streams<Backend>
-  {
+  [[nodiscard]] training_report report() const requires measures_streams<Backend> {
     auto const compute = backend_->statistics(engine_.compute_stream());
     return {steps_done_,          std::chrono::duration_cast<std::chrono::nanoseconds>(wall_),
             compute.busy,         compute.waiting,

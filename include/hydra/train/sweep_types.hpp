@@ -63,6 +63,10 @@ struct multi_model_options {
   std::chrono::milliseconds progress_interval{500};
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
+  // Keep every decision and everything the driver was told, for report()
+  // (decisions, driver_log: what sim::options::replay replays). About 150
+  // bytes per task: turn it off for sweeps of many millions of tasks.
+  bool record_decisions = true;
   // How long run() waits for a completion before it asks the backend whether
   // a stream has failed in a way that means no completion will come (a CUDA
   // device fault), and ends the run with that error instead of hanging.

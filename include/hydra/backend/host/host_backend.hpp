@@ -48,7 +48,7 @@ struct delay_injection {
 struct stall_injection {
   bool enabled = false;
   std::uint64_t stream = 0;      // which one: host_stream::id(), in creation order from 0
-  std::uint64_t after_items = 1; // items it runs first
+  std::uint64_t after_items = 1; // items it runs first (at least 1)
 };
 
 struct host_backend_options {
@@ -156,7 +156,7 @@ public:
     if (target.stalled()) {
       throw stream_error("host stream '" + target.name() + "' on device " + std::to_string(target.device()) +
                          ": the device was lost after stream " + std::to_string(options_.stall.stream) + " ran " +
-                         std::to_string(options_.stall.after_items) +
+                         std::to_string(std::max<std::uint64_t>(options_.stall.after_items, 1)) +
                          " items (stall injection); what is queued on it will never run");
     }
   }

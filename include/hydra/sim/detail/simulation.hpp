@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/sched/eviction.hpp"
 #include "hydra/sched/policy.hpp"
@@ -36,8 +37,7 @@ class simulation {
 public:
   simulation(workload const& w, Policy& policy, options const& o)
       : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver) {
-    driver_.core().keep_decision_log(o.keep_decisions);
-    driver_.keep_log(false);
+    driver_.keep_logs(o.keep_decisions);
     std::size_t shard_count = 0;
     for (auto const& model : w.models) {
       bases_.push_back(shard_count);
@@ -233,7 +233,7 @@ private:
       auto const usable = make_room(d, spec.state_bytes);
       if (!usable) {
         unpin();
-        return launch_outcome::no_room;
+        return no_room(t, d, spec.state_bytes);
       }
       shard.device = static_cast<std::uint32_t>(d);
       shard.state_on_device = false;
@@ -256,7 +256,7 @@ private:
     if (!scratch_room) {
       // The shard stays resident (it is cache); the task goes back to the ready set.
       unpin();
-      return launch_outcome::no_room;
+      return no_room(t, d, spec.scratch_bytes);
     }
     auto& model = models_[t.model];
     double inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
@@ -302,6 +302,17 @@ private:
       if (done > spill_start) trace_.push_back({t, name, d, stream_role::spill, ns(spill_start), ns(done)});
     }
     return launch_outcome::launched;
+  }
+
+  // A launch finds no room on device d. When replaying, the recorded run did
+  // launch it there: the cost model's memory has drifted from the run's, and
+  // the replay stops here rather than at a later, misleading event.
+  launch_outcome no_room(task const& t, std::size_t d, std::uint64_t bytes) const {
+    if (!options_.replay.empty())
+      throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": the recorded run launched " +
+                  describe(t) + " on device " + std::to_string(d) + ", where the simulated device (budget " +
+                  format_bytes(devices_[d].spec->budget_bytes) + ") has no room for its " + format_bytes(bytes));
+    return launch_outcome::no_room;
   }
 
   // Whether `id` must stay on device d: a shard of a task queued there, or of the one being launched.
@@ -383,7 +394,7 @@ private:
 
   workload const& workload_;
   Policy& policy_;
-  options options_;
+  options const& options_; // simulate() keeps it alive for the whole run
   sweep_driver driver_;
   std::vector<std::size_t> bases_;
   std::vector<shard_state> shards_;

@@ -34,6 +34,7 @@
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/task.hpp"
 #include "hydra/train/any_optimizer.hpp"
+#include "hydra/train/detail/shard_compute.hpp"
 #include "hydra/train/detail/shard_home_layout.hpp"
 #include "hydra/train/detail/task_annotation.hpp"
 #include "hydra/train/minibatch.hpp"
@@ -248,47 +249,50 @@ private:
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-    event done{};
+    bool handed_on = false; // the scratch was freed in stream order, or kept for the backward
     try {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
       backend_->wait_event(compute, backend_->record_event(prefetch));
       before_compute();
-      run_forward(engine, shard, engine.extent(base + s), scratch);
-      done = backend_->record_event(compute);
+      Context context = context_on(engine);
+      run_shard_forward(model_, context, shard, engine.extent(base + s), scratch);
+      event const done = backend_->record_event(compute);
       engine.used_by_compute(base + s, done);
       after_compute(base + s);
+      backend_->wait_event(spill, done);
+      std::size_t const output_bytes = activation_bytes(shard.end_layer);
+      if (!last) {
+        state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
+        backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
+        state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
+        engine.release_scratch(scratch, done);
+        return;
+      }
+      // The per-sample losses come home for the loss curve; the scratch stays, or
+      // goes now when the backward will recompute.
+      void* losses = host_->allocate(spill, output_bytes);
+      backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
+        float sum = 0.0F;
+        for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
+        float const mean = sum / static_cast<float>(batch);
+        losses_.push_back(mean);
+        if (!std::isfinite(mean))
+          fault_->record("the loss became " + std::to_string(mean) + " at minibatch " + std::to_string(step));
+      });
+      host_->deallocate(spill, losses);
+      if (keep_last_activations_) {
+        state_.last_scratch = scratch;
+        state_.last_scratch_engine = &engine;
+        state_.last_scratch_done = done;
+      } else {
+        engine.release_scratch(scratch, done);
+      }
+      handed_on = true;
     } catch (...) {
-      abandon_task(engine, base + s, scratch);
-      throw;
+      if (!handed_on) abandon_task(engine, base + s, scratch);
+      fail_task(t);
     }
-    backend_->wait_event(spill, done);
-    std::size_t const output_bytes = activation_bytes(shard.end_layer);
-    if (!last) {
-      state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
-      backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
-      state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
-      engine.release_scratch(scratch, done);
-      return;
-    }
-    // The per-sample losses come home for the loss curve; the scratch stays, or
-    // goes now when the backward will recompute.
-    if (keep_last_activations_) {
-      state_.last_scratch = scratch;
-      state_.last_scratch_engine = &engine;
-      state_.last_scratch_done = done;
-    }
-    void* losses = host_->allocate(spill, output_bytes);
-    backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
-    backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
-      float sum = 0.0F;
-      for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
-      float const mean = sum / static_cast<float>(batch);
-      losses_.push_back(mean);
-      if (!std::isfinite(mean))
-        fault_->record("the loss became " + std::to_string(mean) + " at minibatch " + std::to_string(step));
-    });
-    host_->deallocate(spill, losses);
-    if (!keep_last_activations_) engine.release_scratch(scratch, done);
   }
 
   template <class BeforeCompute, class AfterCompute>
@@ -307,8 +311,6 @@ private:
     state_.last_scratch = nullptr;
     state_.last_scratch_engine = nullptr;
     if (!reuse) scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
-    event done{};
-    std::size_t input_gradient = 0;
     try {
       if (!reuse) {
         copy_checkpoint_in(prefetch, shard, s, scratch, last);
@@ -324,49 +326,67 @@ private:
       backend_->wait_event(compute, backend_->record_event(prefetch));
       before_compute();
       std::byte* extent = engine.extent(base + s);
-      if (!reuse) run_forward(engine, shard, extent, scratch); // recompute from the checkpoint
-      input_gradient = run_backward(engine, shard, extent, scratch, last);
+      Context context = context_on(engine);
+      if (!reuse) run_shard_forward(model_, context, shard, extent, scratch); // recompute from the checkpoint
+      std::size_t const input_gradient = run_shard_backward(model_, context, shard, extent, scratch);
       if (shard.parameter_count > 0) {
-        Context context = context_on(engine);
         auto* parameters = reinterpret_cast<float*>(extent);
         std::size_t const n = shard.parameter_count;
         optimizer_.enqueue_step(context, parameters, reinterpret_cast<float const*>(extent + shard.home_bytes()),
                                 parameters + n, n, step_offset_ + t.minibatch + 1);
       }
-      done = backend_->record_event(compute);
+      event const done = backend_->record_event(compute);
       engine.used_by_compute(base + s, done);
       after_compute(base + s);
+      if (shard.parameter_count > 0) {
+        if (defer_write_backs_)
+          deferred_write_back_ = {base + s, done};
+        else
+          engine.write_back(base + s, done);
+      }
+      backend_->wait_event(spill, done);
+      if (s > 0) {
+        std::size_t const bytes = activation_bytes(shard.first_layer);
+        state_.gradient[s - 1] = host_->allocate(spill, bytes);
+        backend_->copy_async(spill, state_.gradient[s - 1], scratch + input_gradient, bytes);
+        state_.gradient_ready[s - 1] = backend_->record_event(spill);
+      }
+      engine.release_scratch(scratch, done);
     } catch (...) {
       abandon_task(engine, base + s, scratch);
-      throw;
+      fail_task(t);
     }
-    if (shard.parameter_count > 0) {
-      if (defer_write_backs_)
-        deferred_write_back_ = {base + s, done};
-      else
-        engine.write_back(base + s, done);
-    }
-    backend_->wait_event(spill, done);
-    if (s > 0) {
-      std::size_t const bytes = activation_bytes(shard.first_layer);
-      state_.gradient[s - 1] = host_->allocate(spill, bytes);
-      backend_->copy_async(spill, state_.gradient[s - 1], scratch + input_gradient, bytes);
-      state_.gradient_ready[s - 1] = backend_->record_event(spill);
-    }
-    engine.release_scratch(scratch, done);
   }
 
   // A task whose enqueueing failed part-way (a layer refused its arguments, a
-  // library call failed) gives its scratch back behind whatever of its compute
-  // was enqueued, so that nothing still queued reads freed memory. It runs
+  // library call or a copy failed) gives its scratch back behind whatever of
+  // it was enqueued: the free waits for compute, and compute first for the
+  // prefetch stream, which may still be copying into the scratch. It runs
   // while that failure is on its way out, so it must not throw: after a lost
   // device context the memory goes with the context anyway.
   void abandon_task(engine_type& engine, std::size_t shard_id, std::byte* scratch) noexcept {
     try {
+      backend_->wait_event(engine.compute_stream(), backend_->record_event(engine.prefetch_stream()));
       event const done = backend_->record_event(engine.compute_stream());
       engine.used_by_compute(shard_id, done);
       engine.release_scratch(scratch, done);
     } catch (...) {
+    }
+  }
+
+  // Rethrows the exception in flight as task_failed (nesting it), naming the
+  // task; does_not_fit passes unchanged, since the task may be retried.
+  [[noreturn]] static void fail_task(task const& t) {
+    try {
+      throw;
+    } catch (does_not_fit const&) {
+      throw;
+    } catch (std::exception const& failure) {
+      std::throw_with_nested(task_failed("enqueueing " + describe(t) + " failed: " + failure.what()));
+    } catch (...) {
+      std::throw_with_nested(task_failed("enqueueing " + describe(t) +
+                                         " failed: an exception not derived from "
+                                         "std::exception"));
     }
   }
 
@@ -387,52 +407,6 @@ private:
     std::size_t const features = layer < model_.size() ? model_.footprint(layer).input_features
                                                        : model_.footprint(model_.size() - 1).output_features;
     return model_.batch() * features * sizeof(float);
-  }
-
-  [[nodiscard]] float* parameters_of(shard const& shard, std::byte* extent, std::size_t layer) const {
-    return reinterpret_cast<float*>(extent) + (model_.parameter_offset(layer) - shard.parameter_offset);
-  }
-
-  void run_forward(engine_type& engine, shard const& shard, std::byte* extent, std::byte* scratch) {
-    Context context = context_on(engine);
-    for (std::size_t k = 0; k < shard.layer_count(); ++k) {
-      std::size_t const layer = shard.first_layer + k;
-      forward_arguments arguments;
-      arguments.batch = model_.batch();
-      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
-      arguments.output = reinterpret_cast<float*>(scratch + shard.scratch.activations[k + 1]);
-      arguments.parameters = parameters_of(shard, extent, layer);
-      arguments.workspace = scratch + shard.scratch.workspace;
-      // Only the shard holding the loss has labels on the device.
-      if (shard.end_layer == model_.size())
-        arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
-      model_.layer(layer).forward(context, arguments);
-    }
-  }
-
-  // Backward through the shard's layers, last to first; returns the scratch
-  // offset that holds dLoss/d(shard input) afterwards.
-  std::size_t run_backward(engine_type& engine, shard const& shard, std::byte* extent, std::byte* scratch, bool last) {
-    Context context = context_on(engine);
-    std::size_t incoming = shard.scratch.gradients[0], outgoing = shard.scratch.gradients[1];
-    float* gradients = reinterpret_cast<float*>(extent + shard.home_bytes());
-    for (std::size_t k = shard.layer_count(); k-- > 0;) {
-      std::size_t const layer = shard.first_layer + k;
-      backward_arguments arguments;
-      arguments.batch = model_.batch();
-      arguments.input = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k]);
-      arguments.output = reinterpret_cast<float const*>(scratch + shard.scratch.activations[k + 1]);
-      bool const starts_chain = last && k + 1 == shard.layer_count();
-      arguments.output_gradient = starts_chain ? nullptr : reinterpret_cast<float const*>(scratch + incoming);
-      arguments.input_gradient = reinterpret_cast<float*>(scratch + outgoing);
-      arguments.parameters = parameters_of(shard, extent, layer);
-      arguments.parameter_gradients = gradients + (model_.parameter_offset(layer) - shard.parameter_offset);
-      arguments.workspace = scratch + shard.scratch.workspace;
-      if (last) arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + shard.scratch.labels);
-      model_.layer(layer).backward(context, arguments);
-      std::swap(incoming, outgoing);
-    }
-    return incoming;
   }
 
   Backend* backend_;

@@ -111,6 +111,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
     executor_->add_model({config.name, config.data, done_before(m), std::move(runner)});
   }
   driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
+  driver_->keep_logs(options.record_decisions);
   results_.resize(configs_.size());
 
   if (options.record_trace) {
@@ -133,15 +134,33 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
 
 template <class Backend, class Context>
 void basic_multi_model_trainer<Backend, Context>::run() {
+  detail::expects(!running_, "multi_model_trainer: run() is already running");
+  running_ = true;
   started_ = std::chrono::steady_clock::now();
+  // A model stopped while its task was being enqueued is stopped in the driver
+  // once the launch returns; observers hear of it after that, so that what
+  // they ask (progress()) already counts it.
+  std::vector<std::size_t> stopped_at_launch;
+  auto const report_stops = [&] {
+    for (std::size_t m : stopped_at_launch) stop(m, *results_[m].failure);
+    stopped_at_launch.clear();
+  };
   driver_->run(
       policy_,
-      [this](task const& t, std::size_t d) {
+      [&](task const& t, std::size_t d) {
         launch_outcome const outcome = executor_->launch(t, d, *driver_, observers_);
-        if (outcome == launch_outcome::stopped) stop(t.model, executor_->stop_reason());
+        if (outcome == launch_outcome::stopped) {
+          results_[t.model].failure = executor_->stop_reason();
+          stopped_at_launch.push_back(t.model);
+        }
         return outcome;
       },
-      [this] { on_completion(executor_->await(stream_check_interval_)); }, "multi_model_trainer");
+      [&] {
+        report_stops();
+        on_completion(executor_->await(stream_check_interval_));
+      },
+      "multi_model_trainer");
+  report_stops();
   executor_->finish();
   makespan_ = std::chrono::steady_clock::now() - started_;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
@@ -150,6 +169,7 @@ void basic_multi_model_trainer<Backend, Context>::run() {
     if (!results_[m].failure) results_[m].parameters = runner(m).parameters();
   }
   for (auto* observer : observers_) observer->on_finish();
+  running_ = false;
 }
 
 template <class Backend, class Context>

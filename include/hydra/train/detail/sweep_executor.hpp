@@ -136,13 +136,15 @@ public:
       stop(t.model, d);
       stop_reason_ = bad_input.what();
       return launch_outcome::stopped;
-    } catch (std::exception const& failure) {
-      // A layer or a library refused the task while it was being enqueued (a
-      // cuBLAS or cuDNN error): this model only. Unless the device itself is
-      // lost: then check() throws that, and the sweep ends with it.
+    } catch (task_failed const& failure) {
+      // A layer, the optimizer or a copy refused the task while it was being
+      // enqueued (on CUDA: a cuBLAS, cuDNN or CUDA error): this model only,
+      // unless the device itself is lost: then check() throws that, and the
+      // sweep ends with it. Anything else (the user's data source throwing,
+      // the host pool exhausted) is not the model's fault and ends the sweep.
       check_streams();
       stop(t.model, d);
-      stop_reason_ = std::string("a layer failed while its work was enqueued: ") + failure.what();
+      stop_reason_ = failure.what();
       return launch_outcome::stopped;
     }
     for (auto* observer : observers) observer->on_enqueued(t, d, streams);
@@ -150,8 +152,8 @@ public:
       {
         std::lock_guard lock(completions_mutex_);
         completions_.push_back({t, d});
+        pending_completions_.fetch_add(1, std::memory_order_release);
       }
-      pending_completions_.fetch_add(1, std::memory_order_release);
       completions_ready_.notify_one();
     });
     model.runner->flush_write_back(engine); // behind the completion: off the model's chain
@@ -210,15 +212,9 @@ public:
     drain();
   }
 
-  // Waits for every stream. Stream errors are per model and were recorded as
-  // faults; they must not escape a teardown.
-  void drain() {
-    for (auto& engine : engines_) {
-      try {
-        engine->synchronize();
-      } catch (...) {
-      }
-    }
+  // Waits for every stream (spill_engine::drain: never throws).
+  void drain() noexcept {
+    for (auto& engine : engines_) engine->drain();
   }
 
   [[nodiscard]] std::vector<model_entry> const& models() const noexcept { return models_; }
