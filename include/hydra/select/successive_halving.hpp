@@ -63,11 +63,14 @@ public:
 
 private:
   // Plans the current rung for its members; members that cannot train further
-  // (at their maximum already) report their last metrics again at once.
+  // (at their maximum already) report their last metrics again at once. A
+  // lone survivor has no one left to be compared with: it trains to its end.
   void advance_members(sweep_plan& plan) {
     for (std::size_t m : members_) {
       rung_of_[m] = rung_;
-      std::size_t const target = detail::rung_minibatches(min_minibatches, eta, rung_, plan.max_minibatches(m));
+      std::size_t const target = members_.size() == 1 && rung_ > 0
+                                     ? plan.max_minibatches(m)
+                                     : detail::rung_minibatches(min_minibatches, eta, rung_, plan.max_minibatches(m));
       std::size_t const planned = plan.planned_minibatches(m);
       if (target > planned)
         plan.train(m, target - planned);
