@@ -29,7 +29,7 @@ search stops poor ones early; the test set judges only the chosen model.
   --policy NAME            sharp (default), fifo, round_robin, random_pick, model_parallel
   --devices N              devices (default 2; with --backend cuda, every GPU)
   --budget BYTES           memory per device, e.g. 16MiB, 4MiB (default 16MiB)
-  --epochs N               passes over the training images for a model that trains to the end (default 6)
+  --epochs N               passes over the training images for a model that trains to the end (default 10)
   --image-side 28|14       full images, or 2x2 averaged to 14x14 (default 28)
   --train-subset N         training images used, validation included; 0 for all 60000 (default 0)
   --validation N           training images held out to choose with (default 5000, or a

@@ -79,7 +79,7 @@ struct options {
   std::size_t eta = 3;        // sha and asha: the best 1/eta of a rung go on
   std::size_t devices = 2;
   std::size_t budget_bytes = 16 * 1024 * 1024; // twice the largest layer's working set (784 x 512 with Adam)
-  std::size_t epochs = 6;
+  std::size_t epochs = 10;
   std::size_t image_side = 28;       // 28: full images; 14: 2x2 averaged
   std::size_t train_subset = 0;      // 0: all 60,000 (validation included)
   std::size_t validation_images = 0; // held out of the training images; 0: 5,000, or a sixth of a smaller subset

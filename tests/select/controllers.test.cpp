@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <string>
@@ -311,4 +312,21 @@ TEST_CASE("ASHA: promotions only from the top 1/eta, no model past its rung, and
       CHECK(bitwise_equal(r.parameters, train_alone(configs[m], r.steps)));
     }
   }
+}
+
+TEST_CASE("halving rungs multiply by eta and end at each model's maximum, not just short of it") {
+  auto rung = [](std::size_t min, std::size_t k, std::size_t max) {
+    return hydra::detail::rung_minibatches(min, 3, k, max);
+  };
+  CHECK(rung(69, 0, 624) == 69);
+  CHECK(rung(69, 1, 624) == 207);
+  CHECK(rung(69, 2, 624) == 624); // 621 would leave the last 3 minibatches to a rung no one reaches
+  CHECK(rung(69, 3, 624) == 624);
+  CHECK(rung(1, 1, 9) == 3);
+  CHECK(rung(1, 2, 9) == 9);
+  CHECK(rung(300, 0, 624) == 624);                                 // no room for a second rung: the first is the end
+  CHECK(rung(5, 40, std::numeric_limits<std::size_t>::max()) > 5); // no overflow
+  CHECK_THROWS_WITH_AS(hydra::successive_halving({.eta = 1}), doctest::Contains("eta"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::asha({.min_minibatches = 0}), doctest::Contains("min_minibatches"),
+                       hydra::invalid_argument);
 }

@@ -28,7 +28,7 @@ namespace hydra {
 
 struct asha_options {
   std::size_t eta = 3;             // the reduction factor: the best 1/eta of a rung's results are promoted
-  std::size_t min_minibatches = 1; // the first rung; rung k trains min_minibatches * eta^k
+  std::size_t min_minibatches = 1; // the first rung; rung k trains min_minibatches * eta^k (the last: to the end)
   std::size_t max_running = 0;     // models training at once; 0: twice the device count
 };
 

@@ -1,5 +1,7 @@
 // The rungs of successive halving: rung k trains a model to
-// min_minibatches * eta^k minibatches, capped at the model's maximum.
+// min_minibatches * eta^k minibatches, except that a rung from which no
+// further rung would fit (eta times as far passes the model's maximum) is the
+// maximum itself: the last rung trains to the end, not just short of it.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +16,10 @@ namespace hydra::detail {
 
 [[nodiscard]] inline std::size_t rung_minibatches(std::size_t min_minibatches, std::size_t eta, std::size_t rung,
                                                   std::size_t max_minibatches) noexcept {
+  auto const no_rung_above = [&](std::size_t r) { return r >= max_minibatches || r > max_minibatches / eta; };
   std::size_t r = min_minibatches;
-  for (std::size_t k = 0; k < rung && r < max_minibatches; ++k)
-    r = r > std::numeric_limits<std::size_t>::max() / eta ? max_minibatches : r * eta;
-  return std::min(r, max_minibatches);
+  for (std::size_t k = 0; k < rung && !no_rung_above(r); ++k) r *= eta;
+  return no_rung_above(r) ? max_minibatches : r;
 }
 
 inline void check_halving(std::string const& who, std::size_t eta, std::size_t min_minibatches) {

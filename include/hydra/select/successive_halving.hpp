@@ -22,7 +22,7 @@ namespace hydra {
 
 struct halving_options {
   std::size_t eta = 3;             // the reduction factor: the best 1/eta of a rung go on
-  std::size_t min_minibatches = 1; // the first rung; rung k trains min_minibatches * eta^k
+  std::size_t min_minibatches = 1; // the first rung; rung k trains min_minibatches * eta^k (the last: to the end)
 };
 
 class successive_halving {
