@@ -5,11 +5,15 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <numeric>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/core/error.hpp"
@@ -92,14 +96,17 @@ inline idx_file read_idx(std::string const& path, std::uint32_t dimension_count)
 
 struct split {
   std::size_t count = 0;
-  std::size_t features = 0;  // after downsampling
+  std::size_t features = 0;  // side x side
   std::vector<float> images; // count x features, in [0, 1]
   std::vector<std::int32_t> labels;
 };
 
-// "train" or "t10k" from `directory`, at most `limit` images (0: all), each
-// 28x28 image averaged over 2x2 blocks to 14x14 (196 features).
-inline split load(std::string const& directory, std::string const& name, std::size_t limit = 0) {
+// "train" or "t10k" from `directory`, at most `limit` images (0: all), at
+// full resolution (side 28: 784 features) or averaged over 2x2 blocks (side
+// 14: 196 features, a quarter of the first layer's work).
+inline split load(std::string const& directory, std::string const& name, std::size_t limit = 0, std::size_t side = 28) {
+  if (side != 28 && side != 14)
+    throw hydra::invalid_argument("--image-side: " + std::to_string(side) + "; 28 (full) or 14 (2x2 averaged)");
   std::string const images_path = directory + "/" + name + "-images-idx3-ubyte.gz";
   std::string const labels_path = directory + "/" + name + "-labels-idx1-ubyte.gz";
   idx_file const images = read_idx(images_path, 3);
@@ -117,19 +124,44 @@ inline split load(std::string const& directory, std::string const& name, std::si
   split out;
   out.count = images.dimensions[0];
   if (limit > 0 && limit < out.count) out.count = limit;
-  out.features = 14 * 14;
+  std::size_t const block = 28 / side;
+  out.features = side * side;
   out.images.resize(out.count * out.features);
   for (std::size_t n = 0; n < out.count; ++n) {
     std::uint8_t const* image = images.data.data() + n * 28 * 28;
-    for (std::size_t r = 0; r < 14; ++r)
-      for (std::size_t c = 0; c < 14; ++c) {
-        unsigned const sum = image[(2 * r) * 28 + 2 * c] + image[(2 * r) * 28 + 2 * c + 1] +
-                             image[(2 * r + 1) * 28 + 2 * c] + image[(2 * r + 1) * 28 + 2 * c + 1];
-        out.images[n * out.features + r * 14 + c] = static_cast<float>(sum) / (4.0F * 255.0F);
+    for (std::size_t r = 0; r < side; ++r)
+      for (std::size_t c = 0; c < side; ++c) {
+        unsigned sum = 0;
+        for (std::size_t dr = 0; dr < block; ++dr)
+          for (std::size_t dc = 0; dc < block; ++dc) sum += image[(block * r + dr) * 28 + block * c + dc];
+        out.images[n * out.features + r * side + c] =
+            static_cast<float>(sum) / (static_cast<float>(block * block) * 255.0F);
       }
     out.labels.push_back(static_cast<std::int32_t>(labels.data[n]));
   }
   return out;
+}
+
+// Splits `all` into (training, held-out) with `held_out` images chosen by a
+// seeded shuffle: the held-out images select models, the test set judges only
+// the chosen one.
+inline std::pair<split, split> hold_out(split const& all, std::size_t held_out, std::uint64_t seed) {
+  std::vector<std::size_t> order(all.count);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(seed * 7'919 + 17));
+  auto take = [&](std::size_t from, std::size_t to) {
+    split out;
+    out.count = to - from;
+    out.features = all.features;
+    for (std::size_t k = from; k < to; ++k) {
+      std::size_t const n = order[k];
+      out.images.insert(out.images.end(), all.images.begin() + static_cast<std::ptrdiff_t>(n * all.features),
+                        all.images.begin() + static_cast<std::ptrdiff_t>((n + 1) * all.features));
+      out.labels.push_back(all.labels[n]);
+    }
+    return out;
+  };
+  return {take(0, all.count - held_out), take(all.count - held_out, all.count)};
 }
 
 } // namespace fashion_mnist

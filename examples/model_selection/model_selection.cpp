@@ -16,24 +16,30 @@
 namespace {
 
 constexpr char const* usage = R"(usage: model_selection [options]
+Searches MLPs (widths x depths x optimizers x learning rates) on Fashion-MNIST
+(Debian package dataset-fashion-mnist), all trained at once on virtual devices.
+Models are compared on validation images held out of the training set; the
+search stops poor ones early; the test set judges only the chosen model.
 
-Trains a grid of MLPs (widths x depths x optimizers x learning rates) on
-Fashion-MNIST (Debian package dataset-fashion-mnist), all at once, on virtual
-devices smaller than every model; then ranks them by test accuracy.
-
+  --search sha|asha|grid   sha: successive halving (default); asha: its asynchronous
+                           form; grid: every model trains to the end
+  --eta N                  sha, asha: the best 1/N of each rung go on (default 3)
   --backend host|cuda      where to train (default host: CPU threads as virtual devices;
                            cuda: GPUs 0..N-1, each with --budget of device memory)
   --policy NAME            sharp (default), fifo, round_robin, random_pick, model_parallel
   --devices N              devices (default 2; with --backend cuda, every GPU)
-  --budget BYTES           memory per device, e.g. 2600KiB, 4MiB (default 2600KiB)
-  --epochs N               passes over the training subset (default 2)
-  --train-subset N         training images used, 0 for all 60000 (default 0)
+  --budget BYTES           memory per device, e.g. 16MiB, 4MiB (default 16MiB)
+  --epochs N               passes over the training images for a model that trains to the end (default 10)
+  --image-side 28|14       full images, or 2x2 averaged to 14x14 (default 28)
+  --train-subset N         training images used, validation included; 0 for all 60000 (default 0)
+  --validation N           training images held out to choose with (default 5000, or a
+                           sixth of a smaller --train-subset)
   --test-subset N          test images used, 0 for all 10000 (default 0)
   --batch N                minibatch size (default 64)
-  --grid default|full|tiny 8, 16 or 3 models (default: default)
+  --grid default|full|tiny 12, 27 or 3 models (default: default)
   --data-dir DIR           where the .gz files are (default /usr/share/datasets/fashion-mnist)
   --trace FILE             write the schedule as a Chrome trace (open in ui.perfetto.dev)
-  --checkpoint-dir DIR     write an atomic checkpoint of every model there, four times per run
+  --checkpoint-dir DIR     (--search grid) write an atomic checkpoint of every model there, four times per run
   --checkpoint-every N     ... or every N minibatches per model
   --resume                 continue from the checkpoint in --checkpoint-dir
   --stop-after N           stop after the first checkpoint at or past minibatch N (simulates a crash)
@@ -99,6 +105,14 @@ model_selection::options parse(int argc, char** argv) {
       o.batch = parse_count(flag, value);
     else if (flag == "--grid")
       o.grid = value;
+    else if (flag == "--search")
+      o.search = value;
+    else if (flag == "--eta")
+      o.eta = parse_count(flag, value);
+    else if (flag == "--image-side")
+      o.image_side = parse_count(flag, value);
+    else if (flag == "--validation")
+      o.validation_images = parse_count(flag, value);
     else if (flag == "--data-dir")
       o.data_directory = value;
     else if (flag == "--trace")
@@ -126,9 +140,9 @@ int main(int argc, char** argv) {
     auto o = parse(argc, argv);
     o.progress_is_terminal = ::isatty(STDOUT_FILENO) != 0;
     auto const grid = model_selection::make_grid(o.grid);
-    std::printf("model selection: %zu MLPs on Fashion-MNIST (%s), %zu %s devices of %s each, policy %s\n", grid.size(),
-                o.data_directory.c_str(), o.devices, o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(),
-                o.policy.c_str());
+    std::printf("model selection: %zu MLPs on Fashion-MNIST (%s), search %s, %zu %s devices of %s each, policy %s\n",
+                grid.size(), o.data_directory.c_str(), o.search.c_str(), o.devices, o.backend.c_str(),
+                hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
     std::fflush(stdout);
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);
@@ -137,22 +151,43 @@ int main(int argc, char** argv) {
       std::printf("stopped after a checkpoint, as asked (--stop-after); continue with --resume\n");
       return 0;
     }
+    // Ranked as they were chosen: by how far they trained, then by validation.
     std::vector<std::size_t> order(result.models.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return result.models[a].test_accuracy > result.models[b].test_accuracy;
+      auto const &x = result.models[a], &y = result.models[b];
+      if (x.failure || y.failure) return !x.failure && y.failure;
+      if (x.steps != y.steps) return x.steps > y.steps;
+      if (!x.validation || !y.validation) return x.validation.has_value() && !y.validation.has_value();
+      return hydra::better_than(*x.validation, *y.validation);
     });
-    std::printf("\n%-4s %-24s %9s %10s %7s %10s\n", "rank", "model", "test acc", "loss", "steps", "done at");
+    std::printf("\n%-4s %-24s %8s %8s %10s %9s  %s\n", "rank", "model", "val acc", "val loss", "minibatch", "test acc*",
+                "how far it got");
     std::size_t rank = 0;
     for (std::size_t k : order) {
       auto const& m = result.models[k];
-      if (m.failure) continue;
-      std::printf("%-4zu %-24s %8.2f%% %10.4f %7zu %8.1f s\n", ++rank, m.config.name().c_str(), 100 * m.test_accuracy,
-                  m.final_loss, m.steps, m.finished_seconds);
+      std::string how = m.failure ? "failed: " + *m.failure : m.stopped_early ? *m.stopped_early : "trained to the end";
+      if (result.chosen == k) how = "CHOSEN; " + how;
+      char test[16] = "-";
+      if (m.tested) std::snprintf(test, sizeof test, "%.2f%%", 100 * m.test_accuracy);
+      if (m.validation)
+        std::printf("%-4zu %-24s %7.2f%% %8.4f %10zu %9s  %s\n", ++rank, m.config.name().c_str(),
+                    100 * m.validation->accuracy, m.validation->loss, m.steps, test, how.c_str());
+      else
+        std::printf("%-4zu %-24s %8s %8s %10zu %9s  %s\n", ++rank, m.config.name().c_str(), "-", "-", m.steps, test,
+                    how.c_str());
     }
-    for (auto const& m : result.models)
-      if (m.failure)
-        std::printf("---- %-24s stopped after %zu steps: %s\n", m.config.name().c_str(), m.steps, m.failure->c_str());
+    std::printf("* test accuracy: only the chosen model's is its result; the others' are shown for reference and "
+                "were never used to choose\n");
+    if (result.chosen) {
+      auto const& c = result.models[*result.chosen];
+      std::printf("\nchosen: %s, validation accuracy %.2f%% on %zu held-out images; test accuracy %.2f%% on %zu "
+                  "test images\n",
+                  c.config.name().c_str(), 100 * c.validation->accuracy, result.validation_images,
+                  100 * c.test_accuracy, result.test_images);
+    }
+    std::printf("compute: %zu minibatches trained and %zu validated, by all models together\n",
+                result.minibatches_trained, result.minibatches_evaluated);
     std::printf("\nmakespan %.1f s (this process: %.1f s wall); device busy", result.makespan_seconds, wall_seconds);
     for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
     std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),

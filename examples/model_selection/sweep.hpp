@@ -1,7 +1,11 @@
-// The model-selection job behind examples/model_selection: a grid of MLPs on
-// Fashion-MNIST, trained together by hydra's multi-model trainer on virtual
-// devices smaller than every model, with progress, periodic atomic checkpoints
-// and resume. Kept in a header so that the tests drive the same code.
+// The model-selection job behind examples/model_selection: a search over MLPs
+// on Fashion-MNIST, trained together by hydra's multi-model trainer on virtual
+// devices, the way model selection should be done: models are compared on a
+// seeded held-out validation split of the training images (evaluation tasks,
+// scheduled like training), poor ones are stopped early (successive halving or
+// ASHA) so that their devices go to the survivors, and the test set judges only
+// the chosen model. With progress, periodic atomic checkpoints and resume.
+// Kept in a header so that the tests drive the same code.
 #pragma once
 
 #include <unistd.h>
@@ -44,8 +48,8 @@ struct grid_entry {
   }
 };
 
-// widths x depths x optimizers x learning rates. "default": 8 models; "full":
-// 16 (two learning rates per optimizer); "tiny": 3 small models (tests).
+// widths x depths x optimizers x learning rates. "default": 12 models;
+// "full": 27; "tiny": 3 small models (tests).
 inline std::vector<grid_entry> make_grid(std::string const& which) {
   std::vector<grid_entry> grid;
   if (which == "tiny") {
@@ -57,12 +61,11 @@ inline std::vector<grid_entry> make_grid(std::string const& which) {
   if (which != "default" && which != "full")
     throw hydra::invalid_argument("--grid: unknown grid '" + which + "'; the grids are default, full and tiny");
   bool const full = which == "full";
-  for (std::size_t width : {192, 256})
-    for (std::size_t depth : {6, 8}) {
-      for (float lr : full ? std::vector<float>{0.02F, 0.05F} : std::vector<float>{0.05F})
-        grid.push_back({width, depth, "sgd", lr});
-      for (float lr : full ? std::vector<float>{0.0005F, 0.001F} : std::vector<float>{0.001F})
-        grid.push_back({width, depth, "adam", lr});
+  for (std::size_t width : full ? std::vector<std::size_t>{128, 256, 512} : std::vector<std::size_t>{256, 512})
+    for (std::size_t depth : full ? std::vector<std::size_t>{2, 3, 4} : std::vector<std::size_t>{2, 3}) {
+      grid.push_back({width, depth, "adam", 0.001F});
+      grid.push_back({width, depth, "adam", 0.0003F});
+      grid.push_back({width, depth, "sgd", 0.05F});
     }
   return grid;
 }
@@ -72,11 +75,15 @@ struct options {
   std::string backend = "host";
   std::string policy = "sharp";
   std::string grid = "default";
+  std::string search = "sha"; // grid (every model to the end), sha (successive halving) or asha
+  std::size_t eta = 3;        // sha and asha: the best 1/eta of a rung go on
   std::size_t devices = 2;
-  std::size_t budget_bytes = 2'600 * 1024; // below every default model's footprint
-  std::size_t epochs = 2;
-  std::size_t train_subset = 0; // 0: all 60,000
-  std::size_t test_subset = 0;  // 0: all 10,000
+  std::size_t budget_bytes = 16 * 1024 * 1024; // twice the largest layer's working set (784 x 512 with Adam)
+  std::size_t epochs = 10;
+  std::size_t image_side = 28;       // 28: full images; 14: 2x2 averaged
+  std::size_t train_subset = 0;      // 0: all 60,000 (validation included)
+  std::size_t validation_images = 0; // held out of the training images; 0: 5,000, or a sixth of a smaller subset
+  std::size_t test_subset = 0;       // 0: all 10,000
   std::size_t batch = 64;
   std::uint64_t seed = 1;
   std::optional<std::string> trace_path;
@@ -90,15 +97,23 @@ struct options {
 struct model_outcome {
   grid_entry config;
   std::size_t steps = 0;
-  double test_accuracy = 0;
+  std::optional<hydra::evaluation> validation;      // at its last checkpoint: what it was ranked by
+  std::vector<hydra::validation_point> validations; // every checkpoint's (minibatches counted over the run)
+  double test_accuracy = 0;                         // for reference only: never used to choose
+  bool tested = false;
   double final_loss = 0; // mean of the last 10 minibatch losses
   double finished_seconds = 0;
   std::optional<std::string> failure;
+  std::optional<std::string> stopped_early; // why the search stopped it before its last minibatch
   std::vector<float> parameters;
 };
 
 struct outcome {
   std::vector<model_outcome> models;
+  std::optional<std::size_t> chosen; // by validation accuracy, among the models that trained furthest
+  std::size_t validation_images = 0, test_images = 0;
+  std::size_t minibatches_trained = 0;   // by every model together
+  std::size_t minibatches_evaluated = 0; // validation passes, every model together
   double makespan_seconds = 0;
   std::vector<double> device_busy_fraction;
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
@@ -107,35 +122,25 @@ struct outcome {
   std::vector<hydra::trace_slice> trace;
 };
 
-// ---- evaluation: a plain forward pass over the test set ------------------------------
-
-inline double accuracy(std::vector<float> const& parameters, grid_entry const& g, fashion_mnist::split const& test) {
-  std::size_t const classes = 10;
-  std::size_t correct = 0;
-  std::vector<float> a, b;
-  for (std::size_t n = 0; n < test.count; ++n) {
-    a.assign(test.images.begin() + static_cast<std::ptrdiff_t>(n * test.features),
-             test.images.begin() + static_cast<std::ptrdiff_t>((n + 1) * test.features));
-    std::size_t in = test.features, offset = 0;
-    for (std::size_t layer = 0; layer <= g.depth; ++layer) {
-      std::size_t const out = layer == g.depth ? classes : g.width;
-      hydra::forward_arguments args;
-      args.batch = 1;
-      args.input = a.data();
-      b.assign(out, 0.0F);
-      args.output = b.data();
-      args.parameters = parameters.data() + offset;
-      hydra::layers::dense::forward_kernel(args, in, out);
-      offset += in * out + out;
-      if (layer < g.depth)
-        for (float& x : b) x = std::max(x, 0.0F);
-      std::swap(a, b);
-      in = out;
+// The model chosen from `models`: among those that trained the most
+// minibatches (the top rung), the best by validation (ties: the lower index).
+inline std::optional<std::size_t> choose(std::vector<model_outcome> const& models) {
+  std::optional<std::size_t> best;
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    auto const& candidate = models[m];
+    if (candidate.failure || !candidate.validation) continue;
+    if (!best) {
+      best = m;
+      continue;
     }
-    auto const best = std::max_element(a.begin(), a.end()) - a.begin();
-    correct += static_cast<std::size_t>(best) == static_cast<std::size_t>(test.labels[n]);
+    auto const& current = models[*best];
+    if (candidate.steps != current.steps) {
+      if (candidate.steps > current.steps) best = m;
+      continue;
+    }
+    if (hydra::better_than(*candidate.validation, *current.validation)) best = m;
   }
-  return test.count ? static_cast<double>(correct) / static_cast<double>(test.count) : 0.0;
+  return best;
 }
 
 // ---- checkpoints ----------------------------------------------------------------
@@ -260,7 +265,8 @@ inline checkpoint read_checkpoint(std::string const& directory) {
 
 inline std::string fingerprint(options const& o, std::vector<grid_entry> const& grid, std::size_t train_count) {
   std::ostringstream out;
-  out << "batch " << o.batch << " epochs " << o.epochs << " train " << train_count << " seed " << o.seed;
+  out << "batch " << o.batch << " epochs " << o.epochs << " train " << train_count << " seed " << o.seed << " side "
+      << o.image_side << " search " << o.search;
   for (auto const& g : grid) out << " | " << g.name();
   return out.str();
 }
@@ -294,6 +300,36 @@ inline hydra::data_source training_data(std::shared_ptr<fashion_mnist::split con
     }
     return m;
   };
+}
+
+// Minibatch k of `images` in order (validation and test passes): images
+// k * batch .. (k + 1) * batch - 1.
+inline hydra::data_source in_order(std::shared_ptr<fashion_mnist::split const> images, std::size_t batch) {
+  return [images, batch](std::size_t k) {
+    hydra::minibatch m;
+    auto const first = images->images.begin() + static_cast<std::ptrdiff_t>(k * batch * images->features);
+    m.inputs.assign(first, first + static_cast<std::ptrdiff_t>(batch * images->features));
+    auto const labels = images->labels.begin() + static_cast<std::ptrdiff_t>(k * batch);
+    m.labels.assign(labels, labels + static_cast<std::ptrdiff_t>(batch));
+    return m;
+  };
+}
+
+// How far models train: every one to the end (validated each epoch), or as
+// successive halving or ASHA decide, with rungs that end at the full run.
+inline hydra::any_controller make_controller(options const& o, std::size_t models, std::size_t total_steps,
+                                             std::size_t per_epoch) {
+  if (o.search == "grid") return hydra::full_grid{.evaluate_every = per_epoch};
+  if (o.search != "sha" && o.search != "asha")
+    throw hydra::invalid_argument("--search: unknown search '" + o.search + "'; grid, sha or asha");
+  if (o.eta < 2) throw hydra::invalid_argument("--eta: " + std::to_string(o.eta) + "; at least 2");
+  // As many halvings as it takes to leave one model: the first rung is the
+  // full run / eta^halvings.
+  std::size_t divisor = 1;
+  for (std::size_t left = models; left > 1; left /= o.eta) divisor *= o.eta;
+  std::size_t const first_rung = std::max<std::size_t>(1, total_steps / divisor);
+  if (o.search == "sha") return hydra::successive_halving({.eta = o.eta, .min_minibatches = first_rung});
+  return hydra::asha({.eta = o.eta, .min_minibatches = first_rung});
 }
 
 // What differs between backends: the layers, the backend and the trainer.
@@ -338,17 +374,34 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.epochs == 0) throw hydra::invalid_argument("--epochs: 0; at least 1 is required");
   if (o.batch == 0) throw hydra::invalid_argument("--batch: 0; at least 1 is required");
   if (o.resume && !o.checkpoint_directory) throw hydra::invalid_argument("--resume needs --checkpoint-dir");
+  if (o.search != "grid" && o.checkpoint_directory)
+    throw hydra::invalid_argument("--checkpoint-dir: checkpoints cover --search grid only; a halving search keeps "
+                                  "its rungs in memory and runs from start to end");
   auto const grid = make_grid(o.grid);
   (void)hydra::make_policy(o.policy); // an unknown name fails here, before any loading
+  (void)make_controller(o, grid.size(), 1, 1);
 
   // Data first: a bad file stops the run before anything trains.
-  auto const train =
-      std::make_shared<fashion_mnist::split const>(fashion_mnist::load(o.data_directory, "train", o.train_subset));
-  auto const test = fashion_mnist::load(o.data_directory, "t10k", o.test_subset);
-  if (train->count < o.batch)
-    throw hydra::invalid_argument("--train-subset: " + std::to_string(train->count) +
-                                  " images, fewer than a batch of " + std::to_string(o.batch));
-  std::size_t const total_steps = o.epochs * (train->count / o.batch);
+  auto const all_train = fashion_mnist::load(o.data_directory, "train", o.train_subset, o.image_side);
+  auto const test = std::make_shared<fashion_mnist::split const>(
+      fashion_mnist::load(o.data_directory, "t10k", o.test_subset, o.image_side));
+  std::size_t const held_out =
+      o.validation_images > 0 ? o.validation_images : std::min<std::size_t>(5'000, all_train.count / 6);
+  if (held_out < o.batch || held_out + o.batch > all_train.count)
+    throw hydra::invalid_argument("--validation: " + std::to_string(held_out) + " of " +
+                                  std::to_string(all_train.count) +
+                                  " training images held out; it takes at least a batch (" + std::to_string(o.batch) +
+                                  ") and must leave at least a batch to train on");
+  auto [train_split, validation_split] = fashion_mnist::hold_out(all_train, held_out, o.seed);
+  auto const train = std::make_shared<fashion_mnist::split const>(std::move(train_split));
+  auto const validation = std::make_shared<fashion_mnist::split const>(std::move(validation_split));
+  if (test->count < o.batch)
+    throw hydra::invalid_argument("--test-subset: " + std::to_string(test->count) +
+                                  " test images, fewer than a batch of " + std::to_string(o.batch));
+  std::size_t const per_epoch = train->count / o.batch;
+  std::size_t const total_steps = o.epochs * per_epoch;
+  std::size_t const validation_minibatches = validation->count / o.batch;
+  std::size_t const test_minibatches = test->count / o.batch;
   std::size_t smallest = std::numeric_limits<std::size_t>::max(), largest = 0;
   for (auto const& g : grid) {
     // The single-model trainer's count: all state and all activations, unsharded.
@@ -362,11 +415,12 @@ outcome run_with(options const& o, std::ostream& log) {
   log << "training footprints " << hydra::format_bytes(smallest) << " to " << hydra::format_bytes(largest)
       << " per model; "
       << (smallest > o.budget_bytes ? "every model is larger than a device, so each is cut into shards and spilled"
-                                    : "some models fit a device whole (a larger --budget than the default)")
+                                    : "the larger ones are cut into shards; all spill between devices and host memory")
       << "\n";
-  log << train->count << " training images (" << total_steps << " minibatches of " << o.batch << " per model), "
-      << test.count << " test images\n";
-  std::string const print = fingerprint(o, grid, train->count);
+  log << train->count << " training images (" << total_steps << " minibatches of " << o.batch << " per model at most), "
+      << validation_minibatches * o.batch << " held out for validation (chooses the model), "
+      << test_minibatches * o.batch << " test images (judge the chosen model)\n";
+  std::string const print = fingerprint(o, grid, all_train.count);
 
   std::vector<std::optional<hydra::model_snapshot>> state(grid.size());
   std::vector<std::string> failures(grid.size());
@@ -393,10 +447,13 @@ outcome run_with(options const& o, std::ostream& log) {
           : total_steps;
 
   outcome result;
+  result.validation_images = validation_minibatches * o.batch;
+  result.test_images = test_minibatches * o.batch;
+  result.models.resize(grid.size());
   std::vector<double> busy_seconds(o.devices, 0.0);
   double makespan = 0;
   auto done_of = [&](std::size_t m) { return state[m] ? state[m]->minibatches_done : 0; };
-  auto alive = [&](std::size_t m) { return failures[m].empty(); };
+  auto alive = [&](std::size_t m) { return failures[m].empty() && !result.models[m].stopped_early; };
   auto const started = std::chrono::steady_clock::now();
 
   while (true) {
@@ -413,6 +470,8 @@ outcome run_with(options const& o, std::ostream& log) {
                                   o.seed + m};
       if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate};
       c.resume = state[m];
+      c.validation = in_order(validation, o.batch);
+      c.validation_minibatches = validation_minibatches;
       configs.push_back(std::move(c));
       members.push_back(m);
     }
@@ -422,24 +481,21 @@ outcome run_with(options const& o, std::ostream& log) {
     hydra::multi_model_options mo;
     mo.record_trace = o.trace_path.has_value();
     mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
+    mo.controller = make_controller(o, members.size(), total_steps, per_epoch);
     double const segment_start = makespan;
     mo.on_progress = [&](hydra::sweep_progress const& p) {
-      std::size_t done_steps = 0, all_steps = grid.size() * total_steps, finished_models = 0;
+      std::size_t done_steps = 0;
       for (std::size_t m = 0; m < grid.size(); ++m) {
         auto const at = std::find(members.begin(), members.end(), m);
-        std::size_t const steps =
+        done_steps +=
             done_of(m) + (at == members.end() ? 0 : p.steps_done[static_cast<std::size_t>(at - members.begin())]);
-        done_steps += alive(m) ? steps : total_steps;
-        finished_models += steps >= total_steps || !alive(m);
       }
       double const seconds =
           elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      double const eta =
-          done_steps ? seconds * static_cast<double>(all_steps - done_steps) / static_cast<double>(done_steps) : 0;
       std::ostringstream line;
-      line << std::fixed << std::setprecision(0) << "models " << finished_models << "/" << grid.size() << "  steps "
-           << done_steps << "/" << all_steps << "  " << seconds << " s elapsed, ETA " << eta << " s  busy";
-      line << std::setprecision(0);
+      line << std::fixed << std::setprecision(0) << "models finished " << p.models_finished << ", stopped "
+           << p.models_stopped << " of " << members.size() << "  minibatches " << done_steps
+           << " (a full grid: " << grid.size() * total_steps << ")  " << seconds << " s  busy";
       for (double b : p.device_busy_fraction) line << " " << 100 * b << "%";
       if (o.progress_is_terminal)
         log << "\r\033[K" << line.str() << std::flush;
@@ -454,18 +510,50 @@ outcome run_with(options const& o, std::ostream& log) {
     for (std::size_t d = 0; d < o.devices; ++d) busy_seconds[d] += report.device_busy_fraction[d] * seconds;
     result.bytes_to_device += report.bytes_to_device;
     result.bytes_to_host += report.bytes_to_host;
+    bool last_segment = true;
+    std::vector<std::size_t> to_test; // trainer indices of the models with weights after the search
     for (std::size_t k = 0; k < members.size(); ++k) {
       std::size_t const m = members[k];
       auto const& r = trainer.results()[k];
+      auto& out = result.models[m];
       losses[m].insert(losses[m].end(), r.losses.begin(), r.losses.end());
+      result.minibatches_trained += r.steps;
+      for (auto point : r.validations) {
+        point.minibatches += done_of(m);
+        out.validations.push_back(point);
+        out.validation = point.metrics;
+        result.minibatches_evaluated += validation_minibatches;
+      }
       if (r.failure) {
         failures[m] = *r.failure;
         state[m].reset();
         continue;
       }
+      std::size_t const before = done_of(m);
+      if (r.stopped_early && r.parameters.empty()) { // stopped by the search: its state is gone
+        out.stopped_early = *r.stopped_early;
+        out.steps = before + r.steps;
+        state[m].reset();
+        continue;
+      }
       state[m] = trainer.snapshot(k);
+      if (r.stopped_early) out.stopped_early = *r.stopped_early; // paused below its rung's promotion
       if (state[m]->minibatches_done >= total_steps)
         finished[m] = segment_start + std::chrono::duration<double>(r.finished).count();
+      else if (!r.stopped_early)
+        last_segment = false;
+      to_test.push_back(k);
+    }
+    if (last_segment && !to_test.empty()) {
+      // The test set, through the same devices and shards: only the chosen
+      // model's figure counts; the others are printed for reference.
+      auto const tested = trainer.evaluate(to_test, in_order(test, o.batch), test_minibatches);
+      for (std::size_t j = 0; j < to_test.size(); ++j) {
+        if (!tested[j]) continue;
+        auto& out = result.models[members[to_test[j]]];
+        out.test_accuracy = tested[j]->accuracy;
+        out.tested = true;
+      }
     }
     if (mo.record_trace)
       for (auto slice : trainer.trace()) {
@@ -489,14 +577,15 @@ outcome run_with(options const& o, std::ostream& log) {
         break;
       }
     }
+    if (last_segment) break;
   }
 
   result.makespan_seconds = makespan;
   for (double b : busy_seconds) result.device_busy_fraction.push_back(makespan > 0 ? b / makespan : 0.0);
   for (std::size_t m = 0; m < grid.size(); ++m) {
-    model_outcome out;
+    auto& out = result.models[m];
     out.config = grid[m];
-    out.steps = done_of(m);
+    if (state[m]) out.steps = done_of(m);
     if (!failures[m].empty()) out.failure = failures[m];
     if (state[m]) out.parameters = state[m]->parameters;
     std::size_t const tail = std::min<std::size_t>(10, losses[m].size());
@@ -504,9 +593,8 @@ outcome run_with(options const& o, std::ostream& log) {
       out.final_loss = std::accumulate(losses[m].end() - static_cast<std::ptrdiff_t>(tail), losses[m].end(), 0.0) /
                        static_cast<double>(tail);
     out.finished_seconds = finished[m];
-    if (!result.stopped_early && !out.failure) out.test_accuracy = accuracy(out.parameters, grid[m], test);
-    result.models.push_back(std::move(out));
   }
+  if (!result.stopped_early) result.chosen = choose(result.models);
   return result;
 }
 

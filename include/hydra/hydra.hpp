@@ -45,6 +45,13 @@
 #include "hydra/sched/task.hpp"
 #include "hydra/sched/working_set.hpp"
 
+#include "hydra/select/any_controller.hpp"
+#include "hydra/select/asha.hpp"
+#include "hydra/select/evaluation.hpp"
+#include "hydra/select/full_grid.hpp"
+#include "hydra/select/successive_halving.hpp"
+#include "hydra/select/sweep_controller.hpp"
+
 #include "hydra/sim/baselines.hpp"
 #include "hydra/sim/presets.hpp"
 #include "hydra/sim/simulator.hpp"

@@ -29,8 +29,14 @@ model_selection::options small_run() {
   o.batch = 32;
   o.devices = 2;
   o.budget_bytes = 800 * 1024;
+  o.image_side = 14; // the tiny models' first layers then fit this budget's shards
+  o.search = "grid";
   return o;
 }
+
+// small_run() holds out a sixth of its 384 images for validation: 64, two
+// minibatches; 320 train, 10 minibatches per epoch.
+constexpr std::size_t steps_per_epoch = 320 / 32;
 
 fs::path scratch(std::string const& name) {
   return hydra::testing::scratch_directory("model_selection_" + name);
@@ -71,15 +77,29 @@ TEST_CASE("end to end on a small subset: finishes, beats chance, writes a trace 
   std::ostringstream log;
   auto const result = model_selection::run(o, log);
   REQUIRE(result.models.size() == 3);
+  CHECK(result.validation_images == 64);
+  CHECK(result.test_images == 480); // whole minibatches of the 500
   for (auto const& m : result.models) {
     INFO(m.config.name());
     CHECK_FALSE(m.failure.has_value());
-    CHECK(m.steps == 2 * (384 / 32));
+    CHECK_FALSE(m.stopped_early.has_value());
+    CHECK(m.steps == 2 * steps_per_epoch);
+    REQUIRE(m.validations.size() == 2); // one per epoch
+    CHECK(m.validations[0].minibatches == steps_per_epoch);
+    CHECK(m.validations[1].minibatches == 2 * steps_per_epoch);
+    CHECK(m.validation->samples == 64);
+    CHECK(m.tested);
     CHECK(m.test_accuracy > 0.2); // chance is 0.1
   }
+  // Chosen by validation accuracy alone.
+  REQUIRE(result.chosen);
+  for (auto const& m : result.models)
+    CHECK_FALSE(hydra::better_than(*m.validation, *result.models[*result.chosen].validation));
+  CHECK(result.minibatches_trained == 3 * 2 * steps_per_epoch);
+  CHECK(result.minibatches_evaluated == 3 * 2 * 2);
   CHECK(result.makespan_seconds > 0);
   CHECK(result.bytes_to_device > 0);
-  CHECK(log.str().find("models 3/3") != std::string::npos);
+  CHECK(log.str().find("models finished 3, stopped 0 of 3") != std::string::npos);
 
   std::ofstream(*o.trace_path) << [&] {
     std::ostringstream t;
@@ -94,7 +114,7 @@ TEST_CASE("end to end on a small subset: finishes, beats chance, writes a trace 
   std::size_t compute = 0;
   for (auto const& e : events->items)
     if (auto const* tid = e.find("tid"); tid && e.find("ph")->text == "X" && tid->number == 0) ++compute;
-  CHECK(compute >= 3 * 2 * (384 / 32) * 2); // at least one shard per model: a forward and a backward per step
+  CHECK(compute >= 3 * 2 * steps_per_epoch * 2); // at least one shard per model: a forward and a backward per step
   fs::remove_all(dir);
 }
 
@@ -152,7 +172,7 @@ TEST_CASE("bad data files stop the run before training, naming the file and the 
     CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains(c.message.c_str()), fashion_mnist::data_error);
     CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("Debian package dataset-fashion-mnist"),
                          fashion_mnist::data_error);
-    CHECK(log.str().find("steps") == std::string::npos); // nothing trained
+    CHECK(log.str().find("training footprints") == std::string::npos); // nothing trained
     CHECK_FALSE(fs::exists(dir / "checkpoints"));
     fs::remove_all(dir);
   }
@@ -191,6 +211,36 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   fs::remove_all(dir);
 }
 
+TEST_CASE("successive halving on a small subset: one survivor trains to the end and is the one chosen") {
+  auto o = small_run();
+  o.search = "sha"; // 3 models, eta 3: rungs at 20 / 3 = 6 minibatches and at all 20
+  std::ostringstream log;
+  auto const result = model_selection::run(o, log);
+  REQUIRE(result.chosen);
+  std::size_t survivors = 0;
+  for (std::size_t m = 0; m < result.models.size(); ++m) {
+    auto const& r = result.models[m];
+    INFO(r.config.name());
+    CHECK_FALSE(r.failure);
+    if (r.steps == 2 * steps_per_epoch) {
+      ++survivors;
+      CHECK(*result.chosen == m);
+      CHECK(r.tested);
+      CHECK(r.validations.size() == 2);
+    } else {
+      CHECK(r.steps == 6);
+      REQUIRE(r.stopped_early);
+      CHECK(r.stopped_early->find("successive_halving: rung 0") != std::string::npos);
+      CHECK_FALSE(r.tested); // its weights were released when it stopped
+      REQUIRE(r.validations.size() == 1);
+      // It ranked below the survivor at the rung.
+      CHECK(hydra::better_than(result.models[*result.chosen].validations[0].metrics, r.validations[0].metrics));
+    }
+  }
+  CHECK(survivors == 1);
+  CHECK(result.minibatches_trained == 6 * 3 + (20 - 6));
+}
+
 TEST_CASE("bad options are refused before any data is read") {
   struct bad_option {
     std::function<void(model_selection::options&)> set;
@@ -204,6 +254,10 @@ TEST_CASE("bad options are refused before any data is read") {
       {[](auto& o) { o.resume = true; }, "--resume needs --checkpoint-dir"},
       {[](auto& o) { o.grid = "huge"; }, "unknown grid 'huge'"},
       {[](auto& o) { o.policy = "fastest"; }, "unknown policy 'fastest'"},
+      {[](auto& o) { o.search = "hyperband"; }, "unknown search 'hyperband'"},
+      {[](auto& o) { o.search = "sha", o.eta = 1; }, "--eta: 1"},
+      {[](auto& o) { o.search = "sha", o.checkpoint_directory = "/tmp/x"; }, "checkpoints cover --search grid only"},
+      {[](auto& o) { o.image_side = 7; }, "--image-side: 7"},
   };
   for (auto const& c : cases) {
     INFO(c.message);

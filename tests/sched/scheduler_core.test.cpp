@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <set>
 #include <vector>
@@ -116,5 +117,88 @@ TEST_CASE("affinity and cost updates reach the ready set") {
   CHECK(core.ready()[0].task_seconds == 2.0);
   CHECK_THROWS_AS(hydra::scheduler_core({}, 1), hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::scheduler_core(models, 0), doctest::Contains("device count is 0"),
+                       hydra::invalid_argument);
+}
+
+TEST_CASE("a chain extended by training and evaluation segments: its tasks, next uses and remaining work") {
+  std::mt19937_64 random(17);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::size_t const shards = 1 + random() % 4;
+    hydra::model_costs costs;
+    for (std::size_t s = 0; s < shards; ++s) {
+      costs.forward_seconds.push_back(1.0 + static_cast<double>(random() % 7));
+      costs.backward_seconds.push_back(2.0 + static_cast<double>(random() % 5));
+    }
+    costs.minibatches = random() % 3; // may start empty: a controller plans it
+    hydra::scheduler_core core({costs}, 1);
+    // The expected chain, task by task.
+    std::vector<hydra::task> expected;
+    std::size_t trained = 0;
+    auto append = [&](hydra::task_purpose purpose, std::size_t minibatches, std::size_t segment) {
+      for (std::size_t b = 0; b < minibatches; ++b) {
+        if (purpose == hydra::task_purpose::train) {
+          for (std::size_t s = 0; s < shards; ++s)
+            expected.push_back({0, trained, s, hydra::direction::forward, expected.size(), purpose, segment});
+          for (std::size_t s = shards; s-- > 0;)
+            expected.push_back({0, trained, s, hydra::direction::backward, expected.size(), purpose, segment});
+          ++trained;
+        } else {
+          for (std::size_t s = 0; s < shards; ++s)
+            expected.push_back({0, b, s, hydra::direction::forward, expected.size(), purpose, segment});
+        }
+      }
+    };
+    std::size_t segment = 0;
+    if (costs.minibatches > 0) append(hydra::task_purpose::train, costs.minibatches, segment++);
+    CHECK(core.finished() == expected.empty());
+    for (int more = 0; more < 3; ++more) {
+      auto const purpose = random() % 2 == 0 ? hydra::task_purpose::train : hydra::task_purpose::evaluate;
+      std::size_t const minibatches = 1 + random() % 3;
+      // Extend while the chain is under way, or after it has ended.
+      if (random() % 2 == 0) {
+        hydra::fifo policy;
+        while (!core.ready().empty() || core.in_flight() > 0) {
+          auto const t = core.decide(policy, 0);
+          REQUIRE(t);
+          CHECK(*t == expected.at(t->position));
+          core.complete(*t);
+        }
+      }
+      core.extend(0, {purpose, minibatches});
+      append(purpose, minibatches, segment++);
+      REQUIRE(core.tasks_of(0) == expected.size());
+      for (std::size_t p = 0; p < expected.size(); ++p) CHECK(core.task_at_position(0, p) == expected[p]);
+      // Next uses against a walk along the chain; remaining work against a sum.
+      for (std::size_t p = 0; p < expected.size(); ++p)
+        for (std::size_t s = 0; s < shards; ++s) {
+          std::size_t walk = std::numeric_limits<std::size_t>::max();
+          for (std::size_t q = p + 1; q < expected.size(); ++q)
+            if (expected[q].shard == s) {
+              walk = q - p;
+              break;
+            }
+          CHECK(core.tasks_until_next_use(0, p, s) == walk);
+        }
+      double sum = 0;
+      for (std::size_t p = core.position_of(0); p < expected.size(); ++p) sum += core.task_seconds(expected[p]);
+      CHECK(core.remaining_seconds(0) == doctest::Approx(sum));
+    }
+    hydra::fifo policy;
+    while (!core.finished()) {
+      auto const t = core.decide(policy, 0);
+      REQUIRE(t);
+      CHECK(*t == expected.at(t->position));
+      core.complete(*t);
+    }
+    CHECK(core.position_of(0) == expected.size());
+  }
+}
+
+TEST_CASE("a stopped model's chain cannot be extended, nor by nothing") {
+  hydra::scheduler_core core({{{1.0}, {1.0}, 1}}, 1);
+  CHECK_THROWS_WITH_AS(core.extend(0, {hydra::task_purpose::train, 0}), doctest::Contains("by 0 minibatches"),
+                       hydra::invalid_argument);
+  core.stop(0);
+  CHECK_THROWS_WITH_AS(core.extend(0, {hydra::task_purpose::evaluate, 1}), doctest::Contains("was stopped"),
                        hydra::invalid_argument);
 }

@@ -29,13 +29,15 @@ hydra::data_source data_for(std::uint64_t salt) {
 }
 
 // The workload the simulator is given for a finished runtime sweep: the same
-// models and shards, the costs the policies started from, roomy devices.
+// models and shards, the costs the policies started from, roomy devices. Its
+// models have no minibatches of their own: the sweep controller's chain
+// extensions, in the replayed log, give them their work as they gave it at run time.
 hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
                             std::size_t devices) {
   hydra::sim::workload w;
   w.devices.assign(devices, {.budget_bytes = 1ULL << 40});
   for (std::size_t m = 0; m < configs.size(); ++m) {
-    hydra::sim::model_spec spec{configs[m].name, {}, configs[m].steps};
+    hydra::sim::model_spec spec{configs[m].name, {}, 0};
     for (std::size_t s = 0; s < trainer.shards_of(m).size(); ++s) {
       hydra::sim::shard_spec shard;
       auto const& given = configs[m].estimates;
@@ -67,9 +69,29 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
           "m" + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
           hydra::sgd_momentum{},   1 + random() % 3,
           data_for(seed * 10 + m), m + 1};
+      config.validation = data_for(7777);
+      config.validation_minibatches = random() % 3;
       configs.push_back(std::move(config));
     }
+    // How far models train: to their end, or as model selection decides (its
+    // chain extensions are in the log, as the run's completions are).
+    std::size_t const controller_kind = random() % 4;
+    auto controller = [&]() -> hydra::any_controller {
+      switch (controller_kind) {
+      case 0:
+        return hydra::full_grid{};
+      case 1:
+        return hydra::full_grid{.evaluate_every = 1};
+      case 2:
+        return hydra::successive_halving({.eta = 2, .min_minibatches = 1});
+      default:
+        return hydra::asha({.eta = 2, .min_minibatches = 1, .max_running = 2});
+      }
+    };
+    if (controller_kind >= 2)
+      for (auto& config : configs) config.validation_minibatches = 1 + config.validation_minibatches % 2;
     CAPTURE(seed);
+    CAPTURE(controller_kind);
     CAPTURE(policy);
     CAPTURE(devices);
     CAPTURE(depth);
@@ -91,7 +113,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
         {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
-                                       {.driver = {.queue_depth = depth}});
+                                       {.driver = {.queue_depth = depth}, .controller = controller()});
     trainer.run();
     auto const executed = trainer.report();
 

@@ -5,8 +5,10 @@
 // the simulator both drive it, so they make the same decisions for the same costs.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,6 +28,16 @@ struct model_costs {
   std::size_t minibatches = 0;
 
   friend bool operator==(model_costs const&, model_costs const&) = default;
+};
+
+// A stretch of a model's chain: `minibatches` training steps, or `minibatches`
+// evaluation minibatches (forward only). A model's chain starts as one training
+// segment of model_costs::minibatches and grows with scheduler_core::extend.
+struct chain_segment {
+  task_purpose purpose = task_purpose::train;
+  std::size_t minibatches = 0;
+
+  friend bool operator==(chain_segment const&, chain_segment const&) = default;
 };
 
 struct decision {
@@ -103,6 +115,24 @@ public:
     advance_first_unfinished();
   }
 
+  // Appends `more` to a model's chain (a sweep controller continuing it, an
+  // evaluation after the run). A model whose chain had ended becomes ready
+  // again; its remaining work, which the policies rank by, grows either way.
+  void extend(std::size_t model, chain_segment const& more) {
+    auto& m = models_.at(model);
+    detail::expects(more.minibatches > 0, "scheduler: extending model " + std::to_string(model) + " by 0 minibatches");
+    detail::expects(m.state != model_state::stopped,
+                    "scheduler: model " + std::to_string(model) + " was stopped; its chain cannot be extended");
+    append_segment(m, more);
+    m.remaining = remaining_from(model, m.position);
+    if (m.state == model_state::finished) {
+      make_ready(model);
+      first_unfinished_ = std::min(first_unfinished_, model);
+    } else if (m.state == model_state::ready) {
+      ready_[m.ready_index].remaining_seconds = m.remaining;
+    }
+  }
+
   // Affinity: where `shard` of `model` is resident now (nowhere when evicted).
   void set_resident(std::size_t model, std::size_t shard, std::size_t device) {
     auto& m = models_.at(model);
@@ -136,6 +166,59 @@ public:
   [[nodiscard]] std::size_t tasks_of(std::size_t model) const { return models_.at(model).total; }
   [[nodiscard]] std::size_t shards_of(std::size_t model) const { return models_.at(model).shards; }
   [[nodiscard]] double task_seconds(task const& t) const { return cost_of(t.model, t.position); }
+  // Where `model` stands in its chain: the position of its ready or in-flight
+  // task, or its chain's length once the chain has ended.
+  [[nodiscard]] std::size_t position_of(std::size_t model) const { return models_.at(model).position; }
+
+  // The task at `position` of a model's chain.
+  [[nodiscard]] task task_at_position(std::size_t model, std::size_t position) const {
+    auto const& m = models_.at(model);
+    std::size_t const k = segment_at(m, position);
+    segment_entry const& g = m.segments[k];
+    std::size_t const within = position - g.first_position;
+    task t{};
+    if (g.purpose == task_purpose::train) {
+      t = task_at(model, m.shards, within);
+      t.minibatch += g.first_minibatch;
+    } else {
+      t = {model, within / m.shards, within % m.shards, direction::forward, 0, task_purpose::evaluate, 0};
+    }
+    t.position = position;
+    t.segment = k;
+    return t;
+  }
+
+  // How many tasks after `position` `model` needs `shard` again; max() when
+  // its chain (as planned so far) never does. What eviction ranks shards by.
+  [[nodiscard]] std::size_t tasks_until_next_use(std::size_t model, std::size_t position, std::size_t shard) const {
+    auto const& m = models_.at(model);
+    if (m.segments.empty()) return std::numeric_limits<std::size_t>::max();
+    for (std::size_t k = segment_at(m, std::min(position, m.total - 1)); k < m.segments.size(); ++k) {
+      segment_entry const& g = m.segments[k];
+      bool const training = g.purpose == task_purpose::train;
+      std::size_t const per_minibatch = training ? 2 * m.shards : m.shards;
+      std::size_t const end = g.first_position + per_minibatch * g.minibatches;
+      std::size_t next = std::numeric_limits<std::size_t>::max();
+      for (std::size_t const offset : {shard, training ? per_minibatch - 1 - shard : shard}) {
+        std::size_t at = g.first_position + offset;
+        if (position >= g.first_position) {
+          std::size_t const within = (position - g.first_position) % per_minibatch;
+          std::size_t const base = position - within;
+          at = offset > within ? base + offset : base + per_minibatch + offset;
+        }
+        next = std::min(next, at);
+      }
+      if (next < end) return next - position;
+    }
+    return std::numeric_limits<std::size_t>::max();
+  }
+
+  // The segments of a model's chain, in order.
+  [[nodiscard]] std::vector<chain_segment> segments_of(std::size_t model) const {
+    std::vector<chain_segment> out;
+    for (auto const& g : models_.at(model).segments) out.push_back({g.purpose, g.minibatches});
+    return out;
+  }
 
   // Every decision, in order (device, task): what the simulator is compared on.
   [[nodiscard]] std::vector<decision> const& decisions() const noexcept { return log_; }
@@ -144,9 +227,18 @@ public:
 private:
   enum class model_state : std::uint8_t { ready, in_flight, finished, stopped };
 
+  struct segment_entry {
+    task_purpose purpose = task_purpose::train;
+    std::size_t minibatches = 0;
+    std::size_t first_position = 0;
+    std::size_t first_minibatch = 0; // training: the model's training minibatches before it
+  };
+
   struct model_entry {
     model_costs costs;
+    std::vector<segment_entry> segments;
     std::size_t shards = 0;
+    std::size_t trained = 0;  // training minibatches in the chain
     std::size_t total = 0;    // tasks in the whole chain
     std::size_t position = 0; // of the ready or in-flight task
     double remaining = 0;     // estimated seconds from `position` on
@@ -160,40 +252,69 @@ private:
                     "scheduler: model " + std::to_string(id) + " needs one forward and one backward cost per shard");
     model_entry m;
     m.shards = costs.forward_seconds.size();
-    m.total = 2 * m.shards * costs.minibatches;
+    if (costs.minibatches > 0) append_segment(m, {task_purpose::train, costs.minibatches});
     m.resident_on.assign(m.shards, nowhere);
     m.costs = std::move(costs);
     models_.push_back(std::move(m));
     models_.back().remaining = remaining_from(id, 0);
   }
 
-  // Seconds of the chain from `position` on: the rest of its minibatch, then
-  // whole minibatches (O(shards), whatever the number of minibatches).
+  static void append_segment(model_entry& m, chain_segment const& more) {
+    std::size_t const per_minibatch = more.purpose == task_purpose::train ? 2 * m.shards : m.shards;
+    m.segments.push_back({more.purpose, more.minibatches, m.total, m.trained});
+    m.total += per_minibatch * more.minibatches;
+    if (more.purpose == task_purpose::train) m.trained += more.minibatches;
+  }
+
+  // The segment holding `position` (< the chain's length).
+  [[nodiscard]] static std::size_t segment_at(model_entry const& m, std::size_t position) {
+    auto const after = std::upper_bound(m.segments.begin(), m.segments.end(), position,
+                                        [](std::size_t p, segment_entry const& g) { return p < g.first_position; });
+    return static_cast<std::size_t>(after - m.segments.begin()) - 1;
+  }
+
+  // Seconds of the chain from `position` on: per segment, the rest of its
+  // minibatch, then whole minibatches (O(segments x shards), whatever the
+  // number of minibatches).
   [[nodiscard]] double remaining_from(std::size_t model, std::size_t position) const {
     auto const& m = models_[model];
     if (position >= m.total) return 0;
-    std::size_t const per_minibatch = 2 * m.shards;
-    double whole = 0, rest = 0;
-    for (std::size_t within = 0; within < per_minibatch; ++within) {
-      double const cost = cost_of(model, within);
-      whole += cost;
-      if (within >= position % per_minibatch) rest += cost;
+    double total = 0;
+    for (std::size_t k = segment_at(m, position); k < m.segments.size(); ++k) {
+      segment_entry const& g = m.segments[k];
+      bool const training = g.purpose == task_purpose::train;
+      std::size_t const per_minibatch = training ? 2 * m.shards : m.shards;
+      std::size_t const from = std::max(position, g.first_position) - g.first_position;
+      double whole = 0, rest = 0;
+      for (std::size_t within = 0; within < per_minibatch; ++within) {
+        double const cost = training ? cost_in_minibatch(m, within) : m.costs.forward_seconds[within];
+        whole += cost;
+        if (within >= from % per_minibatch) rest += cost;
+      }
+      std::size_t const minibatches_after = g.minibatches - from / per_minibatch - 1;
+      total += rest + static_cast<double>(minibatches_after) * whole;
     }
-    std::size_t const minibatches_after = m.total / per_minibatch - position / per_minibatch - 1;
-    return rest + static_cast<double>(minibatches_after) * whole;
+    return total;
+  }
+
+  // The cost of the task `within` a training minibatch.
+  [[nodiscard]] static double cost_in_minibatch(model_entry const& m, std::size_t within) {
+    return within < m.shards ? m.costs.forward_seconds[within] : m.costs.backward_seconds[2 * m.shards - 1 - within];
   }
 
   [[nodiscard]] double cost_of(std::size_t model, std::size_t position) const {
     auto const& m = models_[model];
-    task const t = task_at(model, m.shards, position);
-    return t.pass == direction::forward ? m.costs.forward_seconds[t.shard] : m.costs.backward_seconds[t.shard];
+    segment_entry const& g = m.segments[segment_at(m, position)];
+    std::size_t const within = position - g.first_position;
+    return g.purpose == task_purpose::train ? cost_in_minibatch(m, within % (2 * m.shards))
+                                            : m.costs.forward_seconds[within % m.shards];
   }
 
   void make_ready(std::size_t id) {
     auto& m = models_[id];
     m.state = model_state::ready;
     m.ready_index = ready_.size();
-    task const next = task_at(id, m.shards, m.position);
+    task const next = task_at_position(id, m.position);
     ready_.push_back({next, cost_of(id, m.position), m.remaining, ready_sequence_++, m.resident_on[next.shard]});
   }
 

@@ -50,11 +50,12 @@ enum class launch_outcome : std::uint8_t {
 // new cost estimates for a model. A recorded run's events, fed to another
 // driver in the same order, make it take the same decisions (sim::options::replay).
 struct driver_event {
-  enum class kind : std::uint8_t { launched, no_room, stopped, completed, failed, costs_updated };
+  enum class kind : std::uint8_t { launched, no_room, stopped, completed, failed, costs_updated, extended, retired };
   kind what = kind::launched;
-  std::size_t device = 0; // launches and completions
-  hydra::task task{};     // launches and completions; costs_updated: task.model only
-  model_costs costs{};    // costs_updated only
+  std::size_t device = 0;  // launches and completions
+  hydra::task task{};      // launches and completions; costs_updated, extended, retired: task.model only
+  model_costs costs{};     // costs_updated only
+  chain_segment segment{}; // extended only
 
   friend bool operator==(driver_event const&, driver_event const&) = default;
 };
@@ -77,7 +78,7 @@ public:
         auto const next = core_.decide(policy, d);
         if (!next) continue;
         launch_outcome const outcome = launch(*next, d);
-        if (keep_log_) log_.push_back({event_kind(outcome), d, *next, {}});
+        if (keep_log_) log_.push_back({event_kind(outcome), d, *next, {}, {}});
         switch (outcome) {
         case launch_outcome::launched:
           queues_[d].push_back(*next);
@@ -136,7 +137,24 @@ public:
   // New estimates of a model's costs (what its profiling minibatch measured).
   void update_costs(std::size_t model, model_costs const& costs) {
     core_.update_costs(model, costs);
-    if (keep_log_) log_.push_back({driver_event::kind::costs_updated, 0, task{model}, costs});
+    if (keep_log_) log_.push_back({driver_event::kind::costs_updated, 0, task{model}, costs, {}});
+  }
+
+  // Appends `more` to a model's chain (see scheduler_core::extend).
+  void extend(std::size_t model, chain_segment const& more) {
+    core_.extend(model, more);
+    if (keep_log_) log_.push_back({driver_event::kind::extended, 0, task{model}, {}, more});
+  }
+
+  // Takes a model out for good between its tasks (a sweep controller stopping
+  // it): nothing of it may be queued on a device.
+  void retire(std::size_t model) {
+    for (auto const& queue : queues_)
+      for (task const& t : queue)
+        detail::expects(t.model != model, "driver: model " + std::to_string(model) +
+                                              " cannot be retired while its task " + describe(t) + " is queued");
+    core_.stop(model);
+    if (keep_log_) log_.push_back({driver_event::kind::retired, 0, task{model}, {}, {}});
   }
 
   // How many tasks after its latest launched one `model` needs `shard` again
@@ -144,14 +162,14 @@ public:
   // does not count yet: while task k > 0 is being enqueued, distances are
   // measured from the model's task k - 1.
   [[nodiscard]] std::size_t next_use(std::size_t model, std::size_t shard) const {
-    return tasks_until_next_use(core_.shards_of(model), launched_at_[model], shard, core_.tasks_of(model));
+    return core_.tasks_until_next_use(model, launched_at_[model], shard);
   }
 
   // The task `ahead` places after `t` in its model's chain, if the chain has it.
   [[nodiscard]] std::optional<task> after(task const& t, std::size_t ahead) const {
     std::size_t const position = t.position + ahead;
     if (position >= core_.tasks_of(t.model)) return std::nullopt;
-    return task_at(t.model, core_.shards_of(t.model), position);
+    return core_.task_at_position(t.model, position);
   }
 
   // The tasks launched on `device` and not yet completed, oldest first: the
@@ -184,7 +202,7 @@ private:
                              ", which is not queued there");
     queue.erase(at);
     ++ended_;
-    if (keep_log_) log_.push_back({what, device, done, {}});
+    if (keep_log_) log_.push_back({what, device, done, {}, {}});
   }
 
   static driver_event::kind event_kind(launch_outcome outcome) noexcept {

@@ -5,6 +5,12 @@
 // progress reports watch as observers. A task's completion readies its model's
 // next task.
 //
+// How far each model trains is its sweep controller's decision (every model to
+// its end by default; successive halving or ASHA for model selection): at each
+// checkpoint the model is evaluated on its validation data by evaluation tasks
+// (forward only, scheduled like training) and the controller continues it,
+// stops it, or starts configurations that have not trained yet.
+//
 // A model whose layer throws, or whose loss stops being finite, is stopped: its
 // device memory and minibatch buffers are released, the reason is reported, and
 // every other model trains on exactly as it would have without it.
@@ -18,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +36,8 @@
 #include "hydra/graph/shard_graph.hpp"
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/sweep_driver.hpp"
+#include "hydra/select/any_controller.hpp"
+#include "hydra/select/sweep_controller.hpp"
 #include "hydra/trace/chrome_trace.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/sweep_executor.hpp"
@@ -70,10 +79,17 @@ public:
   // Trains the whole sweep; returns when every model finished or was stopped.
   void run();
 
+  // After run(): evaluates each of `models` on data(0 .. minibatches - 1)
+  // (a held-out test set, say), as evaluation tasks through the same shards,
+  // spilling and devices. nullopt for a model that failed, during the run or
+  // now; a model its controller stopped has no weights left to evaluate.
+  std::vector<std::optional<evaluation>> evaluate(std::vector<std::size_t> const& models, data_source data,
+                                                  std::size_t minibatches);
+
   // A model's parameters, optimizer state and minibatch count after run(), for
   // a checkpoint (model_config::resume continues from it). Empty for a stopped model.
   [[nodiscard]] std::optional<model_snapshot> snapshot(std::size_t model) const {
-    if (results_.at(model).failure) return std::nullopt;
+    if (out(model)) return std::nullopt;
     model_snapshot out = runner(model).state();
     out.minibatches_done = done_before(model) + results_[model].steps;
     return out;
@@ -86,7 +102,12 @@ public:
     for (auto const& pool : executor_->device_pools()) out.push_back(pool->statistics());
     return out;
   }
+  // The host pool that holds every model's shard homes and boundary buffers.
+  [[nodiscard]] pool_statistics host_memory() const { return executor_->host_memory().statistics(); }
   [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runner(model).graph(); }
+
+  // The controller, to read its state after run() (e.g. controller().get<asha>()).
+  [[nodiscard]] any_controller const& controller() const noexcept { return controller_; }
 
   // What the policies were told of each model's costs (valid after run()).
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiler_->profiles(); }
@@ -106,11 +127,27 @@ public:
 private:
   using executor_type = detail::sweep_executor<Backend, Context>;
   using runner_type = typename executor_type::runner_type;
+  class plan_type;
+
+  // An evaluation pass in a model's chain.
+  struct planned_evaluation {
+    std::size_t segment = 0;
+    std::size_t minibatches = 0;
+    data_source data;
+    bool validation = true; // else an evaluate() call's
+  };
 
   shard_graph partition(std::size_t m) const;
   void set_up(std::vector<shard_graph> graphs, multi_model_options const& options);
   void on_completion(typename executor_type::completion const& done);
   void stop(std::size_t m, std::string const& reason);
+  void drive();
+  void extend(std::size_t m, chain_segment const& more) {
+    driver_->extend(m, more);
+    ++segments_[m];
+  }
+  [[nodiscard]] bool out(std::size_t m) const { return results_.at(m).failure || stopped_.at(m); }
+  [[nodiscard]] minibatch data_for(std::size_t m, task const& t) const;
 
   [[nodiscard]] runner_type const& runner(std::size_t m) const { return *executor_->models().at(m).runner; }
   [[nodiscard]] std::size_t done_before(std::size_t m) const {
@@ -129,6 +166,15 @@ private:
   std::chrono::milliseconds stream_check_interval_;
   std::unique_ptr<sweep_driver> driver_;
   std::vector<model_result> results_;
+  any_controller controller_;
+  std::unique_ptr<plan_type> plan_;   // the controller's view of the sweep, during run()
+  std::vector<std::size_t> planned_;  // per model: training minibatches planned so far
+  std::vector<std::size_t> segments_; // per model: segments in its chain
+  std::vector<bool> stopped_;         // per model: stopped by its controller
+  std::vector<std::vector<planned_evaluation>> evaluations_;
+  std::vector<std::optional<evaluation>> evaluated_; // evaluate()'s results, per model
+  std::size_t last_device_ = 0;                      // of the latest completion
+  bool controlling_ = false;                         // run() is on: checkpoints go to the controller
   std::chrono::steady_clock::time_point started_{};
   bool running_ = false;
   std::chrono::steady_clock::duration makespan_{};

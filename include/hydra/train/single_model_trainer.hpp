@@ -196,7 +196,7 @@ private:
   // staging its minibatch first when it opens one, and fetches the shards of
   // the next prefetch_depth tasks behind its compute.
   void launch(sweep_driver const& driver, task const& chain_task, task const& t, data_source const& data) {
-    if (t.pass == direction::forward && t.shard == 0) runner_.begin_minibatch(engine_, t.minibatch, data(t.minibatch));
+    if (t.pass == direction::forward && t.shard == 0) runner_.begin_minibatch(engine_, t, data(t.minibatch));
     [[maybe_unused]] auto const range = detail::annotate_task(*backend_, "model", t);
     auto const next_use = [&driver](shard_id id) { return driver.next_use(0, id); };
     engine_.pin({t.shard});

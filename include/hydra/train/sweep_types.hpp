@@ -15,6 +15,8 @@
 #include "hydra/graph/sequential_model.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/sweep_driver.hpp"
+#include "hydra/select/any_controller.hpp"
+#include "hydra/select/evaluation.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
 #include "hydra/train/optimizer.hpp"
@@ -39,6 +41,19 @@ struct basic_model_config {
   // train, and data(k) is asked for k = resume->minibatches_done onwards. The
   // result is bitwise what an uninterrupted run would have given.
   std::optional<model_snapshot> resume{};
+  // Held-out data to select on: at each checkpoint the model is evaluated on
+  // validation(0 .. validation_minibatches - 1), as forward-only tasks
+  // scheduled like its training. Without it a checkpoint carries no metrics.
+  data_source validation{};
+  std::size_t validation_minibatches = 0;
+  // An extra score of each evaluated minibatch (evaluation::metric).
+  metric_function metric{};
+};
+
+// A model's validation metrics after `minibatches` training minibatches.
+struct validation_point {
+  std::size_t minibatches = 0;
+  evaluation metrics;
 };
 
 // Where a running sweep stands (multi_model_options::on_progress).
@@ -67,6 +82,10 @@ struct multi_model_options {
   // (decisions, driver_log: what sim::options::replay replays). About 150
   // bytes per task: turn it off for sweeps of many millions of tasks.
   bool record_decisions = true;
+  // How far each configuration trains: every one to its end (full_grid), or
+  // as model selection decides from validation metrics (successive_halving,
+  // asha, or a user's sweep_controller).
+  any_controller controller{};
   // How long run() waits for a completion before it asks the backend whether
   // a stream has failed in a way that means no completion will come (a CUDA
   // device fault), and ends the run with that error instead of hanging.
@@ -75,11 +94,16 @@ struct multi_model_options {
 
 struct model_result {
   std::string name;
-  std::vector<float> losses;            // mean loss of each minibatch it finished
-  std::size_t steps = 0;                // minibatches completed
-  std::optional<std::string> failure;   // why it was stopped, if it was
-  std::chrono::nanoseconds finished{0}; // since the start of the run
-  std::vector<float> parameters;        // final (empty for a stopped model)
+  std::vector<float> losses;          // mean loss of each minibatch it finished
+  std::size_t steps = 0;              // minibatches completed
+  std::optional<std::string> failure; // why it failed, if it did (a fault: a layer threw, the loss diverged)
+  // Why it trained fewer than its steps without failing: its controller
+  // stopped it (its memory was released: no parameters), or never continued
+  // it (its parameters are kept).
+  std::optional<std::string> stopped_early;
+  std::vector<validation_point> validations; // at each checkpoint, in order
+  std::chrono::nanoseconds finished{0};      // since the start of the run
+  std::vector<float> parameters;             // final (empty for a failed model, or one its controller stopped)
 };
 
 struct sweep_report {

@@ -57,6 +57,7 @@ public:
   }
 
   report run() {
+    apply_recorded_updates(); // a sweep controller's first plan comes before any launch
     driver_.run(
         policy_, [this](task const& t, std::size_t d) { return launch(t, d); }, [this] { complete_next(); },
         "simulator");
@@ -350,9 +351,24 @@ private:
       driver_.fail(done.what, done.device);
     else
       driver_.complete(done.what, done.device);
-    while (replayed_ < options_.replay.size() && options_.replay[replayed_].what == kind::costs_updated) {
-      auto const& update = options_.replay[replayed_++];
-      driver_.update_costs(update.task.model, update.costs);
+    apply_recorded_updates();
+  }
+
+  // What the recorded run told its driver next, short of a launch or a
+  // completion: new cost estimates, a sweep controller's extensions and retirements.
+  void apply_recorded_updates() {
+    using kind = driver_event::kind;
+    while (replayed_ < options_.replay.size()) {
+      auto const& next = options_.replay[replayed_];
+      if (next.what == kind::costs_updated)
+        driver_.update_costs(next.task.model, next.costs);
+      else if (next.what == kind::extended)
+        driver_.extend(next.task.model, next.segment);
+      else if (next.what == kind::retired)
+        driver_.retire(next.task.model);
+      else
+        break;
+      ++replayed_;
     }
   }
 
@@ -364,8 +380,9 @@ private:
   }
 
   static std::string describe_event(driver_event const& e) {
-    static char const* const names[] = {"launch",     "launch without room", "launch that stopped its model",
-                                        "completion", "failed completion",   "cost update"};
+    static char const* const names[] = {"launch",          "launch without room", "launch that stopped its model",
+                                        "completion",      "failed completion",   "cost update",
+                                        "chain extension", "retirement"};
     return std::string(names[static_cast<std::size_t>(e.what)]) + " of " + describe(e.task) + " on device " +
            std::to_string(e.device);
   }

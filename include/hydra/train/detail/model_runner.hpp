@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/backend/backend.hpp"
@@ -33,6 +34,7 @@
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/task.hpp"
+#include "hydra/select/evaluation.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/shard_compute.hpp"
 #include "hydra/train/detail/shard_home_layout.hpp"
@@ -127,11 +129,14 @@ public:
     return base;
   }
 
-  // Whether minibatch `index` has been staged (begin_minibatch) already.
-  [[nodiscard]] bool staged(std::size_t index) const noexcept { return staged_minibatch_ == index; }
+  // Whether the minibatch of task `t` has been staged (begin_minibatch) already.
+  [[nodiscard]] bool staged(task const& t) const noexcept {
+    return staged_minibatch_ == std::pair<std::size_t, std::size_t>{t.segment, t.minibatch};
+  }
 
-  // Checks and stages minibatch `index` in host memory, on `engine`'s prefetch stream.
-  void begin_minibatch(engine_type& engine, std::size_t index, minibatch data) {
+  // Checks and stages the minibatch of task `t` (its chain segment's shard 0
+  // forward) in host memory, on `engine`'s prefetch stream.
+  void begin_minibatch(engine_type& engine, task const& t, minibatch data) {
     std::size_t const batch = model_.batch();
     check_minibatch(data, batch, model_.input_features(), classes());
     auto shared = std::make_shared<minibatch const>(std::move(data));
@@ -143,7 +148,7 @@ public:
       std::memcpy(labels, shared->labels.data(), shared->labels.size() * sizeof(std::int32_t));
     });
     state_.checkpoint_ready[0] = backend_->record_event(prefetch);
-    staged_minibatch_ = index;
+    staged_minibatch_ = {t.segment, t.minibatch};
   }
 
   // Enqueues task `t` of this model on `engine`, whose ids for this model's
@@ -155,7 +160,9 @@ public:
   template <class BeforeCompute, class AfterCompute>
   void run(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
            BeforeCompute&& before_compute, AfterCompute&& after_compute) {
-    if (t.pass == direction::forward)
+    if (t.purpose == task_purpose::evaluate)
+      evaluate(engine, base, t, next_use, before_compute, after_compute);
+    else if (t.pass == direction::forward)
       forward(engine, base, t, next_use, before_compute, after_compute);
     else
       backward(engine, base, t, next_use, before_compute, after_compute);
@@ -165,6 +172,24 @@ public:
            AfterCompute&& after_compute) {
     run(
         engine, base, t, next_use, [] {}, after_compute);
+  }
+
+  // A metric computed from each evaluated minibatch's logits (evaluation::metric).
+  void set_metric(metric_function metric) { metric_ = std::move(metric); }
+
+  // The scores of the evaluation minibatches since the last call, and a fresh
+  // start for the next pass. Call once the pass's last task has completed.
+  [[nodiscard]] evaluation take_evaluation() {
+    evaluation out;
+    out.samples = evaluated_.samples;
+    if (evaluated_.samples > 0) {
+      out.loss = evaluated_.loss_sum / static_cast<double>(evaluated_.samples);
+      out.accuracy = static_cast<double>(evaluated_.correct) / static_cast<double>(evaluated_.samples);
+    }
+    if (metric_ && evaluated_.minibatches > 0)
+      out.metric = evaluated_.metric_sum / static_cast<double>(evaluated_.minibatches);
+    evaluated_ = {};
+    return out;
   }
 
   // After a fault: returns every host block of the interrupted minibatch and the
@@ -218,6 +243,14 @@ public:
   }
 
 private:
+  struct evaluation_totals {
+    double loss_sum = 0;
+    double metric_sum = 0;
+    std::size_t correct = 0;
+    std::size_t samples = 0;
+    std::size_t minibatches = 0;
+  };
+
   struct step_state {
     explicit step_state(std::size_t shards)
         : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}
@@ -293,6 +326,77 @@ private:
       if (!handed_on) abandon_task(engine, base + s, scratch);
       fail_task(t);
     }
+  }
+
+  // An evaluation task: the forward of its shard, with each boundary's input
+  // released as soon as it is read (no backward follows); the last shard sends
+  // the logits and per-sample losses home, where they are scored on the spill
+  // stream. Nothing of the model's state changes.
+  template <class BeforeCompute, class AfterCompute>
+  void evaluate(engine_type& engine, std::size_t base, task const& t, next_use_function const& next_use,
+                BeforeCompute& before_compute, AfterCompute& after_compute) {
+    std::size_t const s = t.shard;
+    shard const& shard = graph_[s];
+    bool const last = s + 1 == graph_.size();
+    auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
+    engine.acquire(base + s, /*with_state=*/false, next_use);
+    std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    try {
+      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      release_host(prefetch, state_.checkpoint[s]); // read by that copy only
+      backend_->wait_event(compute, backend_->record_event(prefetch));
+      before_compute();
+      Context context = context_on(engine);
+      run_shard_forward(model_, context, shard, engine.extent(base + s), scratch);
+      event const done = backend_->record_event(compute);
+      engine.used_by_compute(base + s, done);
+      after_compute(base + s);
+      backend_->wait_event(spill, done);
+      std::size_t const output_bytes = activation_bytes(shard.end_layer);
+      if (!last) {
+        state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
+        backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
+        state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
+        engine.release_scratch(scratch, done);
+        return;
+      }
+      std::size_t const batch = model_.batch(), classes = this->classes();
+      std::size_t const logits_bytes = batch * classes * sizeof(float);
+      void* logits = host_->allocate(spill, logits_bytes);
+      void* losses = host_->allocate(spill, output_bytes);
+      // The loss layer is the shard's last: its input is the logits.
+      backend_->copy_async(spill, logits, scratch + shard.scratch.activations[shard.layer_count() - 1], logits_bytes);
+      backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      void* labels = state_.labels;
+      state_.labels = nullptr;
+      backend_->enqueue(spill, [this, logits, losses, labels, batch, classes] {
+        score(static_cast<float const*>(logits), static_cast<float const*>(losses),
+              static_cast<std::int32_t const*>(labels), batch, classes);
+      });
+      host_->deallocate(spill, logits);
+      host_->deallocate(spill, losses);
+      host_->deallocate(spill, labels);
+      engine.release_scratch(scratch, done);
+    } catch (...) {
+      abandon_task(engine, base + s, scratch);
+      fail_task(t);
+    }
+  }
+
+  // Adds one evaluated minibatch to the pass's totals (on a spill stream).
+  void score(float const* logits, float const* losses, std::int32_t const* labels, std::size_t batch,
+             std::size_t classes) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      float const* row = logits + b * classes;
+      std::size_t best = 0;
+      for (std::size_t c = 1; c < classes; ++c)
+        if (row[c] > row[best]) best = c;
+      evaluated_.correct += static_cast<std::int64_t>(best) == labels[b] ? 1 : 0;
+      evaluated_.loss_sum += static_cast<double>(losses[b]);
+    }
+    evaluated_.samples += batch;
+    ++evaluated_.minibatches;
+    if (metric_) evaluated_.metric_sum += metric_({{logits, batch * classes}, {labels, batch}, classes});
   }
 
   template <class BeforeCompute, class AfterCompute>
@@ -422,7 +526,9 @@ private:
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
-  std::optional<std::size_t> staged_minibatch_;
+  std::optional<std::pair<std::size_t, std::size_t>> staged_minibatch_; // (segment, minibatch)
+  metric_function metric_;
+  evaluation_totals evaluated_; // written by the spill streams, in chain order
 };
 
 } // namespace hydra::detail

@@ -13,7 +13,7 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
                                                                        std::vector<config_type> configs,
                                                                        any_policy policy, multi_model_options options)
     : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)),
-      stream_check_interval_(options.stream_check_interval) {
+      stream_check_interval_(options.stream_check_interval), controller_(options.controller) {
   detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
   detail::expects(stream_check_interval_.count() > 0,
                   "multi_model_trainer: the stream check interval must be positive");
@@ -32,6 +32,10 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
                                std::to_string(n * k));
       }
     }
+    detail::expects(config.validation_minibatches == 0 || config.validation,
+                    "model " + std::to_string(m) + " (" + config.name +
+                        "): " + std::to_string(config.validation_minibatches) +
+                        " validation minibatches, but no validation data source");
     if (auto const& given = config.estimates) {
       detail::expects(given->forward_seconds.size() == graphs.back().size() &&
                           given->backward_seconds.size() == graphs.back().size(),
@@ -80,7 +84,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
     shard_graph const& graph = graphs[m];
     // A first estimate from FLOPs (forward a third, backward with its recompute
     // the rest); what matters to the policies is the models' relative work.
-    model_costs estimate{{}, {}, config.steps};
+    model_costs estimate{{}, {}, 0}; // the chain is the controller's to plan (run())
     model_profile profile{config.name, "flops", {}, {}, std::vector<double>(graph.size(), 0.0), {}};
     for (shard const& s : graph.shards()) {
       estimate.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
@@ -108,11 +112,17 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
             : std::make_unique<runner_type>(*backend_, host, config.model, std::move(optimizer), std::move(graphs[m]),
                                             config.seed, stream,
                                             /*keep_last_activations=*/false);
-    executor_->add_model({config.name, config.data, done_before(m), std::move(runner)});
+    runner->set_metric(config.metric);
+    executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
   }
   driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
   driver_->keep_logs(options.record_decisions);
   results_.resize(configs_.size());
+  planned_.assign(configs_.size(), 0);
+  segments_.assign(configs_.size(), 0);
+  stopped_.assign(configs_.size(), false);
+  evaluations_.resize(configs_.size());
+  evaluated_.resize(configs_.size());
 
   if (options.record_trace) {
     std::vector<std::string> names;
@@ -132,17 +142,119 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
 
 // ---- the run ---------------------------------------------------------------------
 
+// What a controller may do, carried out on the trainer: extensions of a
+// model's chain (training, then its validation pass) and stops.
+template <class Backend, class Context>
+class basic_multi_model_trainer<Backend, Context>::plan_type final : public sweep_plan {
+public:
+  explicit plan_type(basic_multi_model_trainer& trainer) : trainer_(&trainer) {}
+
+  [[nodiscard]] std::size_t model_count() const override { return trainer_->configs_.size(); }
+  [[nodiscard]] std::size_t device_count() const override { return trainer_->backend_->device_count(); }
+  [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override { return trainer_->configs_.at(m).steps; }
+  [[nodiscard]] std::size_t planned_minibatches(std::size_t m) const override { return trainer_->planned_.at(m); }
+  [[nodiscard]] bool out(std::size_t m) const override { return trainer_->out(m); }
+
+  void train(std::size_t m, std::size_t minibatches) override {
+    auto& t = *trainer_;
+    auto const& config = t.configs_.at(m);
+    std::string const who =
+        "sweep controller " + t.controller_.name() + ": model " + std::to_string(m) + " (" + config.name + ")";
+    detail::expects(!t.out(m), who + " has failed or was stopped; it cannot train further");
+    std::size_t const left = config.steps - t.planned_[m];
+    detail::expects(minibatches > 0 && left > 0, who + ": asked to train " + std::to_string(minibatches) +
+                                                     " more minibatches with " + std::to_string(left) + " left");
+    std::size_t const more = std::min(minibatches, left);
+    t.extend(m, {task_purpose::train, more});
+    t.planned_[m] += more;
+    if (config.validation_minibatches > 0) {
+      t.evaluations_[m].push_back({t.segments_[m], config.validation_minibatches, config.validation, true});
+      t.extend(m, {task_purpose::evaluate, config.validation_minibatches});
+    }
+  }
+
+  void stop(std::size_t m, std::string const& reason) override {
+    auto& t = *trainer_;
+    detail::expects(!t.out(m), "sweep controller " + t.controller_.name() + ": model " + std::to_string(m) +
+                                   " has failed or was stopped already");
+    t.driver_->retire(m);
+    t.executor_->stop(m, t.last_device_);
+    t.stopped_[m] = true;
+    t.results_[m].stopped_early = reason;
+  }
+
+private:
+  basic_multi_model_trainer* trainer_;
+};
+
 template <class Backend, class Context>
 void basic_multi_model_trainer<Backend, Context>::run() {
   detail::expects(!running_, "multi_model_trainer: run() is already running");
+  detail::expects(plan_ == nullptr, "multi_model_trainer: run() runs once; evaluate() after it");
   running_ = true;
   started_ = std::chrono::steady_clock::now();
+  plan_ = std::make_unique<plan_type>(*this);
+  controlling_ = true;
+  controller_.start(*plan_);
+  drive();
+  controlling_ = false;
+  executor_->finish();
+  makespan_ = std::chrono::steady_clock::now() - started_;
+  for (std::size_t m = 0; m < configs_.size(); ++m) {
+    results_[m].name = configs_[m].name;
+    results_[m].losses = runner(m).losses();
+    if (out(m)) continue;
+    results_[m].parameters = runner(m).parameters();
+    if (planned_[m] < configs_[m].steps)
+      results_[m].stopped_early = controller_.name() + " did not continue it after " + std::to_string(planned_[m]) +
+                                  " of " + std::to_string(configs_[m].steps) + " minibatches";
+  }
+  for (auto* observer : observers_) observer->on_finish();
+  running_ = false;
+}
+
+template <class Backend, class Context>
+std::vector<std::optional<evaluation>>
+basic_multi_model_trainer<Backend, Context>::evaluate(std::vector<std::size_t> const& models, data_source data,
+                                                      std::size_t minibatches) {
+  detail::expects(!running_, "multi_model_trainer: evaluate() cannot run during run()");
+  detail::expects(data != nullptr, "multi_model_trainer: evaluate() needs a data source");
+  detail::expects(minibatches > 0, "multi_model_trainer: evaluate() over 0 minibatches");
+  for (std::size_t m : models) {
+    detail::expects(m < configs_.size(), "multi_model_trainer: evaluate(): there is no model " + std::to_string(m) +
+                                             " (the sweep has " + std::to_string(configs_.size()) + ")");
+    detail::expects(!stopped_[m], "multi_model_trainer: evaluate(): model " + std::to_string(m) + " (" +
+                                      configs_[m].name + ") was stopped by its controller; its weights are gone");
+  }
+  std::vector<std::size_t> planned;
+  for (std::size_t m : models) {
+    evaluated_[m].reset();
+    if (out(m) || std::find(planned.begin(), planned.end(), m) != planned.end()) continue;
+    evaluations_[m].push_back({segments_[m], minibatches, data, false});
+    extend(m, {task_purpose::evaluate, minibatches});
+    planned.push_back(m);
+  }
+  running_ = true;
+  drive();
+  executor_->finish();
+  running_ = false;
+  std::vector<std::optional<evaluation>> out_of;
+  for (std::size_t m : models) out_of.push_back(out(m) ? std::nullopt : evaluated_[m]);
+  return out_of;
+}
+
+// The driver's loop, carried out on the executor.
+template <class Backend, class Context>
+void basic_multi_model_trainer<Backend, Context>::drive() {
   // A model stopped while its task was being enqueued is stopped in the driver
   // once the launch returns; observers hear of it after that, so that what
   // they ask (progress()) already counts it.
   std::vector<std::size_t> stopped_at_launch;
   auto const report_stops = [&] {
-    for (std::size_t m : stopped_at_launch) stop(m, *results_[m].failure);
+    for (std::size_t m : stopped_at_launch) {
+      stop(m, *results_[m].failure);
+      if (controlling_) controller_.on_failure(*plan_, m);
+    }
     stopped_at_launch.clear();
   };
   driver_->run(
@@ -161,32 +273,54 @@ void basic_multi_model_trainer<Backend, Context>::run() {
       },
       "multi_model_trainer");
   report_stops();
-  executor_->finish();
-  makespan_ = std::chrono::steady_clock::now() - started_;
-  for (std::size_t m = 0; m < configs_.size(); ++m) {
-    results_[m].name = configs_[m].name;
-    results_[m].losses = runner(m).losses();
-    if (!results_[m].failure) results_[m].parameters = runner(m).parameters();
-  }
-  for (auto* observer : observers_) observer->on_finish();
-  running_ = false;
+}
+
+// Where a task's minibatch comes from: the model's training data, or the data
+// of the evaluation pass its segment belongs to.
+template <class Backend, class Context>
+minibatch basic_multi_model_trainer<Backend, Context>::data_for(std::size_t m, task const& t) const {
+  if (t.purpose == task_purpose::train) return configs_[m].data(done_before(m) + t.minibatch);
+  for (auto const& pass : evaluations_[m])
+    if (pass.segment == t.segment) return pass.data(t.minibatch);
+  throw error("multi_model_trainer: no evaluation pass planned for " + describe(t)); // a bug, not bad input
 }
 
 template <class Backend, class Context>
 void basic_multi_model_trainer<Backend, Context>::on_completion(typename executor_type::completion const& done) {
   task const& t = done.what;
+  std::size_t const m = t.model;
   executor_->completed(done);
-  if (auto const reason = executor_->fault(t.model)) {
+  last_device_ = done.device;
+  if (auto const reason = executor_->fault(m)) {
     driver_->fail(t, done.device);
-    executor_->stop(t.model, done.device);
-    stop(t.model, *reason);
+    executor_->stop(m, done.device);
+    stop(m, *reason);
+    if (controlling_) controller_.on_failure(*plan_, m);
     return;
   }
   driver_->complete(t, done.device);
-  if (t.pass == direction::backward && t.shard == 0) ++results_[t.model].steps;
-  if (driver_->core().model_done(t.model))
-    results_[t.model].finished =
+  if (t.purpose == task_purpose::train && t.pass == direction::backward && t.shard == 0) ++results_[m].steps;
+  std::optional<evaluation> validation;
+  if (t.purpose == task_purpose::evaluate && t.shard + 1 == runner(m).graph().size()) {
+    auto const pass = std::find_if(evaluations_[m].begin(), evaluations_[m].end(),
+                                   [&](planned_evaluation const& e) { return e.segment == t.segment; });
+    if (pass != evaluations_[m].end() && t.minibatch + 1 == pass->minibatches) { // the pass's last task
+      evaluation const scored = executor_->take_evaluation(m);
+      if (pass->validation) {
+        results_[m].validations.push_back({planned_[m], scored});
+        validation = scored;
+      } else {
+        evaluated_[m] = scored;
+      }
+    }
+  }
+  bool const chain_ended = driver_->core().model_done(m);
+  if (chain_ended) {
+    results_[m].finished =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_);
+    // A checkpoint: the controller decides what comes next (during run() only).
+    if (controlling_) controller_.on_checkpoint(*plan_, {m, planned_[m], validation});
+  }
   for (auto* observer : observers_) observer->on_complete(t, done.device);
 }
 

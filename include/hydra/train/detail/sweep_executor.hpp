@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,8 +57,7 @@ public:
   // What the executor needs to know of one model.
   struct model_entry {
     std::string name;
-    data_source data;
-    std::size_t first_minibatch = 0; // data(k) is asked for k = first_minibatch + task.minibatch
+    std::function<minibatch(task const&)> data; // the minibatch a task's chain segment reads
     std::unique_ptr<runner_type> runner;
   };
 
@@ -116,8 +116,8 @@ public:
     auto const streams = streams_of(engine);
     for (auto* observer : observers) observer->on_launch(t, d, streams);
     try {
-      if (t.pass == direction::forward && t.shard == 0 && !model.runner->staged(t.minibatch))
-        model.runner->begin_minibatch(engine, t.minibatch, model.data(model.first_minibatch + t.minibatch));
+      if (t.pass == direction::forward && t.shard == 0 && !model.runner->staged(t))
+        model.runner->begin_minibatch(engine, t, model.data(t));
       model.runner->run(
           engine, bases_[t.model], t,
           [this, &driver](std::size_t shard_id) {
@@ -185,6 +185,9 @@ public:
     pending_completions_.fetch_sub(1, std::memory_order_relaxed);
     return next;
   }
+
+  // The scores of model m's evaluation pass that just ended (model_runner::take_evaluation).
+  [[nodiscard]] evaluation take_evaluation(std::size_t m) { return models_[m].runner->take_evaluation(); }
 
   // A completed task's compute interval has ended (device utilisation).
   void completed(completion const& done) { busy_.completed(done.what, done.device); }

@@ -39,7 +39,7 @@ public:
 
   void on_launch(task const& t, std::size_t /*device*/, device_streams const& streams) override {
     starts_ = {};
-    if (t.minibatch != 0 || !measuring_[t.model]) return;
+    if (!profiling(t) || !measuring_[t.model]) return;
     for (stream_role role : {stream_role::compute, stream_role::prefetch}) {
       auto& mark = starts_[static_cast<std::size_t>(role)];
       mark = std::make_shared<std::chrono::nanoseconds>(0);
@@ -48,7 +48,7 @@ public:
   }
 
   void on_enqueued(task const& t, std::size_t /*device*/, device_streams const& streams) override {
-    auto const into = t.minibatch == 0 ? measuring_[t.model] : nullptr;
+    auto const into = profiling(t) ? measuring_[t.model] : nullptr;
     if (!into || !starts_[0]) return;
     auto const compute = streams[static_cast<std::size_t>(stream_role::compute)];
     auto const prefetch = streams[static_cast<std::size_t>(stream_role::prefetch)];
@@ -70,13 +70,18 @@ public:
   }
 
   void on_complete(task const& t, std::size_t /*device*/) override {
-    bool const minibatch_done = t.minibatch == 0 && t.pass == direction::backward && t.shard == 0;
+    bool const minibatch_done = profiling(t) && t.pass == direction::backward && t.shard == 0;
     if (minibatch_done && measuring_[t.model]) adopt(t.model);
   }
 
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiles_; }
 
 private:
+  // A task of the profiling minibatch: the first training minibatch of this run.
+  [[nodiscard]] static bool profiling(task const& t) noexcept {
+    return t.minibatch == 0 && t.purpose == task_purpose::train;
+  }
+
   // Per-shard times of one model's profiling minibatch, written by stream threads.
   struct measurement {
     explicit measurement(std::size_t shards) : forward(shards, 0.0), backward(shards, 0.0), fetch(shards, 0.0) {}

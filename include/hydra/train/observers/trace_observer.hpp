@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "hydra/train/sweep_observer.hpp"
 #include "hydra/trace/trace_recorder.hpp"
+#include "hydra/train/sweep_observer.hpp"
 
 namespace hydra {
 
@@ -35,8 +35,8 @@ public:
 
   void on_enqueued(task const& t, std::size_t device, device_streams const& streams) override {
     for (std::size_t k = 0; k < streams.size(); ++k) {
-      backend_->enqueue(streams[k], [this, start = std::move(starts_[k]), t, device,
-                                     role = static_cast<stream_role>(k), name = names_[t.model]] {
+      backend_->enqueue(streams[k], [this, start = std::move(starts_[k]), t, device, role = static_cast<stream_role>(k),
+                                     name = names_[t.model]] {
         recorder_.add({t, name, device, role, *start, recorder_.now()});
       });
     }
