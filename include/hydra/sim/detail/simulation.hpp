@@ -21,6 +21,7 @@
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sched/task.hpp"
+#include "hydra/sim/detail/replay_cursor.hpp"
 #include "hydra/sim/report.hpp"
 #include "hydra/sim/workload.hpp"
 #include "hydra/trace/trace_recorder.hpp"
@@ -36,7 +37,8 @@ template <class Policy>
 class simulation {
 public:
   simulation(workload const& w, Policy& policy, options const& o)
-      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver) {
+      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver),
+        replay_(o.replay) {
     driver_.keep_logs(o.keep_decisions);
     std::size_t shard_count = 0;
     for (auto const& model : w.models) {
@@ -57,13 +59,20 @@ public:
   }
 
   report run() {
-    apply_recorded_updates(); // a sweep controller's first plan comes before any launch
-    driver_.run(
-        policy_, [this](task const& t, std::size_t d) { return launch(t, d); }, [this] { complete_next(); },
-        "simulator");
-    if (replayed_ < options_.replay.size())
-      throw error("simulator: replay diverged: the sweep ended here after " + std::to_string(replayed_) + " of " +
-                  std::to_string(options_.replay.size()) + " recorded events");
+    // A sweep controller's first plan comes before any launch; and, as in the
+    // trainer, what it plans after the driver's last round (a model stopped at
+    // its launch) means another round.
+    replay_.apply_updates(driver_);
+    for (std::size_t before = 0; before != replay_.position() || !driver_.finished();) {
+      before = replay_.position();
+      driver_.run(
+          policy_, [this](task const& t, std::size_t d) { return launch(t, d); }, [this] { complete_next(); },
+          "simulator");
+      replay_.apply_updates(driver_);
+    }
+    if (!replay_.done())
+      throw error("simulator: replay diverged: the sweep ended here after " + std::to_string(replay_.position()) +
+                  " of " + std::to_string(options_.replay.size()) + " recorded events");
     return make_report();
   }
 
@@ -193,12 +202,12 @@ private:
 
   launch_outcome launch(task const& t, std::size_t d) {
     if (!options_.replay.empty()) {
-      driver_event const& recorded = next_recorded("a launch of " + describe(t) + " on device " + std::to_string(d));
+      driver_event const& recorded = replay_.next("a launch of " + describe(t) + " on device " + std::to_string(d));
       using kind = driver_event::kind;
       if ((recorded.what != kind::launched && recorded.what != kind::no_room && recorded.what != kind::stopped) ||
           recorded.task != t || recorded.device != d)
-        throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": here a launch of " +
-                    describe(t) + " on device " + std::to_string(d) + ", recorded " + describe_event(recorded));
+        throw replay_.diverged("here a launch of " + describe(t) + " on device " + std::to_string(d) + ", recorded " +
+                               replay_cursor::describe_event(recorded));
       if (recorded.what == kind::no_room) return launch_outcome::no_room;
       if (recorded.what == kind::stopped) return launch_outcome::stopped;
     }
@@ -310,9 +319,9 @@ private:
   // the replay stops here rather than at a later, misleading event.
   launch_outcome no_room(task const& t, std::size_t d, std::uint64_t bytes) const {
     if (!options_.replay.empty())
-      throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": the recorded run launched " +
-                  describe(t) + " on device " + std::to_string(d) + ", where the simulated device (budget " +
-                  format_bytes(devices_[d].spec->budget_bytes) + ") has no room for its " + format_bytes(bytes));
+      throw replay_.diverged("the recorded run launched " + describe(t) + " on device " + std::to_string(d) +
+                             ", where the simulated device (budget " + format_bytes(devices_[d].spec->budget_bytes) +
+                             ") has no room for its " + format_bytes(bytes));
     return launch_outcome::no_room;
   }
 
@@ -335,14 +344,14 @@ private:
       driver_.complete(done.what, done.device);
       return;
     }
-    driver_event const& recorded = next_recorded("a completion");
+    replay_.apply_updates(driver_); // what was planned after a launch that stopped its model
+    driver_event const& recorded = replay_.next("a completion");
     using kind = driver_event::kind;
     auto const at = std::find_if(completions_.begin(), completions_.end(), [&](completion const& c) {
       return c.device == recorded.device && c.what == recorded.task;
     });
     if ((recorded.what != kind::completed && recorded.what != kind::failed) || at == completions_.end())
-      throw error("simulator: replay diverged at event " + std::to_string(replayed_) + ": recorded " +
-                  describe_event(recorded) + ", which is not in flight here");
+      throw replay_.diverged("recorded " + replay_cursor::describe_event(recorded) + ", which is not in flight here");
     completion const done = *at;
     completions_.erase(at);
     std::make_heap(completions_.begin(), completions_.end());
@@ -351,40 +360,7 @@ private:
       driver_.fail(done.what, done.device);
     else
       driver_.complete(done.what, done.device);
-    apply_recorded_updates();
-  }
-
-  // What the recorded run told its driver next, short of a launch or a
-  // completion: new cost estimates, a sweep controller's extensions and retirements.
-  void apply_recorded_updates() {
-    using kind = driver_event::kind;
-    while (replayed_ < options_.replay.size()) {
-      auto const& next = options_.replay[replayed_];
-      if (next.what == kind::costs_updated)
-        driver_.update_costs(next.task.model, next.costs);
-      else if (next.what == kind::extended)
-        driver_.extend(next.task.model, next.segment);
-      else if (next.what == kind::retired)
-        driver_.retire(next.task.model);
-      else
-        break;
-      ++replayed_;
-    }
-  }
-
-  driver_event const& next_recorded(std::string const& wanted) {
-    if (replayed_ >= options_.replay.size())
-      throw error("simulator: replay diverged: the recorded run ends after " + std::to_string(replayed_) +
-                  " events, here " + wanted + " follows");
-    return options_.replay[replayed_++];
-  }
-
-  static std::string describe_event(driver_event const& e) {
-    static char const* const names[] = {"launch",          "launch without room", "launch that stopped its model",
-                                        "completion",      "failed completion",   "cost update",
-                                        "chain extension", "retirement"};
-    return std::string(names[static_cast<std::size_t>(e.what)]) + " of " + describe(e.task) + " on device " +
-           std::to_string(e.device);
+    replay_.apply_updates(driver_);
   }
 
   report make_report() {
@@ -425,7 +401,7 @@ private:
                 cross_device_moves_ = 0;
   std::uint32_t launching_ = no_shard; // the shard of the task being launched
   std::size_t launching_on_ = 0;
-  std::size_t replayed_ = 0;
+  replay_cursor replay_;
   double copy_wait_ = 0;
 };
 

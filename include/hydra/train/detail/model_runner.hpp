@@ -36,9 +36,11 @@
 #include "hydra/sched/task.hpp"
 #include "hydra/select/evaluation.hpp"
 #include "hydra/train/any_optimizer.hpp"
+#include "hydra/train/detail/evaluation_scores.hpp"
 #include "hydra/train/detail/shard_compute.hpp"
 #include "hydra/train/detail/shard_home_layout.hpp"
 #include "hydra/train/detail/task_annotation.hpp"
+#include "hydra/train/detail/task_failure.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
 
@@ -63,11 +65,8 @@ public:
         graph_(std::move(graph)), fault_(std::make_shared<fault_record>()), state_(graph_.size()),
         keep_last_activations_(keep_last_activations) {
     std::vector<float> const initial = model_.initial_parameters(seed);
-    for (shard const& s : graph_.shards()) {
-      std::vector<float> home(s.parameter_count * (1 + optimizer_.state_per_parameter()), 0.0F);
-      std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
-      homes_.push_back(engine_type::make_home(backend, host, stream, std::move(home)));
-    }
+    for (shard const& s : graph_.shards())
+      homes_.push_back(engine_type::make_home(backend, host, stream, initial_home(s, initial)));
   }
 
   // Continues from `parameters` and `optimizer_state` (as state() returns them)
@@ -90,20 +89,11 @@ public:
 
   model_runner(model_runner const&) = delete;
 
-  // Host bytes a runner of `model` partitioned as `graph` needs: its shards'
-  // homes, and `minibatches_in_flight` minibatches' worth of boundary
-  // checkpoints, boundary gradients, labels and losses.
+  // Host bytes a runner of `model` partitioned as `graph` needs (see runner_host_bytes).
   [[nodiscard]] static std::size_t host_bytes(shard_graph const& graph, sequential_model<Context> const& model,
                                               std::size_t minibatches_in_flight) {
-    std::size_t homes = 0, per_minibatch = 0;
-    for (shard const& s : graph.shards()) {
-      homes += align_up(s.home_bytes(), allocation_alignment);
-      std::size_t const boundary =
-          align_up(model.batch() * model.footprint(s.first_layer).input_features * sizeof(float), allocation_alignment);
-      per_minibatch += 2 * boundary; // its input checkpoint and the gradient arriving at its output
-    }
-    per_minibatch += 2 * align_up(model.batch() * sizeof(float), allocation_alignment); // labels, losses
-    return homes + minibatches_in_flight * per_minibatch;
+    return runner_host_bytes(graph, model.batch(), minibatches_in_flight,
+                             [&](std::size_t layer) { return model.footprint(layer).input_features; });
   }
 
   // Deferred write-backs (the multi-model trainer): a backward leaves its
@@ -175,22 +165,11 @@ public:
   }
 
   // A metric computed from each evaluated minibatch's logits (evaluation::metric).
-  void set_metric(metric_function metric) { metric_ = std::move(metric); }
+  void set_metric(metric_function metric) { scores_.set_metric(std::move(metric)); }
 
   // The scores of the evaluation minibatches since the last call, and a fresh
   // start for the next pass. Call once the pass's last task has completed.
-  [[nodiscard]] evaluation take_evaluation() {
-    evaluation out;
-    out.samples = evaluated_.samples;
-    if (evaluated_.samples > 0) {
-      out.loss = evaluated_.loss_sum / static_cast<double>(evaluated_.samples);
-      out.accuracy = static_cast<double>(evaluated_.correct) / static_cast<double>(evaluated_.samples);
-    }
-    if (metric_ && evaluated_.minibatches > 0)
-      out.metric = evaluated_.metric_sum / static_cast<double>(evaluated_.minibatches);
-    evaluated_ = {};
-    return out;
-  }
+  [[nodiscard]] evaluation take_evaluation() { return scores_.take(); }
 
   // After a fault: returns every host block of the interrupted minibatch and the
   // kept scratch, in stream order on `engine`.
@@ -243,14 +222,6 @@ public:
   }
 
 private:
-  struct evaluation_totals {
-    double loss_sum = 0;
-    double metric_sum = 0;
-    std::size_t correct = 0;
-    std::size_t samples = 0;
-    std::size_t minibatches = 0;
-  };
-
   struct step_state {
     explicit step_state(std::size_t shards)
         : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}
@@ -279,26 +250,16 @@ private:
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
-    auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
+    auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
     bool handed_on = false; // the scratch was freed in stream order, or kept for the backward
     try {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
-      backend_->wait_event(compute, backend_->record_event(prefetch));
-      before_compute();
-      Context context = context_on(engine);
-      run_shard_forward(model_, context, shard, engine.extent(base + s), scratch);
-      event const done = backend_->record_event(compute);
-      engine.used_by_compute(base + s, done);
-      after_compute(base + s);
-      backend_->wait_event(spill, done);
+      event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
       if (!last) {
-        state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
-        backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
-        state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
-        engine.release_scratch(scratch, done);
+        send_output_on(engine, s, scratch, done);
         return;
       }
       // The per-sample losses come home for the loss curve; the scratch stays, or
@@ -323,9 +284,39 @@ private:
       }
       handed_on = true;
     } catch (...) {
-      if (!handed_on) abandon_task(engine, base + s, scratch);
+      if (!handed_on) abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
+  }
+
+  // The compute half of a shard's forward, once its inputs are being copied in
+  // on the prefetch stream: compute waits for them, runs the layers, and the
+  // spill stream waits for compute. Returns the event of compute's end.
+  template <class BeforeCompute, class AfterCompute>
+  event compute_forward(engine_type& engine, std::size_t base, std::size_t s, std::byte* scratch,
+                        BeforeCompute& before_compute, AfterCompute& after_compute) {
+    auto const compute = engine.compute_stream();
+    backend_->wait_event(compute, backend_->record_event(engine.prefetch_stream()));
+    before_compute();
+    Context context = context_on(engine);
+    run_shard_forward(model_, context, graph_[s], engine.extent(base + s), scratch);
+    event const done = backend_->record_event(compute);
+    engine.used_by_compute(base + s, done);
+    after_compute(base + s);
+    backend_->wait_event(engine.spill_stream(), done);
+    return done;
+  }
+
+  // A shard's output goes home as the next shard's input checkpoint (spill
+  // stream), and its scratch is freed behind compute's end.
+  void send_output_on(engine_type& engine, std::size_t s, std::byte* scratch, event const& done) {
+    auto const spill = engine.spill_stream();
+    shard const& shard = graph_[s];
+    std::size_t const output_bytes = activation_bytes(shard.end_layer);
+    state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
+    backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
+    state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
+    engine.release_scratch(scratch, done);
   }
 
   // An evaluation task: the forward of its shard, with each boundary's input
@@ -338,28 +329,18 @@ private:
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
-    auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
+    auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
     engine.acquire(base + s, /*with_state=*/false, next_use);
     std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
     try {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
       release_host(prefetch, state_.checkpoint[s]); // read by that copy only
-      backend_->wait_event(compute, backend_->record_event(prefetch));
-      before_compute();
-      Context context = context_on(engine);
-      run_shard_forward(model_, context, shard, engine.extent(base + s), scratch);
-      event const done = backend_->record_event(compute);
-      engine.used_by_compute(base + s, done);
-      after_compute(base + s);
-      backend_->wait_event(spill, done);
-      std::size_t const output_bytes = activation_bytes(shard.end_layer);
+      event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       if (!last) {
-        state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
-        backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
-        state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
-        engine.release_scratch(scratch, done);
+        send_output_on(engine, s, scratch, done);
         return;
       }
+      std::size_t const output_bytes = activation_bytes(shard.end_layer);
       std::size_t const batch = model_.batch(), classes = this->classes();
       std::size_t const logits_bytes = batch * classes * sizeof(float);
       void* logits = host_->allocate(spill, logits_bytes);
@@ -370,33 +351,17 @@ private:
       void* labels = state_.labels;
       state_.labels = nullptr;
       backend_->enqueue(spill, [this, logits, losses, labels, batch, classes] {
-        score(static_cast<float const*>(logits), static_cast<float const*>(losses),
-              static_cast<std::int32_t const*>(labels), batch, classes);
+        scores_.add(static_cast<float const*>(logits), static_cast<float const*>(losses),
+                    static_cast<std::int32_t const*>(labels), batch, classes);
       });
       host_->deallocate(spill, logits);
       host_->deallocate(spill, losses);
       host_->deallocate(spill, labels);
       engine.release_scratch(scratch, done);
     } catch (...) {
-      abandon_task(engine, base + s, scratch);
+      abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
-  }
-
-  // Adds one evaluated minibatch to the pass's totals (on a spill stream).
-  void score(float const* logits, float const* losses, std::int32_t const* labels, std::size_t batch,
-             std::size_t classes) {
-    for (std::size_t b = 0; b < batch; ++b) {
-      float const* row = logits + b * classes;
-      std::size_t best = 0;
-      for (std::size_t c = 1; c < classes; ++c)
-        if (row[c] > row[best]) best = c;
-      evaluated_.correct += static_cast<std::int64_t>(best) == labels[b] ? 1 : 0;
-      evaluated_.loss_sum += static_cast<double>(losses[b]);
-    }
-    evaluated_.samples += batch;
-    ++evaluated_.minibatches;
-    if (metric_) evaluated_.metric_sum += metric_({{logits, batch * classes}, {labels, batch}, classes});
   }
 
   template <class BeforeCompute, class AfterCompute>
@@ -457,40 +422,8 @@ private:
       }
       engine.release_scratch(scratch, done);
     } catch (...) {
-      abandon_task(engine, base + s, scratch);
+      abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
-    }
-  }
-
-  // A task whose enqueueing failed part-way (a layer refused its arguments, a
-  // library call or a copy failed) gives its scratch back behind whatever of
-  // it was enqueued: the free waits for compute, and compute first for the
-  // prefetch stream, which may still be copying into the scratch. It runs
-  // while that failure is on its way out, so it must not throw: after a lost
-  // device context the memory goes with the context anyway.
-  void abandon_task(engine_type& engine, std::size_t shard_id, std::byte* scratch) noexcept {
-    try {
-      backend_->wait_event(engine.compute_stream(), backend_->record_event(engine.prefetch_stream()));
-      event const done = backend_->record_event(engine.compute_stream());
-      engine.used_by_compute(shard_id, done);
-      engine.release_scratch(scratch, done);
-    } catch (...) {
-    }
-  }
-
-  // Rethrows the exception in flight as task_failed (nesting it), naming the
-  // task; does_not_fit passes unchanged, since the task may be retried.
-  [[noreturn]] static void fail_task(task const& t) {
-    try {
-      throw;
-    } catch (does_not_fit const&) {
-      throw;
-    } catch (std::exception const& failure) {
-      std::throw_with_nested(task_failed("enqueueing " + describe(t) + " failed: " + failure.what()));
-    } catch (...) {
-      std::throw_with_nested(task_failed("enqueueing " + describe(t) +
-                                         " failed: an exception not derived from "
-                                         "std::exception"));
     }
   }
 
@@ -527,8 +460,7 @@ private:
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::pair<std::size_t, std::size_t>> staged_minibatch_; // (segment, minibatch)
-  metric_function metric_;
-  evaluation_totals evaluated_; // written by the spill streams, in chain order
+  evaluation_scores scores_;                                            // written by the spill streams, in chain order
 };
 
 } // namespace hydra::detail

@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <vector>
 
+#include "hydra/core/bytes.hpp"
 #include "hydra/graph/shard_graph.hpp"
+#include "hydra/memory/stream_ordered_pool.hpp"
 #include "hydra/train/model_snapshot.hpp"
 
 namespace hydra::detail {
@@ -26,6 +28,30 @@ namespace hydra::detail {
     std::copy_n(optimizer_state.begin() + static_cast<std::ptrdiff_t>(j * n + offset), count,
                 home.begin() + static_cast<std::ptrdiff_t>(count * (1 + j)));
   return home;
+}
+
+// Shard `s`'s first home: its slice of the model's initial parameters, and
+// optimizer values that start at zero.
+[[nodiscard]] inline std::vector<float> initial_home(shard const& s, std::vector<float> const& initial) {
+  std::vector<float> home(s.parameter_count * (1 + s.state_floats_per_parameter), 0.0F);
+  std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(s.parameter_offset), s.parameter_count, home.begin());
+  return home;
+}
+
+// Host bytes a model partitioned as `graph` needs: its shards' homes, and
+// `minibatches_in_flight` minibatches' worth of boundary checkpoints, boundary
+// gradients, labels and losses. `input_features(layer)`: per sample.
+template <class InputFeatures>
+[[nodiscard]] std::size_t runner_host_bytes(shard_graph const& graph, std::size_t batch,
+                                            std::size_t minibatches_in_flight, InputFeatures&& input_features) {
+  std::size_t homes = 0, per_minibatch = 0;
+  for (shard const& s : graph.shards()) {
+    homes += align_up(s.home_bytes(), allocation_alignment);
+    std::size_t const boundary = align_up(batch * input_features(s.first_layer) * sizeof(float), allocation_alignment);
+    per_minibatch += 2 * boundary; // its input checkpoint and the gradient arriving at its output
+  }
+  per_minibatch += 2 * align_up(batch * sizeof(float), allocation_alignment); // labels, losses
+  return homes + minibatches_in_flight * per_minibatch;
 }
 
 // Writes shard `s`'s home into `out` (whose arrays are sized for the whole model).
