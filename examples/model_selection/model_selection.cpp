@@ -181,10 +181,12 @@ int main(int argc, char** argv) {
                 "were never used to choose\n");
     if (result.chosen) {
       auto const& c = result.models[*result.chosen];
-      std::printf("\nchosen: %s, validation accuracy %.2f%% on %zu held-out images; test accuracy %.2f%% on %zu "
-                  "test images\n",
-                  c.config.name().c_str(), 100 * c.validation->accuracy, result.validation_images,
-                  100 * c.test_accuracy, result.test_images);
+      std::printf("\nchosen: %s, validation accuracy %.2f%% on %zu held-out images; ", c.config.name().c_str(),
+                  100 * c.validation->accuracy, result.validation_images);
+      if (c.tested)
+        std::printf("test accuracy %.2f%% on %zu test images\n", 100 * c.test_accuracy, result.test_images);
+      else // a resume of a run that had already ended: nothing trained or tested in this process
+        std::printf("not tested in this run (the checkpoint's run had ended)\n");
     }
     std::printf("compute: %zu minibatches trained and %zu validated, by all models together\n",
                 result.minibatches_trained, result.minibatches_evaluated);

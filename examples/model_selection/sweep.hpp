@@ -3,8 +3,9 @@
 // devices, the way model selection should be done: models are compared on a
 // seeded held-out validation split of the training images (evaluation tasks,
 // scheduled like training), poor ones are stopped early (successive halving or
-// ASHA) so that their devices go to the survivors, and the test set judges only
-// the chosen model. With progress, periodic atomic checkpoints and resume.
+// ASHA) so that their devices go to the survivors, and the test set, read once
+// at the end, gives the chosen model's result (the others' test figures are
+// reported apart, for reference, and never used to choose). With progress, periodic atomic checkpoints and resume.
 // Kept in a header so that the tests drive the same code.
 #pragma once
 
@@ -266,7 +267,7 @@ inline checkpoint read_checkpoint(std::string const& directory) {
 inline std::string fingerprint(options const& o, std::vector<grid_entry> const& grid, std::size_t train_count) {
   std::ostringstream out;
   out << "batch " << o.batch << " epochs " << o.epochs << " train " << train_count << " seed " << o.seed << " side "
-      << o.image_side << " search " << o.search;
+      << o.image_side << " search " << o.search << " validation " << o.validation_images;
   for (auto const& g : grid) out << " | " << g.name();
   return out.str();
 }

@@ -180,7 +180,10 @@ TEST_CASE("a chain extended by training and evaluation segments: its tasks, next
           CHECK(core.tasks_until_next_use(0, p, s) == walk);
         }
       double sum = 0;
-      for (std::size_t p = core.position_of(0); p < expected.size(); ++p) sum += core.task_seconds(expected[p]);
+      for (std::size_t p = core.position_of(0); p < expected.size(); ++p) {
+        auto const& t = expected[p];
+        sum += t.pass == hydra::direction::forward ? costs.forward_seconds[t.shard] : costs.backward_seconds[t.shard];
+      }
       CHECK(core.remaining_seconds(0) == doctest::Approx(sum));
     }
     hydra::fifo policy;

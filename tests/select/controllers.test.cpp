@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -51,8 +53,9 @@ std::vector<hydra::model_config> candidates(std::size_t steps, std::size_t count
   return configs;
 }
 
+// (Stopped models have no parameters: memcmp must not see their null data.)
 bool bitwise_equal(std::vector<float> const& a, std::vector<float> const& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 // The weights `config` reaches trained alone for `steps` minibatches, in memory.
@@ -277,6 +280,44 @@ TEST_CASE("a stopped model's memory is returned at once") {
   CHECK(trainer.results()[0].stopped_early->find("stop_one did not continue it after 1 of 4") != std::string::npos);
 }
 
+// ASHA, watched from outside: every checkpoint it is shown and every
+// train() it asks for, in order, through a plan that records and forwards.
+struct watched_asha {
+  struct event {
+    bool checkpoint = false; // else a train() call
+    std::size_t model = 0, minibatches = 0;
+    double accuracy = 0, loss = 0;
+  };
+  struct recording_plan final : hydra::sweep_plan {
+    hydra::sweep_plan* real;
+    std::vector<event>* log;
+    recording_plan(hydra::sweep_plan& r, std::vector<event>& l) : real(&r), log(&l) {}
+    std::size_t model_count() const override { return real->model_count(); }
+    std::size_t device_count() const override { return real->device_count(); }
+    std::size_t max_minibatches(std::size_t m) const override { return real->max_minibatches(m); }
+    std::size_t planned_minibatches(std::size_t m) const override { return real->planned_minibatches(m); }
+    bool has_validation(std::size_t m) const override { return real->has_validation(m); }
+    bool out(std::size_t m) const override { return real->out(m); }
+    void train(std::size_t m, std::size_t n) override {
+      log->push_back({false, m, n, 0, 0});
+      real->train(m, n);
+    }
+    void stop(std::size_t m, std::string const& reason) override { real->stop(m, reason); }
+  };
+  hydra::asha inner;
+  std::shared_ptr<std::vector<event>> log = std::make_shared<std::vector<event>>();
+  void start(hydra::sweep_plan& plan) {
+    recording_plan r(plan, *log);
+    inner.start(r);
+  }
+  void on_checkpoint(hydra::sweep_plan& plan, hydra::checkpoint const& reached) {
+    log->push_back({true, reached.model, reached.minibatches, reached.validation->accuracy, reached.validation->loss});
+    recording_plan r(plan, *log);
+    inner.on_checkpoint(r, reached);
+  }
+  std::string name() const { return inner.name(); }
+};
+
 TEST_CASE("ASHA: promotions only from the top 1/eta, no model past its rung, and models started mid-run train as "
           "they would alone") {
   auto const configs = candidates(9, 12);
@@ -285,12 +326,38 @@ TEST_CASE("ASHA: promotions only from the top 1/eta, no model past its rung, and
     CAPTURE(policy);
     CAPTURE(devices);
     hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, 256_KiB)});
-    hydra::multi_model_trainer trainer(
-        backend, configs, hydra::make_policy(policy, 3),
-        {.controller = hydra::asha({.eta = 3, .min_minibatches = 1, .max_running = running})});
+    watched_asha watched{hydra::asha({.eta = 3, .min_minibatches = 1, .max_running = running})};
+    auto const log = watched.log;
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3), {.controller = watched});
     trainer.run();
-    auto const* state = trainer.controller().get<hydra::asha>();
-    REQUIRE(state != nullptr);
+    // From the outside: a model asked to train after a checkpoint was promoted
+    // out of the rung it reached there; it must rank within the best third of
+    // that rung's results so far (ties: the lower model index, as asha breaks them).
+    std::map<std::size_t, std::vector<std::tuple<double, double, std::size_t>>> reported; // minibatches -> results
+    std::vector<std::size_t> last_checkpoint(configs.size(), 0);
+    std::size_t promotions = 0;
+    for (auto const& e : *log) {
+      if (e.checkpoint) {
+        reported[e.minibatches].emplace_back(-e.accuracy, e.loss, e.model);
+        last_checkpoint[e.model] = e.minibatches;
+        continue;
+      }
+      if (last_checkpoint[e.model] == 0) {
+        CHECK(e.minibatches == 1); // a new configuration starts at the first rung
+        continue;
+      }
+      ++promotions;
+      auto rung = reported.at(last_checkpoint[e.model]);
+      std::sort(rung.begin(), rung.end());
+      auto const at = std::find_if(rung.begin(), rung.end(), [&](auto const& r) { return std::get<2>(r) == e.model; });
+      REQUIRE(at != rung.end());
+      CHECK(static_cast<std::size_t>(at - rung.begin()) < rung.size() / 3);
+      CHECK(last_checkpoint[e.model] + e.minibatches == (last_checkpoint[e.model] == 1 ? 3U : 9U)); // the next rung
+    }
+    CHECK(promotions > 0);
+    auto const* watched_state = trainer.controller().get<watched_asha>();
+    REQUIRE(watched_state != nullptr);
+    auto const* state = &watched_state->inner;
     auto const& rungs = state->rungs();
     REQUIRE(rungs.size() >= 2);
     CHECK(rungs[0].size() == configs.size()); // every configuration started
@@ -324,9 +391,71 @@ TEST_CASE("halving rungs multiply by eta and end at each model's maximum, not ju
   CHECK(rung(69, 3, 624) == 624);
   CHECK(rung(1, 1, 9) == 3);
   CHECK(rung(1, 2, 9) == 9);
-  CHECK(rung(300, 0, 624) == 624);                                 // no room for a second rung: the first is the end
-  CHECK(rung(5, 40, std::numeric_limits<std::size_t>::max()) > 5); // no overflow
+  CHECK(rung(300, 0, 624) == 624); // no room for a second rung: the first is the end
+  CHECK(rung(5, 40, std::numeric_limits<std::size_t>::max()) == std::numeric_limits<std::size_t>::max()); // no overflow
   CHECK_THROWS_WITH_AS(hydra::successive_halving({.eta = 1}), doctest::Contains("eta"), hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::asha({.min_minibatches = 0}), doctest::Contains("min_minibatches"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("a model that fails at a launch after its rival's checkpoint still lets successive halving go on") {
+  // Model 1's second minibatch is malformed: it is stopped while being
+  // enqueued. model_parallel trains model 0 through its rung first, so model 1
+  // fails with nothing else in flight, after the driver's last round.
+  auto configs = candidates(6, 2);
+  auto const good = configs[1].data;
+  configs[1].data = [good](std::size_t k) { return k == 0 ? good(k) : hydra::minibatch{}; };
+  for (std::size_t devices : {1U, 2U}) {
+    CAPTURE(devices);
+    auto const results = run_sweep(configs, hydra::successive_halving({.eta = 2, .min_minibatches = 2}),
+                                   "model_parallel", devices, 1_MiB);
+    REQUIRE(results[1].failure);
+    CHECK(results[1].failure->find("minibatch") != std::string::npos);
+    CHECK(results[0].steps == 6); // the survivor trained to its end
+    CHECK_FALSE(results[0].stopped_early);
+    CHECK(bitwise_equal(results[0].parameters, train_alone(configs[0], 6)));
+  }
+}
+
+TEST_CASE("controllers and evaluate() refuse what they cannot do, clearly") {
+  auto configs = candidates(4, 2);
+  configs[1].validation_minibatches = 0;
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
+  {
+    hydra::multi_model_trainer trainer(backend, configs, hydra::sharp{}, {.controller = hydra::successive_halving()});
+    CHECK_THROWS_WITH_AS(trainer.run(), doctest::Contains("model 1 has no validation data"), hydra::invalid_argument);
+  }
+  hydra::multi_model_trainer trainer(backend, candidates(4, 2), hydra::sharp{});
+  CHECK_THROWS_WITH_AS(trainer.evaluate({0}, data_for(1), 1), doctest::Contains("comes after run()"),
+                       hydra::invalid_argument);
+  trainer.run();
+  auto const before = trainer.results()[0].parameters;
+  hydra::data_source const wrong = [](std::size_t) { return hydra::minibatch{}; };
+  CHECK_THROWS_WITH_AS(trainer.evaluate({0}, wrong, 1), doctest::Contains("evaluate(): model 0"),
+                       hydra::invalid_argument);
+  CHECK_FALSE(trainer.results()[0].failure); // refused before anything ran: the model keeps its weights
+  REQUIRE(trainer.snapshot(0));
+  CHECK(bitwise_equal(trainer.snapshot(0)->parameters, before));
+  CHECK_THROWS_WITH_AS(trainer.evaluate({5}, data_for(1), 1), doctest::Contains("there is no model 5"),
+                       hydra::invalid_argument);
+  CHECK(trainer.evaluate({0, 1}, data_for(1), 1).size() == 2); // and it still evaluates
+}
+
+TEST_CASE("a controller copied into two trainers keeps a state for each") {
+  hydra::any_controller const shared = hydra::asha({.eta = 3, .min_minibatches = 1});
+  hydra::host_backend one({.device_budgets = {1_MiB}}), other({.device_budgets = {1_MiB}});
+  hydra::multi_model_trainer first(one, candidates(3, 4), hydra::sharp{}, {.controller = shared});
+  hydra::multi_model_trainer second(other, candidates(9, 6), hydra::sharp{}, {.controller = shared});
+  first.run();
+  second.run();
+  CHECK(first.controller().get<hydra::asha>()->rungs()[0].size() == 4);
+  CHECK(second.controller().get<hydra::asha>()->rungs()[0].size() == 6);
+}
+
+TEST_CASE("a loss that is not a number ranks below every other") {
+  hydra::evaluation const nan{.loss = std::numeric_limits<double>::quiet_NaN(), .accuracy = 0.5};
+  hydra::evaluation const fine{.loss = 9.0, .accuracy = 0.5};
+  CHECK(hydra::better_than(fine, nan));
+  CHECK_FALSE(hydra::better_than(nan, fine));
+  CHECK_FALSE(hydra::better_than(nan, nan));
 }

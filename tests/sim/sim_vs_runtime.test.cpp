@@ -66,7 +66,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     for (std::size_t m = 0; m < models; ++m) {
       std::size_t const width = 8 + 8 * (random() % 3), depth_layers = 1 + random() % 5;
       hydra::model_config config{
-          "m" + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
+          "model " + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
           hydra::sgd_momentum{},   1 + random() % 3,
           data_for(seed * 10 + m), m + 1};
       config.validation = data_for(7777);
@@ -142,4 +142,36 @@ TEST_CASE("a replay that does not match the simulated sweep stops at the first d
   CHECK_THROWS_WITH_AS((void)hydra::sim::simulate(w, "fifo", o),
                        doctest::Contains("the recorded run ends after 1 events, here a completion follows"),
                        hydra::error);
+}
+
+TEST_CASE("a controlled run in which a model fails at its launch after the driver's last round replays too") {
+  // model_parallel trains model 0 through its first rung, then model 1 fails
+  // while its second minibatch is enqueued, with nothing in flight: the
+  // controller's next rung is planned after the driver's last round.
+  std::vector<hydra::model_config> configs;
+  for (std::size_t m = 0; m < 2; ++m) {
+    hydra::model_config config{m == 0 ? "first" : "second",
+                               hydra::layers::make_mlp(features, 16, 3, classes, batch),
+                               hydra::sgd_momentum{},
+                               6,
+                               data_for(m),
+                               m + 1};
+    config.validation = data_for(99);
+    config.validation_minibatches = 1;
+    configs.push_back(std::move(config));
+  }
+  auto const good = configs[1].data;
+  configs[1].data = [good](std::size_t k) { return k == 0 ? good(k) : hydra::minibatch{}; };
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::model_parallel{},
+                                     {.controller = hydra::successive_halving({.eta = 2, .min_minibatches = 2})});
+  trainer.run();
+  REQUIRE(trainer.results()[1].failure);
+  REQUIRE(trainer.results()[0].steps == 6);
+  auto const executed = trainer.report();
+  hydra::sim::options o;
+  o.keep_decisions = true;
+  o.replay = executed.driver_log;
+  auto const replayed = hydra::sim::simulate(mirror(trainer, configs, 1), "model_parallel", o, 1);
+  CHECK(replayed.decisions == executed.decisions);
 }

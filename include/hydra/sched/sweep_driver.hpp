@@ -46,8 +46,9 @@ enum class launch_outcome : std::uint8_t {
   stopped,  // its model was stopped instead (a fault while it was being enqueued)
 };
 
-// One thing the driver was told, in order: a launch's outcome, a completion, or
-// new cost estimates for a model. A recorded run's events, fed to another
+// One thing the driver was told, in order: a launch's outcome, a completion,
+// new cost estimates for a model, or a sweep controller extending a model's
+// chain or retiring the model. A recorded run's events, fed to another
 // driver in the same order, make it take the same decisions (sim::options::replay).
 struct driver_event {
   enum class kind : std::uint8_t { launched, no_room, stopped, completed, failed, costs_updated, extended, retired };

@@ -19,7 +19,18 @@ public:
 
   template <sweep_controller C>
   requires(!std::same_as<std::remove_cvref_t<C>, any_controller>) any_controller(C concrete)
-      : self_(std::make_shared<model<C>>(std::move(concrete))) {}
+      : self_(std::make_unique<model<C>>(std::move(concrete))) {}
+
+  // A copy is a controller of its own (two trainers given one options struct
+  // must not share, and reset, one controller's state).
+  any_controller(any_controller const& other) : self_(other.self_->clone()) {}
+  any_controller& operator=(any_controller const& other) {
+    if (this != &other) self_ = other.self_->clone();
+    return *this;
+  }
+  any_controller(any_controller&&) noexcept = default;
+  any_controller& operator=(any_controller&&) noexcept = default;
+  ~any_controller() = default;
 
   void start(sweep_plan& plan) { self_->start(plan); }
   void on_checkpoint(sweep_plan& plan, checkpoint const& reached) { self_->on_checkpoint(plan, reached); }
@@ -40,6 +51,7 @@ private:
     virtual void on_checkpoint(sweep_plan&, checkpoint const&) = 0;
     virtual void on_failure(sweep_plan&, std::size_t) = 0;
     virtual std::string name() const = 0;
+    virtual std::unique_ptr<concept_t> clone() const = 0;
   };
   template <class C>
   struct model final : concept_t {
@@ -52,12 +64,11 @@ private:
       if constexpr (requires { controller.on_failure(plan, m); }) controller.on_failure(plan, m);
     }
     std::string name() const override { return controller.name(); }
+    std::unique_ptr<concept_t> clone() const override { return std::make_unique<model>(controller); }
     C controller;
   };
 
-  // Shared: options structs holding a controller stay copyable; a trainer
-  // copies its options' controller once, before it runs.
-  std::shared_ptr<concept_t> self_;
+  std::unique_ptr<concept_t> self_;
 };
 
 static_assert(sweep_controller<any_controller>);

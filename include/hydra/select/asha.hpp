@@ -48,6 +48,7 @@ public:
   };
 
   void start(sweep_plan& plan) {
+    detail::require_validation(name(), plan);
     limit_ = max_running > 0 ? max_running : 2 * plan.device_count();
     rung_of_.assign(plan.model_count(), not_started);
     running_.assign(plan.model_count(), false);
@@ -77,7 +78,8 @@ public:
   [[nodiscard]] std::optional<std::size_t> rung_of(std::size_t model) const {
     return rung_of_.at(model) == not_started ? std::nullopt : std::optional<std::size_t>(rung_of_[model]);
   }
-  // Every rung's results, in the order they arrived: (metrics, model).
+  // Every rung's results, (metrics, model), best first as of the last time
+  // the rung was searched for a promotion (not in arrival order).
   [[nodiscard]] std::vector<std::vector<std::pair<evaluation, std::size_t>>> const& rungs() const noexcept {
     return rungs_;
   }

@@ -3,6 +3,7 @@
 // through the same shards, spilling and devices as training.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -33,8 +34,11 @@ struct evaluation {
 
 // Orders evaluations best first: higher accuracy, then lower loss. Model
 // selection ranks with it, so that ties are broken the same way everywhere.
+// A loss that is not a number ranks below every other (so that the order stays
+// a strict weak order, which sorting needs).
 [[nodiscard]] inline bool better_than(evaluation const& a, evaluation const& b) noexcept {
   if (a.accuracy != b.accuracy) return a.accuracy > b.accuracy;
+  if (std::isnan(a.loss) || std::isnan(b.loss)) return !std::isnan(a.loss) && std::isnan(b.loss);
   return a.loss < b.loss;
 }
 

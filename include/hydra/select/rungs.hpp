@@ -27,6 +27,16 @@ inline void check_halving(std::string const& who, std::size_t eta, std::size_t m
   expects(min_minibatches >= 1, who + ": min_minibatches (the first rung) must be at least 1");
 }
 
+// Every model a halving search ranks must be evaluated at its checkpoints:
+// said before any training rather than after a whole rung of it.
+inline void require_validation(std::string const& who, sweep_plan const& plan) {
+  for (std::size_t m = 0; m < plan.model_count(); ++m)
+    if (!plan.out(m) && plan.max_minibatches(m) > 0 && !plan.has_validation(m))
+      throw invalid_argument(who + ": model " + std::to_string(m) +
+                             " has no validation data to rank it by (set its config's validation and "
+                             "validation_minibatches)");
+}
+
 inline evaluation const& validation_of(std::string const& who, checkpoint const& reached) {
   if (!reached.validation)
     throw invalid_argument(who + ": model " + std::to_string(reached.model) +

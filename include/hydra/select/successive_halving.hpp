@@ -33,6 +33,7 @@ public:
   }
 
   void start(sweep_plan& plan) {
+    detail::require_validation(name(), plan);
     rung_ = 0;
     rung_of_.assign(plan.model_count(), 0);
     last_.assign(plan.model_count(), std::nullopt);

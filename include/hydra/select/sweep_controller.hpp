@@ -32,13 +32,17 @@ public:
   [[nodiscard]] virtual std::size_t max_minibatches(std::size_t model) const = 0;
   // Training minibatches planned for `model` so far, done or to do.
   [[nodiscard]] virtual std::size_t planned_minibatches(std::size_t model) const = 0;
+  // Whether `model` is evaluated at its checkpoints (its configuration has validation data).
+  [[nodiscard]] virtual bool has_validation(std::size_t model) const = 0;
   // Whether `model` has failed or been stopped (it can train no further).
   [[nodiscard]] virtual bool out(std::size_t model) const = 0;
   // Trains `model` for `minibatches` more (at most up to its maximum), then
   // evaluates it on its validation data and reports the checkpoint. A model
   // that has not trained yet starts: a configuration added to the running sweep.
   virtual void train(std::size_t model, std::size_t minibatches) = 0;
-  // Stops `model` for good between its tasks; `reason` goes into its result.
+  // Stops `model` for good; `reason` goes into its result. Only a model whose
+  // planned work has ended (at or after its checkpoint) can be stopped:
+  // stopping one mid-chain would depend on the schedule.
   virtual void stop(std::size_t model, std::string const& reason) = 0;
 };
 

@@ -31,7 +31,8 @@ public:
   // Its work is enqueued on `streams`; its completion is not reported yet.
   virtual void on_enqueued(task const& /*t*/, std::size_t /*device*/, device_streams const& /*streams*/) {}
   // Its completion has reached the driver: the model's next task is ready, or
-  // the model has finished.
+  // its planned work has ended (a checkpoint: its controller has already
+  // planned what follows, if anything).
   virtual void on_complete(task const& /*t*/, std::size_t /*device*/) {}
   // The model was stopped (a fault) for `reason`; none of its tasks follows.
   virtual void on_stop(std::size_t /*model*/, std::string const& /*reason*/) {}

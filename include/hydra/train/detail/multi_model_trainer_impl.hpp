@@ -151,11 +151,19 @@ public:
 
   [[nodiscard]] std::size_t model_count() const override { return trainer_->configs_.size(); }
   [[nodiscard]] std::size_t device_count() const override { return trainer_->backend_->device_count(); }
-  [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override { return trainer_->configs_.at(m).steps; }
-  [[nodiscard]] std::size_t planned_minibatches(std::size_t m) const override { return trainer_->planned_.at(m); }
-  [[nodiscard]] bool out(std::size_t m) const override { return trainer_->out(m); }
+  [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override { return config(m).steps; }
+  [[nodiscard]] std::size_t planned_minibatches(std::size_t m) const override {
+    (void)config(m);
+    return trainer_->planned_[m];
+  }
+  [[nodiscard]] bool has_validation(std::size_t m) const override { return config(m).validation_minibatches > 0; }
+  [[nodiscard]] bool out(std::size_t m) const override {
+    (void)config(m);
+    return trainer_->out(m);
+  }
 
   void train(std::size_t m, std::size_t minibatches) override {
+    (void)config(m);
     auto& t = *trainer_;
     auto const& config = t.configs_.at(m);
     std::string const who =
@@ -174,9 +182,14 @@ public:
   }
 
   void stop(std::size_t m, std::string const& reason) override {
+    (void)config(m);
     auto& t = *trainer_;
-    detail::expects(!t.out(m), "sweep controller " + t.controller_.name() + ": model " + std::to_string(m) +
-                                   " has failed or was stopped already");
+    std::string const who = "sweep controller " + t.controller_.name() + ": model " + std::to_string(m);
+    detail::expects(!t.out(m), who + " has failed or was stopped already");
+    // Between checkpoints a model may have a task on a device: stopping it
+    // there would depend on the schedule.
+    detail::expects(t.driver_->core().model_done(m),
+                    who + " is still training; a controller stops models at their checkpoints");
     t.driver_->retire(m);
     t.executor_->stop(m, t.last_device_);
     t.stopped_[m] = true;
@@ -184,6 +197,13 @@ public:
   }
 
 private:
+  auto const& config(std::size_t m) const {
+    detail::expects(m < trainer_->configs_.size(), "sweep controller " + trainer_->controller_.name() +
+                                                       ": there is no model " + std::to_string(m) + " (the sweep has " +
+                                                       std::to_string(trainer_->configs_.size()) + ")");
+    return trainer_->configs_[m];
+  }
+
   basic_multi_model_trainer* trainer_;
 };
 
@@ -192,6 +212,10 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   detail::expects(!running_, "multi_model_trainer: run() is already running");
   detail::expects(plan_ == nullptr, "multi_model_trainer: run() runs once; evaluate() after it");
   running_ = true;
+  struct not_running {
+    bool* flag;
+    ~not_running() { *flag = false; }
+  } const reset{&running_};
   started_ = std::chrono::steady_clock::now();
   plan_ = std::make_unique<plan_type>(*this);
   controlling_ = true;
@@ -210,7 +234,6 @@ void basic_multi_model_trainer<Backend, Context>::run() {
                                   " of " + std::to_string(configs_[m].steps) + " minibatches";
   }
   for (auto* observer : observers_) observer->on_finish();
-  running_ = false;
 }
 
 template <class Backend, class Context>
@@ -218,6 +241,7 @@ std::vector<std::optional<evaluation>>
 basic_multi_model_trainer<Backend, Context>::evaluate(std::vector<std::size_t> const& models, data_source data,
                                                       std::size_t minibatches) {
   detail::expects(!running_, "multi_model_trainer: evaluate() cannot run during run()");
+  detail::expects(plan_ != nullptr, "multi_model_trainer: evaluate() comes after run()");
   detail::expects(data != nullptr, "multi_model_trainer: evaluate() needs a data source");
   detail::expects(minibatches > 0, "multi_model_trainer: evaluate() over 0 minibatches");
   for (std::size_t m : models) {
@@ -225,6 +249,19 @@ basic_multi_model_trainer<Backend, Context>::evaluate(std::vector<std::size_t> c
                                              " (the sweep has " + std::to_string(configs_.size()) + ")");
     detail::expects(!stopped_[m], "multi_model_trainer: evaluate(): model " + std::to_string(m) + " (" +
                                       configs_[m].name + ") was stopped by its controller; its weights are gone");
+  }
+  // Malformed data would stop a model at its launch and take its trained
+  // weights with it: the first minibatch's shape is checked for each model now.
+  minibatch const first = data(0);
+  for (std::size_t m : models) {
+    auto const& model = configs_[m].model;
+    try {
+      detail::check_minibatch(first, model.batch(), model.input_features(),
+                              model.footprint(model.size() - 1).input_features);
+    } catch (invalid_argument const& bad) {
+      throw invalid_argument("multi_model_trainer: evaluate(): model " + std::to_string(m) + " (" + configs_[m].name +
+                             "): " + bad.what());
+    }
   }
   std::vector<std::size_t> planned;
   for (std::size_t m : models) {
@@ -235,9 +272,12 @@ basic_multi_model_trainer<Backend, Context>::evaluate(std::vector<std::size_t> c
     planned.push_back(m);
   }
   running_ = true;
+  struct not_running {
+    bool* flag;
+    ~not_running() { *flag = false; }
+  } const reset{&running_};
   drive();
   executor_->finish();
-  running_ = false;
   std::vector<std::optional<evaluation>> out_of;
   for (std::size_t m : models) out_of.push_back(out(m) ? std::nullopt : evaluated_[m]);
   return out_of;
@@ -257,22 +297,26 @@ void basic_multi_model_trainer<Backend, Context>::drive() {
     }
     stopped_at_launch.clear();
   };
-  driver_->run(
-      policy_,
-      [&](task const& t, std::size_t d) {
-        launch_outcome const outcome = executor_->launch(t, d, *driver_, observers_);
-        if (outcome == launch_outcome::stopped) {
-          results_[t.model].failure = executor_->stop_reason();
-          stopped_at_launch.push_back(t.model);
-        }
-        return outcome;
-      },
-      [&] {
-        report_stops();
-        on_completion(executor_->await(stream_check_interval_));
-      },
-      "multi_model_trainer");
-  report_stops();
+  // A stop reported after the driver's last round may give a controller work
+  // to plan (the next rung, a new configuration): drive again until none is left.
+  do {
+    driver_->run(
+        policy_,
+        [&](task const& t, std::size_t d) {
+          launch_outcome const outcome = executor_->launch(t, d, *driver_, observers_);
+          if (outcome == launch_outcome::stopped) {
+            results_[t.model].failure = executor_->stop_reason();
+            stopped_at_launch.push_back(t.model);
+          }
+          return outcome;
+        },
+        [&] {
+          report_stops();
+          on_completion(executor_->await(stream_check_interval_));
+        },
+        "multi_model_trainer");
+    report_stops();
+  } while (!driver_->finished());
 }
 
 // Where a task's minibatch comes from: the model's training data, or the data
@@ -307,7 +351,7 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     if (pass != evaluations_[m].end() && t.minibatch + 1 == pass->minibatches) { // the pass's last task
       evaluation const scored = executor_->take_evaluation(m);
       if (pass->validation) {
-        results_[m].validations.push_back({planned_[m], scored});
+        results_[m].validations.push_back({results_[m].steps, scored});
         validation = scored;
       } else {
         evaluated_[m] = scored;
@@ -315,11 +359,11 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     }
   }
   bool const chain_ended = driver_->core().model_done(m);
-  if (chain_ended) {
+  if (chain_ended && controlling_) { // (an evaluate() pass after the run is not training)
     results_[m].finished =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_);
     // A checkpoint: the controller decides what comes next (during run() only).
-    if (controlling_) controller_.on_checkpoint(*plan_, {m, planned_[m], validation});
+    if (controlling_) controller_.on_checkpoint(*plan_, {m, results_[m].steps, validation});
   }
   for (auto* observer : observers_) observer->on_complete(t, done.device);
 }
