@@ -194,3 +194,4 @@ using multi_model_trainer = basic_multi_model_trainer<host_backend, host_executi
 } // namespace hydra
 
 #include "hydra/train/detail/multi_model_trainer_impl.hpp"
+#include "hydra/train/detail/trainer_sweep_plan.hpp"

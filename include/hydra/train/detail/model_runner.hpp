@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -39,6 +38,7 @@
 #include "hydra/train/detail/evaluation_scores.hpp"
 #include "hydra/train/detail/shard_compute.hpp"
 #include "hydra/train/detail/shard_home_layout.hpp"
+#include "hydra/train/detail/shard_homes.hpp"
 #include "hydra/train/detail/task_annotation.hpp"
 #include "hydra/train/detail/task_failure.hpp"
 #include "hydra/train/minibatch.hpp"
@@ -62,11 +62,8 @@ public:
                any_optimizer<Context> optimizer, shard_graph graph, std::uint64_t seed, typename Backend::stream stream,
                bool keep_last_activations = true)
       : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
-        graph_(std::move(graph)), fault_(std::make_shared<fault_record>()), state_(graph_.size()),
-        keep_last_activations_(keep_last_activations) {
-    std::vector<float> const initial = model_.initial_parameters(seed);
-    for (shard const& s : graph_.shards())
-      homes_.push_back(engine_type::make_home(backend, host, stream, initial_home(s, initial)));
+        graph_(std::move(graph)), homes_(backend, host, graph_, model_.initial_parameters(seed), stream),
+        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations) {
   }
 
   // Continues from `parameters` and `optimizer_state` (as state() returns them)
@@ -76,16 +73,10 @@ public:
                std::vector<float> const& optimizer_state, std::size_t minibatches_done, typename Backend::stream stream,
                bool keep_last_activations)
       : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
-        graph_(std::move(graph)), fault_(std::make_shared<fault_record>()), state_(graph_.size()),
-        keep_last_activations_(keep_last_activations), step_offset_(minibatches_done) {
-    std::size_t const n = model_.parameter_count(), k = optimizer_.state_per_parameter();
-    detail::expects(parameters.size() == n && optimizer_state.size() == n * k,
-                    "resume: the snapshot holds " + std::to_string(parameters.size()) + " parameters and " +
-                        std::to_string(optimizer_state.size()) + " optimizer values; the model needs " +
-                        std::to_string(n) + " and " + std::to_string(n * k));
-    for (shard const& s : graph_.shards())
-      homes_.push_back(engine_type::make_home(backend, host, stream, home_from(s, parameters, optimizer_state)));
-  }
+        graph_(std::move(graph)), homes_(backend, host, graph_, model_.parameter_count(),
+                                         optimizer_.state_per_parameter(), parameters, optimizer_state, stream),
+        fault_(std::make_shared<fault_record>()), state_(graph_.size()), keep_last_activations_(keep_last_activations),
+        step_offset_(minibatches_done) {}
 
   model_runner(model_runner const&) = delete;
 
@@ -110,14 +101,7 @@ public:
 
   // Registers this model's shards with a device's engine; returns the id of
   // shard 0 there (the others follow in order).
-  std::size_t register_with(engine_type& engine) {
-    std::size_t base = 0;
-    for (std::size_t s = 0; s < graph_.size(); ++s) {
-      std::size_t const id = engine.add_shard(graph_[s].extent_bytes(), graph_[s].parameter_bytes(), &homes_[s]);
-      if (s == 0) base = id;
-    }
-    return base;
-  }
+  std::size_t register_with(engine_type& engine) { return homes_.register_with(engine, graph_); }
 
   // Whether the minibatch of task `t` has been staged (begin_minibatch) already.
   [[nodiscard]] bool staged(task const& t) const noexcept {
@@ -187,23 +171,11 @@ public:
   // Parameters and optimizer state, independent of the partition (see
   // model_snapshot). Call once the streams have drained.
   [[nodiscard]] model_snapshot state() const {
-    model_snapshot out{std::vector<float>(model_.parameter_count()),
-                       std::vector<float>(model_.parameter_count() * optimizer_.state_per_parameter()), 0};
-    for (std::size_t s = 0; s < graph_.size(); ++s)
-      copy_home_into(graph_[s], reinterpret_cast<float const*>(homes_[s].data), out);
-    return out;
+    return homes_.state(graph_, model_.parameter_count(), optimizer_.state_per_parameter());
   }
 
   // The trained parameters in layer order (call once the streams have drained).
-  [[nodiscard]] std::vector<float> parameters() const {
-    std::vector<float> flat(model_.parameter_count());
-    for (std::size_t s = 0; s < graph_.size(); ++s) {
-      auto const* home = reinterpret_cast<float const*>(homes_[s].data);
-      std::copy_n(home, graph_[s].parameter_count,
-                  flat.begin() + static_cast<std::ptrdiff_t>(graph_[s].parameter_offset));
-    }
-    return flat;
-  }
+  [[nodiscard]] std::vector<float> parameters() const { return state().parameters; }
 
   [[nodiscard]] shard_graph const& graph() const noexcept { return graph_; }
   [[nodiscard]] sequential_model<Context> const& model() const noexcept { return model_; }
@@ -212,14 +184,7 @@ public:
   [[nodiscard]] std::shared_ptr<fault_record> const& fault() const noexcept { return fault_; }
 
   // Frees the homes (on `stream`); the runner is unusable afterwards.
-  void release_homes(typename Backend::stream stream) {
-    for (auto& home : homes_) {
-      if (home.data == nullptr) continue;
-      backend_->wait_event(stream, home.ready);
-      host_->deallocate(stream, home.data);
-      home.data = nullptr;
-    }
-  }
+  void release_homes(typename Backend::stream stream) { homes_.release(stream); }
 
 private:
   struct step_state {
@@ -451,7 +416,7 @@ private:
   sequential_model<Context> model_;
   any_optimizer<Context> optimizer_;
   shard_graph graph_;
-  std::deque<shard_home<event>> homes_; // stable addresses: the engines point at them
+  shard_homes<Backend> homes_;
   std::vector<float> losses_;
   std::shared_ptr<fault_record> fault_;
   step_state state_;
