@@ -213,6 +213,11 @@ public:
     return std::numeric_limits<std::size_t>::max();
   }
 
+  // How many segments a model's chain has, and how many training minibatches
+  // they hold (done or to do).
+  [[nodiscard]] std::size_t segment_count(std::size_t model) const { return models_.at(model).segments.size(); }
+  [[nodiscard]] std::size_t training_minibatches(std::size_t model) const { return models_.at(model).trained; }
+
   // The segments of a model's chain, in order.
   [[nodiscard]] std::vector<chain_segment> segments_of(std::size_t model) const {
     std::vector<chain_segment> out;

@@ -142,10 +142,10 @@ private:
   void on_completion(typename executor_type::completion const& done);
   void stop(std::size_t m, std::string const& reason);
   void drive();
-  void extend(std::size_t m, chain_segment const& more) {
-    driver_->extend(m, more);
-    ++segments_[m];
-  }
+  // Training minibatches planned for model m so far, done or to do.
+  [[nodiscard]] std::size_t planned(std::size_t m) const { return driver_->core().training_minibatches(m); }
+  // The index the next segment of model m's chain will have.
+  [[nodiscard]] std::size_t next_segment(std::size_t m) const { return driver_->core().segment_count(m); }
   [[nodiscard]] bool out(std::size_t m) const { return results_.at(m).failure || stopped_.at(m); }
   [[nodiscard]] minibatch data_for(std::size_t m, task const& t) const;
 
@@ -167,10 +167,8 @@ private:
   std::unique_ptr<sweep_driver> driver_;
   std::vector<model_result> results_;
   any_controller controller_;
-  std::unique_ptr<plan_type> plan_;   // the controller's view of the sweep, during run()
-  std::vector<std::size_t> planned_;  // per model: training minibatches planned so far
-  std::vector<std::size_t> segments_; // per model: segments in its chain
-  std::vector<bool> stopped_;         // per model: stopped by its controller
+  std::unique_ptr<plan_type> plan_; // the controller's view of the sweep, during run()
+  std::vector<bool> stopped_;       // per model: stopped by its controller
   std::vector<std::vector<planned_evaluation>> evaluations_;
   std::vector<std::optional<evaluation>> evaluated_; // evaluate()'s results, per model
   std::size_t last_device_ = 0;                      // of the latest completion

@@ -118,8 +118,6 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
   driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
   driver_->keep_logs(options.record_decisions);
   results_.resize(configs_.size());
-  planned_.assign(configs_.size(), 0);
-  segments_.assign(configs_.size(), 0);
   stopped_.assign(configs_.size(), false);
   evaluations_.resize(configs_.size());
   evaluated_.resize(configs_.size());
@@ -164,8 +162,8 @@ void basic_multi_model_trainer<Backend, Context>::run() {
     results_[m].losses = runner(m).losses();
     if (out(m)) continue;
     results_[m].parameters = runner(m).parameters();
-    if (planned_[m] < configs_[m].steps)
-      results_[m].stopped_early = controller_.name() + " did not continue it after " + std::to_string(planned_[m]) +
+    if (planned(m) < configs_[m].steps)
+      results_[m].stopped_early = controller_.name() + " did not continue it after " + std::to_string(planned(m)) +
                                   " of " + std::to_string(configs_[m].steps) + " minibatches";
   }
   for (auto* observer : observers_) observer->on_finish();
@@ -202,8 +200,8 @@ basic_multi_model_trainer<Backend, Context>::evaluate(std::vector<std::size_t> c
   for (std::size_t m : models) {
     evaluated_[m].reset();
     if (out(m) || std::find(planned.begin(), planned.end(), m) != planned.end()) continue;
-    evaluations_[m].push_back({segments_[m], minibatches, data, false});
-    extend(m, {task_purpose::evaluate, minibatches});
+    evaluations_[m].push_back({next_segment(m), minibatches, data, false});
+    driver_->extend(m, {task_purpose::evaluate, minibatches});
     planned.push_back(m);
   }
   running_ = true;

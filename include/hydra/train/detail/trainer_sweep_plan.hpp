@@ -25,7 +25,7 @@ public:
   [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override { return config(m).steps; }
   [[nodiscard]] std::size_t planned_minibatches(std::size_t m) const override {
     (void)config(m);
-    return trainer_->planned_[m];
+    return trainer_->planned(m);
   }
   [[nodiscard]] bool has_validation(std::size_t m) const override { return config(m).validation_minibatches > 0; }
   [[nodiscard]] bool out(std::size_t m) const override {
@@ -40,15 +40,14 @@ public:
     std::string const who =
         "sweep controller " + t.controller_.name() + ": model " + std::to_string(m) + " (" + config.name + ")";
     detail::expects(!t.out(m), who + " has failed or was stopped; it cannot train further");
-    std::size_t const left = config.steps - t.planned_[m];
+    std::size_t const left = config.steps - t.planned(m);
     detail::expects(minibatches > 0 && left > 0, who + ": asked to train " + std::to_string(minibatches) +
                                                      " more minibatches with " + std::to_string(left) + " left");
     std::size_t const more = std::min(minibatches, left);
-    t.extend(m, {task_purpose::train, more});
-    t.planned_[m] += more;
+    t.driver_->extend(m, {task_purpose::train, more});
     if (config.validation_minibatches > 0) {
-      t.evaluations_[m].push_back({t.segments_[m], config.validation_minibatches, config.validation, true});
-      t.extend(m, {task_purpose::evaluate, config.validation_minibatches});
+      t.evaluations_[m].push_back({t.next_segment(m), config.validation_minibatches, config.validation, true});
+      t.driver_->extend(m, {task_purpose::evaluate, config.validation_minibatches});
     }
   }
 
