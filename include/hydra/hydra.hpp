@@ -61,6 +61,7 @@
 #include "hydra/trace/chrome_trace.hpp"
 #include "hydra/trace/trace_recorder.hpp"
 
+#include "hydra/train/learning_rate_schedule.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "hydra/train/optimizer.hpp"

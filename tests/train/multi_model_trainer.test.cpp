@@ -458,3 +458,47 @@ TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots end
                        doctest::Contains("model 0 (sgd w24 d6): the snapshot to resume from holds 1 parameters"),
                        hydra::invalid_argument);
 }
+
+TEST_CASE("scheduled learning rates resume where they stopped: a sweep cut mid-warm-up ends as an uninterrupted one") {
+  auto scheduled = [] {
+    auto configs = sweep();
+    hydra::learning_rate_schedule const schedule{.warmup_steps = 1, .decay_steps = 2, .final_fraction = 0.3F};
+    for (auto& c : configs) std::visit([&](auto& optimizer) { optimizer.schedule = schedule; }, c.optimizer);
+    return configs;
+  };
+  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
+  hydra::multi_model_trainer uninterrupted(backend, scheduled(), hydra::sharp{});
+  uninterrupted.run();
+
+  auto first = scheduled();
+  std::vector<std::size_t> total;
+  for (auto& c : first) {
+    total.push_back(c.steps);
+    c.steps = 1;
+  }
+  hydra::host_backend backend_one({.device_budgets = {48_KiB, 48_KiB}});
+  hydra::multi_model_trainer part_one(backend_one, first, hydra::fifo{});
+  part_one.run();
+  auto second = scheduled();
+  for (std::size_t m = 0; m < second.size(); ++m) {
+    second[m].resume = part_one.snapshot(m);
+    second[m].steps = total[m] - 1;
+  }
+  hydra::host_backend backend_two({.device_budgets = {48_KiB, 48_KiB}});
+  hydra::multi_model_trainer part_two(backend_two, second, hydra::round_robin{});
+  part_two.run();
+  auto plain = sweep();
+  for (std::size_t m = 0; m < second.size(); ++m) {
+    INFO("model " << m);
+    CHECK(bitwise_equal(part_two.results()[m].parameters, uninterrupted.results()[m].parameters));
+    CHECK(bitwise_equal(part_two.results()[m].parameters, train_alone(scheduled()[m]).parameters));
+    CHECK_FALSE(bitwise_equal(uninterrupted.results()[m].parameters, train_alone(plain[m]).parameters)); // it mattered
+  }
+
+  auto wrong = scheduled();
+  std::visit([](auto& optimizer) { optimizer.schedule.final_fraction = -0.5F; }, wrong[1].optimizer);
+  hydra::host_backend backend_three({.device_budgets = {48_KiB, 48_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend_three, wrong, hydra::sharp{}),
+                       doctest::Contains("model 1 (adam w32 d8): learning_rate_schedule: final_fraction -0.5"),
+                       hydra::invalid_argument);
+}

@@ -57,3 +57,46 @@ TEST_CASE("on the host Adam gives the same bits as its Thrust transform, tail in
   };
   check(hydra::adam{.learning_rate = 0.01F}, 2);
 }
+
+TEST_CASE("a learning-rate schedule: linear warm-up, half a cosine to its floor, then the floor") {
+  hydra::learning_rate_schedule const constant{};
+  CHECK(constant.is_constant());
+  CHECK(constant.factor(1) == 1.0F);
+  CHECK(constant.factor(1'000'000) == 1.0F);
+  CHECK(constant.describe().empty());
+
+  hydra::learning_rate_schedule const s{.warmup_steps = 3, .decay_steps = 4, .final_fraction = 0.2F};
+  CHECK(s.factor(1) == doctest::Approx(0.25));
+  CHECK(s.factor(3) == doctest::Approx(0.75));
+  CHECK(s.factor(4) == 1.0F);                       // the decay's first step: the full rate
+  CHECK(s.factor(6) == doctest::Approx(0.2 + 0.4)); // halfway down the cosine
+  CHECK(s.factor(7) == doctest::Approx(0.2 + 0.8 * (1 - std::sqrt(0.5)) / 2));
+  CHECK(s.factor(8) == 0.2F); // the floor, from then on
+  CHECK(s.factor(1'000'000) == 0.2F);
+  CHECK(s.describe() == " warmup 3 cosine 4 to 0.2");
+  for (std::uint64_t t = 4; t < 8; ++t) CHECK(s.factor(t + 1) < s.factor(t)); // falls every step
+
+  CHECK_NOTHROW(s.validate());
+  CHECK_THROWS_WITH_AS(hydra::learning_rate_schedule{.final_fraction = 1.5F}.validate(),
+                       doctest::Contains("final_fraction 1.5"), hydra::invalid_argument);
+  CHECK_THROWS_AS(hydra::learning_rate_schedule{.final_fraction = std::nanf("")}.validate(), hydra::invalid_argument);
+}
+
+TEST_CASE("a scheduled optimizer's step is the plain step at the scaled learning rate, bit for bit") {
+  hydra::learning_rate_schedule const schedule{.decay_steps = 10, .final_fraction = 0.01F};
+  std::vector<float> const g{0.3F, -0.7F, 1.5F, 0.01F, -2.0F};
+  for (std::uint64_t step : {1U, 4U, 9U, 20U}) {
+    CAPTURE(step);
+    float const rate = 0.01F * schedule.factor(step);
+    std::vector<float> p1{1.0F, 2.0F, -3.0F, 0.5F, 0.0F}, p2 = p1, s1(10, 0.25F), s2 = s1;
+    hydra::adam{.learning_rate = 0.01F, .schedule = schedule}.step(thrust::host, p1.data(), g.data(), s1.data(), 5,
+                                                                   step);
+    hydra::adam{.learning_rate = rate}.step(thrust::host, p2.data(), g.data(), s2.data(), 5, step);
+    CHECK(std::memcmp(p1.data(), p2.data(), 5 * sizeof(float)) == 0);
+    hydra::sgd_momentum{.learning_rate = 0.01F, .schedule = schedule}.step(thrust::host, p1.data(), g.data(), s1.data(),
+                                                                           5, step);
+    hydra::sgd_momentum{.learning_rate = rate}.step(thrust::host, p2.data(), g.data(), s2.data(), 5, step);
+    CHECK(std::memcmp(p1.data(), p2.data(), 5 * sizeof(float)) == 0);
+  }
+  CHECK(hydra::adam{.schedule = schedule}.name() == "adam cosine 10 to 0.01");
+}

@@ -19,14 +19,15 @@ struct dense_spec {
 };
 
 // hidden: dense(i -> o) followed by ReLU; the last dense has no ReLU and feeds a
-// softmax cross-entropy loss.
+// softmax cross-entropy loss. rate_factors, if given, scales the learning rate
+// at step t (1-based) by rate_factors[t-1]: a learning-rate schedule written out.
 class mlp {
 public:
   mlp(std::vector<dense_spec> layers, std::vector<float> parameters, std::size_t batch, std::string optimizer,
-      float learning_rate)
-      : layers_(std::move(layers)), parameters_(std::move(parameters)), batch_(batch), optimizer_(std::move(optimizer)),
-        learning_rate_(learning_rate) {
-    state_.assign(parameters_.size() * (optimizer_ == "adam" ? 2 : 1), 0.0F);
+      float learning_rate, std::vector<float> rate_factors = {})
+      : layers_(std::move(layers)), parameters_(std::move(parameters)), batch_(batch), optimizer_(optimizer),
+        learning_rate_(learning_rate), rate_factors_(std::move(rate_factors)) {
+    state_.assign(parameters_.size() * (optimizer == "adam" ? 2 : 1), 0.0F);
   }
 
   float step(std::vector<float> const& inputs, std::vector<std::int32_t> const& labels) {
@@ -101,11 +102,12 @@ public:
 private:
   void update(std::vector<float> const& g) {
     std::size_t const count = parameters_.size();
+    float const rate = rate_factors_.empty() ? learning_rate_ : learning_rate_ * rate_factors_.at(steps_ - 1);
     if (optimizer_ == "sgd") {
       float const momentum = 0.9F;
       for (std::size_t k = 0; k < count; ++k) {
         state_[k] = momentum * state_[k] + g[k];
-        parameters_[k] = parameters_[k] - learning_rate_ * state_[k];
+        parameters_[k] = parameters_[k] - rate * state_[k];
       }
       return;
     }
@@ -119,7 +121,7 @@ private:
       m = beta1 * m + (1.0F - beta1) * g[k];
       v = beta2 * v + (1.0F - beta2) * g[k] * g[k];
       float const m_hat = m / c1, v_hat = v / c2;
-      parameters_[k] = parameters_[k] - learning_rate_ * m_hat / (std::sqrt(v_hat) + epsilon);
+      parameters_[k] = parameters_[k] - rate * m_hat / (std::sqrt(v_hat) + epsilon);
     }
   }
 
@@ -129,6 +131,7 @@ private:
   std::size_t batch_;
   std::string optimizer_;
   float learning_rate_;
+  std::vector<float> rate_factors_;
   std::size_t steps_ = 0;
 };
 

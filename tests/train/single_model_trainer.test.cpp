@@ -55,8 +55,8 @@ struct reference_run {
 };
 
 reference_run train_reference(std::string const& optimizer, float learning_rate, std::size_t steps,
-                              std::vector<float> initial) {
-  reference::mlp model(dense_specs(), std::move(initial), batch, optimizer, learning_rate);
+                              std::vector<float> initial, std::vector<float> rate_factors = {}) {
+  reference::mlp model(dense_specs(), std::move(initial), batch, optimizer, learning_rate, std::move(rate_factors));
   reference_run run;
   for (std::size_t step = 0; step < steps; ++step) {
     auto const data = make_minibatch(step);
@@ -108,7 +108,7 @@ std::vector<float> train_resident(Optimizer optimizer, std::size_t steps) {
 template <class Optimizer>
 void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
                                               hydra::delay_injection delays, std::size_t shard_count,
-                                              std::size_t prefetch_depth = 1) {
+                                              std::size_t prefetch_depth = 1, std::vector<float> rate_factors = {}) {
   constexpr std::size_t steps = 6;
   auto const model = make_model();
   std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
@@ -127,7 +127,8 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
   trainer.train(steps, make_minibatch);
 
   auto const actual = trainer.parameters();
-  check_within_tolerance(actual, train_reference(name, learning_rate, steps, model.initial_parameters(42)),
+  check_within_tolerance(actual,
+                         train_reference(name, learning_rate, steps, model.initial_parameters(42), rate_factors),
                          trainer.losses());
   auto const resident = train_resident(optimizer, steps);
   CHECK(std::memcmp(actual.data(), resident.data(), actual.size() * sizeof(float)) == 0); // bitwise
@@ -170,6 +171,20 @@ TEST_CASE("a model 4x its device budget, sharded and spilled, trains to its resi
     check_spilled_training_matches_reference(
         hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd", 0.05F,
         {.enabled = true, .seed = 9, .max_delay = std::chrono::microseconds(100)}, 0, 3);
+  }
+  // Warm-up over 2 steps, then a cosine over 3 to a tenth: the factors written
+  // out by hand for the reference (cos(pi/3) = 1/2, cos(2 pi/3) = -1/2).
+  std::vector<float> const factors{static_cast<float>(1.0 / 3.0),        static_cast<float>(2.0 / 3.0),        1.0F,
+                                   static_cast<float>(0.1 + 0.9 * 0.75), static_cast<float>(0.1 + 0.9 * 0.25), 0.1F};
+  hydra::learning_rate_schedule const schedule{.warmup_steps = 2, .decay_steps = 3, .final_fraction = 0.1F};
+  SUBCASE("sgd with a warm-up and a cosine decay, delay-injecting backend") {
+    check_spilled_training_matches_reference(
+        hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F, .schedule = schedule}, "sgd", 0.05F,
+        {.enabled = true, .seed = 13, .max_delay = std::chrono::microseconds(100)}, 0, 1, factors);
+  }
+  SUBCASE("adam with a warm-up and a cosine decay, balanced shards") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F, .schedule = schedule}, "adam", 0.003F,
+                                             {}, 18, 1, factors);
   }
   SUBCASE("sgd, delay-injecting backend with another seed, poisoned frees") {
     check_spilled_training_matches_reference(

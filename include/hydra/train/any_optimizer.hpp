@@ -27,7 +27,9 @@ public:
           context.run_thrust([chosen, parameters, gradients, state, n, step](auto const& policy) {
             chosen.step(policy, parameters, gradients, state, n, step);
           });
-        }) {}
+        }) {
+    if constexpr (requires { chosen.schedule.validate(); }) chosen.schedule.validate();
+  }
 
   template <optimizer... Optimizers>
   explicit any_optimizer(std::variant<Optimizers...> const& chosen)

@@ -28,6 +28,7 @@
 #include <thrust/tuple.h>
 
 #include "hydra/core/host_device.hpp"
+#include "hydra/train/learning_rate_schedule.hpp"
 
 #if (defined(__x86_64__) || defined(__SSE2__)) && !defined(__CUDACC__)
 #include <immintrin.h>
@@ -55,13 +56,14 @@ concept optimizer = requires(O const& o, float* parameters, float const* gradien
   o.step(thrust::host, parameters, gradients, state, n, step);
 };
 
-// v = momentum * v + g;  p = p - learning_rate * v
+// v = momentum * v + g;  p = p - learning_rate * schedule.factor(t) * v
 struct sgd_momentum {
   float learning_rate = 0.01F;
   float momentum = 0.9F;
+  learning_rate_schedule schedule{};
   static constexpr std::size_t state_per_parameter = 1;
 
-  [[nodiscard]] std::string name() const { return "sgd(momentum)"; }
+  [[nodiscard]] std::string name() const { return "sgd(momentum)" + schedule.describe(); }
 
   struct update {
     float learning_rate;
@@ -72,27 +74,28 @@ struct sgd_momentum {
     }
   };
 
-  // `step` (1-based) is unused: plain momentum needs no bias correction.
+  // `step` counts from 1; only the schedule reads it.
   template <class Policy>
   void step(Policy const& policy, float* parameters, float const* gradients, float* state, std::size_t n,
-            std::uint64_t /*step*/) const {
+            std::uint64_t step) const {
     auto const first = thrust::make_zip_iterator(thrust::make_tuple(parameters, state, gradients));
     thrust::transform(policy, first, first + static_cast<std::ptrdiff_t>(n),
                       thrust::make_zip_iterator(thrust::make_tuple(parameters, state)),
-                      update{learning_rate, momentum});
+                      update{learning_rate * schedule.factor(step), momentum});
   }
 };
 
 // m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-// p = p - learning_rate * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)
+// p = p - learning_rate * schedule.factor(t) * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)
 struct adam {
   float learning_rate = 1e-3F;
   float beta1 = 0.9F;
   float beta2 = 0.999F;
   float epsilon = 1e-8F;
+  learning_rate_schedule schedule{};
   static constexpr std::size_t state_per_parameter = 2; // m, then v
 
-  [[nodiscard]] std::string name() const { return "adam"; }
+  [[nodiscard]] std::string name() const { return "adam" + schedule.describe(); }
 
   struct update {
     float learning_rate, beta1, beta2, epsilon, correction1, correction2;
@@ -113,7 +116,12 @@ struct adam {
     float* first_moment = state;
     float* second_moment = state + n;
     auto const t = static_cast<float>(step);
-    update const rule{learning_rate, beta1, beta2, epsilon, 1.0F - std::pow(beta1, t), 1.0F - std::pow(beta2, t)};
+    update const rule{learning_rate * schedule.factor(step),
+                      beta1,
+                      beta2,
+                      epsilon,
+                      1.0F - std::pow(beta1, t),
+                      1.0F - std::pow(beta2, t)};
     if constexpr (detail::is_host_policy<Policy>) {
       host_step(rule, parameters, gradients, first_moment, second_moment, n);
       return;

@@ -19,8 +19,13 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
                   "multi_model_trainer: the stream check interval must be positive");
   std::vector<shard_graph> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
-    graphs.push_back(partition(m));
     auto const& config = configs_[m];
+    try {
+      std::visit([](auto const& optimizer) { optimizer.schedule.validate(); }, config.optimizer);
+    } catch (invalid_argument const& refused) {
+      throw invalid_argument("model " + std::to_string(m) + " (" + config.name + "): " + refused.what());
+    }
+    graphs.push_back(partition(m));
     if (auto const& from = config.resume) {
       std::size_t const n = config.model.parameter_count();
       std::size_t const k = any_optimizer<Context>(config.optimizer).state_per_parameter();
