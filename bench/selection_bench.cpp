@@ -80,7 +80,7 @@ void search(benchmark::State& state, space const& s, std::string const& name) {
   state.SetLabel(result.models[*result.chosen].config.name());
 }
 
-// The default grid (12 MLPs) on 14x14 images, all the data, 4 epochs;
+// The default grid (8 MLPs and 4 CNNs) on 14x14 images, all the data, 4 epochs;
 // "tiny" is the smoke test's.
 space const main_space{"default", 14, 0, 4, 64};
 space const tiny_space{"tiny", 14, 768, 2, 32};

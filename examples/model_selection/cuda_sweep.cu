@@ -18,9 +18,10 @@ struct cuda_training {
   using config = hydra::cuda::model_config;
   using trainer = hydra::cuda::multi_model_trainer;
   using backend = hydra::cuda::cuda_backend;
-  static hydra::sequential_model<hydra::cuda::cuda_execution_context> mlp(std::size_t features, grid_entry const& g,
-                                                                          std::size_t batch) {
-    return hydra::cuda::layers::make_mlp(features, g.width, g.depth, 10, batch);
+  static hydra::sequential_model<hydra::cuda::cuda_execution_context> model(std::size_t image_side, grid_entry const& g,
+                                                                            std::size_t batch) {
+    if (g.is_cnn()) return hydra::cuda::layers::make_cnn(g.cnn(image_side), batch);
+    return hydra::cuda::layers::make_mlp(image_side * image_side, g.width, g.depth, 10, batch);
   }
   static std::unique_ptr<backend> make_backend(std::size_t devices, std::size_t budget) {
     return std::make_unique<backend>(hydra::cuda::cuda_backend_options{.device_budgets = std::vector(devices, budget)});

@@ -4,19 +4,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iostream>
 #include <string>
 
+#include "report.hpp"
 #include "sweep.hpp"
 
 namespace {
 
 constexpr char const* usage = R"(usage: model_selection [options]
-Searches MLPs (widths x depths x optimizers x learning rates) on Fashion-MNIST
+Searches MLPs (widths x depths x optimizers x learning rates) and small CNNs on Fashion-MNIST
 (Debian package dataset-fashion-mnist), all trained at once on virtual devices.
 Models are compared on validation images held out of the training set; the
 search stops poor ones early; the test set judges only the chosen model.
@@ -24,20 +27,24 @@ search stops poor ones early; the test set judges only the chosen model.
   --search sha|asha|grid   sha: successive halving (default); asha: its asynchronous
                            form; grid: every model trains to the end
   --eta N                  sha, asha: the best 1/N of each rung go on (default 3)
+  --lr-schedule NAME       cosine: the learning rate decays to 0 over --epochs (default);
+                           constant
   --backend host|cuda      where to train (default host: CPU threads as virtual devices;
                            cuda: GPUs 0..N-1, each with --budget of device memory)
   --policy NAME            sharp (default), fifo, round_robin, random_pick, model_parallel
   --devices N              devices (default 2; with --backend cuda, every GPU)
   --budget BYTES           memory per device, e.g. 16MiB, 4MiB (default 16MiB)
-  --epochs N               passes over the training images for a model that trains to the end (default 10)
+  --epochs N               passes over the training images for a model that trains to the end (default 8)
   --image-side 28|14       full images, or 2x2 averaged to 14x14 (default 28)
   --train-subset N         training images used, validation included; 0 for all 60000 (default 0)
   --validation N           training images held out to choose with (default 5000, or a
                            sixth of a smaller --train-subset)
   --test-subset N          test images used, 0 for all 10000 (default 0)
   --batch N                minibatch size (default 64)
-  --grid default|full|tiny 12, 27 or 3 models (default: default)
+  --grid default|full|tiny 8 MLPs and 4 CNNs, 27 MLPs and 6 CNNs, or 3 small MLPs
+                           (default: default)
   --data-dir DIR           where the .gz files are (default /usr/share/datasets/fashion-mnist)
+  --report FILE            write an HTML report there: validation curves, device utilisation, the table
   --trace FILE             write the schedule as a Chrome trace (open in ui.perfetto.dev)
   --checkpoint-dir DIR     (--search grid) write an atomic checkpoint of every model there, four times per run
   --checkpoint-every N     ... or every N minibatches per model
@@ -107,6 +114,8 @@ model_selection::options parse(int argc, char** argv) {
       o.grid = value;
     else if (flag == "--search")
       o.search = value;
+    else if (flag == "--lr-schedule")
+      o.schedule = value;
     else if (flag == "--eta")
       o.eta = parse_count(flag, value);
     else if (flag == "--image-side")
@@ -115,6 +124,8 @@ model_selection::options parse(int argc, char** argv) {
       o.validation_images = parse_count(flag, value);
     else if (flag == "--data-dir")
       o.data_directory = value;
+    else if (flag == "--report")
+      o.report_path = value;
     else if (flag == "--trace")
       o.trace_path = value;
     else if (flag == "--checkpoint-dir")
@@ -140,10 +151,19 @@ int main(int argc, char** argv) {
     auto o = parse(argc, argv);
     o.progress_is_terminal = ::isatty(STDOUT_FILENO) != 0;
     auto const grid = model_selection::make_grid(o.grid);
-    std::printf("model selection: %zu MLPs on Fashion-MNIST (%s), search %s, %zu %s devices of %s each, policy %s\n",
-                grid.size(), o.data_directory.c_str(), o.search.c_str(), o.devices, o.backend.c_str(),
-                hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
+    std::size_t const cnns =
+        static_cast<std::size_t>(std::count_if(grid.begin(), grid.end(), [](auto const& g) { return g.is_cnn(); }));
+    std::printf("model selection: %zu models (%zu MLPs, %zu CNNs) on Fashion-MNIST (%s), search %s, %zu %s devices of "
+                "%s each, policy %s\n",
+                grid.size(), grid.size() - cnns, cnns, o.data_directory.c_str(), o.search.c_str(), o.devices,
+                o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
     std::fflush(stdout);
+    // Opened (and emptied) now: an unusable path fails before the training, not after it.
+    std::ofstream report;
+    if (o.report_path) {
+      report.open(*o.report_path);
+      if (!report) throw hydra::error("--report: cannot write " + *o.report_path + ": " + std::strerror(errno));
+    }
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);
     double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
@@ -151,16 +171,7 @@ int main(int argc, char** argv) {
       std::printf("stopped after a checkpoint, as asked (--stop-after); continue with --resume\n");
       return 0;
     }
-    // Ranked as they were chosen: by how far they trained, then by validation.
-    std::vector<std::size_t> order(result.models.size());
-    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      auto const &x = result.models[a], &y = result.models[b];
-      if (x.failure || y.failure) return !x.failure && y.failure;
-      if (x.steps != y.steps) return x.steps > y.steps;
-      if (!x.validation || !y.validation) return x.validation.has_value() && !y.validation.has_value();
-      return hydra::better_than(*x.validation, *y.validation);
-    });
+    auto const order = model_selection::ranked(result.models);
     std::printf("\n%-4s %-24s %8s %8s %10s %9s  %s\n", "rank", "model", "val acc", "val loss", "minibatch", "test acc*",
                 "how far it got");
     std::size_t rank = 0;
@@ -194,6 +205,18 @@ int main(int argc, char** argv) {
     for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
     std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
                 hydra::format_bytes(result.bytes_to_host).c_str());
+    if (o.report_path) {
+      model_selection::write_html_report(report, result,
+                                         {.title = std::to_string(grid.size()) + " configurations, search " + o.search +
+                                                   ", " + std::to_string(o.devices) + " " + o.backend + " devices of " +
+                                                   hydra::format_bytes(o.budget_bytes) + ", policy " + o.policy,
+                                          .devices = o.devices,
+                                          .total_steps = result.total_steps,
+                                          .order = order});
+      report.close();
+      if (!report) throw hydra::error("--report: writing " + *o.report_path + " failed: " + std::strerror(errno));
+      std::printf("report: %s\n", o.report_path->c_str());
+    }
     if (o.trace_path) {
       std::ofstream out(*o.trace_path);
       hydra::write_chrome_trace(out, result.trace);

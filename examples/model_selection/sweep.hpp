@@ -38,19 +38,35 @@
 
 namespace model_selection {
 
+// One configuration: an MLP (width x depth), or, with block_channels, a CNN
+// (hydra::layers::cnn_shape: 3x3 convolution, ReLU and 2x2 pooling blocks of
+// these channels, then a dense head of `width` units), and its optimizer.
 struct grid_entry {
   std::size_t width = 0, depth = 0;
   std::string optimizer; // "sgd" or "adam"
   float learning_rate = 0;
+  std::vector<std::size_t> block_channels{}; // empty: an MLP
+
+  [[nodiscard]] bool is_cnn() const { return !block_channels.empty(); }
   [[nodiscard]] std::string name() const {
     std::ostringstream out;
-    out << "w" << width << " d" << depth << " " << optimizer << " lr " << learning_rate;
+    if (is_cnn()) {
+      out << "cnn";
+      for (std::size_t k = 0; k < block_channels.size(); ++k) out << (k ? "-" : " c") << block_channels[k];
+      out << " h" << width;
+    } else {
+      out << "w" << width << " d" << depth;
+    }
+    out << " " << optimizer << " lr " << learning_rate;
     return out.str();
+  }
+  [[nodiscard]] hydra::layers::cnn_shape cnn(std::size_t image_side) const {
+    return {.input = {1, image_side, image_side}, .block_channels = block_channels, .hidden = width, .classes = 10};
   }
 };
 
-// widths x depths x optimizers x learning rates. "default": 12 models;
-// "full": 27; "tiny": 3 small models (tests).
+// widths x depths x optimizers x learning rates, and small CNNs. "default":
+// 8 MLPs and 4 CNNs; "full": 27 MLPs and 6 CNNs; "tiny": 3 small MLPs (tests).
 inline std::vector<grid_entry> make_grid(std::string const& which) {
   std::vector<grid_entry> grid;
   if (which == "tiny") {
@@ -66,8 +82,18 @@ inline std::vector<grid_entry> make_grid(std::string const& which) {
     for (std::size_t depth : full ? std::vector<std::size_t>{2, 3, 4} : std::vector<std::size_t>{2, 3}) {
       grid.push_back({width, depth, "adam", 0.001F});
       grid.push_back({width, depth, "adam", 0.0003F});
-      grid.push_back({width, depth, "sgd", 0.05F});
+      if (full) grid.push_back({width, depth, "sgd", 0.05F}); // last at the first rung in every default run tried
     }
+  // Two blocks (conv 3x3, ReLU, 2x2 pooling) and a dense head of 128 units.
+  // At batch 64 and 28x28 a first convolution of 8 channels needs 4.7 MiB as a
+  // shard of its own, 16 channels 9.4 MiB: above half the default budget.
+  for (auto const& channels :
+       full ? std::vector<std::vector<std::size_t>>{{4, 8}, {8, 16}} : std::vector<std::vector<std::size_t>>{{8, 16}}) {
+    grid.push_back({128, 0, "adam", 0.001F, channels});
+    grid.push_back({128, 0, "adam", 0.0003F, channels});
+    grid.push_back({128, 0, "sgd", 0.05F, channels});
+  }
+  if (!full) grid.push_back({128, 0, "sgd", 0.02F, {8, 16}});
   return grid;
 }
 
@@ -76,11 +102,12 @@ struct options {
   std::string backend = "host";
   std::string policy = "sharp";
   std::string grid = "default";
-  std::string search = "sha"; // grid (every model to the end), sha (successive halving) or asha
-  std::size_t eta = 3;        // sha and asha: the best 1/eta of a rung go on
+  std::string search = "sha";      // grid (every model to the end), sha (successive halving) or asha
+  std::size_t eta = 3;             // sha and asha: the best 1/eta of a rung go on
+  std::string schedule = "cosine"; // learning rate: cosine (decays to 0 over --epochs) or constant
   std::size_t devices = 2;
   std::size_t budget_bytes = 16 * 1024 * 1024; // twice the largest layer's working set (784 x 512 with Adam)
-  std::size_t epochs = 10;
+  std::size_t epochs = 8;
   std::size_t image_side = 28;       // 28: full images; 14: 2x2 averaged
   std::size_t train_subset = 0;      // 0: all 60,000 (validation included)
   std::size_t validation_images = 0; // held out of the training images; 0: 5,000, or a sixth of a smaller subset
@@ -88,6 +115,7 @@ struct options {
   std::size_t batch = 64;
   std::uint64_t seed = 1;
   std::optional<std::string> trace_path;
+  std::optional<std::string> report_path; // an HTML report (report.hpp); needs the schedule recorded, as a trace does
   std::optional<std::string> checkpoint_directory;
   bool resume = false;
   std::size_t checkpoint_every = 0;            // minibatches per model between checkpoints; 0: four per run
@@ -113,6 +141,7 @@ struct outcome {
   std::vector<model_outcome> models;
   std::optional<std::size_t> chosen; // by validation accuracy, among the models that trained furthest
   std::size_t validation_images = 0, test_images = 0;
+  std::size_t total_steps = 0;           // a model's minibatches if it trains to the end
   std::size_t minibatches_trained = 0;   // by every model together
   std::size_t minibatches_evaluated = 0; // validation passes, every model together
   double makespan_seconds = 0;
@@ -142,6 +171,21 @@ inline std::optional<std::size_t> choose(std::vector<model_outcome> const& model
     if (hydra::better_than(*candidate.validation, *current.validation)) best = m;
   }
   return best;
+}
+
+// The models in rank order, as they were chosen: by how far they trained, then
+// by validation; failed models last.
+inline std::vector<std::size_t> ranked(std::vector<model_outcome> const& models) {
+  std::vector<std::size_t> order(models.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    auto const &x = models[a], &y = models[b];
+    if (x.failure || y.failure) return !x.failure && y.failure;
+    if (x.steps != y.steps) return x.steps > y.steps;
+    if (!x.validation || !y.validation) return x.validation.has_value() && !y.validation.has_value();
+    return hydra::better_than(*x.validation, *y.validation);
+  });
+  return order;
 }
 
 // ---- checkpoints ----------------------------------------------------------------
@@ -267,7 +311,7 @@ inline checkpoint read_checkpoint(std::string const& directory) {
 inline std::string fingerprint(options const& o, std::vector<grid_entry> const& grid, std::size_t train_count) {
   std::ostringstream out;
   out << "batch " << o.batch << " epochs " << o.epochs << " train " << train_count << " seed " << o.seed << " side "
-      << o.image_side << " search " << o.search << " validation " << o.validation_images;
+      << o.image_side << " search " << o.search << " validation " << o.validation_images << " schedule " << o.schedule;
   for (auto const& g : grid) out << " | " << g.name();
   return out.str();
 }
@@ -340,9 +384,10 @@ struct host_training {
   using config = hydra::model_config;
   using trainer = hydra::multi_model_trainer;
   using backend = hydra::host_backend;
-  static hydra::sequential_model<hydra::host_execution_context> mlp(std::size_t features, grid_entry const& g,
-                                                                    std::size_t batch) {
-    return hydra::layers::make_mlp(features, g.width, g.depth, 10, batch);
+  static hydra::sequential_model<hydra::host_execution_context> model(std::size_t image_side, grid_entry const& g,
+                                                                      std::size_t batch) {
+    if (g.is_cnn()) return hydra::layers::make_cnn(g.cnn(image_side), batch);
+    return hydra::layers::make_mlp(image_side * image_side, g.width, g.depth, 10, batch);
   }
   static std::unique_ptr<backend> make_backend(std::size_t devices, std::size_t budget) {
     return std::make_unique<backend>(hydra::host_backend_options{.device_budgets = std::vector(devices, budget)});
@@ -374,6 +419,8 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.devices == 0) throw hydra::invalid_argument("--devices: device count is 0; at least 1 is required");
   if (o.epochs == 0) throw hydra::invalid_argument("--epochs: 0; at least 1 is required");
   if (o.batch == 0) throw hydra::invalid_argument("--batch: 0; at least 1 is required");
+  if (o.schedule != "cosine" && o.schedule != "constant")
+    throw hydra::invalid_argument("--lr-schedule: unknown schedule '" + o.schedule + "'; cosine or constant");
   if (o.resume && !o.checkpoint_directory) throw hydra::invalid_argument("--resume needs --checkpoint-dir");
   if (o.search != "grid" && o.checkpoint_directory)
     throw hydra::invalid_argument("--checkpoint-dir: checkpoints cover --search grid only; a halving search keeps "
@@ -406,7 +453,7 @@ outcome run_with(options const& o, std::ostream& log) {
   std::size_t smallest = std::numeric_limits<std::size_t>::max(), largest = 0;
   for (auto const& g : grid) {
     // The single-model trainer's count: all state and all activations, unsharded.
-    auto const model = hydra::layers::make_mlp(train->features, g.width, g.depth, 10, o.batch);
+    auto const model = host_training::model(o.image_side, g, o.batch);
     std::size_t const bytes = g.optimizer == "adam"
                                   ? hydra::single_model_trainer<hydra::adam>::footprint(model)
                                   : hydra::single_model_trainer<hydra::sgd_momentum>::footprint(model);
@@ -448,12 +495,16 @@ outcome run_with(options const& o, std::ostream& log) {
           : total_steps;
 
   outcome result;
+  result.total_steps = total_steps;
   result.validation_images = validation_minibatches * o.batch;
   result.test_images = test_minibatches * o.batch;
   result.models.resize(grid.size());
   std::vector<double> busy_seconds(o.devices, 0.0);
   double makespan = 0;
   auto done_of = [&](std::size_t m) { return state[m] ? state[m]->minibatches_done : 0; };
+  // Sized for a model that trains to the end, also under a halving search: a
+  // configuration is judged at a rung as it would be on its way to the end.
+  hydra::learning_rate_schedule const schedule{.decay_steps = o.schedule == "cosine" ? total_steps : 0};
   auto alive = [&](std::size_t m) { return failures[m].empty() && !result.models[m].stopped_early; };
   auto const started = std::chrono::steady_clock::now();
 
@@ -464,12 +515,12 @@ outcome run_with(options const& o, std::ostream& log) {
       if (!alive(m) || done_of(m) >= total_steps) continue;
       auto const& g = grid[m];
       typename Training::config c{g.name(),
-                                  Training::mlp(train->features, g, o.batch),
-                                  hydra::sgd_momentum{.learning_rate = g.learning_rate},
+                                  Training::model(o.image_side, g, o.batch),
+                                  hydra::sgd_momentum{.learning_rate = g.learning_rate, .schedule = schedule},
                                   std::min(segment, total_steps - done_of(m)),
                                   training_data(train, o.batch, o.seed),
                                   o.seed + m};
-      if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate};
+      if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate, .schedule = schedule};
       c.resume = state[m];
       c.validation = in_order(validation, o.batch);
       c.validation_minibatches = validation_minibatches;
@@ -480,7 +531,7 @@ outcome run_with(options const& o, std::ostream& log) {
 
     auto const backend = Training::make_backend(o.devices, o.budget_bytes);
     hydra::multi_model_options mo;
-    mo.record_trace = o.trace_path.has_value();
+    mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
     mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
     mo.controller = make_controller(o, members.size(), total_steps, per_epoch);
     double const segment_start = makespan;

@@ -10,6 +10,7 @@
 #include "hydra/cuda.hpp"
 
 #include "hydra/layers/cuda/cublas_dense_bf16.cuh"
+#include "hydra/layers/cuda/cnn.cuh"
 #include "hydra/layers/cuda/mlp.cuh"
 #include "hydra/layers/cuda/softmax_cross_entropy.cuh"
 #include "hydra/train/cuda/trainers.hpp"

@@ -4,6 +4,7 @@
 
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/report_check.hpp"
 #include "hydra/sim/detail/json.hpp"
 #include "support/scratch.hpp"
 #include "sweep.hpp"
@@ -239,6 +241,62 @@ TEST_CASE("successive halving on a small subset: one survivor trains to the end 
   }
   CHECK(survivors == 1);
   CHECK(result.minibatches_trained == 6 * 3 + (20 - 6));
+}
+
+TEST_CASE("the HTML report is well-formed and shows every model's curve and row, and each device's utilisation") {
+  auto o = small_run();
+  o.search = "sha"; // two models stop at the rung of 6 minibatches, one trains all 20
+  auto const report = report_check::make(o);
+  auto const& html = report.html;
+  CHECK(report_check::structure_error(html) == "");
+  // ... a check that does find what it looks for:
+  CHECK(report_check::structure_error("<!DOCTYPE html>\n<p><b>x</p></b>") == "</p> at 23 closes <b>");
+  CHECK(report_check::structure_error("<!DOCTYPE html>\n<p>fish & chips</p>") == "a bare & at 24");
+  CHECK(report_check::structure_error("<!DOCTYPE html>\n<p class=x>y</p>").find("unquoted") != std::string::npos);
+  CHECK(report_check::structure_error("<!DOCTYPE html>\n<p>") == "<p> is never closed");
+  // Self-contained: nothing to fetch, nothing to run.
+  for (char const* fetch : {"src=", "href=", "url(", "<script", "<link", "@import"}) {
+    CAPTURE(fetch);
+    CHECK(html.find(fetch) == std::string::npos);
+  }
+  auto const& models = report.result.models;
+  REQUIRE(report.result.chosen);
+  std::size_t stopped = 0;
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    std::string const name = models[m].config.name();
+    INFO(name);
+    CHECK(report_check::count(html, "<g class=\"model\" data-model=\"" + name + "\">") == 1); // its curve
+    CHECK(report_check::count(html, "<td class=\"name\">" + name + "</td>") == 1);            // its row
+    stopped += models[m].stopped_early ? 1 : 0;
+  }
+  CHECK(stopped == 2);
+  // Curves span 20 minibatches over 760 pixels from x = 60: the stopped ones
+  // end with a cross at 6 minibatches (x = 288), the survivor with a circle at 20.
+  CHECK(report_check::count(html, "<path d=\"M284.0,") == 2);
+  CHECK(report_check::count(html, "<circle cx=\"820.0\"") == 1);
+  CHECK(report_check::count(html, "<tr class=\"chosen\">") == 1);
+  CHECK(html.find("<tr class=\"chosen\"><td>1</td><td class=\"name\">" + models[*report.result.chosen].config.name()) !=
+        std::string::npos);
+  CHECK(report_check::count(html, "<tr><td>") + 1 == models.size());
+  // Each device's row: the share its compute stream was held, from the
+  // recorded slices, and the share computing, the trainer's own count, which
+  // cannot be larger (a slice includes the task's waits on that stream).
+  for (std::size_t d = 0; d < report.devices; ++d) {
+    INFO("device " << d);
+    std::string const group = "<g class=\"device\" data-device=\"" + std::to_string(d) + "\">";
+    auto const at = html.find(group);
+    REQUIRE(at != std::string::npos);
+    auto number_after = [&](std::string const& label) {
+      auto const from = html.find(label, at);
+      REQUIRE(from != std::string::npos);
+      return std::stod(html.substr(from + label.size()));
+    };
+    double const held = number_after(">held "), computing = number_after(">computing ");
+    CHECK(computing == doctest::Approx(100 * report.result.device_busy_fraction[d]).epsilon(0.01).scale(100));
+    CHECK(held >= computing - 1); // both rounded to a percent
+    CHECK(held <= 100);
+    CHECK(held > 0);
+  }
 }
 
 TEST_CASE("bad options are refused before any data is read") {
