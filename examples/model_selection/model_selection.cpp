@@ -172,8 +172,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto const order = model_selection::ranked(result.models);
-    std::printf("\n%-4s %-24s %8s %8s %10s %9s  %s\n", "rank", "model", "val acc", "val loss", "minibatch", "test acc*",
-                "how far it got");
+    int width = 5;
+    for (auto const& m : result.models) width = std::max(width, static_cast<int>(m.config.name().size()));
+    std::printf("\n%-4s %-*s %8s %8s %10s %9s  %s\n", "rank", width, "model", "val acc", "val loss", "minibatch",
+                "test acc*", "how far it got");
     std::size_t rank = 0;
     for (std::size_t k : order) {
       auto const& m = result.models[k];
@@ -182,11 +184,11 @@ int main(int argc, char** argv) {
       char test[16] = "-";
       if (m.tested) std::snprintf(test, sizeof test, "%.2f%%", 100 * m.test_accuracy);
       if (m.validation)
-        std::printf("%-4zu %-24s %7.2f%% %8.4f %10zu %9s  %s\n", ++rank, m.config.name().c_str(),
+        std::printf("%-4zu %-*s %7.2f%% %8.4f %10zu %9s  %s\n", ++rank, width, m.config.name().c_str(),
                     100 * m.validation->accuracy, m.validation->loss, m.steps, test, how.c_str());
       else
-        std::printf("%-4zu %-24s %8s %8s %10zu %9s  %s\n", ++rank, m.config.name().c_str(), "-", "-", m.steps, test,
-                    how.c_str());
+        std::printf("%-4zu %-*s %8s %8s %10zu %9s  %s\n", ++rank, width, m.config.name().c_str(), "-", "-", m.steps,
+                    test, how.c_str());
     }
     std::printf("* test accuracy: only the chosen model's is its result; the others' are shown for reference and "
                 "were never used to choose\n");
