@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "command_line.hpp"
 #include "examples/report_check.hpp"
 #include "hydra/sim/detail/json.hpp"
 #include "support/scratch.hpp"
@@ -296,6 +297,103 @@ TEST_CASE("the HTML report is well-formed and shows every model's curve and row,
     CHECK(held >= computing - 1); // both rounded to a percent
     CHECK(held <= 100);
     CHECK(held > 0);
+  }
+}
+
+namespace {
+model_selection::command_line parse(std::vector<std::string> words) {
+  words.insert(words.begin(), "model_selection");
+  std::vector<char const*> argv;
+  for (auto const& w : words) argv.push_back(w.c_str());
+  return model_selection::parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+} // namespace
+
+TEST_CASE("the command line takes every flag with its type and range, and refuses the rest naming the flag") {
+  auto const defaults = parse({}).chosen;
+  CHECK(defaults.search == "sha");
+  CHECK(defaults.epochs == 8);
+  CHECK(defaults.budget_bytes == 16 * 1024 * 1024);
+  auto const given = parse({"--search",
+                            "asha",
+                            "--eta",
+                            "4",
+                            "--budget",
+                            "1.5MiB",
+                            "--epochs",
+                            "3",
+                            "--image-side",
+                            "14",
+                            "--devices",
+                            "3",
+                            "--policy",
+                            "fifo",
+                            "--lr-schedule",
+                            "constant",
+                            "--resume",
+                            "--checkpoint-dir",
+                            "d",
+                            "--stop-after",
+                            "7",
+                            "--report",
+                            "r.html"})
+                         .chosen;
+  CHECK(given.search == "asha");
+  CHECK(given.eta == 4);
+  CHECK(given.budget_bytes == 1536 * 1024);
+  CHECK(given.epochs == 3);
+  CHECK(given.image_side == 14);
+  CHECK(given.devices == 3);
+  CHECK(given.policy == "fifo");
+  CHECK(given.schedule == "constant");
+  CHECK(given.resume);
+  CHECK(given.checkpoint_directory == "d");
+  CHECK(given.stop_after_steps == 7);
+  CHECK(given.report_path == "r.html");
+  auto const help = parse({"--help"});
+  REQUIRE(help.help);
+  for (char const* flag : {"--search", "--eta", "--lr-schedule", "--budget", "--report", "--checkpoint-dir"})
+    CHECK(help.help->find(flag) != std::string::npos);
+
+  struct bad {
+    std::vector<std::string> words;
+    std::string message; // a fragment of the error
+  };
+  std::vector<bad> const table{
+      {{"--epochs", "-1"}, "--epochs"},
+      {{"--epochs", "1024819115206086201"}, "--epochs"},
+      {{"--epochs", "0"}, "--epochs"},
+      {{"--epochs", "2.5"}, "--epochs"},
+      {{"--epochs"}, "--epochs"},
+      {{"--devices", "-1"}, "--devices"},
+      {{"--devices", "0"}, "--devices"},
+      {{"--budget", "1000GiB"}, "--budget: 2 host devices of 1073741824000 bytes (1000.00 GiB) need more than"},
+      {{"--budget", "2000GiB"}, "--budget: 2000GiB is outside 1KiB to 1024GiB"},
+      {{"--budget", "1000"}, "--budget: 1000 is outside"},
+      {{"--budget", "inf"}, "--budget: inf is outside"},
+      {{"--budget", "nan"}, "--budget: nan is outside"},
+      {{"--budget", "-4MiB"}, "--budget: -4MiB is outside"},
+      {{"--budget", "12XB"}, "--budget: unknown unit 'XB'"},
+      {{"--budget", "lots"}, "--budget: expected a size"},
+      {{"--search", "random"}, "--search"},
+      {{"--eta", "1"}, "--eta"},
+      {{"--image-side", "20"}, "--image-side"},
+      {{"--batch", "0"}, "--batch"},
+      {{"--policy", "fastest"}, "--policy"},
+      {{"--grid", "huge"}, "--grid"},
+      {{"--lr-schedule", "linear"}, "--lr-schedule"},
+      {{"--backend", "tpu"}, "--backend"},
+      {{"--checkpoint-every", "0"}, "--checkpoint-every"},
+      {{"--train-subset", "70000"}, "--train-subset"},
+      {{"--test-subset", "-5"}, "--test-subset"},
+      {{"--bogus"}, "--bogus"},
+      {{"stray"}, "stray"},
+  };
+  for (auto const& row : table) {
+    std::string joined;
+    for (auto const& w : row.words) joined += w + " ";
+    CAPTURE(joined);
+    CHECK_THROWS_WITH_AS(parse(row.words), doctest::Contains(row.message.c_str()), hydra::invalid_argument);
   }
 }
 

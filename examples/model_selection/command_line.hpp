@@ -1,0 +1,160 @@
+// The main job's command line, through CLI11 (Debian: libcli11-dev): typed
+// options with their ranges, a generated --help, and errors that name the flag.
+// Every number is checked here, before any data is read: a count that would
+// wrap around, a negative one, or a size with no finite value never reaches
+// the sweep.
+#pragma once
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "sweep.hpp"
+
+namespace model_selection {
+
+// What the command line asked for: the options, or an exit with a text to
+// print (--help: exit 0).
+struct command_line {
+  options chosen;
+  std::optional<std::string> help; // set: print it and exit 0
+};
+
+namespace command_line_detail {
+
+// "16MiB", "4 KiB", "1.5GiB", "800000": bytes, at least 1 KiB and at most
+// 1 TiB, so that nothing downstream multiplies past size_t.
+inline std::size_t parse_bytes(std::string const& flag, std::string const& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (std::exception const&) {
+    throw hydra::invalid_argument(flag + ": expected a size such as 16MiB, got '" + text + "'");
+  }
+  std::string unit = text.substr(used);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  double scale = 1;
+  if (unit == "KiB")
+    scale = 1024.0;
+  else if (unit == "MiB")
+    scale = 1024.0 * 1024;
+  else if (unit == "GiB")
+    scale = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    throw hydra::invalid_argument(flag + ": unknown unit '" + unit + "' in '" + text + "' (B, KiB, MiB, GiB)");
+  double const bytes = value * scale;
+  if (!std::isfinite(bytes) || bytes < 1024.0 || bytes > 1024.0 * 1024 * 1024 * 1024)
+    throw hydra::invalid_argument(flag + ": " + text + " is outside 1KiB to 1024GiB");
+  return static_cast<std::size_t>(bytes);
+}
+
+} // namespace command_line_detail
+
+// Parses argv; throws hydra::invalid_argument naming the flag for anything it
+// refuses.
+inline command_line parse_command_line(int argc, char const* const* argv) {
+  command_line out;
+  options& o = out.chosen;
+  CLI::App app("Searches MLPs (widths x depths x optimizers x learning rates) and small CNNs on Fashion-MNIST\n"
+               "(Debian package dataset-fashion-mnist), all trained at once on virtual devices. Models are\n"
+               "compared on validation images held out of the training set; the search stops poor ones early;\n"
+               "the test set judges only the chosen model.",
+               "model_selection");
+  app.get_formatter()->column_width(34);
+  // Whole numbers: CLI11 refuses a sign, a fraction or a value past the type;
+  // the ranges keep every product (epochs x minibatches x models) in range.
+  auto const count = [](std::size_t low, std::size_t high) { return CLI::Range(low, high); };
+
+  app.add_option("--search", o.search,
+                 "sha: successive halving; asha: its asynchronous form; grid: every model "
+                 "trains to the end")
+      ->check(CLI::IsMember({"sha", "asha", "grid"}))
+      ->capture_default_str();
+  app.add_option("--eta", o.eta, "sha, asha: the best 1/eta of each rung go on")
+      ->check(count(2, 64))
+      ->capture_default_str();
+  app.add_option("--lr-schedule", o.schedule, "cosine: every learning rate decays to 0 over --epochs; constant")
+      ->check(CLI::IsMember({"cosine", "constant"}))
+      ->capture_default_str();
+  app.add_option("--backend", o.backend,
+                 "host: CPU threads as virtual devices; cuda: GPUs 0..N-1, each with "
+                 "--budget of device memory")
+      ->check(CLI::IsMember({"host", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--policy", o.policy, "the scheduling policy")
+      ->check(CLI::IsMember({"sharp", "fifo", "round_robin", "random_pick", "model_parallel", "task_parallel"}))
+      ->capture_default_str();
+  auto* devices = app.add_option("--devices", o.devices, "devices (with --backend cuda the default is every GPU)")
+                      ->check(count(1, 1024))
+                      ->capture_default_str();
+  std::string budget = "16MiB";
+  app.add_option("--budget", budget, "memory per device, e.g. 16MiB, 4MiB, 1.5GiB")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "passes over the training images for a model that trains to the end")
+      ->check(count(1, 1000))
+      ->capture_default_str();
+  app.add_option("--image-side", o.image_side, "28: full images; 14: 2x2 averaged")
+      ->check(CLI::IsMember({std::size_t{28}, std::size_t{14}}))
+      ->capture_default_str();
+  app.add_option("--train-subset", o.train_subset, "training images used, validation included; 0: all 60000")
+      ->check(count(0, 60000))
+      ->capture_default_str();
+  app.add_option("--validation", o.validation_images,
+                 "training images held out to choose with; 0: 5000, or a sixth of a smaller --train-subset")
+      ->check(count(0, 60000))
+      ->capture_default_str();
+  app.add_option("--test-subset", o.test_subset, "test images used; 0: all 10000")
+      ->check(count(0, 10000))
+      ->capture_default_str();
+  app.add_option("--batch", o.batch, "minibatch size")->check(count(1, 10000))->capture_default_str();
+  app.add_option("--grid", o.grid, "default: 8 MLPs and 4 CNNs; full: 27 MLPs and 6 CNNs; tiny: 3 small MLPs")
+      ->check(CLI::IsMember({"default", "full", "tiny"}))
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_directory, "where the Fashion-MNIST .gz files are")->capture_default_str();
+  app.add_option("--report", o.report_path, "write an HTML report: validation curves, device utilisation, the table");
+  app.add_option("--trace", o.trace_path, "write the schedule as a Chrome trace (open it in ui.perfetto.dev)");
+  app.add_option("--checkpoint-dir", o.checkpoint_directory,
+                 "(--search grid) write an atomic checkpoint of every model there, four times per run");
+  app.add_option("--checkpoint-every", o.checkpoint_every, "... or every N minibatches per model")
+      ->check(count(1, 1'000'000));
+  app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
+  app.add_option("--stop-after", o.stop_after_steps,
+                 "stop after the first checkpoint at or past minibatch N (simulates a crash)")
+      ->check(count(1, 1'000'000'000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (CLI::CallForHelp const&) {
+    out.help = app.help();
+    return out;
+  } catch (CLI::ParseError const& refused) {
+    throw hydra::invalid_argument(std::string(refused.what()) + " (see --help)");
+  }
+  o.budget_bytes = command_line_detail::parse_bytes("--budget", budget);
+  // Host devices take their budgets from this machine's memory, up front.
+  if (o.backend == "host") {
+    auto const pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    double const physical = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+    double const wanted = static_cast<double>(o.devices) * static_cast<double>(o.budget_bytes);
+    if (physical > 0 && wanted > physical)
+      throw hydra::invalid_argument("--budget: " + std::to_string(o.devices) + " host devices of " +
+                                    hydra::format_bytes(o.budget_bytes) + " need more than this machine's " +
+                                    hydra::format_bytes(static_cast<std::size_t>(physical)) + " of memory");
+  }
+  // On GPUs the natural default is every GPU (one when there are none: the
+  // backend then names what is missing).
+  if (o.backend == "cuda" && devices->count() == 0 && cuda_device_count != nullptr)
+    o.devices = std::max<std::size_t>(1, cuda_device_count());
+  return out;
+}
+
+} // namespace model_selection
