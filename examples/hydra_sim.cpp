@@ -12,102 +12,85 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "hydra/hydra.hpp"
 
 namespace {
-
-constexpr char const* usage = R"(usage: hydra-sim [workload] [options]
-
-Simulates a model-selection sweep under every built-in policy (sharp, fifo,
-round_robin, random_pick, model_parallel, task_parallel) and a GPipe-style
-pipeline, and prints makespan, ratio to the lower bound, mean device
-utilisation, bytes moved and speedup over model_parallel.
-
-workload (one of):
-  --preset paper          12 transformer models on 8 H100-class devices (default)
-  --random SEED           a seeded random workload of mixed sizes
-  --workload FILE         a JSON workload, or a profile written by the runtime
-                          (multi_model_trainer::write_profile)
-options:
-  --devices N             device count (overrides the workload's; a profile needs it)
-  --device-memory GB      memory per device, for a profile (default 80)
-  --link GBPS             host link per direction, for a profile (default 50)
-  --minibatches N         minibatches per model, for a profile (default 100)
-  --shared-host-link GBPS all copies share this aggregate host bandwidth
-  --prefetch-depth K      tasks queued per device behind the running one (default 1)
-  --micro-batches M       the pipeline's micro-batches (default: D and 4D)
-  --trace FILE            write the sharp run as a Chrome trace (ui.perfetto.dev)
-  --write-workload FILE   write the workload as JSON (a starting point for your own)
-  --sweep N               instead of one table: N random workloads (seeds 1..N),
-                          min/median/max of each policy's makespan / lower bound
-  --help                  this text
-)";
 
 struct arguments {
   std::string preset = "paper";
   std::optional<std::uint64_t> random_seed;
   std::optional<std::string> workload_file;
   std::optional<std::size_t> devices;
-  double device_memory_gb = 80, link_gbps = 50;
+  double device_memory_bytes = 80e9, link_gbps = 50;
   std::size_t minibatches = 100;
   std::optional<double> shared_gbps;
   std::size_t prefetch_depth = 1;
   std::optional<std::size_t> micro_batches;
   std::optional<std::string> trace, write_workload;
   std::optional<std::size_t> sweep;
+  std::optional<std::string> help; // --help: print it and exit 0
 };
 
-double parse_number(std::string const& flag, char const* text) {
-  char* end = nullptr;
-  double const value = std::strtod(text, &end);
-  if (end == text || *end != '\0' || !(value >= 0))
-    throw hydra::invalid_argument(flag + ": expected a number >= 0, got '" + text + "'");
-  return value;
-}
-
+// The command line, through CLI11 (Debian: libcli11-dev): typed options whose
+// ranges keep every run finite (a sweep of at least one workload, a bounded
+// queue depth, a bounded minibatch count), errors that name the flag.
 arguments parse(int argc, char** argv) {
   arguments a;
-  for (int k = 1; k < argc; ++k) {
-    std::string const flag = argv[k];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << usage;
-      std::exit(0);
-    }
-    if (k + 1 >= argc) throw hydra::invalid_argument(flag + ": unknown flag or missing value (see --help)");
-    char const* value = argv[++k];
-    auto count = [&] { return static_cast<std::size_t>(parse_number(flag, value)); };
-    if (flag == "--preset") {
-      a.preset = value;
-      if (a.preset != "paper") throw hydra::invalid_argument("--preset: the only preset is 'paper'");
-    } else if (flag == "--random") {
-      a.random_seed = count();
-    } else if (flag == "--workload") {
-      a.workload_file = value;
-    } else if (flag == "--devices") {
-      a.devices = count();
-      if (*a.devices == 0) throw hydra::invalid_argument("--devices: device count is 0; at least 1 is required");
-    } else if (flag == "--device-memory") {
-      a.device_memory_gb = parse_number(flag, value);
-    } else if (flag == "--link") {
-      a.link_gbps = parse_number(flag, value);
-    } else if (flag == "--minibatches") {
-      a.minibatches = count();
-    } else if (flag == "--shared-host-link") {
-      a.shared_gbps = parse_number(flag, value);
-    } else if (flag == "--prefetch-depth") {
-      a.prefetch_depth = count();
-    } else if (flag == "--micro-batches") {
-      a.micro_batches = count();
-    } else if (flag == "--trace") {
-      a.trace = value;
-    } else if (flag == "--write-workload") {
-      a.write_workload = value;
-    } else if (flag == "--sweep") {
-      a.sweep = count();
-    } else {
-      throw hydra::invalid_argument("unknown flag " + flag + " (see --help)");
-    }
+  CLI::App app("Simulates a model-selection sweep under every built-in policy (sharp, fifo, round_robin,\n"
+               "random_pick, model_parallel, task_parallel) and a GPipe-style pipeline, and prints makespan,\n"
+               "ratio to the lower bound, mean device utilisation, bytes moved and speedup over model_parallel.\n"
+               "The workload is the paper preset unless --random or --workload names another.",
+               "hydra-sim");
+  app.get_formatter()->column_width(36);
+  app.add_option("--preset", a.preset, "12 transformer models on 8 H100-class devices")
+      ->check(CLI::IsMember({"paper"}))
+      ->capture_default_str();
+  auto* random = app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes");
+  app.add_option("--workload", a.workload_file,
+                 "a JSON workload, or a profile written by the runtime (multi_model_trainer::write_profile)")
+      ->excludes(random);
+  app.add_option("--devices", a.devices, "device count (overrides the workload's; a profile needs it)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  std::string device_memory = "80GB";
+  app.add_option("--device-memory", device_memory,
+                 "memory per device, for a profile: a size (80GB, 1.5MiB); a bare number is in GB")
+      ->capture_default_str();
+  app.add_option("--link", a.link_gbps, "host link per direction in GB/s, for a profile")
+      ->check(CLI::Range(1e-6, 1e6))
+      ->capture_default_str();
+  app.add_option("--minibatches", a.minibatches, "minibatches per model, for a profile")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  app.add_option("--shared-host-link", a.shared_gbps, "all copies share this aggregate host bandwidth, in GB/s")
+      ->check(CLI::Range(1e-6, 1e6));
+  app.add_option("--prefetch-depth", a.prefetch_depth, "tasks queued per device behind the running one")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{64}))
+      ->capture_default_str();
+  app.add_option("--micro-batches", a.micro_batches, "the pipeline's micro-batches (default: D and 4D)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  app.add_option("--trace", a.trace, "write the sharp run as a Chrome trace (ui.perfetto.dev)");
+  app.add_option("--write-workload", a.write_workload, "write the workload as JSON (a starting point for your own)");
+  app.add_option("--sweep", a.sweep,
+                 "instead of one table: N random workloads (seeds 1..N), min/median/max of each policy's "
+                 "makespan / lower bound")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  try {
+    app.parse(argc, argv);
+  } catch (CLI::CallForHelp const&) {
+    a.help = app.help();
+    return a;
+  } catch (CLI::ParseError const& refused) {
+    throw hydra::invalid_argument(std::string(refused.what()) + " (see --help)");
   }
+  // A bare number keeps its old meaning, gigabytes.
+  auto bytes = hydra::parse_bytes(device_memory);
+  if (bytes && device_memory.find_first_not_of("0123456789.") == std::string::npos) *bytes *= 1e9;
+  if (!bytes || *bytes < 1.0 || *bytes > 1e15)
+    throw hydra::invalid_argument("--device-memory: expected a size from 1B to 1PB such as 80GB or 1.5MiB, got '" +
+                                  device_memory + "'");
+  a.device_memory_bytes = *bytes;
   return a;
 }
 
@@ -116,7 +99,7 @@ hydra::sim::workload load(arguments const& a) {
   if (a.workload_file) {
     hydra::sim::json_defaults defaults;
     defaults.device_count = a.devices.value_or(8);
-    defaults.device.budget_bytes = static_cast<std::uint64_t>(a.device_memory_gb * 1e9);
+    defaults.device.budget_bytes = static_cast<std::uint64_t>(a.device_memory_bytes);
     defaults.device.h2d_bytes_per_second = defaults.device.d2h_bytes_per_second = a.link_gbps * 1e9;
     defaults.device.latency_seconds = 15e-6;
     defaults.minibatches = a.minibatches;
@@ -126,6 +109,8 @@ hydra::sim::workload load(arguments const& a) {
   } else {
     w = hydra::sim::paper_preset(a.devices.value_or(8));
   }
+  if (w.devices.empty())
+    throw hydra::invalid_argument("workload " + a.workload_file.value_or("") + ": it lists no devices");
   if (a.devices && w.devices.size() != *a.devices)
     w.devices = hydra::sim::identical_devices(*a.devices, w.devices.front());
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
@@ -261,6 +246,10 @@ int sweep(arguments const& a, std::size_t count) {
 int main(int argc, char** argv) {
   try {
     arguments const a = parse(argc, argv);
+    if (a.help) {
+      std::fputs(a.help->c_str(), stdout);
+      return 0;
+    }
     if (a.sweep) return sweep(a, *a.sweep);
     auto const w = load(a);
     hydra::sim::validate(w);

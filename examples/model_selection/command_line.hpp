@@ -31,31 +31,14 @@ struct command_line {
 
 namespace command_line_detail {
 
-// "16MiB", "4 KiB", "1.5GiB", "800000": bytes, at least 1 KiB and at most
-// 1 TiB, so that nothing downstream multiplies past size_t.
-inline std::size_t parse_bytes(std::string const& flag, std::string const& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (std::exception const&) {
-    throw hydra::invalid_argument(flag + ": expected a size such as 16MiB, got '" + text + "'");
-  }
-  std::string unit = text.substr(used);
-  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
-  double scale = 1;
-  if (unit == "KiB")
-    scale = 1024.0;
-  else if (unit == "MiB")
-    scale = 1024.0 * 1024;
-  else if (unit == "GiB")
-    scale = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B")
-    throw hydra::invalid_argument(flag + ": unknown unit '" + unit + "' in '" + text + "' (B, KiB, MiB, GiB)");
-  double const bytes = value * scale;
-  if (!std::isfinite(bytes) || bytes < 1024.0 || bytes > 1024.0 * 1024 * 1024 * 1024)
+// A size with a unit (hydra::parse_bytes), at least 1 KiB and at most 1 TiB,
+// so that nothing downstream multiplies past size_t.
+inline std::size_t parse_budget(std::string const& flag, std::string const& text) {
+  auto const bytes = hydra::parse_bytes(text);
+  if (!bytes) throw hydra::invalid_argument(flag + ": expected a size such as 16MiB or 1.5GiB, got '" + text + "'");
+  if (*bytes < 1024.0 || *bytes > 1024.0 * 1024 * 1024 * 1024)
     throw hydra::invalid_argument(flag + ": " + text + " is outside 1KiB to 1024GiB");
-  return static_cast<std::size_t>(bytes);
+  return static_cast<std::size_t>(*bytes);
 }
 
 } // namespace command_line_detail
@@ -139,7 +122,7 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   } catch (CLI::ParseError const& refused) {
     throw hydra::invalid_argument(std::string(refused.what()) + " (see --help)");
   }
-  o.budget_bytes = command_line_detail::parse_bytes("--budget", budget);
+  o.budget_bytes = command_line_detail::parse_budget("--budget", budget);
   // Host devices take their budgets from this machine's memory, up front.
   if (o.backend == "host") {
     auto const pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);

@@ -28,3 +28,17 @@ TEST_CASE("format_bytes prints the exact count and a binary-unit gloss") {
   CHECK(hydra::format_bytes(1_MiB + 512_KiB) == "1572864 bytes (1.50 MiB)");
   CHECK(hydra::format_bytes(5_GiB) == "5368709120 bytes (5.00 GiB)");
 }
+
+TEST_CASE("parse_bytes reads a count with a decimal or binary unit, and nothing else") {
+  CHECK(hydra::parse_bytes("4096") == 4096.0);
+  CHECK(hydra::parse_bytes("16MiB") == 16.0 * 1024 * 1024);
+  CHECK(hydra::parse_bytes("1.5 GiB") == 1.5 * 1024 * 1024 * 1024);
+  CHECK(hydra::parse_bytes("80GB") == 80e9);
+  CHECK(hydra::parse_bytes("2KB") == 2000.0);
+  CHECK(hydra::parse_bytes("7B") == 7.0);
+  CHECK(hydra::parse_bytes("1TiB") == 1099511627776.0);
+  for (char const* bad : {"", "MiB", "lots", "-1MiB", "inf", "nan", "4 XB", "16mib", "1e400"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(hydra::parse_bytes(bad).has_value());
+  }
+}

@@ -1,13 +1,18 @@
-// Byte sizes: literals (64_MiB), alignment arithmetic, and a human-readable
-// formatter used by every error message so that numbers read the same everywhere.
+// Byte sizes: literals (64_MiB), alignment arithmetic, a human-readable
+// formatter used by every error message so that numbers read the same
+// everywhere, and a parser for sizes given on command lines.
 // Exact byte counts are always printed; the binary-unit rendering is only a gloss.
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace hydra {
 
@@ -61,6 +66,30 @@ inline constexpr std::size_t allocation_alignment = 256;
   char gloss[32];
   std::snprintf(gloss, sizeof gloss, " (%.2f %s)", value, units[unit]);
   return text + gloss;
+}
+
+// "16MiB", "1.5 GiB", "80GB", "4096": a byte count with an optional unit (B;
+// KB, MB, GB, TB in powers of 1000; KiB, MiB, GiB, TiB in powers of 1024), or
+// nullopt for anything else, a negative or non-finite value included. The
+// caller checks the range it needs.
+[[nodiscard]] inline std::optional<double> parse_bytes(std::string_view text) {
+  std::string const whole(text);
+  char const* begin = whole.c_str();
+  char* end = nullptr;
+  double const value = std::strtod(begin, &end);
+  if (end == begin || !std::isfinite(value) || value < 0) return std::nullopt;
+  std::string_view unit(end);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  struct scale {
+    std::string_view name;
+    double factor;
+  };
+  static constexpr scale scales[] = {
+      {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+      {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  for (auto const& s : scales)
+    if (unit == s.name) return value * s.factor;
+  return std::nullopt;
 }
 
 } // namespace hydra
