@@ -11,6 +11,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "command_line.hpp"
@@ -35,11 +36,14 @@ int main(int argc, char** argv) {
                 o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
     std::fflush(stdout);
     // Opened (and emptied) now: an unusable path fails before the training, not after it.
-    std::ofstream report;
-    if (o.report_path) {
-      report.open(*o.report_path);
-      if (!report) throw hydra::error("--report: cannot write " + *o.report_path + ": " + std::strerror(errno));
-    }
+    auto open_output = [](std::ofstream& file, std::optional<std::string> const& path, char const* flag) {
+      if (!path) return;
+      file.open(*path);
+      if (!file) throw hydra::error(std::string(flag) + ": cannot write " + *path + ": " + std::strerror(errno));
+    };
+    std::ofstream report, trace;
+    open_output(report, o.report_path, "--report");
+    open_output(trace, o.trace_path, "--trace");
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);
     double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
@@ -96,9 +100,9 @@ int main(int argc, char** argv) {
       std::printf("report: %s\n", o.report_path->c_str());
     }
     if (o.trace_path) {
-      std::ofstream out(*o.trace_path);
-      hydra::write_chrome_trace(out, result.trace);
-      if (!out) throw hydra::error("cannot write the trace to " + *o.trace_path);
+      hydra::write_chrome_trace(trace, result.trace);
+      trace.close();
+      if (!trace) throw hydra::error("--trace: writing " + *o.trace_path + " failed: " + std::strerror(errno));
       std::printf("trace: %s (open it in ui.perfetto.dev)\n", o.trace_path->c_str());
     }
     return 0;
