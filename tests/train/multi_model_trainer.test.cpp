@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <random>
@@ -416,45 +417,61 @@ TEST_CASE("observers see every task enqueued and completed once, in chain order,
   }
 }
 
-TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots ends bitwise as an uninterrupted one") {
-  // One backend per trainer: each trainer's pools reserve its devices whole.
-  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
-  hydra::host_backend backend_one({.device_budgets = {48_KiB, 48_KiB}});
-  hydra::host_backend backend_two({.device_budgets = {48_KiB, 48_KiB}});
-  auto whole_run = sweep();
-  hydra::multi_model_trainer uninterrupted(backend, whole_run, hydra::sharp{});
-  uninterrupted.run();
+namespace {
 
-  // First part: one minibatch each (every model has at least 2).
-  auto first = sweep();
-  std::vector<std::size_t> total;
-  for (auto& c : first) {
-    total.push_back(c.steps);
-    c.steps = 1;
+// A sweep run whole under sharp, and again in two parts: one minibatch of each
+// model under fifo, then the rest, resumed from the first part's snapshots,
+// under round_robin. One backend per trainer: each trainer's pools reserve
+// its devices whole.
+struct whole_and_in_parts {
+  explicit whole_and_in_parts(std::function<std::vector<hydra::model_config>()> const& make) {
+    whole = std::make_unique<hydra::multi_model_trainer>(*backend(), make(), hydra::sharp{});
+    whole->run();
+    auto first = make(); // every model has at least 2 minibatches
+    for (auto& c : first) {
+      total.push_back(c.steps);
+      c.steps = 1;
+    }
+    part_one = std::make_unique<hydra::multi_model_trainer>(*backend(), first, hydra::fifo{});
+    part_one->run();
+    auto second = make();
+    for (std::size_t m = 0; m < second.size(); ++m) {
+      second[m].resume = part_one->snapshot(m);
+      second[m].steps = total[m] - 1;
+    }
+    part_two = std::make_unique<hydra::multi_model_trainer>(*backend(), second, hydra::round_robin{});
+    part_two->run();
   }
-  hydra::multi_model_trainer part_one(backend_one, first, hydra::fifo{});
-  part_one.run();
-  auto second = sweep();
-  for (std::size_t m = 0; m < second.size(); ++m) {
-    auto snap = part_one.snapshot(m);
-    REQUIRE(snap.has_value());
-    CHECK(snap->minibatches_done == 1);
-    second[m].resume = std::move(snap);
-    second[m].steps = total[m] - 1;
+
+  std::vector<std::unique_ptr<hydra::host_backend>> backends; // declared first: outlives the trainers
+  std::unique_ptr<hydra::multi_model_trainer> whole, part_one, part_two;
+  std::vector<std::size_t> total; // each model's minibatches
+
+private:
+  hydra::host_backend* backend() {
+    backends.push_back(
+        std::make_unique<hydra::host_backend>(hydra::host_backend_options{.device_budgets = {48_KiB, 48_KiB}}));
+    return backends.back().get();
   }
-  hydra::multi_model_trainer part_two(backend_two, second, hydra::round_robin{});
-  part_two.run();
-  for (std::size_t m = 0; m < second.size(); ++m) {
+};
+
+} // namespace
+
+TEST_CASE("a sweep stopped after some minibatches and resumed from snapshots ends bitwise as an uninterrupted one") {
+  whole_and_in_parts const run(sweep);
+  for (std::size_t m = 0; m < run.total.size(); ++m) {
     INFO("model " << m);
-    CHECK(part_two.results()[m].parameters == uninterrupted.results()[m].parameters);
-    CHECK(part_two.snapshot(m)->minibatches_done == total[m]);
-    CHECK(part_two.snapshot(m)->optimizer_state == uninterrupted.snapshot(m)->optimizer_state);
+    REQUIRE(run.part_one->snapshot(m).has_value());
+    CHECK(run.part_one->snapshot(m)->minibatches_done == 1);
+    CHECK(run.part_two->results()[m].parameters == run.whole->results()[m].parameters);
+    CHECK(run.part_two->snapshot(m)->minibatches_done == run.total[m]);
+    CHECK(run.part_two->snapshot(m)->optimizer_state == run.whole->snapshot(m)->optimizer_state);
   }
 
   auto wrong = sweep();
   wrong[0].resume = hydra::model_snapshot{{1.0F}, {}, 1};
-  hydra::host_backend backend_three({.device_budgets = {48_KiB, 48_KiB}});
-  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend_three, wrong, hydra::sharp{}),
+  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, wrong, hydra::sharp{}),
                        doctest::Contains("model 0 (sgd w24 d6): the snapshot to resume from holds 1 parameters"),
                        hydra::invalid_argument);
 }
@@ -466,39 +483,20 @@ TEST_CASE("scheduled learning rates resume where they stopped: a sweep cut mid-w
     for (auto& c : configs) std::visit([&](auto& optimizer) { optimizer.schedule = schedule; }, c.optimizer);
     return configs;
   };
-  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
-  hydra::multi_model_trainer uninterrupted(backend, scheduled(), hydra::sharp{});
-  uninterrupted.run();
-
-  auto first = scheduled();
-  std::vector<std::size_t> total;
-  for (auto& c : first) {
-    total.push_back(c.steps);
-    c.steps = 1;
-  }
-  hydra::host_backend backend_one({.device_budgets = {48_KiB, 48_KiB}});
-  hydra::multi_model_trainer part_one(backend_one, first, hydra::fifo{});
-  part_one.run();
-  auto second = scheduled();
-  for (std::size_t m = 0; m < second.size(); ++m) {
-    second[m].resume = part_one.snapshot(m);
-    second[m].steps = total[m] - 1;
-  }
-  hydra::host_backend backend_two({.device_budgets = {48_KiB, 48_KiB}});
-  hydra::multi_model_trainer part_two(backend_two, second, hydra::round_robin{});
-  part_two.run();
-  auto plain = sweep();
-  for (std::size_t m = 0; m < second.size(); ++m) {
+  whole_and_in_parts const run(scheduled);
+  auto const plain = sweep();
+  for (std::size_t m = 0; m < run.total.size(); ++m) {
     INFO("model " << m);
-    CHECK(bitwise_equal(part_two.results()[m].parameters, uninterrupted.results()[m].parameters));
-    CHECK(bitwise_equal(part_two.results()[m].parameters, train_alone(scheduled()[m]).parameters));
-    CHECK_FALSE(bitwise_equal(uninterrupted.results()[m].parameters, train_alone(plain[m]).parameters)); // it mattered
+    auto const& parameters = run.part_two->results()[m].parameters;
+    CHECK(bitwise_equal(parameters, run.whole->results()[m].parameters));
+    CHECK(bitwise_equal(parameters, train_alone(scheduled()[m]).parameters));
+    CHECK_FALSE(bitwise_equal(parameters, train_alone(plain[m]).parameters)); // the schedule mattered
   }
 
   auto wrong = scheduled();
   std::visit([](auto& optimizer) { optimizer.schedule.final_fraction = -0.5F; }, wrong[1].optimizer);
-  hydra::host_backend backend_three({.device_budgets = {48_KiB, 48_KiB}});
-  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend_three, wrong, hydra::sharp{}),
+  hydra::host_backend backend({.device_budgets = {48_KiB, 48_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, wrong, hydra::sharp{}),
                        doctest::Contains("model 1 (adam w32 d8): learning_rate_schedule: final_fraction -0.5"),
                        hydra::invalid_argument);
 }
