@@ -110,6 +110,7 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every, "... or every N minibatches per model")
       ->check(count(1, 1'000'000));
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
+  app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,
                  "stop after the first checkpoint at or past minibatch N (simulates a crash)")
       ->check(count(1, 1'000'000'000));

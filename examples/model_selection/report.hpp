@@ -97,8 +97,8 @@ inline std::vector<std::vector<double>> utilisation(std::vector<hydra::trace_sli
 // What the report needs beyond the outcome.
 struct report_context {
   std::string title;              // one line: what was searched, and how
-  std::size_t devices;            // as many utilisation rows
-  std::size_t total_steps;        // a model's minibatches if it trains to the end: the curves' x range
+  std::size_t devices = 0;        // as many utilisation rows
+  std::size_t total_steps = 0;    // a model's minibatches if it trains to the end: the curves' x range
   std::vector<std::size_t> order; // models in rank order (the table's rows)
 };
 

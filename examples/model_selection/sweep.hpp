@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -118,7 +119,8 @@ struct options {
   std::optional<std::string> report_path; // an HTML report (report.hpp); needs the schedule recorded, as a trace does
   std::optional<std::string> checkpoint_directory;
   bool resume = false;
-  std::size_t checkpoint_every = 0;            // minibatches per model between checkpoints; 0: four per run
+  bool overwrite = false;           // replace a checkpoint already in checkpoint_directory instead of refusing to start
+  std::size_t checkpoint_every = 0; // minibatches per model between checkpoints; 0: four per run
   std::optional<std::size_t> stop_after_steps; // simulate a crash after the checkpoint at this step
   bool progress_is_terminal = false;
 };
@@ -277,6 +279,27 @@ inline void write_checkpoint(std::string const& directory, checkpoint const& c) 
   std::filesystem::rename(temporary, path);
 }
 
+// Before any work, and without leaving a trace: the directory, or the nearest
+// existing folder above it (where it would be made), can be written, and it
+// holds no checkpoint that this run would silently replace.
+inline void probe_checkpoint_directory(std::string const& directory, bool resume, bool overwrite) {
+  namespace fs = std::filesystem;
+  std::string const path = checkpoint_path(directory);
+  std::error_code failed;
+  if (!resume && !overwrite && fs::exists(path, failed))
+    throw hydra::invalid_argument("--checkpoint-dir: " + path +
+                                  " exists; continue it with --resume, or replace it with --overwrite");
+  fs::path existing = fs::absolute(directory, failed);
+  while (!fs::exists(existing, failed) && existing.has_parent_path() && existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (!fs::is_directory(existing, failed))
+    throw hydra::invalid_argument("--checkpoint-dir: cannot make " + directory + ": " + existing.string() +
+                                  " is not a folder");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0)
+    throw hydra::invalid_argument("--checkpoint-dir: cannot write in " + existing.string() + ": " +
+                                  std::strerror(errno));
+}
+
 inline checkpoint read_checkpoint(std::string const& directory) {
   std::string const path = checkpoint_path(directory);
   std::ifstream in(path, std::ios::binary);
@@ -425,6 +448,7 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.search != "grid" && o.checkpoint_directory)
     throw hydra::invalid_argument("--checkpoint-dir: checkpoints cover --search grid only; a halving search keeps "
                                   "its rungs in memory and runs from start to end");
+  if (o.checkpoint_directory) probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite);
   auto const grid = make_grid(o.grid);
   (void)hydra::make_policy(o.policy); // an unknown name fails here, before any loading
   (void)make_controller(o, grid.size(), 1, 1);

@@ -211,6 +211,20 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   // A checkpoint of another sweep is refused.
   o.epochs = 3;
   CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"), hydra::invalid_argument);
+  // ... and so is a fresh run that would replace it, unless asked to.
+  o.resume = false;
+  auto const bytes_before = fs::file_size(model_selection::checkpoint_path(*o.checkpoint_directory));
+  CHECK_THROWS_WITH_AS(model_selection::run(o, log),
+                       doctest::Contains("exists; continue it with --resume, or replace it with --overwrite"),
+                       hydra::invalid_argument);
+  CHECK(fs::file_size(model_selection::checkpoint_path(*o.checkpoint_directory)) == bytes_before); // untouched
+  o.overwrite = true;
+  o.stop_after_steps = 5;
+  CHECK(model_selection::run(o, log).stopped_early); // a new sweep's first checkpoint replaced it
+  o.overwrite = false;
+  o.resume = true;
+  o.epochs = 2;
+  CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"), hydra::invalid_argument);
   fs::remove_all(dir);
 }
 
@@ -414,6 +428,7 @@ TEST_CASE("bad options are refused before any data is read") {
       {[](auto& o) { o.search = "sha", o.eta = 1; }, "--eta: 1"},
       {[](auto& o) { o.search = "sha", o.checkpoint_directory = "/tmp/x"; }, "checkpoints cover --search grid only"},
       {[](auto& o) { o.image_side = 7; }, "--image-side: 7"},
+      {[](auto& o) { o.checkpoint_directory = "/dev/null/checkpoints"; }, "/dev/null is not a folder"},
   };
   for (auto const& c : cases) {
     INFO(c.message);
