@@ -9,6 +9,8 @@
 // Kept in a header so that the tests drive the same code.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -246,11 +248,12 @@ inline std::string checkpoint_path(std::string const& directory) {
   return directory + "/sweep.checkpoint";
 }
 
-// Written to a temporary file, flushed to disk, then renamed over the previous
-// one: a crash leaves either the old checkpoint or the new one, never half of one.
+// Written to a temporary file of this process's own, flushed to disk, then
+// renamed over the previous one and the directory flushed too: a crash leaves
+// either the old checkpoint or the new one, never half of one.
 inline void write_checkpoint(std::string const& directory, checkpoint const& c) {
   std::filesystem::create_directories(directory);
-  std::string const path = checkpoint_path(directory), temporary = path + ".tmp";
+  std::string const path = checkpoint_path(directory), temporary = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     detail::put(out, std::string(detail::magic));
@@ -270,14 +273,52 @@ inline void write_checkpoint(std::string const& directory, checkpoint const& c) 
       detail::put(out, c.models[m]->optimizer_state);
     }
     out.flush();
-    if (!out) throw hydra::error("checkpoint " + temporary + ": write failed");
+    if (!out) throw hydra::error("checkpoint " + temporary + ": write failed: " + std::strerror(errno));
   }
-  if (FILE* f = std::fopen(temporary.c_str(), "rb")) { // flush to the device before the rename
-    ::fsync(fileno(f));
-    std::fclose(f);
-  }
+  auto flush_to_disk = [](std::string const& what, int flags) {
+    int const fd = ::open(what.c_str(), flags);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      int const cause = errno;
+      if (fd >= 0) ::close(fd);
+      throw hydra::error("checkpoint: cannot flush " + what + " to disk: " + std::strerror(cause));
+    }
+    ::close(fd);
+  };
+  flush_to_disk(temporary, O_RDONLY); // the data before the rename
   std::filesystem::rename(temporary, path);
+  flush_to_disk(directory, O_RDONLY | O_DIRECTORY); // the rename itself
 }
+
+// The checkpoint directory held by one run at a time: an exclusive flock on
+// its lock file for the whole run. A second run on the same directory is
+// refused, naming the process that holds it (the lock file's content).
+class checkpoint_directory_lock {
+public:
+  explicit checkpoint_directory_lock(std::string const& directory) {
+    std::filesystem::create_directories(directory);
+    std::string const path = directory + "/sweep.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw hydra::error("--checkpoint-dir: cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char holder[32] = {};
+      ssize_t const n = ::pread(fd_, holder, sizeof holder - 1, 0);
+      ::close(fd_);
+      throw hydra::invalid_argument("--checkpoint-dir: " + directory + " is in use by another run (process " +
+                                    (n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : std::string("?")) +
+                                    ", " + path + ")");
+    }
+    std::string const pid = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      // The lock holds without the PID; only a refused run's message loses it.
+    }
+  }
+  checkpoint_directory_lock(checkpoint_directory_lock const&) = delete;
+  checkpoint_directory_lock& operator=(checkpoint_directory_lock const&) = delete;
+  ~checkpoint_directory_lock() { ::close(fd_); } // closing releases the lock
+
+private:
+  int fd_ = -1;
+};
 
 // Before any work, and without leaving a trace: the directory, or the nearest
 // existing folder above it (where it would be made), can be written, and it
@@ -499,6 +540,9 @@ outcome run_with(options const& o, std::ostream& log) {
   std::vector<std::vector<float>> losses(grid.size());
   std::vector<double> finished(grid.size(), 0.0);
   double elapsed_before = 0;
+  // Held until the run ends: a second run on the same directory is refused.
+  std::optional<checkpoint_directory_lock> lock;
+  if (o.checkpoint_directory) lock.emplace(*o.checkpoint_directory);
   if (o.resume) {
     checkpoint c = read_checkpoint(*o.checkpoint_directory);
     if (c.fingerprint != print)

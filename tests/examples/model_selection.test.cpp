@@ -2,6 +2,7 @@
 // refusal of bad data files before anything trains, and its checkpoint/resume.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -193,7 +194,17 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   auto const crashed = model_selection::run(o, log);
   CHECK(crashed.stopped_early);
   CHECK(fs::exists(model_selection::checkpoint_path(*o.checkpoint_directory)));
-  CHECK_FALSE(fs::exists(model_selection::checkpoint_path(*o.checkpoint_directory) + ".tmp"));
+  for (auto const& entry : fs::directory_iterator(*o.checkpoint_directory)) // no temporary left behind
+    CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
+  {
+    // A second run on the same directory while one holds it is refused, naming the holder.
+    model_selection::checkpoint_directory_lock const held(*o.checkpoint_directory);
+    auto second = o;
+    second.resume = true;
+    std::string const message = "is in use by another run (process " + std::to_string(::getpid());
+    CHECK_THROWS_WITH_AS(model_selection::run(second, log), doctest::Contains(message.c_str()),
+                         hydra::invalid_argument);
+  }
   for (auto const& m : crashed.models) CHECK(m.steps == 10);
 
   o.stop_after_steps.reset();
