@@ -23,7 +23,8 @@
 namespace hydra {
 
 struct learning_rate_schedule {
-  // Steps over which the factor rises linearly from 1/(warmup_steps+1) to 1.
+  // Steps over which the factor rises linearly: 1/(w+1), 2/(w+1), ..., w/(w+1)
+  // for w = warmup_steps; the step after them runs at the full rate.
   std::uint64_t warmup_steps = 0;
   // Steps after the warm-up over which the factor falls along half a cosine
   // from 1 to final_fraction; 0 keeps it at 1 (a constant learning rate).
