@@ -5,7 +5,8 @@
 // scheduled like training), poor ones are stopped early (successive halving or
 // ASHA) so that their devices go to the survivors, and the test set, read once
 // at the end, gives the chosen model's result (the others' test figures are
-// reported apart, for reference, and never used to choose). With progress, periodic atomic checkpoints and resume.
+// reported apart, for reference, and never used to choose). With progress,
+// periodic atomic checkpoints and resume.
 // Kept in a header so that the tests drive the same code.
 #pragma once
 
@@ -156,27 +157,6 @@ struct outcome {
   std::vector<hydra::trace_slice> trace;
 };
 
-// The model chosen from `models`: among those that trained the most
-// minibatches (the top rung), the best by validation (ties: the lower index).
-inline std::optional<std::size_t> choose(std::vector<model_outcome> const& models) {
-  std::optional<std::size_t> best;
-  for (std::size_t m = 0; m < models.size(); ++m) {
-    auto const& candidate = models[m];
-    if (candidate.failure || !candidate.validation) continue;
-    if (!best) {
-      best = m;
-      continue;
-    }
-    auto const& current = models[*best];
-    if (candidate.steps != current.steps) {
-      if (candidate.steps > current.steps) best = m;
-      continue;
-    }
-    if (hydra::better_than(*candidate.validation, *current.validation)) best = m;
-  }
-  return best;
-}
-
 // The models in rank order, as they were chosen: by how far they trained, then
 // by validation; failed models last.
 inline std::vector<std::size_t> ranked(std::vector<model_outcome> const& models) {
@@ -190,6 +170,15 @@ inline std::vector<std::size_t> ranked(std::vector<model_outcome> const& models)
     return hydra::better_than(*x.validation, *y.validation);
   });
   return order;
+}
+
+// The model chosen from `models`: among those that trained the most
+// minibatches (the top rung), the best by validation (ties: the lower index),
+// which is the first in rank order that has not failed and was validated.
+inline std::optional<std::size_t> choose(std::vector<model_outcome> const& models) {
+  for (std::size_t m : ranked(models))
+    if (!models[m].failure && models[m].validation) return m;
+  return std::nullopt;
 }
 
 // ---- checkpoints ----------------------------------------------------------------
