@@ -47,6 +47,7 @@
 
 #include "hydra/select/any_controller.hpp"
 #include "hydra/select/asha.hpp"
+#include "hydra/select/controller_history.hpp"
 #include "hydra/select/evaluation.hpp"
 #include "hydra/select/full_grid.hpp"
 #include "hydra/select/successive_halving.hpp"

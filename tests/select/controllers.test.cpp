@@ -1,7 +1,7 @@
 // Model selection in the trainer: evaluation tasks against a plain forward
 // pass, successive halving independent of the schedule, ASHA's invariants, a
-// stopped model's memory returned, and models started mid-run equal to the
-// same models trained alone.
+// stopped model's memory returned, models started mid-run equal to the same
+// models trained alone, and controlled sweeps resumed from their checkpoints.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -458,4 +459,161 @@ TEST_CASE("a loss that is not a number ranks below every other") {
   CHECK(hydra::better_than(fine, nan));
   CHECK_FALSE(hydra::better_than(nan, fine));
   CHECK_FALSE(hydra::better_than(nan, nan));
+}
+
+// ---- resuming a controlled sweep from a checkpoint ---------------------------------
+
+namespace {
+
+// What a checkpoint file would hold after each checkpoint of a run: every
+// model's state at its latest checkpoint (none once stopped) and the history.
+struct saved_sweep {
+  std::vector<std::optional<hydra::model_snapshot>> states;
+  hydra::controller_history history;
+};
+
+struct recorded_run {
+  std::vector<hydra::model_result> results;
+  hydra::controller_history history;
+  std::vector<saved_sweep> saved; // after each checkpoint, in order
+};
+
+recorded_run run_recorded(std::vector<hydra::model_config> configs, hydra::any_controller controller,
+                          std::string const& policy, std::size_t devices, hydra::multi_model_options options = {}) {
+  hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, 128_KiB)});
+  recorded_run out;
+  saved_sweep now;
+  now.states.resize(configs.size());
+  for (std::size_t m = 0; m < configs.size(); ++m) now.states[m] = configs[m].resume;
+  options.controller = std::move(controller);
+  options.on_checkpoint = [&](hydra::model_checkpoint const& c) {
+    now.states.at(c.reached.model) = c.state;
+    for (std::size_t m : c.stopped) now.states.at(m).reset();
+    now.history = *c.history;
+    out.saved.push_back(now);
+  };
+  hydra::multi_model_trainer trainer(backend, std::move(configs), hydra::make_policy(policy, 3), options);
+  trainer.run();
+  out.results = trainer.results();
+  out.history = trainer.history();
+  return out;
+}
+
+// The sweep `configs` continued from `saved`: each model from its saved
+// state, with the steps it has left, and the controller rebuilt from the history.
+std::vector<hydra::model_config> resumed_configs(std::vector<hydra::model_config> configs, saved_sweep const& saved) {
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    configs[m].resume = saved.states[m];
+    if (saved.states[m]) configs[m].steps -= saved.states[m]->minibatches_done;
+  }
+  return configs;
+}
+
+// A checkpoint's identity for comparing histories whose order the schedule decides.
+std::vector<std::tuple<std::size_t, std::size_t, double, double>> as_set(hydra::controller_history const& history) {
+  std::vector<std::tuple<std::size_t, std::size_t, double, double>> out;
+  for (auto const& e : history)
+    out.emplace_back(e.reached.model, e.reached.minibatches, e.reached.validation ? e.reached.validation->accuracy : -1,
+                     e.reached.validation ? e.reached.validation->loss : -1);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("successive halving cut at any checkpoint and resumed from it stops the same models with the same weights") {
+  auto const configs = candidates(9);
+  hydra::successive_halving const halving({.eta = 3, .min_minibatches = 1});
+  auto const whole = run_recorded(configs, halving, "sharp", 2);
+  REQUIRE(whole.saved.size() == 9 + 3 + 1); // a checkpoint per model and rung
+  // The state handed over at a checkpoint is the model's state there.
+  for (std::size_t m = 0; m < configs.size(); ++m)
+    if (!whole.results[m].stopped_early) {
+      REQUIRE(whole.saved.back().states[m]);
+      CHECK(whole.saved.back().states[m]->minibatches_done == 9);
+      CHECK(bitwise_equal(whole.saved.back().states[m]->parameters, whole.results[m].parameters));
+    }
+  // Mid-rung, the rung's end (stops decided), the second rung, the last checkpoint.
+  for (std::size_t cut : {0U, 4U, 8U, 10U, 11U, 12U}) {
+    CAPTURE(cut);
+    auto const& saved = whole.saved[cut];
+    auto const resumed = run_recorded(resumed_configs(configs, saved), halving, "fifo", 3,
+                                      {.resume_history = saved.history});
+    CHECK(as_set(resumed.history) == as_set(whole.history));
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      CHECK(resumed.results[m].stopped_early.has_value() == whole.results[m].stopped_early.has_value());
+      CHECK_FALSE(resumed.results[m].failure);
+      CHECK(bitwise_equal(resumed.results[m].parameters, whole.results[m].parameters));
+    }
+  }
+}
+
+TEST_CASE("ASHA resumed from a checkpoint keeps its invariants and its models train as they would alone") {
+  auto const configs = candidates(9, 12);
+  hydra::asha const search({.eta = 3, .min_minibatches = 1, .max_running = 3});
+  auto const whole = run_recorded(configs, search, "sharp", 2);
+  REQUIRE(whole.saved.size() > 12);
+  for (std::size_t cut : {2U, 11U, static_cast<unsigned>(whole.saved.size() - 2)}) {
+    CAPTURE(cut);
+    auto const& saved = whole.saved[cut];
+    hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(2, 128_KiB)});
+    hydra::multi_model_trainer trainer(backend, resumed_configs(configs, saved), hydra::make_policy("round_robin", 3),
+                                       {.controller = search, .resume_history = saved.history});
+    trainer.run();
+    // The history goes on from the saved one.
+    REQUIRE(trainer.history().size() >= saved.history.size());
+    CHECK(as_set({trainer.history().begin(), trainer.history().begin() + static_cast<std::ptrdiff_t>(
+                                                                              saved.history.size())}) ==
+          as_set(saved.history));
+    auto const* state = trainer.controller().get<hydra::asha>();
+    REQUIRE(state != nullptr);
+    auto const& rungs = state->rungs();
+    CHECK(rungs.at(0).size() == configs.size()); // every configuration started, once
+    std::vector<std::size_t> promoted_from(rungs.size(), 0);
+    for (auto const& p : state->promotions()) {
+      CHECK(p.rank < p.rung_size / 3);
+      ++promoted_from.at(p.from_rung);
+    }
+    for (std::size_t k = 0; k + 1 < rungs.size(); ++k) CHECK(rungs[k + 1].size() == promoted_from[k]);
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      auto const& r = trainer.results()[m];
+      REQUIRE(state->rung_of(m));
+      std::size_t const rung_steps = *state->rung_of(m) == 0 ? 1 : *state->rung_of(m) == 1 ? 3 : 9;
+      std::size_t const before = saved.states[m] ? saved.states[m]->minibatches_done : 0;
+      CHECK(before + r.steps == rung_steps); // no model past its rung, none retrained
+      if (!r.parameters.empty()) CHECK(bitwise_equal(r.parameters, train_alone(configs[m], rung_steps)));
+    }
+  }
+}
+
+TEST_CASE("a resume history that does not fit the sweep is refused before anything trains") {
+  auto const configs = candidates(9);
+  hydra::successive_halving const halving({.eta = 3, .min_minibatches = 1});
+  auto const whole = run_recorded(configs, halving, "sharp", 2);
+  auto const& saved = whole.saved[10]; // in the second rung
+  auto const refused = [&](std::vector<hydra::model_config> c, hydra::multi_model_options o, std::string const& what) {
+    CAPTURE(what);
+    hydra::host_backend backend({.device_budgets = {128_KiB}});
+    hydra::multi_model_trainer trainer(backend, std::move(c), hydra::make_policy("sharp"), o);
+    CHECK_THROWS_WITH_AS(trainer.run(), doctest::Contains(what.c_str()), hydra::invalid_argument);
+    for (auto const& r : trainer.results()) CHECK(r.steps == 0);
+  };
+  // Another controller's options: the first rung at 2 minibatches, not 1.
+  refused(resumed_configs(configs, saved),
+          {.controller = hydra::successive_halving({.eta = 3, .min_minibatches = 2}), .resume_history = saved.history},
+          "reached a checkpoint at minibatch 1, but successive_halving had planned 2 minibatches");
+  // A model resumed from an older state than its last checkpoint.
+  auto stale = saved;
+  std::size_t survivor = 0;
+  while (!stale.states[survivor]) ++survivor;
+  stale.states[survivor].reset(); // as if it had never been saved
+  refused(resumed_configs(configs, stale), {.controller = halving, .resume_history = saved.history},
+          "resumes from minibatch 0, but its last checkpoint in the history is at minibatch");
+  // A checkpoint of a model the sweep does not have.
+  auto foreign = saved.history;
+  foreign.push_back({{configs.size(), 1, hydra::evaluation{}}, std::nullopt});
+  refused(resumed_configs(configs, saved), {.controller = halving, .resume_history = foreign},
+          "a checkpoint of model 9, but the sweep has 9");
 }

@@ -28,7 +28,9 @@ public:
 
   [[nodiscard]] virtual std::size_t model_count() const = 0;
   [[nodiscard]] virtual std::size_t device_count() const = 0;
-  // The most minibatches `model` may train (its configuration's `steps`).
+  // The most minibatches `model` may train. A controller counts a model's
+  // minibatches from its first: those before a snapshot it resumed from count
+  // (its configuration's `steps` are then the ones still to train).
   [[nodiscard]] virtual std::size_t max_minibatches(std::size_t model) const = 0;
   // Training minibatches planned for `model` so far, done or to do.
   [[nodiscard]] virtual std::size_t planned_minibatches(std::size_t model) const = 0;
@@ -49,7 +51,7 @@ public:
 // A model's checkpoint, as its controller sees it.
 struct checkpoint {
   std::size_t model = 0;
-  std::size_t minibatches = 0;          // trained so far
+  std::size_t minibatches = 0;          // trained so far (from the model's first)
   std::optional<evaluation> validation; // none when the model has no validation data
 };
 

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -37,6 +38,7 @@
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/select/any_controller.hpp"
+#include "hydra/select/controller_history.hpp"
 #include "hydra/select/sweep_controller.hpp"
 #include "hydra/trace/chrome_trace.hpp"
 #include "hydra/train/any_optimizer.hpp"
@@ -106,6 +108,10 @@ public:
   [[nodiscard]] pool_statistics host_memory() const { return executor_->host_memory().statistics(); }
   [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runner(model).graph(); }
 
+  // Every event the controller was shown, in order (a resumed run's history
+  // first): what multi_model_options::resume_history takes to continue it.
+  [[nodiscard]] controller_history const& history() const noexcept { return history_; }
+
   // The controller, to read its state after run() (e.g. controller().get<asha>()).
   [[nodiscard]] any_controller const& controller() const noexcept { return controller_; }
 
@@ -142,6 +148,9 @@ private:
   void on_completion(typename executor_type::completion const& done);
   void stop(std::size_t m, std::string const& reason);
   void drive();
+  void replay_history();
+  void reached_checkpoint(std::size_t m, std::optional<evaluation> validation);
+  void failed(std::size_t m);
   // Training minibatches planned for model m so far, done or to do.
   [[nodiscard]] std::size_t planned(std::size_t m) const { return driver_->core().training_minibatches(m); }
   // The index the next segment of model m's chain will have.
@@ -169,6 +178,10 @@ private:
   any_controller controller_;
   std::unique_ptr<plan_type> plan_; // the controller's view of the sweep, during run()
   std::vector<bool> stopped_;       // per model: stopped by its controller
+  std::vector<std::size_t> stopped_now_; // by the controller's decision in progress
+  controller_history history_;
+  controller_history resume_history_;
+  std::function<void(model_checkpoint const&)> on_checkpoint_;
   std::vector<std::vector<planned_evaluation>> evaluations_;
   std::vector<std::optional<evaluation>> evaluated_; // evaluate()'s results, per model
   std::size_t last_device_ = 0;                      // of the latest completion

@@ -16,6 +16,7 @@
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/select/any_controller.hpp"
+#include "hydra/select/controller_history.hpp"
 #include "hydra/select/evaluation.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
@@ -66,6 +67,18 @@ struct sweep_progress {
   std::vector<double> device_busy_fraction; // compute busy time / elapsed, per device
 };
 
+// A model's checkpoint with what resuming the sweep from it needs
+// (multi_model_options::on_checkpoint).
+struct model_checkpoint {
+  checkpoint reached; // minibatches counted from the model's first
+  // Its parameters and optimizer state there; nullopt when its controller
+  // stopped it at this checkpoint (its state is gone).
+  std::optional<model_snapshot> state;
+  std::vector<float> losses;          // the mean loss of each minibatch it trained in this run, up to here
+  std::vector<std::size_t> stopped;   // the models its controller stopped in its decision here
+  controller_history const* history;  // every event the controller was shown so far, this one last
+};
+
 struct multi_model_options {
   std::optional<std::uint8_t> poison_freed_blocks{}; // test aid
   // Record the schedule (trace(), write_trace()). Off by default: the marks are
@@ -86,6 +99,19 @@ struct multi_model_options {
   // as model selection decides from validation metrics (successive_halving,
   // asha, or a user's sweep_controller).
   any_controller controller{};
+  // Called on run()'s thread at each model's checkpoint, after its controller
+  // decided what comes next, with the model's state there: what a checkpoint
+  // file needs. Taking the state waits until the model's write-backs have
+  // reached its host copy; without a callback nothing waits.
+  std::function<void(model_checkpoint const&)> on_checkpoint{};
+  // Resumes a controlled sweep: the history (model_checkpoint::history) of the
+  // run being continued. run() shows it to the controller before anything
+  // trains, which rebuilds the controller's state; models it stopped, or that
+  // failed, stay out; each other model continues from its config's resume
+  // snapshot, which must be its state at its last checkpoint in the history
+  // (none if it had none), and trains on to what the controller planned.
+  // Needs the same models, controller, options and device count as that run.
+  controller_history resume_history{};
   // How long run() waits for a completion before it asks the backend whether
   // a stream has failed in a way that means no completion will come (a CUDA
   // device fault), and ends the run with that error instead of hanging.

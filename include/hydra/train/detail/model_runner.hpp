@@ -174,6 +174,13 @@ public:
     return homes_.state(graph_, model_.parameter_count(), optimizer_.state_per_parameter());
   }
 
+  // state() while the sweep runs, with no task of this model queued (at its
+  // checkpoint): waits for its last write-backs to reach the homes first.
+  [[nodiscard]] model_snapshot settled_state() const {
+    homes_.wait_written();
+    return state();
+  }
+
   // The trained parameters in layer order (call once the streams have drained).
   [[nodiscard]] std::vector<float> parameters() const { return state().parameters; }
 

@@ -13,7 +13,8 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
                                                                        std::vector<config_type> configs,
                                                                        any_policy policy, multi_model_options options)
     : backend_(&backend), policy_(std::move(policy)), configs_(std::move(configs)),
-      stream_check_interval_(options.stream_check_interval), controller_(options.controller) {
+      stream_check_interval_(options.stream_check_interval), controller_(options.controller),
+      resume_history_(options.resume_history), on_checkpoint_(options.on_checkpoint) {
   detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
   detail::expects(stream_check_interval_.count() > 0,
                   "multi_model_trainer: the stream check interval must be positive");
@@ -157,7 +158,10 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   started_ = std::chrono::steady_clock::now();
   plan_ = std::make_unique<plan_type>(*this);
   controlling_ = true;
-  controller_.start(*plan_);
+  if (resume_history_.empty())
+    controller_.start(*plan_);
+  else
+    replay_history();
   drive();
   controlling_ = false;
   executor_->finish();
@@ -168,8 +172,9 @@ void basic_multi_model_trainer<Backend, Context>::run() {
     if (out(m)) continue;
     results_[m].parameters = runner(m).parameters();
     if (planned(m) < configs_[m].steps)
-      results_[m].stopped_early = controller_.name() + " did not continue it after " + std::to_string(planned(m)) +
-                                  " of " + std::to_string(configs_[m].steps) + " minibatches";
+      results_[m].stopped_early = controller_.name() + " did not continue it after " +
+                                  std::to_string(done_before(m) + planned(m)) + " of " +
+                                  std::to_string(done_before(m) + configs_[m].steps) + " minibatches";
   }
   for (auto* observer : observers_) observer->on_finish();
 }
@@ -231,7 +236,7 @@ void basic_multi_model_trainer<Backend, Context>::drive() {
   auto const report_stops = [&] {
     for (std::size_t m : stopped_at_launch) {
       stop(m, *results_[m].failure);
-      if (controlling_) controller_.on_failure(*plan_, m);
+      failed(m);
     }
     stopped_at_launch.clear();
   };
@@ -277,7 +282,7 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     driver_->fail(t, done.device);
     executor_->stop(m, done.device);
     stop(m, *reason);
-    if (controlling_) controller_.on_failure(*plan_, m);
+    failed(m);
     return;
   }
   driver_->complete(t, done.device);
@@ -296,14 +301,87 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
       }
     }
   }
-  bool const chain_ended = driver_->core().model_done(m);
-  if (chain_ended && controlling_) { // (an evaluate() pass after the run is not training)
-    results_[m].finished =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_);
-    // A checkpoint: the controller decides what comes next (during run() only).
-    if (controlling_) controller_.on_checkpoint(*plan_, {m, results_[m].steps, validation});
-  }
+  // The end of the model's planned work is a checkpoint (during run() only:
+  // an evaluate() pass after it is not training).
+  if (controlling_ && driver_->core().model_done(m)) reached_checkpoint(m, validation);
   for (auto* observer : observers_) observer->on_complete(t, done.device);
+}
+
+// Model m's planned work has ended: its controller decides what comes next.
+template <class Backend, class Context>
+void basic_multi_model_trainer<Backend, Context>::reached_checkpoint(std::size_t m,
+                                                                     std::optional<evaluation> validation) {
+  results_[m].finished =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_);
+  checkpoint const reached{m, done_before(m) + results_[m].steps, std::move(validation)};
+  history_.push_back({reached, std::nullopt});
+  // Taken before the decision: a model continued now has its next task queued
+  // as soon as the driver runs again.
+  std::optional<model_snapshot> state;
+  if (on_checkpoint_) {
+    state = runner(m).settled_state();
+    state->minibatches_done = reached.minibatches;
+  }
+  stopped_now_.clear();
+  controller_.on_checkpoint(*plan_, reached);
+  if (on_checkpoint_) {
+    if (stopped_[m]) state.reset();
+    on_checkpoint_(model_checkpoint{reached, std::move(state), runner(m).losses(), stopped_now_, &history_});
+  }
+}
+
+// Model m failed (its reason is in its result): its controller hears of it.
+template <class Backend, class Context>
+void basic_multi_model_trainer<Backend, Context>::failed(std::size_t m) {
+  if (!controlling_) return;
+  history_.push_back({{m, done_before(m) + results_[m].steps, std::nullopt}, results_[m].failure});
+  controller_.on_failure(*plan_, m);
+}
+
+// Rebuilds the controller's state from the history of the run being resumed
+// and leaves the sweep as that history left it: stopped and failed models
+// out, every other one planned as far as its controller had planned it.
+template <class Backend, class Context>
+void basic_multi_model_trainer<Backend, Context>::replay_history() {
+  std::vector<detail::replay_plan::model_shape> shapes;
+  for (std::size_t m = 0; m < configs_.size(); ++m)
+    shapes.push_back({done_before(m) + configs_[m].steps, configs_[m].validation_minibatches > 0});
+  detail::replay_plan replay(controller_.name(), std::move(shapes), backend_->device_count());
+  controller_.start(replay);
+  for (controller_event const& event : resume_history_) {
+    if (event.failure) {
+      replay.failed(event.reached.model, *event.failure);
+      controller_.on_failure(replay, event.reached.model);
+    } else {
+      replay.reached(event.reached);
+      controller_.on_checkpoint(replay, event.reached);
+    }
+  }
+  // Checked for every model before any is changed.
+  for (std::size_t m = 0; m < configs_.size(); ++m) {
+    if (replay.out(m)) continue; // whatever it resumes from is not needed
+    detail::expects(done_before(m) == replay.last_checkpoint(m),
+                    "multi_model_trainer: resume history: model " + std::to_string(m) + " (" + configs_[m].name +
+                        ") resumes from minibatch " + std::to_string(done_before(m)) +
+                        ", but its last checkpoint in the history is at minibatch " +
+                        std::to_string(replay.last_checkpoint(m)) + "; resume it from the state taken there");
+  }
+  history_ = resume_history_;
+  for (std::size_t m = 0; m < configs_.size(); ++m) {
+    if (replay.out(m)) {
+      driver_->retire(m);
+      executor_->stop(m, 0);
+      if (auto const& why = replay.failure(m)) {
+        stop(m, *why);
+      } else {
+        stopped_[m] = true;
+        results_[m].stopped_early = replay.stopped(m);
+      }
+      continue;
+    }
+    std::size_t const planned_there = replay.planned_minibatches(m);
+    if (planned_there > done_before(m)) plan_->train(m, planned_there - done_before(m));
+  }
 }
 
 // Records why model m stopped; its memory has been given back already.

@@ -70,6 +70,12 @@ public:
     return out;
   }
 
+  // Waits (on the host) until every write-back enqueued to the homes has landed.
+  void wait_written() const {
+    for (auto const& home : homes_)
+      if (home.data != nullptr) backend_->synchronize(home.ready);
+  }
+
   // Frees every home behind `stream`'s work; the homes are gone afterwards.
   void release(stream_type stream) {
     for (auto& home : homes_) {

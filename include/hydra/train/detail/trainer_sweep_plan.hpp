@@ -22,10 +22,12 @@ public:
 
   [[nodiscard]] std::size_t model_count() const override { return trainer_->configs_.size(); }
   [[nodiscard]] std::size_t device_count() const override { return trainer_->backend_->device_count(); }
-  [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override { return config(m).steps; }
+  [[nodiscard]] std::size_t max_minibatches(std::size_t m) const override {
+    return trainer_->done_before(m) + config(m).steps;
+  }
   [[nodiscard]] std::size_t planned_minibatches(std::size_t m) const override {
     (void)config(m);
-    return trainer_->planned(m);
+    return trainer_->done_before(m) + trainer_->planned(m);
   }
   [[nodiscard]] bool has_validation(std::size_t m) const override { return config(m).validation_minibatches > 0; }
   [[nodiscard]] bool out(std::size_t m) const override {
@@ -64,6 +66,7 @@ public:
     t.executor_->stop(m, t.last_device_);
     t.stopped_[m] = true;
     t.results_[m].stopped_early = reason;
+    t.stopped_now_.push_back(m);
   }
 
 private:
