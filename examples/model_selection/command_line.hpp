@@ -106,13 +106,14 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   app.add_option("--report", o.report_path, "write an HTML report: validation curves, device utilisation, the table");
   app.add_option("--trace", o.trace_path, "write the schedule as a Chrome trace (open it in ui.perfetto.dev)");
   app.add_option("--checkpoint-dir", o.checkpoint_directory,
-                 "(--search grid) write an atomic checkpoint of every model there, four times per run");
-  app.add_option("--checkpoint-every", o.checkpoint_every, "... or every N minibatches per model")
+                 "write an atomic checkpoint of every model and of the search there, about four times per run");
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "... or once N more minibatches per model were trained in all (at the models' checkpoints)")
       ->check(count(1, 1'000'000));
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,
-                 "stop after the first checkpoint at or past minibatch N (simulates a crash)")
+                 "stop after the first checkpoint file at or past N minibatches in all (simulates a crash)")
       ->check(count(1, 1'000'000'000));
 
   try {

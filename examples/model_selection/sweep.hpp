@@ -122,9 +122,10 @@ struct options {
   std::optional<std::string> report_path; // an HTML report (report.hpp); needs the schedule recorded, as a trace does
   std::optional<std::string> checkpoint_directory;
   bool resume = false;
-  bool overwrite = false;           // replace a checkpoint already in checkpoint_directory instead of refusing to start
-  std::size_t checkpoint_every = 0; // minibatches per model between checkpoints; 0: four per run
-  std::optional<std::size_t> stop_after_steps; // simulate a crash after the checkpoint at this step
+  bool overwrite = false; // replace a checkpoint already in checkpoint_directory instead of refusing to start
+  std::size_t checkpoint_every =
+      0; // minibatches per model, trained in all, between checkpoint files; 0: about four per run
+  std::optional<std::size_t> stop_after_steps; // simulate a crash after the first file at or past this many in all
   bool progress_is_terminal = false;
 };
 
@@ -136,7 +137,6 @@ struct model_outcome {
   double test_accuracy = 0;                         // for reference only: never used to choose
   bool tested = false;
   double final_loss = 0; // mean of the last 10 minibatch losses
-  double finished_seconds = 0;
   std::optional<std::string> failure;
   std::optional<std::string> stopped_early; // why the search stopped it before its last minibatch
   std::vector<float> parameters;
@@ -152,7 +152,6 @@ struct outcome {
   double makespan_seconds = 0;
   std::vector<double> device_busy_fraction;
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
-  std::size_t segments = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
 };
@@ -189,6 +188,9 @@ struct checkpoint {
   std::vector<std::string> failures;
   std::vector<std::vector<float>> losses;
   double elapsed_seconds = 0;
+  // Every model's checkpoints so far, in order (model indices into the grid):
+  // the validation curves, and what rebuilds a halving search's controller.
+  hydra::controller_history history;
 };
 
 namespace detail {
@@ -230,7 +232,18 @@ struct reader {
     return v;
   }
 };
-inline constexpr char const* magic = "hydra sweep checkpoint 1";
+inline constexpr char const* magic = "hydra sweep checkpoint 2";
+inline void put_double(std::ostream& out, double v) {
+  std::uint64_t bits = 0;
+  static_assert(sizeof(double) == sizeof(std::uint64_t));
+  std::memcpy(&bits, &v, sizeof bits);
+  put(out, bits);
+}
+inline double as_double(std::uint64_t bits) {
+  double v = 0;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
 } // namespace detail
 
 inline std::string checkpoint_path(std::string const& directory) {
@@ -247,10 +260,7 @@ inline void write_checkpoint(std::string const& directory, checkpoint const& c) 
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     detail::put(out, std::string(detail::magic));
     detail::put(out, c.fingerprint);
-    std::uint64_t elapsed_bits = 0;
-    static_assert(sizeof(double) == sizeof(std::uint64_t));
-    std::memcpy(&elapsed_bits, &c.elapsed_seconds, sizeof elapsed_bits);
-    detail::put(out, elapsed_bits);
+    detail::put_double(out, c.elapsed_seconds);
     detail::put(out, c.models.size());
     for (std::size_t m = 0; m < c.models.size(); ++m) {
       detail::put(out, c.models[m] ? 1 : 0);
@@ -260,6 +270,18 @@ inline void write_checkpoint(std::string const& directory, checkpoint const& c) 
       detail::put(out, c.models[m]->minibatches_done);
       detail::put(out, c.models[m]->parameters);
       detail::put(out, c.models[m]->optimizer_state);
+    }
+    detail::put(out, c.history.size());
+    for (auto const& e : c.history) {
+      detail::put(out, e.reached.model);
+      detail::put(out, e.reached.minibatches);
+      detail::put(out, e.failure ? *e.failure : std::string());
+      detail::put(out, e.failure ? 2 : e.reached.validation ? 1 : 0);
+      if (!e.reached.validation) continue;
+      detail::put_double(out, e.reached.validation->loss);
+      detail::put_double(out, e.reached.validation->accuracy);
+      detail::put_double(out, e.reached.validation->metric);
+      detail::put(out, e.reached.validation->samples);
     }
     out.flush();
     if (!out) throw hydra::error("checkpoint " + temporary + ": write failed: " + std::strerror(errno));
@@ -338,8 +360,7 @@ inline checkpoint read_checkpoint(std::string const& directory) {
   if (r.text() != detail::magic) throw hydra::error("checkpoint " + path + ": not a hydra sweep checkpoint");
   checkpoint c;
   c.fingerprint = r.text();
-  std::uint64_t const elapsed_bits = r.u64();
-  std::memcpy(&c.elapsed_seconds, &elapsed_bits, sizeof elapsed_bits);
+  c.elapsed_seconds = detail::as_double(r.u64());
   std::uint64_t const count = r.u64();
   if (count > 100'000) throw hydra::error("checkpoint " + path + ": corrupt (" + std::to_string(count) + " models)");
   for (std::uint64_t m = 0; m < count; ++m) {
@@ -356,15 +377,57 @@ inline checkpoint read_checkpoint(std::string const& directory) {
     s.optimizer_state = r.floats();
     c.models.emplace_back(std::move(s));
   }
+  std::uint64_t const events = r.u64();
+  if (events > 10'000'000)
+    throw hydra::error("checkpoint " + path + ": corrupt (" + std::to_string(events) + " checkpoint events)");
+  for (std::uint64_t k = 0; k < events; ++k) {
+    hydra::controller_event e;
+    e.reached.model = r.u64();
+    if (e.reached.model >= count)
+      throw hydra::error("checkpoint " + path + ": corrupt (an event of model " + std::to_string(e.reached.model) +
+                         " of " + std::to_string(count) + ")");
+    e.reached.minibatches = r.u64();
+    std::string failure = r.text();
+    std::uint64_t const kind = r.u64();
+    if (kind > 2)
+      throw hydra::error("checkpoint " + path + ": corrupt (an event of kind " + std::to_string(kind) + ")");
+    if (kind == 2) e.failure = std::move(failure);
+    if (kind == 1) {
+      hydra::evaluation v;
+      v.loss = detail::as_double(r.u64());
+      v.accuracy = detail::as_double(r.u64());
+      v.metric = detail::as_double(r.u64());
+      v.samples = r.u64();
+      e.reached.validation = v;
+    }
+    c.history.push_back(std::move(e));
+  }
   return c;
 }
 
 // ---- the sweep ------------------------------------------------------------------
 
+// Minibatches trained in all as far as `history`'s checkpoints tell: the sum of
+// each model's latest.
+inline std::size_t trained_in_all(hydra::controller_history const& history, std::size_t models) {
+  std::vector<std::size_t> latest(models, 0);
+  for (auto const& e : history)
+    if (e.reached.model < models) latest[e.reached.model] = std::max(latest[e.reached.model], e.reached.minibatches);
+  return std::accumulate(latest.begin(), latest.end(), std::size_t{0});
+}
+
+// --stop-after in a halving search: thrown out of the trainer's run after the
+// checkpoint is written, as a crash would end it.
+struct simulated_crash {};
+
 inline std::string fingerprint(options const& o, std::vector<grid_entry> const& grid, std::size_t train_count) {
   std::ostringstream out;
   out << "batch " << o.batch << " epochs " << o.epochs << " train " << train_count << " seed " << o.seed << " side "
       << o.image_side << " search " << o.search << " validation " << o.validation_images << " schedule " << o.schedule;
+  // A halving search's rungs depend on eta, and ASHA's decisions on how many
+  // models train at once (twice the devices): its history replays only there.
+  if (o.search != "grid") out << " eta " << o.eta;
+  if (o.search == "asha") out << " devices " << o.devices;
   for (auto const& g : grid) out << " | " << g.name();
   return out.str();
 }
@@ -475,9 +538,6 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.schedule != "cosine" && o.schedule != "constant")
     throw hydra::invalid_argument("--lr-schedule: unknown schedule '" + o.schedule + "'; cosine or constant");
   if (o.resume && !o.checkpoint_directory) throw hydra::invalid_argument("--resume needs --checkpoint-dir");
-  if (o.search != "grid" && o.checkpoint_directory)
-    throw hydra::invalid_argument("--checkpoint-dir: checkpoints cover --search grid only; a halving search keeps "
-                                  "its rungs in memory and runs from start to end");
   if (o.checkpoint_directory) probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite);
   auto const grid = make_grid(o.grid);
   (void)hydra::make_policy(o.policy); // an unknown name fails here, before any loading
@@ -527,7 +587,7 @@ outcome run_with(options const& o, std::ostream& log) {
   std::vector<std::optional<hydra::model_snapshot>> state(grid.size());
   std::vector<std::string> failures(grid.size());
   std::vector<std::vector<float>> losses(grid.size());
-  std::vector<double> finished(grid.size(), 0.0);
+  hydra::controller_history history; // every checkpoint so far (model indices into the grid)
   double elapsed_before = 0;
   // Held until the run ends: a second run on the same directory is refused.
   std::optional<checkpoint_directory_lock> lock;
@@ -541,167 +601,167 @@ outcome run_with(options const& o, std::ostream& log) {
     failures = std::move(c.failures);
     losses = std::move(c.losses);
     elapsed_before = c.elapsed_seconds;
-    std::size_t done = 0;
-    for (auto const& s : state) done = s ? std::max(done, s->minibatches_done) : done;
-    log << "resuming from " << checkpoint_path(*o.checkpoint_directory) << " at minibatch " << done << " of "
-        << total_steps << "\n";
+    history = std::move(c.history);
+    if (state.size() != grid.size() || failures.size() != grid.size() || losses.size() != grid.size())
+      throw hydra::error("checkpoint " + checkpoint_path(*o.checkpoint_directory) + ": corrupt (" +
+                         std::to_string(state.size()) + " models, not " + std::to_string(grid.size()) + ")");
+    log << "resuming from " << checkpoint_path(*o.checkpoint_directory) << " after "
+        << trained_in_all(history, grid.size()) << " minibatches in all (a model trains " << total_steps
+        << " at most)\n";
   }
-  std::size_t const segment =
-      o.checkpoint_directory
-          ? (o.checkpoint_every ? o.checkpoint_every : std::max<std::size_t>(1, (total_steps + 3) / 4))
-          : total_steps;
+  // The checkpoint file is written at the models' checkpoints (each epoch's
+  // end in a grid, each rung's in a halving search) once `every` more
+  // minibatches per model have been trained in all since the last one.
+  std::size_t const every =
+      (o.checkpoint_every ? o.checkpoint_every : std::max<std::size_t>(1, (total_steps + 3) / 4)) * grid.size();
 
   outcome result;
   result.total_steps = total_steps;
   result.validation_images = validation_minibatches * o.batch;
   result.test_images = test_minibatches * o.batch;
   result.models.resize(grid.size());
-  std::vector<double> busy_seconds(o.devices, 0.0);
-  double makespan = 0;
   auto done_of = [&](std::size_t m) { return state[m] ? state[m]->minibatches_done : 0; };
   // Sized for a model that trains to the end, also under a halving search: a
   // configuration is judged at a rung as it would be on its way to the end.
   hydra::learning_rate_schedule const schedule{.decay_steps = o.schedule == "cosine" ? total_steps : 0};
-  auto alive = [&](std::size_t m) { return failures[m].empty() && !result.models[m].stopped_early; };
   auto const started = std::chrono::steady_clock::now();
+  auto const elapsed = [&] {
+    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
 
-  while (true) {
-    std::vector<std::size_t> members;
-    std::vector<typename Training::config> configs;
-    for (std::size_t m = 0; m < grid.size(); ++m) {
-      if (!alive(m) || done_of(m) >= total_steps) continue;
-      auto const& g = grid[m];
-      typename Training::config c{g.name(),
-                                  Training::model(o.image_side, g, o.batch),
-                                  hydra::sgd_momentum{.learning_rate = g.learning_rate, .schedule = schedule},
-                                  std::min(segment, total_steps - done_of(m)),
-                                  training_data(train, o.batch, o.seed),
-                                  o.seed + m};
-      if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate, .schedule = schedule};
-      c.resume = state[m];
-      c.validation = in_order(validation, o.batch);
-      c.validation_minibatches = validation_minibatches;
-      configs.push_back(std::move(c));
-      members.push_back(m);
-    }
-    if (members.empty()) break;
-
-    auto const backend = Training::make_backend(o.devices, o.budget_bytes);
-    hydra::multi_model_options mo;
-    mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
-    mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
-    mo.controller = make_controller(o, members.size(), total_steps, per_epoch);
-    double const segment_start = makespan;
-    mo.on_progress = [&](hydra::sweep_progress const& p) {
-      std::size_t done_steps = 0;
-      for (std::size_t m = 0; m < grid.size(); ++m) {
-        auto const at = std::find(members.begin(), members.end(), m);
-        done_steps +=
-            done_of(m) + (at == members.end() ? 0 : p.steps_done[static_cast<std::size_t>(at - members.begin())]);
-      }
-      double const seconds =
-          elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      std::ostringstream line;
-      line << std::fixed << std::setprecision(0) << "models finished " << p.models_finished << ", stopped "
-           << p.models_stopped << " of " << members.size() << "  minibatches " << done_steps
-           << " (a full grid: " << grid.size() * total_steps << ")  " << seconds << " s  busy";
-      for (double b : p.device_busy_fraction) line << " " << 100 * b << "%";
-      if (o.progress_is_terminal)
-        log << "\r\033[K" << line.str() << std::flush;
-      else
-        log << line.str() << std::endl; // a log file sees each line as it happens
-    };
-    typename Training::trainer trainer(*backend, std::move(configs), hydra::make_policy(o.policy), mo);
-    trainer.run();
-    if (o.progress_is_terminal) log << "\n";
-    auto const report = trainer.report();
-    double const seconds = std::chrono::duration<double>(report.makespan).count();
-    for (std::size_t d = 0; d < o.devices; ++d) busy_seconds[d] += report.device_busy_fraction[d] * seconds;
-    result.bytes_to_device += report.bytes_to_device;
-    result.bytes_to_host += report.bytes_to_host;
-    bool last_segment = true;
-    std::vector<std::size_t> to_test; // trainer indices of the models with weights after the search
-    for (std::size_t k = 0; k < members.size(); ++k) {
-      std::size_t const m = members[k];
-      auto const& r = trainer.results()[k];
-      auto& out = result.models[m];
-      losses[m].insert(losses[m].end(), r.losses.begin(), r.losses.end());
-      result.minibatches_trained += r.steps;
-      for (auto point : r.validations) {
-        point.minibatches += done_of(m);
-        out.validations.push_back(point);
-        out.validation = point.metrics;
-        result.minibatches_evaluated += validation_minibatches;
-      }
-      if (r.failure) {
-        failures[m] = *r.failure;
-        state[m].reset();
-        continue;
-      }
-      std::size_t const before = done_of(m);
-      if (r.stopped_early && r.parameters.empty()) { // stopped by the search: its state is gone
-        out.stopped_early = *r.stopped_early;
-        out.steps = before + r.steps;
-        state[m].reset();
-        continue;
-      }
-      state[m] = trainer.snapshot(k);
-      if (r.stopped_early) out.stopped_early = *r.stopped_early; // paused below its rung's promotion
-      if (state[m]->minibatches_done >= total_steps)
-        finished[m] = segment_start + std::chrono::duration<double>(r.finished).count();
-      else if (!r.stopped_early)
-        last_segment = false;
-      to_test.push_back(k);
-    }
-    if (last_segment && !to_test.empty()) {
-      // The test set, through the same devices and shards: only the chosen
-      // model's figure counts; the others are printed for reference.
-      auto const tested = trainer.evaluate(to_test, in_order(test, o.batch), test_minibatches);
-      for (std::size_t j = 0; j < to_test.size(); ++j) {
-        if (!tested[j]) continue;
-        auto& out = result.models[members[to_test[j]]];
-        out.test_accuracy = tested[j]->accuracy;
-        out.tested = true;
-      }
-    }
-    if (mo.record_trace)
-      for (auto slice : trainer.trace()) {
-        auto const shift = std::chrono::nanoseconds(static_cast<std::int64_t>(segment_start * 1e9));
-        slice.start += shift;
-        slice.end += shift;
-        result.trace.push_back(std::move(slice));
-      }
-    makespan += seconds;
-    ++result.segments;
-    if (o.checkpoint_directory) {
-      checkpoint c{print, state, failures, losses,
-                   elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()};
-      write_checkpoint(*o.checkpoint_directory, c);
-      std::size_t done = 0;
-      for (std::size_t m = 0; m < grid.size(); ++m) done = std::max(done, done_of(m));
-      log << "checkpoint at minibatch " << done << " of " << total_steps << ": "
-          << checkpoint_path(*o.checkpoint_directory) << "\n";
-      if (o.stop_after_steps && done >= *o.stop_after_steps && done < total_steps) {
-        result.stopped_early = true;
-        break;
-      }
-    }
-    if (last_segment) break;
+  // Every model of the grid is in the trainer, those finished, stopped or
+  // failed before a resume too: the controller's history counts on the grid's
+  // indices, and replaying it leaves them out again.
+  std::vector<typename Training::config> configs;
+  for (std::size_t m = 0; m < grid.size(); ++m) {
+    auto const& g = grid[m];
+    typename Training::config c{g.name(),
+                                Training::model(o.image_side, g, o.batch),
+                                hydra::sgd_momentum{.learning_rate = g.learning_rate, .schedule = schedule},
+                                total_steps - std::min(total_steps, done_of(m)),
+                                training_data(train, o.batch, o.seed),
+                                o.seed + m};
+    if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate, .schedule = schedule};
+    c.resume = state[m];
+    c.validation = in_order(validation, o.batch);
+    c.validation_minibatches = validation_minibatches;
+    configs.push_back(std::move(c));
   }
 
+  auto const backend = Training::make_backend(o.devices, o.budget_bytes);
+  hydra::multi_model_options mo;
+  mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
+  mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
+  mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
+  mo.resume_history = history;
+  std::size_t const trained_before = trained_in_all(history, grid.size());
+  mo.on_progress = [&](hydra::sweep_progress const& p) {
+    std::size_t done_steps = 0;
+    for (std::size_t m = 0; m < grid.size(); ++m) done_steps += done_of(m) + p.steps_done[m];
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(0) << "models finished " << p.models_finished << ", stopped "
+         << p.models_stopped << " of " << grid.size() << "  minibatches " << done_steps
+         << " (a full grid: " << grid.size() * total_steps << ")  " << elapsed() << " s  busy";
+    for (double b : p.device_busy_fraction) line << " " << 100 * b << "%";
+    if (o.progress_is_terminal)
+      log << "\r\033[K" << line.str() << std::flush;
+    else
+      log << line.str() << std::endl; // a log file sees each line as it happens
+  };
+  // What the next checkpoint file holds: each model's state at its latest checkpoint.
+  auto saved_state = state;
+  auto saved_losses = losses;
+  std::size_t written_at = trained_before;
+  if (o.checkpoint_directory) {
+    mo.on_checkpoint = [&](hydra::model_checkpoint const& c) {
+      std::size_t const m = c.reached.model;
+      saved_state[m] = c.state;
+      saved_losses[m] = losses[m];
+      saved_losses[m].insert(saved_losses[m].end(), c.losses.begin(), c.losses.end());
+      for (std::size_t stopped : c.stopped) saved_state[stopped].reset();
+      std::size_t const in_all = trained_in_all(*c.history, grid.size());
+      if (in_all < written_at + every) return;
+      written_at = in_all;
+      write_checkpoint(*o.checkpoint_directory, {print, saved_state, failures, saved_losses, elapsed(), *c.history});
+      if (o.progress_is_terminal) log << "\n";
+      log << "checkpoint after " << in_all << " minibatches in all: " << checkpoint_path(*o.checkpoint_directory)
+          << "\n";
+      if (o.stop_after_steps && in_all >= *o.stop_after_steps) throw simulated_crash{};
+    };
+  }
+  typename Training::trainer trainer(*backend, std::move(configs), hydra::make_policy(o.policy), mo);
+  try {
+    trainer.run();
+  } catch (simulated_crash const&) {
+    result.stopped_early = true;
+    return result;
+  }
+  if (o.progress_is_terminal) log << "\n";
+  history = trainer.history(); // (it starts with the one it resumed)
+  auto const report = trainer.report();
+  double const makespan = std::chrono::duration<double>(report.makespan).count();
   result.makespan_seconds = makespan;
-  for (double b : busy_seconds) result.device_busy_fraction.push_back(makespan > 0 ? b / makespan : 0.0);
+  result.device_busy_fraction = report.device_busy_fraction;
+  result.bytes_to_device = report.bytes_to_device;
+  result.bytes_to_host = report.bytes_to_host;
+  std::vector<std::size_t> to_test; // the models with weights after the search
+  for (std::size_t m = 0; m < grid.size(); ++m) {
+    auto const& r = trainer.results()[m];
+    auto& out = result.models[m];
+    losses[m].insert(losses[m].end(), r.losses.begin(), r.losses.end());
+    if (r.failure) {
+      failures[m] = *r.failure;
+      state[m].reset();
+      continue;
+    }
+    if (r.stopped_early && r.parameters.empty()) { // stopped by the search: its state is gone
+      out.stopped_early = *r.stopped_early;
+      state[m].reset();
+      continue;
+    }
+    state[m] = trainer.snapshot(m);
+    if (r.stopped_early) out.stopped_early = *r.stopped_early; // paused below its rung's promotion
+    to_test.push_back(m);
+  }
+  if (!to_test.empty()) {
+    // The test set, through the same devices and shards: only the chosen
+    // model's figure counts; the others are printed for reference.
+    auto const tested = trainer.evaluate(to_test, in_order(test, o.batch), test_minibatches);
+    for (std::size_t j = 0; j < to_test.size(); ++j) {
+      if (!tested[j]) continue;
+      auto& out = result.models[to_test[j]];
+      out.test_accuracy = tested[j]->accuracy;
+      out.tested = true;
+    }
+  }
+  if (mo.record_trace) result.trace = trainer.trace();
+  if (o.checkpoint_directory) {
+    write_checkpoint(*o.checkpoint_directory, {print, state, failures, losses, elapsed(), history});
+    log << "checkpoint at the end: " << checkpoint_path(*o.checkpoint_directory) << "\n";
+  }
+
+  // The validation curves and the compute, from every checkpoint of the
+  // search (those before a resume included).
+  std::vector<std::size_t> reached(grid.size(), 0);
+  for (auto const& e : history) {
+    reached[e.reached.model] = std::max(reached[e.reached.model], e.reached.minibatches);
+    if (!e.reached.validation) continue;
+    auto& out = result.models[e.reached.model];
+    out.validations.push_back({e.reached.minibatches, *e.reached.validation});
+    out.validation = *e.reached.validation;
+    result.minibatches_evaluated += validation_minibatches;
+  }
   for (std::size_t m = 0; m < grid.size(); ++m) {
     auto& out = result.models[m];
     out.config = grid[m];
-    if (state[m]) out.steps = done_of(m);
+    out.steps = state[m] ? done_of(m) : reached[m];
+    result.minibatches_trained += out.steps;
     if (!failures[m].empty()) out.failure = failures[m];
     if (state[m]) out.parameters = state[m]->parameters;
     std::size_t const tail = std::min<std::size_t>(10, losses[m].size());
     if (tail)
       out.final_loss = std::accumulate(losses[m].end() - static_cast<std::ptrdiff_t>(tail), losses[m].end(), 0.0) /
                        static_cast<double>(tail);
-    out.finished_seconds = finished[m];
   }
   if (!result.stopped_early) result.chosen = choose(result.models);
   return result;

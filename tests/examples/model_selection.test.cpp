@@ -189,8 +189,8 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   auto const uninterrupted = model_selection::run(o, log);
 
   o.checkpoint_directory = (dir / "checkpoints").string();
-  o.checkpoint_every = 5;
-  o.stop_after_steps = 10;
+  o.checkpoint_every = 3; // 9 in all: a file at each model's first checkpoint (epoch 1: 10, 20, 30 in all)
+  o.stop_after_steps = 30;
   auto const crashed = model_selection::run(o, log);
   CHECK(crashed.stopped_early);
   CHECK(fs::exists(model_selection::checkpoint_path(*o.checkpoint_directory)));
@@ -205,7 +205,17 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
     CHECK_THROWS_WITH_AS(model_selection::run(second, log), doctest::Contains(message.c_str()),
                          hydra::invalid_argument);
   }
-  for (auto const& m : crashed.models) CHECK(m.steps == 10);
+  CHECK(log.str().find("checkpoint after 30 minibatches in all") != std::string::npos);
+  {
+    // Each model's state is the one at its latest checkpoint in the saved
+    // history (which models got how far depends on the schedule).
+    auto const saved = model_selection::read_checkpoint(*o.checkpoint_directory);
+    CHECK(model_selection::trained_in_all(saved.history, saved.models.size()) == 30);
+    std::vector<std::size_t> latest(saved.models.size(), 0);
+    for (auto const& e : saved.history) latest.at(e.reached.model) = e.reached.minibatches;
+    for (std::size_t m = 0; m < saved.models.size(); ++m)
+      CHECK((saved.models[m] ? saved.models[m]->minibatches_done : 0) == latest[m]);
+  }
 
   o.stop_after_steps.reset();
   o.resume = true;
@@ -217,7 +227,15 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
     CHECK(resumed.models[m].steps == uninterrupted.models[m].steps);
     CHECK(resumed.models[m].parameters == uninterrupted.models[m].parameters); // bitwise
     CHECK(resumed.models[m].test_accuracy == uninterrupted.models[m].test_accuracy);
+    // The validation curve before the crash came back from the checkpoint.
+    REQUIRE(resumed.models[m].validations.size() == uninterrupted.models[m].validations.size());
+    for (std::size_t k = 0; k < resumed.models[m].validations.size(); ++k) {
+      CHECK(resumed.models[m].validations[k].minibatches == uninterrupted.models[m].validations[k].minibatches);
+      CHECK(resumed.models[m].validations[k].metrics.loss == uninterrupted.models[m].validations[k].metrics.loss);
+    }
   }
+  CHECK(resumed.minibatches_trained == uninterrupted.minibatches_trained);
+  CHECK(resumed.minibatches_evaluated == uninterrupted.minibatches_evaluated);
 
   // A checkpoint of another sweep is refused.
   o.epochs = 3;
@@ -230,13 +248,59 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
                        hydra::invalid_argument);
   CHECK(fs::file_size(model_selection::checkpoint_path(*o.checkpoint_directory)) == bytes_before); // untouched
   o.overwrite = true;
-  o.stop_after_steps = 5;
+  o.stop_after_steps = 9;
   CHECK(model_selection::run(o, log).stopped_early); // a new sweep's first checkpoint replaced it
   o.overwrite = false;
   o.resume = true;
   o.epochs = 2;
   CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"), hydra::invalid_argument);
   fs::remove_all(dir);
+}
+
+TEST_CASE("a halving search stopped after a checkpoint and resumed keeps its rungs and ends as it would have") {
+  for (std::string const search : {"sha", "asha"}) {
+    CAPTURE(search);
+    auto const dir = scratch("resume_" + search);
+    auto o = small_run();
+    o.search = search; // 3 models: a rung at 6 minibatches, then all 20 for the best
+    std::ostringstream log;
+    auto const uninterrupted = model_selection::run(o, log);
+
+    o.checkpoint_directory = (dir / "checkpoints").string();
+    o.checkpoint_every = 2; // 6 in all: a file at each checkpoint of the first rung (6, 12, 18 in all)
+    o.stop_after_steps = 10;
+    auto const crashed = model_selection::run(o, log);
+    CHECK(crashed.stopped_early);
+    CHECK(log.str().find("checkpoint after 12 minibatches in all") != std::string::npos);
+    auto const saved = model_selection::read_checkpoint(*o.checkpoint_directory);
+    CHECK(saved.history.size() == 2);
+    std::size_t with_state = 0;
+    for (auto const& s : saved.models) with_state += s ? 1 : 0;
+    CHECK(with_state == 2); // the third was between its start and its rung
+
+    o.stop_after_steps.reset();
+    o.resume = true;
+    std::ostringstream resumed_log;
+    auto const resumed = model_selection::run(o, resumed_log);
+    CHECK(resumed_log.str().find("resuming from") != std::string::npos);
+    CHECK_FALSE(resumed.stopped_early);
+    REQUIRE(resumed.chosen);
+    CHECK(resumed.chosen == uninterrupted.chosen);
+    for (std::size_t m = 0; m < resumed.models.size(); ++m) {
+      INFO(resumed.models[m].config.name());
+      CHECK(resumed.models[m].steps == uninterrupted.models[m].steps);
+      CHECK(resumed.models[m].stopped_early.has_value() == uninterrupted.models[m].stopped_early.has_value());
+      CHECK(resumed.models[m].parameters == uninterrupted.models[m].parameters); // bitwise
+      CHECK(resumed.models[m].validations.size() == uninterrupted.models[m].validations.size());
+      CHECK(resumed.models[m].test_accuracy == uninterrupted.models[m].test_accuracy);
+    }
+    CHECK(resumed.minibatches_trained == uninterrupted.minibatches_trained);
+    // Another eta makes other rungs: its checkpoint is of another search.
+    o.eta = 2;
+    CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains("is of another sweep"),
+                         hydra::invalid_argument);
+    fs::remove_all(dir);
+  }
 }
 
 TEST_CASE("successive halving on a small subset: one survivor trains to the end and is the one chosen") {
@@ -437,7 +501,6 @@ TEST_CASE("bad options are refused before any data is read") {
       {[](auto& o) { o.policy = "fastest"; }, "unknown policy 'fastest'"},
       {[](auto& o) { o.search = "hyperband"; }, "unknown search 'hyperband'"},
       {[](auto& o) { o.search = "sha", o.eta = 1; }, "--eta: 1"},
-      {[](auto& o) { o.search = "sha", o.checkpoint_directory = "/tmp/x"; }, "checkpoints cover --search grid only"},
       {[](auto& o) { o.image_side = 7; }, "--image-side: 7"},
       {[](auto& o) { o.checkpoint_directory = "/dev/null/checkpoints"; }, "/dev/null is not a folder"},
   };

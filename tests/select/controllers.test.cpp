@@ -537,8 +537,8 @@ TEST_CASE("successive halving cut at any checkpoint and resumed from it stops th
   for (std::size_t cut : {0U, 4U, 8U, 10U, 11U, 12U}) {
     CAPTURE(cut);
     auto const& saved = whole.saved[cut];
-    auto const resumed = run_recorded(resumed_configs(configs, saved), halving, "fifo", 3,
-                                      {.resume_history = saved.history});
+    auto const resumed =
+        run_recorded(resumed_configs(configs, saved), halving, "fifo", 3, {.resume_history = saved.history});
     CHECK(as_set(resumed.history) == as_set(whole.history));
     for (std::size_t m = 0; m < configs.size(); ++m) {
       CAPTURE(m);
@@ -563,8 +563,8 @@ TEST_CASE("ASHA resumed from a checkpoint keeps its invariants and its models tr
     trainer.run();
     // The history goes on from the saved one.
     REQUIRE(trainer.history().size() >= saved.history.size());
-    CHECK(as_set({trainer.history().begin(), trainer.history().begin() + static_cast<std::ptrdiff_t>(
-                                                                              saved.history.size())}) ==
+    CHECK(as_set({trainer.history().begin(),
+                  trainer.history().begin() + static_cast<std::ptrdiff_t>(saved.history.size())}) ==
           as_set(saved.history));
     auto const* state = trainer.controller().get<hydra::asha>();
     REQUIRE(state != nullptr);

@@ -41,9 +41,9 @@ public:
   };
 
   replay_plan(std::string controller, std::vector<model_shape> models, std::size_t devices)
-      : controller_(std::move(controller)), models_(std::move(models)), devices_(devices),
-        planned_(models_.size(), 0), awaiting_(models_.size(), false), stopped_(models_.size()),
-        failed_(models_.size()), reached_(models_.size(), 0) {}
+      : controller_(std::move(controller)), models_(std::move(models)), devices_(devices), planned_(models_.size(), 0),
+        awaiting_(models_.size(), false), stopped_(models_.size()), failed_(models_.size()),
+        reached_(models_.size(), 0) {}
 
   [[nodiscard]] std::size_t model_count() const override { return models_.size(); }
   [[nodiscard]] std::size_t device_count() const override { return devices_; }
@@ -60,9 +60,9 @@ public:
 
   void train(std::size_t m, std::size_t minibatches) override {
     std::size_t const left = max_minibatches(m) - planned_[m];
-    expects(!out(m) && minibatches > 0 && left > 0,
-            who(m) + ": asked to train " + std::to_string(minibatches) + " more with " + std::to_string(left) +
-                " left while replaying its history");
+    expects(!out(m) && minibatches > 0 && left > 0, who(m) + ": asked to train " + std::to_string(minibatches) +
+                                                        " more with " + std::to_string(left) +
+                                                        " left while replaying its history");
     planned_[m] += std::min(minibatches, left);
     awaiting_[m] = true;
   }

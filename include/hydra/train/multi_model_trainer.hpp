@@ -176,8 +176,8 @@ private:
   std::unique_ptr<sweep_driver> driver_;
   std::vector<model_result> results_;
   any_controller controller_;
-  std::unique_ptr<plan_type> plan_; // the controller's view of the sweep, during run()
-  std::vector<bool> stopped_;       // per model: stopped by its controller
+  std::unique_ptr<plan_type> plan_;      // the controller's view of the sweep, during run()
+  std::vector<bool> stopped_;            // per model: stopped by its controller
   std::vector<std::size_t> stopped_now_; // by the controller's decision in progress
   controller_history history_;
   controller_history resume_history_;

@@ -74,9 +74,9 @@ struct model_checkpoint {
   // Its parameters and optimizer state there; nullopt when its controller
   // stopped it at this checkpoint (its state is gone).
   std::optional<model_snapshot> state;
-  std::vector<float> losses;          // the mean loss of each minibatch it trained in this run, up to here
-  std::vector<std::size_t> stopped;   // the models its controller stopped in its decision here
-  controller_history const* history;  // every event the controller was shown so far, this one last
+  std::vector<float> losses;         // the mean loss of each minibatch it trained in this run, up to here
+  std::vector<std::size_t> stopped;  // the models its controller stopped in its decision here
+  controller_history const* history; // every event the controller was shown so far, this one last
 };
 
 struct multi_model_options {
