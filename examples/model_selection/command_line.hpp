@@ -99,8 +99,9 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
       ->check(count(0, 10000))
       ->capture_default_str();
   app.add_option("--batch", o.batch, "minibatch size")->check(count(1, 10000))->capture_default_str();
-  app.add_option("--grid", o.grid, "default: 8 MLPs and 4 CNNs; full: 27 MLPs and 6 CNNs; tiny: 3 small MLPs")
-      ->check(CLI::IsMember({"default", "full", "tiny"}))
+  app.add_option("--grid", o.grid,
+                 "default: 8 MLPs and 4 CNNs; full: 27 MLPs and 6 CNNs; mlp: 12 MLPs; tiny: 3 small MLPs")
+      ->check(CLI::IsMember({"default", "full", "mlp", "tiny"}))
       ->capture_default_str();
   app.add_option("--data-dir", o.data_directory, "where the Fashion-MNIST .gz files are")->capture_default_str();
   app.add_option("--report", o.report_path, "write an HTML report: validation curves, device utilisation, the table");
@@ -110,6 +111,10 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "... or once N more minibatches per model were trained in all (at the models' checkpoints)")
       ->check(count(1, 1'000'000));
+  app.add_option("--keep-checkpoints", o.keep_checkpoints,
+                 "keep the latest K checkpoint files (a damaged latest falls back to the one before)")
+      ->check(count(1, 100))
+      ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

@@ -10,10 +10,6 @@
 // Kept in a header so that the tests drive the same code.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -70,7 +66,9 @@ struct grid_entry {
 };
 
 // widths x depths x optimizers x learning rates, and small CNNs. "default":
-// 8 MLPs and 4 CNNs; "full": 27 MLPs and 6 CNNs; "tiny": 3 small MLPs (tests).
+// 8 MLPs and 4 CNNs; "full": 27 MLPs and 6 CNNs; "mlp": 12 MLPs, the earlier
+// default (widths 256 and 512, depths 2 and 3, Adam 1e-3 and 3e-4, SGD 0.05);
+// "tiny": 3 small MLPs (tests).
 inline std::vector<grid_entry> make_grid(std::string const& which) {
   std::vector<grid_entry> grid;
   if (which == "tiny") {
@@ -79,8 +77,17 @@ inline std::vector<grid_entry> make_grid(std::string const& which) {
     grid.push_back({96, 2, "adam", 0.001F});
     return grid;
   }
+  if (which == "mlp") {
+    for (std::size_t width : {256, 512})
+      for (std::size_t depth : {2, 3}) {
+        grid.push_back({width, depth, "adam", 0.001F});
+        grid.push_back({width, depth, "adam", 0.0003F});
+        grid.push_back({width, depth, "sgd", 0.05F});
+      }
+    return grid;
+  }
   if (which != "default" && which != "full")
-    throw hydra::invalid_argument("--grid: unknown grid '" + which + "'; the grids are default, full and tiny");
+    throw hydra::invalid_argument("--grid: unknown grid '" + which + "'; the grids are default, full, mlp and tiny");
   bool const full = which == "full";
   for (std::size_t width : full ? std::vector<std::size_t>{128, 256, 512} : std::vector<std::size_t>{256, 512})
     for (std::size_t depth : full ? std::vector<std::size_t>{2, 3, 4} : std::vector<std::size_t>{2, 3}) {
@@ -122,7 +129,8 @@ struct options {
   std::optional<std::string> report_path; // an HTML report (report.hpp); needs the schedule recorded, as a trace does
   std::optional<std::string> checkpoint_directory;
   bool resume = false;
-  bool overwrite = false; // replace a checkpoint already in checkpoint_directory instead of refusing to start
+  bool overwrite = false;           // replace a checkpoint already in checkpoint_directory instead of refusing to start
+  std::size_t keep_checkpoints = 2; // the latest and older ones: a damaged latest falls back to the one before
   std::size_t checkpoint_every =
       0; // minibatches per model, trained in all, between checkpoint files; 0: about four per run
   std::optional<std::size_t> stop_after_steps; // simulate a crash after the first file at or past this many in all
@@ -182,227 +190,22 @@ inline std::optional<std::size_t> choose(std::vector<model_outcome> const& model
 
 // ---- checkpoints ----------------------------------------------------------------
 
-struct checkpoint {
-  std::string fingerprint;                                  // what sweep it belongs to
-  std::vector<std::optional<hydra::model_snapshot>> models; // nullopt: stopped
-  std::vector<std::string> failures;
-  std::vector<std::vector<float>> losses;
-  double elapsed_seconds = 0;
-  // Every model's checkpoints so far, in order (model indices into the grid):
-  // the validation curves, and what rebuilds a halving search's controller.
-  hydra::controller_history history;
-};
-
-namespace detail {
-inline void put(std::ostream& out, std::uint64_t v) {
-  out.write(reinterpret_cast<char const*>(&v), sizeof v);
-}
-inline void put(std::ostream& out, std::string const& s) {
-  put(out, s.size());
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-inline void put(std::ostream& out, std::vector<float> const& v) {
-  put(out, v.size());
-  out.write(reinterpret_cast<char const*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-}
-struct reader {
-  std::istream& in;
-  std::string path;
-  std::uint64_t u64() {
-    std::uint64_t v = 0;
-    in.read(reinterpret_cast<char*>(&v), sizeof v);
-    if (!in) throw hydra::error("checkpoint " + path + ": truncated");
-    return v;
-  }
-  std::string text() {
-    std::uint64_t const n = u64();
-    if (n > (1U << 20))
-      throw hydra::error("checkpoint " + path + ": corrupt (a string of " + std::to_string(n) + " bytes)");
-    std::string s(n, '\0');
-    in.read(s.data(), static_cast<std::streamsize>(n));
-    if (!in) throw hydra::error("checkpoint " + path + ": truncated");
-    return s;
-  }
-  std::vector<float> floats() {
-    std::uint64_t const n = u64();
-    if (n > (1ULL << 32)) throw hydra::error("checkpoint " + path + ": corrupt (" + std::to_string(n) + " values)");
-    std::vector<float> v(n);
-    in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(n * sizeof(float)));
-    if (!in) throw hydra::error("checkpoint " + path + ": truncated");
-    return v;
-  }
-};
-inline constexpr char const* magic = "hydra sweep checkpoint 2";
-inline void put_double(std::ostream& out, double v) {
-  std::uint64_t bits = 0;
-  static_assert(sizeof(double) == sizeof(std::uint64_t));
-  std::memcpy(&bits, &v, sizeof bits);
-  put(out, bits);
-}
-inline double as_double(std::uint64_t bits) {
-  double v = 0;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
-} // namespace detail
-
+// The latest checkpoint in `directory` (hydra::checkpoint_directory's layout).
 inline std::string checkpoint_path(std::string const& directory) {
   return directory + "/sweep.checkpoint";
 }
 
-// Written to a temporary file of this process's own, flushed to disk, then
-// renamed over the previous one and the directory flushed too: a crash leaves
-// either the old checkpoint or the new one, never half of one.
-inline void write_checkpoint(std::string const& directory, checkpoint const& c) {
-  std::filesystem::create_directories(directory);
-  std::string const path = checkpoint_path(directory), temporary = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    detail::put(out, std::string(detail::magic));
-    detail::put(out, c.fingerprint);
-    detail::put_double(out, c.elapsed_seconds);
-    detail::put(out, c.models.size());
-    for (std::size_t m = 0; m < c.models.size(); ++m) {
-      detail::put(out, c.models[m] ? 1 : 0);
-      detail::put(out, c.failures[m]);
-      detail::put(out, c.losses[m]);
-      if (!c.models[m]) continue;
-      detail::put(out, c.models[m]->minibatches_done);
-      detail::put(out, c.models[m]->parameters);
-      detail::put(out, c.models[m]->optimizer_state);
-    }
-    detail::put(out, c.history.size());
-    for (auto const& e : c.history) {
-      detail::put(out, e.reached.model);
-      detail::put(out, e.reached.minibatches);
-      detail::put(out, e.failure ? *e.failure : std::string());
-      detail::put(out, e.failure ? 2 : e.reached.validation ? 1 : 0);
-      if (!e.reached.validation) continue;
-      detail::put_double(out, e.reached.validation->loss);
-      detail::put_double(out, e.reached.validation->accuracy);
-      detail::put_double(out, e.reached.validation->metric);
-      detail::put(out, e.reached.validation->samples);
-    }
-    out.flush();
-    if (!out) throw hydra::error("checkpoint " + temporary + ": write failed: " + std::strerror(errno));
-  }
-  auto flush_to_disk = [](std::string const& what, int flags) {
-    int const fd = ::open(what.c_str(), flags);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      int const cause = errno;
-      if (fd >= 0) ::close(fd);
-      throw hydra::error("checkpoint: cannot flush " + what + " to disk: " + std::strerror(cause));
-    }
-    ::close(fd);
-  };
-  flush_to_disk(temporary, O_RDONLY); // the data before the rename
-  std::filesystem::rename(temporary, path);
-  flush_to_disk(directory, O_RDONLY | O_DIRECTORY); // the rename itself
-}
-
-// The checkpoint directory held by one run at a time: an exclusive flock on
-// its lock file for the whole run. A second run on the same directory is
-// refused, naming the process that holds it (the lock file's content).
-class checkpoint_directory_lock {
-public:
-  explicit checkpoint_directory_lock(std::string const& directory) {
-    std::filesystem::create_directories(directory);
-    std::string const path = directory + "/sweep.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw hydra::error("--checkpoint-dir: cannot open " + path + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char holder[32] = {};
-      ssize_t const n = ::pread(fd_, holder, sizeof holder - 1, 0);
-      ::close(fd_);
-      throw hydra::invalid_argument("--checkpoint-dir: " + directory + " is in use by another run (process " +
-                                    (n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : std::string("?")) +
-                                    ", " + path + ")");
-    }
-    std::string const pid = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-      // The lock holds without the PID; only a refused run's message loses it.
-    }
-  }
-  checkpoint_directory_lock(checkpoint_directory_lock const&) = delete;
-  checkpoint_directory_lock& operator=(checkpoint_directory_lock const&) = delete;
-  ~checkpoint_directory_lock() { ::close(fd_); } // closing releases the lock
-
-private:
-  int fd_ = -1;
-};
-
-// Before any work, and without leaving a trace: the directory, or the nearest
-// existing folder above it (where it would be made), can be written, and it
-// holds no checkpoint that this run would silently replace.
+// Before any work, and without leaving a trace: the directory can be made or
+// written, and it holds no checkpoint that this run would silently replace.
 inline void probe_checkpoint_directory(std::string const& directory, bool resume, bool overwrite) {
-  namespace fs = std::filesystem;
-  std::string const path = checkpoint_path(directory);
-  std::error_code failed;
-  if (!resume && !overwrite && fs::exists(path, failed))
-    throw hydra::invalid_argument("--checkpoint-dir: " + path +
+  if (!resume && !overwrite && hydra::checkpoint_directory::holds_checkpoint(directory))
+    throw hydra::invalid_argument("--checkpoint-dir: " + checkpoint_path(directory) +
                                   " exists; continue it with --resume, or replace it with --overwrite");
-  fs::path existing = fs::absolute(directory, failed);
-  while (!fs::exists(existing, failed) && existing.has_parent_path() && existing != existing.parent_path())
-    existing = existing.parent_path();
-  if (!fs::is_directory(existing, failed))
-    throw hydra::invalid_argument("--checkpoint-dir: cannot make " + directory + ": " + existing.string() +
-                                  " is not a folder");
-  if (::access(existing.c_str(), W_OK | X_OK) != 0)
-    throw hydra::invalid_argument("--checkpoint-dir: cannot write in " + existing.string() + ": " +
-                                  std::strerror(errno));
-}
-
-inline checkpoint read_checkpoint(std::string const& directory) {
-  std::string const path = checkpoint_path(directory);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw hydra::error("--resume: no checkpoint at " + path);
-  detail::reader r{in, path};
-  if (r.text() != detail::magic) throw hydra::error("checkpoint " + path + ": not a hydra sweep checkpoint");
-  checkpoint c;
-  c.fingerprint = r.text();
-  c.elapsed_seconds = detail::as_double(r.u64());
-  std::uint64_t const count = r.u64();
-  if (count > 100'000) throw hydra::error("checkpoint " + path + ": corrupt (" + std::to_string(count) + " models)");
-  for (std::uint64_t m = 0; m < count; ++m) {
-    bool const alive = r.u64() != 0;
-    c.failures.push_back(r.text());
-    c.losses.push_back(r.floats());
-    if (!alive) {
-      c.models.emplace_back();
-      continue;
-    }
-    hydra::model_snapshot s;
-    s.minibatches_done = r.u64();
-    s.parameters = r.floats();
-    s.optimizer_state = r.floats();
-    c.models.emplace_back(std::move(s));
+  try {
+    hydra::checkpoint_directory::probe(directory);
+  } catch (hydra::invalid_argument const& refused) {
+    throw hydra::invalid_argument(std::string("--checkpoint-dir: ") + refused.what());
   }
-  std::uint64_t const events = r.u64();
-  if (events > 10'000'000)
-    throw hydra::error("checkpoint " + path + ": corrupt (" + std::to_string(events) + " checkpoint events)");
-  for (std::uint64_t k = 0; k < events; ++k) {
-    hydra::controller_event e;
-    e.reached.model = r.u64();
-    if (e.reached.model >= count)
-      throw hydra::error("checkpoint " + path + ": corrupt (an event of model " + std::to_string(e.reached.model) +
-                         " of " + std::to_string(count) + ")");
-    e.reached.minibatches = r.u64();
-    std::string failure = r.text();
-    std::uint64_t const kind = r.u64();
-    if (kind > 2)
-      throw hydra::error("checkpoint " + path + ": corrupt (an event of kind " + std::to_string(kind) + ")");
-    if (kind == 2) e.failure = std::move(failure);
-    if (kind == 1) {
-      hydra::evaluation v;
-      v.loss = detail::as_double(r.u64());
-      v.accuracy = detail::as_double(r.u64());
-      v.metric = detail::as_double(r.u64());
-      v.samples = r.u64();
-      e.reached.validation = v;
-    }
-    c.history.push_back(std::move(e));
-  }
-  return c;
 }
 
 // ---- the sweep ------------------------------------------------------------------
@@ -589,26 +392,36 @@ outcome run_with(options const& o, std::ostream& log) {
   std::vector<std::vector<float>> losses(grid.size());
   hydra::controller_history history; // every checkpoint so far (model indices into the grid)
   double elapsed_before = 0;
+  std::vector<std::string> names;
+  for (auto const& g : grid) names.push_back(g.name());
   // Held until the run ends: a second run on the same directory is refused.
-  std::optional<checkpoint_directory_lock> lock;
-  if (o.checkpoint_directory) lock.emplace(*o.checkpoint_directory);
+  std::optional<hydra::checkpoint_directory> store;
+  if (o.checkpoint_directory) store.emplace(*o.checkpoint_directory, o.keep_checkpoints);
   if (o.resume) {
-    checkpoint c = read_checkpoint(*o.checkpoint_directory);
+    auto loaded = store->load();
+    for (auto const& passed : loaded.skipped) log << "passed over " << passed << "\n";
+    auto& c = loaded.checkpoint;
     if (c.fingerprint != print)
-      throw hydra::invalid_argument("--resume: the checkpoint in " + *o.checkpoint_directory +
-                                    " is of another sweep (" + c.fingerprint + "), not this one (" + print + ")");
-    state = std::move(c.models);
-    failures = std::move(c.failures);
-    losses = std::move(c.losses);
+      throw hydra::invalid_argument("--resume: the checkpoint " + loaded.path + " is of another sweep (" +
+                                    c.fingerprint + "), not this one (" + print + ")");
+    hydra::check_against(c, names, total_steps, loaded.path);
+    for (std::size_t m = 0; m < grid.size(); ++m) {
+      state[m] = std::move(c.models[m].state);
+      failures[m] = std::move(c.models[m].failure);
+      losses[m] = std::move(c.models[m].losses);
+    }
     elapsed_before = c.elapsed_seconds;
     history = std::move(c.history);
-    if (state.size() != grid.size() || failures.size() != grid.size() || losses.size() != grid.size())
-      throw hydra::error("checkpoint " + checkpoint_path(*o.checkpoint_directory) + ": corrupt (" +
-                         std::to_string(state.size()) + " models, not " + std::to_string(grid.size()) + ")");
-    log << "resuming from " << checkpoint_path(*o.checkpoint_directory) << " after "
-        << trained_in_all(history, grid.size()) << " minibatches in all (a model trains " << total_steps
-        << " at most)\n";
+    log << "resuming from " << loaded.path << " after " << trained_in_all(history, grid.size())
+        << " minibatches in all (a model trains " << total_steps << " at most)\n";
   }
+  auto const save = [&](std::vector<std::optional<hydra::model_snapshot>> const& states,
+                        std::vector<std::vector<float>> const& curves, hydra::controller_history const& events,
+                        double seconds) {
+    hydra::sweep_checkpoint c{print, seconds, {}, events};
+    for (std::size_t m = 0; m < grid.size(); ++m) c.models.push_back({names[m], states[m], curves[m], failures[m]});
+    store->save(c);
+  };
   // The checkpoint file is written at the models' checkpoints (each epoch's
   // end in a grid, each rung's in a halving search) once `every` more
   // minibatches per model have been trained in all since the last one.
@@ -682,7 +495,7 @@ outcome run_with(options const& o, std::ostream& log) {
       std::size_t const in_all = trained_in_all(*c.history, grid.size());
       if (in_all < written_at + every) return;
       written_at = in_all;
-      write_checkpoint(*o.checkpoint_directory, {print, saved_state, failures, saved_losses, elapsed(), *c.history});
+      save(saved_state, saved_losses, *c.history, elapsed());
       if (o.progress_is_terminal) log << "\n";
       log << "checkpoint after " << in_all << " minibatches in all: " << checkpoint_path(*o.checkpoint_directory)
           << "\n";
@@ -736,7 +549,7 @@ outcome run_with(options const& o, std::ostream& log) {
   }
   if (mo.record_trace) result.trace = trainer.trace();
   if (o.checkpoint_directory) {
-    write_checkpoint(*o.checkpoint_directory, {print, state, failures, losses, elapsed(), history});
+    save(state, losses, history, elapsed());
     log << "checkpoint at the end: " << checkpoint_path(*o.checkpoint_directory) << "\n";
   }
 

@@ -62,11 +62,13 @@
 #include "hydra/trace/chrome_trace.hpp"
 #include "hydra/trace/trace_recorder.hpp"
 
+#include "hydra/train/checkpoint_directory.hpp"
 #include "hydra/train/learning_rate_schedule.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "hydra/train/optimizer.hpp"
 #include "hydra/train/single_model_trainer.hpp"
+#include "hydra/train/sweep_checkpoint.hpp"
 #include "hydra/train/synthetic_data.hpp"
 
 namespace hydra {

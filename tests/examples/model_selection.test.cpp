@@ -198,7 +198,7 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
     CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
   {
     // A second run on the same directory while one holds it is refused, naming the holder.
-    model_selection::checkpoint_directory_lock const held(*o.checkpoint_directory);
+    hydra::checkpoint_directory const held(*o.checkpoint_directory);
     auto second = o;
     second.resume = true;
     std::string const message = "is in use by another run (process " + std::to_string(::getpid());
@@ -209,17 +209,31 @@ TEST_CASE("a run stopped after a checkpoint (a simulated crash) and resumed ends
   {
     // Each model's state is the one at its latest checkpoint in the saved
     // history (which models got how far depends on the schedule).
-    auto const saved = model_selection::read_checkpoint(*o.checkpoint_directory);
+    auto const saved = hydra::checkpoint_directory(*o.checkpoint_directory).load().checkpoint;
     CHECK(model_selection::trained_in_all(saved.history, saved.models.size()) == 30);
     std::vector<std::size_t> latest(saved.models.size(), 0);
     for (auto const& e : saved.history) latest.at(e.reached.model) = e.reached.minibatches;
     for (std::size_t m = 0; m < saved.models.size(); ++m)
-      CHECK((saved.models[m] ? saved.models[m]->minibatches_done : 0) == latest[m]);
+      CHECK((saved.models[m].state ? saved.models[m].state->minibatches_done : 0) == latest[m]);
   }
 
+  // The latest file damaged (a bit flipped): the run resumes from the one before it.
+  {
+    auto const latest = model_selection::checkpoint_path(*o.checkpoint_directory);
+    std::fstream f(latest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(fs::file_size(latest) / 2));
+    char const byte = static_cast<char>(f.get() ^ 0x04);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(latest) / 2));
+    f.put(byte);
+  }
   o.stop_after_steps.reset();
   o.resume = true;
-  auto const resumed = model_selection::run(o, log);
+  std::ostringstream resumed_log;
+  auto const resumed = model_selection::run(o, resumed_log);
+  CHECK(resumed_log.str().find("passed over " + model_selection::checkpoint_path(*o.checkpoint_directory) +
+                               ": corrupt (CRC-32") != std::string::npos);
+  CHECK(resumed_log.str().find("resuming from " + model_selection::checkpoint_path(*o.checkpoint_directory) +
+                               ".1 after 20 minibatches in all") != std::string::npos);
   CHECK_FALSE(resumed.stopped_early);
   REQUIRE(resumed.models.size() == uninterrupted.models.size());
   for (std::size_t m = 0; m < resumed.models.size(); ++m) {
@@ -272,10 +286,10 @@ TEST_CASE("a halving search stopped after a checkpoint and resumed keeps its run
     auto const crashed = model_selection::run(o, log);
     CHECK(crashed.stopped_early);
     CHECK(log.str().find("checkpoint after 12 minibatches in all") != std::string::npos);
-    auto const saved = model_selection::read_checkpoint(*o.checkpoint_directory);
+    auto const saved = hydra::checkpoint_directory(*o.checkpoint_directory).load().checkpoint;
     CHECK(saved.history.size() == 2);
     std::size_t with_state = 0;
-    for (auto const& s : saved.models) with_state += s ? 1 : 0;
+    for (auto const& s : saved.models) with_state += s.state ? 1 : 0;
     CHECK(with_state == 2); // the third was between its start and its rung
 
     o.stop_after_steps.reset();
@@ -473,6 +487,7 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
       {{"--lr-schedule", "linear"}, "--lr-schedule"},
       {{"--backend", "tpu"}, "--backend"},
       {{"--checkpoint-every", "0"}, "--checkpoint-every"},
+      {{"--keep-checkpoints", "0"}, "--keep-checkpoints"},
       {{"--train-subset", "70000"}, "--train-subset"},
       {{"--test-subset", "-5"}, "--test-subset"},
       {{"--bogus"}, "--bogus"},
