@@ -197,8 +197,8 @@ inline std::string checkpoint_path(std::string const& directory) {
 
 // Before any work, and without leaving a trace: the directory can be made or
 // written, and it holds no checkpoint that this run would silently replace.
-inline void probe_checkpoint_directory(std::string const& directory, bool resume, bool overwrite) {
-  if (!resume && !overwrite && hydra::checkpoint_directory::holds_checkpoint(directory))
+inline void probe_checkpoint_directory(std::string const& directory, bool resume, bool overwrite, std::size_t keep) {
+  if (!resume && !overwrite && hydra::checkpoint_directory::holds_checkpoint(directory, keep))
     throw hydra::invalid_argument("--checkpoint-dir: " + checkpoint_path(directory) +
                                   " exists; continue it with --resume, or replace it with --overwrite");
   try {
@@ -341,7 +341,8 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.schedule != "cosine" && o.schedule != "constant")
     throw hydra::invalid_argument("--lr-schedule: unknown schedule '" + o.schedule + "'; cosine or constant");
   if (o.resume && !o.checkpoint_directory) throw hydra::invalid_argument("--resume needs --checkpoint-dir");
-  if (o.checkpoint_directory) probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite);
+  if (o.checkpoint_directory)
+    probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite, o.keep_checkpoints);
   auto const grid = make_grid(o.grid);
   (void)hydra::make_policy(o.policy); // an unknown name fails here, before any loading
   (void)make_controller(o, grid.size(), 1, 1);
@@ -420,11 +421,17 @@ outcome run_with(options const& o, std::ostream& log) {
                         double seconds) {
     hydra::sweep_checkpoint c{print, seconds, {}, events};
     for (std::size_t m = 0; m < grid.size(); ++m) c.models.push_back({names[m], states[m], curves[m], failures[m]});
+    for (auto const& e : events) // a model that failed during the run: no state to resume from
+      if (e.failure) {
+        c.models[e.reached.model].failure = *e.failure;
+        c.models[e.reached.model].state.reset();
+      }
     store->save(c);
   };
   // The checkpoint file is written at the models' checkpoints (each epoch's
   // end in a grid, each rung's in a halving search) once `every` more
-  // minibatches per model have been trained in all since the last one.
+  // minibatches per model have been trained in all since the last one: about
+  // four files in a grid, fewer in a halving search, which trains less.
   std::size_t const every =
       (o.checkpoint_every ? o.checkpoint_every : std::max<std::size_t>(1, (total_steps + 3) / 4)) * grid.size();
 

@@ -131,8 +131,7 @@ TEST_CASE("a damaged checkpoint is refused, naming the file and the damage") {
   }
   for (std::size_t keep : {0UL, 4UL, 19UL, 30UL, good.size() - 1}) {
     CAPTURE(keep);
-    refused({good.begin(), good.begin() + static_cast<std::ptrdiff_t>(keep)},
-            keep < 8 ? "not a hydra sweep checkpoint" : "truncated");
+    refused({good.begin(), good.begin() + static_cast<std::ptrdiff_t>(keep)}, keep < 8 ? "truncated (" : "truncated");
   }
   // A length one more, or one less, than the body's.
   for (int delta : {1, -1}) {
@@ -211,8 +210,15 @@ TEST_CASE("a checkpoint directory keeps the last two, falls back past a damaged 
     CHECK(loaded.checkpoint.elapsed_seconds == first.elapsed_seconds);
     REQUIRE(loaded.skipped.size() == 1);
     CHECK(loaded.skipped[0].find(store.path() + ": corrupt (CRC-32") == 0);
+    // The next save drops the damaged file instead of keeping it over the good one.
+    auto third = sample();
+    third.elapsed_seconds = 300;
+    store.save(third);
+    CHECK(store.load().checkpoint.elapsed_seconds == 300);
+    CHECK(hydra::decode(read_file(store.path(1)), "older").elapsed_seconds == first.elapsed_seconds);
 
     // Both damaged: nothing to resume from, and every file's reason.
+    write_file(store.path(), damaged);
     write_file(store.path(1), {damaged.begin(), damaged.begin() + 30});
     CHECK_THROWS_WITH_AS(store.load(), doctest::Contains((store.path(1) + ": truncated").c_str()), hydra::error);
   }

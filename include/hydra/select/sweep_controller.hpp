@@ -57,9 +57,11 @@ struct checkpoint {
 
 // A controller: start() plans the first stretch of the sweep; on_checkpoint()
 // is called as each model's planned work ends. Both run on the trainer's
-// thread. A controller may also define on_failure(plan, model), called when a
-// model fails (it will report no checkpoint); one without it must not wait for
-// that model's checkpoint.
+// thread. A controller must not keep the plan between calls (a resumed run
+// shows it its history through a plan of its own), and its decisions must
+// depend only on what it is shown and on the plan's answers: that is what lets
+// a resumed run rebuild it by showing it the same again. A controller may also define on_failure(plan, model), called
+// when a model fails (it will report no checkpoint); one without it must not wait for that model's checkpoint.
 template <class C>
 concept sweep_controller = requires(C& c, sweep_plan& plan, checkpoint const& reached) {
   c.start(plan);

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -64,34 +65,45 @@ public:
   [[nodiscard]] std::string const& directory() const noexcept { return directory_; }
 
   // Writes `c` as the latest checkpoint; the previous latest becomes path(1),
-  // and so on, the oldest beyond `keep` dropped.
-  void save(sweep_checkpoint const& c) const {
+  // and so on, `keep` files in all. A file that load() passed over as
+  // unreadable is removed rather than kept, so that it never takes the place
+  // of the good one behind it. Any failure leaves the files as they were
+  // (less the new one's temporary) and throws hydra::error.
+  void save(sweep_checkpoint const& c) {
     namespace fs = std::filesystem;
     std::string const temporary = path() + ".tmp-" + std::to_string(::getpid());
-    {
-      auto const bytes = encode(c);
-      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<char const*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      out.flush();
-      if (!out) {
-        int const cause = errno;
-        std::error_code ignored;
-        fs::remove(temporary, ignored);
-        throw error("checkpoint " + temporary + ": write failed: " + std::strerror(cause));
+    try {
+      {
+        auto const bytes = encode(c);
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<char const*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        out.flush();
+        if (!out) throw error("checkpoint " + temporary + ": write failed: " + std::strerror(errno));
       }
+      flush_to_disk(temporary, O_RDONLY); // the data before the renames
+      for (std::string const& bad : unreadable_) fs::remove(bad);
+      unreadable_.clear();
+      std::size_t kept = 0; // how many files hold checkpoints now, newest first
+      while (kept < keep_ && fs::exists(path(kept))) ++kept;
+      for (std::size_t age = std::min(kept, keep_ - 1); age > 0; --age) fs::rename(path(age - 1), path(age));
+      fs::rename(temporary, path());
+      flush_to_disk(directory_, O_RDONLY | O_DIRECTORY); // the renames themselves
+    } catch (fs::filesystem_error const& failed) {
+      std::error_code ignored;
+      fs::remove(temporary, ignored);
+      throw error("checkpoint " + path() + ": " + failed.what());
+    } catch (...) {
+      std::error_code ignored;
+      fs::remove(temporary, ignored);
+      throw;
     }
-    flush_to_disk(temporary, O_RDONLY); // the data before the renames
-    std::error_code failed;
-    for (std::size_t age = keep_ - 1; age > 0; --age)
-      if (fs::exists(path(age - 1), failed)) fs::rename(path(age - 1), path(age));
-    fs::rename(temporary, path());
-    flush_to_disk(directory_, O_RDONLY | O_DIRECTORY); // the renames themselves
   }
 
   // The newest checkpoint that reads back whole; an error naming every file
   // tried when none does.
-  [[nodiscard]] loaded load() const {
+  [[nodiscard]] loaded load() {
     loaded out;
+    unreadable_.clear();
     for (std::size_t age = 0; age < keep_; ++age) {
       std::string const file = path(age);
       std::error_code failed;
@@ -103,8 +115,9 @@ public:
         out.checkpoint = decode(read_all(file), file);
         out.path = file;
         return out;
-      } catch (error const& unreadable) {
-        out.skipped.push_back(unreadable.what());
+      } catch (error const& damaged) {
+        out.skipped.push_back(damaged.what());
+        unreadable_.push_back(file);
       }
     }
     std::string why;
@@ -145,9 +158,12 @@ private:
   }
 
   static std::vector<std::byte> read_all(std::string const& file) {
+    std::error_code failed;
+    if (!std::filesystem::is_regular_file(file, failed)) throw error(file + ": not a regular file");
     std::ifstream in(file, std::ios::binary | std::ios::ate);
     if (!in) throw error(file + ": cannot open: " + std::strerror(errno));
     auto const size = static_cast<std::streamsize>(in.tellg());
+    if (size < 0) throw error(file + ": cannot tell its size");
     std::vector<std::byte> bytes(static_cast<std::size_t>(size));
     in.seekg(0);
     if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
@@ -168,6 +184,7 @@ private:
   std::string directory_;
   std::size_t keep_;
   int lock_ = -1;
+  std::vector<std::string> unreadable_; // what the last load() passed over
 };
 
 } // namespace hydra

@@ -183,8 +183,9 @@ private:
 // and every field is bounded while it is.
 [[nodiscard]] inline sweep_checkpoint decode(std::span<std::byte const> bytes, std::string const& where) {
   constexpr std::size_t header = sizeof detail::checkpoint_magic + sizeof(std::uint32_t) + sizeof(std::uint64_t);
-  if (bytes.size() < sizeof detail::checkpoint_magic ||
-      std::memcmp(bytes.data(), detail::checkpoint_magic, sizeof detail::checkpoint_magic) != 0)
+  if (bytes.size() < sizeof detail::checkpoint_magic)
+    throw error(where + ": truncated (" + std::to_string(bytes.size()) + " bytes) or not a hydra sweep checkpoint");
+  if (std::memcmp(bytes.data(), detail::checkpoint_magic, sizeof detail::checkpoint_magic) != 0)
     throw error(where + ": not a hydra sweep checkpoint");
   if (bytes.size() < header) throw error(where + ": truncated (" + std::to_string(bytes.size()) + " bytes)");
   detail::checkpoint_reader head(bytes.subspan(0, header), where);
@@ -195,9 +196,9 @@ private:
                 std::to_string(detail::checkpoint_version));
   auto const body_bytes = head.value<std::uint64_t>("length");
   std::size_t const available = bytes.size() - header;
-  if (body_bytes + sizeof(std::uint32_t) > available || body_bytes > available)
-    throw error(where + ": truncated (" + std::to_string(bytes.size()) + " bytes; its header promises " +
-                std::to_string(header + body_bytes + sizeof(std::uint32_t)) + ")");
+  if (body_bytes > available || body_bytes + sizeof(std::uint32_t) > available)
+    throw error(where + ": truncated (" + std::to_string(bytes.size()) + " bytes; its header promises a body of " +
+                std::to_string(body_bytes) + " and a checksum)");
   if (body_bytes + sizeof(std::uint32_t) < available)
     throw error(where + ": " + std::to_string(available - body_bytes - sizeof(std::uint32_t)) +
                 " trailing bytes after the checkpoint");

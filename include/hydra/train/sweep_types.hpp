@@ -51,7 +51,8 @@ struct basic_model_config {
   metric_function metric{};
 };
 
-// A model's validation metrics after `minibatches` training minibatches.
+// A model's validation metrics after `minibatches` training minibatches
+// (counted from its first, those before a snapshot it resumed from included).
 struct validation_point {
   std::size_t minibatches = 0;
   evaluation metrics;
@@ -110,7 +111,10 @@ struct multi_model_options {
   // failed, stay out; each other model continues from its config's resume
   // snapshot, which must be its state at its last checkpoint in the history
   // (none if it had none), and trains on to what the controller planned.
-  // Needs the same models, controller, options and device count as that run.
+  // Needs the same models, controller, options and device count as that run,
+  // and a history that starts with the sweep (a run that itself resumed from
+  // snapshots without a history records one that starts part-way, which a
+  // fresh controller cannot replay).
   controller_history resume_history{};
   // How long run() waits for a completion before it asks the backend whether
   // a stream has failed in a way that means no completion will come (a CUDA

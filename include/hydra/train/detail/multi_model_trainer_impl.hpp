@@ -294,7 +294,7 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     if (pass != evaluations_[m].end() && t.minibatch + 1 == pass->minibatches) { // the pass's last task
       evaluation const scored = executor_->take_evaluation(m);
       if (pass->validation) {
-        results_[m].validations.push_back({results_[m].steps, scored});
+        results_[m].validations.push_back({done_before(m) + results_[m].steps, scored});
         validation = scored;
       } else {
         evaluated_[m] = scored;
