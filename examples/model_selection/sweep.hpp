@@ -397,7 +397,10 @@ outcome run_with(options const& o, std::ostream& log) {
   for (auto const& g : grid) names.push_back(g.name());
   // Held until the run ends: a second run on the same directory is refused.
   std::optional<hydra::checkpoint_directory> store;
-  if (o.checkpoint_directory) store.emplace(*o.checkpoint_directory, o.keep_checkpoints);
+  if (o.checkpoint_directory) {
+    store.emplace(*o.checkpoint_directory, o.keep_checkpoints);
+    for (auto const& left : store->removed()) log << "removed " << left << ", a write interrupted by a crash\n";
+  }
   if (o.resume) {
     auto loaded = store->load();
     for (auto const& passed : loaded.skipped) log << "passed over " << passed << "\n";

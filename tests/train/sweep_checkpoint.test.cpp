@@ -222,8 +222,16 @@ TEST_CASE("a checkpoint directory keeps the last two, falls back past a damaged 
     write_file(store.path(1), {damaged.begin(), damaged.begin() + 30});
     CHECK_THROWS_WITH_AS(store.load(), doctest::Contains((store.path(1) + ": truncated").c_str()), hydra::error);
   }
-  // Released with its holder: the next run takes it.
-  CHECK_NOTHROW(hydra::checkpoint_directory(dir.string()));
+  // Released with its holder: the next run takes it, and removes what a
+  // crash left of a write.
+  write_file(dir / "sweep.checkpoint.tmp-99999", {std::byte{1}});
+  {
+    hydra::checkpoint_directory next(dir.string());
+    REQUIRE(next.removed().size() == 1);
+    CHECK(next.removed()[0] == (dir / "sweep.checkpoint.tmp-99999").string());
+    CHECK_FALSE(fs::exists(dir / "sweep.checkpoint.tmp-99999"));
+    CHECK(fs::exists(next.path(1))); // nothing else touched
+  }
   {
     hydra::checkpoint_directory just_one(dir.string() + "1", 1);
     just_one.save(first);

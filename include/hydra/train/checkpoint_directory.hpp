@@ -55,6 +55,13 @@ public:
     if (::ftruncate(lock_, 0) != 0 || ::pwrite(lock_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
       // The lock holds without the PID; only a refused run's message loses it.
     }
+    // Holding the lock, no other run is writing here: a temporary file is
+    // what a crash left of a write, and only takes room.
+    std::error_code failed;
+    std::string const prefix = "sweep.checkpoint.tmp-";
+    for (auto const& entry : std::filesystem::directory_iterator(directory_, failed))
+      if (entry.path().filename().string().rfind(prefix, 0) == 0 && std::filesystem::remove(entry.path(), failed))
+        removed_.push_back(entry.path().string());
   }
   checkpoint_directory(checkpoint_directory const&) = delete;
   checkpoint_directory& operator=(checkpoint_directory const&) = delete;
@@ -63,6 +70,8 @@ public:
   // The latest checkpoint's file; older ones are path(1) .. path(keep - 1).
   [[nodiscard]] std::string path(std::size_t age = 0) const { return file_in(directory_, age); }
   [[nodiscard]] std::string const& directory() const noexcept { return directory_; }
+  // The temporary files of interrupted writes found and removed on taking the directory.
+  [[nodiscard]] std::vector<std::string> const& removed() const noexcept { return removed_; }
 
   // Writes `c` as the latest checkpoint; the previous latest becomes path(1),
   // and so on, `keep` files in all. A file that load() passed over as
@@ -185,6 +194,7 @@ private:
   std::size_t keep_;
   int lock_ = -1;
   std::vector<std::string> unreadable_; // what the last load() passed over
+  std::vector<std::string> removed_;
 };
 
 } // namespace hydra
