@@ -210,12 +210,17 @@ inline void probe_checkpoint_directory(std::string const& directory, bool resume
 
 // ---- the sweep ------------------------------------------------------------------
 
-// Minibatches trained in all as far as `history`'s checkpoints tell: the sum of
-// each model's latest.
-inline std::size_t trained_in_all(hydra::controller_history const& history, std::size_t models) {
+// Each model's minibatches at its latest checkpoint in `history` (0: none).
+inline std::vector<std::size_t> latest_checkpoints(hydra::controller_history const& history, std::size_t models) {
   std::vector<std::size_t> latest(models, 0);
   for (auto const& e : history)
     if (e.reached.model < models) latest[e.reached.model] = std::max(latest[e.reached.model], e.reached.minibatches);
+  return latest;
+}
+
+// Minibatches trained in all as far as `history`'s checkpoints tell.
+inline std::size_t trained_in_all(hydra::controller_history const& history, std::size_t models) {
+  auto const latest = latest_checkpoints(history, models);
   return std::accumulate(latest.begin(), latest.end(), std::size_t{0});
 }
 
@@ -477,7 +482,6 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
   mo.resume_history = history;
-  std::size_t const trained_before = trained_in_all(history, grid.size());
   mo.on_progress = [&](hydra::sweep_progress const& p) {
     std::size_t done_steps = 0;
     for (std::size_t m = 0; m < grid.size(); ++m) done_steps += done_of(m) + p.steps_done[m];
@@ -494,7 +498,7 @@ outcome run_with(options const& o, std::ostream& log) {
   // What the next checkpoint file holds: each model's state at its latest checkpoint.
   auto saved_state = state;
   auto saved_losses = losses;
-  std::size_t written_at = trained_before;
+  std::size_t written_at = trained_in_all(history, grid.size());
   if (o.checkpoint_directory) {
     mo.on_checkpoint = [&](hydra::model_checkpoint const& c) {
       std::size_t const m = c.reached.model;
@@ -565,9 +569,8 @@ outcome run_with(options const& o, std::ostream& log) {
 
   // The validation curves and the compute, from every checkpoint of the
   // search (those before a resume included).
-  std::vector<std::size_t> reached(grid.size(), 0);
+  auto const reached = latest_checkpoints(history, grid.size());
   for (auto const& e : history) {
-    reached[e.reached.model] = std::max(reached[e.reached.model], e.reached.minibatches);
     if (!e.reached.validation) continue;
     auto& out = result.models[e.reached.model];
     out.validations.push_back({e.reached.minibatches, *e.reached.validation});
