@@ -38,6 +38,7 @@ struct idle_layer {
 
 // A loss that writes zero losses (the trainer checks them for being finite) and no gradient.
 struct idle_loss {
+  static constexpr bool is_loss = true;
   [[nodiscard]] std::string name() const { return "idle loss"; }
   [[nodiscard]] hydra::layer_footprint footprint(std::size_t) const {
     return {.parameter_count = 0, .input_features = features, .output_features = 1};

@@ -267,10 +267,16 @@ TEST_CASE("bad input to the trainer fails before training, naming the problem") 
                                      }),
                        doctest::Contains("label 10 of sample 3 is outside 0..9"), hydra::invalid_argument);
 
-  std::vector<hydra::any_layer<context>> no_loss{hydra::layers::dense(4, 4)};
-  CHECK_THROWS_WITH_AS(hydra::single_model_trainer<hydra::adam>(
-                           roomy, hydra::sequential_model<context>(std::move(no_loss), 2), hydra::adam{}),
-                       doctest::Contains("the last layer must be a loss"), hydra::invalid_argument);
+  // A last layer that is not a loss (one output per sample is not enough).
+  std::vector<hydra::any_layer<context>> no_loss{hydra::layers::dense(4, 1)};
+  CHECK_THROWS_WITH_AS(hydra::sequential_model<context>(std::move(no_loss), 2),
+                       doctest::Contains("the last layer, layer 0 (dense 4x1), is not a loss layer"),
+                       hydra::invalid_argument);
+  std::vector<hydra::any_layer<context>> early_loss{hydra::layers::softmax_cross_entropy(4), hydra::layers::dense(1, 4),
+                                                    hydra::layers::softmax_cross_entropy(4)};
+  CHECK_THROWS_WITH_AS(hydra::sequential_model<context>(std::move(early_loss), 2),
+                       doctest::Contains("layer 0 (softmax cross-entropy 4) is a loss layer, but only the last"),
+                       hydra::invalid_argument);
   std::vector<hydra::any_layer<context>> mismatched{hydra::layers::dense(4, 5), hydra::layers::relu(4)};
   CHECK_THROWS_WITH_AS(hydra::sequential_model<context>(std::move(mismatched), 2),
                        doctest::Contains("layer 0 (dense 4x5) outputs 5 features but layer 1 (relu 4) takes 4"),

@@ -72,6 +72,21 @@ concept assigns_stream_roles = requires(Backend& backend, std::size_t device, st
   { backend.create_stream(device, name, role) } -> std::same_as<typename Backend::stream>;
 };
 
+// Where a test backend may inject a fault (fault_injection on the host backend).
+enum class fault_site : std::uint8_t {
+  copy,       // a copy refused when issued, as a CUDA error returned by cudaMemcpyAsync
+  allocation, // a pool allocation that fails mid-run
+  host_work,  // a layer's or the optimizer's enqueued work throwing when it runs
+};
+
+// Decides at each fault site whether a fault happens there now. The memory
+// pools ask before every allocation; the host backend asks itself at copies
+// and its execution context at enqueued work.
+template <class Backend>
+concept injects_faults = requires(Backend& backend, fault_site site) {
+  { backend.inject_fault(site) } -> std::same_as<bool>;
+};
+
 // Opens a profiler range (CUDA: NVTX) for as long as the returned object lives.
 template <class Backend>
 concept annotates = requires(Backend& backend, std::string name) {

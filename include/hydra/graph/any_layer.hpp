@@ -26,6 +26,7 @@ public:
 
   [[nodiscard]] std::string name() const { return self_->name(); }
   [[nodiscard]] layer_footprint footprint(std::size_t batch) const { return self_->footprint(batch); }
+  [[nodiscard]] bool is_loss() const noexcept { return self_->is_loss(); } // is_loss_layer
   void initialize(float* parameters, std::uint64_t seed) const { self_->initialize(parameters, seed); }
   void forward(Context& context, forward_arguments const& arguments) const { self_->forward(context, arguments); }
   void backward(Context& context, backward_arguments const& arguments) const { self_->backward(context, arguments); }
@@ -35,6 +36,7 @@ private:
     virtual ~concept_t() = default;
     virtual std::string name() const = 0;
     virtual layer_footprint footprint(std::size_t batch) const = 0;
+    virtual bool is_loss() const noexcept = 0;
     virtual void initialize(float* parameters, std::uint64_t seed) const = 0;
     virtual void forward(Context& context, forward_arguments const& arguments) const = 0;
     virtual void backward(Context& context, backward_arguments const& arguments) const = 0;
@@ -45,6 +47,7 @@ private:
     explicit model(L concrete) : layer(std::move(concrete)) {}
     std::string name() const override { return layer.name(); }
     layer_footprint footprint(std::size_t batch) const override { return layer.footprint(batch); }
+    bool is_loss() const noexcept override { return is_loss_layer<L>; }
     void initialize(float* parameters, std::uint64_t seed) const override { layer.initialize(parameters, seed); }
     void forward(Context& context, forward_arguments const& arguments) const override {
       layer.forward(context, arguments);

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace hydra {
 
@@ -47,6 +48,19 @@ struct backward_arguments {
   float* parameter_gradients = nullptr; // dLoss/d parameters, overwritten (not accumulated)
   void* workspace = nullptr;
   std::int32_t const* labels = nullptr;
+};
+
+// A loss layer ends every trained model, and only there. It declares itself
+// with `static constexpr bool is_loss = true;` and keeps this contract:
+//  - forward reads the logits (batch x input_features) and
+//    forward_arguments::labels (class indices 0 .. input_features - 1), and
+//    writes one loss per sample: output_features is 1;
+//  - backward starts the backward pass: output_gradient is null, and it writes
+//    input_gradient = d(mean loss over the batch) / d(logits).
+// The trainer reads the losses for the loss curve and the evaluation.
+template <class L>
+inline constexpr bool is_loss_layer = requires {
+  requires std::remove_cvref_t<L>::is_loss;
 };
 
 // Layer L runs on execution context C (e.g. host_execution_context).

@@ -32,6 +32,7 @@ public:
                                std::to_string(footprints_[at].input_features));
       }
     }
+    check_loss_layer();
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return layers_.size(); }
@@ -60,6 +61,33 @@ public:
   }
 
 private:
+  // The loss-layer contract (layer.hpp): the last layer is a loss, with one
+  // output per sample, and no other layer is. Checked here, where the model is
+  // made, rather than on a stream thread once it first trains.
+  void check_loss_layer() const {
+    auto const describe = [&](std::size_t at) {
+      std::string text = "layer ";
+      return text.append(std::to_string(at)).append(" (").append(layers_[at].name()).append(")");
+    };
+    for (std::size_t at = 0; at + 1 < layers_.size(); ++at) {
+      if (layers_[at].is_loss())
+        throw invalid_argument("sequential_model: " + describe(at) +
+                               " is a loss layer, but only the last layer may be one");
+    }
+    std::size_t const last = layers_.size() - 1;
+    if (!layers_[last].is_loss()) {
+      throw invalid_argument("sequential_model: the last layer, " + describe(last) +
+                             ", is not a loss layer. A model ends with one: it reads the labels, writes one loss per "
+                             "sample and starts the backward pass (a loss layer type declares "
+                             "`static constexpr bool is_loss = true;`)");
+    }
+    if (footprints_[last].output_features != 1) {
+      throw invalid_argument("sequential_model: the loss layer, " + describe(last) + ", outputs " +
+                             std::to_string(footprints_[last].output_features) +
+                             " features per sample; a loss outputs 1 (the sample's loss)");
+    }
+  }
+
   std::vector<any_layer<Context>> layers_;
   std::size_t batch_;
   std::vector<layer_footprint> footprints_;

@@ -16,6 +16,7 @@ namespace hydra::layers {
 
 class softmax_cross_entropy {
 public:
+  static constexpr bool is_loss = true; // the loss-layer contract (hydra/graph/layer.hpp)
   explicit softmax_cross_entropy(std::size_t classes) : classes_(classes) {}
 
   [[nodiscard]] std::string name() const { return "softmax cross-entropy " + std::to_string(classes_); }

@@ -147,7 +147,14 @@ public:
     auto& entry = table_.at(id);
     entry.last_compute_use = compute_done;
     backend_->wait_event(spill_, compute_done);
-    copy_in_chunks(spill_, entry.home->data, entry.device, entry.home->bytes);
+    try {
+      copy_in_chunks(spill_, entry.home->data, entry.device, entry.home->bytes);
+    } catch (...) {
+      // The chunks already issued still write the home: whoever frees it must
+      // order after them. What the home holds now is neither state.
+      entry.home->ready = backend_->record_event(spill_);
+      throw;
+    }
     entry.home->ready = backend_->record_event(spill_);
     entry.written_back_bytes += entry.home->bytes;
     statistics_.bytes_to_host += entry.home->bytes;
@@ -219,7 +226,15 @@ private:
     backend_->wait_event(prefetch_, entry.home->ready);
     std::size_t const first = needs_parameters ? 0 : entry.parameter_bytes;
     std::size_t const last = needs_state ? entry.home->bytes : entry.parameter_bytes;
-    copy_in_chunks(prefetch_, entry.device + first, entry.home->data + first, last - first);
+    try {
+      copy_in_chunks(prefetch_, entry.device + first, entry.home->data + first, last - first);
+    } catch (...) {
+      // The extent stays allocated but holds nothing valid (a later acquire
+      // copies again); its free must order after the chunks already issued.
+      entry.device_ready = backend_->record_event(prefetch_);
+      entry.parameters_on_device = entry.state_on_device = false;
+      throw;
+    }
     entry.device_ready = backend_->record_event(prefetch_);
     entry.parameters_on_device = true;
     entry.state_on_device = entry.state_on_device || needs_state;

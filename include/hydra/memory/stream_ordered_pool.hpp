@@ -11,7 +11,8 @@
 //    whatever the streams' timing (no opportunistic reuse of "already finished"
 //    frees, which would depend on timing);
 //  - a request past capacity throws hydra::out_of_memory naming the request, the
-//    bytes in use, the capacity and the largest free block, and changes nothing.
+//    bytes in use, the capacity and the largest free block, and changes nothing
+//    (as does a failure a test backend injects: injects_faults).
 // Thread-safe: calls may come from any number of threads. The backend, and every
 // stream that freed into the pool, must outlive it (like RMM's contract).
 #pragma once
@@ -33,6 +34,10 @@
 #include "hydra/memory/detail/block_table.hpp"
 #include "hydra/memory/pool_statistics.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace hydra {
 
 template <stream_ordering Backend>
@@ -48,6 +53,7 @@ public:
         table_(align_down(reservation_.size(), allocation_alignment)) {
     detail::expects(is_aligned(reservation_.data(), allocation_alignment),
                     name_ + ": the reservation is not aligned to " + std::to_string(allocation_alignment) + " bytes");
+    sanitizer_poison(reservation_.data(), table_.capacity()); // all free
   }
 
   stream_ordered_pool(stream_ordered_pool const&) = delete;
@@ -57,6 +63,7 @@ public:
   // the one place the pool waits on the host, because afterwards nothing could.
   ~stream_ordered_pool() {
     for (owner_stream const& owner : owners_) backend_->synchronize(owner.last_free);
+    sanitizer_unpoison(reservation_.data(), table_.capacity());
   }
 
   // Size 0 gives nullptr (and deallocate(stream, nullptr) does nothing).
@@ -65,6 +72,12 @@ public:
     std::size_t const size = align_up(bytes, allocation_alignment);
     std::lock_guard lock(mutex_);
     if (size > table_.capacity()) throw_out_of_memory(bytes);
+    if constexpr (injects_faults<Backend>) {
+      if (backend_->inject_fault(fault_site::allocation)) {
+        throw out_of_memory(name_ + " (fault injection)", bytes, table_.in_use(), table_.capacity(),
+                            table_.largest_free_run());
+      }
+    }
     std::uint32_t const own = find_owner(on);
     std::size_t offset = 0;
     if (auto const fit = find_fit_for(own, size)) {
@@ -75,7 +88,16 @@ public:
     }
     std::size_t const in_use = table_.in_use();
     peak_in_use_ = in_use > peak_in_use_ ? in_use : peak_in_use_;
-    return reservation_.data() + offset;
+    std::byte* const block = reservation_.data() + offset;
+    if constexpr (sanitizes_memory) {
+      // In stream order, behind the frees it reuses: the bytes asked for become
+      // usable, the block's alignment slack stays poisoned (a redzone).
+      backend_->enqueue(on, [block, bytes, size] {
+        sanitizer_unpoison(block, bytes);
+        sanitizer_poison(block + bytes, size - bytes);
+      });
+    }
+    return block;
   }
 
   void deallocate(stream on, void* pointer) {
@@ -93,6 +115,11 @@ public:
         if (!size) throw_not_live(pointer);
         backend_->memset_async(on, pointer, *poison_, *size);
       }
+    }
+    if constexpr (sanitizes_memory) {
+      auto const size = table_.live_size(offset);
+      if (!size) throw_not_live(pointer);
+      backend_->enqueue(on, [pointer, bytes = *size] { sanitizer_poison(pointer, bytes); }); // after its last use
     }
     if (!table_.release(offset, owner)) throw_not_live(pointer);
     // Re-recorded on every free: it then covers every block this stream holds.
@@ -137,6 +164,28 @@ public:
 
 private:
   static constexpr std::uint32_t no_owner = ~std::uint32_t{0};
+
+  // Under AddressSanitizer, and where the pool's memory is host memory (the
+  // host backend, Backend::memory_is_host_memory), the pool tells ASan what is
+  // allocated: free blocks are poisoned, and so is each block's alignment
+  // slack, so that a read or write past a block, or into a freed one, is
+  // reported where it happens. The (un)poisoning runs in stream order, as a
+  // host function on the stream that allocates or frees.
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr bool sanitizes_memory = requires {
+    requires Backend::memory_is_host_memory;
+  };
+  static void sanitizer_poison(void const* address, std::size_t bytes) noexcept {
+    if constexpr (sanitizes_memory) ASAN_POISON_MEMORY_REGION(address, bytes);
+  }
+  static void sanitizer_unpoison(void const* address, std::size_t bytes) noexcept {
+    if constexpr (sanitizes_memory) ASAN_UNPOISON_MEMORY_REGION(address, bytes);
+  }
+#else
+  static constexpr bool sanitizes_memory = false;
+  static void sanitizer_poison(void const*, std::size_t) noexcept {}
+  static void sanitizer_unpoison(void const*, std::size_t) noexcept {}
+#endif
 
   // A stream that has freed into this pool, and its latest free's event.
   struct owner_stream {

@@ -94,6 +94,7 @@ public:
         case launch_outcome::stopped:
           core_.stop(next->model);
           closed_[d] = true;
+          ++stopped_at_launch_;
           break;
         }
         if (core_.ready().empty()) break;
@@ -106,10 +107,13 @@ public:
   template <policy P, class Launch, class Await>
   void run(P& policy, Launch&& launch, Await&& await, std::string const& who) {
     while (!core_.finished()) {
-      std::uint64_t const released_before = released_;
+      std::uint64_t const released_before = released_, stopped_before = stopped_at_launch_;
       fill(policy, launch);
       if (core_.in_flight() == 0) {
         if (core_.finished()) break;
+        // A model stopped at its launch closed its device for the round; the
+        // other models' tasks are still to be placed (on one device: there).
+        if (stopped_at_launch_ != stopped_before) continue;
         if (released_ != released_before)
           throw does_not_fit(who + ": no ready task fits beside what its device holds, and no task runs that "
                                    "could free memory (a fragmented device pool)");
@@ -225,7 +229,8 @@ private:
   std::vector<driver_event> log_;
   bool keep_log_ = true;
   std::uint64_t released_ = 0;
-  std::uint64_t ended_ = 0; // completions and failures reported
+  std::uint64_t stopped_at_launch_ = 0; // launches that stopped their model
+  std::uint64_t ended_ = 0;             // completions and failures reported
 };
 
 } // namespace hydra

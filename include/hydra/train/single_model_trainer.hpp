@@ -53,6 +53,10 @@ struct single_model_options {
   std::size_t prefetch_depth = 1; // tasks ahead whose shards are fetched behind the running one; 0: none
   std::uint64_t seed = 1;         // initial parameters (layer k uses seed + k)
   std::optional<std::uint8_t> poison_freed_blocks{}; // test aid: fill freed device and host blocks
+  // Guard mode: each layer call runs on copies of its regions between
+  // canaries; a layer that writes outside its footprint fails the training,
+  // named (host layers only; it costs a copy of every region per call).
+  bool guard_layers = false;
 };
 
 struct training_report {
@@ -74,7 +78,7 @@ class single_model_trainer {
 public:
   single_model_trainer(Backend& backend, sequential_model<Context> model, Optimizer optimizer,
                        single_model_options options = {})
-      : backend_(&backend), options_(options), graph_(partition(validated(model), options_, backend)),
+      : backend_(&backend), options_(options), graph_(partition(model, options_, backend)),
         device_pool_(backend, options_.device, options_.budget == 0 ? std::nullopt : std::optional(options_.budget)),
         host_pool_(backend, runner_type::host_bytes(graph_, model, /*minibatches_in_flight=*/3)),
         engine_(backend, device_pool_, host_pool_, options_.device),
@@ -84,6 +88,7 @@ public:
       device_pool_.poison_freed_blocks(options_.poison_freed_blocks);
       host_pool_.poison_freed_blocks(options_.poison_freed_blocks);
     }
+    runner_.guard_layers(options_.guard_layers);
     runner_.register_with(engine_);
   }
 
@@ -158,14 +163,6 @@ public:
 private:
   using runner_type = detail::model_runner<Backend, Context>;
   using shard_id = std::size_t;
-
-  // Checked before anything is reserved on the device.
-  static sequential_model<Context> const& validated(sequential_model<Context> const& model) {
-    detail::expects(model.footprint(model.size() - 1).output_features == 1,
-                    "single_model_trainer: the last layer must be a loss (one output per sample); it is " +
-                        model.layer(model.size() - 1).name());
-    return model;
-  }
 
   static shard_graph partition(sequential_model<Context> const& model, single_model_options const& options,
                                Backend& backend) {

@@ -82,6 +82,11 @@ struct model_checkpoint {
 
 struct multi_model_options {
   std::optional<std::uint8_t> poison_freed_blocks{}; // test aid
+  // Guard mode: each layer call runs on copies of its regions between
+  // canaries; a layer that writes outside its footprint stops its model, with
+  // the layer and the region named (host layers only; it costs a copy of every
+  // region per call).
+  bool guard_layers = false;
   // Record the schedule (trace(), write_trace()). Off by default: the marks are
   // six more stream items per task, which on the host backend costs about as
   // much as a small task itself.

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -21,6 +22,8 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <random>
+#include <source_location>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,16 +54,35 @@ struct stall_injection {
   std::uint64_t after_items = 1; // items it runs first (at least 1)
 };
 
+// Test aid: faults at seeded random points, each site with its own
+// probability per occurrence. A trainer must stop only the model whose work
+// met the fault (reported, its memory returned) or end the sweep with a clear
+// error; the others must train on unchanged. Which occurrences fail depends
+// on the seed and on the order in which the sites are reached, which follows
+// the schedule.
+struct fault_injection {
+  bool enabled = false;
+  std::uint64_t seed = 0;
+  double copy = 0.0;       // a copy_async call is refused (throws backend_error) when issued
+  double allocation = 0.0; // a pool allocation throws out_of_memory
+  double host_work =
+      0.0; // a layer's or the optimizer's work throws on its stream (execution contexts with a fault record)
+};
+
 struct host_backend_options {
   std::vector<std::size_t> device_budgets; // one virtual device per entry: its memory, in bytes
   delay_injection delays{};
   stall_injection stall{};
+  fault_injection faults{};
 };
 
 class host_backend {
 public:
   using stream = host_stream;
   using event = host_event;
+  // Every reservation, the devices' included, is host memory (the pools tell
+  // AddressSanitizer what of it is allocated).
+  static constexpr bool memory_is_host_memory = true;
 
   explicit host_backend(host_backend_options options) : options_(std::move(options)) {
     detail::expects(!options_.device_budgets.empty(),
@@ -71,6 +93,12 @@ public:
                           format_bytes(options_.device_budgets[device]) + ", below the minimum of " +
                           format_bytes(allocation_alignment));
     }
+    for (double const probability : {options_.faults.copy, options_.faults.allocation, options_.faults.host_work}) {
+      detail::expects(probability >= 0.0 && probability <= 1.0, "host_backend: a fault_injection probability is " +
+                                                                    std::to_string(probability) +
+                                                                    "; it must lie in [0, 1]");
+    }
+    fault_random_.seed(options_.faults.seed);
     reserved_.assign(options_.device_budgets.size(), 0);
     device_lost_ = std::make_unique<std::atomic<bool>[]>(options_.device_budgets.size());
   }
@@ -123,7 +151,14 @@ public:
   }
 
   // memcpy on `stream`'s thread, after everything enqueued before it.
-  void copy_async(host_stream stream, void* destination, void const* source, std::size_t bytes) {
+  void copy_async(host_stream stream, void* destination, void const* source, std::size_t bytes,
+                  std::source_location where = std::source_location::current()) {
+    if (inject_fault(fault_site::copy)) {
+      throw backend_error("host backend", "injected_copy_failure",
+                          "fault injection refused a copy of " + format_bytes(bytes) + " on stream '" +
+                              worker(stream).name() + "'",
+                          "copy_async", where);
+    }
     detail::work_item item;
     item.what = detail::work_item::kind::copy;
     item.destination = destination;
@@ -177,6 +212,27 @@ public:
   }
 
   [[nodiscard]] bool query(host_event event) const noexcept { return event.has_fired(); }
+
+  // ---- fault injection (fault_injection) --------------------------------------
+
+  // Whether a fault happens at this occurrence of `site`: never unless enabled.
+  [[nodiscard]] bool inject_fault(fault_site site) {
+    if (!options_.faults.enabled) return false;
+    double const probability = site == fault_site::copy         ? options_.faults.copy
+                               : site == fault_site::allocation ? options_.faults.allocation
+                                                                : options_.faults.host_work;
+    if (probability <= 0.0) return false;
+    std::lock_guard lock(fault_mutex_);
+    if (std::uniform_real_distribution<double>(0.0, 1.0)(fault_random_) >= probability) return false;
+    ++injected_[static_cast<std::size_t>(site)];
+    return true;
+  }
+
+  // How many faults were injected at `site` so far.
+  [[nodiscard]] std::uint64_t injected_faults(fault_site site) const {
+    std::lock_guard lock(fault_mutex_);
+    return injected_[static_cast<std::size_t>(site)];
+  }
 
   // Blocks the host until `event` fired.
   void synchronize(host_event event) const {
@@ -270,8 +326,12 @@ private:
   std::vector<std::unique_ptr<detail::stream_worker>> workers_;
   std::vector<std::size_t> reserved_;
   std::unique_ptr<std::atomic<bool>[]> device_lost_; // per device: stall_injection fired there
+  mutable std::mutex fault_mutex_;
+  std::mt19937_64 fault_random_;
+  std::array<std::uint64_t, 3> injected_{}; // per fault_site
 };
 
 static_assert(backend<host_backend>);
+static_assert(injects_faults<host_backend>);
 
 } // namespace hydra

@@ -5,11 +5,13 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include <thrust/execution_policy.h>
 
 #include "hydra/backend/host/host_backend.hpp"
+#include "hydra/core/error.hpp"
 #include "hydra/core/fault_record.hpp"
 
 namespace hydra {
@@ -22,9 +24,17 @@ public:
   host_execution_context(host_backend& backend, host_stream stream, std::shared_ptr<fault_record> faults = nullptr)
       : backend_(&backend), stream_(stream), faults_(std::move(faults)) {}
 
+  // Under fault_injection, work with a fault record may throw instead of
+  // running: the fault then stops only the model that enqueued it.
   template <class Work>
   void enqueue(Work&& work) {
-    if (faults_)
+    if (faults_ && backend_->inject_fault(fault_site::host_work)) {
+      backend_->enqueue(stream_, detail::recording_faults(
+                                     [name = "host work on device " + std::to_string(device())] {
+                                       throw error("fault injection: " + name + " threw instead of running");
+                                     },
+                                     faults_));
+    } else if (faults_)
       backend_->enqueue(stream_, detail::recording_faults(std::forward<Work>(work), faults_));
     else
       backend_->enqueue(stream_, std::forward<Work>(work));

@@ -92,10 +92,25 @@ public:
   // queued the task's completion, so that the model's next task, which does
   // not need this shard, is not held up while its state goes home.
   void defer_write_backs(bool defer) noexcept { defer_write_backs_ = defer; }
+
+  // Guard mode (layer_guard.hpp): every layer call on guarded copies of its regions.
+  void guard_layers(bool guard) {
+    detail::expects(!guard || guards_layers<Context>,
+                    "guard_layers: guard mode runs host layers only (on CUDA, run compute-sanitizer instead)");
+    guard_layers_ = guard;
+  }
+  // A write-back that cannot be issued leaves the model's home stale: the
+  // model is failed through its fault record, stopped at the completion that
+  // was queued ahead of the write-back.
   void flush_write_back(engine_type& engine) {
     if (!deferred_write_back_) return;
-    engine.write_back(deferred_write_back_->first, deferred_write_back_->second);
+    auto const [shard_id, done] = *deferred_write_back_;
     deferred_write_back_.reset();
+    try {
+      engine.write_back(shard_id, done);
+    } catch (std::exception const& failure) {
+      fault_->record(std::string("writing a shard's state home failed: ") + failure.what());
+    }
   }
   model_runner& operator=(model_runner const&) = delete;
 
@@ -115,8 +130,10 @@ public:
     check_minibatch(data, batch, model_.input_features(), classes());
     auto shared = std::make_shared<minibatch const>(std::move(data));
     auto const prefetch = engine.prefetch_stream();
-    state_.checkpoint[0] = host_->allocate(prefetch, batch * model_.input_features() * sizeof(float));
-    state_.labels = host_->allocate(prefetch, batch * sizeof(std::int32_t));
+    before_enqueue(t, [&] { // what it allocated before failing is freed by abandon()
+      state_.checkpoint[0] = host_->allocate(prefetch, batch * model_.input_features() * sizeof(float));
+      state_.labels = host_->allocate(prefetch, batch * sizeof(std::int32_t));
+    });
     backend_->enqueue(prefetch, [shared, input = state_.checkpoint[0], labels = state_.labels] {
       std::memcpy(input, shared->inputs.data(), shared->inputs.size() * sizeof(float));
       std::memcpy(labels, shared->labels.data(), shared->labels.size() * sizeof(std::int32_t));
@@ -209,6 +226,18 @@ private:
 
   [[nodiscard]] std::size_t classes() const { return model_.footprint(model_.size() - 1).input_features; }
 
+  // A step before any of task t's work is enqueued (making its shard resident,
+  // allocating its scratch): a failure other than does_not_fit (the task is
+  // retried later) fails the task, which has nothing to give back yet.
+  template <class Step>
+  static decltype(auto) before_enqueue(task const& t, Step&& step) {
+    try {
+      return std::forward<Step>(step)();
+    } catch (...) {
+      fail_task(t);
+    }
+  }
+
   void release_host(typename Backend::stream on, void*& block) {
     if (block != nullptr) host_->deallocate(on, block);
     block = nullptr;
@@ -223,8 +252,8 @@ private:
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
     auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
-    engine.acquire(base + s, /*with_state=*/last, next_use); // the last shard's backward comes next
-    std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/last, next_use); }); // its backward comes next
+    std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
     bool handed_on = false; // the scratch was freed in stream order, or kept for the backward
     try {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
@@ -237,7 +266,12 @@ private:
       // The per-sample losses come home for the loss curve; the scratch stays, or
       // goes now when the backward will recompute.
       void* losses = host_->allocate(spill, output_bytes);
-      backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      try {
+        backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      } catch (...) {
+        host_->deallocate(spill, losses); // the block is this task's alone: give it back with the task
+        throw;
+      }
       backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
         float sum = 0.0F;
         for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
@@ -271,7 +305,7 @@ private:
     backend_->wait_event(compute, backend_->record_event(engine.prefetch_stream()));
     before_compute();
     Context context = context_on(engine);
-    run_shard_forward(model_, context, graph_[s], engine.extent(base + s), scratch);
+    run_shard_forward(model_, context, graph_[s], engine.extent(base + s), scratch, guard_layers_);
     event const done = backend_->record_event(compute);
     engine.used_by_compute(base + s, done);
     after_compute(base + s);
@@ -302,8 +336,8 @@ private:
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
     auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
-    engine.acquire(base + s, /*with_state=*/false, next_use);
-    std::byte* scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/false, next_use); });
+    std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
     try {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
       release_host(prefetch, state_.checkpoint[s]); // read by that copy only
@@ -316,10 +350,17 @@ private:
       std::size_t const batch = model_.batch(), classes = this->classes();
       std::size_t const logits_bytes = batch * classes * sizeof(float);
       void* logits = host_->allocate(spill, logits_bytes);
-      void* losses = host_->allocate(spill, output_bytes);
-      // The loss layer is the shard's last: its input is the logits.
-      backend_->copy_async(spill, logits, scratch + shard.scratch.activations[shard.layer_count() - 1], logits_bytes);
-      backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      void* losses = nullptr;
+      try {
+        losses = host_->allocate(spill, output_bytes);
+        // The loss layer is the shard's last: its input is the logits.
+        backend_->copy_async(spill, logits, scratch + shard.scratch.activations[shard.layer_count() - 1], logits_bytes);
+        backend_->copy_async(spill, losses, scratch + shard.scratch.activations.back(), output_bytes);
+      } catch (...) {
+        host_->deallocate(spill, logits); // this task's alone: given back with the task
+        host_->deallocate(spill, losses);
+        throw;
+      }
       void* labels = state_.labels;
       state_.labels = nullptr;
       backend_->enqueue(spill, [this, logits, losses, labels, batch, classes] {
@@ -343,7 +384,7 @@ private:
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
-    engine.acquire(base + s, /*with_state=*/true, next_use);
+    before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/true, next_use); });
     bool const reuse = last && state_.last_scratch != nullptr && state_.last_scratch_engine == &engine;
     std::byte* scratch = reuse ? state_.last_scratch : nullptr;
     if (last && !reuse && state_.last_scratch != nullptr) { // the forward ran elsewhere: drop its activations there
@@ -351,7 +392,7 @@ private:
     }
     state_.last_scratch = nullptr;
     state_.last_scratch_engine = nullptr;
-    if (!reuse) scratch = engine.allocate_scratch(shard.scratch.bytes, next_use);
+    if (!reuse) scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
     try {
       if (!reuse) {
         copy_checkpoint_in(prefetch, shard, s, scratch, last);
@@ -368,8 +409,8 @@ private:
       before_compute();
       std::byte* extent = engine.extent(base + s);
       Context context = context_on(engine);
-      if (!reuse) run_shard_forward(model_, context, shard, extent, scratch); // recompute from the checkpoint
-      std::size_t const input_gradient = run_shard_backward(model_, context, shard, extent, scratch);
+      if (!reuse) run_shard_forward(model_, context, shard, extent, scratch, guard_layers_); // recompute
+      std::size_t const input_gradient = run_shard_backward(model_, context, shard, extent, scratch, guard_layers_);
       if (shard.parameter_count > 0) {
         auto* parameters = reinterpret_cast<float*>(extent);
         std::size_t const n = shard.parameter_count;
@@ -427,6 +468,7 @@ private:
   std::vector<float> losses_;
   std::shared_ptr<fault_record> fault_;
   step_state state_;
+  bool guard_layers_ = false;
   bool keep_last_activations_;
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)

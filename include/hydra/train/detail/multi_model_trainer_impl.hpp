@@ -59,8 +59,6 @@ template <class Backend, class Context>
 shard_graph basic_multi_model_trainer<Backend, Context>::partition(std::size_t m) const {
   auto const& config = configs_[m];
   auto const& model = config.model;
-  detail::expects(model.footprint(model.size() - 1).output_features == 1,
-                  "model " + std::to_string(m) + " (" + config.name + "): the last layer must be a loss");
   std::size_t const state = any_optimizer<Context>(config.optimizer).state_per_parameter();
   bool const whole = policy_.needs_whole_models();
   std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : smallest_budget();
@@ -119,6 +117,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
                                             config.seed, stream,
                                             /*keep_last_activations=*/false);
     runner->set_metric(config.metric);
+    runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
   }
   driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
@@ -320,6 +319,7 @@ void basic_multi_model_trainer<Backend, Context>::reached_checkpoint(std::size_t
   std::optional<model_snapshot> state;
   if (on_checkpoint_) {
     state = runner(m).settled_state();
+    executor_->check_devices(); // a lost device may have dropped write-backs: no stale state handed out
     state->minibatches_done = reached.minibatches;
   }
   stopped_now_.clear();

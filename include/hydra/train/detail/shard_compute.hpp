@@ -5,15 +5,32 @@
 // between the scratch's two gradient buffers.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "hydra/graph/layer.hpp"
 #include "hydra/graph/sequential_model.hpp"
 #include "hydra/graph/shard_graph.hpp"
+#include "hydra/train/detail/layer_guard.hpp"
+
+namespace hydra {
+class host_execution_context;
+}
 
 namespace hydra::detail {
+
+// Guard mode (layer_guard.hpp) needs the layers' memory on the host.
+template <class Context>
+inline constexpr bool guards_layers = std::same_as<Context, host_execution_context>;
+
+template <class Context>
+std::string describe_layer(sequential_model<Context> const& model, std::size_t layer) {
+  std::string text = "layer ";
+  return text.append(std::to_string(layer)).append(" (").append(model.layer(layer).name()).append(")");
+}
 
 // Where layer `layer`'s parameters start in the extent of `s`.
 template <class Context>
@@ -24,7 +41,7 @@ template <class Context>
 
 template <class Context>
 void run_shard_forward(sequential_model<Context> const& model, Context& context, shard const& s, std::byte* extent,
-                       std::byte* scratch) {
+                       std::byte* scratch, bool guard = false) {
   for (std::size_t k = 0; k < s.layer_count(); ++k) {
     std::size_t const layer = s.first_layer + k;
     forward_arguments arguments;
@@ -36,6 +53,12 @@ void run_shard_forward(sequential_model<Context> const& model, Context& context,
     // Only the shard holding the loss has labels on the device.
     if (s.end_layer == model.size())
       arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + s.scratch.labels);
+    if constexpr (guards_layers<Context>) {
+      if (guard) {
+        guarded_forward(model.layer(layer), context, arguments, describe_layer(model, layer));
+        continue;
+      }
+    }
     model.layer(layer).forward(context, arguments);
   }
 }
@@ -43,7 +66,7 @@ void run_shard_forward(sequential_model<Context> const& model, Context& context,
 // Returns the scratch offset that holds dLoss/d(shard input) afterwards.
 template <class Context>
 std::size_t run_shard_backward(sequential_model<Context> const& model, Context& context, shard const& s,
-                               std::byte* extent, std::byte* scratch) {
+                               std::byte* extent, std::byte* scratch, bool guard = false) {
   bool const last = s.end_layer == model.size(); // its last layer is the loss, which starts the chain
   std::size_t incoming = s.scratch.gradients[0], outgoing = s.scratch.gradients[1];
   float* gradients = reinterpret_cast<float*>(extent + s.home_bytes());
@@ -60,7 +83,10 @@ std::size_t run_shard_backward(sequential_model<Context> const& model, Context& 
     arguments.parameter_gradients = gradients + (model.parameter_offset(layer) - s.parameter_offset);
     arguments.workspace = scratch + s.scratch.workspace;
     if (last) arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + s.scratch.labels);
-    model.layer(layer).backward(context, arguments);
+    if constexpr (guards_layers<Context>) {
+      if (guard) guarded_backward(model.layer(layer), context, arguments, describe_layer(model, layer));
+    }
+    if (!guards_layers<Context> || !guard) model.layer(layer).backward(context, arguments);
     std::swap(incoming, outgoing);
   }
   return incoming;

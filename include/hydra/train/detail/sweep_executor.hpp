@@ -137,11 +137,11 @@ public:
       stop_reason_ = bad_input.what();
       return launch_outcome::stopped;
     } catch (task_failed const& failure) {
-      // A layer, the optimizer or a copy refused the task while it was being
-      // enqueued (on CUDA: a cuBLAS, cuDNN or CUDA error): this model only,
-      // unless the device itself is lost: then check() throws that, and the
-      // sweep ends with it. Anything else (the user's data source throwing,
-      // the host pool exhausted) is not the model's fault and ends the sweep.
+      // A layer, the optimizer, a copy or an allocation refused the task while
+      // it was being enqueued (on CUDA: a cuBLAS, cuDNN or CUDA error): this
+      // model only, unless the device itself is lost: then check() throws
+      // that, and the sweep ends with it. Anything else (the user's data
+      // source throwing) is not the model's fault and ends the sweep.
       check_streams();
       stop(t.model, d);
       stop_reason_ = failure.what();
@@ -200,20 +200,32 @@ public:
   // (in stream order on device d), its shards on every device, and its homes.
   void stop(std::size_t m, std::size_t d) {
     auto& runner = *models_[m].runner;
-    runner.abandon(*engines_[d]);
+    auto& engine = *engines_[d];
+    // The frees below go on d's spill stream; a task that failed part-way may
+    // have left copies and host work reading or writing those blocks on d's
+    // other streams: the frees wait for all of it.
+    backend_->wait_event(engine.spill_stream(), backend_->record_event(engine.prefetch_stream()));
+    backend_->wait_event(engine.spill_stream(), backend_->record_event(engine.compute_stream()));
+    runner.abandon(engine);
     for (auto& engine : engines_)
       for (std::size_t s = 0; s < runner.graph().size(); ++s)
         if (engine->table()[bases_[m] + s].resident()) engine->evict(bases_[m] + s);
     runner.release_homes(engines_[d]->spill_stream());
   }
 
-  // The sweep is over: gives the devices back their memory and waits for every stream.
+  // The sweep is over: gives the devices back their memory and waits for every
+  // stream. A device lost after the last completion would have dropped the
+  // last write-backs: that ends the sweep with its error, not stale weights.
   void finish() {
     for (auto& engine : engines_)
       for (std::size_t id = 0; id < engine->table().size(); ++id)
         if (engine->table()[id].resident()) engine->evict(id);
     drain();
+    check_streams();
   }
+
+  // Throws the error of a device lost so far (checks_streams backends).
+  void check_devices() { check_streams(); }
 
   // Waits for every stream (spill_engine::drain: never throws).
   void drain() noexcept {

@@ -1,0 +1,200 @@
+// Guard mode: each layer call runs on private copies of the regions hydra bound
+// for it, each between two canaries. A layer's regions are packed next to each
+// other inside a shard's extent and scratch, so a layer that writes past its
+// footprint would otherwise overwrite its neighbour's parameters or
+// activations silently (the memory is hydra's pool's, which a sanitizer does
+// not see into). Here the copy is made, and the canaries set, on the stream
+// before the layer's work; after it, the canaries are checked and what the
+// layer writes is copied back. A damaged canary fails the model, naming the
+// layer, the region and how far out the write went. Under AddressSanitizer the
+// canaries are also poisoned, so that the write itself is reported, with the
+// layer's code on its stack.
+//
+// The copies are host memory: guard mode is for host layers (the host backend).
+// It costs a copy of every bound region per layer call; the arithmetic is the
+// layer's own, so the weights are the same as without it.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "hydra/core/bytes.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/graph/layer.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define HYDRA_GUARD_POISON(address, size) ASAN_POISON_MEMORY_REGION(address, size)
+#define HYDRA_GUARD_UNPOISON(address, size) ASAN_UNPOISON_MEMORY_REGION(address, size)
+#else
+#define HYDRA_GUARD_POISON(address, size) ((void)(address), (void)(size))
+#define HYDRA_GUARD_UNPOISON(address, size) ((void)(address), (void)(size))
+#endif
+
+namespace hydra::detail {
+
+class layer_guard {
+public:
+  static constexpr std::size_t canary_bytes = 64;
+  static constexpr std::uint8_t canary_value = 0xA5;
+
+  // `who` names the layer in errors ("layer 3 (dense 32x10)").
+  explicit layer_guard(std::string who) : who_(std::move(who)) {}
+  layer_guard(layer_guard const&) = delete;
+  layer_guard& operator=(layer_guard const&) = delete;
+  ~layer_guard() {
+    if (buffer_) HYDRA_GUARD_UNPOISON(buffer_.get(), size_);
+  }
+
+  // Adds a region of `bytes` at `original` (nullptr: not bound, stays null);
+  // returns where the layer is to find it. `written`: copied back afterwards.
+  // Every region is added before the first call to shadow().
+  std::size_t add(char const* what, void const* original, std::size_t bytes, bool written) {
+    regions_.push_back({what, static_cast<std::byte*>(const_cast<void*>(original)), bytes, written, 0});
+    return regions_.size() - 1;
+  }
+
+  // Lays the regions out in one buffer: [canary | region | canary] each.
+  void allocate() {
+    std::size_t at = 0;
+    for (auto& region : regions_) {
+      if (region.original == nullptr) continue;
+      region.offset = at + canary_bytes;
+      at = align_up(region.offset + region.bytes + canary_bytes, alignment);
+    }
+    size_ = std::max<std::size_t>(at, alignment);
+    buffer_.reset(static_cast<std::byte*>(::operator new[](size_, std::align_val_t{alignment})));
+    std::memset(buffer_.get(), canary_value, size_);
+  }
+
+  // The copy the layer is given in place of region k.
+  template <class T>
+  [[nodiscard]] T* shadow(std::size_t k) const {
+    auto const& region = regions_[k];
+    return region.original == nullptr ? nullptr : reinterpret_cast<T*>(buffer_.get() + region.offset);
+  }
+
+  // On the stream, before the layer's work: the regions' contents in, the canaries set.
+  void fill() {
+    for (auto const& region : regions_) {
+      if (region.original == nullptr) continue;
+      if (region.bytes != 0) std::memcpy(buffer_.get() + region.offset, region.original, region.bytes);
+      HYDRA_GUARD_POISON(buffer_.get() + region.offset - canary_bytes, canary_bytes);
+      HYDRA_GUARD_POISON(buffer_.get() + region.offset + region.bytes, canary_bytes);
+    }
+  }
+
+  // On the stream, after the layer's work: the canaries checked, then what the
+  // layer wrote copied back. Throws hydra::error naming the layer and the region.
+  void check_and_return() {
+    HYDRA_GUARD_UNPOISON(buffer_.get(), size_);
+    for (auto const& region : regions_) {
+      if (region.original == nullptr) continue;
+      std::byte const* const data = buffer_.get() + region.offset;
+      // The farthest damaged byte on each side tells how far out the write went.
+      for (std::size_t k = canary_bytes; k-- > 0;)
+        if (data[region.bytes + k] != std::byte{canary_value}) fail(region, k + 1, "after its end");
+      for (std::size_t k = canary_bytes; k-- > 0;)
+        if (data[-static_cast<std::ptrdiff_t>(k) - 1] != std::byte{canary_value}) fail(region, k + 1, "before it");
+    }
+    for (auto const& region : regions_)
+      if (region.original != nullptr && region.written && region.bytes != 0)
+        std::memcpy(region.original, buffer_.get() + region.offset, region.bytes);
+  }
+
+private:
+  static constexpr std::size_t alignment = 64;
+
+  struct region_entry {
+    char const* what;
+    std::byte* original;
+    std::size_t bytes;
+    bool written;
+    std::size_t offset; // of its data in buffer_
+  };
+
+  [[noreturn]] void fail(region_entry const& region, std::size_t distance, char const* where) const {
+    std::string message = who_;
+    message.append(" wrote outside its ")
+        .append(region.what)
+        .append(": ")
+        .append(distance == canary_bytes ? "at least " : "")
+        .append(std::to_string(distance))
+        .append(distance == 1 ? " byte " : " bytes ")
+        .append(where)
+        .append(" (the region is ")
+        .append(format_bytes(region.bytes))
+        .append(", as the layer's footprint gives it)");
+    throw error(message);
+  }
+
+  std::string who_;
+  std::vector<region_entry> regions_;
+  struct aligned_delete {
+    void operator()(std::byte* memory) const noexcept { ::operator delete[](memory, std::align_val_t{alignment}); }
+  };
+  std::unique_ptr<std::byte, aligned_delete> buffer_;
+  std::size_t size_ = 0;
+};
+
+// A layer's forward (backward) called on guarded copies of its arguments on
+// `context`'s stream; `who` names it in errors.
+template <class Layer, class Context>
+void guarded_forward(Layer const& layer, Context& context, forward_arguments const& arguments, std::string who) {
+  auto const shape = layer.footprint(arguments.batch);
+  auto guard = std::make_shared<layer_guard>(std::move(who));
+  std::size_t const floats = sizeof(float);
+  auto const input = guard->add("input", arguments.input, arguments.batch * shape.input_features * floats, false);
+  auto const output = guard->add("output", arguments.output, arguments.batch * shape.output_features * floats, true);
+  auto const parameters = guard->add("parameters", arguments.parameters, shape.parameter_count * floats, false);
+  auto const workspace = guard->add("workspace", arguments.workspace, shape.workspace_bytes, false);
+  auto const labels = guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), false);
+  guard->allocate();
+  forward_arguments shadowed = arguments;
+  shadowed.input = guard->shadow<float const>(input);
+  shadowed.output = guard->shadow<float>(output);
+  shadowed.parameters = guard->shadow<float const>(parameters);
+  shadowed.workspace = guard->shadow<void>(workspace);
+  shadowed.labels = guard->shadow<std::int32_t const>(labels);
+  context.enqueue([guard] { guard->fill(); });
+  layer.forward(context, shadowed);
+  context.enqueue([guard] { guard->check_and_return(); });
+}
+
+template <class Layer, class Context>
+void guarded_backward(Layer const& layer, Context& context, backward_arguments const& arguments, std::string who) {
+  auto const shape = layer.footprint(arguments.batch);
+  auto guard = std::make_shared<layer_guard>(std::move(who));
+  std::size_t const floats = sizeof(float), in = arguments.batch * shape.input_features * floats,
+                    out = arguments.batch * shape.output_features * floats;
+  auto const input = guard->add("input", arguments.input, in, false);
+  auto const output = guard->add("output", arguments.output, out, false);
+  auto const output_gradient = guard->add("output gradient", arguments.output_gradient, out, false);
+  auto const input_gradient = guard->add("input gradient", arguments.input_gradient, in, true);
+  auto const parameters = guard->add("parameters", arguments.parameters, shape.parameter_count * floats, false);
+  auto const parameter_gradients =
+      guard->add("parameter gradients", arguments.parameter_gradients, shape.parameter_count * floats, true);
+  auto const workspace = guard->add("workspace", arguments.workspace, shape.workspace_bytes, false);
+  auto const labels = guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), false);
+  guard->allocate();
+  backward_arguments shadowed = arguments;
+  shadowed.input = guard->shadow<float const>(input);
+  shadowed.output = guard->shadow<float const>(output);
+  shadowed.output_gradient = guard->shadow<float const>(output_gradient);
+  shadowed.input_gradient = guard->shadow<float>(input_gradient);
+  shadowed.parameters = guard->shadow<float const>(parameters);
+  shadowed.parameter_gradients = guard->shadow<float>(parameter_gradients);
+  shadowed.workspace = guard->shadow<void>(workspace);
+  shadowed.labels = guard->shadow<std::int32_t const>(labels);
+  context.enqueue([guard] { guard->fill(); });
+  layer.backward(context, shadowed);
+  context.enqueue([guard] { guard->check_and_return(); });
+}
+
+} // namespace hydra::detail

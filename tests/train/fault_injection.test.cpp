@@ -1,0 +1,199 @@
+// Faults inside the runtime, injected by the host backend at seeded random
+// points: a copy refused when issued, a pool allocation failing mid-run, a
+// layer's or the optimizer's work throwing on its stream. Each must stop only
+// the model it hit (reported, its memory returned) or end the sweep with an
+// error that says what failed; every model it did not hit ends bitwise as the
+// same model trained alone. A hang fails the test by its timeout.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "hydra/train/multi_model_trainer.hpp"
+
+using namespace hydra::literals;
+using context = hydra::host_execution_context;
+
+namespace {
+
+constexpr std::size_t features = 12, classes = 4, batch = 4;
+
+hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
+  return hydra::layers::make_mlp(features, width, depth, classes, batch);
+}
+
+std::vector<float> trained_alone(hydra::model_config const& config) {
+  hydra::host_backend backend({.device_budgets = {64_MiB}});
+  return std::visit(
+      [&](auto const& optimizer) {
+        hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
+                                                                               {.seed = config.seed});
+        trainer.train(config.steps, config.data);
+        return trainer.parameters();
+      },
+      config.optimizer);
+}
+
+bool bitwise_equal(std::vector<float> const& a, std::vector<float> const& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A random small sweep: 2-4 MLPs of 1-3 minibatches each.
+std::vector<hydra::model_config> random_sweep(std::mt19937_64& random, std::uint64_t seed) {
+  std::vector<hydra::model_config> configs;
+  std::size_t const models = 2 + random() % 3;
+  for (std::size_t m = 0; m < models; ++m) {
+    std::size_t const width = 8 + 8 * (random() % 3), depth = 1 + random() % 4;
+    hydra::data_source data =
+        hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = seed + m};
+    hydra::model_config config{"m" + std::to_string(m), mlp(width, depth), hydra::adam{},
+                               1 + random() % 3,        std::move(data),   m + 1};
+    if (random() % 2 == 0) config.optimizer = hydra::sgd_momentum{};
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
+// Bytes model m's homes take in the host pool (each block rounded up).
+std::size_t home_bytes(hydra::multi_model_trainer const& trainer, std::size_t m) {
+  std::size_t total = 0;
+  for (auto const& shard : trainer.shards_of(m).shards())
+    total += hydra::align_up(shard.home_bytes(), hydra::allocation_alignment);
+  return total;
+}
+
+} // namespace
+
+TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memory comes back, the rest as alone") {
+  constexpr std::uint64_t runs = 200;
+  std::array<std::uint64_t, 3> injected{}; // per fault_site
+  std::size_t models_stopped = 0, untouched_models = 0, devices_lost = 0, evaluations_stopped = 0, setups_failed = 0;
+  for (std::uint64_t seed = 0; seed < runs; ++seed) {
+    std::mt19937_64 random(seed);
+    auto configs = random_sweep(random, seed * 16);
+    std::vector<std::size_t> capacities(1 + random() % 3);
+    for (auto& capacity : capacities) capacity = 64_KiB + 32_KiB * (random() % 3);
+    std::string const policy =
+        std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    // One kind of fault per run: a fault site, at a rate that usually hits a
+    // few times in a sweep this size, or a whole device lost (stall_injection).
+    std::uint64_t const kind = seed % 4;
+    hydra::fault_injection faults{.enabled = kind < 3, .seed = seed};
+    (kind == 0 ? faults.copy : kind == 1 ? faults.allocation : faults.host_work) = 0.02;
+    hydra::stall_injection stall{
+        .enabled = kind == 3, .stream = random() % (3 * capacities.size()), .after_items = 5 + random() % 60};
+    CAPTURE(seed);
+    CAPTURE(policy);
+    CAPTURE(capacities.size());
+    CAPTURE(kind);
+    hydra::host_backend backend({.device_budgets = capacities,
+                                 .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(20)},
+                                 .stall = stall,
+                                 .faults = faults});
+    std::unique_ptr<hydra::multi_model_trainer> made;
+    try {
+      made = std::make_unique<hydra::multi_model_trainer>(
+          backend, configs, hydra::make_policy(policy, seed),
+          hydra::multi_model_options{.stream_check_interval = std::chrono::milliseconds(10)});
+    } catch (hydra::out_of_memory const& setup) {
+      // The homes are allocated as the trainer is made: a fault there ends the
+      // sweep before it starts, saying so.
+      CHECK(std::string(setup.what()).find("host pool (fault injection): cannot allocate") != std::string::npos);
+      ++setups_failed;
+      continue;
+    }
+    auto& trainer = *made;
+    if (kind == 3) {
+      // A lost device ends the sweep, naming what was lost; unless the sweep
+      // ended before the stream ran that many items.
+      try {
+        trainer.run();
+      } catch (hydra::stream_error const& lost) {
+        CHECK(std::string(lost.what()).find("the device was lost") != std::string::npos);
+        ++devices_lost;
+        continue;
+      }
+    } else {
+      trainer.run();
+    }
+    std::uint64_t faults_here = 0;
+    for (std::size_t site = 0; site < injected.size(); ++site) {
+      std::uint64_t const count = backend.injected_faults(static_cast<hydra::fault_site>(site));
+      injected[site] += count;
+      faults_here += count;
+    }
+    std::size_t stopped = 0, survivors_home_bytes = 0;
+    std::vector<std::size_t> survivors;
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      auto const& result = trainer.results()[m];
+      if (result.failure) {
+        ++stopped;
+        CHECK(result.failure->find("fault injection") != std::string::npos);
+        continue;
+      }
+      survivors.push_back(m);
+      survivors_home_bytes += home_bytes(trainer, m);
+      CHECK(result.steps == configs[m].steps);
+      CHECK(bitwise_equal(result.parameters, trained_alone(configs[m])));
+      ++untouched_models;
+    }
+    CHECK(stopped <= faults_here); // no model stopped without a fault of its own
+    models_stopped += stopped;
+    for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0);
+    // Stopped models' homes and every interrupted minibatch's buffers are back.
+    CHECK(trainer.host_memory().in_use == survivors_home_bytes);
+
+    // Evaluation passes meet faults as well: a model hit there is stopped, and
+    // only it.
+    if (survivors.empty() || seed % 2 == 0) continue;
+    hydra::data_source held_out =
+        hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = 999};
+    std::vector<std::optional<hydra::evaluation>> scored;
+    try {
+      scored = trainer.evaluate(survivors, held_out, 2);
+    } catch (hydra::stream_error const& lost) {
+      CHECK(kind == 3);
+      CHECK(std::string(lost.what()).find("the device was lost") != std::string::npos);
+      ++devices_lost;
+      continue;
+    }
+    std::size_t home_bytes_left = 0;
+    for (std::size_t k = 0; k < survivors.size(); ++k) {
+      auto const& result = trainer.results()[survivors[k]];
+      CHECK(scored[k].has_value() != result.failure.has_value());
+      if (result.failure) {
+        CHECK(result.failure->find("fault injection") != std::string::npos);
+        ++evaluations_stopped;
+      } else {
+        home_bytes_left += home_bytes(trainer, survivors[k]);
+      }
+    }
+    for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0);
+    CHECK(trainer.host_memory().in_use == home_bytes_left);
+  }
+  MESSAGE("injected faults: copy " << injected[0] << ", allocation " << injected[1] << ", host work " << injected[2]
+                                   << "; models stopped in training " << models_stopped << ", in evaluation "
+                                   << evaluations_stopped << ", models untouched " << untouched_models
+                                   << ", devices lost " << devices_lost << ", sweeps ended at setup " << setups_failed);
+  // The test means something only if faults hit at every site and stopped models.
+  for (std::uint64_t const count : injected) CHECK(count >= 20);
+  CHECK(models_stopped >= 60);
+  CHECK(evaluations_stopped >= 3);
+  CHECK(untouched_models >= 100);
+  CHECK(devices_lost >= 10);
+}
+
+TEST_CASE("fault injection refuses probabilities outside [0, 1]") {
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {64_KiB}, .faults = {.enabled = true, .copy = 1.5}}),
+                       doctest::Contains("a fault_injection probability is 1.5"), hydra::invalid_argument);
+}
