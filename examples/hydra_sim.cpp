@@ -2,7 +2,10 @@
 // simulator and prints one table; or the ratio-to-lower-bound distribution over
 // many random workloads. See --help.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -10,6 +13,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -36,6 +40,26 @@ struct arguments {
 // The command line, through CLI11 (Debian: libcli11-dev): typed options whose
 // ranges keep every run finite (a sweep of at least one workload, a bounded
 // queue depth, a bounded minibatch count), errors that name the flag.
+// CLI11's own checks compare numbers: a NaN passes every range, and an
+// unsigned option takes "-1" as 2^64 - 1. These look at the text first.
+CLI::Validator const finite_number(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      double const value = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !std::isfinite(value)) return "expected a finite number, not " + text;
+      return {};
+    },
+    "FINITE");
+CLI::Validator const whole_number(
+    [](std::string& text) -> std::string {
+      std::uint64_t value = 0;
+      auto const [end, failed] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (failed != std::errc{} || end != text.data() + text.size())
+        return "expected a whole number from 0 to 18446744073709551615, not " + text;
+      return {};
+    },
+    "UINT64");
+
 arguments parse(int argc, char** argv) {
   arguments a;
   CLI::App app("Simulates a model-selection sweep under every built-in policy (sharp, fifo, round_robin,\n"
@@ -47,23 +71,26 @@ arguments parse(int argc, char** argv) {
   app.add_option("--preset", a.preset, "12 transformer models on 8 H100-class devices")
       ->check(CLI::IsMember({"paper"}))
       ->capture_default_str();
-  auto* random = app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes");
+  auto* random =
+      app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
   app.add_option("--workload", a.workload_file,
                  "a JSON workload, or a profile written by the runtime (multi_model_trainer::write_profile)")
       ->excludes(random);
   app.add_option("--devices", a.devices, "device count (overrides the workload's; a profile needs it)")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+      ->check(CLI::Range(std::size_t{1}, hydra::sim::max_devices));
   std::string device_memory = "80GB";
   app.add_option("--device-memory", device_memory,
                  "memory per device, for a profile: a size (80GB, 1.5MiB); a bare number is in GB")
       ->capture_default_str();
   app.add_option("--link", a.link_gbps, "host link per direction in GB/s, for a profile")
+      ->check(finite_number)
       ->check(CLI::Range(1e-6, 1e6))
       ->capture_default_str();
   app.add_option("--minibatches", a.minibatches, "minibatches per model, for a profile")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->check(CLI::Range(std::size_t{1}, hydra::sim::max_minibatches))
       ->capture_default_str();
   app.add_option("--shared-host-link", a.shared_gbps, "all copies share this aggregate host bandwidth, in GB/s")
+      ->check(finite_number)
       ->check(CLI::Range(1e-6, 1e6));
   app.add_option("--prefetch-depth", a.prefetch_depth, "tasks queued per device behind the running one")
       ->check(CLI::Range(std::size_t{0}, std::size_t{64}))
@@ -94,6 +121,12 @@ arguments parse(int argc, char** argv) {
   return a;
 }
 
+std::uint64_t task_count(hydra::sim::workload const& w) {
+  std::uint64_t tasks = 0;
+  for (auto const& m : w.models) tasks += 2 * m.shards.size() * m.minibatches;
+  return tasks;
+}
+
 hydra::sim::workload load(arguments const& a) {
   hydra::sim::workload w;
   if (a.workload_file) {
@@ -104,16 +137,36 @@ hydra::sim::workload load(arguments const& a) {
     defaults.device.latency_seconds = 15e-6;
     defaults.minibatches = a.minibatches;
     w = hydra::sim::read_workload_json(*a.workload_file, defaults);
+    if (w.devices.empty()) throw hydra::invalid_argument(*a.workload_file + ": it lists no devices");
+    if (a.devices && w.devices.size() != *a.devices)
+      w.devices = hydra::sim::identical_devices(*a.devices, w.devices.front());
+    try {
+      hydra::sim::validate(w);
+    } catch (hydra::error const& refused) { // the file is what the user must mend
+      throw hydra::invalid_argument(*a.workload_file + ": " + refused.what());
+    }
   } else if (a.random_seed) {
     w = hydra::sim::random_workload(*a.random_seed);
   } else {
     w = hydra::sim::paper_preset(a.devices.value_or(8));
   }
-  if (w.devices.empty())
-    throw hydra::invalid_argument("workload " + a.workload_file.value_or("") + ": it lists no devices");
   if (a.devices && w.devices.size() != *a.devices)
     w.devices = hydra::sim::identical_devices(*a.devices, w.devices.front());
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
+  // Each policy simulates every task: at a few million tasks a second, this
+  // many keep a run within minutes.
+  constexpr std::uint64_t max_tasks = 100'000'000;
+  // Every ratio the table prints divides by the lower bound.
+  if (!(hydra::sim::lower_bound(w).seconds() > 0)) {
+    std::string message = a.workload_file.value_or("the workload");
+    throw hydra::invalid_argument(message.append(": no work to simulate: every shard's forward and backward take 0 s"));
+  }
+  if (std::uint64_t const tasks = task_count(w); tasks > max_tasks) {
+    std::string message = a.workload_file.value_or("the workload");
+    message.append(": ").append(std::to_string(tasks)).append(" tasks (2 x shards x minibatches, over all models), ");
+    message.append("above hydra-sim's limit of ").append(std::to_string(max_tasks));
+    throw hydra::invalid_argument(message);
+  }
   return w;
 }
 
@@ -146,11 +199,8 @@ char const* const policies[] = {"sharp", "fifo", "round_robin", "random_pick", "
 void print_workload(hydra::sim::workload const& w) {
   auto const bound = hydra::sim::lower_bound(w);
   std::size_t shards = 0;
-  std::uint64_t tasks = 0;
-  for (auto const& m : w.models) {
-    shards += m.shards.size();
-    tasks += 2 * m.shards.size() * m.minibatches;
-  }
+  for (auto const& m : w.models) shards += m.shards.size();
+  std::uint64_t const tasks = task_count(w);
   std::printf("workload: %s\n  %zu models, %zu shards, %llu tasks, %zu devices of %s", w.description.c_str(),
               w.models.size(), shards, static_cast<unsigned long long>(tasks), w.devices.size(),
               bytes_text(static_cast<double>(w.devices.front().budget_bytes)).c_str());

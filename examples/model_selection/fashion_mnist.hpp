@@ -25,14 +25,31 @@ inline constexpr char const* package = "dataset-fashion-mnist";
 
 class data_error : public hydra::error {
 public:
-  data_error(std::string const& file, std::string const& what)
-      : hydra::error(file + ": " + what + " (the file comes from the Debian package " + package + ": apt-get install " +
-                     package + ")") {}
+  data_error(std::string const& file, std::string const& what) : hydra::error(file + ": " + what + origin(file)) {}
+
+private:
+  // Installing the package mends only the package's own files.
+  static std::string origin(std::string const& file) {
+    std::string out = " (";
+    if (file.rfind(default_directory, 0) == 0)
+      out.append("the file comes from the Debian package ")
+          .append(package)
+          .append(": apt-get install ")
+          .append(package);
+    else
+      out.append("--data-dir must hold Fashion-MNIST's files as the Debian package ")
+          .append(package)
+          .append(" installs them");
+    return out.append(")");
+  }
 };
 
 // The whole decompressed content of a .gz file.
 inline std::vector<std::uint8_t> read_gzip(std::string const& path) {
-  if (!std::filesystem::exists(path)) throw data_error(path, "missing");
+  std::error_code failed;
+  if (!std::filesystem::exists(path, failed)) throw data_error(path, "missing");
+  // A FIFO or a device would block the read, or never end it.
+  if (!std::filesystem::is_regular_file(path, failed)) throw data_error(path, "not a regular file");
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw data_error(path, "cannot be opened");
   std::vector<std::uint8_t> out;

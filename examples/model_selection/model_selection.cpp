@@ -15,6 +15,7 @@
 #include <string>
 
 #include "command_line.hpp"
+#include "output_file.hpp"
 #include "report.hpp"
 #include "sweep.hpp"
 
@@ -35,15 +36,7 @@ int main(int argc, char** argv) {
                 grid.size(), grid.size() - cnns, cnns, o.data_directory.c_str(), o.search.c_str(), o.devices,
                 o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
     std::fflush(stdout);
-    // Opened (and emptied) now: an unusable path fails before the training, not after it.
-    auto open_output = [](std::ofstream& file, std::optional<std::string> const& path, char const* flag) {
-      if (!path) return;
-      file.open(*path);
-      if (!file) throw hydra::error(std::string(flag) + ": cannot write " + *path + ": " + std::strerror(errno));
-    };
-    std::ofstream report, trace;
-    open_output(report, o.report_path, "--report");
-    open_output(trace, o.trace_path, "--trace");
+    model_selection::output_file report(o.report_path, "--report"), trace(o.trace_path, "--trace");
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);
     double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
@@ -87,23 +80,21 @@ int main(int argc, char** argv) {
     for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
     std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
                 hydra::format_bytes(result.bytes_to_host).c_str());
-    if (o.report_path) {
-      model_selection::write_html_report(report, result,
+    if (report.wanted()) {
+      model_selection::write_html_report(report.stream(), result,
                                          {.title = std::to_string(grid.size()) + " configurations, search " + o.search +
                                                    ", " + std::to_string(o.devices) + " " + o.backend + " devices of " +
                                                    hydra::format_bytes(o.budget_bytes) + ", policy " + o.policy,
                                           .devices = o.devices,
                                           .total_steps = result.total_steps,
                                           .order = order});
-      report.close();
-      if (!report) throw hydra::error("--report: writing " + *o.report_path + " failed: " + std::strerror(errno));
-      std::printf("report: %s\n", o.report_path->c_str());
+      report.commit();
+      std::printf("report: %s\n", report.path().c_str());
     }
-    if (o.trace_path) {
-      hydra::write_chrome_trace(trace, result.trace);
-      trace.close();
-      if (!trace) throw hydra::error("--trace: writing " + *o.trace_path + " failed: " + std::strerror(errno));
-      std::printf("trace: %s (open it in ui.perfetto.dev)\n", o.trace_path->c_str());
+    if (trace.wanted()) {
+      hydra::write_chrome_trace(trace.stream(), result.trace);
+      trace.commit();
+      std::printf("trace: %s (open it in ui.perfetto.dev)\n", trace.path().c_str());
     }
     return 0;
   } catch (std::exception const& e) {

@@ -198,9 +198,17 @@ inline std::string checkpoint_path(std::string const& directory) {
 // Before any work, and without leaving a trace: the directory can be made or
 // written, and it holds no checkpoint that this run would silently replace.
 inline void probe_checkpoint_directory(std::string const& directory, bool resume, bool overwrite, std::size_t keep) {
-  if (!resume && !overwrite && hydra::checkpoint_directory::holds_checkpoint(directory, keep))
-    throw hydra::invalid_argument("--checkpoint-dir: " + checkpoint_path(directory) +
+  auto const existing = hydra::checkpoint_directory::existing_checkpoint(directory, keep);
+  if (!resume && !overwrite && existing)
+    throw hydra::invalid_argument("--checkpoint-dir: " + *existing +
                                   " exists; continue it with --resume, or replace it with --overwrite");
+  if (resume && !existing) {
+    std::error_code failed;
+    throw hydra::invalid_argument("--resume: " +
+                                  (std::filesystem::is_directory(directory, failed) ? "no checkpoint in " + directory
+                                                                                    : directory + " does not exist") +
+                                  "; there is nothing to resume (start the run without --resume)");
+  }
   try {
     hydra::checkpoint_directory::probe(directory);
   } catch (hydra::invalid_argument const& refused) {
@@ -346,6 +354,9 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.schedule != "cosine" && o.schedule != "constant")
     throw hydra::invalid_argument("--lr-schedule: unknown schedule '" + o.schedule + "'; cosine or constant");
   if (o.resume && !o.checkpoint_directory) throw hydra::invalid_argument("--resume needs --checkpoint-dir");
+  if (o.stop_after_steps && !o.checkpoint_directory)
+    throw hydra::invalid_argument(
+        "--stop-after needs --checkpoint-dir: it stops the run after a checkpoint is written");
   if (o.checkpoint_directory)
     probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite, o.keep_checkpoints);
   auto const grid = make_grid(o.grid);

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "command_line.hpp"
 #include "examples/report_check.hpp"
 #include "hydra/sim/detail/json.hpp"
+#include "output_file.hpp"
 #include "support/scratch.hpp"
 #include "sweep.hpp"
 
@@ -515,6 +518,10 @@ TEST_CASE("bad options are refused before any data is read") {
       {[](auto& o) { o.devices = 0; }, "device count is 0"},
       {[](auto& o) { o.epochs = 0; }, "--epochs: 0"},
       {[](auto& o) { o.resume = true; }, "--resume needs --checkpoint-dir"},
+      {[](auto& o) { o.stop_after_steps = 5; }, "--stop-after needs --checkpoint-dir"},
+      {[](auto& o) { o.resume = true, o.checkpoint_directory = "/nonexistent/run"; },
+       "--resume: /nonexistent/run does not exist; there is nothing to resume"},
+      {[](auto& o) { o.resume = true, o.checkpoint_directory = "/tmp"; }, "--resume: no checkpoint in /tmp"},
       {[](auto& o) { o.grid = "huge"; }, "unknown grid 'huge'"},
       {[](auto& o) { o.policy = "fastest"; }, "unknown policy 'fastest'"},
       {[](auto& o) { o.search = "hyperband"; }, "unknown search 'hyperband'"},
@@ -530,4 +537,46 @@ TEST_CASE("bad options are refused before any data is read") {
     std::ostringstream log;
     CHECK_THROWS_WITH_AS(model_selection::run(o, log), doctest::Contains(c.message), hydra::invalid_argument);
   }
+}
+
+TEST_CASE("--trace and --report: checked at the start, and an earlier file kept until the new one is complete") {
+  auto const dir = scratch("output_file");
+  auto const path = (dir / "trace.json").string();
+  auto const contents = [](std::string const& file) {
+    std::ifstream in(file);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto const files_in = [&] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto const& entry : fs::directory_iterator(dir)) ++n;
+    return n;
+  };
+  std::ofstream(path) << "earlier";
+  {
+    model_selection::output_file trace(path, "--trace"); // a run that fails after the check
+    trace.stream() << "half";
+  }
+  CHECK(contents(path) == "earlier");
+  CHECK(files_in() == 1); // no temporary left behind
+  {
+    model_selection::output_file trace(path, "--trace");
+    trace.stream() << "complete";
+    trace.commit();
+  }
+  CHECK(contents(path) == "complete");
+  CHECK(files_in() == 1);
+  {
+    model_selection::output_file to_device("/dev/null", "--report"); // not a file: written in place
+    to_device.stream() << "x";
+    to_device.commit();
+  }
+  model_selection::output_file const none(std::nullopt, "--trace");
+  CHECK_FALSE(none.wanted());
+  std::string const is_a_directory = "--trace: " + dir.string() + " is a directory";
+  CHECK_THROWS_WITH_AS(model_selection::output_file(dir.string(), "--trace"), doctest::Contains(is_a_directory.c_str()),
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(model_selection::output_file("/nonexistent/r.html", "--report"),
+                       doctest::Contains("--report: cannot write /nonexistent/r.html: No such file or directory"),
+                       hydra::invalid_argument);
+  fs::remove_all(dir);
 }

@@ -92,6 +92,11 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"[1, 2]", "the document must be an object, not an array"},
       {"{\"a\": \"unterminated}", "unterminated string"},
       {"{} extra", "unexpected text after the JSON value"},
+      // Counts that would make a simulation run for days, or exhaust memory.
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10}, \"models\": [{\"minibatches\": 1e12, \"shards\": []}]}",
+       "x.json: models[0].minibatches is 1000000000000, above the limit of 1000000"},
+      {"{\"devices\": {\"count\": 1e8, \"budget_bytes\": 10}, \"models\": []}",
+       "x.json: devices.count is 100000000, above the limit of 4096"},
   };
   for (auto const& c : cases) {
     INFO(c.text);
@@ -99,7 +104,10 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
                          hydra::invalid_argument);
   }
   CHECK_THROWS_WITH_AS((void)sim::read_workload_json("/nonexistent/w.json"),
-                       doctest::Contains("/nonexistent/w.json: cannot be opened"), hydra::invalid_argument);
+                       doctest::Contains("/nonexistent/w.json: cannot be opened: No such file or directory"),
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS((void)sim::read_workload_json("/tmp"),
+                       doctest::Contains("workload file /tmp: not a regular file"), hydra::invalid_argument);
 }
 
 TEST_CASE("the JSON reader handles escapes, exponents and nesting limits") {

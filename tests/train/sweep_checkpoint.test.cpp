@@ -241,5 +241,22 @@ TEST_CASE("a checkpoint directory keeps the last two, falls back past a damaged 
   CHECK_THROWS_AS(hydra::checkpoint_directory(dir.string() + "0", 0), hydra::error);
   CHECK_THROWS_WITH_AS(hydra::checkpoint_directory::probe("/dev/null/checkpoints"),
                        doctest::Contains("/dev/null is not a folder"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::checkpoint_directory::probe(""), doctest::Contains("the path is empty"),
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::checkpoint_directory(""), doctest::Contains("the path is empty"),
+                       hydra::invalid_argument);
+  // Only trying tells that a folder cannot be made (/proc takes no new
+  // folders, whoever asks); a probe leaves nothing behind either way.
+  if (fs::is_directory("/proc/self")) {
+    CHECK_THROWS_WITH_AS(hydra::checkpoint_directory::probe("/proc/hydra-probe/run"),
+                         doctest::Contains("cannot make /proc/hydra-probe: "), hydra::invalid_argument);
+    CHECK_THROWS_WITH_AS(hydra::checkpoint_directory("/proc/hydra-probe/run"),
+                         doctest::Contains("checkpoint directory: cannot make /proc/hydra-probe/run: "), hydra::error);
+  }
+  hydra::checkpoint_directory::probe((dir.parent_path() / "a" / "b" / "c").string());
+  CHECK_FALSE(fs::exists(dir.parent_path() / "a"));
+  CHECK(hydra::checkpoint_directory::existing_checkpoint(dir.string()) == dir.string() + "/sweep.checkpoint");
+  fs::remove(dir / "sweep.checkpoint");
+  CHECK(hydra::checkpoint_directory::existing_checkpoint(dir.string()) == dir.string() + "/sweep.checkpoint.1");
   fs::remove_all(dir.parent_path());
 }

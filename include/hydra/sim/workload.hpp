@@ -28,6 +28,11 @@ struct shard_spec {
   [[nodiscard]] std::uint64_t task_bytes() const noexcept { return state_bytes + scratch_bytes; }
 };
 
+// The most a workload may ask for: enough for any sweep worth simulating, and
+// few enough that a simulation ends (a typo of 1e12 minibatches would not).
+inline constexpr std::size_t max_minibatches = 1'000'000; // per model
+inline constexpr std::size_t max_devices = 4096;
+
 struct model_spec {
   std::string name;
   std::vector<shard_spec> shards;
@@ -63,8 +68,10 @@ inline void validate(workload const& w) {
   hydra::detail::expects(!w.models.empty(), "workload: no models");
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
-    hydra::detail::expects(device.budget_bytes > 0, "workload: device " + std::to_string(d) + " has a budget of 0 bytes");
-    hydra::detail::expects(device.latency_seconds >= 0, "workload: device " + std::to_string(d) + " has a negative latency");
+    hydra::detail::expects(device.budget_bytes > 0,
+                           "workload: device " + std::to_string(d) + " has a budget of 0 bytes");
+    hydra::detail::expects(device.latency_seconds >= 0,
+                           "workload: device " + std::to_string(d) + " has a negative latency");
   }
   std::uint64_t smallest_budget = w.devices.front().budget_bytes;
   for (auto const& device : w.devices) smallest_budget = std::min(smallest_budget, device.budget_bytes);
@@ -75,7 +82,7 @@ inline void validate(workload const& w) {
     for (std::size_t s = 0; s < model.shards.size(); ++s) {
       auto const& shard = model.shards[s];
       hydra::detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
-                      who + " shard " + std::to_string(s) + " has a negative compute time");
+                             who + " shard " + std::to_string(s) + " has a negative compute time");
       // Any device may be asked to run any shard: it must fit the smallest.
       if (shard.task_bytes() > smallest_budget) {
         throw does_not_fit(who + " shard " + std::to_string(s) + " needs " + format_bytes(shard.task_bytes()) +

@@ -21,10 +21,13 @@
 // silently missing figure.
 #pragma once
 
+#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
@@ -104,11 +107,32 @@ private:
     return static_cast<std::uint64_t>(std::llround(n));
   }
 
-  std::size_t as_count(json_value const& v, std::string const& what) const {
+  std::size_t as_count(json_value const& v, std::string const& what, std::size_t limit, std::size_t least = 0) const {
     double const n = as_number(v, what);
-    if (n != std::floor(n) || n > 1e12) fail(what + " must be a whole number");
+    if (n != std::floor(n)) fail(what + " must be a whole number");
+    if (n < static_cast<double>(least)) fail(what + " is " + number_text(n) + "; at least " + std::to_string(least));
+    if (n > static_cast<double>(limit)) {
+      std::string message = what;
+      message.append(" is ").append(number_text(n)).append(", above the limit of ").append(std::to_string(limit));
+      fail(message);
+    }
     return static_cast<std::size_t>(n);
   }
+
+  static std::string number_text(double n) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.15g", n);
+    return text;
+  }
+
+  // A time: what a simulation adds up, so bounded (a year is 3.2e7 s).
+  double as_seconds(json_value const& v, std::string const& what) const {
+    double const n = as_number(v, what);
+    if (n > max_seconds)
+      fail(what + " is " + number_text(n) + " s, above the limit of " + number_text(max_seconds) + " s");
+    return n;
+  }
+  static constexpr double max_seconds = 1e9;
 
   std::string as_string(json_value const& v, std::string const& what) const {
     require(v, json_value::kind::string, what);
@@ -128,8 +152,9 @@ private:
       d.h2d_bytes_per_second = as_number(*x, what + ".h2d_bytes_per_second");
     if (auto const* x = v.find("d2h_bytes_per_second"))
       d.d2h_bytes_per_second = as_number(*x, what + ".d2h_bytes_per_second");
-    if (auto const* x = v.find("latency_seconds")) d.latency_seconds = as_number(*x, what + ".latency_seconds");
-    if (d.budget_bytes == 0) fail(what + " needs \"budget_bytes\"");
+    if (auto const* x = v.find("latency_seconds")) d.latency_seconds = as_seconds(*x, what + ".latency_seconds");
+    if (d.budget_bytes == 0)
+      fail(what + (budget || old ? ".budget_bytes is 0; a device needs memory" : " needs \"budget_bytes\""));
     return d;
   }
 
@@ -149,7 +174,7 @@ private:
         {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
     auto const* count = v.find("count");
     if (!count) fail("\"devices\" needs \"count\" (or make it a list of devices)");
-    w.devices = identical_devices(as_count(*count, "devices.count"), read_device(v, "devices"));
+    w.devices = identical_devices(as_count(*count, "devices.count", max_devices), read_device(v, "devices"));
   }
 
   model_spec read_model(json_value const& v, std::size_t m) const {
@@ -159,7 +184,7 @@ private:
     model_spec model;
     model.name = v.find("name") ? as_string(*v.find("name"), what + ".name") : "model " + std::to_string(m);
     if (auto const* x = v.find("minibatches"))
-      model.minibatches = as_count(*x, what + ".minibatches");
+      model.minibatches = as_count(*x, what + ".minibatches", max_minibatches, 1);
     else if (defaults_.minibatches)
       model.minibatches = *defaults_.minibatches;
     else
@@ -178,8 +203,8 @@ private:
       auto const* forward = item.find("forward_seconds");
       auto const* backward = item.find("backward_seconds");
       if (!forward || !backward) fail(at + " needs \"forward_seconds\" and \"backward_seconds\"");
-      shard.forward_seconds = as_number(*forward, at + ".forward_seconds");
-      shard.backward_seconds = as_number(*backward, at + ".backward_seconds");
+      shard.forward_seconds = as_seconds(*forward, at + ".forward_seconds");
+      shard.backward_seconds = as_seconds(*backward, at + ".backward_seconds");
       if (auto const* x = item.find("state_bytes")) shard.state_bytes = as_bytes(*x, at + ".state_bytes");
       if (auto const* x = item.find("parameter_bytes")) shard.parameter_bytes = as_bytes(*x, at + ".parameter_bytes");
       if (auto const* x = item.find("scratch_bytes")) shard.scratch_bytes = as_bytes(*x, at + ".scratch_bytes");
@@ -203,9 +228,14 @@ private:
 }
 
 [[nodiscard]] inline workload read_workload_json(std::string const& path, json_defaults const& defaults = {}) {
+  std::error_code failed;
+  auto const status = std::filesystem::status(path, failed);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw invalid_argument("workload file " + path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw invalid_argument("workload file " + path + ": cannot be opened");
+  if (!in) throw invalid_argument("workload file " + path + ": cannot be opened: " + std::strerror(errno));
   std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw invalid_argument("workload file " + path + ": reading failed: " + std::strerror(errno));
   return parse_workload_json(text, path, defaults);
 }
 

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,10 @@ public:
   explicit checkpoint_directory(std::string directory, std::size_t keep = 2)
       : directory_(std::move(directory)), keep_(keep) {
     detail::expects(keep_ >= 1, "checkpoint_directory: keep must be at least 1 (the latest checkpoint)");
-    std::filesystem::create_directories(directory_);
+    detail::expects(!directory_.empty(), "checkpoint directory: the path is empty");
+    std::error_code made;
+    std::filesystem::create_directories(directory_, made);
+    if (made) throw error("checkpoint directory: cannot make " + directory_ + ": " + made.message());
     std::string const lock = directory_ + "/sweep.lock";
     lock_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_ < 0) throw error("checkpoint directory: cannot open " + lock + ": " + std::strerror(errno));
@@ -136,26 +141,44 @@ public:
 
   // Whether `directory` holds a checkpoint (without taking it).
   [[nodiscard]] static bool holds_checkpoint(std::string const& directory, std::size_t keep = 2) {
-    std::error_code failed;
-    for (std::size_t age = 0; age < keep; ++age)
-      if (std::filesystem::exists(file_in(directory, age), failed)) return true;
-    return false;
+    return existing_checkpoint(directory, keep).has_value();
   }
 
-  // Before any work, and without leaving a trace: `directory`, or the nearest
-  // existing folder above it (where it would be made), can be written.
+  // The newest checkpoint file in `directory` (of the `keep` it may hold), if any.
+  [[nodiscard]] static std::optional<std::string> existing_checkpoint(std::string const& directory,
+                                                                      std::size_t keep = 2) {
+    std::error_code failed;
+    for (std::size_t age = 0; age < keep; ++age)
+      if (std::filesystem::exists(file_in(directory, age), failed)) return file_in(directory, age);
+    return std::nullopt;
+  }
+
+  // Before any work, and without leaving a trace: `directory` exists and can
+  // be written, or it can be made (the folders it takes are made, then
+  // removed again: only trying tells, in /proc for one).
   static void probe(std::string const& directory) {
     namespace fs = std::filesystem;
+    detail::expects(!directory.empty(), "checkpoint directory: the path is empty");
     std::error_code failed;
     fs::path existing = fs::absolute(directory, failed);
-    while (!fs::exists(existing, failed) && existing.has_parent_path() && existing != existing.parent_path())
+    std::vector<fs::path> missing; // deepest first
+    while (!fs::exists(existing, failed) && existing.has_parent_path() && existing != existing.parent_path()) {
+      missing.push_back(existing);
       existing = existing.parent_path();
+    }
     if (!fs::is_directory(existing, failed))
       throw invalid_argument("checkpoint directory: cannot make " + directory + ": " + existing.string() +
                              " is not a folder");
     if (::access(existing.c_str(), W_OK | X_OK) != 0)
       throw invalid_argument("checkpoint directory: cannot write in " + existing.string() + ": " +
                              std::strerror(errno));
+    for (std::size_t k = missing.size(); k-- > 0;) { // shallowest first
+      if (::mkdir(missing[k].c_str(), 0755) == 0) continue;
+      std::string const why = std::strerror(errno);
+      for (std::size_t made = k + 1; made < missing.size(); ++made) ::rmdir(missing[made].c_str());
+      throw invalid_argument("checkpoint directory: cannot make " + missing[k].string() + ": " + why);
+    }
+    for (auto const& made : missing) ::rmdir(made.c_str());
   }
 
 private:
