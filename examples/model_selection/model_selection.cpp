@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
                 grid.size(), grid.size() - cnns, cnns, o.data_directory.c_str(), o.search.c_str(), o.devices,
                 o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
     std::fflush(stdout);
+    if (o.report_path && o.report_path == o.trace_path)
+      throw hydra::invalid_argument("--report and --trace name the same file, " + *o.trace_path);
     model_selection::output_file report(o.report_path, "--report"), trace(o.trace_path, "--trace");
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);

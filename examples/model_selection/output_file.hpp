@@ -3,7 +3,8 @@
 // path holds is left alone until the output is complete: it is written under a
 // temporary name beside it and renamed over it, so that a run that fails, or
 // is killed, leaves an earlier file as it was. A path that names something
-// other than a file (/dev/stdout, a pipe) is written in place.
+// other than a file (/dev/stdout, a pipe) or a symbolic link is written in
+// place, at the end, through the path.
 #pragma once
 
 #include <unistd.h>
@@ -28,9 +29,10 @@ public:
     std::error_code failed;
     auto const status = std::filesystem::status(*path_, failed);
     if (std::filesystem::is_directory(status)) throw hydra::invalid_argument(flag_ + ": " + *path_ + " is a directory");
-    in_place_ = std::filesystem::exists(status) && !std::filesystem::is_regular_file(status);
+    bool const link = std::filesystem::is_symlink(std::filesystem::symlink_status(*path_, failed));
+    in_place_ = link || (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status));
     if (in_place_) {
-      // Opened for appending: nothing it holds is touched yet.
+      // Only asked now: opening it would already empty it.
       if (::access(path_->c_str(), W_OK) != 0)
         throw hydra::invalid_argument(flag_ + ": cannot write " + *path_ + ": " + std::strerror(errno));
       return;

@@ -380,6 +380,12 @@ std::uint64_t u64_at(std::vector<std::uint8_t> const& bytes, std::size_t at) {
   return v;
 }
 
+// The header's body length changed by `delta`.
+void add_to_length(std::vector<std::uint8_t>& bytes, std::int64_t delta) {
+  std::uint64_t const length = u64_at(bytes, length_at) + static_cast<std::uint64_t>(delta);
+  std::memcpy(bytes.data() + length_at, &length, sizeof length);
+}
+
 // The stored CRC made right again after an edit of the body.
 void recompute_crc(std::vector<std::uint8_t>& bytes) {
   std::uint64_t const body = u64_at(bytes, length_at);
@@ -642,9 +648,12 @@ TEST_CASE("model_selection refuses damaged, foreign and busy checkpoints, and ch
       damaged("a bit flipped in the magic", flip(0, 0x01), refused + "not a hydra sweep checkpoint"),
       damaged("a bit flipped in the version", flip(version_at, 0x10),
               refused + "format version 17; this build reads version 1"),
-      damaged("the length made larger", flip(length_at + 1, 0x40),
+      // Set, not flipped: a flipped bit lengthens or shortens depending on the
+      // length, which varies with the run.
+      damaged("the length made larger", edit_bytes([](auto& b) { add_to_length(b, 16384); }),
               refused + "truncated (" + std::to_string(size) + " bytes; its header promises a body of"),
-      damaged("the length made smaller", flip(length_at, 0x01), refused + "1 trailing bytes after the checkpoint"),
+      damaged("the length made smaller", edit_bytes([](auto& b) { add_to_length(b, -1); }),
+              refused + "1 trailing bytes after the checkpoint"),
       damaged("a bit flipped in the middle of the body", flip(size / 2, 0x20), refused + "corrupt (CRC-32 "),
       damaged("a bit flipped in the fingerprint", flip(body_at + 10, 0x02), refused + "corrupt (CRC-32 "),
       damaged("a bit flipped in the CRC", flip(size - 1, 0x80), refused + "corrupt (CRC-32 "),
@@ -862,6 +871,9 @@ TEST_CASE("both programs refuse output paths they cannot write, and make no file
                           "--report: cannot write file/r.html: Not a directory", with_file),
       model_selection_row("a trace that is a folder", {"--data-dir", "{data}", "--trace", "."},
                           "--trace: . is a directory"),
+      model_selection_row("a trace and a report in one file",
+                          {"--data-dir", "{data}", "--trace", "out.html", "--report", "out.html"},
+                          "--report and --trace name the same file, out.html"),
       // A run refused after its output paths were checked: neither file made.
       model_selection_row("a trace and a report of a run refused for its data",
                           {"--data-dir", "nowhere", "--trace", "t.json", "--report", "r.html"},

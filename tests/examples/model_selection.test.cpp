@@ -570,6 +570,16 @@ TEST_CASE("--trace and --report: checked at the start, and an earlier file kept 
     to_device.stream() << "x";
     to_device.commit();
   }
+  // A symbolic link is written through, and stays a link.
+  std::ofstream(dir / "real.json") << "earlier";
+  fs::create_symlink(dir / "real.json", dir / "link.json");
+  {
+    model_selection::output_file through((dir / "link.json").string(), "--trace");
+    through.stream() << "through the link";
+    through.commit();
+  }
+  CHECK(fs::is_symlink(dir / "link.json"));
+  CHECK(contents((dir / "real.json").string()) == "through the link");
   model_selection::output_file const none(std::nullopt, "--trace");
   CHECK_FALSE(none.wanted());
   std::string const is_a_directory = "--trace: " + dir.string() + " is a directory";

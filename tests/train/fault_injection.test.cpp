@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/hydra.hpp"
@@ -76,7 +77,8 @@ std::size_t home_bytes(hydra::multi_model_trainer const& trainer, std::size_t m)
 TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memory comes back, the rest as alone") {
   constexpr std::uint64_t runs = 200;
   std::array<std::uint64_t, 3> injected{}; // per fault_site
-  std::size_t models_stopped = 0, untouched_models = 0, devices_lost = 0, evaluations_stopped = 0, setups_failed = 0;
+  std::size_t models_stopped = 0, untouched_models = 0, devices_lost = 0, evaluations_stopped = 0, setups_failed = 0,
+              checkpoints_before_loss = 0;
   for (std::uint64_t seed = 0; seed < runs; ++seed) {
     std::mt19937_64 random(seed);
     auto configs = random_sweep(random, seed * 16);
@@ -99,11 +101,18 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
                                  .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(20)},
                                  .stall = stall,
                                  .faults = faults});
+    // What a sweep that a lost device ends leaves behind: each state handed
+    // out at a model's checkpoint (what a checkpoint file is written from).
+    std::vector<std::pair<std::size_t, std::vector<float>>> handed_out;
+    hydra::multi_model_options options{.stream_check_interval = std::chrono::milliseconds(10)};
+    if (kind == 3) {
+      options.on_checkpoint = [&](hydra::model_checkpoint const& reached) {
+        if (reached.state) handed_out.emplace_back(reached.reached.model, reached.state->parameters);
+      };
+    }
     std::unique_ptr<hydra::multi_model_trainer> made;
     try {
-      made = std::make_unique<hydra::multi_model_trainer>(
-          backend, configs, hydra::make_policy(policy, seed),
-          hydra::multi_model_options{.stream_check_interval = std::chrono::milliseconds(10)});
+      made = std::make_unique<hydra::multi_model_trainer>(backend, configs, hydra::make_policy(policy, seed), options);
     } catch (hydra::out_of_memory const& setup) {
       // The homes are allocated as the trainer is made: a fault there ends the
       // sweep before it starts, saying so.
@@ -120,6 +129,11 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
       } catch (hydra::stream_error const& lost) {
         CHECK(std::string(lost.what()).find("the device was lost") != std::string::npos);
         ++devices_lost;
+        for (auto const& [m, parameters] : handed_out) { // intact: as the model trained alone to its end
+          CAPTURE(m);
+          CHECK(bitwise_equal(parameters, trained_alone(configs[m])));
+          ++checkpoints_before_loss;
+        }
         continue;
       }
     } else {
@@ -184,13 +198,15 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
   MESSAGE("injected faults: copy " << injected[0] << ", allocation " << injected[1] << ", host work " << injected[2]
                                    << "; models stopped in training " << models_stopped << ", in evaluation "
                                    << evaluations_stopped << ", models untouched " << untouched_models
-                                   << ", devices lost " << devices_lost << ", sweeps ended at setup " << setups_failed);
+                                   << ", devices lost " << devices_lost << " (after " << checkpoints_before_loss
+                                   << " checkpoints, each intact), sweeps ended at setup " << setups_failed);
   // The test means something only if faults hit at every site and stopped models.
   for (std::uint64_t const count : injected) CHECK(count >= 20);
   CHECK(models_stopped >= 60);
   CHECK(evaluations_stopped >= 3);
   CHECK(untouched_models >= 100);
   CHECK(devices_lost >= 10);
+  CHECK(checkpoints_before_loss >= 5);
 }
 
 TEST_CASE("fault injection refuses probabilities outside [0, 1]") {

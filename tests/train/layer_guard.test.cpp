@@ -89,6 +89,25 @@ struct doubling_layer {
   }
 };
 
+// Writes into its input, which it may only read (through a cast).
+struct scribbling_layer {
+  std::size_t width;
+  std::string name() const { return "scribbler " + std::to_string(width); }
+  hydra::layer_footprint footprint(std::size_t) const {
+    return {.parameter_count = 0, .input_features = width, .output_features = width};
+  }
+  void initialize(float*, std::uint64_t) const {}
+  void forward(context& c, hydra::forward_arguments const& a) const {
+    c.enqueue([a, n = a.batch * width] {
+      std::memcpy(a.output, a.input, n * sizeof(float));
+      const_cast<float*>(a.input)[0] = 0.0F;
+    });
+  }
+  void backward(context& c, hydra::backward_arguments const& a) const {
+    c.enqueue([a, n = a.batch * width] { std::memcpy(a.input_gradient, a.output_gradient, n * sizeof(float)); });
+  }
+};
+
 template <class Middle>
 hydra::sequential_model<context> model_with(Middle middle) {
   std::vector<hydra::any_layer<context>> stack{hydra::layers::dense(features, features), middle,
@@ -192,6 +211,11 @@ TEST_CASE("the layer checker passes hydra's host layers and names what a broken 
   REQUIRE_FALSE(underrun.passed());
   CHECK(underrun.problems[0].find("forward: layer underrun 6 forward() wrote outside its output: 4 bytes before it") ==
         0);
+
+  auto const scribbling = hydra::check_layer(scribbling_layer{5});
+  REQUIRE_FALSE(scribbling.passed());
+  CHECK(scribbling.problems[0].find("forward: layer scribbler 5 forward() wrote into its input, which it may only "
+                                    "read") == 0);
 
   auto const doubling = hydra::check_layer(doubling_layer{5});
   REQUIRE_FALSE(doubling.passed());

@@ -255,6 +255,8 @@ TEST_CASE("a checkpoint directory keeps the last two, falls back past a damaged 
   }
   hydra::checkpoint_directory::probe((dir.parent_path() / "a" / "b" / "c").string());
   CHECK_FALSE(fs::exists(dir.parent_path() / "a"));
+  hydra::checkpoint_directory::probe((dir.parent_path() / "a" / "." / "b" / "").string()); // "a/./b/" is "a/b"
+  CHECK_FALSE(fs::exists(dir.parent_path() / "a"));
   CHECK(hydra::checkpoint_directory::existing_checkpoint(dir.string()) == dir.string() + "/sweep.checkpoint");
   fs::remove(dir / "sweep.checkpoint");
   CHECK(hydra::checkpoint_directory::existing_checkpoint(dir.string()) == dir.string() + "/sweep.checkpoint.1");

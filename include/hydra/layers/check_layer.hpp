@@ -104,7 +104,8 @@ private:
     // Never empty, so that even a layer without parameters gets a real, guarded address.
     std::vector<float> initial(std::max<std::size_t>(shape_.parameter_count, 1), 0.0F);
     layer_guard guard(who_ + " initialize()");
-    auto const parameters = guard.add("parameters", initial.data(), shape_.parameter_count * sizeof(float), true);
+    auto const parameters =
+        guard.add("parameters", initial.data(), shape_.parameter_count * sizeof(float), layer_guard::access::write);
     guard.allocate();
     guard.fill();
     layer_.initialize(guard.shadow<float>(parameters), options_.seed);

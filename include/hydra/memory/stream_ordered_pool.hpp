@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -106,7 +107,17 @@ public:
     std::size_t const offset = offset_within(pointer);
     std::uint32_t owner = find_owner(on);
     if (owner == no_owner) owner = add_owner(on);
-    if constexpr (requires { backend_->memset_async(on, pointer, std::uint8_t{0}, std::size_t{0}); }) {
+    if constexpr (sanitizes_memory) {
+      // After its last use: the block, its slack included, told to ASan as
+      // free (and filled first, as below, when asked).
+      auto const size = table_.live_size(offset);
+      if (!size) throw_not_live(pointer);
+      backend_->enqueue(on, [pointer, bytes = *size, fill = poison_] {
+        sanitizer_unpoison(pointer, bytes);
+        if (fill) std::memset(pointer, *fill, bytes);
+        sanitizer_poison(pointer, bytes);
+      });
+    } else if constexpr (requires { backend_->memset_async(on, pointer, std::uint8_t{0}, std::size_t{0}); }) {
       // Poisoning: the freed bytes are overwritten in stream order, after their
       // last use and before any reuse, so a read through a missing event edge
       // sees the poison instead of plausible stale data.
@@ -115,11 +126,6 @@ public:
         if (!size) throw_not_live(pointer);
         backend_->memset_async(on, pointer, *poison_, *size);
       }
-    }
-    if constexpr (sanitizes_memory) {
-      auto const size = table_.live_size(offset);
-      if (!size) throw_not_live(pointer);
-      backend_->enqueue(on, [pointer, bytes = *size] { sanitizer_poison(pointer, bytes); }); // after its last use
     }
     if (!table_.release(offset, owner)) throw_not_live(pointer);
     // Re-recorded on every free: it then covers every block this stream holds.

@@ -160,7 +160,8 @@ public:
     namespace fs = std::filesystem;
     detail::expects(!directory.empty(), "checkpoint directory: the path is empty");
     std::error_code failed;
-    fs::path existing = fs::absolute(directory, failed);
+    fs::path existing = fs::absolute(directory, failed).lexically_normal(); // "a/./b/" is "a/b"
+    if (!existing.has_filename()) existing = existing.parent_path();
     std::vector<fs::path> missing; // deepest first
     while (!fs::exists(existing, failed) && existing.has_parent_path() && existing != existing.parent_path()) {
       missing.push_back(existing);
@@ -172,13 +173,18 @@ public:
     if (::access(existing.c_str(), W_OK | X_OK) != 0)
       throw invalid_argument("checkpoint directory: cannot write in " + existing.string() + ": " +
                              std::strerror(errno));
+    std::vector<fs::path> made;                      // by this probe, deepest last
     for (std::size_t k = missing.size(); k-- > 0;) { // shallowest first
-      if (::mkdir(missing[k].c_str(), 0755) == 0) continue;
+      if (::mkdir(missing[k].c_str(), 0755) == 0) {
+        made.push_back(missing[k]);
+        continue;
+      }
+      if (errno == EEXIST) continue; // made meanwhile, by someone else: not ours to remove
       std::string const why = std::strerror(errno);
-      for (std::size_t made = k + 1; made < missing.size(); ++made) ::rmdir(missing[made].c_str());
+      for (auto undo = made.rbegin(); undo != made.rend(); ++undo) ::rmdir(undo->c_str());
       throw invalid_argument("checkpoint directory: cannot make " + missing[k].string() + ": " + why);
     }
-    for (auto const& made : missing) ::rmdir(made.c_str());
+    for (auto undo = made.rbegin(); undo != made.rend(); ++undo) ::rmdir(undo->c_str());
   }
 
 private:

@@ -65,8 +65,9 @@ struct fault_injection {
   std::uint64_t seed = 0;
   double copy = 0.0;       // a copy_async call is refused (throws backend_error) when issued
   double allocation = 0.0; // a pool allocation throws out_of_memory
-  double host_work =
-      0.0; // a layer's or the optimizer's work throws on its stream (execution contexts with a fault record)
+  // Work enqueued through an execution context with a fault record (layers,
+  // the optimizer, guard mode's steps) throws on its stream instead of running.
+  double host_work = 0.0;
 };
 
 struct host_backend_options {

@@ -1,14 +1,15 @@
 // Guard mode: each layer call runs on private copies of the regions hydra bound
 // for it, each between two canaries. A layer's regions are packed next to each
-// other inside a shard's extent and scratch, so a layer that writes past its
-// footprint would otherwise overwrite its neighbour's parameters or
-// activations silently (the memory is hydra's pool's, which a sanitizer does
-// not see into). Here the copy is made, and the canaries set, on the stream
-// before the layer's work; after it, the canaries are checked and what the
-// layer writes is copied back. A damaged canary fails the model, naming the
-// layer, the region and how far out the write went. Under AddressSanitizer the
-// canaries are also poisoned, so that the write itself is reported, with the
-// layer's code on its stack.
+// other inside one block of a shard's extent or scratch, so a layer that
+// writes past its footprint would otherwise overwrite its neighbour's
+// parameters or activations silently (a sanitizer sees the pool's blocks, not
+// the regions inside one). Here the copy is made, and the canaries set, on the
+// stream before the layer's work; after it, the canaries are checked, the
+// regions the layer may only read are compared with what they were copied
+// from, and what the layer writes is copied back. A damaged canary, or a
+// changed read-only region, fails the model, naming the layer and the region.
+// Under AddressSanitizer the canaries are also poisoned, so that the write
+// itself is reported, with the layer's code on its stack.
 //
 // The copies are host memory: guard mode is for host layers (the host backend).
 // It costs a copy of every bound region per layer call; the arithmetic is the
@@ -52,11 +53,17 @@ public:
     if (buffer_) HYDRA_GUARD_UNPOISON(buffer_.get(), size_);
   }
 
+  // What the layer may do with a region.
+  enum class access : std::uint8_t {
+    read,    // compared afterwards with what it was copied from
+    write,   // copied back afterwards
+    scratch, // neither (the workspace)
+  };
+
   // Adds a region of `bytes` at `original` (nullptr: not bound, stays null);
-  // returns where the layer is to find it. `written`: copied back afterwards.
-  // Every region is added before the first call to shadow().
-  std::size_t add(char const* what, void const* original, std::size_t bytes, bool written) {
-    regions_.push_back({what, static_cast<std::byte*>(const_cast<void*>(original)), bytes, written, 0});
+  // returns its index, for shadow(). Every region is added before allocate().
+  std::size_t add(char const* what, void const* original, std::size_t bytes, access may) {
+    regions_.push_back({what, static_cast<std::byte*>(const_cast<void*>(original)), bytes, may, 0});
     return regions_.size() - 1;
   }
 
@@ -103,8 +110,15 @@ public:
       for (std::size_t k = canary_bytes; k-- > 0;)
         if (data[-static_cast<std::ptrdiff_t>(k) - 1] != std::byte{canary_value}) fail(region, k + 1, "before it");
     }
+    for (auto const& region : regions_) {
+      if (region.original == nullptr || region.may != access::read || region.bytes == 0) continue;
+      if (std::memcmp(region.original, buffer_.get() + region.offset, region.bytes) != 0) {
+        std::string message = who_;
+        throw error(message.append(" wrote into its ").append(region.what).append(", which it may only read"));
+      }
+    }
     for (auto const& region : regions_)
-      if (region.original != nullptr && region.written && region.bytes != 0)
+      if (region.original != nullptr && region.may == access::write && region.bytes != 0)
         std::memcpy(region.original, buffer_.get() + region.offset, region.bytes);
   }
 
@@ -115,7 +129,7 @@ private:
     char const* what;
     std::byte* original;
     std::size_t bytes;
-    bool written;
+    access may;
     std::size_t offset; // of its data in buffer_
   };
 
@@ -150,11 +164,16 @@ void guarded_forward(Layer const& layer, Context& context, forward_arguments con
   auto const shape = layer.footprint(arguments.batch);
   auto guard = std::make_shared<layer_guard>(std::move(who));
   std::size_t const floats = sizeof(float);
-  auto const input = guard->add("input", arguments.input, arguments.batch * shape.input_features * floats, false);
-  auto const output = guard->add("output", arguments.output, arguments.batch * shape.output_features * floats, true);
-  auto const parameters = guard->add("parameters", arguments.parameters, shape.parameter_count * floats, false);
-  auto const workspace = guard->add("workspace", arguments.workspace, shape.workspace_bytes, false);
-  auto const labels = guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), false);
+  auto const input =
+      guard->add("input", arguments.input, arguments.batch * shape.input_features * floats, layer_guard::access::read);
+  auto const output = guard->add("output", arguments.output, arguments.batch * shape.output_features * floats,
+                                 layer_guard::access::write);
+  auto const parameters =
+      guard->add("parameters", arguments.parameters, shape.parameter_count * floats, layer_guard::access::read);
+  auto const workspace =
+      guard->add("workspace", arguments.workspace, shape.workspace_bytes, layer_guard::access::scratch);
+  auto const labels =
+      guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), layer_guard::access::read);
   guard->allocate();
   forward_arguments shadowed = arguments;
   shadowed.input = guard->shadow<float const>(input);
@@ -173,15 +192,18 @@ void guarded_backward(Layer const& layer, Context& context, backward_arguments c
   auto guard = std::make_shared<layer_guard>(std::move(who));
   std::size_t const floats = sizeof(float), in = arguments.batch * shape.input_features * floats,
                     out = arguments.batch * shape.output_features * floats;
-  auto const input = guard->add("input", arguments.input, in, false);
-  auto const output = guard->add("output", arguments.output, out, false);
-  auto const output_gradient = guard->add("output gradient", arguments.output_gradient, out, false);
-  auto const input_gradient = guard->add("input gradient", arguments.input_gradient, in, true);
-  auto const parameters = guard->add("parameters", arguments.parameters, shape.parameter_count * floats, false);
-  auto const parameter_gradients =
-      guard->add("parameter gradients", arguments.parameter_gradients, shape.parameter_count * floats, true);
-  auto const workspace = guard->add("workspace", arguments.workspace, shape.workspace_bytes, false);
-  auto const labels = guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), false);
+  auto const input = guard->add("input", arguments.input, in, layer_guard::access::read);
+  auto const output = guard->add("output", arguments.output, out, layer_guard::access::read);
+  auto const output_gradient = guard->add("output gradient", arguments.output_gradient, out, layer_guard::access::read);
+  auto const input_gradient = guard->add("input gradient", arguments.input_gradient, in, layer_guard::access::write);
+  auto const parameters =
+      guard->add("parameters", arguments.parameters, shape.parameter_count * floats, layer_guard::access::read);
+  auto const parameter_gradients = guard->add("parameter gradients", arguments.parameter_gradients,
+                                              shape.parameter_count * floats, layer_guard::access::write);
+  auto const workspace =
+      guard->add("workspace", arguments.workspace, shape.workspace_bytes, layer_guard::access::scratch);
+  auto const labels =
+      guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), layer_guard::access::read);
   guard->allocate();
   backward_arguments shadowed = arguments;
   shadowed.input = guard->shadow<float const>(input);
@@ -198,3 +220,6 @@ void guarded_backward(Layer const& layer, Context& context, backward_arguments c
 }
 
 } // namespace hydra::detail
+
+#undef HYDRA_GUARD_POISON
+#undef HYDRA_GUARD_UNPOISON

@@ -183,6 +183,7 @@ public:
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
       state_.last_scratch = nullptr;
     }
+    deferred_write_back_.reset(); // of a task that failed after its compute was enqueued: never issued
   }
 
   // Parameters and optimizer state, independent of the partition (see
@@ -226,9 +227,11 @@ private:
 
   [[nodiscard]] std::size_t classes() const { return model_.footprint(model_.size() - 1).input_features; }
 
-  // A step before any of task t's work is enqueued (making its shard resident,
-  // allocating its scratch): a failure other than does_not_fit (the task is
-  // retried later) fails the task, which has nothing to give back yet.
+  // A step before any of task t's compute is enqueued (making its shard
+  // resident, allocating its scratch or its input's host blocks): a failure
+  // other than does_not_fit (the task is retried later) fails the task; what
+  // it holds by then (a partly fetched extent, host blocks) is given back when
+  // its model is stopped.
   template <class Step>
   static decltype(auto) before_enqueue(task const& t, Step&& step) {
     try {
