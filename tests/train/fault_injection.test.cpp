@@ -20,6 +20,7 @@
 
 #include "hydra/hydra.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
+#include "support/trained_alone.hpp"
 
 using namespace hydra::literals;
 using context = hydra::host_execution_context;
@@ -33,20 +34,10 @@ hydra::sequential_model<context> mlp(std::size_t width, std::size_t depth) {
 }
 
 std::vector<float> trained_alone(hydra::model_config const& config) {
-  hydra::host_backend backend({.device_budgets = {64_MiB}});
-  return std::visit(
-      [&](auto const& optimizer) {
-        hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
-                                                                               {.seed = config.seed});
-        trainer.train(config.steps, config.data);
-        return trainer.parameters();
-      },
-      config.optimizer);
+  return hydra::testing::train_alone(config).parameters;
 }
 
-bool bitwise_equal(std::vector<float> const& a, std::vector<float> const& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using hydra::testing::bitwise_equal;
 
 // A random small sweep: 2-4 MLPs of 1-3 minibatches each.
 std::vector<hydra::model_config> random_sweep(std::mt19937_64& random, std::uint64_t seed) {

@@ -20,6 +20,7 @@
 #include "hydra/layers/check_layer.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "support/scratch.hpp"
+#include "support/trained_alone.hpp"
 
 using namespace hydra::literals;
 using context = hydra::host_execution_context;
@@ -121,15 +122,7 @@ hydra::data_source data(std::uint64_t seed) {
 }
 
 std::vector<float> trained_alone(hydra::model_config const& config) {
-  hydra::host_backend backend({.device_budgets = {64_MiB}});
-  return std::visit(
-      [&](auto const& optimizer) {
-        hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
-                                                                               {.seed = config.seed});
-        trainer.train(config.steps, config.data);
-        return trainer.parameters();
-      },
-      config.optimizer);
+  return hydra::testing::train_alone(config).parameters;
 }
 
 } // namespace

@@ -22,6 +22,7 @@
 #include "hydra/train/multi_model_trainer.hpp"
 #include "support/exploding_layer.hpp"
 #include "support/scratch.hpp"
+#include "support/trained_alone.hpp"
 
 using namespace hydra::literals;
 using context = hydra::host_execution_context;
@@ -47,26 +48,9 @@ std::vector<hydra::model_config> sweep() {
   return configs;
 }
 
-struct solo_result {
-  std::vector<float> parameters;
-  std::vector<float> losses;
-};
-
-solo_result train_alone(hydra::model_config const& config) {
-  hydra::host_backend backend({.device_budgets = {64_MiB}});
-  return std::visit(
-      [&](auto const& optimizer) {
-        hydra::single_model_trainer<std::decay_t<decltype(optimizer)>> trainer(backend, config.model, optimizer,
-                                                                               {.seed = config.seed});
-        trainer.train(config.steps, config.data);
-        return solo_result{trainer.parameters(), trainer.losses()};
-      },
-      config.optimizer);
-}
-
-bool bitwise_equal(std::vector<float> const& a, std::vector<float> const& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using hydra::testing::bitwise_equal;
+using hydra::testing::solo_result;
+using hydra::testing::train_alone;
 
 std::size_t total_tasks(std::vector<hydra::model_config> const& configs, hydra::multi_model_trainer const& trainer) {
   std::size_t total = 0;
