@@ -657,7 +657,7 @@ TEST_CASE("model_selection refuses damaged, foreign and busy checkpoints, and ch
       damaged("a bit flipped in the middle of the body", flip(size / 2, 0x20), refused + "corrupt (CRC-32 "),
       damaged("a bit flipped in the fingerprint", flip(body_at + 10, 0x02), refused + "corrupt (CRC-32 "),
       damaged("a bit flipped in the CRC", flip(size - 1, 0x80), refused + "corrupt (CRC-32 "),
-      damaged("truncated by 100 bytes", edit_bytes([](auto& b) { b.resize(b.size() - 100); }),
+      damaged("truncated by 100 bytes", edit_bytes([](auto& b) { b.erase(b.end() - 100, b.end()); }),
               refused + "truncated (" + std::to_string(size - 100) + " bytes; its header promises"),
       damaged("truncated inside the magic", edit_bytes([](auto& b) { b.resize(5); }),
               refused + "truncated (5 bytes) or not a hydra sweep checkpoint"),
