@@ -8,10 +8,6 @@
 #include <cstring>
 #include <memory>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
-
 #include "hydra/hydra.hpp"
 #include "memory/pool_conformance.hpp"
 
@@ -22,10 +18,7 @@ constexpr hydra::delay_injection no_delays{};
 constexpr hydra::delay_injection random_delays{
     .enabled = true, .seed = 77, .max_delay = std::chrono::microseconds(100)};
 
-// Host memory either way: filled and read directly. That is outside stream
-// order, where the pools, under AddressSanitizer, unpoison a block they hand
-// out (and poison one given back): so the suite's host access unpoisons the
-// block first, as a stream's work would find it.
+// Host memory either way: filled and read directly.
 template <hydra::delay_injection const& Delays>
 struct on_host_backend {
   using backend_type = hydra::host_backend;
@@ -35,18 +28,11 @@ struct on_host_backend {
         hydra::host_backend_options{.device_budgets = {pool_conformance::capacity}, .delays = Delays});
   }
   static void fill(backend_type&, stream_type, void* block, std::size_t bytes, std::uint8_t value) {
-    unpoison(block, bytes);
     std::memset(block, value, bytes);
   }
   static bool holds(backend_type&, stream_type, void const* block, std::size_t bytes, std::uint8_t value) {
-    unpoison(block, bytes);
     auto const* byte = static_cast<std::uint8_t const*>(block);
     return std::all_of(byte, byte + bytes, [value](std::uint8_t b) { return b == value; });
-  }
-  static void unpoison([[maybe_unused]] void const* block, [[maybe_unused]] std::size_t bytes) {
-#if defined(__SANITIZE_ADDRESS__)
-    ASAN_UNPOISON_MEMORY_REGION(block, bytes);
-#endif
   }
   static void fill_on_stream(backend_type& backend, stream_type stream, void* block, std::size_t bytes,
                              std::uint8_t value) {

@@ -20,7 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,10 +33,6 @@
 #include "hydra/core/spin_mutex.hpp"
 #include "hydra/memory/detail/block_table.hpp"
 #include "hydra/memory/pool_statistics.hpp"
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
 
 namespace hydra {
 
@@ -54,7 +49,6 @@ public:
         table_(align_down(reservation_.size(), allocation_alignment)) {
     detail::expects(is_aligned(reservation_.data(), allocation_alignment),
                     name_ + ": the reservation is not aligned to " + std::to_string(allocation_alignment) + " bytes");
-    sanitizer_poison(reservation_.data(), table_.capacity()); // all free
   }
 
   stream_ordered_pool(stream_ordered_pool const&) = delete;
@@ -64,7 +58,6 @@ public:
   // the one place the pool waits on the host, because afterwards nothing could.
   ~stream_ordered_pool() {
     for (owner_stream const& owner : owners_) backend_->synchronize(owner.last_free);
-    sanitizer_unpoison(reservation_.data(), table_.capacity());
   }
 
   // Size 0 gives nullptr (and deallocate(stream, nullptr) does nothing).
@@ -89,16 +82,7 @@ public:
     }
     std::size_t const in_use = table_.in_use();
     peak_in_use_ = in_use > peak_in_use_ ? in_use : peak_in_use_;
-    std::byte* const block = reservation_.data() + offset;
-    if constexpr (sanitizes_memory) {
-      // In stream order, behind the frees it reuses: the bytes asked for become
-      // usable, the block's alignment slack stays poisoned (a redzone).
-      backend_->enqueue(on, [block, bytes, size] {
-        sanitizer_unpoison(block, bytes);
-        sanitizer_poison(block + bytes, size - bytes);
-      });
-    }
-    return block;
+    return reservation_.data() + offset;
   }
 
   void deallocate(stream on, void* pointer) {
@@ -107,17 +91,7 @@ public:
     std::size_t const offset = offset_within(pointer);
     std::uint32_t owner = find_owner(on);
     if (owner == no_owner) owner = add_owner(on);
-    if constexpr (sanitizes_memory) {
-      // After its last use: the block, its slack included, told to ASan as
-      // free (and filled first, as below, when asked).
-      auto const size = table_.live_size(offset);
-      if (!size) throw_not_live(pointer);
-      backend_->enqueue(on, [pointer, bytes = *size, fill = poison_] {
-        sanitizer_unpoison(pointer, bytes);
-        if (fill) std::memset(pointer, *fill, bytes);
-        sanitizer_poison(pointer, bytes);
-      });
-    } else if constexpr (requires { backend_->memset_async(on, pointer, std::uint8_t{0}, std::size_t{0}); }) {
+    if constexpr (requires { backend_->memset_async(on, pointer, std::uint8_t{0}, std::size_t{0}); }) {
       // Poisoning: the freed bytes are overwritten in stream order, after their
       // last use and before any reuse, so a read through a missing event edge
       // sees the poison instead of plausible stale data.
@@ -170,28 +144,6 @@ public:
 
 private:
   static constexpr std::uint32_t no_owner = ~std::uint32_t{0};
-
-  // Under AddressSanitizer, and where the pool's memory is host memory (the
-  // host backend, Backend::memory_is_host_memory), the pool tells ASan what is
-  // allocated: free blocks are poisoned, and so is each block's alignment
-  // slack, so that a read or write past a block, or into a freed one, is
-  // reported where it happens. The (un)poisoning runs in stream order, as a
-  // host function on the stream that allocates or frees.
-#if defined(__SANITIZE_ADDRESS__)
-  static constexpr bool sanitizes_memory = requires {
-    requires Backend::memory_is_host_memory;
-  };
-  static void sanitizer_poison(void const* address, std::size_t bytes) noexcept {
-    if constexpr (sanitizes_memory) ASAN_POISON_MEMORY_REGION(address, bytes);
-  }
-  static void sanitizer_unpoison(void const* address, std::size_t bytes) noexcept {
-    if constexpr (sanitizes_memory) ASAN_UNPOISON_MEMORY_REGION(address, bytes);
-  }
-#else
-  static constexpr bool sanitizes_memory = false;
-  static void sanitizer_poison(void const*, std::size_t) noexcept {}
-  static void sanitizer_unpoison(void const*, std::size_t) noexcept {}
-#endif
 
   // A stream that has freed into this pool, and its latest free's event.
   struct owner_stream {

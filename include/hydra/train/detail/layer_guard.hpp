@@ -2,8 +2,8 @@
 // for it, each between two canaries. A layer's regions are packed next to each
 // other inside one block of a shard's extent or scratch, so a layer that
 // writes past its footprint would otherwise overwrite its neighbour's
-// parameters or activations silently (a sanitizer sees the pool's blocks, not
-// the regions inside one). Here the copy is made, and the canaries set, on the
+// parameters or activations silently (to a sanitizer, a pool's whole
+// reservation is one live allocation). Here the copy is made, and the canaries set, on the
 // stream before the layer's work; after it, the canaries are checked, the
 // regions the layer may only read are compared with what they were copied
 // from, and what the layer writes is copied back. A damaged canary, or a
