@@ -121,12 +121,15 @@ hydra::data_source data(std::uint64_t seed) {
   return hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = seed};
 }
 
-std::vector<float> trained_alone(hydra::model_config const& config) {
+[[maybe_unused]] std::vector<float> trained_alone(hydra::model_config const& config) {
   return hydra::testing::train_alone(config).parameters;
 }
 
 } // namespace
 
+// Under AddressSanitizer the canaries are poisoned, and ASan stops the process
+// at the broken layer's write: the test below checks that report instead.
+#if !defined(__SANITIZE_ADDRESS__)
 TEST_CASE("guard mode names a layer that writes outside its footprint, and the others train as without it, bitwise") {
   hydra::layers::cnn_shape const shape{.input = {1, 6, 6}, .block_channels = {3}, .hidden = 8, .classes = classes};
   std::vector<hydra::model_config> configs;
@@ -163,6 +166,8 @@ TEST_CASE("without guard mode the same overrun goes unnoticed: what guard mode i
   CHECK_THROWS_WITH(guarded.train(2, data(2)), doctest::Contains("layer 1 (overrun 12) wrote outside"));
 }
 
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 TEST_CASE("under AddressSanitizer, guard mode reports the write itself, with the layer's code on its stack") {
   auto const log = hydra::testing::scratch_directory("layer_guard_asan") / "asan.txt";
@@ -196,6 +201,7 @@ TEST_CASE("the layer checker passes hydra's host layers and names what a broken 
   CHECK(report.worst_parameter_gradient_error < 2e-3);
   CHECK(report.worst_input_gradient_error < 2e-3);
 
+#if !defined(__SANITIZE_ADDRESS__) // writes into poisoned canaries: ASan stops the process there
   auto const overrun = hydra::check_layer(overrunning_layer{6});
   REQUIRE_FALSE(overrun.passed());
   CHECK(overrun.problems[0].find("backward: layer overrun 6 backward() wrote outside its parameter gradients") == 0);
@@ -205,6 +211,7 @@ TEST_CASE("the layer checker passes hydra's host layers and names what a broken 
   CHECK(underrun.problems[0].find("forward: layer underrun 6 forward() wrote outside its output: 4 bytes before it") ==
         0);
 
+#endif
   auto const scribbling = hydra::check_layer(scribbling_layer{5});
   REQUIRE_FALSE(scribbling.passed());
   CHECK(scribbling.problems[0].find("forward: layer scribbler 5 forward() wrote into its input, which it may only "
