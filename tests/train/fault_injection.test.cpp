@@ -96,6 +96,9 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     // out at a model's checkpoint (what a checkpoint file is written from).
     std::vector<std::pair<std::size_t, std::vector<float>>> handed_out;
     hydra::multi_model_options options{.stream_check_interval = std::chrono::milliseconds(10)};
+    // Half the runs in guard mode (the others as the build defaults), whose
+    // copy-in and check around each layer call the faults hit too.
+    if (seed % 8 >= 4) options.guard_layers = true;
     if (kind == 3) {
       options.on_checkpoint = [&](hydra::model_checkpoint const& reached) {
         if (reached.state) handed_out.emplace_back(reached.reached.model, reached.state->parameters);

@@ -3,6 +3,7 @@
 // reason wins. This is what lets one failing model stop without stopping others.
 #pragma once
 
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@ public:
   void record(std::string reason) {
     std::lock_guard lock(mutex_);
     if (!reason_) reason_ = std::move(reason);
+    failed_.store(true, std::memory_order_release);
   }
 
   void record(std::exception_ptr failure) {
@@ -34,17 +36,26 @@ public:
     return reason_;
   }
 
+  // Whether a reason has been recorded (without taking the lock).
+  [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+
 private:
   mutable std::mutex mutex_;
   std::optional<std::string> reason_;
+  std::atomic<bool> failed_{false};
 };
 
 namespace detail {
 // `work` as stream work that records an exception it throws in `faults`
 // instead of letting it fail the stream (every execution context's enqueue).
+// Once the model has failed, its later work does not run: what it computes is
+// discarded anyway, and its inputs may be what failed work left unwritten (a
+// guarded layer given its canaries for labels, where the copy-in failed, would
+// index memory with them).
 template <class Work>
 auto recording_faults(Work&& work, std::shared_ptr<fault_record> faults) {
   return [work = std::forward<Work>(work), faults = std::move(faults)]() mutable {
+    if (faults->failed()) return;
     try {
       work();
     } catch (...) {

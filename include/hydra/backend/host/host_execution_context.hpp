@@ -25,15 +25,19 @@ public:
       : backend_(&backend), stream_(stream), faults_(std::move(faults)) {}
 
   // Under fault_injection, work with a fault record may throw instead of
-  // running: the fault then stops only the model that enqueued it.
+  // running: the fault then stops only the model that enqueued it. The work
+  // is kept until it would have run, as work that fails when it runs would
+  // be: what it owns may be what earlier work on the stream uses (a guarded
+  // layer's copies are freed by the last work that holds them).
   template <class Work>
   void enqueue(Work&& work) {
     if (faults_ && backend_->inject_fault(fault_site::host_work)) {
-      backend_->enqueue(stream_, detail::recording_faults(
-                                     [name = "host work on device " + std::to_string(device())] {
-                                       throw error("fault injection: " + name + " threw instead of running");
-                                     },
-                                     faults_));
+      backend_->enqueue(
+          stream_, detail::recording_faults(
+                       [name = "host work on device " + std::to_string(device()), unrun = std::forward<Work>(work)] {
+                         throw error("fault injection: " + name + " threw instead of running");
+                       },
+                       faults_));
     } else if (faults_)
       backend_->enqueue(stream_, detail::recording_faults(std::forward<Work>(work), faults_));
     else
