@@ -15,11 +15,26 @@
 //    (as does a failure a test backend injects: injects_faults).
 // Thread-safe: calls may come from any number of threads. The backend, and every
 // stream that freed into the pool, must outlive it (like RMM's contract).
+//
+// Under AddressSanitizer, where the pool's memory is host memory (the host
+// backend), the pool tells ASan what is allocated, as malloc would: memory not
+// handed out is poisoned, and so is each block's alignment slack past the
+// bytes asked for (a redzone), so that a read or write past a block, or into a
+// freed one, is reported where it happens. A block's bytes are unpoisoned when
+// it is handed out, at once, because its user may touch them at once. All
+// poisoning waits in stream order instead, because work enqueued before may
+// still use the memory under an earlier allocation (a stream reuses its own
+// frees at once): the slack's is a host function on the allocating stream, a
+// freed block's one on the freeing stream. Each is dropped if, when it runs,
+// the memory has been handed out again (checked under the pool's lock).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,6 +48,10 @@
 #include "hydra/core/spin_mutex.hpp"
 #include "hydra/memory/detail/block_table.hpp"
 #include "hydra/memory/pool_statistics.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace hydra {
 
@@ -49,6 +68,7 @@ public:
         table_(align_down(reservation_.size(), allocation_alignment)) {
     detail::expects(is_aligned(reservation_.data(), allocation_alignment),
                     name_ + ": the reservation is not aligned to " + std::to_string(allocation_alignment) + " bytes");
+    sanitizer_poison(reservation_.data(), table_.capacity()); // nothing handed out yet
   }
 
   stream_ordered_pool(stream_ordered_pool const&) = delete;
@@ -58,6 +78,10 @@ public:
   // the one place the pool waits on the host, because afterwards nothing could.
   ~stream_ordered_pool() {
     for (owner_stream const& owner : owners_) backend_->synchronize(owner.last_free);
+    if constexpr (sanitizes_memory) {
+      for (auto const& [stream_id, queued] : sanitizer_work_) backend_->synchronize(queued);
+      sanitizer_unpoison(reservation_.data(), table_.capacity());
+    }
   }
 
   // Size 0 gives nullptr (and deallocate(stream, nullptr) does nothing).
@@ -82,6 +106,7 @@ public:
     }
     std::size_t const in_use = table_.in_use();
     peak_in_use_ = in_use > peak_in_use_ ? in_use : peak_in_use_;
+    if constexpr (sanitizes_memory) sanitizer_allocated(on, offset, bytes, size);
     return reservation_.data() + offset;
   }
 
@@ -98,10 +123,18 @@ public:
       if (poison_) {
         auto const size = table_.live_size(offset);
         if (!size) throw_not_live(pointer);
-        backend_->memset_async(on, pointer, *poison_, *size);
+        if constexpr (sanitizes_memory) // the slack too, which ASan was told is not to be touched
+          backend_->enqueue(on, [pointer, bytes = *size, fill = *poison_] {
+            sanitizer_unpoison(pointer, bytes);
+            std::memset(pointer, fill, bytes);
+          });
+        else
+          backend_->memset_async(on, pointer, *poison_, *size);
       }
     }
+    auto const size = sanitizes_memory ? table_.live_size(offset) : std::nullopt;
     if (!table_.release(offset, owner)) throw_not_live(pointer);
+    if constexpr (sanitizes_memory) sanitizer_freed(on, offset, *size);
     // Re-recorded on every free: it then covers every block this stream holds.
     owners_[owner - 1].last_free = backend_->record_event(on);
   }
@@ -144,6 +177,75 @@ public:
 
 private:
   static constexpr std::uint32_t no_owner = ~std::uint32_t{0};
+
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr bool sanitizes_memory = requires {
+    requires Backend::memory_is_host_memory;
+  };
+  static void sanitizer_poison(void const* address, std::size_t bytes) noexcept {
+    if constexpr (sanitizes_memory) ASAN_POISON_MEMORY_REGION(address, bytes);
+  }
+  static void sanitizer_unpoison(void const* address, std::size_t bytes) noexcept {
+    if constexpr (sanitizes_memory) ASAN_UNPOISON_MEMORY_REGION(address, bytes);
+  }
+#else
+  static constexpr bool sanitizes_memory = false;
+  static void sanitizer_poison(void const*, std::size_t) noexcept {}
+  static void sanitizer_unpoison(void const*, std::size_t) noexcept {}
+#endif
+
+  // Sanitizer bookkeeping, under the pool's lock. A ticket names one
+  // allocation, or one free: what a queued poisoning checks before it runs.
+  struct freed_block {
+    std::size_t end;
+    std::uint64_t ticket;
+  };
+
+  void sanitizer_allocated(stream const& on, std::size_t offset, std::size_t bytes, std::size_t size) {
+    // This memory leaves every free whose poisoning is still queued. Those
+    // frees never overlap each other (each freed a block that an allocation
+    // had taken out of the ones before), so only the one just before
+    // `offset` can reach into it from below.
+    auto at = freed_.lower_bound(offset);
+    if (at != freed_.begin() && std::prev(at)->second.end > offset) --at;
+    while (at != freed_.end() && at->first < offset + size) at = freed_.erase(at);
+    sanitizer_unpoison(reservation_.data() + offset, bytes);
+    std::uint64_t const ticket = ++tickets_;
+    live_[offset] = ticket;
+    if (bytes == size) return;
+    backend_->enqueue(on, [this, offset, bytes, size, ticket] {
+      std::lock_guard lock(mutex_);
+      auto const live = live_.find(offset);
+      if (live != live_.end() && live->second == ticket) // not freed (and handed out again) since
+        sanitizer_poison(reservation_.data() + offset + bytes, size - bytes);
+    });
+    queued_sanitizer_work(on);
+  }
+
+  void sanitizer_freed(stream const& on, std::size_t offset, std::size_t size) {
+    live_.erase(offset);
+    std::uint64_t const ticket = ++tickets_;
+    freed_[offset] = {offset + size, ticket};
+    backend_->enqueue(on, [this, offset, ticket] {
+      std::lock_guard lock(mutex_);
+      auto const freed = freed_.find(offset);
+      if (freed == freed_.end() || freed->second.ticket != ticket) return; // handed out again since
+      sanitizer_poison(reservation_.data() + offset, freed->second.end - offset);
+      freed_.erase(freed);
+    });
+    queued_sanitizer_work(on);
+  }
+
+  // The destructor waits for the host functions above: they use the pool.
+  void queued_sanitizer_work(stream const& on) {
+    auto const id = static_cast<std::uint64_t>(on.id());
+    for (auto& [stream_id, queued] : sanitizer_work_)
+      if (stream_id == id) {
+        queued = backend_->record_event(on);
+        return;
+      }
+    sanitizer_work_.emplace_back(id, backend_->record_event(on));
+  }
 
   // A stream that has freed into this pool, and its latest free's event.
   struct owner_stream {
@@ -226,6 +328,11 @@ private:
   std::vector<owner_stream> owners_; // owners_[k - 1] is block_table owner k
   std::size_t peak_in_use_ = 0;
   std::optional<std::uint8_t> poison_;
+  // Under AddressSanitizer only: live blocks and queued frees by offset.
+  std::map<std::size_t, std::uint64_t> live_;
+  std::map<std::size_t, freed_block> freed_;
+  std::vector<std::pair<std::uint64_t, event>> sanitizer_work_; // stream id, its latest such work
+  std::uint64_t tickets_ = 0;
 };
 
 } // namespace hydra

@@ -56,7 +56,9 @@ struct single_model_options {
   // Guard mode: each layer call runs on copies of its regions between
   // canaries; a layer that writes outside its footprint fails the training,
   // named (host layers only; it costs a copy of every region per call).
-  bool guard_layers = false;
+  // Unset: on in AddressSanitizer builds for host layers (ASan then reports
+  // the write itself), off otherwise.
+  std::optional<bool> guard_layers{};
 };
 
 struct training_report {

@@ -85,8 +85,9 @@ struct multi_model_options {
   // Guard mode: each layer call runs on copies of its regions between
   // canaries; a layer that writes outside its footprint stops its model, with
   // the layer and the region named (host layers only; it costs a copy of every
-  // region per call).
-  bool guard_layers = false;
+  // region per call). Unset: on in AddressSanitizer builds for host layers
+  // (ASan then reports the write itself), off otherwise.
+  std::optional<bool> guard_layers{};
   // Record the schedule (trace(), write_trace()). Off by default: the marks are
   // six more stream items per task, which on the host backend costs about as
   // much as a small task itself.

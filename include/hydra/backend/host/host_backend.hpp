@@ -81,6 +81,9 @@ class host_backend {
 public:
   using stream = host_stream;
   using event = host_event;
+  // Every reservation, the devices' included, is host memory (under
+  // AddressSanitizer the pools tell it what of that memory is allocated).
+  static constexpr bool memory_is_host_memory = true;
 
   explicit host_backend(host_backend_options options) : options_(std::move(options)) {
     detail::expects(!options_.device_budgets.empty(),

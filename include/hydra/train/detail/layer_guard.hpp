@@ -2,9 +2,9 @@
 // for it, each between two canaries. A layer's regions are packed next to each
 // other inside one block of a shard's extent or scratch, so a layer that
 // writes past its footprint would otherwise overwrite its neighbour's
-// parameters or activations silently (to a sanitizer, a pool's whole
-// reservation is one live allocation). Here the copy is made, and the canaries set, on the
-// stream before the layer's work; after it, the canaries are checked, the
+// parameters or activations silently (a sanitizer sees the pool's blocks, not
+// the regions packed inside one). Here the copy is made, and the canaries set,
+// on the stream before the layer's work; after it, the canaries are checked, the
 // regions the layer may only read are compared with what they were copied
 // from, and what the layer writes is copied back. A damaged canary, or a
 // changed read-only region, fails the model, naming the layer and the region.
@@ -39,6 +39,16 @@
 #endif
 
 namespace hydra::detail {
+
+// AddressSanitizer builds guard host layers unless told not to: there the
+// canaries are poisoned, so an overrun is reported where it happens, with the
+// layer's code on the stack. Without guard mode ASan could not see it: the
+// regions of neighbouring layers share one live pool block.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool guard_layers_by_default = true;
+#else
+inline constexpr bool guard_layers_by_default = false;
+#endif
 
 class layer_guard {
 public:

@@ -93,11 +93,12 @@ public:
   // not need this shard, is not held up while its state goes home.
   void defer_write_backs(bool defer) noexcept { defer_write_backs_ = defer; }
 
-  // Guard mode (layer_guard.hpp): every layer call on guarded copies of its regions.
-  void guard_layers(bool guard) {
-    detail::expects(!guard || guards_layers<Context>,
+  // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
+  // regions; unset, as the build decides (guard_layers_by_default).
+  void guard_layers(std::optional<bool> guard) {
+    detail::expects(!guard.value_or(false) || guards_layers<Context>,
                     "guard_layers: guard mode runs host layers only (on CUDA, run compute-sanitizer instead)");
-    guard_layers_ = guard;
+    guard_layers_ = guard.value_or(guards_layers<Context> && guard_layers_by_default);
   }
   // A write-back that cannot be issued leaves the model's home stale: the
   // model is failed through its fault record, stopped at the completion that
