@@ -1,7 +1,9 @@
 // Shard parallelism on the host backend: 8 models, each 4x larger than a
 // device's budget, trained on 2 and on 4 virtual devices under sharp,
 // model_parallel and random_pick. Reported: makespan, and sharp's speedup over
-// model_parallel measured in the same run. Note the machine: every virtual
+// model_parallel measured in the same run; and what guard mode costs (the
+// sharp sweep with every layer call on guarded copies of its regions, over
+// the same sweep without). Note the machine: every virtual
 // device's compute stream is a CPU thread, and this machine has 2 cores, so no
 // policy can go beyond about 2x here, whatever the device count.
 #include <benchmark/benchmark.h>
@@ -51,11 +53,11 @@ std::size_t device_budget() {
   return hydra::align_down(hydra::single_model_trainer<hydra::adam>::footprint(mlp(128, 16)) / 4, 256);
 }
 
-void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices) {
+void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers) {
   hydra::sweep_report last;
   for (auto _ : state) {
     hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, device_budget())});
-    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7));
+    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7), {.guard_layers = guard_layers});
     trainer.run();
     last = trainer.report();
   }
@@ -74,14 +76,21 @@ int main(int argc, char** argv) {
     std::string const argument = std::to_string(devices) + "_devices";
     for (std::string const policy : {"sharp", "model_parallel", "random_pick"}) {
       benchmark::RegisterBenchmark(hydra::bench::name("sweep/" + policy, argument).c_str(), train_sweep, policy,
-                                   devices)
+                                   devices, false)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->Iterations(2);
     }
   }
+  for (bool const guard : {false, true})
+    benchmark::RegisterBenchmark(hydra::bench::name(guard ? "guard/on" : "guard/off", "2_devices").c_str(), train_sweep,
+                                 "sharp", 2, guard)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(2);
   return hydra::bench::run_with_ratios(
       argc, argv,
       {{"sweep", "sharp", "model_parallel", 0, true, "sharp's speedup over model_parallel (makespan ratio)"},
-       {"sweep", "random_pick", "model_parallel", 0, true, "random_pick's speedup over model_parallel"}});
+       {"sweep", "random_pick", "model_parallel", 0, true, "random_pick's speedup over model_parallel"},
+       {"guard", "on", "off", 0, false, "guard mode's makespan over the same sweep without it (sharp)"}});
 }
