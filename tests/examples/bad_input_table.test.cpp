@@ -7,15 +7,11 @@
 // must not have written, truncated, moved or removed anything.
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -30,11 +26,11 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "hydra/train/checkpoint_directory.hpp"
 #include "hydra/train/sweep_checkpoint.hpp"
+#include "support/child_process.hpp"
 #include "support/scratch.hpp"
 
 #ifndef HYDRA_FASHION_MNIST_DIR
@@ -67,38 +63,9 @@ std::string read_text(fs::path const& path) {
 // sees it), its output to `log`, which lies elsewhere.
 ended run_program(char const* binary, std::vector<std::string> const& arguments, fs::path const& directory,
                   fs::path const& log) {
-  pid_t const child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    if (::chdir(directory.c_str()) != 0) std::_Exit(125);
-    // One open file for both, so that neither writes over the other.
-    int const out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0) std::_Exit(126);
-    ::close(out);
-    std::vector<char*> argv{const_cast<char*>(binary)};
-    for (auto const& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  auto const deadline = std::chrono::steady_clock::now() + time_limit;
-  ended out;
-  int status = 0;
-  while (true) {
-    pid_t const done = ::waitpid(child, &status, WNOHANG);
-    if (done < 0) FAIL("waitpid: " << std::strerror(errno));
-    if (done == child) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(child, SIGKILL);
-      REQUIRE(::waitpid(child, &status, 0) == child);
-      out.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  out.output = read_text(log);
-  return out;
+  auto const end =
+      hydra::testing::run_child(binary, arguments, {.log = log, .directory = directory, .deadline = time_limit});
+  return {.status = end.status, .timed_out = end.killed_at_deadline, .output = read_text(log)};
 }
 
 // ---- what is on disk ------------------------------------------------------------------

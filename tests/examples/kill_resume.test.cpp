@@ -5,56 +5,28 @@
 // them. The job runs as its own process, as a user runs it.
 #include <doctest/doctest.h>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "hydra/train/checkpoint_directory.hpp"
+#include "support/child_process.hpp"
 #include "support/scratch.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// Runs the job with `arguments` (output to `log`); kills it after `kill_after`
-// if it is still running then. Returns its exit status, or -1 if it was killed.
+// Runs the job with `arguments` (output appended to `log`); kills it after
+// `kill_after` if it is still running then. Returns its exit status, or -1 if
+// it was killed.
 int run_job(std::vector<std::string> const& arguments, fs::path const& log, std::chrono::milliseconds kill_after) {
-  pid_t const child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    if (std::freopen(log.c_str(), "a", stdout) == nullptr || std::freopen(log.c_str(), "a", stderr) == nullptr)
-      std::_Exit(126);
-    std::vector<char*> argv{const_cast<char*>(HYDRA_MODEL_SELECTION_BINARY)};
-    for (auto const& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  auto const deadline = std::chrono::steady_clock::now() + kill_after;
-  int status = 0;
-  while (true) {
-    pid_t const done = ::waitpid(child, &status, WNOHANG);
-    REQUIRE(done >= 0);
-    if (done == child) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(child, SIGKILL);
-      REQUIRE(::waitpid(child, &status, 0) == child);
-      // It may have ended on its own just before the signal.
-      return WIFSIGNALED(status) ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  auto const end = hydra::testing::run_child(HYDRA_MODEL_SELECTION_BINARY, arguments,
+                                             {.log = log, .append_to_log = true, .deadline = kill_after});
+  return end.killed() ? -1 : end.status;
 }
 
 std::vector<std::string> job(fs::path const& directory) {
