@@ -29,19 +29,31 @@ namespace {
 
 constexpr std::size_t features = 12, classes = 4, batch = 4;
 
-// Reports `features` parameters, and its backward writes twice as many
-// parameter gradients: the contract broken as a user's layer once broke it.
-struct overrunning_layer {
+// A layer of `width` features that passes its input through, forward and
+// backward, with no parameters: what each broken layer below breaks.
+struct pass_through {
   std::size_t width;
+  hydra::layer_footprint footprint(std::size_t) const {
+    return {.parameter_count = 0, .input_features = width, .output_features = width};
+  }
+  void initialize(float*, std::uint64_t) const {}
+  void forward(context& c, hydra::forward_arguments const& a) const {
+    c.enqueue([a, n = a.batch * width] { std::memcpy(a.output, a.input, n * sizeof(float)); });
+  }
+  void backward(context& c, hydra::backward_arguments const& a) const {
+    c.enqueue([a, n = a.batch * width] { std::memcpy(a.input_gradient, a.output_gradient, n * sizeof(float)); });
+  }
+};
+
+// Reports `width` parameters, and its backward writes twice as many
+// parameter gradients: the contract broken as a user's layer once broke it.
+struct overrunning_layer : pass_through {
   std::string name() const { return "overrun " + std::to_string(width); }
   hydra::layer_footprint footprint(std::size_t) const {
     return {.parameter_count = width, .input_features = width, .output_features = width};
   }
   void initialize(float* parameters, std::uint64_t) const {
     for (std::size_t k = 0; k < width; ++k) parameters[k] = 0.5F;
-  }
-  void forward(context& c, hydra::forward_arguments const& a) const {
-    c.enqueue([a, n = a.batch * width] { std::memcpy(a.output, a.input, n * sizeof(float)); });
   }
   void backward(context& c, hydra::backward_arguments const& a) const {
     c.enqueue([a, n = a.batch * width, w = width] {
@@ -52,32 +64,19 @@ struct overrunning_layer {
 };
 
 // Writes one float before its output.
-struct underrunning_layer {
-  std::size_t width;
+struct underrunning_layer : pass_through {
   std::string name() const { return "underrun " + std::to_string(width); }
-  hydra::layer_footprint footprint(std::size_t) const {
-    return {.parameter_count = 0, .input_features = width, .output_features = width};
-  }
-  void initialize(float*, std::uint64_t) const {}
   void forward(context& c, hydra::forward_arguments const& a) const {
     c.enqueue([a, n = a.batch * width] {
       std::memcpy(a.output, a.input, n * sizeof(float));
       a.output[-1] = 1.0F;
     });
   }
-  void backward(context& c, hydra::backward_arguments const& a) const {
-    c.enqueue([a, n = a.batch * width] { std::memcpy(a.input_gradient, a.output_gradient, n * sizeof(float)); });
-  }
 };
 
 // Its backward returns twice the true gradient.
-struct doubling_layer {
-  std::size_t width;
+struct doubling_layer : pass_through {
   std::string name() const { return "doubling " + std::to_string(width); }
-  hydra::layer_footprint footprint(std::size_t) const {
-    return {.parameter_count = 0, .input_features = width, .output_features = width};
-  }
-  void initialize(float*, std::uint64_t) const {}
   void forward(context& c, hydra::forward_arguments const& a) const {
     c.enqueue([a, n = a.batch * width] {
       for (std::size_t k = 0; k < n; ++k) a.output[k] = 3.0F * a.input[k];
@@ -91,21 +90,13 @@ struct doubling_layer {
 };
 
 // Writes into its input, which it may only read (through a cast).
-struct scribbling_layer {
-  std::size_t width;
+struct scribbling_layer : pass_through {
   std::string name() const { return "scribbler " + std::to_string(width); }
-  hydra::layer_footprint footprint(std::size_t) const {
-    return {.parameter_count = 0, .input_features = width, .output_features = width};
-  }
-  void initialize(float*, std::uint64_t) const {}
   void forward(context& c, hydra::forward_arguments const& a) const {
     c.enqueue([a, n = a.batch * width] {
       std::memcpy(a.output, a.input, n * sizeof(float));
       const_cast<float*>(a.input)[0] = 0.0F;
     });
-  }
-  void backward(context& c, hydra::backward_arguments const& a) const {
-    c.enqueue([a, n = a.batch * width] { std::memcpy(a.input_gradient, a.output_gradient, n * sizeof(float)); });
   }
 };
 

@@ -43,6 +43,11 @@ public:
   // Where layer `at`'s parameters start in the model's flat parameter vector.
   [[nodiscard]] std::size_t parameter_offset(std::size_t at) const { return parameter_offsets_.at(at); }
   [[nodiscard]] std::size_t input_features() const { return footprints_.front().input_features; }
+  // "layer 3 (dense 32x10)": how errors name a layer.
+  [[nodiscard]] std::string describe_layer(std::size_t at) const {
+    std::string text = "layer ";
+    return text.append(std::to_string(at)).append(" (").append(layers_.at(at).name()).append(")");
+  }
 
   // What the partitioners need to split it for an optimizer that keeps
   // `state_floats_per_parameter` floats per parameter, under `budget` bytes.
@@ -65,24 +70,20 @@ private:
   // output per sample, and no other layer is. Checked here, where the model is
   // made, rather than on a stream thread once it first trains.
   void check_loss_layer() const {
-    auto const describe = [&](std::size_t at) {
-      std::string text = "layer ";
-      return text.append(std::to_string(at)).append(" (").append(layers_[at].name()).append(")");
-    };
     for (std::size_t at = 0; at + 1 < layers_.size(); ++at) {
       if (layers_[at].is_loss())
-        throw invalid_argument("sequential_model: " + describe(at) +
+        throw invalid_argument("sequential_model: " + describe_layer(at) +
                                " is a loss layer, but only the last layer may be one");
     }
     std::size_t const last = layers_.size() - 1;
     if (!layers_[last].is_loss()) {
-      throw invalid_argument("sequential_model: the last layer, " + describe(last) +
+      throw invalid_argument("sequential_model: the last layer, " + describe_layer(last) +
                              ", is not a loss layer. A model ends with one: it reads the labels, writes one loss per "
                              "sample and starts the backward pass (a loss layer type declares "
                              "`static constexpr bool is_loss = true;`)");
     }
     if (footprints_[last].output_features != 1) {
-      throw invalid_argument("sequential_model: the loss layer, " + describe(last) + ", outputs " +
+      throw invalid_argument("sequential_model: the loss layer, " + describe_layer(last) + ", outputs " +
                              std::to_string(footprints_[last].output_features) +
                              " features per sample; a loss outputs 1 (the sample's loss)");
     }

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -77,7 +78,16 @@ public:
     return regions_.size() - 1;
   }
 
-  // Lays the regions out in one buffer: [canary | region | canary] each.
+  // Adds the region `field` points at, and once allocate() has run, points
+  // `field` at its copy instead.
+  template <class T>
+  void bind(char const* what, T*& field, std::size_t bytes, access may) {
+    std::size_t const k = add(what, field, bytes, may);
+    rebind_.push_back([this, k, &field] { field = shadow<T>(k); });
+  }
+
+  // Lays the regions out in one buffer: [canary | region | canary] each, and
+  // points the bound fields at their copies.
   void allocate() {
     std::size_t at = 0;
     for (auto& region : regions_) {
@@ -88,6 +98,8 @@ public:
     size_ = std::max<std::size_t>(at, alignment);
     buffer_.reset(static_cast<std::byte*>(::operator new[](size_, std::align_val_t{alignment})));
     std::memset(buffer_.get(), canary_value, size_);
+    for (auto const& rebind : rebind_) rebind();
+    rebind_.clear();
   }
 
   // The copy the layer is given in place of region k.
@@ -160,6 +172,7 @@ private:
 
   std::string who_;
   std::vector<region_entry> regions_;
+  std::vector<std::function<void()>> rebind_; // until allocate()
   struct aligned_delete {
     void operator()(std::byte* memory) const noexcept { ::operator delete[](memory, std::align_val_t{alignment}); }
   };
@@ -167,66 +180,55 @@ private:
   std::size_t size_ = 0;
 };
 
+// `call()`, which enqueues a layer's work on the copies, between the guard's
+// copy-in and its check on `context`'s stream. The last of the three to run
+// holds the guard, and with it the copies, until it has run.
+template <class Context, class Call>
+void run_guarded(Context& context, std::shared_ptr<layer_guard> const& guard, Call&& call) {
+  context.enqueue([guard] { guard->fill(); });
+  call();
+  context.enqueue([guard] { guard->check_and_return(); });
+}
+
 // A layer's forward (backward) called on guarded copies of its arguments on
 // `context`'s stream; `who` names it in errors.
 template <class Layer, class Context>
 void guarded_forward(Layer const& layer, Context& context, forward_arguments const& arguments, std::string who) {
   auto const shape = layer.footprint(arguments.batch);
+  std::size_t const in = arguments.batch * shape.input_features * sizeof(float),
+                    out = arguments.batch * shape.output_features * sizeof(float),
+                    parameters = shape.parameter_count * sizeof(float);
   auto guard = std::make_shared<layer_guard>(std::move(who));
-  std::size_t const floats = sizeof(float);
-  auto const input =
-      guard->add("input", arguments.input, arguments.batch * shape.input_features * floats, layer_guard::access::read);
-  auto const output = guard->add("output", arguments.output, arguments.batch * shape.output_features * floats,
-                                 layer_guard::access::write);
-  auto const parameters =
-      guard->add("parameters", arguments.parameters, shape.parameter_count * floats, layer_guard::access::read);
-  auto const workspace =
-      guard->add("workspace", arguments.workspace, shape.workspace_bytes, layer_guard::access::scratch);
-  auto const labels =
-      guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), layer_guard::access::read);
-  guard->allocate();
+  using access = layer_guard::access;
   forward_arguments shadowed = arguments;
-  shadowed.input = guard->shadow<float const>(input);
-  shadowed.output = guard->shadow<float>(output);
-  shadowed.parameters = guard->shadow<float const>(parameters);
-  shadowed.workspace = guard->shadow<void>(workspace);
-  shadowed.labels = guard->shadow<std::int32_t const>(labels);
-  context.enqueue([guard] { guard->fill(); });
-  layer.forward(context, shadowed);
-  context.enqueue([guard] { guard->check_and_return(); });
+  guard->bind("input", shadowed.input, in, access::read);
+  guard->bind("output", shadowed.output, out, access::write);
+  guard->bind("parameters", shadowed.parameters, parameters, access::read);
+  guard->bind("workspace", shadowed.workspace, shape.workspace_bytes, access::scratch);
+  guard->bind("labels", shadowed.labels, arguments.batch * sizeof(std::int32_t), access::read);
+  guard->allocate();
+  run_guarded(context, guard, [&] { layer.forward(context, shadowed); });
 }
 
 template <class Layer, class Context>
 void guarded_backward(Layer const& layer, Context& context, backward_arguments const& arguments, std::string who) {
   auto const shape = layer.footprint(arguments.batch);
+  std::size_t const in = arguments.batch * shape.input_features * sizeof(float),
+                    out = arguments.batch * shape.output_features * sizeof(float),
+                    parameters = shape.parameter_count * sizeof(float);
   auto guard = std::make_shared<layer_guard>(std::move(who));
-  std::size_t const floats = sizeof(float), in = arguments.batch * shape.input_features * floats,
-                    out = arguments.batch * shape.output_features * floats;
-  auto const input = guard->add("input", arguments.input, in, layer_guard::access::read);
-  auto const output = guard->add("output", arguments.output, out, layer_guard::access::read);
-  auto const output_gradient = guard->add("output gradient", arguments.output_gradient, out, layer_guard::access::read);
-  auto const input_gradient = guard->add("input gradient", arguments.input_gradient, in, layer_guard::access::write);
-  auto const parameters =
-      guard->add("parameters", arguments.parameters, shape.parameter_count * floats, layer_guard::access::read);
-  auto const parameter_gradients = guard->add("parameter gradients", arguments.parameter_gradients,
-                                              shape.parameter_count * floats, layer_guard::access::write);
-  auto const workspace =
-      guard->add("workspace", arguments.workspace, shape.workspace_bytes, layer_guard::access::scratch);
-  auto const labels =
-      guard->add("labels", arguments.labels, arguments.batch * sizeof(std::int32_t), layer_guard::access::read);
-  guard->allocate();
+  using access = layer_guard::access;
   backward_arguments shadowed = arguments;
-  shadowed.input = guard->shadow<float const>(input);
-  shadowed.output = guard->shadow<float const>(output);
-  shadowed.output_gradient = guard->shadow<float const>(output_gradient);
-  shadowed.input_gradient = guard->shadow<float>(input_gradient);
-  shadowed.parameters = guard->shadow<float const>(parameters);
-  shadowed.parameter_gradients = guard->shadow<float>(parameter_gradients);
-  shadowed.workspace = guard->shadow<void>(workspace);
-  shadowed.labels = guard->shadow<std::int32_t const>(labels);
-  context.enqueue([guard] { guard->fill(); });
-  layer.backward(context, shadowed);
-  context.enqueue([guard] { guard->check_and_return(); });
+  guard->bind("input", shadowed.input, in, access::read);
+  guard->bind("output", shadowed.output, out, access::read);
+  guard->bind("output gradient", shadowed.output_gradient, out, access::read);
+  guard->bind("input gradient", shadowed.input_gradient, in, access::write);
+  guard->bind("parameters", shadowed.parameters, parameters, access::read);
+  guard->bind("parameter gradients", shadowed.parameter_gradients, parameters, access::write);
+  guard->bind("workspace", shadowed.workspace, shape.workspace_bytes, access::scratch);
+  guard->bind("labels", shadowed.labels, arguments.batch * sizeof(std::int32_t), access::read);
+  guard->allocate();
+  run_guarded(context, guard, [&] { layer.backward(context, shadowed); });
 }
 
 } // namespace hydra::detail

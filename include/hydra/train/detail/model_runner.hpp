@@ -111,6 +111,8 @@ public:
       engine.write_back(shard_id, done);
     } catch (std::exception const& failure) {
       fault_->record(std::string("writing a shard's state home failed: ") + failure.what());
+    } catch (...) {
+      fault_->record(std::string("writing a shard's state home failed: an exception not derived from std::exception"));
     }
   }
   model_runner& operator=(model_runner const&) = delete;

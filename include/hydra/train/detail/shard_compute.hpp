@@ -26,12 +26,6 @@ namespace hydra::detail {
 template <class Context>
 inline constexpr bool guards_layers = std::same_as<Context, host_execution_context>;
 
-template <class Context>
-std::string describe_layer(sequential_model<Context> const& model, std::size_t layer) {
-  std::string text = "layer ";
-  return text.append(std::to_string(layer)).append(" (").append(model.layer(layer).name()).append(")");
-}
-
 // Where layer `layer`'s parameters start in the extent of `s`.
 template <class Context>
 [[nodiscard]] float* parameters_in(sequential_model<Context> const& model, shard const& s, std::byte* extent,
@@ -55,7 +49,7 @@ void run_shard_forward(sequential_model<Context> const& model, Context& context,
       arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + s.scratch.labels);
     if constexpr (guards_layers<Context>) {
       if (guard) {
-        guarded_forward(model.layer(layer), context, arguments, describe_layer(model, layer));
+        guarded_forward(model.layer(layer), context, arguments, model.describe_layer(layer));
         continue;
       }
     }
@@ -84,9 +78,13 @@ std::size_t run_shard_backward(sequential_model<Context> const& model, Context& 
     arguments.workspace = scratch + s.scratch.workspace;
     if (last) arguments.labels = reinterpret_cast<std::int32_t const*>(scratch + s.scratch.labels);
     if constexpr (guards_layers<Context>) {
-      if (guard) guarded_backward(model.layer(layer), context, arguments, describe_layer(model, layer));
+      if (guard)
+        guarded_backward(model.layer(layer), context, arguments, model.describe_layer(layer));
+      else
+        model.layer(layer).backward(context, arguments);
+    } else {
+      model.layer(layer).backward(context, arguments);
     }
-    if (!guards_layers<Context> || !guard) model.layer(layer).backward(context, arguments);
     std::swap(incoming, outgoing);
   }
   return incoming;
