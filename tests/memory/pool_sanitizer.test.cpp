@@ -52,6 +52,43 @@ TEST_CASE("a block handed out is addressable, its slack and the memory never han
   CHECK(poisoned(block, 256));
 }
 
+TEST_CASE("a block's slack is poisoned in stream order, after the work that used the memory before") {
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
+  hydra::device_pool pool(backend, 0);
+  auto stream = backend.create_stream(0);
+  hydra::testing::gate gate;
+  auto* block = static_cast<char*>(pool.allocate(stream, 1024));
+  backend.enqueue(stream, gate.hold());
+  backend.enqueue(stream, [block] { std::memset(block, 4, 1024); }); // its last use, all 1024 bytes
+  pool.deallocate(stream, block);
+  auto* again = static_cast<char*>(pool.allocate(stream, 100)); // the stream's own free, at once
+  REQUIRE(again == block);
+  CHECK(addressable(again, 100));
+  CHECK(addressable(again + 100, 156)); // not yet: the write above has still to run
+  gate.open();
+  backend.synchronize(stream); // (poisoned at once, the write would have been reported)
+  CHECK(poisoned(again + 100, 156));
+  CHECK(addressable(again, 100));
+  pool.deallocate(stream, again);
+}
+
+TEST_CASE("what is left of a freed block after part of it is handed out again is still poisoned") {
+  hydra::host_backend backend({.device_budgets = {1_MiB}});
+  hydra::device_pool pool(backend, 0);
+  auto stream = backend.create_stream(0);
+  hydra::testing::gate gate;
+  auto* block = static_cast<char*>(pool.allocate(stream, 4096));
+  backend.enqueue(stream, gate.hold());
+  pool.deallocate(stream, block);
+  auto* front = static_cast<char*>(pool.allocate(stream, 256)); // the front of that free, at once
+  REQUIRE(front == block);
+  gate.open();
+  backend.synchronize(stream);
+  CHECK(addressable(front, 256));
+  CHECK(poisoned(block + 256, 4096 - 256));
+  pool.deallocate(stream, front);
+}
+
 TEST_CASE("a freed block stays addressable until the work enqueued before its free has run") {
   hydra::host_backend backend({.device_budgets = {1_MiB}});
   hydra::device_pool pool(backend, 0);
@@ -125,6 +162,7 @@ TEST_CASE("a write past a pool block is reported by AddressSanitizer where it ha
     // ASan's report to the log; doctest's report of the abort (the child's copy of it) nowhere.
     if (std::freopen(log.c_str(), "w", stderr) == nullptr || std::freopen("/dev/null", "w", stdout) == nullptr)
       std::_Exit(126);
+    ::alarm(60); // a hang ends in SIGALRM, not in a test that waits for ever
     hydra::host_backend backend({.device_budgets = {1_MiB}});
     hydra::device_pool pool(backend, 0);
     auto stream = backend.create_stream(0);

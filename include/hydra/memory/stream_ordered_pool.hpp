@@ -202,37 +202,62 @@ private:
   };
 
   void sanitizer_allocated(stream const& on, std::size_t offset, std::size_t bytes, std::size_t size) {
-    // This memory leaves every free whose poisoning is still queued. Those
+    // This memory leaves every free whose poisoning is still queued; what is
+    // left of such a free either side stays queued under its ticket. Queued
     // frees never overlap each other (each freed a block that an allocation
     // had taken out of the ones before), so only the one just before
     // `offset` can reach into it from below.
+    std::size_t const end = offset + size;
     auto at = freed_.lower_bound(offset);
     if (at != freed_.begin() && std::prev(at)->second.end > offset) --at;
-    while (at != freed_.end() && at->first < offset + size) at = freed_.erase(at);
+    while (at != freed_.end() && at->first < end) {
+      auto const [begin, piece] = *at;
+      at = freed_.erase(at);
+      if (begin < offset) freed_.emplace(begin, freed_block{offset, piece.ticket});
+      if (piece.end > end) at = freed_.emplace(end, freed_block{piece.end, piece.ticket}).first;
+    }
     sanitizer_unpoison(reservation_.data() + offset, bytes);
     std::uint64_t const ticket = ++tickets_;
     live_[offset] = ticket;
     if (bytes == size) return;
-    backend_->enqueue(on, [this, offset, bytes, size, ticket] {
-      std::lock_guard lock(mutex_);
+    after_queued_work(on, [this, offset, bytes, size, ticket] {
       auto const live = live_.find(offset);
       if (live != live_.end() && live->second == ticket) // not freed (and handed out again) since
         sanitizer_poison(reservation_.data() + offset + bytes, size - bytes);
     });
-    queued_sanitizer_work(on);
   }
 
   void sanitizer_freed(stream const& on, std::size_t offset, std::size_t size) {
     live_.erase(offset);
     std::uint64_t const ticket = ++tickets_;
     freed_[offset] = {offset + size, ticket};
-    backend_->enqueue(on, [this, offset, ticket] {
-      std::lock_guard lock(mutex_);
-      auto const freed = freed_.find(offset);
-      if (freed == freed_.end() || freed->second.ticket != ticket) return; // handed out again since
-      sanitizer_poison(reservation_.data() + offset, freed->second.end - offset);
-      freed_.erase(freed);
+    after_queued_work(on, [this, offset, end = offset + size, ticket] {
+      // What is still free of it: the pieces under its ticket.
+      for (auto at = freed_.lower_bound(offset); at != freed_.end() && at->first < end;) {
+        if (at->second.ticket != ticket) {
+          ++at;
+          continue;
+        }
+        sanitizer_poison(reservation_.data() + at->first, at->second.end - at->first);
+        at = freed_.erase(at);
+      }
     });
+  }
+
+  // Runs `poison` under the pool's lock once the work enqueued on `on` so far
+  // has run: as a host function there, or at once if the stream has been
+  // destroyed (it ran all its work before it stopped).
+  template <class Poison>
+  void after_queued_work(stream const& on, Poison poison) {
+    try {
+      backend_->enqueue(on, [this, poison] {
+        std::lock_guard lock(mutex_);
+        poison();
+      });
+    } catch (invalid_argument const&) {
+      poison();
+      return;
+    }
     queued_sanitizer_work(on);
   }
 
