@@ -47,11 +47,12 @@ private:
 
 namespace detail {
 // `work` as stream work that records an exception it throws in `faults`
-// instead of letting it fail the stream (every execution context's enqueue).
-// Once the model has failed, its later work does not run: what it computes is
-// discarded anyway, and its inputs may be what failed work left unwritten (a
-// guarded layer given its canaries for labels, where the copy-in failed, would
-// index memory with them).
+// instead of letting it fail the stream (every execution context's enqueue:
+// host work of layers, optimizers and guard mode; on CUDA, host functions
+// only, not kernels). Once the model has failed, such work of it no longer
+// runs: what it computes is discarded anyway, and its inputs may be what
+// failed work left unwritten (a guarded layer given its canaries for labels,
+// where the copy-in failed, would index memory with them).
 template <class Work>
 auto recording_faults(Work&& work, std::shared_ptr<fault_record> faults) {
   return [work = std::forward<Work>(work), faults = std::move(faults)]() mutable {

@@ -279,6 +279,7 @@ private:
         throw;
       }
       backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
+        if (fault_->failed()) return; // its compute was skipped: no loss of its own in `losses`
         float sum = 0.0F;
         for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
         float const mean = sum / static_cast<float>(batch);
@@ -370,6 +371,7 @@ private:
       void* labels = state_.labels;
       state_.labels = nullptr;
       backend_->enqueue(spill, [this, logits, losses, labels, batch, classes] {
+        if (fault_->failed()) return; // as for the loss above
         scores_.add(static_cast<float const*>(logits), static_cast<float const*>(losses),
                     static_cast<std::int32_t const*>(labels), batch, classes);
       });
