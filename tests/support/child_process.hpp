@@ -36,6 +36,10 @@ struct child_end {
 
 inline child_end run_child(char const* binary, std::vector<std::string> const& arguments,
                            child_options const& options) {
+  // Made before the fork: the child of a threaded process may not allocate.
+  std::vector<char*> argv{const_cast<char*>(binary)};
+  for (auto const& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t const child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -45,9 +49,6 @@ inline child_end run_child(char const* binary, std::vector<std::string> const& a
         ::open(options.log.c_str(), O_WRONLY | O_CREAT | (options.append_to_log ? O_APPEND : O_TRUNC), 0644);
     if (out < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0) std::_Exit(126);
     ::close(out);
-    std::vector<char*> argv{const_cast<char*>(binary)};
-    for (auto const& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     std::_Exit(127);
   }

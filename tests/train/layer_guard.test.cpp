@@ -169,6 +169,7 @@ TEST_CASE("under AddressSanitizer guard mode is on unless turned off, and ASan r
     // ASan's report to the log; doctest's report of the abort (the child's copy of it) nowhere.
     if (std::freopen(log.c_str(), "w", stderr) == nullptr || std::freopen("/dev/null", "w", stdout) == nullptr)
       std::_Exit(126);
+    ::alarm(60); // a hang ends in SIGALRM, not in a test that waits for ever
     hydra::host_backend backend({.device_budgets = {256_KiB}});
     hydra::single_model_trainer<hydra::adam> trainer(backend, model_with(overrunning_layer{features}), hydra::adam{});
     trainer.train(1, data(2));
