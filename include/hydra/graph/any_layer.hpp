@@ -22,7 +22,7 @@ class any_layer {
 public:
   template <class L>
   requires layer<L, Context> &&(!std::same_as<std::remove_cvref_t<L>, any_layer>)any_layer(L concrete)
-      : self_(std::make_shared<model<L>>(std::move(concrete))) {}
+      : self_(std::make_shared<holder<L>>(std::move(concrete))) {}
 
   [[nodiscard]] std::string name() const { return self_->name(); }
   [[nodiscard]] layer_footprint footprint(std::size_t batch) const { return self_->footprint(batch); }
@@ -43,8 +43,8 @@ private:
   };
 
   template <class L>
-  struct model final : concept_t {
-    explicit model(L concrete) : layer(std::move(concrete)) {}
+  struct holder final : concept_t {
+    explicit holder(L concrete) : layer(std::move(concrete)) {}
     std::string name() const override { return layer.name(); }
     layer_footprint footprint(std::size_t batch) const override { return layer.footprint(batch); }
     bool is_loss() const noexcept override { return is_loss_layer<L>; }

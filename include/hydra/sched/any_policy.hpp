@@ -19,7 +19,7 @@ class any_policy {
 public:
   template <policy P>
   requires(!std::same_as<std::remove_cvref_t<P>, any_policy>) any_policy(P concrete)
-      : self_(std::make_unique<model<P>>(std::move(concrete))), needs_whole_models_(whole_models<P>()) {}
+      : self_(std::make_unique<holder<P>>(std::move(concrete))), needs_whole_models_(whole_models<P>()) {}
 
   std::optional<std::size_t> pick(std::span<ready_task const> ready, device_view const& device) {
     return self_->pick(ready, device);
@@ -41,8 +41,8 @@ private:
     virtual std::string name() const = 0;
   };
   template <class P>
-  struct model final : concept_t {
-    explicit model(P concrete) : policy(std::move(concrete)) {}
+  struct holder final : concept_t {
+    explicit holder(P concrete) : policy(std::move(concrete)) {}
     std::optional<std::size_t> pick(std::span<ready_task const> ready, device_view const& device) override {
       return policy.pick(ready, device);
     }

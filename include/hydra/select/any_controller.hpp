@@ -19,7 +19,7 @@ public:
 
   template <sweep_controller C>
   requires(!std::same_as<std::remove_cvref_t<C>, any_controller>) any_controller(C concrete)
-      : self_(std::make_unique<model<C>>(std::move(concrete))) {}
+      : self_(std::make_unique<holder<C>>(std::move(concrete))) {}
 
   // A copy is a controller of its own (two trainers given one options struct
   // must not share, and reset, one controller's state).
@@ -40,7 +40,7 @@ public:
   // The concrete controller, to read its state after a run (nullptr if it is not a C).
   template <class C>
   [[nodiscard]] C const* get() const noexcept {
-    auto const* typed = dynamic_cast<model<C> const*>(self_.get());
+    auto const* typed = dynamic_cast<holder<C> const*>(self_.get());
     return typed != nullptr ? &typed->controller : nullptr;
   }
 
@@ -54,8 +54,8 @@ private:
     virtual std::unique_ptr<concept_t> clone() const = 0;
   };
   template <class C>
-  struct model final : concept_t {
-    explicit model(C concrete) : controller(std::move(concrete)) {}
+  struct holder final : concept_t {
+    explicit holder(C concrete) : controller(std::move(concrete)) {}
     void start(sweep_plan& plan) override { controller.start(plan); }
     void on_checkpoint(sweep_plan& plan, checkpoint const& reached) override {
       controller.on_checkpoint(plan, reached);
@@ -64,7 +64,7 @@ private:
       if constexpr (requires { controller.on_failure(plan, m); }) controller.on_failure(plan, m);
     }
     std::string name() const override { return controller.name(); }
-    std::unique_ptr<concept_t> clone() const override { return std::make_unique<model>(controller); }
+    std::unique_ptr<concept_t> clone() const override { return std::make_unique<holder>(controller); }
     C controller;
   };
 
