@@ -9,16 +9,12 @@
 #if defined(__SANITIZE_ADDRESS__)
 
 #include <sanitizer/asan_interface.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "hydra/hydra.hpp"
+#include "support/child_process.hpp"
 #include "support/gate.hpp"
 #include "support/scratch.hpp"
 
@@ -37,12 +33,19 @@ bool poisoned(void const* block, std::size_t bytes) {
   return true;
 }
 
+// A pool on one host device, and a stream, with a gate to hold the stream.
+struct one_stream {
+  hydra::host_backend backend{{.device_budgets = {1_MiB}}};
+  hydra::device_pool<hydra::host_backend> pool{backend, 0};
+  hydra::host_stream stream = backend.create_stream(0);
+  hydra::testing::gate gate;
+};
+
 } // namespace
 
 TEST_CASE("a block handed out is addressable, its slack and the memory never handed out are not") {
-  hydra::host_backend backend({.device_budgets = {1_MiB}});
-  hydra::device_pool pool(backend, 0);
-  auto stream = backend.create_stream(0);
+  one_stream f;
+  auto& [backend, pool, stream, gate] = f;
   auto* block = static_cast<char*>(pool.allocate(stream, 100));
   CHECK(addressable(block, 100));
   CHECK(poisoned(block + 100, 156)); // the rest of its 256-byte block
@@ -53,10 +56,8 @@ TEST_CASE("a block handed out is addressable, its slack and the memory never han
 }
 
 TEST_CASE("a block's slack is poisoned in stream order, after the work that used the memory before") {
-  hydra::host_backend backend({.device_budgets = {1_MiB}});
-  hydra::device_pool pool(backend, 0);
-  auto stream = backend.create_stream(0);
-  hydra::testing::gate gate;
+  one_stream f;
+  auto& [backend, pool, stream, gate] = f;
   auto* block = static_cast<char*>(pool.allocate(stream, 1024));
   backend.enqueue(stream, gate.hold());
   backend.enqueue(stream, [block] { std::memset(block, 4, 1024); }); // its last use, all 1024 bytes
@@ -73,10 +74,8 @@ TEST_CASE("a block's slack is poisoned in stream order, after the work that used
 }
 
 TEST_CASE("what is left of a freed block after part of it is handed out again is still poisoned") {
-  hydra::host_backend backend({.device_budgets = {1_MiB}});
-  hydra::device_pool pool(backend, 0);
-  auto stream = backend.create_stream(0);
-  hydra::testing::gate gate;
+  one_stream f;
+  auto& [backend, pool, stream, gate] = f;
   auto* block = static_cast<char*>(pool.allocate(stream, 4096));
   backend.enqueue(stream, gate.hold());
   pool.deallocate(stream, block);
@@ -90,10 +89,8 @@ TEST_CASE("what is left of a freed block after part of it is handed out again is
 }
 
 TEST_CASE("a freed block stays addressable until the work enqueued before its free has run") {
-  hydra::host_backend backend({.device_budgets = {1_MiB}});
-  hydra::device_pool pool(backend, 0);
-  auto stream = backend.create_stream(0);
-  hydra::testing::gate gate;
+  one_stream f;
+  auto& [backend, pool, stream, gate] = f;
   auto* block = static_cast<char*>(pool.allocate(stream, 512));
   bool was_addressable = false;
   backend.enqueue(stream, gate.hold());
@@ -155,28 +152,16 @@ TEST_CASE("a block handed out again before its earlier free's last use has run i
 }
 
 TEST_CASE("a write past a pool block is reported by AddressSanitizer where it happens") {
-  auto const log = hydra::testing::scratch_directory("pool_sanitizer") / "asan.txt";
-  pid_t const child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    // ASan's report to the log; doctest's report of the abort (the child's copy of it) nowhere.
-    if (std::freopen(log.c_str(), "w", stderr) == nullptr || std::freopen("/dev/null", "w", stdout) == nullptr)
-      std::_Exit(126);
-    ::alarm(60); // a hang ends in SIGALRM, not in a test that waits for ever
-    hydra::host_backend backend({.device_budgets = {1_MiB}});
-    hydra::device_pool pool(backend, 0);
-    auto stream = backend.create_stream(0);
-    auto* block = static_cast<char*>(pool.allocate(stream, 100));
-    std::memset(block, 0, 104); // 4 bytes too many
-    std::_Exit(0);              // not reached: ASan stops the process at the write
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  std::ifstream in(log);
-  std::string const report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(report.find("use-after-poison") != std::string::npos);
-  CHECK(report.find("WRITE of size 104") != std::string::npos);
+  auto const ended = hydra::testing::run_forked(
+      [] { // ASan stops the process at the write
+        one_stream f;
+        auto* block = static_cast<char*>(f.pool.allocate(f.stream, 100));
+        std::memset(block, 0, 104); // 4 bytes too many
+      },
+      hydra::testing::scratch_directory("pool_sanitizer") / "asan.txt");
+  CHECK_FALSE(ended.exited_cleanly);
+  CHECK(ended.error_output.find("use-after-poison") != std::string::npos);
+  CHECK(ended.error_output.find("WRITE of size 104") != std::string::npos);
 }
 
 #endif

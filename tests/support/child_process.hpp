@@ -1,5 +1,7 @@
 // Runs a program as its own process, as a user runs it, with a deadline: the
 // tests of the example programs (bad input, kill and resume) start them so.
+// And runs a piece of a test in a forked child, for what ends a process (a
+// sanitizer's report of a deliberate error).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -11,9 +13,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <thread>
@@ -69,6 +74,32 @@ inline child_end run_child(char const* binary, std::vector<std::string> const& a
   }
   end.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return end;
+}
+
+struct forked_end {
+  bool exited_cleanly = false; // exit status 0
+  std::string error_output;    // what it wrote to stderr
+};
+
+// Runs `work` in a forked child, its stderr to `log`, its stdout nowhere (the
+// child's copy of doctest would report the abort there too); a child that
+// hangs ends by SIGALRM after 60 s.
+template <class Work>
+forked_end run_forked(Work&& work, std::filesystem::path const& log) {
+  pid_t const child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (std::freopen(log.c_str(), "w", stderr) == nullptr || std::freopen("/dev/null", "w", stdout) == nullptr)
+      std::_Exit(126);
+    ::alarm(60);
+    work();
+    std::_Exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  std::ifstream in(log);
+  return {.exited_cleanly = WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          .error_output = {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}};
 }
 
 } // namespace hydra::testing

@@ -4,21 +4,16 @@
 // on a layer alone.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "hydra/hydra.hpp"
 #include "hydra/layers/check_layer.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
+#include "support/child_process.hpp"
 #include "support/scratch.hpp"
 #include "support/trained_alone.hpp"
 
@@ -162,26 +157,17 @@ TEST_CASE("without guard mode the same overrun goes unnoticed: what guard mode i
 #if defined(__SANITIZE_ADDRESS__)
 TEST_CASE("under AddressSanitizer guard mode is on unless turned off, and ASan reports the write itself, with the "
           "layer's code on its stack") {
-  auto const log = hydra::testing::scratch_directory("layer_guard_asan") / "asan.txt";
-  pid_t const child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    // ASan's report to the log; doctest's report of the abort (the child's copy of it) nowhere.
-    if (std::freopen(log.c_str(), "w", stderr) == nullptr || std::freopen("/dev/null", "w", stdout) == nullptr)
-      std::_Exit(126);
-    ::alarm(60); // a hang ends in SIGALRM, not in a test that waits for ever
-    hydra::host_backend backend({.device_budgets = {256_KiB}});
-    hydra::single_model_trainer<hydra::adam> trainer(backend, model_with(overrunning_layer{features}), hydra::adam{});
-    trainer.train(1, data(2));
-    std::_Exit(0); // not reached: ASan stops the process at the write
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  std::ifstream in(log);
-  std::string const report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(report.find("use-after-poison") != std::string::npos);
-  CHECK(report.find("overrunning_layer") != std::string::npos);
+  auto const ended = hydra::testing::run_forked(
+      [] { // ASan stops the process at the write
+        hydra::host_backend backend({.device_budgets = {256_KiB}});
+        hydra::single_model_trainer<hydra::adam> trainer(backend, model_with(overrunning_layer{features}),
+                                                         hydra::adam{});
+        trainer.train(1, data(2));
+      },
+      hydra::testing::scratch_directory("layer_guard_asan") / "asan.txt");
+  CHECK_FALSE(ended.exited_cleanly);
+  CHECK(ended.error_output.find("use-after-poison") != std::string::npos);
+  CHECK(ended.error_output.find("overrunning_layer") != std::string::npos);
 }
 #endif
 
