@@ -17,16 +17,18 @@
 // stream that freed into the pool, must outlive it (like RMM's contract).
 //
 // Under AddressSanitizer, where the pool's memory is host memory (the host
-// backend), the pool tells ASan what is allocated, as malloc would: memory not
-// handed out is poisoned, and so is each block's alignment slack past the
-// bytes asked for (a redzone), so that a read or write past a block, or into a
-// freed one, is reported where it happens. A block's bytes are unpoisoned when
-// it is handed out, at once, because its user may touch them at once. All
-// poisoning waits in stream order instead, because work enqueued before may
-// still use the memory under an earlier allocation (a stream reuses its own
-// frees at once): the slack's is a host function on the allocating stream, a
-// freed block's one on the freeing stream. Each is dropped if, when it runs,
-// the memory has been handed out again (checked under the pool's lock).
+// backend), the pool tells ASan what is allocated: memory not handed out is
+// poisoned, and so is each block's alignment slack past the bytes asked for
+// (a redzone up to the 256-byte rounding; blocks are packed, so a block of a
+// multiple of 256 bytes has none), so that a read or write into a freed block,
+// or past a block into its slack or free memory, is reported where it
+// happens. A block's bytes are unpoisoned when it is handed out, at once,
+// because its user may touch them at once. All poisoning waits in stream
+// order instead, because work enqueued before may still use the memory under
+// an earlier allocation (a stream reuses its own frees at once): the slack's
+// is a host function on the allocating stream, a freed block's one on the
+// freeing stream. Each is dropped if, when it runs, the memory has been
+// handed out again (checked under the pool's lock).
 #pragma once
 
 #include <cstddef>
