@@ -278,15 +278,20 @@ private:
         host_->deallocate(spill, losses); // the block is this task's alone: give it back with the task
         throw;
       }
-      backend_->enqueue(spill, [this, losses, batch = model_.batch(), step = t.minibatch] {
-        if (fault_->failed()) return; // its compute was skipped: no loss of its own in `losses`
-        float sum = 0.0F;
-        for (std::size_t b = 0; b < batch; ++b) sum += static_cast<float const*>(losses)[b];
-        float const mean = sum / static_cast<float>(batch);
-        losses_.push_back(mean);
-        if (!std::isfinite(mean))
-          fault_->record("the loss became " + std::to_string(mean) + " at minibatch " + std::to_string(step));
-      });
+      // As the model's own work: skipped once it has failed (its compute was
+      // skipped then, and `losses` holds no loss of its own).
+      backend_->enqueue(spill, recording_faults(
+                                   [this, losses, batch = model_.batch(), step = t.minibatch] {
+                                     float sum = 0.0F;
+                                     for (std::size_t b = 0; b < batch; ++b)
+                                       sum += static_cast<float const*>(losses)[b];
+                                     float const mean = sum / static_cast<float>(batch);
+                                     losses_.push_back(mean);
+                                     if (!std::isfinite(mean))
+                                       fault_->record("the loss became " + std::to_string(mean) + " at minibatch " +
+                                                      std::to_string(step));
+                                   },
+                                   fault_));
       host_->deallocate(spill, losses);
       if (keep_last_activations_) {
         state_.last_scratch = scratch;
@@ -370,11 +375,12 @@ private:
       }
       void* labels = state_.labels;
       state_.labels = nullptr;
-      backend_->enqueue(spill, [this, logits, losses, labels, batch, classes] {
-        if (fault_->failed()) return; // as for the loss above
-        scores_.add(static_cast<float const*>(logits), static_cast<float const*>(losses),
-                    static_cast<std::int32_t const*>(labels), batch, classes);
-      });
+      backend_->enqueue(spill, recording_faults( // as the loss above
+                                   [this, logits, losses, labels, batch, classes] {
+                                     scores_.add(static_cast<float const*>(logits), static_cast<float const*>(losses),
+                                                 static_cast<std::int32_t const*>(labels), batch, classes);
+                                   },
+                                   fault_));
       host_->deallocate(spill, logits);
       host_->deallocate(spill, losses);
       host_->deallocate(spill, labels);
