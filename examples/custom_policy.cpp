@@ -3,6 +3,7 @@
 // satisfies hydra::policy plugs in; this trains a sweep of 6 models, each 4x
 // larger than a device, on 2 virtual devices with it, then with sharp.
 #include <hydra/hydra.hpp>
+#include <hydra/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -61,7 +62,7 @@ void run(hydra::any_policy policy, std::size_t budget) {
               100 * report.device_busy_fraction[1]);
   std::string const trace = report.policy + "_trace.json";
   std::ofstream out(trace);
-  trainer.write_trace(out);
+  hydra::write_chrome_trace(out, trainer.trace());
   std::printf("  schedule written to %s (open it in ui.perfetto.dev)\n%s", trace.c_str(),
               hydra::trace_summary(trainer.trace()).c_str());
   for (auto const& result : trainer.results())

@@ -26,7 +26,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # CUDA toolkit is not among them: it is optional (HYDRA_ENABLE_CUDA=AUTO) and
 # comes with the machine image. OpenBLAS runs the host layers' GEMMs
 # (HYDRA_HOST_BLAS=AUTO; without it they fall back to plain loops).
-packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev libopenblas-dev libcli11-dev dataset-fashion-mnist)
+packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev libopenblas-dev libcli11-dev nlohmann-json3-dev
+  dataset-fashion-mnist)
 
 # OpenBLAS picks its kernels by CPU model at start-up. Debian 12's 0.3.21 does
 # not know recent Intel models (the project's machines report family 6 model
@@ -301,16 +302,16 @@ case "$command" in
     cmake --preset release >/dev/null
     cmake --build --preset release --target hydra_sim >/dev/null
     shift
-    ./build/release/examples/hydra-sim "$@"
+    ./build/release/tools/hydra-sim "$@"
     ;;
   gpu-bundle)
     # The lent GPU machines have the CUDA toolkit, CMake, ninja, g++ and
     # Python's cuDNN wheel, but no doctest, Google Benchmark, zlib headers,
-    # CLI11 or dataset, and cannot fetch them. Their Debian packages, carried as files:
+    # CLI11, nlohmann-json or dataset, and cannot fetch them. Their Debian packages, carried as files:
     # `gpu` unpacks them under /tmp (never into /).
     rm -rf .gpu-bundle && mkdir -p .gpu-bundle
     (cd .gpu-bundle && apt-get download doctest-dev libbenchmark-dev libbenchmark1debian zlib1g-dev \
-      libcli11-dev dataset-fashion-mnist)
+      libcli11-dev nlohmann-json3-dev dataset-fashion-mnist)
     du -sh .gpu-bundle
     ;;
   gpu)

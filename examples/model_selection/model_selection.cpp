@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "hydra/json/chrome_trace.hpp"
+
 #include "command_line.hpp"
 #include "output_file.hpp"
 #include "report.hpp"

@@ -57,10 +57,9 @@
 #include "hydra/sim/presets.hpp"
 #include "hydra/sim/simulator.hpp"
 #include "hydra/sim/workload.hpp"
-#include "hydra/sim/workload_json.hpp"
 
-#include "hydra/trace/chrome_trace.hpp"
 #include "hydra/trace/trace_recorder.hpp"
+#include "hydra/trace/trace_summary.hpp"
 
 #include "hydra/train/checkpoint_directory.hpp"
 #include "hydra/train/learning_rate_schedule.hpp"

@@ -18,7 +18,8 @@
 
 #include "command_line.hpp"
 #include "examples/report_check.hpp"
-#include "hydra/sim/detail/json.hpp"
+#include "hydra/json/chrome_trace.hpp"
+#include "hydra/json/document.hpp"
 #include "output_file.hpp"
 #include "support/scratch.hpp"
 #include "sweep.hpp"
@@ -115,12 +116,11 @@ TEST_CASE("end to end on a small subset: finishes, beats chance, writes a trace 
   }();
   std::ifstream in(*o.trace_path);
   std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto const root = hydra::sim::detail::parse_json(text, *o.trace_path);
-  auto const* events = root.find("traceEvents");
-  REQUIRE(events != nullptr);
+  auto const root = hydra::detail::parse_json(text, *o.trace_path);
+  REQUIRE(root.contains("traceEvents"));
   std::size_t compute = 0;
-  for (auto const& e : events->items)
-    if (auto const* tid = e.find("tid"); tid && e.find("ph")->text == "X" && tid->number == 0) ++compute;
+  for (auto const& e : root["traceEvents"])
+    if (e["ph"] == "X" && e["tid"] == 0) ++compute;
   CHECK(compute >= 3 * 2 * steps_per_epoch * 2); // at least one shard per model: a forward and a backward per step
   fs::remove_all(dir);
 }

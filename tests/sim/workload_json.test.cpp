@@ -5,10 +5,11 @@
 #include <sstream>
 #include <string>
 
+#include "hydra/json/profile_json.hpp"
+#include "hydra/json/workload_json.hpp"
+#include "hydra/sched/policies.hpp"
 #include "hydra/sim/presets.hpp"
 #include "hydra/sim/simulator.hpp"
-#include "hydra/sim/workload_json.hpp"
-#include "hydra/train/multi_model_trainer.hpp"
 
 namespace sim = hydra::sim;
 
@@ -80,7 +81,16 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
     char const* message;
   };
   bad_case const cases[] = {
-      {"{\"models\": [}", "x.json:1:13: expected a value"},
+      {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
+      {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
+       "x.json: an object names \"count\" twice"},
+      {"{\"version\": 2, \"models\": []}", "version 2 was written by a newer hydra; this one reads up to version 1"},
+      {"{\"format\": \"chrome trace\", \"models\": []}", "\"format\" is \"chrome trace\", not \"hydra workload\""},
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": \"10\"}, \"models\": []}",
+       "devices.budget_bytes must be a number, not a string"},
+      {"", "x.json:1:1: syntax error while parsing value - unexpected end of input"},
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": 1e400}, \"models\": []}",
+       "x.json: number overflow parsing '1e400'"},
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10},\n \"models\": [{\"name\": \"a\", \"minibatches\": 1, "
        "\"shards\": [{\"forward_seconds\": 1}]}]}",
        "models[0].shards[0] needs \"forward_seconds\" and \"backward_seconds\""},
@@ -90,8 +100,8 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"devices\": {\"count\": 1.5, \"budget_bytes\": 5}, \"models\": []}", "devices.count must be a whole number"},
       {"{\"devices\": {\"budget_bytes\": 5}, \"models\": []}", "needs \"count\""},
       {"[1, 2]", "the document must be an object, not an array"},
-      {"{\"a\": \"unterminated}", "unterminated string"},
-      {"{} extra", "unexpected text after the JSON value"},
+      {"{\"a\": \"unterminated}", "missing closing quote"},
+      {"{}\n  extra", "x.json:2:3: syntax error while parsing value - invalid literal"},
       // Counts that would make a simulation run for days, or exhaust memory.
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10}, \"models\": [{\"minibatches\": 1e12, \"shards\": []}]}",
        "x.json: models[0].minibatches is 1000000000000, above the limit of 1000000"},

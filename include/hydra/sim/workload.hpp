@@ -1,7 +1,7 @@
 // What the simulator simulates: devices (memory, host links) and models (shard
 // lists with compute seconds and bytes), plus the bound no schedule can beat.
 // A workload comes from a preset (sim/presets.hpp), a JSON file
-// (sim/workload_json.hpp; the runtime's profile JSON reads as one) or code.
+// (json/workload_json.hpp; the runtime's profile JSON reads as one) or code.
 #pragma once
 
 #include <algorithm>

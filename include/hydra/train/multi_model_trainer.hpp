@@ -24,7 +24,6 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <ostream>
 #include <span>
 #include <string>
 #include <utility>
@@ -40,7 +39,7 @@
 #include "hydra/select/any_controller.hpp"
 #include "hydra/select/controller_history.hpp"
 #include "hydra/select/sweep_controller.hpp"
-#include "hydra/trace/chrome_trace.hpp"
+#include "hydra/trace/trace_recorder.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/sweep_executor.hpp"
 #include "hydra/train/model_profile.hpp"
@@ -117,15 +116,12 @@ public:
 
   // What the policies were told of each model's costs (valid after run()).
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiler_->profiles(); }
-  void write_profile(std::ostream& out) const { write_profile_json(out, profiles()); }
 
   // The executed schedule: one slice per task and stream (valid after run()
   // with multi_model_options::record_trace).
   [[nodiscard]] std::vector<trace_slice> trace() const {
     return tracer_ ? tracer_->slices() : std::vector<trace_slice>{};
   }
-  // Writes the schedule as Chrome trace JSON (open it in ui.perfetto.dev).
-  void write_trace(std::ostream& out) const { write_chrome_trace(out, trace()); }
 
   // Where the sweep stands now (what on_progress receives).
   [[nodiscard]] sweep_progress progress() const;

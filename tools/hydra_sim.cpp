@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hydra/hydra.hpp"
+#include "hydra/json.hpp"
 
 namespace {
 
@@ -74,7 +75,7 @@ arguments parse(int argc, char** argv) {
   auto* random =
       app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
   app.add_option("--workload", a.workload_file,
-                 "a JSON workload, or a profile written by the runtime (multi_model_trainer::write_profile)")
+                 "a JSON workload, or a profile written by the runtime (hydra::write_profile_json)")
       ->excludes(random);
   app.add_option("--devices", a.devices, "device count (overrides the workload's; a profile needs it)")
       ->check(CLI::Range(std::size_t{1}, hydra::sim::max_devices));
