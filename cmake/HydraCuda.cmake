@@ -34,7 +34,9 @@ if(HYDRA_CUDA_ENABLED)
   add_library(hydra_cuda INTERFACE)
   add_library(hydra::cuda ALIAS hydra_cuda)
   set_target_properties(hydra_cuda PROPERTIES EXPORT_NAME cuda)
-  target_link_libraries(hydra_cuda INTERFACE hydra CUDA::cudart CUDA::cublas ${HYDRA_CUDNN_LIBRARY})
+  # cuDNN by its path in this build only: an installed hydra finds it again on
+  # the consumer's machine (cmake/hydraConfig.cmake.in).
+  target_link_libraries(hydra_cuda INTERFACE hydra CUDA::cudart CUDA::cublas $<BUILD_INTERFACE:${HYDRA_CUDNN_LIBRARY}>)
   target_include_directories(hydra_cuda SYSTEM INTERFACE $<BUILD_INTERFACE:${HYDRA_CUDNN_INCLUDE_DIR}>)
   target_sources(hydra_cuda INTERFACE FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include FILES ${HYDRA_CUDA_HEADERS}
                  INTERFACE FILE_SET device_headers TYPE HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include

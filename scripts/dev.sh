@@ -7,6 +7,8 @@
 #   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
 #   bash scripts/dev.sh simulate [ARGS]  build and run hydra-sim (every policy on the paper-shaped preset;
 #                                        ARGS as in `hydra-sim --help`)
+#   bash scripts/dev.sh install PREFIX  install hydra (headers, CMake package, hydra-sim) under PREFIX, building
+#                                        no tests; the build goes to $HYDRA_BUILD_DIR (default build/install)
 #   bash scripts/dev.sh gpu [STEP]       on a GPU machine, one step of the GPU run, each built and run within
 #                                        5 minutes, its log and figures under $OUT (default build/gpu-out):
 #                                          tests     (default; always first) the device probe, the smoke test, then
@@ -43,9 +45,13 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -r /proc/cpuinfo ]; then
   fi
 fi
 
+# What `install` needs: no test or benchmark framework, no dataset.
+install_packages=(cmake ninja-build g++ zlib1g-dev libopenblas-dev libcli11-dev nlohmann-json3-dev)
+
 setup() {
   local missing=()
-  for package in "${packages[@]}"; do
+  [ $# -gt 0 ] || set -- "${packages[@]}"
+  for package in "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -303,6 +309,14 @@ case "$command" in
     cmake --build --preset release --target hydra_sim >/dev/null
     shift
     ./build/release/tools/hydra-sim "$@"
+    ;;
+  install)
+    prefix="${2:?usage: bash scripts/dev.sh install PREFIX}"
+    setup "${install_packages[@]}"
+    build="${HYDRA_BUILD_DIR:-build/install}"
+    cmake --preset install -B "$build"
+    cmake --build "$build"
+    cmake --install "$build" --prefix "$prefix"
     ;;
   gpu-bundle)
     # The lent GPU machines have the CUDA toolkit, CMake, ninja, g++ and

@@ -1,7 +1,14 @@
-// Uses the host backend and a device pool through the installed/added headers.
+// Uses the host backend and a device pool through the installed/added headers
+// and, where the consumer asked for hydra::json, writes a workload file and
+// reads it back.
 #include <hydra/hydra.hpp>
 
 #include <cstdio>
+#include <sstream>
+
+#if HYDRA_CONSUMER_JSON
+#include <hydra/json.hpp>
+#endif
 
 int main() {
   using namespace hydra::literals;
@@ -13,5 +20,13 @@ int main() {
   backend.synchronize(stream);
   std::printf("consumer: hydra %d.%d.%d, pool capacity %zu\n", hydra::version_major, hydra::version_minor,
               hydra::version_patch, pool.capacity());
-  return block != nullptr && pool.statistics().in_use == 0 ? 0 : 1;
+  bool ok = block != nullptr && pool.statistics().in_use == 0;
+#if HYDRA_CONSUMER_JSON
+  std::ostringstream file;
+  hydra::sim::write_workload_json(file, hydra::sim::paper_preset());
+  auto const back = hydra::sim::parse_workload_json(file.str(), "preset.json");
+  std::printf("consumer: hydra::json wrote and read %zu models\n", back.models.size());
+  ok = ok && back.models.size() == hydra::sim::paper_preset().models.size();
+#endif
+  return ok ? 0 : 1;
 }
