@@ -106,6 +106,9 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   app.add_option("--data-dir", o.data_directory, "where the Fashion-MNIST .gz files are")->capture_default_str();
   app.add_option("--report", o.report_path, "write an HTML report: validation curves, device utilisation, the table");
   app.add_option("--trace", o.trace_path, "write the schedule as a Chrome trace (open it in ui.perfetto.dev)");
+  app.add_option("--profile", o.profile_path,
+                 "write each model's measured costs and the devices as a workload: hydra-sim --workload FILE "
+                 "then asks about other devices, budgets and policies");
   app.add_option("--checkpoint-dir", o.checkpoint_directory,
                  "write an atomic checkpoint of every model and of the search there, about four times per run");
   app.add_option("--checkpoint-every", o.checkpoint_every,

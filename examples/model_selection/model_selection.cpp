@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,8 +14,10 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "hydra/json/chrome_trace.hpp"
+#include "hydra/json/profile_json.hpp"
 
 #include "command_line.hpp"
 #include "output_file.hpp"
@@ -40,7 +43,12 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (o.report_path && o.report_path == o.trace_path)
       throw hydra::invalid_argument("--report and --trace name the same file, " + *o.trace_path);
-    model_selection::output_file report(o.report_path, "--report"), trace(o.trace_path, "--trace");
+    if (o.profile_path && (o.profile_path == o.trace_path || o.profile_path == o.report_path))
+      throw hydra::invalid_argument("--profile names the same file as " +
+                                    std::string(o.profile_path == o.trace_path ? "--trace" : "--report") + ", " +
+                                    *o.profile_path);
+    model_selection::output_file report(o.report_path, "--report"), trace(o.trace_path, "--trace"),
+        profile(o.profile_path, "--profile");
     auto const wall = std::chrono::steady_clock::now();
     auto const result = model_selection::run(o, std::cout);
     double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
@@ -99,6 +107,13 @@ int main(int argc, char** argv) {
       hydra::write_chrome_trace(trace.stream(), result.trace);
       trace.commit();
       std::printf("trace: %s (open it in ui.perfetto.dev)\n", trace.path().c_str());
+    }
+    if (profile.wanted()) {
+      hydra::write_profile_json(profile.stream(), result.profiles,
+                                std::vector<std::uint64_t>(o.devices, o.budget_bytes));
+      profile.commit();
+      std::printf("profile: %s (simulate it: hydra-sim --workload %s --minibatches N)\n", profile.path().c_str(),
+                  profile.path().c_str());
     }
     return 0;
   } catch (std::exception const& e) {

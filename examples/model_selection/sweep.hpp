@@ -126,7 +126,8 @@ struct options {
   std::size_t batch = 64;
   std::uint64_t seed = 1;
   std::optional<std::string> trace_path;
-  std::optional<std::string> report_path; // an HTML report (report.hpp); needs the schedule recorded, as a trace does
+  std::optional<std::string> profile_path; // the models' measured costs, as a workload hydra-sim reads
+  std::optional<std::string> report_path;  // an HTML report (report.hpp); needs the schedule recorded, as a trace does
   std::optional<std::string> checkpoint_directory;
   bool resume = false;
   bool overwrite = false;           // replace a checkpoint already in checkpoint_directory instead of refusing to start
@@ -162,6 +163,7 @@ struct outcome {
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
+  std::vector<hydra::model_profile> profiles; // what the policies were told of each model's costs
 };
 
 // The models in rank order, as they were chosen: by how far they trained, then
@@ -573,6 +575,7 @@ outcome run_with(options const& o, std::ostream& log) {
     }
   }
   if (mo.record_trace) result.trace = trainer.trace();
+  result.profiles = trainer.profiles();
   if (o.checkpoint_directory) {
     save(state, losses, history, elapsed());
     log << "checkpoint at the end: " << checkpoint_path(*o.checkpoint_directory) << "\n";

@@ -849,6 +849,11 @@ TEST_CASE("both programs refuse output paths they cannot write, and make no file
       model_selection_row("a trace and a report in one file",
                           {"--data-dir", "{data}", "--trace", "out.html", "--report", "out.html"},
                           "--report and --trace name the same file, out.html"),
+      model_selection_row("a profile and a trace in one file",
+                          {"--data-dir", "{data}", "--trace", "out.json", "--profile", "out.json"},
+                          "--profile names the same file as --trace, out.json"),
+      model_selection_row("a profile in a missing folder", {"--data-dir", "{data}", "--profile", "missing/p.json"},
+                          "--profile: cannot write missing/p.json: No such file or directory"),
       // A run refused after its output paths were checked: neither file made.
       model_selection_row("a trace and a report of a run refused for its data",
                           {"--data-dir", "nowhere", "--trace", "t.json", "--report", "r.html"},

@@ -75,6 +75,27 @@ TEST_CASE("the runtime's profile JSON reads as a workload, with devices and mini
   CHECK(r.tasks == 2 * 2 * 7 + 2 * 1 * 7);
 }
 
+TEST_CASE("a profile with its devices simulates the profiled machine, with the links from the defaults") {
+  std::vector<hydra::model_profile> profiles;
+  profiles.push_back({"mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}});
+  std::ostringstream out;
+  hydra::write_profile_json(out, profiles, {65536, 131072});
+  CHECK(out.str().find("\"version\": 1") != std::string::npos);
+  sim::json_defaults defaults;
+  defaults.device_count = 8; // the file's devices win
+  defaults.device.budget_bytes = 80'000'000'000;
+  defaults.device.h2d_bytes_per_second = 3e9; // the file gives no link rates
+  defaults.device.d2h_bytes_per_second = 2e9;
+  defaults.minibatches = 5;
+  auto const w = sim::parse_workload_json(out.str(), "profile.json", defaults);
+  REQUIRE(w.devices.size() == 2);
+  CHECK(w.devices[0].budget_bytes == 65536);
+  CHECK(w.devices[1].budget_bytes == 131072);
+  CHECK(w.devices[1].h2d_bytes_per_second == 3e9);
+  CHECK(w.devices[1].d2h_bytes_per_second == 2e9);
+  CHECK(w.models.at(0).minibatches == 5);
+}
+
 TEST_CASE("malformed workloads are refused with the file, the place and the reason") {
   struct bad_case {
     char const* text;

@@ -1,13 +1,17 @@
 // The runtime's profiles (multi_model_trainer::profiles()) as a workload file
 // the simulator reads (hydra-sim --workload): the same format as
-// json/workload_json.hpp, without devices or minibatch counts, which the
-// reader then takes as defaults. Each model also says where its figures came
-// from ("source") and each shard how long its fetches took ("fetch_seconds");
-// the simulator reads past both.
+// json/workload_json.hpp, without minibatch counts and, unless they are given,
+// devices, which the reader then takes as defaults. Given, the devices carry
+// their memory budgets only: the runtime does not measure its host links, so
+// their rates stay the reader's defaults (hydra-sim's --link). Each model also
+// says where its figures came from ("source") and each shard how long its
+// fetches took ("fetch_seconds"); the simulator reads past both.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -19,7 +23,10 @@
 
 namespace hydra {
 
-inline void write_profile_json(std::ostream& out, std::vector<model_profile> const& profiles) {
+// `device_budgets`: each device's memory on the machine that was profiled, so
+// that a simulation of the profile simulates that machine (empty: none written).
+inline void write_profile_json(std::ostream& out, std::vector<model_profile> const& profiles,
+                               std::vector<std::uint64_t> const& device_budgets = {}) {
   using ordered = nlohmann::ordered_json;
   ordered models = ordered::array();
   for (auto const& p : profiles) {
@@ -31,7 +38,14 @@ inline void write_profile_json(std::ostream& out, std::vector<model_profile> con
                         {"state_bytes", p.state_bytes[s]}});
     models.push_back({{"name", p.name}, {"source", p.source}, {"shards", std::move(shards)}});
   }
-  ordered document = {{"format", "hydra workload"}, {"version", sim::workload_json_version}};
+  ordered document = {{"format", "hydra workload"},
+                      {"version", sim::workload_json_version},
+                      {"description", "runtime profile of " + std::to_string(profiles.size()) + " models"}};
+  if (!device_budgets.empty()) {
+    ordered devices = ordered::array();
+    for (auto const budget : device_budgets) devices.push_back({{"budget_bytes", budget}});
+    document["devices"] = std::move(devices);
+  }
   document["models"] = std::move(models);
   detail::write_json_document(out, document);
 }
