@@ -18,7 +18,7 @@
 #include "hydra/graph/any_layer.hpp"
 #include "hydra/graph/layer.hpp"
 #include "hydra/graph/sequential_model.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 
 #include "hydra/layers/cnn.hpp"
 #include "hydra/layers/conv2d.hpp"

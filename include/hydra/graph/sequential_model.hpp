@@ -10,7 +10,7 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/graph/any_layer.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 
 namespace hydra {
 

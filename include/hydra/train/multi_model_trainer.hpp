@@ -33,7 +33,7 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/graph/sequential_model.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/select/any_controller.hpp"
@@ -105,7 +105,7 @@ public:
   }
   // The host pool that holds every model's shard homes and boundary buffers.
   [[nodiscard]] pool_statistics host_memory() const { return executor_->host_memory().statistics(); }
-  [[nodiscard]] shard_graph const& shards_of(std::size_t model) const { return runner(model).graph(); }
+  [[nodiscard]] shard_chain const& shards_of(std::size_t model) const { return runner(model).graph(); }
 
   // Every event the controller was shown, in order (a resumed run's history
   // first): what multi_model_options::resume_history takes to continue it.
@@ -139,8 +139,8 @@ private:
     bool validation = true; // else an evaluate() call's
   };
 
-  shard_graph partition(std::size_t m) const;
-  void set_up(std::vector<shard_graph> graphs, multi_model_options const& options);
+  shard_chain partition(std::size_t m) const;
+  void set_up(std::vector<shard_chain> graphs, multi_model_options const& options);
   void on_completion(typename executor_type::completion const& done);
   void stop(std::size_t m, std::string const& reason);
   void drive();

@@ -1,5 +1,5 @@
 // Trains one model on one device whose budget may be far smaller than the
-// model's footprint: the model is partitioned into shards (shard_graph), and each
+// model's footprint: the model is partitioned into shards (shard_chain), and each
 // minibatch runs as the chain forward 0..S-1, backward S-1..0 with the optimizer
 // step fused into each backward task. The spill engine makes each shard resident
 // just in time and prefetches the next task's shard behind the running one.
@@ -32,7 +32,7 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/graph/sequential_model.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
@@ -144,7 +144,7 @@ public:
 
   // Mean loss of every minibatch so far (valid after train() returned).
   [[nodiscard]] std::vector<float> const& losses() const noexcept { return runner_.losses(); }
-  [[nodiscard]] shard_graph const& shards() const noexcept { return runner_.graph(); }
+  [[nodiscard]] shard_chain const& shards() const noexcept { return runner_.graph(); }
   [[nodiscard]] spill_engine<Backend> const& engine() const noexcept { return engine_; }
 
   // On a backend that counts its streams' busy and waiting time (the host
@@ -166,11 +166,11 @@ private:
   using runner_type = detail::model_runner<Backend, Context>;
   using shard_id = std::size_t;
 
-  static shard_graph partition(sequential_model<Context> const& model, single_model_options const& options,
+  static shard_chain partition(sequential_model<Context> const& model, single_model_options const& options,
                                Backend& backend) {
     std::size_t const budget = options.budget == 0 ? backend.device_budget(options.device) : options.budget;
     partition_input const in = model.describe(Optimizer::state_per_parameter, budget);
-    return options.shard_count == 0 ? shard_graph::greedy(in) : shard_graph::balanced(in, options.shard_count);
+    return options.shard_count == 0 ? shard_chain::greedy(in) : shard_chain::balanced(in, options.shard_count);
   }
 
   void throw_if_failed() const {
@@ -220,7 +220,7 @@ private:
 
   Backend* backend_;
   single_model_options options_;
-  shard_graph graph_; // first: a model that cannot be partitioned reserves nothing
+  shard_chain graph_; // first: a model that cannot be partitioned reserves nothing
   device_pool<Backend> device_pool_;
   host_pool<Backend> host_pool_;
   spill_engine<Backend> engine_; // its streams drain before the pools go

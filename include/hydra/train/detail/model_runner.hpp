@@ -29,7 +29,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/core/fault_record.hpp"
 #include "hydra/graph/sequential_model.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/sched/task.hpp"
@@ -59,7 +59,7 @@ public:
   // otherwise its backward recomputes like every shard's, which keeps each task's
   // memory within the partition's rule when many models share the devices.
   model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model,
-               any_optimizer<Context> optimizer, shard_graph graph, std::uint64_t seed, typename Backend::stream stream,
+               any_optimizer<Context> optimizer, shard_chain graph, std::uint64_t seed, typename Backend::stream stream,
                bool keep_last_activations = true)
       : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
         graph_(std::move(graph)), homes_(backend, host, graph_, model_.initial_parameters(seed), stream),
@@ -69,7 +69,7 @@ public:
   // Continues from `parameters` and `optimizer_state` (as state() returns them)
   // after `minibatches_done` minibatches: the optimizer's step count goes on from there.
   model_runner(Backend& backend, host_pool<Backend>& host, sequential_model<Context> model,
-               any_optimizer<Context> optimizer, shard_graph graph, std::vector<float> const& parameters,
+               any_optimizer<Context> optimizer, shard_chain graph, std::vector<float> const& parameters,
                std::vector<float> const& optimizer_state, std::size_t minibatches_done, typename Backend::stream stream,
                bool keep_last_activations)
       : backend_(&backend), host_(&host), model_(std::move(model)), optimizer_(std::move(optimizer)),
@@ -81,7 +81,7 @@ public:
   model_runner(model_runner const&) = delete;
 
   // Host bytes a runner of `model` partitioned as `graph` needs (see runner_host_bytes).
-  [[nodiscard]] static std::size_t host_bytes(shard_graph const& graph, sequential_model<Context> const& model,
+  [[nodiscard]] static std::size_t host_bytes(shard_chain const& graph, sequential_model<Context> const& model,
                                               std::size_t minibatches_in_flight) {
     return runner_host_bytes(graph, model.batch(), minibatches_in_flight,
                              [&](std::size_t layer) { return model.footprint(layer).input_features; });
@@ -205,7 +205,7 @@ public:
   // The trained parameters in layer order (call once the streams have drained).
   [[nodiscard]] std::vector<float> parameters() const { return state().parameters; }
 
-  [[nodiscard]] shard_graph const& graph() const noexcept { return graph_; }
+  [[nodiscard]] shard_chain const& graph() const noexcept { return graph_; }
   [[nodiscard]] sequential_model<Context> const& model() const noexcept { return model_; }
   // Mean loss of each finished minibatch (written by the spill streams: read after they drained).
   [[nodiscard]] std::vector<float> const& losses() const noexcept { return losses_; }
@@ -477,7 +477,7 @@ private:
   host_pool<Backend>* host_;
   sequential_model<Context> model_;
   any_optimizer<Context> optimizer_;
-  shard_graph graph_;
+  shard_chain graph_;
   shard_homes<Backend> homes_;
   std::vector<float> losses_;
   std::shared_ptr<fault_record> fault_;

@@ -18,7 +18,7 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
   detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
   detail::expects(stream_check_interval_.count() > 0,
                   "multi_model_trainer: the stream check interval must be positive");
-  std::vector<shard_graph> graphs;
+  std::vector<shard_chain> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
     try {
@@ -56,14 +56,14 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
 // Shards must fit every device (a task may run on any); task_parallel instead
 // needs the whole model to fit the one device it is bound to.
 template <class Backend, class Context>
-shard_graph basic_multi_model_trainer<Backend, Context>::partition(std::size_t m) const {
+shard_chain basic_multi_model_trainer<Backend, Context>::partition(std::size_t m) const {
   auto const& config = configs_[m];
   auto const& model = config.model;
   std::size_t const state = any_optimizer<Context>(config.optimizer).state_per_parameter();
   bool const whole = policy_.needs_whole_models();
   std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : smallest_budget();
   partition_input const in = model.describe(state, budget);
-  if (!whole) return shard_graph::greedy(in);
+  if (!whole) return shard_chain::greedy(in);
   std::size_t const needed = detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
   if (needed > working_set_limit(budget)) {
     throw invalid_argument("task_parallel: model " + std::to_string(m) + " (" + config.name + ") needs " +
@@ -71,11 +71,11 @@ shard_graph basic_multi_model_trainer<Backend, Context>::partition(std::size_t m
                            std::to_string(m % backend_->device_count()) + " (" + format_bytes(budget) +
                            "); use a shard-parallel policy such as sharp");
   }
-  return shard_graph::balanced(in, 1);
+  return shard_chain::balanced(in, 1);
 }
 
 template <class Backend, class Context>
-void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph> graphs,
+void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain> graphs,
                                                          multi_model_options const& options) {
   std::size_t host_bytes = 0;
   for (std::size_t m = 0; m < configs_.size(); ++m)
@@ -85,7 +85,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_graph
   std::vector<model_profile> profiles;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
-    shard_graph const& graph = graphs[m];
+    shard_chain const& graph = graphs[m];
     // A first estimate from FLOPs (forward a third, backward with its recompute
     // the rest); what matters to the policies is the models' relative work.
     model_costs estimate{{}, {}, 0}; // the chain is the controller's to plan (run())

@@ -13,7 +13,7 @@
 
 #include "hydra/graph/layer.hpp"
 #include "hydra/graph/sequential_model.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/train/detail/layer_guard.hpp"
 
 namespace hydra {

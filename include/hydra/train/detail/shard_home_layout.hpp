@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "hydra/core/bytes.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/memory/stream_ordered_pool.hpp"
 #include "hydra/train/model_snapshot.hpp"
 
@@ -42,7 +42,7 @@ namespace hydra::detail {
 // `minibatches_in_flight` minibatches' worth of boundary checkpoints, boundary
 // gradients, labels and losses. `input_features(layer)`: per sample.
 template <class InputFeatures>
-[[nodiscard]] std::size_t runner_host_bytes(shard_graph const& graph, std::size_t batch,
+[[nodiscard]] std::size_t runner_host_bytes(shard_chain const& graph, std::size_t batch,
                                             std::size_t minibatches_in_flight, InputFeatures&& input_features) {
   std::size_t homes = 0, per_minibatch = 0;
   for (shard const& s : graph.shards()) {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "hydra/core/error.hpp"
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 #include "hydra/memory/host_pool.hpp"
 #include "hydra/memory/spill_engine.hpp"
 #include "hydra/train/detail/shard_home_layout.hpp"
@@ -27,7 +27,7 @@ public:
   using stream_type = typename Backend::stream;
 
   // Fresh homes: each shard's slice of `initial`, optimizer values at zero.
-  shard_homes(Backend& backend, host_pool<Backend>& host, shard_graph const& graph, std::vector<float> const& initial,
+  shard_homes(Backend& backend, host_pool<Backend>& host, shard_chain const& graph, std::vector<float> const& initial,
               stream_type stream)
       : backend_(&backend), host_(&host) {
     for (shard const& s : graph.shards())
@@ -36,7 +36,7 @@ public:
 
   // Homes from a snapshot's parameters and optimizer state (n parameters,
   // k optimizer values per parameter), checked against the model's sizes.
-  shard_homes(Backend& backend, host_pool<Backend>& host, shard_graph const& graph, std::size_t n, std::size_t k,
+  shard_homes(Backend& backend, host_pool<Backend>& host, shard_chain const& graph, std::size_t n, std::size_t k,
               std::vector<float> const& parameters, std::vector<float> const& optimizer_state, stream_type stream)
       : backend_(&backend), host_(&host) {
     expects(parameters.size() == n && optimizer_state.size() == n * k,
@@ -52,7 +52,7 @@ public:
 
   // Registers the shards with a device's engine; returns the id of shard 0
   // there (the others follow in order).
-  std::size_t register_with(engine_type& engine, shard_graph const& graph) {
+  std::size_t register_with(engine_type& engine, shard_chain const& graph) {
     std::size_t base = 0;
     for (std::size_t s = 0; s < graph.size(); ++s) {
       std::size_t const id = engine.add_shard(graph[s].extent_bytes(), graph[s].parameter_bytes(), &homes_[s]);
@@ -63,7 +63,7 @@ public:
 
   // Parameters and optimizer state in layer order (n parameters, k values
   // each); call once the streams have drained.
-  [[nodiscard]] model_snapshot state(shard_graph const& graph, std::size_t n, std::size_t k) const {
+  [[nodiscard]] model_snapshot state(shard_chain const& graph, std::size_t n, std::size_t k) const {
     model_snapshot out{std::vector<float>(n), std::vector<float>(n * k), 0};
     for (std::size_t s = 0; s < graph.size(); ++s)
       copy_home_into(graph[s], reinterpret_cast<float const*>(homes_[s].data), out);

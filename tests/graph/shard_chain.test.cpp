@@ -4,7 +4,7 @@
 #include <random>
 #include <string>
 
-#include "hydra/graph/shard_graph.hpp"
+#include "hydra/graph/shard_chain.hpp"
 
 using namespace hydra::literals;
 
@@ -33,7 +33,7 @@ hydra::partition_input random_model(std::uint64_t seed, std::size_t budget) {
   return in;
 }
 
-void check_partition(hydra::shard_graph const& graph, hydra::partition_input const& in) {
+void check_partition(hydra::shard_chain const& graph, hydra::partition_input const& in) {
   std::size_t next_layer = 0, next_parameter = 0;
   for (hydra::shard const& s : graph.shards()) {
     CHECK(s.first_layer == next_layer); // in order, each layer exactly once
@@ -54,9 +54,9 @@ TEST_CASE("greedy and balanced partitions of random models fit, keep order, and 
     CAPTURE(seed);
     auto const in = random_model(seed, 8_MiB);
     try {
-      auto const greedy = hydra::shard_graph::greedy(in);
+      auto const greedy = hydra::shard_chain::greedy(in);
       check_partition(greedy, in);
-      auto const balanced = hydra::shard_graph::balanced(in, greedy.size());
+      auto const balanced = hydra::shard_chain::balanced(in, greedy.size());
       check_partition(balanced, in);
       CHECK(balanced.size() == greedy.size());
       CHECK(balanced.largest_flops() <= greedy.largest_flops());
@@ -74,7 +74,7 @@ TEST_CASE("greedy uses the fewest shards: no two neighbours would fit together")
   for (std::uint64_t seed = 0; seed < 100; ++seed) {
     auto const in = random_model(seed, 16_MiB);
     try {
-      auto const graph = hydra::shard_graph::greedy(in);
+      auto const graph = hydra::shard_chain::greedy(in);
       for (std::size_t k = 0; k + 1 < graph.size(); ++k) {
         auto const merged = hydra::detail::make_shard(in, graph[k].first_layer, graph[k].end_layer + 1, 0);
         CHECK(merged.working_set_bytes() > graph.shard_limit());
@@ -93,11 +93,11 @@ TEST_CASE("balanced evens out the cost of equal layers") {
     in.layers.push_back({.parameter_count = 1000, .input_features = 16, .output_features = 16, .flops = 10.0});
     in.names.push_back("equal");
   }
-  auto const graph = hydra::shard_graph::balanced(in, 4);
+  auto const graph = hydra::shard_chain::balanced(in, 4);
   REQUIRE(graph.size() == 4);
   for (auto const& s : graph.shards()) CHECK(s.layer_count() == 3);
   CHECK(graph.largest_flops() == 30.0);
-  CHECK_THROWS_WITH_AS(hydra::shard_graph::balanced(in, 13), doctest::Contains("shard count 13 is outside 1..12"),
+  CHECK_THROWS_WITH_AS(hydra::shard_chain::balanced(in, 13), doctest::Contains("shard count 13 is outside 1..12"),
                        hydra::invalid_argument);
 }
 
@@ -111,7 +111,7 @@ TEST_CASE("a layer too large for any shard is named with its bytes and the budge
                {.parameter_count = 100, .input_features = 10, .output_features = 10}};
   in.names = {"small", "huge dense", "small"};
   try {
-    static_cast<void>(hydra::shard_graph::greedy(in));
+    static_cast<void>(hydra::shard_chain::greedy(in));
     FAIL("no error for a layer larger than the budget");
   } catch (hydra::layer_too_large const& failure) {
     std::string const text = failure.what();
@@ -120,7 +120,7 @@ TEST_CASE("a layer too large for any shard is named with its bytes and the budge
     CHECK(text.find("shard limit of 524288 bytes") != std::string::npos);
     CHECK(text.find("device budget of 1048576 bytes") != std::string::npos);
   }
-  CHECK_THROWS_AS(static_cast<void>(hydra::shard_graph::balanced(in, 2)), hydra::layer_too_large);
+  CHECK_THROWS_AS(static_cast<void>(hydra::shard_chain::balanced(in, 2)), hydra::layer_too_large);
 }
 
 TEST_CASE("the scratch layout places every activation, both gradient buffers and the labels apart") {

@@ -137,41 +137,44 @@ inline void check_input(partition_input const& in) {
 
 } // namespace detail
 
-class shard_graph {
+// A model's shards in order: a training minibatch runs forward through them
+// 0..S-1 and backward S-1..0, so they form a chain (the paper's "shard graph"
+// of a sequential model).
+class shard_chain {
 public:
   // Greedy: each shard takes layers until the next one would push its working
   // set past half the budget. Fewest shards for the memory rule.
-  static shard_graph greedy(partition_input const& in) {
+  static shard_chain greedy(partition_input const& in) {
     detail::check_input(in);
-    shard_graph graph(in.budget);
+    shard_chain chain(in.budget);
     std::size_t first = 0, offset = 0;
     while (first < in.layers.size()) {
       std::size_t end = first + 1;
       while (end < in.layers.size() &&
-             detail::make_shard(in, first, end + 1, offset).working_set_bytes() <= graph.shard_limit())
+             detail::make_shard(in, first, end + 1, offset).working_set_bytes() <= chain.shard_limit())
         ++end;
-      graph.shards_.push_back(detail::make_shard(in, first, end, offset));
-      offset += graph.shards_.back().parameter_count;
+      chain.shards_.push_back(detail::make_shard(in, first, end, offset));
+      offset += chain.shards_.back().parameter_count;
       first = end;
     }
-    return graph;
+    return chain;
   }
 
   // Balanced: exactly `shard_count` shards, each within half the budget,
   // minimising the largest shard's FLOPs (linear partition by dynamic programming).
-  static shard_graph balanced(partition_input const& in, std::size_t shard_count) {
+  static shard_chain balanced(partition_input const& in, std::size_t shard_count) {
     detail::check_input(in);
     std::size_t const n = in.layers.size();
     detail::expects(shard_count >= 1 && shard_count <= n,
                     "partition: shard count " + std::to_string(shard_count) + " is outside 1.." + std::to_string(n));
-    shard_graph graph(in.budget);
+    shard_chain chain(in.budget);
     double const infinity = std::numeric_limits<double>::infinity();
     // fits[a][b]: layers [a, b) form a shard within the limit; flops[a][b] its cost.
     std::vector<std::vector<double>> cost(n + 1, std::vector<double>(n + 1, infinity));
     for (std::size_t a = 0; a < n; ++a)
       for (std::size_t b = a + 1; b <= n; ++b) {
         shard const candidate = detail::make_shard(in, a, b, 0);
-        if (candidate.working_set_bytes() > graph.shard_limit()) break; // longer runs only grow
+        if (candidate.working_set_bytes() > chain.shard_limit()) break; // longer runs only grow
         cost[a][b] = candidate.flops;
       }
     // best[k][b]: the smallest possible largest cost of splitting layers [0, b) into k shards.
@@ -189,18 +192,18 @@ public:
         }
     if (best[shard_count][n] == infinity) {
       throw invalid_argument("partition: " + std::to_string(n) + " layers cannot be split into " +
-                             std::to_string(shard_count) + " shards of at most " + format_bytes(graph.shard_limit()) +
+                             std::to_string(shard_count) + " shards of at most " + format_bytes(chain.shard_limit()) +
                              " each; use more shards");
     }
     std::vector<std::size_t> ends;
     for (std::size_t k = shard_count, b = n; k > 0; b = cut[k][b], --k) ends.push_back(b);
     std::size_t first = 0, offset = 0;
     for (auto end = ends.rbegin(); end != ends.rend(); ++end) {
-      graph.shards_.push_back(detail::make_shard(in, first, *end, offset));
-      offset += graph.shards_.back().parameter_count;
+      chain.shards_.push_back(detail::make_shard(in, first, *end, offset));
+      offset += chain.shards_.back().parameter_count;
       first = *end;
     }
-    return graph;
+    return chain;
   }
 
   [[nodiscard]] std::vector<shard> const& shards() const noexcept { return shards_; }
@@ -215,7 +218,7 @@ public:
   }
 
 private:
-  explicit shard_graph(std::size_t budget) : budget_(budget) {}
+  explicit shard_chain(std::size_t budget) : budget_(budget) {}
   std::vector<shard> shards_;
   std::size_t budget_;
 };
