@@ -2,7 +2,7 @@
 # then hydra::hydra, and hydra::cuda and hydra::json where they were installed
 # and their dependencies are found (cmake/hydraConfig.cmake.in). Each
 # component has an export set of its own, so that a consumer who does not use
-# it never loads, nor needs, its dependencies.
+# it never needs its dependencies.
 include(CMakePackageConfigHelpers)
 set(_hydra_package_dir ${CMAKE_INSTALL_LIBDIR}/cmake/hydra)
 
@@ -28,7 +28,7 @@ else()
   install(FILES ${PROJECT_SOURCE_DIR}/include/hydra/json.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hydra/json DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
 endif()
-if(TARGET hydra_sim)
+if(HYDRA_BUILD_SIM)
   install(TARGETS hydra_sim RUNTIME)
 endif()
 

@@ -4,17 +4,20 @@
 # never reads or writes these files builds without the package.
 #
 # HYDRA_ENABLE_JSON: AUTO (on when nlohmann-json is found), ON (required) or OFF.
-# hydra's own tests, benchmarks and examples need it, and so does hydra-sim.
+# hydra's own tests and examples need it, and so does hydra-sim.
 set(HYDRA_ENABLE_JSON AUTO CACHE STRING "JSON files (nlohmann-json): AUTO, ON or OFF")
 set_property(CACHE HYDRA_ENABLE_JSON PROPERTY STRINGS AUTO ON OFF)
 
 set(HYDRA_JSON_ENABLED OFF)
-if(HYDRA_ENABLE_JSON STREQUAL "ON")
+string(TOUPPER "${HYDRA_ENABLE_JSON}" _hydra_json_mode)
+if(_hydra_json_mode STREQUAL "ON")
   find_package(nlohmann_json 3.10 CONFIG REQUIRED)
-elseif(HYDRA_ENABLE_JSON STREQUAL "AUTO")
+elseif(_hydra_json_mode STREQUAL "AUTO")
   find_package(nlohmann_json 3.10 CONFIG QUIET)
+elseif(NOT _hydra_json_mode STREQUAL "OFF")
+  message(FATAL_ERROR "HYDRA_ENABLE_JSON is '${HYDRA_ENABLE_JSON}': AUTO, ON or OFF")
 endif()
-if(nlohmann_json_FOUND AND NOT HYDRA_ENABLE_JSON STREQUAL "OFF")
+if(nlohmann_json_FOUND AND NOT _hydra_json_mode STREQUAL "OFF")
   set(HYDRA_JSON_ENABLED ON)
 endif()
 
@@ -29,10 +32,10 @@ if(HYDRA_JSON_ENABLED)
   target_sources(hydra_json INTERFACE FILE_SET HEADERS BASE_DIRS ${PROJECT_SOURCE_DIR}/include FILES ${HYDRA_JSON_HEADERS})
   target_link_libraries(hydra_json INTERFACE hydra nlohmann_json::nlohmann_json)
   message(STATUS "hydra: JSON files enabled (nlohmann-json ${nlohmann_json_VERSION})")
-elseif(HYDRA_BUILD_TESTS OR HYDRA_BUILD_BENCH OR HYDRA_BUILD_EXAMPLES OR HYDRA_BUILD_SIM)
-  message(FATAL_ERROR "hydra's tests, benchmarks, examples and hydra-sim need nlohmann-json (HYDRA_ENABLE_JSON is "
+elseif(HYDRA_BUILD_TESTS OR HYDRA_BUILD_EXAMPLES OR HYDRA_BUILD_SIM)
+  message(FATAL_ERROR "hydra's tests, examples and hydra-sim need nlohmann-json (HYDRA_ENABLE_JSON is "
                       "${HYDRA_ENABLE_JSON}): apt-get install nlohmann-json3-dev, or configure with "
-                      "-DHYDRA_BUILD_TESTS=OFF -DHYDRA_BUILD_BENCH=OFF -DHYDRA_BUILD_EXAMPLES=OFF -DHYDRA_BUILD_SIM=OFF")
+                      "-DHYDRA_BUILD_TESTS=OFF -DHYDRA_BUILD_EXAMPLES=OFF -DHYDRA_BUILD_SIM=OFF")
 else()
   message(STATUS "hydra: JSON files disabled (hydra::json needs nlohmann-json; HYDRA_ENABLE_JSON=${HYDRA_ENABLE_JSON})")
 endif()

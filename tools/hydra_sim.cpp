@@ -188,8 +188,13 @@ hydra::sim::workload load(arguments const& a) {
   try {
     hydra::sim::validate(w);
   } catch (hydra::error const& refused) {
-    std::string message = a.workload_file.value_or("the workload"); // what the user must mend
-    if (a.device_memory_given) message.append(" with --device-memory ").append(bytes_text(a.device_memory_bytes));
+    // What the user must mend: the file, or the flags that changed its devices.
+    std::string message = a.workload_file.value_or("the workload");
+    std::string flags;
+    if (a.devices) flags.append(", --devices ").append(std::to_string(*a.devices));
+    if (a.device_memory_given) flags.append(", --device-memory ").append(bytes_text(a.device_memory_bytes));
+    if (a.link_given) flags.append(", --link ").append(std::to_string(a.link_gbps));
+    if (!flags.empty()) message.append(" with").append(flags.substr(1));
     throw hydra::invalid_argument(message.append(": ").append(refused.what()));
   }
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;

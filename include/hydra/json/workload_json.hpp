@@ -1,5 +1,5 @@
 // Workloads as JSON, so users describe their own, and so the profile the
-// runtime writes (multi_model_trainer::write_profile) can be simulated:
+// runtime writes (hydra::write_profile_json, json/profile_json.hpp) can be simulated:
 //
 // {
 //   "format": "hydra workload", "version": 1,           (optional; a newer version is refused)
@@ -133,7 +133,7 @@ private:
     if (v.is_number_unsigned()) return v.get<std::uint64_t>();
     double const n = as_number(v, what);
     if (n >= 18446744073709551616.0) fail(what + " is above 2^64 bytes");
-    return static_cast<std::uint64_t>(std::llround(n));
+    return static_cast<std::uint64_t>(std::round(n)); // llround would overflow long long above 2^63
   }
 
   std::size_t as_count(json const& v, std::string const& what, std::size_t limit, std::size_t least = 0) const {

@@ -1,6 +1,7 @@
 // What the policies were told about a model's costs: given estimates, FLOP
 // counts, or what its profiling minibatch measured. The trainer reports one per
-// model, and writes them as JSON that the simulator reads as a workload.
+// model (profiles()); hydra::write_profile_json (json/profile_json.hpp) writes
+// them as a workload file the simulator reads.
 #pragma once
 
 #include <cstddef>

@@ -88,7 +88,7 @@ struct multi_model_options {
   // region per call). Unset: on in AddressSanitizer builds for host layers
   // (ASan then reports the write itself), off otherwise.
   std::optional<bool> guard_layers{};
-  // Record the schedule (trace(), write_trace()). Off by default: the marks are
+  // Record the schedule (trace(); hydra::write_chrome_trace writes it). Off by default: the marks are
   // six more stream items per task, which on the host backend costs about as
   // much as a small task itself.
   bool record_trace = false;
