@@ -1,5 +1,5 @@
 // A host-backend async copy through a stream (enqueue + host wait on its event)
-// against a raw memcpy of the same bytes, 1 MiB to 256 MiB. Claim (issue 2): the
+// against a raw memcpy of the same bytes, 1 MiB to 256 MiB. The claim: the
 // stream copy reaches at least 0.9x memcpy's throughput. The buffers come from a
 // host pool and a device pool, as the spill engine's will.
 #include <benchmark/benchmark.h>

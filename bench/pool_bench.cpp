@@ -1,6 +1,6 @@
 // Pool allocate+free against std::pmr::unsynchronized_pool_resource and against
 // malloc/free, 256 B to 64 MiB; plus a mixed workload of up to 64 live blocks of
-// random sizes. Claim (issue 2): hydra's pool within 1.5x of the pmr pool's time.
+// random sizes. The claim: hydra's pool within 1.5x of the pmr pool's time.
 // Note the handicap: hydra's pool is thread-safe and stream-ordered (a lock and an
 // event record per free); the pmr pool is neither.
 #include <benchmark/benchmark.h>

@@ -1,6 +1,6 @@
 // Model spilling on the host backend: a compute-bound MLP trained with its
 // budget at a quarter of its footprint, against the same model and the same shard
-// graph with a budget that keeps every shard resident. Claim (issue 3): spilled
+// graph with a budget that keeps every shard resident. The claim: spilled
 // throughput >= 0.9x resident. Also reported: the exposed-wait fraction (time the
 // compute stream waited on prefetches / its total time), and, for reference, the
 // unsharded in-memory run (one shard: no recompute, no spilling) and the spilled

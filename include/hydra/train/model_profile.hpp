@@ -12,7 +12,9 @@ namespace hydra {
 
 struct model_profile {
   std::string name;
-  std::string source; // "estimates" (given), "measured" (profiling minibatch) or "flops" (not measured yet)
+  // "estimates" (given), "measured" (its profiling minibatch) or "flops" (that
+  // minibatch has not finished yet: FLOP counts stand in)
+  std::string source;
   std::vector<double> forward_seconds;  // per shard, compute stream, prefetch waits included
   std::vector<double> backward_seconds; // with the recomputed forward and the optimizer step
   std::vector<double> fetch_seconds;    // prefetch stream, per shard, forward and backward together
