@@ -336,7 +336,7 @@ case "$command" in
   bench)
     setup
     cmake --preset release >/dev/null
-    programs=(pool_bench copy_bench spill_bench scheduler_bench sweep_bench runtime_overhead_bench sim_bench selection_bench)
+    programs=(pool_bench copy_bench spill_bench scheduler_bench sweep_bench runtime_overhead_bench sim_bench selection_bench profile_prediction_bench)
     # host_layers_bench exists when the host layers run on OpenBLAS (HYDRA_HOST_BLAS).
     grep -q "HYDRA_HOST_BLAS_ENABLED:INTERNAL=ON" build/release/CMakeCache.txt 2>/dev/null && programs+=(host_layers_bench)
     cmake --build --preset release --target "${programs[@]}"

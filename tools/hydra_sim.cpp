@@ -32,6 +32,7 @@ struct arguments {
   bool device_memory_given = false, link_given = false; // on the command line: they override the workload's
   std::size_t minibatches = 100;
   std::optional<double> shared_gbps;
+  std::optional<std::size_t> host_cores;
   std::size_t prefetch_depth = 1;
   std::optional<std::size_t> micro_batches;
   std::optional<std::string> trace, write_workload;
@@ -97,6 +98,9 @@ arguments parse(int argc, char** argv) {
   app.add_option("--shared-host-link", a.shared_gbps, "all copies share this aggregate host bandwidth, in GB/s")
       ->check(finite_number)
       ->check(CLI::Range(1e-6, 1e6));
+  app.add_option("--host-cores", a.host_cores,
+                 "devices share this many host cores (a host-backend profile's own count); 0: they do not (GPUs)")
+      ->check(CLI::Range(std::size_t{0}, hydra::sim::max_devices));
   app.add_option("--prefetch-depth", a.prefetch_depth, "tasks queued per device behind the running one")
       ->check(CLI::Range(std::size_t{0}, std::size_t{64}))
       ->capture_default_str();
@@ -198,6 +202,7 @@ hydra::sim::workload load(arguments const& a) {
     throw hydra::invalid_argument(message.append(": ").append(refused.what()));
   }
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
+  if (a.host_cores) w.host_cores = *a.host_cores;
   // Each policy simulates every task: at a few million tasks a second, this
   // many keep a run within minutes.
   constexpr std::uint64_t max_tasks = 100'000'000;
@@ -233,9 +238,15 @@ void print_workload(hydra::sim::workload const& w) {
               bytes_text(first.h2d_bytes_per_second).c_str(), bytes_text(first.d2h_bytes_per_second).c_str());
   if (w.shared_host_bytes_per_second > 0)
     std::printf(", shared host link %.0f GB/s", w.shared_host_bytes_per_second / 1e9);
-  std::printf("\n  lower bound %s = max(work / devices %s, longest chain %s: %s)\n\n",
-              seconds_text(bound.seconds()).c_str(), seconds_text(bound.work_per_device).c_str(),
-              seconds_text(bound.longest_chain).c_str(), w.models[bound.longest_model].name.c_str());
+  if (w.launch_seconds > 0) std::printf("\n  launches %s each, one at a time", seconds_text(w.launch_seconds).c_str());
+  if (w.host_cores > 0)
+    std::printf("; %zu host cores shared by compute, copies, launches and %s of other host work per task", w.host_cores,
+                seconds_text(w.task_host_seconds).c_str());
+  std::printf("\n  lower bound %s = max(work / devices %s, longest chain %s: %s", seconds_text(bound.seconds()).c_str(),
+              seconds_text(bound.work_per_device).c_str(), seconds_text(bound.longest_chain).c_str(),
+              w.models[bound.longest_model].name.c_str());
+  if (bound.host > 0) std::printf(", host %s", seconds_text(bound.host).c_str());
+  std::printf(")\n\n");
 }
 
 int table(arguments const& a, hydra::sim::workload const& w) {

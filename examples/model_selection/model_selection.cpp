@@ -109,8 +109,7 @@ int main(int argc, char** argv) {
       std::printf("trace: %s (open it in ui.perfetto.dev)\n", trace.path().c_str());
     }
     if (profile.wanted()) {
-      hydra::write_profile_json(profile.stream(), result.profiles,
-                                std::vector<std::uint64_t>(o.devices, o.budget_bytes));
+      hydra::write_profile_json(profile.stream(), result.profile);
       profile.commit();
       std::printf("profile: %s (simulate it: hydra-sim --workload %s --minibatches N)\n", profile.path().c_str(),
                   profile.path().c_str());

@@ -163,7 +163,7 @@ struct outcome {
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
-  std::vector<hydra::model_profile> profiles; // what the policies were told of each model's costs
+  hydra::sweep_profile profile; // what the run measured of its models and devices
 };
 
 // The models in rank order, as they were chosen: by how far they trained, then
@@ -575,7 +575,7 @@ outcome run_with(options const& o, std::ostream& log) {
     }
   }
   if (mo.record_trace) result.trace = trainer.trace();
-  result.profiles = trainer.profiles();
+  result.profile = trainer.profile();
   if (o.checkpoint_directory) {
     save(state, losses, history, elapsed());
     log << "checkpoint at the end: " << checkpoint_path(*o.checkpoint_directory) << "\n";

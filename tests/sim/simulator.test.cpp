@@ -235,3 +235,73 @@ TEST_CASE("a shared host link serialises the devices' copies at its aggregate ra
   w.shared_host_bytes_per_second = 1e9;
   CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(5.0).epsilon(1e-12));
 }
+
+TEST_CASE("devices that share the host's cores: compute and copies take turns on them") {
+  sim::workload w;
+  w.devices = {free_links(), free_links()};
+  for (char const* name : {"a", "b"}) w.models.push_back({name, {compute_only(1, 2)}, 1});
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(3.0).epsilon(1e-12)); // side by side
+  w.host_cores = 1; // both devices' compute runs on one core: one after the other
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(6.0).epsilon(1e-12));
+  w.host_cores = 2;
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(3.0).epsilon(1e-12));
+
+  // A copy is a core's work too: on one core, a's 1 s fetch, then its compute
+  // (a core each, in turn), while b's fetch waits for the core.
+  sim::workload copies;
+  sim::device_spec const linked{
+      .budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0};
+  copies.devices = {linked};
+  sim::shard_spec s = compute_only(1, 1);
+  s.input_bytes = 1'000'000'000; // 1 s in before each task; the forward's input is its only copy
+  copies.models.push_back({"a", {s}, 1});
+  double const alone = sim::simulate(copies, hydra::sharp{}).makespan_seconds;
+  copies.host_cores = 1;
+  CHECK(sim::simulate(copies, hydra::sharp{}).makespan_seconds == doctest::Approx(alone).epsilon(1e-12)); // a chain
+  copies.devices = {linked, linked};
+  copies.models.push_back({"b", {s}, 1});
+  copies.host_cores = 0;
+  double const apart = sim::simulate(copies, hydra::sharp{}).makespan_seconds;
+  copies.host_cores = 1;
+  double const shared = sim::simulate(copies, hydra::sharp{}).makespan_seconds;
+  CHECK(apart == doctest::Approx(alone).epsilon(1e-12));
+  CHECK(shared == doctest::Approx(2 * alone).epsilon(1e-12)); // one core does both models' work, every second of it
+}
+
+TEST_CASE("launches take the runtime's thread one at a time, other host work takes cores") {
+  sim::workload w;
+  w.devices = {free_links(), free_links(), free_links(), free_links()};
+  for (char const* name : {"a", "b", "c", "d"}) w.models.push_back({name, {compute_only(1, 1)}, 1});
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(2.0).epsilon(1e-12));
+  // The 4 first launches end at 0.1 .. 0.4 s; d's forward ends at 1.4, its
+  // backward is launched then (the others' were launched at 1.1 .. 1.3, behind
+  // their own forwards) and ends at 2.5.
+  w.launch_seconds = 0.1;
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(2.5).epsilon(1e-12));
+  // 0.5 s of other host work per task on 4 cores: 8 tasks, 4 s of it, shared
+  // with 8 s of compute: at least 12 / 4 = 3 s.
+  w.launch_seconds = 0;
+  w.host_cores = 4;
+  w.task_host_seconds = 0.5;
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds >= 3.0 - 1e-12);
+  w.host_cores = 0; // without shared cores it is not modelled
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(2.0).epsilon(1e-12));
+}
+
+TEST_CASE("a backward fetches and writes back the shard's home, not its whole extent") {
+  sim::workload w;
+  w.devices = {
+      {.budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+  sim::shard_spec s = compute_only(1, 1);
+  s.state_bytes = 400'000'000; // parameters, gradients, optimizer state
+  s.parameter_bytes = 100'000'000;
+  w.models.push_back({"a", {s}, 1});
+  auto const whole = sim::simulate(w, hydra::sharp{});
+  CHECK(whole.bytes_to_device == 400'000'000); // parameters for the forward, the rest for the backward
+  CHECK(whole.bytes_to_host == 400'000'000);
+  w.models[0].shards[0].home_bytes = 300'000'000; // the gradients stay on the device
+  auto const home = sim::simulate(w, hydra::sharp{});
+  CHECK(home.bytes_to_device == 300'000'000);
+  CHECK(home.bytes_to_host == 300'000'000);
+  CHECK(home.makespan_seconds < whole.makespan_seconds);
+}

@@ -2,20 +2,49 @@
 // as a workload; malformed files are refused with the place and the reason.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hydra/json/profile_json.hpp"
 #include "hydra/json/workload_json.hpp"
 #include "hydra/sched/policies.hpp"
 #include "hydra/sim/presets.hpp"
+#include "hydra/sim/profile_workload.hpp"
 #include "hydra/sim/simulator.hpp"
 
 namespace sim = hydra::sim;
 
+namespace {
+
+// A profile as a hand-written or older one would be: times, and device extents only.
+hydra::model_profile profile_of(std::string name, std::string source, std::vector<double> forward,
+                                std::vector<double> backward, std::vector<double> fetch,
+                                std::vector<std::uint64_t> state) {
+  hydra::model_profile p;
+  p.name = std::move(name);
+  p.source = std::move(source);
+  p.forward_seconds = std::move(forward);
+  p.backward_seconds = std::move(backward);
+  p.fetch_seconds = std::move(fetch);
+  p.state_bytes = std::move(state);
+  return p;
+}
+
+} // namespace
+
 TEST_CASE("a written workload reads back equal, and simulates to the same makespan") {
   for (std::uint64_t seed : {1, 2, 3}) {
-    auto const w = seed == 1 ? sim::paper_preset() : sim::random_workload(seed);
+    auto w = seed == 1 ? sim::paper_preset() : sim::random_workload(seed);
+    if (seed == 2) { // the host backend's figures
+      w.launch_seconds = 1e-4;
+      w.host_cores = 3;
+      w.task_host_seconds = 2e-4;
+      for (auto& model : w.models)
+        for (auto& shard : model.shards) shard.home_bytes = shard.state_bytes / 2;
+    }
     std::ostringstream out;
     sim::write_workload_json(out, w);
     auto const back = sim::parse_workload_json(out.str());
@@ -23,6 +52,9 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
     REQUIRE(back.devices.size() == w.devices.size());
     CHECK(back.description == w.description);
     CHECK(back.shared_host_bytes_per_second == w.shared_host_bytes_per_second);
+    CHECK(back.launch_seconds == w.launch_seconds);
+    CHECK(back.host_cores == w.host_cores);
+    CHECK(back.task_host_seconds == w.task_host_seconds);
     for (std::size_t d = 0; d < w.devices.size(); ++d) {
       CHECK(back.devices[d].budget_bytes == w.devices[d].budget_bytes);
       CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
@@ -40,16 +72,54 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
         CHECK(a.parameter_bytes == b.parameter_bytes);
         CHECK(a.scratch_bytes == b.scratch_bytes);
         CHECK(a.input_bytes == b.input_bytes);
+        CHECK(a.home_bytes == b.home_bytes);
       }
     }
     CHECK(sim::simulate(back, hydra::sharp{}).makespan_seconds == sim::simulate(w, hydra::sharp{}).makespan_seconds);
   }
 }
 
+TEST_CASE("a run's whole profile (host cores, launches, every size) reads back as the same workload") {
+  hydra::sweep_profile profile;
+  hydra::model_profile m = profile_of("m", "measured", {0.01, 0.02}, {0.03, 0.04}, {0.001, 0.002}, {4096, 8192});
+  m.parameter_bytes = {1024, 2048};
+  m.home_bytes = {3072, 6144};
+  m.scratch_bytes = {512, 256};
+  m.input_bytes = {128, 64};
+  m.measured_minibatches = 5;
+  profile.models = {m};
+  profile.devices = {{.budget_bytes = 65536, .h2d_bytes_per_second = 6e9, .d2h_bytes_per_second = 7e9},
+                     {.budget_bytes = 65536, .h2d_bytes_per_second = 0, .d2h_bytes_per_second = 0}};
+  profile.launch_seconds = 3e-4;
+  profile.host_cores = 2;
+  profile.task_host_seconds = 5e-4;
+  std::ostringstream out;
+  hydra::write_profile_json(out, profile);
+  sim::json_defaults defaults;
+  defaults.minibatches = 9;
+  defaults.device.h2d_bytes_per_second = defaults.device.d2h_bytes_per_second = 1e9; // for the unmeasured device
+  auto const read = sim::parse_workload_json(out.str(), "profile.json", defaults);
+  auto const direct = sim::to_workload(profile, 9, defaults.device);
+  std::ostringstream a, b;
+  sim::write_workload_json(a, read);
+  sim::write_workload_json(b, direct);
+  CHECK(a.str() == b.str());
+  CHECK(read.host_cores == 2);
+  CHECK(read.launch_seconds == 3e-4);
+  CHECK(read.task_host_seconds == 5e-4);
+  CHECK(read.devices.at(0).h2d_bytes_per_second == 6e9);
+  CHECK(read.devices.at(1).h2d_bytes_per_second == 1e9);
+  CHECK(read.models.at(0).shards.at(1).home_bytes == 6144);
+  CHECK(read.models.at(0).shards.at(1).input_bytes == 64);
+  CHECK(read.models.at(0).minibatches == 9);
+  CHECK_THROWS_WITH_AS((void)sim::to_workload(hydra::sweep_profile{}, 9), doctest::Contains("names no devices"),
+                       hydra::invalid_argument);
+}
+
 TEST_CASE("the runtime's profile JSON reads as a workload, with devices and minibatches from defaults") {
   std::vector<hydra::model_profile> profiles;
-  profiles.push_back({"mlp \"a\"", "measured", {0.01, 0.02}, {0.03, 0.04}, {0.001, 0.002}, {4096, 8192}});
-  profiles.push_back({"mlp b", "estimates", {0.05}, {0.15}, {0.0}, {1024}});
+  profiles.push_back(profile_of("mlp \"a\"", "measured", {0.01, 0.02}, {0.03, 0.04}, {0.001, 0.002}, {4096, 8192}));
+  profiles.push_back(profile_of("mlp b", "estimates", {0.05}, {0.15}, {0.0}, {1024}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles);
 
@@ -77,10 +147,10 @@ TEST_CASE("the runtime's profile JSON reads as a workload, with devices and mini
 
 TEST_CASE("a profile with its devices simulates the profiled machine, with the links from the defaults") {
   std::vector<hydra::model_profile> profiles;
-  profiles.push_back({"mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}});
+  profiles.push_back(profile_of("mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles, {65536, 131072});
-  CHECK(out.str().find("\"version\": 1") != std::string::npos);
+  CHECK(out.str().find("\"version\": 2") != std::string::npos);
   sim::json_defaults defaults;
   defaults.device_count = 8; // the file's devices win
   defaults.device.budget_bytes = 80'000'000'000;
@@ -105,7 +175,7 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
       {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
        "x.json: an object names \"count\" twice"},
-      {"{\"version\": 2, \"models\": []}", "version 2 was written by a newer hydra; this one reads up to version 1"},
+      {"{\"version\": 3, \"models\": []}", "version 3 was written by a newer hydra; this one reads up to version 2"},
       {"{\"format\": \"chrome trace\", \"models\": []}", "\"format\" is \"chrome trace\", not \"hydra workload\""},
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": \"10\"}, \"models\": []}",
        "devices.budget_bytes must be a number, not a string"},
@@ -128,6 +198,12 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
        "x.json: models[0].minibatches is 1000000000000, above the limit of 1000000"},
       {"{\"devices\": {\"count\": 1e8, \"budget_bytes\": 10}, \"models\": []}",
        "x.json: devices.count is 100000000, above the limit of 4096"},
+      {"{\"host_cores\": 5000, \"models\": []}", "x.json: host_cores is 5000, above the limit of 4096"},
+      {"{\"launch_seconds\": -1e-6, \"models\": []}", "x.json: launch_seconds must be a finite number >= 0"},
+      {"{\"task_host_seconds\": 1e10, \"models\": []}", "x.json: task_host_seconds is 10000000000 s, above the limit"},
+      {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10}, \"models\": [{\"minibatches\": 1, \"shards\": "
+       "[{\"forward_seconds\": 1, \"backward_seconds\": 1, \"state_bytes\": 8, \"home_bytes\": 9}]}]}",
+       "x.json: models[0].shards[0]: home_bytes is above state_bytes"},
   };
   for (auto const& c : cases) {
     INFO(c.text);

@@ -3,6 +3,7 @@
 // a failing model is stopped without disturbing the others.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <source_location>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "support/trained_alone.hpp"
 
 using namespace hydra::literals;
+using namespace std::chrono_literals;
 using context = hydra::host_execution_context;
 
 namespace {
@@ -180,7 +183,7 @@ TEST_CASE("the trace has one slice per task and stream, matching the executed ta
   CHECK(summary.find("device 1  spill") != std::string::npos);
 }
 
-TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, given estimates are kept") {
+TEST_CASE("profiling minibatches replace FLOP estimates with measured costs, given estimates are kept") {
   auto configs = sweep();
   std::size_t const shards_of_first = [&] {
     hydra::host_backend probe({.device_budgets = {96_KiB, 96_KiB}});
@@ -198,25 +201,48 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
   for (std::size_t m = 1; m < configs.size(); ++m) {
     CAPTURE(m);
     CHECK(profiles[m].source == "measured");
-    REQUIRE(profiles[m].forward_seconds.size() == trainer.shards_of(m).size());
+    // The medians of every minibatch after the first (fewer than the 5 asked for).
+    CHECK(profiles[m].measured_minibatches == configs[m].steps - 1);
+    auto const& chain = trainer.shards_of(m);
+    REQUIRE(profiles[m].forward_seconds.size() == chain.size());
     for (std::size_t s = 0; s < profiles[m].forward_seconds.size(); ++s) {
       CHECK(profiles[m].forward_seconds[s] > 0.0);
       CHECK(profiles[m].backward_seconds[s] > 0.0);
       CHECK(profiles[m].fetch_seconds[s] > 0.0);
-      CHECK(profiles[m].state_bytes[s] == trainer.shards_of(m)[s].extent_bytes());
+      CHECK(profiles[m].state_bytes[s] == chain[s].extent_bytes());
+      CHECK(profiles[m].parameter_bytes[s] == chain[s].parameter_bytes());
+      CHECK(profiles[m].home_bytes[s] == chain[s].home_bytes());
+      CHECK(profiles[m].scratch_bytes[s] == chain[s].scratch.bytes);
+      CHECK(profiles[m].input_bytes[s] ==
+            configs[m].model.footprint(chain[s].first_layer).input_features * batch * sizeof(float));
     }
   }
+  // The machine: budgets and link rates per device, launches, the host's cores.
+  auto const profile = trainer.profile();
+  REQUIRE(profile.devices.size() == 2);
+  for (auto const& device : profile.devices) {
+    CHECK(device.budget_bytes == 96_KiB);
+    CHECK(device.h2d_bytes_per_second > 0);
+    CHECK(device.d2h_bytes_per_second > 0);
+  }
+  CHECK(profile.launch_seconds > 0);
+  CHECK(profile.host_cores == std::max(1U, std::thread::hardware_concurrency()));
+  CHECK(profile.task_host_seconds >= 0);
   std::string const path = (hydra::testing::scratch_directory("trainer_profile") / "profile.json").string();
   {
     std::ofstream out(path);
-    hydra::write_profile_json(out, trainer.profiles());
+    hydra::write_profile_json(out, profile);
   }
-  // The file reads back into the simulator as a workload with every measured figure.
+  // The file reads back into the simulator as the profiled machine's workload,
+  // with every measured figure; only the minibatch count is the reader's.
   hydra::sim::json_defaults defaults;
-  defaults.device_count = 2;
-  defaults.device.budget_bytes = 96_KiB;
   defaults.minibatches = 3;
   auto const w = hydra::sim::read_workload_json(path, defaults);
+  REQUIRE(w.devices.size() == 2);
+  CHECK(w.devices[1].budget_bytes == 96_KiB);
+  CHECK(w.devices[1].h2d_bytes_per_second == profile.devices[1].h2d_bytes_per_second);
+  CHECK(w.launch_seconds == profile.launch_seconds);
+  CHECK(w.host_cores == profile.host_cores);
   REQUIRE(w.models.size() == profiles.size());
   for (std::size_t m = 0; m < profiles.size(); ++m) {
     CAPTURE(m);
@@ -226,6 +252,8 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
       CHECK(w.models[m].shards[s].forward_seconds == profiles[m].forward_seconds[s]);
       CHECK(w.models[m].shards[s].backward_seconds == profiles[m].backward_seconds[s]);
       CHECK(w.models[m].shards[s].state_bytes == profiles[m].state_bytes[s]);
+      CHECK(w.models[m].shards[s].home_bytes == profiles[m].home_bytes[s]);
+      CHECK(w.models[m].shards[s].scratch_bytes == profiles[m].scratch_bytes[s]);
     }
   }
   CHECK(hydra::sim::simulate(w, hydra::sharp{}).makespan_seconds > 0);
@@ -241,6 +269,29 @@ TEST_CASE("the profiling minibatch replaces FLOP estimates with measured costs, 
   };
   CHECK_THROWS_WITH_AS(with_wrong_estimates(), doctest::Contains("estimates for 1 shards, but it has"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("a profile times compute, not the waits around it: streams that sleep between items do not inflate it") {
+  // Every stream item first sleeps up to 4 ms (2 ms on average): a layer's
+  // work, the marks around it, the copies. Timed on the wall clock, a shard's
+  // forward would take milliseconds; in the compute thread's CPU time it is
+  // the layers' arithmetic, tens of microseconds here.
+  std::vector<hydra::model_config> configs;
+  configs.push_back({"w16 d4", mlp(16, 4), hydra::adam{}, 4, data_for(7), 3});
+  hydra::host_backend backend({.device_budgets = {96_KiB}, .delays = {.enabled = true, .seed = 5, .max_delay = 4ms}});
+  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"));
+  trainer.run();
+  auto const& profile = trainer.profiles().at(0);
+  REQUIRE(profile.source == "measured");
+  CHECK(profile.measured_minibatches == 3);
+  double const wall_per_task = std::chrono::duration<double>(trainer.report().makespan).count() /
+                               static_cast<double>(total_tasks(configs, trainer));
+  CHECK(wall_per_task > 2e-3); // the sleeps are there
+  for (std::size_t s = 0; s < profile.forward_seconds.size(); ++s) {
+    CAPTURE(s);
+    CHECK(profile.forward_seconds[s] < 1e-3);
+    CHECK(profile.backward_seconds[s] < 1e-3);
+  }
 }
 
 TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, each model as alone") {
@@ -496,4 +547,11 @@ TEST_CASE("scheduled learning rates resume where they stopped: a sweep cut mid-w
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, wrong, hydra::sharp{}),
                        doctest::Contains("model 1 (adam w32 d8): learning_rate_schedule: final_fraction -0.5"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("a profile's statistic: the median, the middle two's mean for an even count") {
+  CHECK(hydra::detail::median({}) == 0.0);
+  CHECK(hydra::detail::median({3.0}) == 3.0);
+  CHECK(hydra::detail::median({9.0, 1.0, 2.0}) == 2.0);
+  CHECK(hydra::detail::median({1.0, 100.0, 2.0, 4.0}) == 3.0); // one slow minibatch does not move it far
 }

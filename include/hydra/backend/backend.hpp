@@ -58,6 +58,20 @@ concept measures_streams = requires(Backend& backend, typename Backend::stream s
   backend.statistics(stream).waiting;
 };
 
+// ... and counts its copies: bytes and the time spent copying (link rates).
+template <class Backend>
+concept measures_copies = measures_streams<Backend> && requires(Backend& backend, typename Backend::stream stream) {
+  backend.statistics(stream).copied_bytes;
+  backend.statistics(stream).copying;
+};
+
+// Runs its devices' work on the host's cores (the host backend): profiles then
+// time that work in CPU time and record the core count.
+template <class Backend>
+concept shares_host_cores = requires {
+  requires Backend::devices_share_host_cores;
+};
+
 // Times an interval of a stream with a pair of events (CUDA).
 template <class Backend>
 concept times_intervals = requires(Backend& backend, typename Backend::stream stream,

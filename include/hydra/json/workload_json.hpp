@@ -9,15 +9,19 @@
 //               "d2h_bytes_per_second": 50e9,            when the reader is given
 //               "latency_seconds": 15e-6},               defaults, as for a profile)
 //   "shared_host_bytes_per_second": 0,                   (optional; 0: unlimited)
+//   "launch_seconds": 2e-5,                              (optional, version 2: 0)
+//   "host_cores": 0, "task_host_seconds": 0,             (optional, version 2: 0)
 //   "models": [
 //     {"name": "a", "minibatches": 100,                  (minibatches optional with a default)
 //      "shards": [{"forward_seconds": 0.09, "backward_seconds": 0.27,
 //                  "state_bytes": 3.9e9, "parameter_bytes": 4.9e8,   (optional: = state)
-//                  "scratch_bytes": 2.8e10, "input_bytes": 2.1e8}]}  (optional: 0)
+//                  "scratch_bytes": 2.8e10, "input_bytes": 2.1e8,   (optional: 0)
+//                  "home_bytes": 2.9e9}]}                            (optional, version 2: = state)
 //   ]
 // }
 //
-// A profile's extra members ("source", "fetch_seconds") are accepted and
+// (See sim/workload.hpp for what each figure means.) A profile's extra
+// members ("source", "measured_minibatches", "fetch_seconds") are accepted and
 // ignored; any other unknown member, or one named twice, is an error naming
 // it, so a typo is not a silently missing figure. Parsed by nlohmann-json, so
 // this header belongs to the hydra::json target, not to hydra/hydra.hpp.
@@ -49,7 +53,8 @@ namespace hydra::sim {
 
 // The version this hydra writes and the newest it reads. A file without
 // "version" is read as version 1 (files written before the field existed).
-inline constexpr int workload_json_version = 1;
+// Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes.
+inline constexpr int workload_json_version = 2;
 
 // What a file may leave out (a runtime profile names neither devices nor
 // minibatch counts).
@@ -71,7 +76,8 @@ public:
   workload read(json const& root) {
     require_object(root, "the document");
     allowed(root, "the document",
-            {"format", "version", "description", "devices", "shared_host_bytes_per_second", "models"});
+            {"format", "version", "description", "devices", "shared_host_bytes_per_second", "launch_seconds",
+             "host_cores", "task_host_seconds", "models"});
     if (auto const* format = member(root, "format"); format && as_string(*format, "format") != "hydra workload")
       fail("\"format\" is \"" + format->get<std::string>() + "\", not \"hydra workload\"");
     if (auto const* version = member(root, "version")) {
@@ -84,6 +90,9 @@ public:
     if (auto const* text = member(root, "description")) w.description = as_string(*text, "description");
     if (auto const* shared = member(root, "shared_host_bytes_per_second"))
       w.shared_host_bytes_per_second = as_number(*shared, "shared_host_bytes_per_second");
+    if (auto const* x = member(root, "launch_seconds")) w.launch_seconds = as_seconds(*x, "launch_seconds");
+    if (auto const* x = member(root, "host_cores")) w.host_cores = as_count(*x, "host_cores", max_devices);
+    if (auto const* x = member(root, "task_host_seconds")) w.task_host_seconds = as_seconds(*x, "task_host_seconds");
     if (auto const* devices = member(root, "devices")) {
       read_devices(*devices, w);
     } else if (defaults_.device_count) {
@@ -210,7 +219,7 @@ private:
   model_spec read_model(json const& v, std::size_t m) const {
     std::string const what = "models[" + std::to_string(m) + "]";
     require_object(v, what);
-    allowed(v, what, {"name", "minibatches", "shards", "source"});
+    allowed(v, what, {"name", "minibatches", "shards", "source", "measured_minibatches"});
     model_spec model;
     auto const* name = member(v, "name");
     model.name = name ? as_string(*name, what + ".name") : "model " + std::to_string(m);
@@ -229,7 +238,7 @@ private:
       require_object(item, at);
       allowed(item, at,
               {"forward_seconds", "backward_seconds", "state_bytes", "parameter_bytes", "scratch_bytes", "input_bytes",
-               "fetch_seconds"});
+               "home_bytes", "fetch_seconds"});
       shard_spec shard;
       auto const* forward = member(item, "forward_seconds");
       auto const* backward = member(item, "backward_seconds");
@@ -241,7 +250,9 @@ private:
         shard.parameter_bytes = as_bytes(*x, at + ".parameter_bytes");
       if (auto const* x = member(item, "scratch_bytes")) shard.scratch_bytes = as_bytes(*x, at + ".scratch_bytes");
       if (auto const* x = member(item, "input_bytes")) shard.input_bytes = as_bytes(*x, at + ".input_bytes");
+      if (auto const* x = member(item, "home_bytes")) shard.home_bytes = as_bytes(*x, at + ".home_bytes");
       if (shard.parameter_bytes > shard.state_bytes) fail(at + ": parameter_bytes is above state_bytes");
+      if (shard.home_bytes > shard.state_bytes) fail(at + ": home_bytes is above state_bytes");
       model.shards.push_back(shard);
     }
     return model;
@@ -284,6 +295,9 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
                        {"latency_seconds", device.latency_seconds}});
   document["devices"] = std::move(devices);
   document["shared_host_bytes_per_second"] = w.shared_host_bytes_per_second;
+  document["launch_seconds"] = w.launch_seconds;
+  document["host_cores"] = w.host_cores;
+  document["task_host_seconds"] = w.task_host_seconds;
   ordered models = ordered::array();
   for (auto const& model : w.models) {
     ordered shards = ordered::array();
@@ -293,7 +307,8 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
                         {"state_bytes", shard.state_bytes},
                         {"parameter_bytes", shard.parameter_bytes},
                         {"scratch_bytes", shard.scratch_bytes},
-                        {"input_bytes", shard.input_bytes}});
+                        {"input_bytes", shard.input_bytes},
+                        {"home_bytes", shard.home_bytes}});
     models.push_back({{"name", model.name}, {"minibatches", model.minibatches}, {"shards", std::move(shards)}});
   }
   document["models"] = std::move(models);

@@ -19,10 +19,15 @@
 //    (forward: the next checkpoint; backward: the gradient for the shard
 //    before). A task completes when its last spill-stream copy has;
 //  - task scratch (activations while it runs) is held from launch until the
-//    spill stream passes its compute.
+//    spill stream passes its compute;
+//  - the host: launches are made one at a time (workload::launch_seconds
+//    each), and a task's work starts once its launch is made. Where devices
+//    are threads sharing the host's cores (workload::host_cores, the host
+//    backend), every compute, copy and launch, and each task's other host
+//    work, holds one core while it runs (first fit among the work booked).
 // Not modelled: pool fragmentation (memory is counted in bytes), copy chunking,
-// host-side costs of a decision, and contention beyond the optional shared host
-// link, on which every copy also books its bytes / aggregate rate (first fit).
+// and contention beyond the shared cores and the optional shared host link, on
+// which every copy also books its bytes / aggregate rate (first fit).
 #pragma once
 
 #include <string>

@@ -19,13 +19,23 @@ namespace hydra::sim {
 struct shard_spec {
   double forward_seconds = 0;
   double backward_seconds = 0;       // recomputed forward and optimizer step included, as in the runtime
-  std::uint64_t state_bytes = 0;     // its device extent; a backward fetches and writes back all of it
+  std::uint64_t state_bytes = 0;     // its device extent
   std::uint64_t parameter_bytes = 0; // the part a forward needs (0: all of state_bytes)
   std::uint64_t scratch_bytes = 0;   // working memory of one task (activations), held while it runs
   std::uint64_t input_bytes = 0;     // its boundary activation (and the gradient flowing back through it)
+  // The part a backward needs from host memory and writes back (0: all of
+  // state_bytes). The runtime's gradients live on the device only.
+  std::uint64_t home_bytes = 0;
 
   // What one task of it occupies on a device: its extent and its scratch.
   [[nodiscard]] std::uint64_t task_bytes() const noexcept { return state_bytes + scratch_bytes; }
+  // What a forward fetches, and what a backward fetches (all of it) and writes back.
+  [[nodiscard]] std::uint64_t forward_fetch_bytes() const noexcept {
+    return parameter_bytes ? std::min(parameter_bytes, state_bytes) : state_bytes;
+  }
+  [[nodiscard]] std::uint64_t backward_fetch_bytes() const noexcept {
+    return home_bytes ? std::min(home_bytes, state_bytes) : state_bytes;
+  }
 };
 
 // The most a workload may ask for: enough for any sweep worth simulating, and
@@ -53,6 +63,17 @@ struct workload {
   // Aggregate host bandwidth shared by every device's copies (both directions);
   // <= 0: unlimited (each link runs at its own rate).
   double shared_host_bytes_per_second = 0;
+  // Host time the runtime spends launching each task (deciding, enqueueing
+  // its work, taking its completion back). Launches happen one at a time, on
+  // one thread: a task's work starts no earlier than its launch has ended.
+  double launch_seconds = 0;
+  // Devices that are threads on the host (the host backend) share its cores:
+  // with host_cores > 0, every compute, every copy, every launch and each
+  // task's other host work (task_host_seconds: stream hand-offs, pool
+  // bookkeeping) holds one core while it runs, and at most host_cores run at
+  // once. 0: devices do not use the host's cores (GPUs).
+  std::size_t host_cores = 0;
+  double task_host_seconds = 0;
   std::vector<model_spec> models;
 };
 
@@ -66,6 +87,10 @@ struct workload {
 inline void validate(workload const& w) {
   hydra::detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
   hydra::detail::expects(!w.models.empty(), "workload: no models");
+  hydra::detail::expects(w.launch_seconds >= 0 && w.task_host_seconds >= 0,
+                         "workload: launch_seconds and task_host_seconds must be >= 0");
+  hydra::detail::expects(w.host_cores <= max_devices, "workload: host_cores is " + std::to_string(w.host_cores) +
+                                                          ", above the limit of " + std::to_string(max_devices));
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto const& device = w.devices[d];
     hydra::detail::expects(device.budget_bytes > 0,
@@ -119,10 +144,14 @@ struct lower_bound_parts {
   double work_per_device = 0; // total compute / devices
   double longest_chain = 0;   // one model's compute chain with its unavoidable copies
   std::size_t longest_model = 0;
-  [[nodiscard]] double seconds() const noexcept { return std::max(work_per_device, longest_chain); }
+  // The host's share: every launch one after another, and, with host_cores,
+  // compute, launches and other host work per task over the cores.
+  double host = 0;
+  [[nodiscard]] double seconds() const noexcept { return std::max({work_per_device, longest_chain, host}); }
 };
 
-// max(total compute / D, the longest chain with its unavoidable copies). The
+// max(total compute / D, the longest chain with its unavoidable copies, the
+// host's share: see lower_bound_parts::host). The
 // unavoidable copies of a chain: before its first task, shard 0's parameters and
 // first input must reach a device (they start in host memory); after its last
 // (shard 0's final backward), shard 0's updated state must go home. Both on the
@@ -138,11 +167,10 @@ struct lower_bound_parts {
     double fastest_in = -1, fastest_out = -1;
     for (auto const& device : w.devices) {
       auto const& first = model.shards[0];
-      std::uint64_t const parameters = first.parameter_bytes ? first.parameter_bytes : first.state_bytes;
-      double const in = copy_seconds(parameters, device.h2d_bytes_per_second, device.latency_seconds) +
-                        copy_seconds(model.shards[0].input_bytes, device.h2d_bytes_per_second, device.latency_seconds);
+      double const in = copy_seconds(first.forward_fetch_bytes(), device.h2d_bytes_per_second, device.latency_seconds) +
+                        copy_seconds(first.input_bytes, device.h2d_bytes_per_second, device.latency_seconds);
       double const out_copy =
-          copy_seconds(model.shards[0].state_bytes, device.d2h_bytes_per_second, device.latency_seconds);
+          copy_seconds(first.backward_fetch_bytes(), device.d2h_bytes_per_second, device.latency_seconds);
       fastest_in = fastest_in < 0 ? in : std::min(fastest_in, in);
       fastest_out = fastest_out < 0 ? out_copy : std::min(fastest_out, out_copy);
     }
@@ -153,6 +181,12 @@ struct lower_bound_parts {
     }
   }
   out.work_per_device = total / static_cast<double>(w.devices.size());
+  double tasks = 0;
+  for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
+  out.host = tasks * w.launch_seconds;
+  if (w.host_cores > 0)
+    out.host = std::max(out.host,
+                        (total + tasks * (w.launch_seconds + w.task_host_seconds)) / static_cast<double>(w.host_cores));
   return out;
 }
 

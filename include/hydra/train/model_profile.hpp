@@ -1,10 +1,14 @@
-// What the policies were told about a model's costs: given estimates, FLOP
-// counts, or what its profiling minibatch measured. The trainer reports one per
-// model (profiles()); hydra::write_profile_json (json/profile_json.hpp) writes
-// them as a workload file the simulator reads.
+// What a run measured of its models and its machine, in the terms the
+// simulator takes: per shard the compute seconds of its forward and backward
+// and every size a task moves or holds; per device its budget and measured
+// link rates; and the host time the runtime spends launching each task.
+// multi_model_trainer::profile() returns one; hydra::sim::to_workload
+// (sim/profile_workload.hpp) turns it into a workload and
+// hydra::write_profile_json (json/profile_json.hpp) writes it as one.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,13 +16,51 @@ namespace hydra {
 
 struct model_profile {
   std::string name;
-  // "estimates" (given), "measured" (its profiling minibatch) or "flops" (that
-  // minibatch has not finished yet: FLOP counts stand in)
+  // "measured" (its profiling minibatches), "estimates" (given), or "flops"
+  // (no profiling minibatch finished: FLOP counts stand in)
   std::string source;
-  std::vector<double> forward_seconds;  // per shard, compute stream, prefetch waits included
+  // Per shard, compute only: from the moment the task's inputs and state are
+  // on the device until its last compute work ends (waits excluded).
+  std::vector<double> forward_seconds;
   std::vector<double> backward_seconds; // with the recomputed forward and the optimizer step
-  std::vector<double> fetch_seconds;    // prefetch stream, per shard, forward and backward together
-  std::vector<std::size_t> state_bytes; // device extent per shard
+  // Per shard: the prefetch stream's time for the task's fetches, forward and
+  // backward together (waits behind earlier copies included): for reading, the
+  // simulator derives copy times from sizes and link rates.
+  std::vector<double> fetch_seconds;
+  std::vector<std::uint64_t> state_bytes;     // device extent: parameters, gradients, optimizer state
+  std::vector<std::uint64_t> parameter_bytes; // what a forward fetches
+  std::vector<std::uint64_t> home_bytes;      // what a backward needs from host memory and writes back
+  std::vector<std::uint64_t> scratch_bytes;   // one task's activations and workspace
+  std::vector<std::uint64_t> input_bytes;     // its boundary activation (and the gradient through it)
+  // How many minibatches the measured figures are the medians of. The first
+  // minibatch of a run counts only while no other has finished: its first
+  // fetches, cold caches and first-touch page faults are not what the rest of
+  // the run costs.
+  std::size_t measured_minibatches = 0;
+};
+
+struct device_profile {
+  std::uint64_t budget_bytes = 0;
+  // Measured over the run: bytes copied / time spent copying on the device's
+  // prefetch (host to device) and spill (device to host) streams. 0: not
+  // measured (a backend that does not count its streams' busy time).
+  double h2d_bytes_per_second = 0;
+  double d2h_bytes_per_second = 0;
+};
+
+struct sweep_profile {
+  std::vector<model_profile> models;
+  std::vector<device_profile> devices;
+  // CPU time run()'s thread spends launching a task (its minibatch's data for
+  // a first shard, making room, enqueueing its work): the mean over the run.
+  // The runtime launches one task at a time.
+  double launch_seconds = 0;
+  // Where devices share the host's cores (the host backend): how many cores,
+  // and the CPU time per task of the runtime's work that is neither compute,
+  // nor copies, nor launches (stream hand-offs, pool bookkeeping, completions).
+  // 0 and 0 elsewhere.
+  std::size_t host_cores = 0;
+  double task_host_seconds = 0;
 };
 
 } // namespace hydra

@@ -26,11 +26,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "hydra/backend/host/host_execution_context.hpp"
 #include "hydra/core/bytes.hpp"
+#include "hydra/core/cpu_time.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/graph/sequential_model.hpp"
 #include "hydra/graph/shard_chain.hpp"
@@ -117,6 +119,11 @@ public:
   // What the policies were told of each model's costs (valid after run()).
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiler_->profiles(); }
 
+  // What this run measured of its models and its machine (valid after run()):
+  // sim::to_workload turns it into the simulator's workload,
+  // hydra::write_profile_json writes it as one.
+  [[nodiscard]] sweep_profile profile() const;
+
   // The executed schedule: one slice per task and stream (valid after run()
   // with multi_model_options::record_trace).
   [[nodiscard]] std::vector<trace_slice> trace() const {
@@ -185,6 +192,9 @@ private:
   std::chrono::steady_clock::time_point started_{};
   bool running_ = false;
   std::chrono::steady_clock::duration makespan_{};
+  std::chrono::nanoseconds launch_time_{0};  // run()'s thread's CPU time in launches that enqueued a task
+  std::chrono::nanoseconds run_cpu_time_{0}; // the process's CPU time during run()
+  std::uint64_t launched_ = 0;
   std::vector<std::shared_ptr<observer_type>> owned_observers_;
   std::vector<observer_type*> observers_; // in the order they were added
   std::shared_ptr<trace_observer<Backend>> tracer_;

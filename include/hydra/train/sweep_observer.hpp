@@ -28,6 +28,14 @@ public:
   // Task `t` is about to be enqueued on `device`. If enqueueing fails (no room
   // beside the device's queue, or its model is stopped), on_enqueued does not follow.
   virtual void on_launch(task const& /*t*/, std::size_t /*device*/, device_streams const& /*streams*/) {}
+  // Its compute is about to be enqueued on `streams`: the compute stream has
+  // been told to wait for the task's inputs and state, so work enqueued there
+  // now runs once they are on the device. (Called between on_launch and
+  // on_enqueued, unless the launch failed before it got here.)
+  virtual void on_compute_begins(task const& /*t*/, std::size_t /*device*/, device_streams const& /*streams*/) {}
+  // Its compute work is enqueued: work enqueued on the compute stream now runs
+  // when that compute has ended.
+  virtual void on_compute_ends(task const& /*t*/, std::size_t /*device*/, device_streams const& /*streams*/) {}
   // Its work is enqueued on `streams`; its completion is not reported yet.
   virtual void on_enqueued(task const& /*t*/, std::size_t /*device*/, device_streams const& /*streams*/) {}
   // Its completion has reached the driver: the model's next task is ready, or

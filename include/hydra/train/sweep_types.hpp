@@ -96,6 +96,10 @@ struct multi_model_options {
   // and once at the end.
   std::function<void(sweep_progress const&)> on_progress{};
   std::chrono::milliseconds progress_interval{500};
+  // Minibatches timed for each model's profile after its first (which is
+  // timed too, but only stands in until the next has finished): the profile
+  // is the per-shard median of these (model_profile).
+  std::size_t profile_minibatches = 5;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Keep every decision and everything the driver was told, for report()

@@ -84,6 +84,9 @@ public:
   // Every reservation, the devices' included, is host memory (under
   // AddressSanitizer the pools tell it what of that memory is allocated).
   static constexpr bool memory_is_host_memory = true;
+  // Every device's streams are threads of this process: their compute and
+  // copies are work for the machine's cores, shared with the runtime's thread.
+  static constexpr bool devices_share_host_cores = true;
 
   explicit host_backend(host_backend_options options) : options_(std::move(options)) {
     detail::expects(!options_.device_budgets.empty(),
@@ -178,11 +181,12 @@ public:
     std::chrono::nanoseconds busy{0};    // running work, copies included
     std::chrono::nanoseconds waiting{0}; // blocked on other streams' events
     std::uint64_t copied_bytes = 0;
+    std::chrono::nanoseconds copying{0}; // CPU time of its copy_async copies
   };
 
   [[nodiscard]] stream_statistics statistics(host_stream stream) const {
     auto const& target = worker(stream);
-    return {target.busy_time(), target.wait_time(), target.copied_bytes()};
+    return {target.busy_time(), target.wait_time(), target.copied_bytes(), target.copy_time()};
   }
 
   // Throws stream_error when `stream`'s device is lost (stall_injection): what

@@ -121,9 +121,10 @@ private:
   double copy(device_state& device, bool to_device, double earliest, std::uint64_t bytes) {
     if (bytes == 0) return earliest;
     double& link = to_device ? device.h2d_free : device.d2h_free;
-    double start = std::max(earliest, link);
     double const rate = to_device ? device.spec->h2d_bytes_per_second : device.spec->d2h_bytes_per_second;
-    double end = start + copy_seconds(bytes, rate, device.spec->latency_seconds);
+    double const seconds = copy_seconds(bytes, rate, device.spec->latency_seconds);
+    double start = take_core(std::max(earliest, link), seconds);
+    double end = start + seconds;
     if (workload_.shared_host_bytes_per_second > 0) {
       double const shared = static_cast<double>(bytes) / workload_.shared_host_bytes_per_second;
       start = reserve_shared_link(start, shared);
@@ -132,6 +133,45 @@ private:
     link = end;
     (to_device ? bytes_to_device_ : bytes_to_host_) += bytes;
     return end;
+  }
+
+  // With host_cores: the earliest time at or after `earliest` at which one of
+  // the host's cores is free for `duration` (first fit among the work already
+  // booked on them), booked. Without: `earliest`.
+  double take_core(double earliest, double duration) {
+    std::size_t const cores = workload_.host_cores;
+    if (cores == 0 || duration <= 0) return earliest;
+    std::erase_if(core_busy_, [&](std::pair<double, double> const& booked) { return booked.second <= now_; });
+    // At most `cores` bookings may overlap any instant of [at, at + duration).
+    // Overlap counts only rise at booking starts, so checking `at` and every
+    // start inside the window suffices; a start that fails moves `at` to the
+    // earliest end among the bookings overlapping there.
+    auto overlapping = [&](double instant) {
+      std::size_t n = 0;
+      double earliest_end = std::numeric_limits<double>::infinity();
+      for (auto const& [start, end] : core_busy_)
+        if (start <= instant && instant < end) {
+          ++n;
+          earliest_end = std::min(earliest_end, end);
+        }
+      return std::pair{n, earliest_end};
+    };
+    double at = earliest;
+    for (;;) {
+      double blocked_until = -1;
+      auto const [here, free_at] = overlapping(at);
+      if (here >= cores) blocked_until = free_at;
+      for (auto const& [start, end] : core_busy_) {
+        if (blocked_until >= 0) break;
+        if (start <= at || start >= at + duration) continue;
+        auto const [there, there_free_at] = overlapping(start);
+        if (there >= cores) blocked_until = there_free_at;
+      }
+      if (blocked_until < 0) break;
+      at = blocked_until;
+    }
+    core_busy_.emplace_back(at, at + duration);
+    return at;
   }
 
   // The shared host link: the earliest gap of `duration` at or after
@@ -227,17 +267,21 @@ private:
     launching_ = id;
     launching_on_ = d;
     auto unpin = [&] { launching_ = no_shard; };
+    // The runtime's thread launches one task at a time: this one's work is
+    // enqueued once the launches before it and its own have been made.
+    double const issued = take_core(std::max(now_, host_free_), workload_.launch_seconds) + workload_.launch_seconds;
+    host_free_ = issued; // a launch that finds no room has spent its time too
 
     // Prefetch stream: extent, state, scratch, inputs.
-    double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = now_;
+    double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = issued;
     auto h2d = [&](double earliest, std::uint64_t bytes) {
-      if (bytes == 0) return std::max(earliest, now_);
-      fetch_start = std::min(fetch_start, std::max({earliest, now_, device.h2d_free}));
-      fetch_end = copy(device, true, std::max(earliest, now_), bytes);
+      if (bytes == 0) return std::max(earliest, issued);
+      fetch_start = std::min(fetch_start, std::max({earliest, issued, device.h2d_free}));
+      fetch_end = copy(device, true, std::max(earliest, issued), bytes);
       return fetch_end;
     };
-    std::uint64_t const parameters =
-        spec.parameter_bytes ? std::min(spec.parameter_bytes, spec.state_bytes) : spec.state_bytes;
+    std::uint64_t const parameters = spec.forward_fetch_bytes();
+    std::uint64_t const home = std::max(spec.backward_fetch_bytes(), parameters);
     double state_ready = shard.ready_at;
     if (shard.device != d) {
       auto const usable = make_room(d, spec.state_bytes);
@@ -248,12 +292,12 @@ private:
       shard.device = static_cast<std::uint32_t>(d);
       shard.state_on_device = false;
       device.resident.push_back(id);
-      std::uint64_t const bytes = forward ? parameters : spec.state_bytes;
+      std::uint64_t const bytes = forward ? parameters : home;
       state_ready = h2d(std::max(*usable, shard.home_ready_at), bytes);
       shard.state_on_device = !forward;
       ++fetches_;
     } else if (!forward && !shard.state_on_device) {
-      state_ready = h2d(shard.home_ready_at, spec.state_bytes - parameters);
+      state_ready = h2d(shard.home_ready_at, home - parameters);
       shard.state_on_device = true;
       ++fetches_;
     } else if (!forward) {
@@ -275,8 +319,8 @@ private:
 
     // Compute stream.
     double const seconds = forward ? spec.forward_seconds : spec.backward_seconds;
-    double const earliest = std::max(device.compute_free, now_);
-    double const start = std::max({earliest, shard.ready_at, inputs_ready});
+    double const earliest = std::max(device.compute_free, issued);
+    double const start = take_core(std::max({earliest, shard.ready_at, inputs_ready}), seconds);
     copy_wait_ += start - earliest;
     double const end = start + seconds;
     device.compute_free = end;
@@ -297,8 +341,9 @@ private:
       device.pending_bytes += spec.scratch_bytes;
     }
     // The update goes home behind the completion, off the model's chain.
-    if (!forward) shard.home_ready_at = copy(device, false, end, spec.state_bytes);
+    if (!forward) shard.home_ready_at = copy(device, false, end, home);
     unpin();
+    take_core(issued, workload_.task_host_seconds);
     completions_.push_back({done, sequence_++, d, t});
     std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
@@ -396,7 +441,9 @@ private:
   std::vector<completion> completions_; // a heap: the earliest on top
   std::vector<trace_slice> trace_;
   double now_ = 0;
-  std::map<double, double> shared_busy_; // booked copies on the shared host link: start -> end
+  double host_free_ = 0;                             // the runtime's thread has made every launch so far
+  std::vector<std::pair<double, double>> core_busy_; // work booked on the host's cores (host_cores > 0)
+  std::map<double, double> shared_busy_;             // booked copies on the shared host link: start -> end
   std::uint64_t sequence_ = 0, tasks_ = 0, bytes_to_device_ = 0, bytes_to_host_ = 0, fetches_ = 0, evictions_ = 0,
                 cross_device_moves_ = 0;
   std::uint32_t launching_ = no_shard; // the shard of the task being launched

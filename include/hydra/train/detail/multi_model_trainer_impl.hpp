@@ -89,11 +89,19 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     // A first estimate from FLOPs (forward a third, backward with its recompute
     // the rest); what matters to the policies is the models' relative work.
     model_costs estimate{{}, {}, 0}; // the chain is the controller's to plan (run())
-    model_profile profile{config.name, "flops", {}, {}, std::vector<double>(graph.size(), 0.0), {}};
+    model_profile profile;
+    profile.name = config.name;
+    profile.source = "flops";
+    profile.fetch_seconds.assign(graph.size(), 0.0);
+    std::size_t const sample_bytes = config.model.batch() * sizeof(float);
     for (shard const& s : graph.shards()) {
       estimate.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
       estimate.backward_seconds.push_back(s.flops * 1e-9);
       profile.state_bytes.push_back(s.extent_bytes());
+      profile.parameter_bytes.push_back(s.parameter_bytes());
+      profile.home_bytes.push_back(s.home_bytes());
+      profile.scratch_bytes.push_back(s.scratch.bytes);
+      profile.input_bytes.push_back(config.model.footprint(s.first_layer).input_features * sample_bytes);
     }
     if (auto const& given = config.estimates) {
       estimate.forward_seconds = given->forward_seconds;
@@ -134,7 +142,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     observe(tracer_);
   }
   profiler_ = std::make_shared<profile_observer<Backend>>(
-      *backend_, std::move(profiles),
+      *backend_, std::move(profiles), options.profile_minibatches,
       [this](std::size_t m, model_costs const& measured) { driver_->update_costs(m, measured); });
   observe(profiler_);
   if (options.on_progress) {
@@ -155,6 +163,7 @@ void basic_multi_model_trainer<Backend, Context>::run() {
     ~not_running() { *flag = false; }
   } const reset{&running_};
   started_ = std::chrono::steady_clock::now();
+  auto const cpu_started = detail::process_cpu_time();
   plan_ = std::make_unique<plan_type>(*this);
   controlling_ = true;
   if (resume_history_.empty())
@@ -165,6 +174,7 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   controlling_ = false;
   executor_->finish();
   makespan_ = std::chrono::steady_clock::now() - started_;
+  run_cpu_time_ = detail::process_cpu_time() - cpu_started;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     results_[m].name = configs_[m].name;
     results_[m].losses = runner(m).losses();
@@ -245,7 +255,12 @@ void basic_multi_model_trainer<Backend, Context>::drive() {
     driver_->run(
         policy_,
         [&](task const& t, std::size_t d) {
+          auto const launching = detail::thread_cpu_time();
           launch_outcome const outcome = executor_->launch(t, d, *driver_, observers_);
+          if (outcome == launch_outcome::launched) {
+            launch_time_ += detail::thread_cpu_time() - launching;
+            ++launched_;
+          }
           if (outcome == launch_outcome::stopped) {
             results_[t.model].failure = executor_->stop_reason();
             stopped_at_launch.push_back(t.model);
@@ -409,6 +424,52 @@ sweep_progress basic_multi_model_trainer<Backend, Context>::progress() const {
         p.elapsed.count() == 0 ? 0.0 : static_cast<double>(busy.count()) / static_cast<double>(p.elapsed.count()));
   }
   return p;
+}
+
+template <class Backend, class Context>
+sweep_profile basic_multi_model_trainer<Backend, Context>::profile() const {
+  sweep_profile out;
+  out.models = profiles();
+  for (std::size_t d = 0; d < backend_->device_count(); ++d) {
+    device_profile device{.budget_bytes = backend_->device_budget(d)};
+    if constexpr (measures_copies<Backend>) {
+      auto const& engine = executor_->engines()[d];
+      auto rate = [&](auto const& stream) {
+        auto const statistics = backend_->statistics(stream);
+        double const seconds = std::chrono::duration<double>(statistics.copying).count();
+        return seconds > 0 ? static_cast<double>(statistics.copied_bytes) / seconds : 0.0;
+      };
+      device.h2d_bytes_per_second = rate(engine->prefetch_stream());
+      device.d2h_bytes_per_second = rate(engine->spill_stream());
+    }
+    out.devices.push_back(device);
+  }
+  if (launched_ == 0) return out;
+  auto const seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
+  double const tasks = static_cast<double>(launched_);
+  out.launch_seconds = seconds(launch_time_) / tasks;
+  if constexpr (shares_host_cores<Backend> && measures_copies<Backend>) {
+    // The host's cores ran the compute, the copies, the launches and the rest:
+    // stream hand-offs, pool bookkeeping, completions. That rest, per task, is
+    // what the run's CPU time leaves once the others are taken out (compute
+    // as profiled, times the minibatches each model trained).
+    out.host_cores = std::max(1U, std::thread::hardware_concurrency());
+    double other = seconds(run_cpu_time_) - seconds(launch_time_);
+    for (std::size_t d = 0; d < backend_->device_count(); ++d) {
+      auto const& engine = executor_->engines()[d];
+      other -= seconds(backend_->statistics(engine->prefetch_stream()).copying);
+      other -= seconds(backend_->statistics(engine->spill_stream()).copying);
+    }
+    for (std::size_t m = 0; m < out.models.size(); ++m) {
+      auto const& p = out.models[m];
+      double minibatch = 0;
+      for (std::size_t s = 0; s < p.forward_seconds.size(); ++s)
+        minibatch += p.forward_seconds[s] + p.backward_seconds[s];
+      other -= minibatch * static_cast<double>(results_[m].steps);
+    }
+    out.task_host_seconds = std::max(0.0, other / tasks);
+  }
+  return out;
 }
 
 template <class Backend, class Context>

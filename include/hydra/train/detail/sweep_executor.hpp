@@ -124,8 +124,14 @@ public:
             auto const [m, s] = owners_[shard_id];
             return driver.next_use(m, s);
           },
-          [&] { busy_.compute_starts(engine.compute_stream()); },
-          [&](std::size_t) { busy_.compute_ends(d, engine.compute_stream(), t); });
+          [&] {
+            busy_.compute_starts(engine.compute_stream());
+            for (auto* observer : observers) observer->on_compute_begins(t, d, streams);
+          },
+          [&](std::size_t) {
+            busy_.compute_ends(d, engine.compute_stream(), t);
+            for (auto* observer : observers) observer->on_compute_ends(t, d, streams);
+          });
     } catch (does_not_fit const&) {
       // Only a task queued behind a running one can meet this (the partition
       // guarantees that a task fits a device running nothing else): it is

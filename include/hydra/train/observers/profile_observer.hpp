@@ -1,11 +1,20 @@
-// Measures each model's profiling minibatch (its first, unless the user gave
-// estimates): the compute and prefetch time of every shard's forward and
-// backward, timed on the streams by marks around the task's work. When the
-// minibatch's last task completes, the measured costs are handed to `adopt`
-// (the trainer gives them to the scheduler, so the policies steer by them from
-// then on) and become the model's profile.
+// Measures each model's profiling minibatches (unless the user gave
+// estimates): per shard, the compute time of its forward and backward and the
+// prefetch stream's time for its fetches, timed on the streams by marks around
+// the task's work. Compute is timed from the moment the compute stream has
+// its inputs (the wait for them is not compute) to the end of its last work;
+// on the host backend in the stream thread's CPU time (see now()).
+//
+// Minibatches 0 .. `minibatches` of each model are timed. The first is the
+// odd one out (first fetches, cold caches, first-touch page faults), so a
+// model's figures are the per-shard medians of minibatches 1 .. `minibatches`
+// once one of them has finished, and minibatch 0's only until then. After
+// each timed minibatch the figures so far are handed to `adopt` (the trainer
+// gives them to the scheduler, so the policies steer by them) and become the
+// model's profile.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -15,11 +24,28 @@
 #include <utility>
 #include <vector>
 
+#include "hydra/backend/backend.hpp"
+#include "hydra/core/cpu_time.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/train/model_profile.hpp"
 #include "hydra/train/sweep_observer.hpp"
 
 namespace hydra {
+
+namespace detail {
+
+// The median of `values` (the mean of the middle two for an even count; 0 for none).
+[[nodiscard]] inline double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  auto const middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  if (values.size() % 2 == 1) return *middle;
+  double const upper = *middle;
+  double const lower = *std::max_element(values.begin(), middle);
+  return (lower + upper) / 2;
+}
+
+} // namespace detail
 
 template <class Backend>
 class profile_observer final : public sweep_observer<Backend> {
@@ -28,96 +54,141 @@ public:
   using adopt_function = std::function<void(std::size_t model, model_costs const& measured)>;
 
   // `profiles`: what the policies start from, per model; the models whose
-  // source is "flops" are measured.
-  profile_observer(Backend& backend, std::vector<model_profile> profiles, adopt_function adopt)
-      : backend_(&backend), profiles_(std::move(profiles)), adopt_(std::move(adopt)),
+  // source is "flops" are measured, over `minibatches` minibatches after their first.
+  profile_observer(Backend& backend, std::vector<model_profile> profiles, std::size_t minibatches, adopt_function adopt)
+      : backend_(&backend), profiles_(std::move(profiles)), minibatches_(minibatches), adopt_(std::move(adopt)),
         origin_(std::chrono::steady_clock::now()) {
     for (auto const& profile : profiles_)
-      measuring_.push_back(profile.source == "flops" ? std::make_shared<measurement>(profile.forward_seconds.size())
-                                                     : nullptr);
+      measuring_.push_back(profile.source == "flops"
+                               ? std::make_shared<measurement>(profile.forward_seconds.size(), minibatches_ + 1)
+                               : nullptr);
   }
 
   void on_launch(task const& t, std::size_t /*device*/, device_streams const& streams) override {
-    starts_ = {};
-    if (!profiling(t) || !measuring_[t.model]) return;
-    for (stream_role role : {stream_role::compute, stream_role::prefetch}) {
-      auto& mark = starts_[static_cast<std::size_t>(role)];
-      mark = std::make_shared<std::chrono::nanoseconds>(0);
-      backend_->enqueue(streams[static_cast<std::size_t>(role)], [mark, this] { *mark = now(); });
-    }
+    marks_ = {};
+    if (!measuring(t)) return;
+    marks_.fetch_start = mark_on(streams[static_cast<std::size_t>(stream_role::prefetch)]);
+  }
+
+  void on_compute_begins(task const& t, std::size_t /*device*/, device_streams const& streams) override {
+    if (!marks_.fetch_start) return;
+    record(t, streams[static_cast<std::size_t>(stream_role::prefetch)], marks_.fetch_start, kind::fetch);
+    marks_.compute_start = mark_on(streams[static_cast<std::size_t>(stream_role::compute)]);
+  }
+
+  void on_compute_ends(task const& t, std::size_t /*device*/, device_streams const& streams) override {
+    if (!marks_.compute_start) return;
+    record(t, streams[static_cast<std::size_t>(stream_role::compute)], marks_.compute_start,
+           t.pass == direction::forward ? kind::forward : kind::backward);
   }
 
   void on_enqueued(task const& t, std::size_t /*device*/, device_streams const& streams) override {
-    auto const into = profiling(t) ? measuring_[t.model] : nullptr;
-    if (!into || !starts_[0]) return;
-    auto const compute = streams[static_cast<std::size_t>(stream_role::compute)];
-    auto const prefetch = streams[static_cast<std::size_t>(stream_role::prefetch)];
-    backend_->enqueue(prefetch, [into, start = starts_[1], t, this] {
-      double const seconds = static_cast<double>((now() - *start).count()) * 1e-9;
-      std::lock_guard lock(into->mutex);
-      into->fetch[t.shard] += seconds;
-    });
-    backend_->enqueue(compute, [into, start = starts_[0], t, this] {
-      double const seconds = static_cast<double>((now() - *start).count()) * 1e-9;
-      std::lock_guard lock(into->mutex);
-      (t.pass == direction::forward ? into->forward : into->backward)[t.shard] = seconds;
-    });
-    auto const compute_marked = backend_->record_event(compute);
-    auto const prefetch_marked = backend_->record_event(prefetch);
+    if (!marks_.compute_start) return;
+    auto const& into = measuring_[t.model];
+    auto const compute_marked = backend_->record_event(streams[static_cast<std::size_t>(stream_role::compute)]);
+    auto const prefetch_marked = backend_->record_event(streams[static_cast<std::size_t>(stream_role::prefetch)]);
     std::lock_guard lock(into->mutex); // not held across backend calls
     into->marks.push_back(compute_marked);
     into->marks.push_back(prefetch_marked);
   }
 
   void on_complete(task const& t, std::size_t /*device*/) override {
-    bool const minibatch_done = profiling(t) && t.pass == direction::backward && t.shard == 0;
-    if (minibatch_done && measuring_[t.model]) adopt(t.model);
+    bool const minibatch_done = t.purpose == task_purpose::train && t.pass == direction::backward && t.shard == 0;
+    if (minibatch_done && measuring(t)) adopt(t.model, t.minibatch);
   }
 
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiles_; }
 
 private:
-  // A task of the profiling minibatch: the first training minibatch of this run.
-  [[nodiscard]] static bool profiling(task const& t) noexcept {
-    return t.minibatch == 0 && t.purpose == task_purpose::train;
-  }
+  enum class kind : std::size_t { forward, backward, fetch };
 
-  // Per-shard times of one model's profiling minibatch, written by stream threads.
+  // Per-shard times of one model's timed minibatches, written by stream threads.
   struct measurement {
-    explicit measurement(std::size_t shards) : forward(shards, 0.0), backward(shards, 0.0), fetch(shards, 0.0) {}
+    measurement(std::size_t shards, std::size_t minibatches)
+        : seconds{std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0)),
+                  std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0)),
+                  std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0))} {}
     std::mutex mutex;
-    std::vector<double> forward, backward, fetch;
-    std::vector<typename Backend::event> marks; // after every end mark: what adopt waits for
+    std::array<std::vector<std::vector<double>>, 3> seconds; // [kind][minibatch][shard]
+    std::vector<typename Backend::event> marks;              // after every end mark: what adopt waits for
   };
 
-  [[nodiscard]] std::chrono::nanoseconds now() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - origin_);
+  // The start marks of the task being launched (run()'s thread only).
+  struct launch_marks {
+    std::shared_ptr<std::chrono::nanoseconds> fetch_start, compute_start;
+  };
+
+  [[nodiscard]] bool measuring(task const& t) const noexcept {
+    return t.purpose == task_purpose::train && t.minibatch <= minibatches_ && measuring_[t.model] != nullptr;
   }
 
-  void adopt(std::size_t m) {
-    auto const into = std::move(measuring_[m]);
+  // A mark's reading. Both marks of an interval run on the same stream, so on
+  // a backend whose streams are host threads the interval can be that
+  // thread's CPU time: the work's own cost, without the time the thread
+  // waited for a core (the simulator shares the cores out itself).
+  [[nodiscard]] std::chrono::nanoseconds now() const {
+    if constexpr (shares_host_cores<Backend>)
+      return detail::thread_cpu_time();
+    else
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - origin_);
+  }
+
+  std::shared_ptr<std::chrono::nanoseconds> mark_on(typename Backend::stream stream) {
+    auto mark = std::make_shared<std::chrono::nanoseconds>(0);
+    backend_->enqueue(stream, [mark, this] { *mark = now(); });
+    return mark;
+  }
+
+  // The time from `start` to this point of `stream`, as task t's figure of kind `k`.
+  void record(task const& t, typename Backend::stream stream, std::shared_ptr<std::chrono::nanoseconds> start, kind k) {
+    backend_->enqueue(stream, [into = measuring_[t.model], start = std::move(start), t, k, this] {
+      double const seconds = static_cast<double>((now() - *start).count()) * 1e-9;
+      std::lock_guard lock(into->mutex);
+      into->seconds[static_cast<std::size_t>(k)][t.minibatch][t.shard] += seconds; // fetch: both passes
+    });
+  }
+
+  // Model m's minibatch `done` has finished: its figures so far become its
+  // profile and go to the policies.
+  void adopt(std::size_t m, std::size_t done) {
+    auto const into = measuring_[m];
+    if (done >= minibatches_) measuring_[m] = nullptr; // the last timed minibatch
     std::vector<typename Backend::event> marks;
     {
       std::lock_guard lock(into->mutex);
-      marks = into->marks;
+      marks = std::move(into->marks);
+      into->marks.clear();
     }
     for (auto const& mark : marks) backend_->synchronize(mark); // end marks may trail the completions
     std::lock_guard lock(into->mutex);
+    // Minibatches 1 .. done when there are any; minibatch 0 alone until then.
+    std::size_t const first = done == 0 ? 0 : 1;
     auto& profile = profiles_[m];
+    auto medians = [&](kind k) {
+      auto const& by_minibatch = into->seconds[static_cast<std::size_t>(k)];
+      std::vector<double> out(profile.forward_seconds.size());
+      for (std::size_t s = 0; s < out.size(); ++s) {
+        std::vector<double> samples;
+        for (std::size_t b = first; b <= done; ++b) samples.push_back(by_minibatch[b][s]);
+        out[s] = detail::median(std::move(samples));
+      }
+      return out;
+    };
     profile.source = "measured";
-    profile.forward_seconds = into->forward;
-    profile.backward_seconds = into->backward;
-    profile.fetch_seconds = into->fetch;
-    adopt_(m, model_costs{into->forward, into->backward, 0});
+    profile.measured_minibatches = done + 1 - first;
+    profile.forward_seconds = medians(kind::forward);
+    profile.backward_seconds = medians(kind::backward);
+    profile.fetch_seconds = medians(kind::fetch);
+    adopt_(m, model_costs{profile.forward_seconds, profile.backward_seconds, 0});
   }
 
   Backend* backend_;
   std::vector<model_profile> profiles_;
+  std::size_t minibatches_;
   adopt_function adopt_;
   std::chrono::steady_clock::time_point origin_;
   std::vector<std::shared_ptr<measurement>> measuring_; // null once measured, or when not measured at all
-  // The launching task's start marks, by stream role (compute, prefetch).
-  std::array<std::shared_ptr<std::chrono::nanoseconds>, 2> starts_{};
+  launch_marks marks_;
 };
 
 } // namespace hydra

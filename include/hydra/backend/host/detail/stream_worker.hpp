@@ -26,6 +26,7 @@
 #include <thread>
 #include <utility>
 
+#include "hydra/core/cpu_time.hpp"
 #include "hydra/core/error.hpp"
 
 namespace hydra::detail {
@@ -150,6 +151,11 @@ public:
     return std::chrono::nanoseconds(waited_.load(std::memory_order_relaxed));
   }
   [[nodiscard]] std::uint64_t copied_bytes() const noexcept { return copied_bytes_.load(std::memory_order_relaxed); }
+  // CPU time spent in copy_async copies (a link rate's denominator: on the
+  // host a copy is a core's work, however long its thread waited for one).
+  [[nodiscard]] std::chrono::nanoseconds copy_time() const noexcept {
+    return std::chrono::nanoseconds(copying_.load(std::memory_order_relaxed));
+  }
 
   // Whether the stream has stopped running its items: its device is lost
   // (delay_settings::stall_after).
@@ -192,12 +198,17 @@ private:
         continue;
       }
       inject_delay();
+      bool const copy = item.what == work_item::kind::copy;
       auto const started = std::chrono::steady_clock::now();
+      auto const cpu_started = copy ? thread_cpu_time() : std::chrono::nanoseconds(0);
       execute(item);
       auto const spent =
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
       (item.what == work_item::kind::wait ? waited_ : busy_).fetch_add(spent.count(), std::memory_order_relaxed);
-      if (item.what == work_item::kind::copy) copied_bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
+      if (copy) {
+        copied_bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
+        copying_.fetch_add((thread_cpu_time() - cpu_started).count(), std::memory_order_relaxed);
+      }
       completed_.fetch_add(1, std::memory_order_release);
       completed_.notify_all();
     }
@@ -245,6 +256,7 @@ private:
   std::atomic<std::int64_t> busy_{0};
   std::atomic<std::int64_t> waited_{0};
   std::atomic<std::uint64_t> copied_bytes_{0};
+  std::atomic<std::int64_t> copying_{0};
   std::atomic<bool> stop_requested_{false}; // stopping_, readable without the lock
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> completed_{0};

@@ -1,0 +1,156 @@
+// Does a short run's profile predict the full run? The workflow README's
+// "Choosing a policy" recommends: profile a short run of the sweep, then ask
+// the simulator. Here 8 MLPs shaped like the main job's (784 inputs, widths 256
+// and 512, depths 2 and 3, Adam and SGD, batch 64) share 2 host devices of
+// 16 MiB. A run of 20 minibatches per model (sharp) is profiled; the simulator
+// predicts, from that profile alone, a run of 200 minibatches per model under
+// sharp, fifo and model_parallel; then each of those runs is measured.
+// Reported per policy: measured and predicted makespan and their ratio (the
+// claim: within 15%), and whether the prediction ranks model_parallel against
+// the shard-parallel policies as the measurement does.
+//
+// `--quick` (the ctest smoke run): 4 and 8 minibatches, for a program that
+// runs to its end, not for figures.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "hydra/sim/profile_workload.hpp"
+#include "hydra/sim/simulator.hpp"
+
+using namespace hydra::literals;
+
+namespace {
+
+constexpr std::size_t features = 784, classes = 10, batch = 64, devices = 2;
+std::size_t profile_minibatches = 20, full_minibatches = 200;
+
+hydra::data_source data(std::uint64_t seed) {
+  return hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = seed};
+}
+
+std::vector<hydra::model_config> sweep(std::size_t steps) {
+  std::vector<hydra::model_config> configs;
+  std::size_t m = 0;
+  for (std::size_t width : {256, 512})
+    for (std::size_t depth : {2, 3})
+      for (bool use_adam : {true, false}) {
+        hydra::model_config config{"w" + std::to_string(width) + " d" + std::to_string(depth) +
+                                       (use_adam ? " adam" : " sgd"),
+                                   hydra::layers::make_mlp(features, width, depth, classes, batch),
+                                   hydra::adam{},
+                                   steps,
+                                   data(m + 1),
+                                   m + 1};
+        if (!use_adam) config.optimizer = hydra::sgd_momentum{.learning_rate = 0.05F};
+        configs.push_back(std::move(config));
+        ++m;
+      }
+  return configs;
+}
+
+hydra::host_backend_options machine() {
+  return {.device_budgets = std::vector<std::size_t>(devices, 16_MiB)};
+}
+
+// The profile of a short sharp run, as the simulator's workload of the full run.
+hydra::sim::workload const& predicted_workload() {
+  static std::optional<hydra::sim::workload> w;
+  if (!w) {
+    hydra::host_backend backend(machine());
+    // Every minibatch of the short run after the first is timed.
+    hydra::multi_model_trainer trainer(backend, sweep(profile_minibatches), hydra::sharp{},
+                                       {.profile_minibatches = profile_minibatches - 1});
+    trainer.run();
+    w = hydra::sim::to_workload(trainer.profile(), full_minibatches);
+  }
+  return *w;
+}
+
+struct outcome {
+  double measured = 0, predicted = 0;
+};
+std::map<std::string, outcome> outcomes;
+
+void full_run(benchmark::State& state, std::string const& policy) {
+  double const predicted = hydra::sim::simulate(predicted_workload(), policy).makespan_seconds;
+  double measured = 0;
+  for (auto _ : state) {
+    hydra::host_backend backend(machine());
+    hydra::multi_model_trainer trainer(backend, sweep(full_minibatches), hydra::make_policy(policy, 7));
+    trainer.run();
+    measured = std::chrono::duration<double>(trainer.report().makespan).count();
+    state.SetIterationTime(measured);
+  }
+  state.counters["measured_s"] = measured;
+  state.counters["predicted_s"] = predicted;
+  state.counters["predicted_over_measured"] = predicted / measured;
+  outcomes[policy] = {measured, predicted};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      profile_minibatches = 4;
+      full_minibatches = 8;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int count = static_cast<int>(args.size());
+  for (std::string policy : {"sharp", "fifo", "model_parallel"})
+    benchmark::RegisterBenchmark(("prediction/" + policy).c_str(),
+                                 [policy](benchmark::State& state) { full_run(state, policy); })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kSecond);
+  benchmark::Initialize(&count, args.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+
+  std::printf("\nA %zu-minibatch profile against %zu-minibatch runs (8 MLPs, %zu host devices of 16 MiB)\n",
+              profile_minibatches, full_minibatches, devices);
+  if (!outcomes.empty()) {
+    auto const& w = predicted_workload();
+    double compute = 0, tasks = 0;
+    for (auto const& model : w.models) {
+      compute += hydra::sim::chain_seconds(model);
+      tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
+    }
+    std::printf("  the profile: compute %.0f us, launch %.0f us and other host work %.0f us per task (mean); "
+                "links %.2f GB/s in, %.2f GB/s out (device 0); %zu host cores\n",
+                compute / tasks * 1e6, w.launch_seconds * 1e6, w.task_host_seconds * 1e6,
+                w.devices[0].h2d_bytes_per_second / 1e9, w.devices[0].d2h_bytes_per_second / 1e9, w.host_cores);
+  }
+  std::printf("  %-15s %11s %11s %10s\n", "policy", "measured s", "predicted s", "ratio");
+  bool all_within = !outcomes.empty();
+  for (auto const& [policy, o] : outcomes) {
+    double const ratio = o.predicted / o.measured;
+    bool const within = ratio >= 0.85 && ratio <= 1.15;
+    all_within = all_within && within;
+    std::printf("  %-15s %11.2f %11.2f %10.3f  (target 0.85-1.15: %s)\n", policy.c_str(), o.measured, o.predicted,
+                ratio, within ? "met" : "MISSED");
+  }
+  if (outcomes.contains("model_parallel") && outcomes.size() > 1) {
+    bool ranks = true;
+    for (auto const& [policy, o] : outcomes) {
+      if (policy == "model_parallel") continue;
+      auto const& mp = outcomes.at("model_parallel");
+      ranks = ranks && ((o.measured < mp.measured) == (o.predicted < mp.predicted));
+    }
+    std::printf("  model_parallel against the shard-parallel policies: %s\n",
+                ranks ? "ranked as measured" : "RANKED OTHERWISE than measured");
+  }
+  return 0;
+}
