@@ -464,6 +464,7 @@ TEST_CASE("hydra-sim refuses bad flags, naming the flag") {
       r({"--sweep", "-1"}, "--sweep: Value -1 not in range 1 to 100000"),
       r({"--prefetch-depth", "1e9"}, "--prefetch-depth: Value 1e9 not in range 0 to 64"),
       r({"--prefetch-depth", "-1"}, "--prefetch-depth: Value -1 not in range 0 to 64"),
+      r({"--host-cores", "5000"}, "--host-cores: Value 5000 not in range 0 to 4096"),
       r({"--devices", "-1"}, "--devices: Value -1 not in range 1 to 4096"),
       r({"--devices", "99999999999999999999"}, "--devices: Value 99999999999999999999 not in range 1 to 4096"),
       r({"--link", "inf"}, "--link: expected a finite number, not inf"),
