@@ -98,6 +98,7 @@ TEST_CASE("a run's whole profile (host cores, launches, every size) reads back a
   sim::json_defaults defaults;
   defaults.minibatches = 9;
   defaults.device.h2d_bytes_per_second = defaults.device.d2h_bytes_per_second = 1e9; // for the unmeasured device
+  defaults.device.latency_seconds = 1e-5; // a measured rate holds it already: only the unmeasured device takes it
   auto const read = sim::parse_workload_json(out.str(), "profile.json", defaults);
   auto const direct = sim::to_workload(profile, 9, defaults.device);
   std::ostringstream a, b;
@@ -109,6 +110,8 @@ TEST_CASE("a run's whole profile (host cores, launches, every size) reads back a
   CHECK(read.task_host_seconds == 5e-4);
   CHECK(read.devices.at(0).h2d_bytes_per_second == 6e9);
   CHECK(read.devices.at(1).h2d_bytes_per_second == 1e9);
+  CHECK(read.devices.at(0).latency_seconds == 0);
+  CHECK(read.devices.at(1).latency_seconds == 1e-5);
   CHECK(read.models.at(0).shards.at(1).home_bytes == 6144);
   CHECK(read.models.at(0).shards.at(1).input_bytes == 64);
   CHECK(read.models.at(0).minibatches == 9);

@@ -55,6 +55,8 @@ inline void write_profile_json(std::ostream& out, sweep_profile const& profile) 
       ordered d = {{"budget_bytes", device.budget_bytes}};
       if (device.h2d_bytes_per_second > 0) d["h2d_bytes_per_second"] = device.h2d_bytes_per_second;
       if (device.d2h_bytes_per_second > 0) d["d2h_bytes_per_second"] = device.d2h_bytes_per_second;
+      // A measured rate already holds each copy's fixed cost.
+      if (device.h2d_bytes_per_second > 0 || device.d2h_bytes_per_second > 0) d["latency_seconds"] = 0;
       devices.push_back(std::move(d));
     }
     document["devices"] = std::move(devices);

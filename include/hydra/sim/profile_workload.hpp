@@ -33,6 +33,8 @@ namespace hydra::sim {
     device.budget_bytes = measured.budget_bytes;
     if (measured.h2d_bytes_per_second > 0) device.h2d_bytes_per_second = measured.h2d_bytes_per_second;
     if (measured.d2h_bytes_per_second > 0) device.d2h_bytes_per_second = measured.d2h_bytes_per_second;
+    // A measured rate already holds each copy's fixed cost (as the JSON form says).
+    if (measured.h2d_bytes_per_second > 0 || measured.d2h_bytes_per_second > 0) device.latency_seconds = 0;
     w.devices.push_back(device);
   }
   for (auto const& p : profile.models) {

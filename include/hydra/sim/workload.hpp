@@ -63,9 +63,9 @@ struct workload {
   // Aggregate host bandwidth shared by every device's copies (both directions);
   // <= 0: unlimited (each link runs at its own rate).
   double shared_host_bytes_per_second = 0;
-  // Host time the runtime spends launching each task (deciding, enqueueing
-  // its work, taking its completion back). Launches happen one at a time, on
-  // one thread: a task's work starts no earlier than its launch has ended.
+  // Host time the runtime spends launching each task (making its data,
+  // making room, enqueueing its work). Launches happen one at a time, on one
+  // thread: a task's work starts no earlier than its launch has ended.
   double launch_seconds = 0;
   // Devices that are threads on the host (the host backend) share its cores:
   // with host_cores > 0, every compute, every copy, every launch and each
@@ -145,7 +145,7 @@ struct lower_bound_parts {
   double longest_chain = 0;   // one model's compute chain with its unavoidable copies
   std::size_t longest_model = 0;
   // The host's share: every launch one after another, and, with host_cores,
-  // compute, launches and other host work per task over the cores.
+  // compute and launches over the cores.
   double host = 0;
   [[nodiscard]] double seconds() const noexcept { return std::max({work_per_device, longest_chain, host}); }
 };
@@ -184,9 +184,11 @@ struct lower_bound_parts {
   double tasks = 0;
   for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
   out.host = tasks * w.launch_seconds;
+  // Every compute and every launch lies inside the makespan, each on a core.
+  // (Other host work and copies are left out: a task's other host work may
+  // still be running when the last device is done.)
   if (w.host_cores > 0)
-    out.host = std::max(out.host,
-                        (total + tasks * (w.launch_seconds + w.task_host_seconds)) / static_cast<double>(w.host_cores));
+    out.host = std::max(out.host, (total + tasks * w.launch_seconds) / static_cast<double>(w.host_cores));
   return out;
 }
 

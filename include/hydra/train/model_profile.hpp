@@ -24,7 +24,8 @@ struct model_profile {
   std::vector<double> forward_seconds;
   std::vector<double> backward_seconds; // with the recomputed forward and the optimizer step
   // Per shard: the prefetch stream's time for the task's fetches, forward and
-  // backward together (waits behind earlier copies included): for reading, the
+  // backward together, from their first item to their last (waits for room or
+  // for a write-back included; CPU time on the host backend): for reading, the
   // simulator derives copy times from sizes and link rates.
   std::vector<double> fetch_seconds;
   std::vector<std::uint64_t> state_bytes;     // device extent: parameters, gradients, optimizer state

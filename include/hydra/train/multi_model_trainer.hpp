@@ -192,9 +192,20 @@ private:
   std::chrono::steady_clock::time_point started_{};
   bool running_ = false;
   std::chrono::steady_clock::duration makespan_{};
-  std::chrono::nanoseconds launch_time_{0};  // run()'s thread's CPU time in launches that enqueued a task
-  std::chrono::nanoseconds run_cpu_time_{0}; // the process's CPU time during run()
+  std::chrono::nanoseconds launch_time_{0}; // run()'s thread's CPU time in launches that enqueued a task
   std::uint64_t launched_ = 0;
+  // What profile() reports, taken over run() alone (evaluate() launches too).
+  struct copy_totals {
+    std::uint64_t to_device_bytes = 0;
+    std::chrono::nanoseconds to_device_time{0};
+    std::uint64_t to_host_bytes = 0;
+    std::chrono::nanoseconds to_host_time{0};
+  };
+  [[nodiscard]] std::vector<copy_totals> copies_so_far() const; // per device; zeros where not measured
+  std::chrono::nanoseconds run_cpu_time_{0};                    // the process's CPU time during run()
+  std::chrono::nanoseconds run_launch_time_{0};
+  std::uint64_t run_launched_ = 0;
+  std::vector<copy_totals> run_copies_;
   std::vector<std::shared_ptr<observer_type>> owned_observers_;
   std::vector<observer_type*> observers_; // in the order they were added
   std::shared_ptr<trace_observer<Backend>> tracer_;

@@ -164,6 +164,7 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   } const reset{&running_};
   started_ = std::chrono::steady_clock::now();
   auto const cpu_started = detail::process_cpu_time();
+  auto const copies_before = copies_so_far();
   plan_ = std::make_unique<plan_type>(*this);
   controlling_ = true;
   if (resume_history_.empty())
@@ -175,6 +176,15 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   executor_->finish();
   makespan_ = std::chrono::steady_clock::now() - started_;
   run_cpu_time_ = detail::process_cpu_time() - cpu_started;
+  run_launch_time_ = launch_time_; // run() runs once, before any evaluate()
+  run_launched_ = launched_;
+  run_copies_ = copies_so_far();
+  for (std::size_t d = 0; d < run_copies_.size(); ++d) {
+    run_copies_[d].to_device_bytes -= copies_before[d].to_device_bytes;
+    run_copies_[d].to_device_time -= copies_before[d].to_device_time;
+    run_copies_[d].to_host_bytes -= copies_before[d].to_host_bytes;
+    run_copies_[d].to_host_time -= copies_before[d].to_host_time;
+  }
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     results_[m].name = configs_[m].name;
     results_[m].losses = runner(m).losses();
@@ -427,41 +437,54 @@ sweep_progress basic_multi_model_trainer<Backend, Context>::progress() const {
 }
 
 template <class Backend, class Context>
+std::vector<typename basic_multi_model_trainer<Backend, Context>::copy_totals>
+basic_multi_model_trainer<Backend, Context>::copies_so_far() const {
+  std::vector<copy_totals> out(backend_->device_count());
+  if constexpr (measures_copies<Backend>) {
+    for (std::size_t d = 0; d < out.size(); ++d) {
+      auto const& engine = executor_->engines()[d];
+      auto const in = backend_->statistics(engine->prefetch_stream());
+      auto const back = backend_->statistics(engine->spill_stream());
+      out[d] = {in.copied_bytes, in.copying, back.copied_bytes, back.copying};
+    }
+  }
+  return out;
+}
+
+template <class Backend, class Context>
 sweep_profile basic_multi_model_trainer<Backend, Context>::profile() const {
+  // Everything here is of run() alone: not of filling the homes before it,
+  // nor of evaluate() after it.
+  auto const seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
   sweep_profile out;
   out.models = profiles();
   for (std::size_t d = 0; d < backend_->device_count(); ++d) {
     device_profile device{.budget_bytes = backend_->device_budget(d)};
-    if constexpr (measures_copies<Backend>) {
-      auto const& engine = executor_->engines()[d];
-      auto rate = [&](auto const& stream) {
-        auto const statistics = backend_->statistics(stream);
-        double const seconds = std::chrono::duration<double>(statistics.copying).count();
-        return seconds > 0 ? static_cast<double>(statistics.copied_bytes) / seconds : 0.0;
+    if (d < run_copies_.size()) {
+      auto const& c = run_copies_[d];
+      auto rate = [&](std::uint64_t bytes, std::chrono::nanoseconds spent) {
+        return spent.count() > 0 ? static_cast<double>(bytes) / seconds(spent) : 0.0;
       };
-      device.h2d_bytes_per_second = rate(engine->prefetch_stream());
-      device.d2h_bytes_per_second = rate(engine->spill_stream());
+      device.h2d_bytes_per_second = rate(c.to_device_bytes, c.to_device_time);
+      device.d2h_bytes_per_second = rate(c.to_host_bytes, c.to_host_time);
     }
     out.devices.push_back(device);
   }
-  if (launched_ == 0) return out;
-  auto const seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
-  double const tasks = static_cast<double>(launched_);
-  out.launch_seconds = seconds(launch_time_) / tasks;
+  if (run_launched_ == 0) return out;
+  double const tasks = static_cast<double>(run_launched_);
+  out.launch_seconds = seconds(run_launch_time_) / tasks;
   if constexpr (shares_host_cores<Backend> && measures_copies<Backend>) {
     // The host's cores ran the compute, the copies, the launches and the rest:
     // stream hand-offs, pool bookkeeping, completions. That rest, per task, is
     // what the run's CPU time leaves once the others are taken out (compute
-    // as profiled, times the minibatches each model trained).
+    // as profiled, times the minibatches each measured model trained; the
+    // compute of evaluation passes stays in the rest).
     out.host_cores = std::max(1U, std::thread::hardware_concurrency());
-    double other = seconds(run_cpu_time_) - seconds(launch_time_);
-    for (std::size_t d = 0; d < backend_->device_count(); ++d) {
-      auto const& engine = executor_->engines()[d];
-      other -= seconds(backend_->statistics(engine->prefetch_stream()).copying);
-      other -= seconds(backend_->statistics(engine->spill_stream()).copying);
-    }
+    double other = seconds(run_cpu_time_) - seconds(run_launch_time_);
+    for (auto const& c : run_copies_) other -= seconds(c.to_device_time) + seconds(c.to_host_time);
     for (std::size_t m = 0; m < out.models.size(); ++m) {
       auto const& p = out.models[m];
+      if (p.source != "measured") continue; // estimates and FLOP counts are not seconds of this machine
       double minibatch = 0;
       for (std::size_t s = 0; s < p.forward_seconds.size(); ++s)
         minibatch += p.forward_seconds[s] + p.backward_seconds[s];

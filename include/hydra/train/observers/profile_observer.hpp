@@ -59,9 +59,8 @@ public:
       : backend_(&backend), profiles_(std::move(profiles)), minibatches_(minibatches), adopt_(std::move(adopt)),
         origin_(std::chrono::steady_clock::now()) {
     for (auto const& profile : profiles_)
-      measuring_.push_back(profile.source == "flops"
-                               ? std::make_shared<measurement>(profile.forward_seconds.size(), minibatches_ + 1)
-                               : nullptr);
+      measuring_.push_back(profile.source == "flops" ? std::make_shared<measurement>(profile.forward_seconds.size())
+                                                     : nullptr);
   }
 
   void on_launch(task const& t, std::size_t /*device*/, device_streams const& streams) override {
@@ -104,10 +103,14 @@ private:
 
   // Per-shard times of one model's timed minibatches, written by stream threads.
   struct measurement {
-    measurement(std::size_t shards, std::size_t minibatches)
-        : seconds{std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0)),
-                  std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0)),
-                  std::vector<std::vector<double>>(minibatches, std::vector<double>(shards, 0.0))} {}
+    explicit measurement(std::size_t shard_count) : shards(shard_count) {}
+    // The figure of kind k, minibatch b, shard s (grown as minibatches are timed).
+    double& at(kind k, std::size_t b, std::size_t s) {
+      auto& by_minibatch = seconds[static_cast<std::size_t>(k)];
+      if (by_minibatch.size() <= b) by_minibatch.resize(b + 1, std::vector<double>(shards, 0.0));
+      return by_minibatch[b][s];
+    }
+    std::size_t shards;
     std::mutex mutex;
     std::array<std::vector<std::vector<double>>, 3> seconds; // [kind][minibatch][shard]
     std::vector<typename Backend::event> marks;              // after every end mark: what adopt waits for
@@ -144,7 +147,7 @@ private:
     backend_->enqueue(stream, [into = measuring_[t.model], start = std::move(start), t, k, this] {
       double const seconds = static_cast<double>((now() - *start).count()) * 1e-9;
       std::lock_guard lock(into->mutex);
-      into->seconds[static_cast<std::size_t>(k)][t.minibatch][t.shard] += seconds; // fetch: both passes
+      into->at(k, t.minibatch, t.shard) += seconds; // fetch: both passes
     });
   }
 
@@ -165,11 +168,10 @@ private:
     std::size_t const first = done == 0 ? 0 : 1;
     auto& profile = profiles_[m];
     auto medians = [&](kind k) {
-      auto const& by_minibatch = into->seconds[static_cast<std::size_t>(k)];
       std::vector<double> out(profile.forward_seconds.size());
       for (std::size_t s = 0; s < out.size(); ++s) {
         std::vector<double> samples;
-        for (std::size_t b = first; b <= done; ++b) samples.push_back(by_minibatch[b][s]);
+        for (std::size_t b = first; b <= done; ++b) samples.push_back(into->at(k, b, s));
         out[s] = detail::median(std::move(samples));
       }
       return out;
