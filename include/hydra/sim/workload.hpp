@@ -141,46 +141,165 @@ inline void validate(workload const& w) {
 }
 
 struct lower_bound_parts {
+  // The classic bound, kept so that figures stay comparable across versions:
   double work_per_device = 0; // total compute / devices
-  double longest_chain = 0;   // one model's compute chain with its unavoidable copies
+  double longest_chain = 0;   // one model's compute chain, shard 0's first fetch and input, its last write-back
   std::size_t longest_model = 0;
   // The host's share: every launch one after another, and, with host_cores,
   // compute and launches over the cores.
   double host = 0;
-  [[nodiscard]] double seconds() const noexcept { return std::max({work_per_device, longest_chain, host}); }
+
+  // What the cost model makes every schedule pay on top:
+  // a model's chain with every copy and launch on it (its tasks run one after
+  // another, each launched once its predecessor has completed, and each
+  // boundary activation goes to host memory and back in between) ...
+  double chain_with_copies = 0;
+  std::size_t chain_model = 0;
+  // ... and every copy no schedule avoids spread over the host links (or, with
+  // a shared host link, all of them through it).
+  double links = 0;
+
+  [[nodiscard]] double classic_seconds() const noexcept { return std::max({work_per_device, longest_chain, host}); }
+  [[nodiscard]] double seconds() const noexcept { return std::max({classic_seconds(), chain_with_copies, links}); }
 };
 
-// max(total compute / D, the longest chain with its unavoidable copies, the
-// host's share: see lower_bound_parts::host). The
-// unavoidable copies of a chain: before its first task, shard 0's parameters and
-// first input must reach a device (they start in host memory); after its last
-// (shard 0's final backward), shard 0's updated state must go home. Both on the
-// fastest link any device offers.
+namespace detail {
+
+// The shortest time a copy of `bytes` in one direction takes on any device's
+// link (latency included: every copy pays its link's).
+[[nodiscard]] inline double fastest_copy(workload const& w, std::uint64_t bytes, bool to_device) noexcept {
+  if (bytes == 0) return 0;
+  double fastest = -1;
+  for (auto const& device : w.devices) {
+    double const rate = to_device ? device.h2d_bytes_per_second : device.d2h_bytes_per_second;
+    double const seconds = copy_seconds(bytes, rate, device.latency_seconds);
+    fastest = fastest < 0 ? seconds : std::min(fastest, seconds);
+  }
+  return fastest;
+}
+
+// One model's unavoidable copies, as the simulator (and the runtime) make
+// them: per minibatch, every task's inputs in (a forward's boundary
+// activation; a backward's checkpointed input and the gradient from the shard
+// after it) and its output out (the next boundary), and every backward's
+// update home; once, each shard's first fetch (parameters for its first
+// forward, the rest of its state for its first backward).
+struct model_copies {
+  double chain_seconds = 0; // of the copies above that lie on the model's own chain, at the fastest link
+  double to_device_bytes = 0, to_host_bytes = 0;
+  double to_device_copies = 0, to_host_copies = 0;
+};
+
+[[nodiscard]] inline model_copies unavoidable_copies(workload const& w, model_spec const& model) {
+  model_copies out;
+  auto const& shards = model.shards;
+  std::size_t const count = shards.size();
+  auto const minibatches = static_cast<double>(model.minibatches);
+  double per_minibatch = 0, once = 0;
+  auto in = [&](std::uint64_t bytes, double times, double& chain) {
+    if (bytes == 0) return;
+    chain += fastest_copy(w, bytes, true);
+    out.to_device_bytes += times * static_cast<double>(bytes);
+    out.to_device_copies += times;
+  };
+  auto out_copy = [&](std::uint64_t bytes, double times, double* chain) {
+    if (bytes == 0) return;
+    if (chain) *chain += fastest_copy(w, bytes, false);
+    out.to_host_bytes += times * static_cast<double>(bytes);
+    out.to_host_copies += times;
+  };
+  for (std::size_t s = 0; s < count; ++s) {
+    auto const& shard = shards[s];
+    bool const last = s + 1 == count;
+    std::uint64_t const parameters = shard.forward_fetch_bytes();
+    std::uint64_t const home = std::max(shard.backward_fetch_bytes(), parameters);
+    // Forward s: its input in; its output (shard s + 1's input) out.
+    in(shard.input_bytes, minibatches, per_minibatch);
+    if (!last) out_copy(shards[s + 1].input_bytes, minibatches, &per_minibatch);
+    // Backward s: its checkpointed input and the gradient from shard s + 1
+    // in, one after the other on the same link; the gradient for shard s - 1
+    // out, on the chain; the update home, behind the completion (off it).
+    in(shard.input_bytes, minibatches, per_minibatch);
+    if (!last) in(shards[s + 1].input_bytes, minibatches, per_minibatch);
+    if (s > 0) out_copy(shard.input_bytes, minibatches, &per_minibatch);
+    out_copy(home, minibatches, nullptr);
+    // The first forward and first backward of the shard fetch its state.
+    in(parameters, 1, once);
+    in(home - parameters, 1, once);
+  }
+  // The last update of shard 0 ends the chain.
+  std::uint64_t const last_home = std::max(shards[0].backward_fetch_bytes(), shards[0].forward_fetch_bytes());
+  out.chain_seconds = minibatches * per_minibatch + once + fastest_copy(w, last_home, false);
+  return out;
+}
+
+} // namespace detail
+
+// The bound no schedule beats: max(the classic bound, the longest chain with
+// its copies and launches, the unavoidable copies over the links). The classic
+// bound is max(total compute / D, the longest compute chain with shard 0's
+// first fetch and input and its last write-back, the host's share: see
+// lower_bound_parts::host).
+//
+// A model's chain with copies: its tasks run one after another, and each is
+// launched (launch_seconds) only once its predecessor has completed, i.e. once
+// its output has reached host memory; the task's own inputs then come in,
+// after any state it fetches, on the same link. Every copy is charged at the
+// fastest link any device offers, so the sum holds wherever the tasks run.
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
   lower_bound_parts out;
   double total = 0;
+  double to_device_seconds = 0, to_host_seconds = 0, shared_bytes = 0;
+  double fastest_in = 0, fastest_out = 0, least_latency = -1;
+  for (auto const& device : w.devices) {
+    fastest_in = std::max(fastest_in, device.h2d_bytes_per_second);
+    fastest_out = std::max(fastest_out, device.d2h_bytes_per_second);
+    least_latency = least_latency < 0 ? device.latency_seconds : std::min(least_latency, device.latency_seconds);
+  }
+  // A link with a rate <= 0 is free: bytes cost nothing on it.
+  bool const free_in =
+      std::any_of(w.devices.begin(), w.devices.end(), [](device_spec const& d) { return d.h2d_bytes_per_second <= 0; });
+  bool const free_out =
+      std::any_of(w.devices.begin(), w.devices.end(), [](device_spec const& d) { return d.d2h_bytes_per_second <= 0; });
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
     double const chain = chain_seconds(model);
     total += chain;
     if (model.minibatches == 0) continue;
-    double fastest_in = -1, fastest_out = -1;
+    double fastest_first_in = -1, fastest_last_out = -1;
     for (auto const& device : w.devices) {
       auto const& first = model.shards[0];
       double const in = copy_seconds(first.forward_fetch_bytes(), device.h2d_bytes_per_second, device.latency_seconds) +
                         copy_seconds(first.input_bytes, device.h2d_bytes_per_second, device.latency_seconds);
       double const out_copy =
           copy_seconds(first.backward_fetch_bytes(), device.d2h_bytes_per_second, device.latency_seconds);
-      fastest_in = fastest_in < 0 ? in : std::min(fastest_in, in);
-      fastest_out = fastest_out < 0 ? out_copy : std::min(fastest_out, out_copy);
+      fastest_first_in = fastest_first_in < 0 ? in : std::min(fastest_first_in, in);
+      fastest_last_out = fastest_last_out < 0 ? out_copy : std::min(fastest_last_out, out_copy);
     }
-    double const with_copies = chain + fastest_in + fastest_out;
-    if (with_copies > out.longest_chain) {
-      out.longest_chain = with_copies;
+    double const classic = chain + fastest_first_in + fastest_last_out;
+    if (classic > out.longest_chain) {
+      out.longest_chain = classic;
       out.longest_model = m;
     }
+    auto const copies = detail::unavoidable_copies(w, model);
+    double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
+    double const with_copies = chain + copies.chain_seconds + tasks * w.launch_seconds;
+    if (with_copies > out.chain_with_copies) {
+      out.chain_with_copies = with_copies;
+      out.chain_model = m;
+    }
+    to_device_seconds +=
+        (free_in ? 0.0 : copies.to_device_bytes / fastest_in) + copies.to_device_copies * least_latency;
+    to_host_seconds += (free_out ? 0.0 : copies.to_host_bytes / fastest_out) + copies.to_host_copies * least_latency;
+    shared_bytes += copies.to_device_bytes + copies.to_host_bytes;
   }
-  out.work_per_device = total / static_cast<double>(w.devices.size());
+  auto const devices = static_cast<double>(w.devices.size());
+  out.work_per_device = total / devices;
+  // Each device's link carries one copy at a time per direction.
+  out.links = std::max(to_device_seconds, to_host_seconds) / devices;
+  // The shared link carries every copy, both directions, one at a time.
+  if (w.shared_host_bytes_per_second > 0)
+    out.links = std::max(out.links, shared_bytes / w.shared_host_bytes_per_second);
   double tasks = 0;
   for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
   out.host = tasks * w.launch_seconds;
