@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/core/bytes.hpp"
@@ -165,18 +166,36 @@ struct lower_bound_parts {
 
 namespace detail {
 
-// The shortest time a copy of `bytes` in one direction takes on any device's
-// link (latency included: every copy pays its link's).
-[[nodiscard]] inline double fastest_copy(workload const& w, std::uint64_t bytes, bool to_device) noexcept {
-  if (bytes == 0) return 0;
-  double fastest = -1;
-  for (auto const& device : w.devices) {
-    double const rate = to_device ? device.h2d_bytes_per_second : device.d2h_bytes_per_second;
-    double const seconds = copy_seconds(bytes, rate, device.latency_seconds);
-    fastest = fastest < 0 ? seconds : std::min(fastest, seconds);
+// The devices' links, each distinct (rate, latency) once per direction: most
+// workloads have one kind of device, and the bound asks for every copy of
+// every model.
+struct distinct_links {
+  std::vector<std::pair<double, double>> to_device, to_host; // (bytes per second, latency)
+
+  explicit distinct_links(workload const& w) {
+    for (auto const& device : w.devices) {
+      add(to_device, {device.h2d_bytes_per_second, device.latency_seconds});
+      add(to_host, {device.d2h_bytes_per_second, device.latency_seconds});
+    }
   }
-  return fastest;
-}
+
+  // The shortest time a copy of `bytes` takes in one direction on any
+  // device's link (latency included: every copy pays its link's).
+  [[nodiscard]] double fastest_copy(std::uint64_t bytes, bool into_device) const noexcept {
+    if (bytes == 0) return 0;
+    double fastest = -1;
+    for (auto const& [rate, latency] : into_device ? to_device : to_host) {
+      double const seconds = copy_seconds(bytes, rate, latency);
+      fastest = fastest < 0 ? seconds : std::min(fastest, seconds);
+    }
+    return fastest;
+  }
+
+private:
+  static void add(std::vector<std::pair<double, double>>& links, std::pair<double, double> link) {
+    if (std::find(links.begin(), links.end(), link) == links.end()) links.push_back(link);
+  }
+};
 
 // One model's unavoidable copies, as the simulator (and the runtime) make
 // them: per minibatch, every task's inputs in (a forward's boundary
@@ -190,7 +209,7 @@ struct model_copies {
   double to_device_copies = 0, to_host_copies = 0;
 };
 
-[[nodiscard]] inline model_copies unavoidable_copies(workload const& w, model_spec const& model) {
+[[nodiscard]] inline model_copies unavoidable_copies(distinct_links const& links, model_spec const& model) {
   model_copies out;
   auto const& shards = model.shards;
   std::size_t const count = shards.size();
@@ -198,13 +217,13 @@ struct model_copies {
   double per_minibatch = 0, once = 0;
   auto in = [&](std::uint64_t bytes, double times, double& chain) {
     if (bytes == 0) return;
-    chain += fastest_copy(w, bytes, true);
+    chain += links.fastest_copy(bytes, true);
     out.to_device_bytes += times * static_cast<double>(bytes);
     out.to_device_copies += times;
   };
   auto out_copy = [&](std::uint64_t bytes, double times, double* chain) {
     if (bytes == 0) return;
-    if (chain) *chain += fastest_copy(w, bytes, false);
+    if (chain) *chain += links.fastest_copy(bytes, false);
     out.to_host_bytes += times * static_cast<double>(bytes);
     out.to_host_copies += times;
   };
@@ -229,7 +248,7 @@ struct model_copies {
   }
   // The last update of shard 0 ends the chain.
   std::uint64_t const last_home = std::max(shards[0].backward_fetch_bytes(), shards[0].forward_fetch_bytes());
-  out.chain_seconds = minibatches * per_minibatch + once + fastest_copy(w, last_home, false);
+  out.chain_seconds = minibatches * per_minibatch + once + links.fastest_copy(last_home, false);
   return out;
 }
 
@@ -248,6 +267,7 @@ struct model_copies {
 // fastest link any device offers, so the sum holds wherever the tasks run.
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
   lower_bound_parts out;
+  detail::distinct_links const links(w);
   double total = 0;
   double to_device_seconds = 0, to_host_seconds = 0, shared_bytes = 0;
   double fastest_in = 0, fastest_out = 0, least_latency = -1;
@@ -281,7 +301,7 @@ struct model_copies {
       out.longest_chain = classic;
       out.longest_model = m;
     }
-    auto const copies = detail::unavoidable_copies(w, model);
+    auto const copies = detail::unavoidable_copies(links, model);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
     double const with_copies = chain + copies.chain_seconds + tasks * w.launch_seconds;
     if (with_copies > out.chain_with_copies) {
