@@ -71,8 +71,10 @@ arguments parse(int argc, char** argv) {
                "The workload is the paper preset unless --random or --workload names another.",
                "hydra-sim");
   app.get_formatter()->column_width(36);
-  app.add_option("--preset", a.preset, "12 transformer models on 8 H100-class devices")
-      ->check(CLI::IsMember({"paper"}))
+  app.add_option("--preset", a.preset,
+                 "paper: 12 transformer models on 8 H100-class devices; mixed: the same models on 4 of those and 4 "
+                 "A100-40GB-class devices at half the speed")
+      ->check(CLI::IsMember({"paper", "mixed"}))
       ->capture_default_str();
   auto* random =
       app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
@@ -179,6 +181,8 @@ hydra::sim::workload load(arguments const& a) {
     if (w.devices.empty()) throw hydra::invalid_argument(*a.workload_file + ": it lists no devices");
   } else if (a.random_seed) {
     w = hydra::sim::random_workload(*a.random_seed);
+  } else if (a.preset == "mixed") {
+    w = hydra::sim::mixed_preset();
   } else {
     w = hydra::sim::paper_preset(a.devices.value_or(8));
   }
@@ -230,14 +234,31 @@ void print_workload(hydra::sim::workload const& w) {
   auto const& first = w.devices.front();
   bool const alike = std::all_of(w.devices.begin(), w.devices.end(), [&](hydra::sim::device_spec const& d) {
     return d.budget_bytes == first.budget_bytes && d.h2d_bytes_per_second == first.h2d_bytes_per_second &&
-           d.d2h_bytes_per_second == first.d2h_bytes_per_second;
+           d.d2h_bytes_per_second == first.d2h_bytes_per_second && d.speed == first.speed;
   });
-  std::printf("workload: %s\n  %zu models, %zu shards, %llu tasks, %zu devices%s of %s, host links %s/s in, %s/s out",
-              w.description.c_str(), w.models.size(), shards, static_cast<unsigned long long>(tasks), w.devices.size(),
-              alike ? "" : " (not alike; the first)", bytes_text(static_cast<double>(first.budget_bytes)).c_str(),
-              bytes_text(first.h2d_bytes_per_second).c_str(), bytes_text(first.d2h_bytes_per_second).c_str());
+  std::printf("workload: %s\n  %zu models, %zu shards, %llu tasks, %zu devices", w.description.c_str(), w.models.size(),
+              shards, static_cast<unsigned long long>(tasks), w.devices.size());
+  if (alike)
+    std::printf(" of %s, host links %s/s in, %s/s out", bytes_text(static_cast<double>(first.budget_bytes)).c_str(),
+                bytes_text(first.h2d_bytes_per_second).c_str(), bytes_text(first.d2h_bytes_per_second).c_str());
+  if (alike && first.speed != 1) std::printf(", speed %g", first.speed);
   if (w.shared_host_bytes_per_second > 0)
     std::printf(", shared host link %.0f GB/s", w.shared_host_bytes_per_second / 1e9);
+  if (!alike) { // each run of alike devices: count x (memory, speed, links)
+    std::printf(" (not alike):");
+    for (std::size_t d = 0; d < w.devices.size();) {
+      auto const& kind = w.devices[d];
+      std::size_t end = d;
+      while (end < w.devices.size() && w.devices[end].budget_bytes == kind.budget_bytes &&
+             w.devices[end].speed == kind.speed && w.devices[end].h2d_bytes_per_second == kind.h2d_bytes_per_second &&
+             w.devices[end].d2h_bytes_per_second == kind.d2h_bytes_per_second)
+        ++end;
+      std::printf("%s %zu x (%s, speed %g, %s/s in, %s/s out)", d == 0 ? "" : ",", end - d,
+                  bytes_text(static_cast<double>(kind.budget_bytes)).c_str(), kind.speed,
+                  bytes_text(kind.h2d_bytes_per_second).c_str(), bytes_text(kind.d2h_bytes_per_second).c_str());
+      d = end;
+    }
+  }
   if (w.launch_seconds > 0) std::printf("\n  launches %s each, one at a time", seconds_text(w.launch_seconds).c_str());
   if (w.host_cores > 0)
     std::printf("; %zu host cores shared by compute, copies, launches and %s of other host work per task", w.host_cores,

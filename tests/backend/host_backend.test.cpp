@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
@@ -11,6 +13,8 @@
 #include <vector>
 
 #include "hydra/backend/host/host_backend.hpp"
+#include "hydra/core/cpu_time.hpp"
+#include "hydra/core/stream_role.hpp"
 #include "support/backends.hpp"
 #include "support/gate.hpp"
 
@@ -28,6 +32,36 @@ TEST_CASE("a host backend needs at least one device, and each a usable budget") 
   CHECK(backend.device_budget(1) == 2_MiB);
   CHECK_THROWS_WITH_AS(backend.create_stream(2), doctest::Contains("device index 2 is out of range; it has 2"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("a slower virtual device's compute stream takes 1 / speed as long in CPU time, and bad speeds are refused") {
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB, 1_MiB}, .device_speeds = {1.0}}),
+                       doctest::Contains("1 device speeds for 2 devices"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB}, .device_speeds = {0.0}}),
+                       doctest::Contains("device 0 has a speed of 0"), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB}, .device_speeds = {2.0}}),
+                       doctest::Contains("a virtual device's speed is in (0, 1]"), hydra::invalid_argument);
+  hydra::host_backend backend({.device_budgets = {1_MiB, 1_MiB}, .device_speeds = {1.0, 0.25}});
+  // The same CPU-bound work on each device's compute stream and on a stream of
+  // no role on the slow device: only the slow compute stream takes longer.
+  auto cpu_of = [&](hydra::host_stream stream) {
+    auto took = std::make_shared<std::chrono::nanoseconds>(0);
+    backend.enqueue(stream, [took] {
+      auto const started = hydra::detail::thread_cpu_time();
+      volatile double sink = 0;
+      for (int i = 0; i < 2'000'000; ++i) sink = sink + 1e-9 * i;
+      *took -= started;
+    });
+    backend.enqueue(stream, [took] { *took += hydra::detail::thread_cpu_time(); });
+    backend.synchronize(stream);
+    return static_cast<double>(took->count());
+  };
+  double const fast = cpu_of(backend.create_stream(0, "fast compute", hydra::stream_role::compute));
+  double const slow = cpu_of(backend.create_stream(1, "slow compute", hydra::stream_role::compute));
+  double const other = cpu_of(backend.create_stream(1, "slow prefetch", hydra::stream_role::prefetch));
+  CHECK(slow / fast > 3.0); // 4x, less the clock's noise
+  CHECK(slow / fast < 5.5);
+  CHECK(other / fast < 2.0);
 }
 
 TEST_CASE("work on one stream runs in the order it was enqueued") {

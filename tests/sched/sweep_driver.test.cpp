@@ -215,3 +215,15 @@ TEST_CASE("the working-set rule leaves room for the running task and the one que
   static_assert(hydra::working_set_limit(100) == 50);
   CHECK(2 * hydra::working_set_limit(1001) <= 1001);
 }
+
+TEST_CASE("device speeds reach the policies, and a list of the wrong length or a speed of 0 is refused") {
+  hydra::sweep_driver driver(costs(2, 1), 2, {.queue_depth = 0}, {1.0, 0.5});
+  CHECK(driver.core().device_speed(0) == 1.0);
+  CHECK(driver.core().device_speed(1) == 0.5);
+  hydra::sweep_driver alike(costs(2, 1), 2);
+  CHECK(alike.core().device_speed(1) == 1.0);
+  CHECK_THROWS_WITH_AS(hydra::sweep_driver(costs(2, 1), 2, {}, {1.0}), "scheduler: 1 device speeds for 2 devices",
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::sweep_driver(costs(2, 1), 2, {}, {1.0, 0.0}),
+                       doctest::Contains("device 1 has a speed of 0"), hydra::invalid_argument);
+}

@@ -33,9 +33,9 @@ hydra::data_source data_for(std::uint64_t salt) {
 // models have no minibatches of their own: the sweep controller's chain
 // extensions, in the replayed log, give them their work as they gave it at run time.
 hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
-                            std::size_t devices) {
+                            std::vector<double> const& speeds) {
   hydra::sim::workload w;
-  w.devices.assign(devices, {.budget_bytes = 1ULL << 40});
+  for (double const speed : speeds) w.devices.push_back({.budget_bytes = 1ULL << 40, .speed = speed});
   for (std::size_t m = 0; m < configs.size(); ++m) {
     hydra::sim::model_spec spec{configs[m].name, {}, 0};
     for (std::size_t s = 0; s < trainer.shards_of(m).size(); ++s) {
@@ -96,7 +96,14 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     CAPTURE(devices);
     CAPTURE(depth);
     CAPTURE(profiled);
-    std::vector<std::size_t> const capacities(devices, 64_KiB);
+    // Devices that differ, in memory (odd seeds) and in speed (every third):
+    // the decisions still replay.
+    std::vector<std::size_t> capacities(devices, 64_KiB);
+    std::vector<double> speeds(devices, 1.0);
+    for (std::size_t d = 1; d < devices; d += 2) {
+      if (seed % 2 == 1) capacities[d] = 96_KiB;
+      if (seed % 3 == 0) speeds[d] = 0.5;
+    }
     if (!profiled) { // estimates need the shard counts: partition once with the same budgets
       hydra::host_backend probe_backend({.device_budgets = capacities});
       hydra::multi_model_trainer probe(probe_backend, configs, hydra::make_policy(policy, seed));
@@ -111,7 +118,8 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     }
     hydra::host_backend backend(
         {.device_budgets = capacities,
-         .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)}});
+         .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)},
+         .device_speeds = speeds});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
                                        {.driver = {.queue_depth = depth}, .controller = controller()});
     trainer.run();
@@ -121,7 +129,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     o.driver.queue_depth = depth;
     o.keep_decisions = true;
     o.replay = executed.driver_log;
-    auto const replayed = hydra::sim::simulate(mirror(trainer, configs, devices), policy, o, seed);
+    auto const replayed = hydra::sim::simulate(mirror(trainer, configs, speeds), policy, o, seed);
     REQUIRE(replayed.decisions.size() == executed.decisions.size());
     CHECK(replayed.decisions == executed.decisions);
   }
@@ -172,6 +180,6 @@ TEST_CASE("a controlled run in which a model fails at its launch after the drive
   hydra::sim::options o;
   o.keep_decisions = true;
   o.replay = executed.driver_log;
-  auto const replayed = hydra::sim::simulate(mirror(trainer, configs, 1), "model_parallel", o, 1);
+  auto const replayed = hydra::sim::simulate(mirror(trainer, configs, {1.0}), "model_parallel", o, 1);
   CHECK(replayed.decisions == executed.decisions);
 }

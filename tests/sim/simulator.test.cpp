@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/sched/policies.hpp"
@@ -129,6 +130,8 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
       w.launch_seconds = per_task * 0.1 * static_cast<double>(seed % 3);
       w.task_host_seconds = per_task * 0.5;
     }
+    if (seed % 11 == 0) // compute speeds that differ
+      for (std::size_t d = 0; d < w.devices.size(); ++d) w.devices[d].speed = 0.25 + 0.5 * static_cast<double>(d % 4);
     if (seed % 7 == 0) { // links that differ: the bound charges every copy at the fastest
       for (std::size_t d = 0; d < w.devices.size(); ++d) {
         w.devices[d].h2d_bytes_per_second *= 1.0 + 0.5 * static_cast<double>(d);
@@ -203,6 +206,62 @@ TEST_CASE("the paper-shaped preset: 12 models on 8 devices, none fits one, spill
     CHECK(model.shards.size() >= 3);
   }
   CHECK_THROWS_AS((void)sim::as_whole_models(w), hydra::does_not_fit);
+}
+
+TEST_CASE("devices of different speeds: a task takes its seconds / speed, and policies see the asker's speed") {
+  sim::workload w;
+  w.devices = {free_links()};
+  w.devices[0].speed = 0.5;
+  w.models.push_back({"m", {compute_only(1, 3)}, 2}); // 8 s of compute at speed 1
+  auto const slow = sim::simulate(w, hydra::sharp{});
+  CHECK(slow.makespan_seconds == doctest::Approx(16.0).epsilon(1e-12));
+  CHECK(slow.bound.seconds() == doctest::Approx(16.0).epsilon(1e-12));
+  CHECK(slow.device_busy_fraction[0] == doctest::Approx(1.0).epsilon(1e-12));
+
+  // A device twice as fast beside it: the pool computes at 2.5x, one chain at 2x.
+  w.devices.push_back(free_links());
+  w.devices[1].speed = 2;
+  w.models.push_back({"n", {compute_only(1, 3)}, 2});
+  auto const bound = sim::lower_bound(w);
+  CHECK(bound.work_per_device == doctest::Approx(16.0 / 2.5).epsilon(1e-12));
+  CHECK(bound.longest_chain == doctest::Approx(4.0).epsilon(1e-12));
+  CHECK(bound.classic_seconds() == doctest::Approx(6.4).epsilon(1e-12));
+
+  // The policy is asked with each device's speed.
+  struct recording {
+    std::vector<std::pair<std::size_t, double>>* asked;
+    [[nodiscard]] std::string name() const { return "recording"; }
+    std::optional<std::size_t> pick(std::span<hydra::ready_task const> ready, hydra::device_view const& device) {
+      asked->emplace_back(device.device, device.speed);
+      return ready.empty() ? std::nullopt : std::optional<std::size_t>(0);
+    }
+  };
+  std::vector<std::pair<std::size_t, double>> asked;
+  recording policy{&asked};
+  auto const r = sim::simulate(w, policy);
+  CHECK(r.makespan_seconds >= bound.seconds());
+  REQUIRE(!asked.empty());
+  for (auto const& [device, speed] : asked) CHECK(speed == (device == 0 ? 0.5 : 2.0));
+
+  // A speed of 0 is refused, naming the device.
+  w.devices[1].speed = 0;
+  CHECK_THROWS_WITH_AS(sim::validate(w), doctest::Contains("device 1 has a speed of 0"), hydra::invalid_argument);
+}
+
+TEST_CASE("the mixed preset: 4 fast and 4 half-speed devices of half the memory, every shard fitting the smaller") {
+  auto const w = sim::mixed_preset();
+  REQUIRE(w.devices.size() == 8);
+  std::size_t slow = 0;
+  for (auto const& d : w.devices) slow += d.speed == 0.5 ? 1 : 0;
+  CHECK(slow == 4);
+  for (auto const& model : w.models)
+    for (auto const& s : model.shards) CHECK(s.task_bytes() <= 20'000'000'000ULL); // half of 40 GB
+  auto const r = sim::simulate(w, hydra::sharp{});
+  CHECK(r.makespan_seconds >= r.bound.seconds());
+  // Against the same models on 8 fast devices: the half-speed half costs time.
+  auto fast = w;
+  for (auto& d : fast.devices) d = w.devices.front();
+  CHECK(sim::simulate(fast, hydra::sharp{}).makespan_seconds < r.makespan_seconds);
 }
 
 TEST_CASE("the pipeline baseline follows GPipe's (M + D - 1) / M bubble") {

@@ -44,6 +44,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
       w.task_host_seconds = 2e-4;
       for (auto& model : w.models)
         for (auto& shard : model.shards) shard.home_bytes = shard.state_bytes / 2;
+      for (std::size_t d = 0; d < w.devices.size(); ++d) w.devices[d].speed = 0.5 + static_cast<double>(d);
     }
     std::ostringstream out;
     sim::write_workload_json(out, w);
@@ -59,6 +60,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
       CHECK(back.devices[d].budget_bytes == w.devices[d].budget_bytes);
       CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
       CHECK(back.devices[d].latency_seconds == w.devices[d].latency_seconds);
+      CHECK(back.devices[d].speed == w.devices[d].speed);
     }
     for (std::size_t m = 0; m < w.models.size(); ++m) {
       CHECK(back.models[m].name == w.models[m].name);
@@ -153,7 +155,7 @@ TEST_CASE("a profile with its devices simulates the profiled machine, with the l
   profiles.push_back(profile_of("mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles, {65536, 131072});
-  CHECK(out.str().find("\"version\": 2") != std::string::npos);
+  CHECK(out.str().find("\"version\": 3") != std::string::npos);
   sim::json_defaults defaults;
   defaults.device_count = 8; // the file's devices win
   defaults.device.budget_bytes = 80'000'000'000;
@@ -178,7 +180,7 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
       {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
        "x.json: an object names \"count\" twice"},
-      {"{\"version\": 3, \"models\": []}", "version 3 was written by a newer hydra; this one reads up to version 2"},
+      {"{\"version\": 4, \"models\": []}", "version 4 was written by a newer hydra; this one reads up to version 3"},
       {"{\"format\": \"chrome trace\", \"models\": []}", "\"format\" is \"chrome trace\", not \"hydra workload\""},
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": \"10\"}, \"models\": []}",
        "devices.budget_bytes must be a number, not a string"},

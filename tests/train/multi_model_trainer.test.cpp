@@ -11,9 +11,12 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <source_location>
+#include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -22,6 +25,7 @@
 
 #include "hydra/hydra.hpp"
 #include "hydra/json.hpp"
+#include "hydra/sim/profile_workload.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
 #include "support/exploding_layer.hpp"
 #include "support/scratch.hpp"
@@ -71,18 +75,20 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   struct setup {
     std::vector<std::size_t> capacities;
     hydra::delay_injection delays;
+    std::vector<double> speeds{};
   };
   std::vector<setup> const setups{
       {{96_KiB}, {}},
       {{96_KiB, 128_KiB}, {}},
       {{64_KiB, 96_KiB, 80_KiB}, {}},
-      {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}}};
+      {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
+      {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
       CAPTURE(policy);
       CAPTURE(s.capacities.size());
       CAPTURE(s.delays.enabled);
-      hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays});
+      hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays, .device_speeds = s.speeds});
       hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
                                          {.poison_freed_blocks = std::uint8_t{0xFF}});
       trainer.run();
@@ -293,6 +299,49 @@ TEST_CASE("a profile times compute, not the waits around it: streams that sleep 
     CHECK(profile.forward_seconds[s] < 5e-3);
     CHECK(profile.backward_seconds[s] < 10e-3);
   }
+}
+
+TEST_CASE("a profile measures each device's speed, and the simulator runs the profiled devices at it") {
+  // Device 1 computes at half the speed of device 0 (its compute stream spins
+  // for as long again as each piece of work took). The measurement needs
+  // shards that run on both devices, two minibatches in a row (the first
+  // after a move is cold and does not count): this policy gives minibatches
+  // 0-1, 4-5, ... to device 0 and 2-3, 6-7, ... to device 1.
+  struct alternating {
+    [[nodiscard]] std::string name() const { return "alternating"; }
+    std::optional<std::size_t> pick(std::span<hydra::ready_task const> ready, hydra::device_view const& device) const {
+      for (std::size_t at = 0; at < ready.size(); ++at)
+        if (ready[at].task.minibatch / 2 % 2 == device.device) return at;
+      return std::nullopt;
+    }
+  };
+  std::vector<hydra::model_config> configs;
+  for (std::size_t m = 0; m < 4; ++m)
+    configs.push_back({"w128 d3 " + std::to_string(m), mlp(128, 3), hydra::adam{}, 10, data_for(20 + m), m});
+  hydra::host_backend backend({.device_budgets = {1_MiB, 1_MiB}, .device_speeds = {1.0, 0.5}});
+  hydra::multi_model_trainer trainer(backend, configs, alternating{}, {.profile_minibatches = 9});
+  trainer.run();
+  auto const profile = trainer.profile();
+  REQUIRE(profile.devices.size() == 2);
+  double const ratio = profile.devices[1].speed / profile.devices[0].speed;
+  CAPTURE(profile.devices[0].speed);
+  CAPTURE(profile.devices[1].speed);
+  // About 0.5; CPU time on this shared machine moves by tens of percent.
+  CHECK(ratio > 0.2);
+  CHECK(ratio < 0.75);
+  auto const w = hydra::sim::to_workload(profile, 10);
+  CHECK(w.devices[1].speed == profile.devices[1].speed);
+  std::ostringstream out;
+  hydra::write_profile_json(out, profile);
+  CHECK(hydra::sim::parse_workload_json(out.str(), "profile", {.minibatches = 10}).devices[1].speed ==
+        profile.devices[1].speed);
+  // Devices alike measure alike.
+  hydra::host_backend alike({.device_budgets = {1_MiB, 1_MiB}});
+  hydra::multi_model_trainer same(alike, configs, alternating{}, {.profile_minibatches = 9});
+  same.run();
+  double const alike_ratio = same.profile().devices[1].speed / same.profile().devices[0].speed;
+  CHECK(alike_ratio > 0.67);
+  CHECK(alike_ratio < 1.5);
 }
 
 TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, each model as alone") {

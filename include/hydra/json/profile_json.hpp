@@ -57,6 +57,7 @@ inline void write_profile_json(std::ostream& out, sweep_profile const& profile) 
       if (device.d2h_bytes_per_second > 0) d["d2h_bytes_per_second"] = device.d2h_bytes_per_second;
       // A measured rate already holds each copy's fixed cost.
       if (device.h2d_bytes_per_second > 0 || device.d2h_bytes_per_second > 0) d["latency_seconds"] = 0;
+      d["speed"] = device.speed;
       devices.push_back(std::move(d));
     }
     document["devices"] = std::move(devices);

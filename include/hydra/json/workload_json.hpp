@@ -7,7 +7,8 @@
 //   "devices": {"count": 8, "budget_bytes": 80e9,       (or a list of such objects
 //               "h2d_bytes_per_second": 50e9,            without "count"; optional
 //               "d2h_bytes_per_second": 50e9,            when the reader is given
-//               "latency_seconds": 15e-6},               defaults, as for a profile)
+//               "latency_seconds": 15e-6,                defaults, as for a profile)
+//               "speed": 1},                             (optional, version 3: 1)
 //   "shared_host_bytes_per_second": 0,                   (optional; 0: unlimited)
 //   "launch_seconds": 2e-5,                              (optional, version 2: 0)
 //   "host_cores": 0, "task_host_seconds": 0,             (optional, version 2: 0)
@@ -54,7 +55,7 @@ namespace hydra::sim {
 // The version this hydra writes and the newest it reads. A file without
 // "version" is read as version 1 (files written before the field existed).
 // Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes.
-inline constexpr int workload_json_version = 2;
+inline constexpr int workload_json_version = 3;
 
 // What a file may leave out (a runtime profile names neither devices nor
 // minibatch counts).
@@ -191,6 +192,11 @@ private:
     if (auto const* x = member(v, "d2h_bytes_per_second"))
       d.d2h_bytes_per_second = as_number(*x, what + ".d2h_bytes_per_second");
     if (auto const* x = member(v, "latency_seconds")) d.latency_seconds = as_seconds(*x, what + ".latency_seconds");
+    if (auto const* x = member(v, "speed")) {
+      d.speed = as_number(*x, what + ".speed");
+      if (!(d.speed > 0 && d.speed <= 1e6))
+        fail(what + ".speed is " + number_text(d.speed) + "; a speed is > 0 and at most 1e6");
+    }
     if (d.budget_bytes == 0)
       fail(what + (budget || old ? ".budget_bytes is 0; a device needs memory" : " needs \"budget_bytes\""));
     return d;
@@ -202,15 +208,16 @@ private:
         std::string const what = "devices[" + std::to_string(d) + "]";
         require_object(v[d], what);
         allowed(v[d], what,
-                {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+                {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds",
+                 "speed"});
         w.devices.push_back(read_device(v[d], what));
       }
       return;
     }
     require_object(v, "\"devices\"");
-    allowed(
-        v, "devices",
-        {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds"});
+    allowed(v, "devices",
+            {"count", "budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds",
+             "speed"});
     auto const* count = member(v, "count");
     if (!count) fail("\"devices\" needs \"count\" (or make it a list of devices)");
     w.devices = identical_devices(as_count(*count, "devices.count", max_devices), read_device(v, "devices"));
@@ -292,7 +299,8 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
     devices.push_back({{"budget_bytes", device.budget_bytes},
                        {"h2d_bytes_per_second", device.h2d_bytes_per_second},
                        {"d2h_bytes_per_second", device.d2h_bytes_per_second},
-                       {"latency_seconds", device.latency_seconds}});
+                       {"latency_seconds", device.latency_seconds},
+                       {"speed", device.speed}});
   document["devices"] = std::move(devices);
   document["shared_host_bytes_per_second"] = w.shared_host_bytes_per_second;
   document["launch_seconds"] = w.launch_seconds;

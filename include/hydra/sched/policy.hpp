@@ -32,6 +32,10 @@ struct device_view {
   std::size_t device_count = 1;
   std::size_t model_count = 0;
   std::size_t first_unfinished_model = 0; // the lowest model id still training
+  // The asking device's compute speed against the device the cost estimates
+  // describe (a task's seconds there are its estimate / speed): devices that
+  // differ differ in it. 1 where all devices are alike.
+  double speed = 1;
 };
 
 template <class P>

@@ -48,8 +48,17 @@ struct decision {
 
 class scheduler_core {
 public:
-  scheduler_core(std::vector<model_costs> models, std::size_t devices) : devices_(devices) {
+  // `speeds`: each device's compute speed (device_view::speed); empty: all 1.
+  scheduler_core(std::vector<model_costs> models, std::size_t devices, std::vector<double> speeds = {})
+      : devices_(devices), speeds_(std::move(speeds)) {
     detail::expects(devices_ > 0, "scheduler: device count is 0; at least 1 device is required");
+    if (speeds_.empty()) speeds_.assign(devices_, 1.0);
+    detail::expects(speeds_.size() == devices_, "scheduler: " + std::to_string(speeds_.size()) + " device speeds for " +
+                                                    std::to_string(devices_) + " devices");
+    for (std::size_t d = 0; d < devices_; ++d)
+      detail::expects(speeds_[d] > 0 && speeds_[d] <= 1e6, "scheduler: device " + std::to_string(d) +
+                                                               " has a speed of " + std::to_string(speeds_[d]) +
+                                                               "; a speed is > 0 and at most 1e6");
     detail::expects(!models.empty(), "scheduler: no models to train");
     for (std::size_t id = 0; id < models.size(); ++id) add_model(id, std::move(models[id]));
     for (std::size_t id = 0; id < models_.size(); ++id)
@@ -64,7 +73,7 @@ public:
   template <policy P>
   std::optional<task> decide(P& choose, std::size_t device) {
     if (ready_.empty()) return std::nullopt;
-    device_view const view{device, devices_, models_.size(), first_unfinished_};
+    device_view const view{device, devices_, models_.size(), first_unfinished_, speeds_.at(device)};
     std::optional<std::size_t> const picked = choose.pick(std::span<ready_task const>(ready_), view);
     if (!picked) return std::nullopt;
     detail::expects(*picked < ready_.size(), "scheduler: the policy picked an index past the ready set");
@@ -160,6 +169,7 @@ public:
   [[nodiscard]] bool finished() const noexcept { return ready_.empty() && in_flight_ == 0; }
   [[nodiscard]] std::size_t model_count() const noexcept { return models_.size(); }
   [[nodiscard]] std::size_t device_count() const noexcept { return devices_; }
+  [[nodiscard]] double device_speed(std::size_t device) const { return speeds_.at(device); }
   [[nodiscard]] bool model_done(std::size_t model) const { return models_.at(model).state == model_state::finished; }
   [[nodiscard]] bool model_stopped(std::size_t model) const { return models_.at(model).state == model_state::stopped; }
   [[nodiscard]] double remaining_seconds(std::size_t model) const { return models_.at(model).remaining; }
@@ -339,6 +349,7 @@ private:
   }
 
   std::size_t devices_;
+  std::vector<double> speeds_; // per device
   std::vector<model_entry> models_;
   std::vector<ready_task> ready_;
   std::uint64_t ready_sequence_ = 0;

@@ -63,9 +63,12 @@ struct driver_event {
 
 class sweep_driver {
 public:
-  sweep_driver(std::vector<model_costs> models, std::size_t devices, driver_options options = {})
-      : core_(std::move(models), devices), options_(options), queues_(devices), closed_(devices, false),
-        launched_at_(core_.model_count(), 0) {}
+  // `device_speeds`: each device's compute speed against the device the cost
+  // estimates describe (what policies see as device_view::speed); empty: all alike.
+  sweep_driver(std::vector<model_costs> models, std::size_t devices, driver_options options = {},
+               std::vector<double> device_speeds = {})
+      : core_(std::move(models), devices, std::move(device_speeds)), options_(options), queues_(devices),
+        closed_(devices, false), launched_at_(core_.model_count(), 0) {}
 
   // One round of launches (see the header comment). `launch(task, device)`
   // carries out a decision and returns a launch_outcome.

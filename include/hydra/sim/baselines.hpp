@@ -58,7 +58,9 @@ struct pipeline_result {
 // with forward F and backward B seconds per minibatch takes
 //   (M + D - 1) / M * (F + B) / D
 // per minibatch. Models run one after another. Assumptions, each in the
-// pipeline's favour: stages perfectly balanced (the per-layer split is free),
+// pipeline's favour: stages perfectly balanced (the per-layer split is free;
+// on devices of different speeds, in proportion to each one's speed, so the
+// D in the formula becomes the sum of the speeds),
 // micro-batches as efficient per token as whole minibatches, every model's
 // parameters and its micro-batches' activations fit across the D devices
 // without spilling, activations cross between stages for free, and a model's
@@ -70,7 +72,9 @@ struct pipeline_result {
   pipeline_result out;
   out.micro_batches = micro_batches;
   out.bubble_fraction = (D - 1) / (M + D - 1);
-  for (auto const& model : w.models) out.makespan_seconds += (M + D - 1) / M * chain_seconds(model) / D;
+  double speeds = 0; // D for devices alike
+  for (auto const& device : w.devices) speeds += device.speed;
+  for (auto const& model : w.models) out.makespan_seconds += (M + D - 1) / M * chain_seconds(model) / speeds;
   return out;
 }
 

@@ -120,6 +120,33 @@ struct paper_device {
   return w;
 }
 
+// ---- the mixed preset: devices that differ ---------------------------------------
+//
+// The paper-shaped preset's 12 models on a mixed cluster: `fast` H100-class
+// devices as above (80 GB, 400 TFLOP/s achieved, 50 GB/s links) and `slow`
+// A100-40GB-class ones (40 GB; half the achieved rate, 200 TFLOP/s, i.e. speed
+// 0.5; PCIe Gen4 links, 25 GB/s per direction). Compute seconds are the fast
+// device's; every shard is cut to fit half of the smaller memory, so that any
+// device may run it.
+[[nodiscard]] inline workload mixed_preset(std::size_t fast = 4, std::size_t slow = 4) {
+  paper_device const reference{.memory_bytes = 40e9};
+  workload w = paper_preset(fast + slow, reference);
+  w.description = "12 transformer models (6 GPT-2-XL-shaped, 6 BERT-Large-shaped) on " + std::to_string(fast) +
+                  " H100-class devices (80 GB) and " + std::to_string(slow) +
+                  " A100-40GB-class devices at half the speed";
+  for (std::size_t d = 0; d < w.devices.size(); ++d) {
+    auto& device = w.devices[d];
+    if (d < fast) {
+      device.budget_bytes = 80'000'000'000;
+    } else {
+      device.budget_bytes = 40'000'000'000;
+      device.speed = 0.5;
+      device.h2d_bytes_per_second = device.d2h_bytes_per_second = 25e9;
+    }
+  }
+  return w;
+}
+
 // ---- random workloads -----------------------------------------------------------
 
 struct random_options {

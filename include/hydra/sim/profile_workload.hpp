@@ -35,6 +35,7 @@ namespace hydra::sim {
     if (measured.d2h_bytes_per_second > 0) device.d2h_bytes_per_second = measured.d2h_bytes_per_second;
     // A measured rate already holds each copy's fixed cost (as the JSON form says).
     if (measured.h2d_bytes_per_second > 0 || measured.d2h_bytes_per_second > 0) device.latency_seconds = 0;
+    device.speed = measured.speed;
     w.devices.push_back(device);
   }
   for (auto const& p : profile.models) {

@@ -56,6 +56,10 @@ struct device_spec {
   double h2d_bytes_per_second = 0;
   double d2h_bytes_per_second = 0;
   double latency_seconds = 0; // per copy, both directions
+  // Compute speed against the device the shards' seconds were measured or
+  // estimated on: a task takes its seconds / speed here. Devices that differ
+  // (a mixed cluster) differ in it, in budget_bytes and in their links.
+  double speed = 1;
 };
 
 struct workload {
@@ -96,6 +100,9 @@ inline void validate(workload const& w) {
     auto const& device = w.devices[d];
     hydra::detail::expects(device.budget_bytes > 0,
                            "workload: device " + std::to_string(d) + " has a budget of 0 bytes");
+    hydra::detail::expects(device.speed > 0 && device.speed <= 1e6,
+                           "workload: device " + std::to_string(d) + " has a speed of " + std::to_string(device.speed) +
+                               "; a speed is > 0 and at most 1e6 (times the reference device's)");
     hydra::detail::expects(device.latency_seconds >= 0,
                            "workload: device " + std::to_string(d) + " has a negative latency");
   }
@@ -143,7 +150,7 @@ inline void validate(workload const& w) {
 
 struct lower_bound_parts {
   // The classic bound, kept so that figures stay comparable across versions:
-  double work_per_device = 0; // total compute / devices
+  double work_per_device = 0; // total compute / devices (the sum of their speeds)
   double longest_chain = 0;   // one model's compute chain, shard 0's first fetch and input, its last write-back
   std::size_t longest_model = 0;
   // The host's share: every launch one after another, and, with host_cores,
@@ -258,7 +265,8 @@ struct model_copies {
 // its copies and launches, the unavoidable copies over the links). The classic
 // bound is max(total compute / D, the longest compute chain with shard 0's
 // first fetch and input and its last write-back, the host's share: see
-// lower_bound_parts::host).
+// lower_bound_parts::host). With devices of different speeds, D is the sum of
+// their speeds and a chain computes at the fastest's.
 //
 // A model's chain with copies: its tasks run one after another, and each is
 // launched (launch_seconds) only once its predecessor has completed, i.e. once
@@ -271,7 +279,12 @@ struct model_copies {
   double total = 0;
   double to_device_seconds = 0, to_host_seconds = 0, shared_bytes = 0;
   double fastest_in = 0, fastest_out = 0, least_latency = -1;
+  // Devices that differ in speed: the whole pool computes at the sum of their
+  // speeds, one chain at best at the fastest's.
+  double total_speed = 0, fastest_speed = 0;
   for (auto const& device : w.devices) {
+    total_speed += device.speed;
+    fastest_speed = std::max(fastest_speed, device.speed);
     fastest_in = std::max(fastest_in, device.h2d_bytes_per_second);
     fastest_out = std::max(fastest_out, device.d2h_bytes_per_second);
     least_latency = least_latency < 0 ? device.latency_seconds : std::min(least_latency, device.latency_seconds);
@@ -283,8 +296,8 @@ struct model_copies {
       std::any_of(w.devices.begin(), w.devices.end(), [](device_spec const& d) { return d.d2h_bytes_per_second <= 0; });
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
-    double const chain = chain_seconds(model);
-    total += chain;
+    double const chain = chain_seconds(model) / fastest_speed;
+    total += chain_seconds(model);
     if (model.minibatches == 0) continue;
     double fastest_first_in = -1, fastest_last_out = -1;
     for (auto const& device : w.devices) {
@@ -314,7 +327,7 @@ struct model_copies {
     shared_bytes += copies.to_device_bytes + copies.to_host_bytes;
   }
   auto const devices = static_cast<double>(w.devices.size());
-  out.work_per_device = total / devices;
+  out.work_per_device = total / total_speed;
   // Each device's link carries one copy at a time per direction.
   out.links = std::max(to_device_seconds, to_host_seconds) / devices;
   // The shared link carries every copy, both directions, one at a time.
@@ -327,7 +340,8 @@ struct model_copies {
   // (Other host work and copies are left out: a task's other host work may
   // still be running when the last device is done.)
   if (w.host_cores > 0)
-    out.host = std::max(out.host, (total + tasks * w.launch_seconds) / static_cast<double>(w.host_cores));
+    out.host =
+        std::max(out.host, (total / fastest_speed + tasks * w.launch_seconds) / static_cast<double>(w.host_cores));
   return out;
 }
 

@@ -47,6 +47,9 @@ struct device_profile {
   // measured (a backend that does not count its streams' busy time).
   double h2d_bytes_per_second = 0;
   double d2h_bytes_per_second = 0;
+  // Measured compute speed against the models' profiled figures: a task
+  // took its figure / speed here (devices that differ differ in it).
+  double speed = 1;
 };
 
 struct sweep_profile {

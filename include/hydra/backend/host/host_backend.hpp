@@ -75,6 +75,11 @@ struct host_backend_options {
   delay_injection delays{};
   stall_injection stall{};
   fault_injection faults{};
+  // Virtual devices slower than the machine (what-if runs, and tests of
+  // devices that differ): device d's compute stream takes 1 / speed as long
+  // for each piece of work (it spins on its thread's CPU for the rest).
+  // Each speed is in (0, 1]; empty: every device at full speed.
+  std::vector<double> device_speeds{};
 };
 
 class host_backend {
@@ -96,6 +101,14 @@ public:
                       "host_backend: device " + std::to_string(device) + " budget is " +
                           format_bytes(options_.device_budgets[device]) + ", below the minimum of " +
                           format_bytes(allocation_alignment));
+    }
+    detail::expects(options_.device_speeds.empty() || options_.device_speeds.size() == options_.device_budgets.size(),
+                    "host_backend: " + std::to_string(options_.device_speeds.size()) + " device speeds for " +
+                        std::to_string(options_.device_budgets.size()) + " devices");
+    for (std::size_t device = 0; device < options_.device_speeds.size(); ++device) {
+      double const speed = options_.device_speeds[device];
+      detail::expects(speed > 0 && speed <= 1, "host_backend: device " + std::to_string(device) + " has a speed of " +
+                                                   std::to_string(speed) + "; a virtual device's speed is in (0, 1]");
     }
     for (double const probability : {options_.faults.copy, options_.faults.allocation, options_.faults.host_work}) {
       detail::expects(probability >= 0.0 && probability <= 1.0, "host_backend: a fault_injection probability is " +
@@ -129,17 +142,16 @@ public:
 
   // ---- streams and events -------------------------------------------------
 
-  host_stream create_stream(std::size_t device, std::string name = {}) {
+  // A compute stream (role) of a device slower than the machine runs its work
+  // at the device's speed (host_backend_options::device_speeds).
+  host_stream create_stream(std::size_t device, std::string name, stream_role role) {
     check_device(device);
-    std::lock_guard lock(mutex_);
-    auto const id = static_cast<std::uint64_t>(workers_.size());
-    if (name.empty()) name = "stream " + std::to_string(id);
-    bool const stalls = options_.stall.enabled && options_.stall.stream == id;
-    detail::delay_settings delays{options_.delays.enabled, options_.delays.seed, options_.delays.max_delay,
-                                  stalls ? std::max<std::uint64_t>(options_.stall.after_items, 1) : 0,
-                                  &device_lost_[device]};
-    workers_.push_back(std::make_unique<detail::stream_worker>(device, id, std::move(name), delays));
-    return host_stream(workers_.back().get());
+    bool const slower = role == stream_role::compute && !options_.device_speeds.empty();
+    return make_stream(device, std::move(name), slower ? 1 / options_.device_speeds[device] - 1 : 0.0);
+  }
+
+  host_stream create_stream(std::size_t device, std::string name = {}) {
+    return make_stream(device, std::move(name), 0.0);
   }
 
   // Runs what was enqueued, then stops the stream's thread. Events recorded on
@@ -319,6 +331,20 @@ private:
       throw invalid_argument("host_backend: device index " + std::to_string(device) + " is out of range; it has " +
                              std::to_string(device_count()) + " device(s)");
     }
+  }
+
+  host_stream make_stream(std::size_t device, std::string name, double extra_cpu) {
+    check_device(device);
+    std::lock_guard lock(mutex_);
+    auto const id = static_cast<std::uint64_t>(workers_.size());
+    if (name.empty()) name = "stream " + std::to_string(id);
+    bool const stalls = options_.stall.enabled && options_.stall.stream == id;
+    detail::delay_settings delays{
+        options_.delays.enabled,   options_.delays.seed,
+        options_.delays.max_delay, stalls ? std::max<std::uint64_t>(options_.stall.after_items, 1) : 0,
+        &device_lost_[device],     extra_cpu};
+    workers_.push_back(std::make_unique<detail::stream_worker>(device, id, std::move(name), delays));
+    return host_stream(workers_.back().get());
   }
 
   detail::stream_worker& worker(host_stream stream) const {

@@ -37,7 +37,7 @@ template <class Policy>
 class simulation {
 public:
   simulation(workload const& w, Policy& policy, options const& o)
-      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver),
+      : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver, speeds_of(w)),
         replay_(o.replay) {
     driver_.keep_logs(o.keep_decisions);
     std::size_t shard_count = 0;
@@ -77,6 +77,12 @@ public:
   }
 
 private:
+  static std::vector<double> speeds_of(workload const& w) {
+    std::vector<double> out;
+    for (auto const& device : w.devices) out.push_back(device.speed);
+    return out;
+  }
+
   struct shard_state {
     shard_spec const* spec = nullptr;
     std::size_t model = 0, index = 0;
@@ -318,7 +324,7 @@ private:
       inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
 
     // Compute stream.
-    double const seconds = forward ? spec.forward_seconds : spec.backward_seconds;
+    double const seconds = (forward ? spec.forward_seconds : spec.backward_seconds) / device.spec->speed;
     double const earliest = std::max(device.compute_free, issued);
     double const start = take_core(std::max({earliest, shard.ready_at, inputs_ready}), seconds);
     copy_wait_ += start - earliest;

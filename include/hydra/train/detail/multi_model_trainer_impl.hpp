@@ -458,8 +458,9 @@ sweep_profile basic_multi_model_trainer<Backend, Context>::profile() const {
   auto const seconds = [](auto duration) { return std::chrono::duration<double>(duration).count(); };
   sweep_profile out;
   out.models = profiles();
+  std::vector<double> const speeds = profiler_->device_speeds(backend_->device_count());
   for (std::size_t d = 0; d < backend_->device_count(); ++d) {
-    device_profile device{.budget_bytes = backend_->device_budget(d)};
+    device_profile device{.budget_bytes = backend_->device_budget(d), .speed = speeds[d]};
     if (d < run_copies_.size()) {
       auto const& c = run_copies_[d];
       auto rate = [&](std::uint64_t bytes, std::chrono::nanoseconds spent) {

@@ -5,6 +5,13 @@
 // its inputs (the wait for them is not compute) to the end of its last work;
 // on the host backend in the stream thread's CPU time (see now()).
 //
+// Each device's compute speed is measured from the same figures: the median,
+// over the tasks that ran on it, of the task's shard figure over the task's
+// own time (1: as fast as the figures say; 0.5: twice as long), counting only
+// warm tasks (not the first after a move) of passes that ran on more than one
+// device. A device no such task ran on keeps speed 1: where the policy keeps
+// each shard on one device the speeds cannot be told apart.
+//
 // Minibatches 0 .. `minibatches` of each model are timed. The first is the
 // odd one out (first fetches, cold caches, first-touch page faults), so a
 // model's figures are the per-shard medians of minibatches 1 .. `minibatches`
@@ -69,15 +76,15 @@ public:
     marks_.fetch_start = mark_on(streams[static_cast<std::size_t>(stream_role::prefetch)]);
   }
 
-  void on_compute_begins(task const& t, std::size_t /*device*/, device_streams const& streams) override {
+  void on_compute_begins(task const& t, std::size_t device, device_streams const& streams) override {
     if (!marks_.fetch_start) return;
-    record(t, streams[static_cast<std::size_t>(stream_role::prefetch)], marks_.fetch_start, kind::fetch);
+    record(t, device, streams[static_cast<std::size_t>(stream_role::prefetch)], marks_.fetch_start, kind::fetch);
     marks_.compute_start = mark_on(streams[static_cast<std::size_t>(stream_role::compute)]);
   }
 
-  void on_compute_ends(task const& t, std::size_t /*device*/, device_streams const& streams) override {
+  void on_compute_ends(task const& t, std::size_t device, device_streams const& streams) override {
     if (!marks_.compute_start) return;
-    record(t, streams[static_cast<std::size_t>(stream_role::compute)], marks_.compute_start,
+    record(t, device, streams[static_cast<std::size_t>(stream_role::compute)], marks_.compute_start,
            t.pass == direction::forward ? kind::forward : kind::backward);
   }
 
@@ -98,6 +105,19 @@ public:
 
   [[nodiscard]] std::vector<model_profile> const& profiles() const noexcept { return profiles_; }
 
+  // Each of `devices` devices' measured compute speed against the profiles'
+  // figures (see the header comment); 1 for a device no timed task ran on.
+  [[nodiscard]] std::vector<double> device_speeds(std::size_t devices) const {
+    std::vector<std::vector<double>> ratios(devices);
+    for (auto const& model : speed_samples_)
+      for (auto const& [device, ratio] : model)
+        if (device < devices) ratios[device].push_back(ratio);
+    std::vector<double> out(devices, 1.0);
+    for (std::size_t d = 0; d < devices; ++d)
+      if (!ratios[d].empty()) out[d] = detail::median(std::move(ratios[d]));
+    return out;
+  }
+
 private:
   enum class kind : std::size_t { forward, backward, fetch };
 
@@ -107,13 +127,19 @@ private:
     // The figure of kind k, minibatch b, shard s (grown as minibatches are timed).
     double& at(kind k, std::size_t b, std::size_t s) {
       auto& by_minibatch = seconds[static_cast<std::size_t>(k)];
-      if (by_minibatch.size() <= b) by_minibatch.resize(b + 1, std::vector<double>(shards, 0.0));
+      if (by_minibatch.size() <= b) {
+        by_minibatch.resize(b + 1, std::vector<double>(shards, 0.0));
+        devices[static_cast<std::size_t>(k)].resize(b + 1, std::vector<std::size_t>(shards, 0));
+      }
       return by_minibatch[b][s];
     }
+    // The device that task ran on (after at() for the same figure).
+    std::size_t& device_of(kind k, std::size_t b, std::size_t s) { return devices[static_cast<std::size_t>(k)][b][s]; }
     std::size_t shards;
     std::mutex mutex;
-    std::array<std::vector<std::vector<double>>, 3> seconds; // [kind][minibatch][shard]
-    std::vector<typename Backend::event> marks;              // after every end mark: what adopt waits for
+    std::array<std::vector<std::vector<double>>, 3> seconds;      // [kind][minibatch][shard]
+    std::array<std::vector<std::vector<std::size_t>>, 3> devices; // the same shape: where it ran
+    std::vector<typename Backend::event> marks;                   // after every end mark: what adopt waits for
   };
 
   // The start marks of the task being launched (run()'s thread only).
@@ -143,11 +169,13 @@ private:
   }
 
   // The time from `start` to this point of `stream`, as task t's figure of kind `k`.
-  void record(task const& t, typename Backend::stream stream, std::shared_ptr<std::chrono::nanoseconds> start, kind k) {
-    backend_->enqueue(stream, [into = measuring_[t.model], start = std::move(start), t, k, this] {
+  void record(task const& t, std::size_t device, typename Backend::stream stream,
+              std::shared_ptr<std::chrono::nanoseconds> start, kind k) {
+    backend_->enqueue(stream, [into = measuring_[t.model], start = std::move(start), t, k, device, this] {
       double const seconds = static_cast<double>((now() - *start).count()) * 1e-9;
       std::lock_guard lock(into->mutex);
       into->at(k, t.minibatch, t.shard) += seconds; // fetch: both passes
+      into->device_of(k, t.minibatch, t.shard) = device;
     });
   }
 
@@ -181,6 +209,28 @@ private:
     profile.forward_seconds = medians(kind::forward);
     profile.backward_seconds = medians(kind::backward);
     profile.fetch_seconds = medians(kind::fetch);
+    // Each timed task against its shard's figure, for the device speeds. Only
+    // warm tasks count (the pass ran on the same device the minibatch before:
+    // the first run after a move touches memory and caches cold), and only of
+    // passes whose warm tasks ran on more than one device (a figure made on
+    // one device alone says nothing of that device against the others).
+    auto& samples = speed_samples_[m];
+    samples.clear();
+    for (kind const k : {kind::forward, kind::backward}) {
+      auto const& figures = k == kind::forward ? profile.forward_seconds : profile.backward_seconds;
+      for (std::size_t s = 0; s < figures.size(); ++s) {
+        std::size_t const before = samples.size();
+        bool moved = false;
+        for (std::size_t b = std::max<std::size_t>(first, 1); b <= done; ++b) {
+          std::size_t const device = into->device_of(k, b, s);
+          double const took = into->at(k, b, s);
+          if (device != into->device_of(k, b - 1, s) || took <= 0 || figures[s] <= 0) continue;
+          moved = moved || (samples.size() > before && samples[before].first != device);
+          samples.emplace_back(device, figures[s] / took);
+        }
+        if (!moved) samples.resize(before);
+      }
+    }
     adopt_(m, model_costs{profile.forward_seconds, profile.backward_seconds, 0});
   }
 
@@ -190,6 +240,9 @@ private:
   adopt_function adopt_;
   std::chrono::steady_clock::time_point origin_;
   std::vector<std::shared_ptr<measurement>> measuring_; // null once measured, or when not measured at all
+  // Per model, (device, figure / time) of each timed task (run()'s thread only).
+  std::vector<std::vector<std::pair<std::size_t, double>>> speed_samples_ =
+      std::vector<std::vector<std::pair<std::size_t, double>>>(profiles_.size());
   launch_marks marks_;
 };
 

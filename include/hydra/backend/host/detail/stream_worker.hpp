@@ -79,6 +79,9 @@ struct delay_settings {
   // streams do after a device fault); 0: never.
   std::uint64_t stall_after = 0;
   std::atomic<bool>* device_lost = nullptr;
+  // A slower device's compute stream: after each host function it spins for
+  // this many times the thread CPU the function took (1 / speed - 1).
+  double extra_cpu = 0;
 };
 
 class stream_worker {
@@ -201,7 +204,9 @@ private:
       bool const copy = item.what == work_item::kind::copy;
       auto const started = std::chrono::steady_clock::now();
       auto const cpu_started = copy ? thread_cpu_time() : std::chrono::nanoseconds(0);
+      auto const function_cpu_started = slows_functions(item) ? thread_cpu_time() : std::chrono::nanoseconds(0);
       execute(item);
+      if (slows_functions(item)) spin(thread_cpu_time() - function_cpu_started);
       auto const spent =
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
       (item.what == work_item::kind::wait ? waited_ : busy_).fetch_add(spent.count(), std::memory_order_relaxed);
@@ -211,6 +216,20 @@ private:
       }
       completed_.fetch_add(1, std::memory_order_release);
       completed_.notify_all();
+    }
+  }
+
+  [[nodiscard]] bool slows_functions(work_item const& item) const noexcept {
+    return delays_.extra_cpu > 0 && item.what == work_item::kind::host_function;
+  }
+
+  // Burns extra_cpu x `used` of this thread's CPU: the function ran that much
+  // slower, as on a slower device, and a CPU-time profile sees it so.
+  void spin(std::chrono::nanoseconds used) const {
+    auto const until =
+        thread_cpu_time() +
+        std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(used.count()) * delays_.extra_cpu));
+    while (thread_cpu_time() < until) {
     }
   }
 
