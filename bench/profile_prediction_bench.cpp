@@ -129,9 +129,10 @@ int main(int argc, char** argv) {
       tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
     }
     std::printf("  the profile: compute %.0f us, launch %.0f us and other host work %.0f us per task (mean); "
-                "links %.2f GB/s in, %.2f GB/s out (device 0); %zu host cores\n",
+                "links %.2f GB/s in, %.2f GB/s out (device 0); %zu host cores; device speeds %.3f, %.3f\n",
                 compute / tasks * 1e6, w.launch_seconds * 1e6, w.task_host_seconds * 1e6,
-                w.devices[0].h2d_bytes_per_second / 1e9, w.devices[0].d2h_bytes_per_second / 1e9, w.host_cores);
+                w.devices[0].h2d_bytes_per_second / 1e9, w.devices[0].d2h_bytes_per_second / 1e9, w.host_cores,
+                w.devices[0].speed, w.devices[1].speed);
   }
   std::printf("  %-15s %11s %11s %10s\n", "policy", "measured s", "predicted s", "ratio");
   bool all_within = !outcomes.empty();
