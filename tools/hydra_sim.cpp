@@ -187,6 +187,10 @@ hydra::sim::workload load(arguments const& a) {
     w = hydra::sim::paper_preset(a.devices.value_or(8));
   }
   // What-if questions: other device counts, memories and links than the workload's.
+  // Copies of the first device: a mix of devices would be lost.
+  if (a.devices && !a.workload_file && !a.random_seed && a.preset == "mixed")
+    throw hydra::invalid_argument("--devices: the mixed preset has its own 8 devices of two kinds; write it with "
+                                  "--write-workload and edit its device list instead");
   if (a.devices && w.devices.size() != *a.devices)
     w.devices = hydra::sim::identical_devices(*a.devices, w.devices.front());
   for (auto& device : w.devices) {

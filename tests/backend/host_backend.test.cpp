@@ -40,7 +40,7 @@ TEST_CASE("a slower virtual device's compute stream takes 1 / speed as long in C
   CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB}, .device_speeds = {0.0}}),
                        doctest::Contains("device 0 has a speed of 0"), hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::host_backend({.device_budgets = {1_MiB}, .device_speeds = {2.0}}),
-                       doctest::Contains("a virtual device's speed is in (0, 1]"), hydra::invalid_argument);
+                       doctest::Contains("a virtual device's speed is in [0.001, 1]"), hydra::invalid_argument);
   hydra::host_backend backend({.device_budgets = {1_MiB, 1_MiB}, .device_speeds = {1.0, 0.25}});
   // The same CPU-bound work on each device's compute stream and on a stream of
   // no role on the slow device: only the slow compute stream takes longer.

@@ -342,6 +342,7 @@ TEST_CASE("a profile measures each device's speed, and the simulator runs the pr
   double const alike_ratio = same.profile().devices[1].speed / same.profile().devices[0].speed;
   CHECK(alike_ratio > 0.67);
   CHECK(alike_ratio < 1.5);
+  CHECK(same.profile().devices[0].speed != 1.0); // measured, not the default
 }
 
 TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, budgets held, each model as alone") {

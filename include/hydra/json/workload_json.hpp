@@ -54,7 +54,9 @@ namespace hydra::sim {
 
 // The version this hydra writes and the newest it reads. A file without
 // "version" is read as version 1 (files written before the field existed).
-// Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes.
+// Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes;
+// version 3 each device's "speed". (A file that declares an older version may
+// still give the newer members: they read the same.)
 inline constexpr int workload_json_version = 3;
 
 // What a file may leave out (a runtime profile names neither devices nor

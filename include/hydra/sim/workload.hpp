@@ -268,6 +268,9 @@ struct model_copies {
 // lower_bound_parts::host). With devices of different speeds, D is the sum of
 // their speeds and a chain computes at the fastest's.
 //
+// (Replayed runs whose controller retired or stopped models early run fewer
+// tasks than the workload lists: their makespan may fall below this bound.)
+//
 // A model's chain with copies: its tasks run one after another, and each is
 // launched (launch_seconds) only once its predecessor has completed, i.e. once
 // its output has reached host memory; the task's own inputs then come in,

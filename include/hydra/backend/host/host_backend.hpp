@@ -78,7 +78,7 @@ struct host_backend_options {
   // Virtual devices slower than the machine (what-if runs, and tests of
   // devices that differ): device d's compute stream takes 1 / speed as long
   // for each piece of work (it spins on its thread's CPU for the rest).
-  // Each speed is in (0, 1]; empty: every device at full speed.
+  // Each speed is in [0.001, 1]; empty: every device at full speed.
   std::vector<double> device_speeds{};
 };
 
@@ -107,8 +107,9 @@ public:
                         std::to_string(options_.device_budgets.size()) + " devices");
     for (std::size_t device = 0; device < options_.device_speeds.size(); ++device) {
       double const speed = options_.device_speeds[device];
-      detail::expects(speed > 0 && speed <= 1, "host_backend: device " + std::to_string(device) + " has a speed of " +
-                                                   std::to_string(speed) + "; a virtual device's speed is in (0, 1]");
+      detail::expects(speed >= 1e-3 && speed <= 1, "host_backend: device " + std::to_string(device) +
+                                                       " has a speed of " + std::to_string(speed) +
+                                                       "; a virtual device's speed is in [0.001, 1]");
     }
     for (double const probability : {options_.faults.copy, options_.faults.allocation, options_.faults.host_work}) {
       detail::expects(probability >= 0.0 && probability <= 1.0, "host_backend: a fault_injection probability is " +
