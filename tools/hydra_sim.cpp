@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -73,8 +74,9 @@ arguments parse(int argc, char** argv) {
   app.get_formatter()->column_width(36);
   app.add_option("--preset", a.preset,
                  "paper: 12 transformer models on 8 H100-class devices; mixed: the same models on 4 of those and 4 "
-                 "A100-40GB-class devices at half the speed")
-      ->check(CLI::IsMember({"paper", "mixed"}))
+                 "A100-40GB-class devices at half the speed, shards cut for 40 GB; mixed-large: the same, shards cut "
+                 "for 80 GB (fewer, larger shards that only the 80 GB devices run)")
+      ->check(CLI::IsMember({"paper", "mixed", "mixed-large"}))
       ->capture_default_str();
   auto* random =
       app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
@@ -183,13 +185,15 @@ hydra::sim::workload load(arguments const& a) {
     w = hydra::sim::random_workload(*a.random_seed);
   } else if (a.preset == "mixed") {
     w = hydra::sim::mixed_preset();
+  } else if (a.preset == "mixed-large") {
+    w = hydra::sim::mixed_preset(4, 4, 80e9);
   } else {
     w = hydra::sim::paper_preset(a.devices.value_or(8));
   }
   // What-if questions: other device counts, memories and links than the workload's.
   // Copies of the first device: a mix of devices would be lost.
-  if (a.devices && !a.workload_file && !a.random_seed && a.preset == "mixed")
-    throw hydra::invalid_argument("--devices: the mixed preset has its own 8 devices of two kinds; write it with "
+  if (a.devices && !a.workload_file && !a.random_seed && a.preset != "paper")
+    throw hydra::invalid_argument("--devices: the mixed presets have their own 8 devices of two kinds; write one with "
                                   "--write-workload and edit its device list instead");
   if (a.devices && w.devices.size() != *a.devices)
     w.devices = hydra::sim::identical_devices(*a.devices, w.devices.front());
@@ -272,6 +276,9 @@ void print_workload(hydra::sim::workload const& w) {
               seconds_text(bound.seconds()).c_str(), seconds_text(bound.classic_seconds()).c_str(),
               seconds_text(bound.chain_with_copies).c_str(), w.models[bound.chain_model].name.c_str(),
               seconds_text(bound.links).c_str());
+  if (bound.placed_work > 0)
+    std::printf("\n    and the work of shards that fit only some devices, over those devices' speed: %s",
+                seconds_text(bound.placed_work).c_str());
   std::printf("\n  classic bound %s = max(work / devices %s, longest chain %s: %s",
               seconds_text(bound.classic_seconds()).c_str(), seconds_text(bound.work_per_device).c_str(),
               seconds_text(bound.longest_chain).c_str(), w.models[bound.longest_model].name.c_str());
@@ -286,34 +293,50 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   std::vector<hydra::sim::report> reports;
   auto const started = std::chrono::steady_clock::now();
   std::uint64_t simulated = 0;
+  // A policy that cannot run this workload gets a row saying why: task_parallel
+  // when a model does not fit one device whole; model_parallel (shard s on
+  // device s mod D) when shards fit only some devices.
+  std::vector<std::pair<std::string, std::string>> gaps;
+  std::optional<double> baseline; // model_parallel's makespan
   for (char const* name : policies) {
     hydra::sim::options with_trace = o;
     with_trace.record_trace = a.trace.has_value() && std::string(name) == "sharp";
-    reports.push_back(hydra::sim::simulate(w, std::string(name), with_trace));
+    try {
+      reports.push_back(hydra::sim::simulate(w, std::string(name), with_trace));
+    } catch (hydra::error const& e) {
+      if (std::string(name) == "sharp") throw;
+      gaps.emplace_back(name, e.what());
+      continue;
+    }
     simulated += reports.back().tasks;
+    if (std::string(name) == "model_parallel") baseline = reports.back().makespan_seconds;
   }
-  std::optional<std::string> task_parallel_gap;
   try {
     reports.push_back(hydra::sim::simulate(hydra::sim::as_whole_models(w), std::string("task_parallel"), o));
     reports.back().bound = hydra::sim::lower_bound(w);
     simulated += reports.back().tasks;
   } catch (hydra::does_not_fit const& e) {
-    task_parallel_gap = e.what();
+    gaps.emplace_back("task_parallel", e.what());
   }
   double const elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  double const baseline = reports[4].makespan_seconds; // model_parallel
+  auto const versus_baseline = [&](double makespan) {
+    char text[32] = "n/a";
+    if (baseline) std::snprintf(text, sizeof text, "%.2fx", *baseline / makespan);
+    return std::string(text);
+  };
   double const bound = hydra::sim::lower_bound(w).seconds();
   double const classic = hydra::sim::lower_bound(w).classic_seconds();
 
   std::printf("%-22s %12s %9s %9s %12s %12s %16s\n", "policy", "makespan", "/ bound", "/ classic", "utilisation",
               "moved", "vs model_par.");
   for (auto const& r : reports) {
-    std::printf(
-        "%-22s %12s %8.3f  %8.3f  %11.1f%% %12s %15.2fx\n", r.policy.c_str(), seconds_text(r.makespan_seconds).c_str(),
-        r.makespan_seconds / bound, r.makespan_seconds / classic, 100 * r.mean_utilisation(),
-        bytes_text(static_cast<double>(r.bytes_to_device + r.bytes_to_host)).c_str(), baseline / r.makespan_seconds);
+    std::printf("%-22s %12s %8.3f  %8.3f  %11.1f%% %12s %16s\n", r.policy.c_str(),
+                seconds_text(r.makespan_seconds).c_str(), r.makespan_seconds / bound, r.makespan_seconds / classic,
+                100 * r.mean_utilisation(),
+                bytes_text(static_cast<double>(r.bytes_to_device + r.bytes_to_host)).c_str(),
+                versus_baseline(r.makespan_seconds).c_str());
   }
-  if (task_parallel_gap) std::printf("%-22s %12s   (%s)\n", "task_parallel", "n/a", task_parallel_gap->c_str());
+  for (auto const& [name, why] : gaps) std::printf("%-22s %12s   (%s)\n", name.c_str(), "n/a", why.c_str());
   std::vector<std::size_t> micro;
   if (a.micro_batches)
     micro.push_back(*a.micro_batches);
@@ -327,10 +350,10 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     std::string const name = "pipeline (M=" + std::to_string(m) + ")";
     bool const below = p.makespan_seconds < bound;
     below_bound = below_bound || below;
-    std::printf("%-22s %12s %8.3f%s %8.3f  %11.1f%% %12s %15.2fx\n", name.c_str(),
+    std::printf("%-22s %12s %8.3f%s %8.3f  %11.1f%% %12s %16s\n", name.c_str(),
                 seconds_text(p.makespan_seconds).c_str(), p.makespan_seconds / bound, below ? "*" : " ",
                 p.makespan_seconds / classic, 100 * (1 - p.bubble_fraction), "(no copies)",
-                baseline / p.makespan_seconds);
+                versus_baseline(p.makespan_seconds).c_str());
   }
   if (below_bound)
     std::printf("* below the lower bound: the pipeline baseline leaves out every copy, which the bound counts\n");

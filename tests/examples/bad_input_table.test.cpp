@@ -482,8 +482,9 @@ TEST_CASE("hydra-sim refuses bad flags, naming the flag") {
       r({"--link", "nan"}, "--link: expected a finite number, not nan"),
       r({"--link", "-nan"}, "--link: expected a finite number, not -nan"),
       r({"--random", "1", "--shared-host-link", "nan"}, "--shared-host-link: expected a finite number, not nan"),
-      r({"--preset", "nope"}, "--preset: nope not in {paper,mixed}"),
-      r({"--preset", "mixed", "--devices", "4"}, "--devices: the mixed preset has its own 8 devices of two kinds"),
+      r({"--preset", "nope"}, "--preset: nope not in {paper,mixed,mixed-large}"),
+      r({"--preset", "mixed", "--devices", "4"}, "--devices: the mixed presets have their own 8 devices of two kinds"),
+      r({"--preset", "mixed-large", "--devices", "2"}, "--devices: the mixed presets have their own 8 devices"),
       r({"--random", "3", "--workload", "x.json"}, "--random excludes --workload"),
       r({"--bogus"}, "The following argument was not expected: --bogus"),
   };

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <random>
 #include <set>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "hydra/sched/any_policy.hpp"
@@ -204,4 +207,87 @@ TEST_CASE("a stopped model's chain cannot be extended, nor by nothing") {
   core.stop(0);
   CHECK_THROWS_WITH_AS(core.extend(0, {hydra::task_purpose::evaluate, 1}), doctest::Contains("was stopped"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("a restricted placement shows each device only the tasks it may run, and every task still runs once") {
+  for (std::uint64_t seed = 0; seed < 40; ++seed) {
+    for (std::string const name : {"sharp", "fifo", "round_robin", "random_pick"}) {
+      CAPTURE(seed);
+      CAPTURE(name);
+      std::mt19937_64 random(seed);
+      auto const models = random_models(random);
+      std::size_t const devices = 1 + random() % 8;
+      hydra::scheduler_core core(models, devices);
+      std::vector<std::vector<bool>> placements(models.size());
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        if (random() % 3 == 0) continue; // some models anywhere
+        std::size_t const shards = models[m].forward_seconds.size();
+        placements[m].assign(shards * devices, false);
+        for (std::size_t s = 0; s < shards; ++s) {
+          placements[m][s * devices + random() % devices] = true; // at least one device
+          for (std::size_t d = 0; d < devices; ++d)
+            if (random() % 2 == 0) placements[m][s * devices + d] = true;
+        }
+        core.restrict_placement(m, placements[m]);
+      }
+      auto const may_run = [&](hydra::task const& t, std::size_t d) {
+        return placements[t.model].empty() || placements[t.model][t.shard * devices + d];
+      };
+      auto inner = hydra::make_policy(name, seed);
+      struct checking_policy {
+        hydra::any_policy* inner;
+        decltype(may_run)* allowed;
+        std::size_t shown_elsewhere = 0;
+        std::optional<std::size_t> pick(std::span<hydra::ready_task const> ready, hydra::device_view const& device) {
+          for (auto const& r : ready)
+            if (!(*allowed)(r.task, device.device)) ++shown_elsewhere;
+          return inner->pick(ready, device);
+        }
+        std::string name() const { return inner->name(); }
+      } policy{&inner, &may_run};
+      std::vector<std::vector<hydra::task>> in_flight(devices);
+      std::vector<std::size_t> next_position(models.size(), 0);
+      std::size_t rounds = 0;
+      while (!core.finished()) {
+        REQUIRE(++rounds < 100000);
+        for (std::size_t d = 0; d < devices; ++d)
+          while (in_flight[d].size() < 2)
+            if (auto t = core.decide(policy, d)) {
+              CHECK(may_run(*t, d));
+              in_flight[d].push_back(*t);
+            } else {
+              break;
+            }
+        std::vector<std::size_t> busy;
+        for (std::size_t d = 0; d < devices; ++d)
+          if (!in_flight[d].empty()) busy.push_back(d);
+        REQUIRE(!busy.empty());
+        std::size_t const d = busy[random() % busy.size()];
+        hydra::task const done = in_flight[d].front();
+        in_flight[d].erase(in_flight[d].begin());
+        CHECK(done.position == next_position[done.model]);
+        ++next_position[done.model];
+        core.complete(done);
+      }
+      CHECK(policy.shown_elsewhere == 0);
+      for (std::size_t m = 0; m < models.size(); ++m) CHECK(next_position[m] == core.tasks_of(m));
+    }
+  }
+}
+
+TEST_CASE("a placement of the wrong size, or one that leaves a shard no device, is refused") {
+  hydra::scheduler_core core({{{1.0, 1.0}, {2.0, 2.0}, 1}}, 2);
+  CHECK_THROWS_WITH_AS(core.restrict_placement(0, std::vector<bool>(3, true)),
+                       "scheduler: placement of model 0 names 3 shard-device pairs; it has 2 shards x 2 devices",
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(core.restrict_placement(0, {true, false, false, false}),
+                       "scheduler: placement of model 0 leaves shard 1 no device to run on", hydra::invalid_argument);
+  core.restrict_placement(0, {false, true, true, true});
+  hydra::fifo policy;
+  CHECK_FALSE(core.decide(policy, 0).has_value()); // shard 0 may run on device 1 only
+  auto const first = core.decide(policy, 1);
+  REQUIRE(first.has_value());
+  CHECK(first->shard == 0);
+  core.restrict_placement(0, {}); // anywhere again
+  CHECK(core.may_run(*first, 0));
 }

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <random>
@@ -226,4 +227,35 @@ TEST_CASE("device speeds reach the policies, and a list of the wrong length or a
                        hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::sweep_driver(costs(2, 1), 2, {}, {1.0, 0.0}),
                        doctest::Contains("device 1 has a speed of 0"), hydra::invalid_argument);
+}
+
+TEST_CASE("placement by memory: a shard runs where half the budget holds it, and is unrestricted when it fits all") {
+  std::vector<std::uint64_t> const shards{40, 20, 50};
+  std::vector<std::uint64_t> const budgets{100, 60, 80};
+  CHECK(hydra::placement_by_memory(shards, budgets) ==
+        std::vector<bool>{true, false, true, true, true, true, true, false, false});
+  std::vector<std::uint64_t> const small{30, 20};
+  CHECK(hydra::placement_by_memory(small, budgets).empty());
+  std::vector<std::uint64_t> const too_large{51};
+  CHECK(hydra::placement_by_memory(too_large, budgets) == std::vector<bool>{false, false, false});
+}
+
+TEST_CASE("a policy that places by rule and finds its shard restricted elsewhere ends the run naming the devices") {
+  hydra::sweep_driver driver(costs(1, 2), 2);
+  driver.restrict_placement(0, {true, false, true, false}); // both shards on device 0 only
+  hydra::model_parallel policy;                             // wants shard 1 on device 1
+  std::vector<std::pair<std::size_t, hydra::task>> launches;
+  CHECK_THROWS_WITH_AS(driver.run(
+                           policy,
+                           [&](hydra::task const& t, std::size_t d) {
+                             launches.push_back({d, t});
+                             return hydra::launch_outcome::launched;
+                           },
+                           [&] { driver.complete(driver.queued(0).front(), 0); }, "test"),
+                       "test: policy model_parallel declined every ready task while no task ran (a shard runs "
+                       "only on the devices whose memory holds it; model 0 minibatch 0 shard 1 forward may run on "
+                       "device 0)",
+                       hydra::error);
+  REQUIRE(launches.size() == 1); // shard 0 ran on device 0 (its own under model_parallel)
+  CHECK(launches[0].first == 0);
 }

@@ -5,6 +5,7 @@
 // gives the identical decision list, whatever the timing of the run was.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -29,13 +30,16 @@ hydra::data_source data_for(std::uint64_t salt) {
 }
 
 // The workload the simulator is given for a finished runtime sweep: the same
-// models and shards, the costs the policies started from, roomy devices. Its
-// models have no minibatches of their own: the sweep controller's chain
-// extensions, in the replayed log, give them their work as they gave it at run time.
+// models and shards, the costs the policies started from, the devices' speeds
+// and memories, and each shard's state and scratch bytes (which the
+// simulator places shards by, as the runtime did). Its models have no
+// minibatches of their own: the sweep controller's chain extensions, in the
+// replayed log, give them their work as they gave it at run time.
 hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
-                            std::vector<double> const& speeds) {
+                            std::vector<std::size_t> const& capacities, std::vector<double> const& speeds) {
   hydra::sim::workload w;
-  for (double const speed : speeds) w.devices.push_back({.budget_bytes = 1ULL << 40, .speed = speed});
+  for (std::size_t d = 0; d < speeds.size(); ++d)
+    w.devices.push_back({.budget_bytes = capacities[d], .speed = speeds[d]});
   for (std::size_t m = 0; m < configs.size(); ++m) {
     hydra::sim::model_spec spec{configs[m].name, {}, 0};
     for (std::size_t s = 0; s < trainer.shards_of(m).size(); ++s) {
@@ -44,6 +48,8 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
       double const flops = trainer.shards_of(m)[s].flops;
       shard.forward_seconds = given ? given->forward_seconds[s] : flops / 3.0 * 1e-9;
       shard.backward_seconds = given ? given->backward_seconds[s] : flops * 1e-9;
+      shard.state_bytes = trainer.shards_of(m)[s].extent_bytes();
+      shard.scratch_bytes = trainer.shards_of(m)[s].scratch.bytes;
       spec.shards.push_back(shard);
     }
     w.models.push_back(spec);
@@ -54,6 +60,7 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
 } // namespace
 
 TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the same decisions") {
+  std::size_t confined_shards = 0; // (shard, device) pairs a placement ruled out
   for (std::uint64_t seed = 0; seed < 24; ++seed) {
     std::mt19937_64 random(seed);
     std::size_t const devices = 1 + random() % 4;
@@ -67,8 +74,8 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
       std::size_t const width = 8 + 8 * (random() % 3), depth_layers = 1 + random() % 5;
       hydra::model_config config{
           "model " + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
-          hydra::sgd_momentum{},   1 + random() % 3,
-          data_for(seed * 10 + m), m + 1};
+          hydra::sgd_momentum{},        1 + random() % 3,
+          data_for(seed * 10 + m),      m + 1};
       config.validation = data_for(7777);
       config.validation_minibatches = random() % 3;
       configs.push_back(std::move(config));
@@ -104,6 +111,12 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
       if (seed % 2 == 1) capacities[d] = 96_KiB;
       if (seed % 3 == 0) speeds[d] = 0.5;
     }
+    // Odd seeds without model_parallel (which fixes each shard's device): some
+    // models are cut for the larger devices only, and their larger shards run there.
+    bool const confined = seed % 2 == 1 && devices > 1 && policy != "model_parallel";
+    if (confined)
+      for (std::size_t m = 0; m < models; m += 2) configs[m].partition_for = {1};
+    CAPTURE(confined);
     if (!profiled) { // estimates need the shard counts: partition once with the same budgets
       hydra::host_backend probe_backend({.device_budgets = capacities});
       hydra::multi_model_trainer probe(probe_backend, configs, hydra::make_policy(policy, seed));
@@ -116,10 +129,9 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
         configs[m].estimates = given;
       }
     }
-    hydra::host_backend backend(
-        {.device_budgets = capacities,
-         .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)},
-         .device_speeds = speeds});
+    hydra::host_backend backend({.device_budgets = capacities,
+                                 .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)},
+                                 .device_speeds = speeds});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
                                        {.driver = {.queue_depth = depth}, .controller = controller()});
     trainer.run();
@@ -129,10 +141,19 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     o.driver.queue_depth = depth;
     o.keep_decisions = true;
     o.replay = executed.driver_log;
-    auto const replayed = hydra::sim::simulate(mirror(trainer, configs, speeds), policy, o, seed);
+    auto const mirrored = mirror(trainer, configs, capacities, speeds);
+    auto const replayed = hydra::sim::simulate(mirrored, policy, o, seed);
     REQUIRE(replayed.decisions.size() == executed.decisions.size());
     CHECK(replayed.decisions == executed.decisions);
+    for (std::size_t m = 0; m < models; ++m) {
+      auto const runs_on = hydra::sim::placement_of(mirrored, m);
+      confined_shards +=
+          runs_on.empty() ? 0 : static_cast<std::size_t>(std::count(runs_on.begin(), runs_on.end(), false));
+      for (auto const& d : executed.decisions)
+        if (d.task.model == m) CHECK((runs_on.empty() || runs_on[d.task.shard * devices + d.device]));
+    }
   }
+  CHECK(confined_shards > 0); // some runs had shards that only some devices may run
 }
 
 TEST_CASE("a replay that does not match the simulated sweep stops at the first difference") {
@@ -180,6 +201,6 @@ TEST_CASE("a controlled run in which a model fails at its launch after the drive
   hydra::sim::options o;
   o.keep_decisions = true;
   o.replay = executed.driver_log;
-  auto const replayed = hydra::sim::simulate(mirror(trainer, configs, {1.0}), "model_parallel", o, 1);
+  auto const replayed = hydra::sim::simulate(mirror(trainer, configs, {64_KiB}, {1.0}), "model_parallel", o, 1);
   CHECK(replayed.decisions == executed.decisions);
 }

@@ -120,8 +120,8 @@ TEST_CASE("copies hide behind compute when each task computes at least as long a
   CHECK(exposed.bound.seconds() == doctest::Approx(36.0).epsilon(1e-12));
 }
 
-TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, every task runs once") {
-  std::size_t tight = 0;
+TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, every task runs once, where it fits") {
+  std::size_t tight = 0, restricted_workloads = 0;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     auto w = sim::random_workload(seed);
     if (seed % 5 == 0) { // a host backend's: shared cores, launches, other host work
@@ -139,23 +139,45 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
         w.devices[d].latency_seconds = 1e-5 * static_cast<double>((d + seed) % 3);
       }
     }
+    if (seed % 4 == 2) // memories that differ: device 0 holds every shard, the others some
+      for (std::size_t d = 1; d < w.devices.size(); ++d)
+        w.devices[d].budget_bytes =
+            static_cast<std::uint64_t>(static_cast<double>(w.devices[d].budget_bytes) * (d % 3 == 0   ? 1.0
+                                                                                         : d % 3 == 1 ? 0.5
+                                                                                                      : 0.3));
+    std::vector<std::vector<bool>> placements;
+    bool restricted = false;
+    for (std::size_t m = 0; m < w.models.size(); ++m) {
+      placements.push_back(sim::placement_of(w, m));
+      restricted = restricted || !placements.back().empty();
+    }
     sim::options o;
     o.driver.queue_depth = seed % 3;
+    o.keep_decisions = true;
     auto const parts = sim::lower_bound(w);
     double const bound = parts.seconds();
     for (char const* name : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
+      // model_parallel fixes shard s to device s mod D, which may not hold it.
+      if (restricted && std::string(name) == "model_parallel") continue;
       auto const r = sim::simulate(w, std::string(name), o, seed);
       INFO("seed " << seed << " policy " << name << " bound parts: chain with copies " << parts.chain_with_copies
-                   << ", links " << parts.links << ", classic " << parts.classic_seconds());
+                   << ", links " << parts.links << ", placed work " << parts.placed_work << ", classic "
+                   << parts.classic_seconds());
       CHECK(r.makespan_seconds >= bound * (1 - 1e-12));
       if (r.makespan_seconds <= bound * (1 + 1e-9)) ++tight;
       CHECK(r.tasks == task_count(w));
       for (double busy : r.device_busy_fraction) CHECK(busy <= 1.0 + 1e-12);
+      for (auto const& d : r.decisions) {
+        auto const& runs_on = placements[d.task.model];
+        CHECK((runs_on.empty() || runs_on[d.task.shard * w.devices.size() + d.device]));
+      }
     }
+    if (restricted) ++restricted_workloads;
   }
   // The bound is reached (single-model, single-device workloads among them):
   // it is not loose by construction.
   CHECK(tight > 0);
+  CHECK(restricted_workloads > 20); // shards confined to some devices are covered
 }
 
 TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {
@@ -263,6 +285,75 @@ TEST_CASE("the mixed preset: 4 fast and 4 half-speed devices of half the memory,
   CHECK(sim::simulate(fast, hydra::sharp{}).makespan_seconds < r.makespan_seconds);
 }
 
+TEST_CASE("a shard runs only where half the budget holds it: the large device takes what the small cannot") {
+  sim::workload w;
+  w.devices = {free_links(1000), free_links(400)};
+  sim::shard_spec large = compute_only(1, 2), small = compute_only(1, 2);
+  large.state_bytes = 300; // fits half of 1000, not half of 400
+  small.state_bytes = 150; // fits both
+  w.models.push_back({"large", {large, small}, 3});
+  w.models.push_back({"small", {small}, 3});
+  CHECK(sim::placement_of(w, 0) == std::vector<bool>{true, false, true, true});
+  CHECK(sim::placement_of(w, 1).empty());
+  for (std::size_t depth : {0, 1}) {
+    CAPTURE(depth);
+    sim::options o;
+    o.driver.queue_depth = depth;
+    o.keep_decisions = true;
+    auto const r = sim::simulate(w, hydra::sharp{}, o);
+    REQUIRE(r.tasks == task_count(w));
+    REQUIRE(r.decisions.size() == task_count(w));
+    std::size_t on_small = 0;
+    for (auto const& d : r.decisions) {
+      if (d.task.model == 0 && d.task.shard == 0) CHECK(d.device == 0);
+      on_small += d.device == 1 ? 1 : 0;
+    }
+    CHECK(on_small > 0); // the small device still works
+    CHECK(r.makespan_seconds >= r.bound.seconds());
+  }
+  // Work 27 s over 2 devices, 13.5 s each; shard 0 of "large", 9 s, only on device 0.
+  CHECK(sim::lower_bound(w).placed_work == doctest::Approx(9.0).epsilon(1e-12));
+  CHECK(sim::lower_bound(w).work_per_device == doctest::Approx(13.5).epsilon(1e-12));
+  w.models[1].shards[0].state_bytes = 300; // now 18 s only on device 0
+  CHECK(sim::lower_bound(w).placed_work == doctest::Approx(18.0).epsilon(1e-12));
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds >= 18.0);
+  w.models[1].shards[0].state_bytes = 150;
+
+  // A shard above half of every budget runs where its whole task fits (the
+  // runtime never cuts one); above every budget it is refused, naming the largest.
+  w.models[0].shards[0].state_bytes = 600;
+  CHECK(sim::placement_of(w, 0) == std::vector<bool>{true, false, true, true});
+  CHECK(sim::simulate(w, hydra::sharp{}).tasks == task_count(w));
+  w.models[0].shards[0].state_bytes = 1001;
+  CHECK_THROWS_WITH_AS(
+      sim::validate(w),
+      doctest::Contains(
+          "model 0 (large) shard 0 needs 1001 bytes on a device, above the largest device's budget (1000 bytes)"),
+      hydra::does_not_fit);
+}
+
+TEST_CASE("the mixed preset cut for the large devices: fewer shards, the large ones only on the 80 GB devices") {
+  auto const cut40 = sim::mixed_preset();
+  auto const cut80 = sim::mixed_preset(4, 4, 80e9);
+  std::size_t shards40 = 0, shards80 = 0, fast_only = 0;
+  for (auto const& m : cut40.models) shards40 += m.shards.size();
+  for (std::size_t m = 0; m < cut80.models.size(); ++m) {
+    shards80 += cut80.models[m].shards.size();
+    auto const runs_on = sim::placement_of(cut80, m);
+    for (std::size_t s = 0; s < cut80.models[m].shards.size(); ++s) {
+      bool const fits_slow = cut80.models[m].shards[s].task_bytes() <= 20'000'000'000ULL;
+      for (std::size_t d = 0; d < 8; ++d) CHECK((runs_on.empty() || runs_on[s * 8 + d]) == (d < 4 || fits_slow));
+      fast_only += fits_slow ? 0 : 1;
+    }
+  }
+  CHECK(shards80 < shards40);
+  CHECK(fast_only > 0);
+  auto const r = sim::simulate(cut80, hydra::sharp{});
+  CHECK(r.tasks == task_count(cut80));
+  CHECK(r.makespan_seconds >= r.bound.seconds());
+  CHECK_THROWS_AS((void)sim::mixed_preset(4, 4, 100e9), hydra::invalid_argument);
+}
+
 TEST_CASE("the pipeline baseline follows GPipe's (M + D - 1) / M bubble") {
   sim::workload w;
   w.devices.assign(4, free_links());
@@ -302,8 +393,10 @@ TEST_CASE("bad workloads are refused, naming the thing and the limit") {
                        hydra::invalid_argument);
   w.devices = {free_links(1000), free_links(500)};
   w.models[0].shards[0].state_bytes = 400;
-  w.models[0].shards[0].scratch_bytes = 200;
-  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::sharp{}), doctest::Contains("model 0 (m) shard 0 needs 600"),
+  w.models[0].shards[0].scratch_bytes = 800;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::sharp{}),
+                       doctest::Contains("model 0 (m) shard 0 needs 1200 bytes (1.17 KiB) on a device, above the "
+                                         "largest device's budget (1000 bytes)"),
                        hydra::does_not_fit);
   w.models[0].shards[0].scratch_bytes = 0;
   CHECK_THROWS_WITH_AS((void)sim::simulate(w, declines_everything{}), doctest::Contains("declined every ready task"),

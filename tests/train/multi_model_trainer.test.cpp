@@ -110,6 +110,55 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   }
 }
 
+TEST_CASE("models cut for the larger device run their large shards only there and end as alone, under every policy") {
+  auto configs = sweep();
+  configs[1].partition_for = {0}; // cut for device 0's 256 KiB
+  configs[3].partition_for = {0};
+  std::vector<solo_result> solo;
+  for (auto const& config : configs) solo.push_back(train_alone(config));
+  std::vector<std::size_t> const capacities{256_KiB, 64_KiB};
+  std::size_t const cut_for_both = [&] {
+    auto everywhere = configs;
+    everywhere[1].partition_for.clear();
+    hydra::host_backend probe({.device_budgets = capacities});
+    return hydra::multi_model_trainer(probe, everywhere, hydra::make_policy("sharp")).shards_of(1).size();
+  }();
+  // (model_parallel fixes shard s to device s mod 2; here the confined shards
+  // are shard 0s, so it runs too.)
+  for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
+    CAPTURE(policy);
+    hydra::host_backend backend({.device_budgets = capacities});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
+                                       {.poison_freed_blocks = std::uint8_t{0xFF}});
+    CHECK(trainer.shards_of(1).size() < cut_for_both); // fewer, larger shards
+    trainer.run();
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      REQUIRE_FALSE(trainer.results()[m].failure.has_value());
+      CHECK(bitwise_equal(trainer.results()[m].parameters, solo[m].parameters));
+    }
+    std::size_t confined = 0, on_small = 0;
+    for (auto const& d : trainer.report().decisions) {
+      auto const& s = trainer.shards_of(d.task.model)[d.task.shard];
+      if (s.extent_bytes() + s.scratch.bytes > hydra::working_set_limit(capacities[1])) {
+        ++confined;
+        CHECK(d.device == 0); // too large for half of device 1
+      }
+      on_small += d.device == 1 ? 1 : 0;
+    }
+    CHECK(confined > 0);
+    CHECK(on_small > 0); // the small device runs the others' shards
+    CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
+    for (std::size_t d = 0; d < capacities.size(); ++d) CHECK(trainer.device_memory()[d].peak_in_use <= capacities[d]);
+  }
+  // A device the backend does not have is refused, naming it.
+  configs[2].partition_for = {0, 2};
+  hydra::host_backend backend({.device_budgets = capacities});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, configs, hydra::make_policy("sharp")),
+                       "model 2 (adam w16 d4): partition_for names device 2; the backend has 2 devices (0 to 1)",
+                       hydra::invalid_argument);
+}
+
 TEST_CASE("task_parallel trains whole models, one per device, and refuses a model that does not fit") {
   auto const configs = sweep();
   hydra::host_backend roomy({.device_budgets = {4_MiB, 4_MiB}});

@@ -94,6 +94,9 @@ private:
 
 // Baseline: plain model parallelism. One model at a time (the lowest id still
 // training); its shard s always runs on device s mod D, so all but one device idle.
+// It assumes that device may run the shard: where shards fit only some devices
+// (scheduler_core::restrict_placement) a sweep under it can stall, and the
+// driver then ends it with an error naming the shard and its devices.
 struct model_parallel {
   [[nodiscard]] std::string name() const { return "model_parallel"; }
   std::optional<std::size_t> pick(std::span<ready_task const> ready, device_view const& device) const {

@@ -1,5 +1,6 @@
 // The Policy concept: whenever a device can take a task, the scheduler shows the
-// policy every ready task (each the next task of a different model) and the
+// policy every ready task that may run there (each the next task of a different
+// model; a shard too large for a device's memory is not shown to it) and the
 // device, and the policy names one, or declines (the device then waits). Policies
 // may keep state; they must be cheap: they run once per task.
 #pragma once

@@ -73,12 +73,26 @@ public:
   template <policy P>
   std::optional<task> decide(P& choose, std::size_t device) {
     if (ready_.empty()) return std::nullopt;
+    std::span<ready_task const> offered = ready_;
+    if (restricted_models_ > 0) {
+      // Only what may run here; offered_index_ maps the policy's pick back.
+      offered_.clear();
+      offered_index_.clear();
+      for (std::size_t i = 0; i < ready_.size(); ++i)
+        if (may_run(ready_[i].task, device)) {
+          offered_.push_back(ready_[i]);
+          offered_index_.push_back(i);
+        }
+      if (offered_.empty()) return std::nullopt;
+      offered = offered_;
+    }
     device_view const view{device, devices_, models_.size(), first_unfinished_, speeds_.at(device)};
-    std::optional<std::size_t> const picked = choose.pick(std::span<ready_task const>(ready_), view);
+    std::optional<std::size_t> const picked = choose.pick(offered, view);
     if (!picked) return std::nullopt;
-    detail::expects(*picked < ready_.size(), "scheduler: the policy picked an index past the ready set");
-    task const chosen = ready_[*picked].task;
-    remove_ready(*picked);
+    detail::expects(*picked < offered.size(), "scheduler: the policy picked an index past the ready set");
+    std::size_t const index = restricted_models_ > 0 ? offered_index_[*picked] : *picked;
+    task const chosen = ready_[index].task;
+    remove_ready(index);
     models_[chosen.model].state = model_state::in_flight;
     ++in_flight_;
     if (keep_log_) log_.push_back({device, chosen});
@@ -140,6 +154,36 @@ public:
     } else if (m.state == model_state::ready) {
       ready_[m.ready_index].remaining_seconds = m.remaining;
     }
+  }
+
+  // Where a model's shards may run: shard s only on the devices d with
+  // runs_on[s * device_count() + d] (a shard whose working set fits some
+  // devices' memory and not others'). Empty: anywhere. Each shard needs a device.
+  void restrict_placement(std::size_t model, std::vector<bool> runs_on) {
+    auto& m = models_.at(model);
+    std::string const who = "scheduler: placement of model " + std::to_string(model);
+    if (runs_on.empty()) {
+      if (!m.runs_on.empty()) --restricted_models_;
+      m.runs_on.clear();
+      return;
+    }
+    detail::expects(runs_on.size() == m.shards * devices_,
+                    who + " names " + std::to_string(runs_on.size()) + " shard-device pairs; it has " +
+                        std::to_string(m.shards) + " shards x " + std::to_string(devices_) + " devices");
+    for (std::size_t s = 0; s < m.shards; ++s) {
+      auto const first = runs_on.begin() + static_cast<std::ptrdiff_t>(s * devices_);
+      detail::expects(std::find(first, first + static_cast<std::ptrdiff_t>(devices_), true) !=
+                          first + static_cast<std::ptrdiff_t>(devices_),
+                      who + " leaves shard " + std::to_string(s) + " no device to run on");
+    }
+    if (m.runs_on.empty()) ++restricted_models_;
+    m.runs_on = std::move(runs_on);
+  }
+
+  // Whether `t` may run on `device` (restrict_placement).
+  [[nodiscard]] bool may_run(task const& t, std::size_t device) const {
+    auto const& m = models_.at(t.model);
+    return m.runs_on.empty() || m.runs_on[t.shard * devices_ + device];
   }
 
   // Affinity: where `shard` of `model` is resident now (nowhere when evicted).
@@ -260,6 +304,7 @@ private:
     model_state state = model_state::ready;
     std::size_t ready_index = 0;
     std::vector<std::size_t> resident_on;
+    std::vector<bool> runs_on; // shard x device (restrict_placement); empty: anywhere
   };
 
   void add_model(std::size_t id, model_costs costs) {
@@ -352,6 +397,9 @@ private:
   std::vector<double> speeds_; // per device
   std::vector<model_entry> models_;
   std::vector<ready_task> ready_;
+  std::size_t restricted_models_ = 0;      // models with a restricted placement
+  std::vector<ready_task> offered_;        // decide's scratch: the ready tasks a device may run
+  std::vector<std::size_t> offered_index_; // their indices in ready_
   std::uint64_t ready_sequence_ = 0;
   std::size_t in_flight_ = 0;
   std::size_t first_unfinished_ = 0;

@@ -120,7 +120,8 @@ public:
         if (released_ != released_before)
           throw does_not_fit(who + ": no ready task fits beside what its device holds, and no task runs that "
                                    "could free memory (a fragmented device pool)");
-        throw error(who + ": policy " + std::string(policy.name()) + " declined every ready task while no task ran");
+        throw error(who + ": policy " + std::string(policy.name()) + " declined every ready task while no task ran" +
+                    placement_hint());
       }
       std::uint64_t const ended_before = ended_;
       await();
@@ -146,6 +147,12 @@ public:
   void update_costs(std::size_t model, model_costs const& costs) {
     core_.update_costs(model, costs);
     if (keep_log_) log_.push_back({driver_event::kind::costs_updated, 0, task{model}, costs, {}});
+  }
+
+  // Where a model's shards may run (see scheduler_core::restrict_placement).
+  // Not logged: a replaying driver restricts from the same workload.
+  void restrict_placement(std::size_t model, std::vector<bool> runs_on) {
+    core_.restrict_placement(model, std::move(runs_on));
   }
 
   // Appends `more` to a model's chain (see scheduler_core::extend).
@@ -202,6 +209,21 @@ public:
   [[nodiscard]] std::uint64_t released() const noexcept { return released_; }
 
 private:
+  // Why a policy that places by rule may find nothing it wants: the devices a
+  // restricted ready task may run on (empty when no placement is restricted).
+  [[nodiscard]] std::string placement_hint() const {
+    for (ready_task const& r : core_.ready()) {
+      std::string devices;
+      std::size_t count = 0;
+      for (std::size_t d = 0; d < queues_.size(); ++d)
+        if (core_.may_run(r.task, d)) devices.append(count++ == 0 ? "" : ", ").append(std::to_string(d));
+      if (count < queues_.size())
+        return " (a shard runs only on the devices whose memory holds it; " + describe(r.task) + " may run on device" +
+               (count == 1 ? " " : "s ") + devices + ")";
+    }
+    return {};
+  }
+
   void dequeue(task const& done, std::size_t device, driver_event::kind what) {
     auto& queue = queues_.at(device);
     auto const at = std::find(queue.begin(), queue.end(), done);

@@ -126,14 +126,21 @@ struct paper_device {
 // devices as above (80 GB, 400 TFLOP/s achieved, 50 GB/s links) and `slow`
 // A100-40GB-class ones (40 GB; half the achieved rate, 200 TFLOP/s, i.e. speed
 // 0.5; PCIe Gen4 links, 25 GB/s per direction). Compute seconds are the fast
-// device's; every shard is cut to fit half of the smaller memory, so that any
-// device may run it.
-[[nodiscard]] inline workload mixed_preset(std::size_t fast = 4, std::size_t slow = 4) {
-  paper_device const reference{.memory_bytes = 40e9};
+// device's. Shards are cut to fit half of `cut_for_memory_bytes`: 40 GB (the
+// default) lets any device run any shard; 80 GB gives fewer, larger shards,
+// and a shard then runs only on the devices whose half-budget holds it
+// (placement_of), here the fast ones.
+[[nodiscard]] inline workload mixed_preset(std::size_t fast = 4, std::size_t slow = 4,
+                                           double cut_for_memory_bytes = 40e9) {
+  hydra::detail::expects(cut_for_memory_bytes >= 40e9 && cut_for_memory_bytes <= 80e9,
+                         "mixed_preset: shards are cut for 40 to 80 GB of device memory, not " +
+                             std::to_string(cut_for_memory_bytes / 1e9) + " GB");
+  paper_device const reference{.memory_bytes = cut_for_memory_bytes};
   workload w = paper_preset(fast + slow, reference);
   w.description = "12 transformer models (6 GPT-2-XL-shaped, 6 BERT-Large-shaped) on " + std::to_string(fast) +
                   " H100-class devices (80 GB) and " + std::to_string(slow) +
-                  " A100-40GB-class devices at half the speed";
+                  " A100-40GB-class devices at half the speed, shards cut for " +
+                  std::to_string(static_cast<int>(std::lround(cut_for_memory_bytes / 1e9))) + " GB";
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto& device = w.devices[d];
     if (d < fast) {

@@ -14,6 +14,7 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/sched/scheduler_core.hpp"
+#include "hydra/sched/working_set.hpp"
 
 namespace hydra::sim {
 
@@ -106,8 +107,8 @@ inline void validate(workload const& w) {
     hydra::detail::expects(device.latency_seconds >= 0,
                            "workload: device " + std::to_string(d) + " has a negative latency");
   }
-  std::uint64_t smallest_budget = w.devices.front().budget_bytes;
-  for (auto const& device : w.devices) smallest_budget = std::min(smallest_budget, device.budget_bytes);
+  std::uint64_t largest_budget = 0;
+  for (auto const& device : w.devices) largest_budget = std::max(largest_budget, device.budget_bytes);
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
     std::string const who = "workload: model " + std::to_string(m) + " (" + model.name + ")";
@@ -116,13 +117,37 @@ inline void validate(workload const& w) {
       auto const& shard = model.shards[s];
       hydra::detail::expects(shard.forward_seconds >= 0 && shard.backward_seconds >= 0,
                              who + " shard " + std::to_string(s) + " has a negative compute time");
-      // Any device may be asked to run any shard: it must fit the smallest.
-      if (shard.task_bytes() > smallest_budget) {
+      // A shard runs only where it fits (placement_of): some device must hold it.
+      if (shard.task_bytes() > largest_budget) {
         throw does_not_fit(who + " shard " + std::to_string(s) + " needs " + format_bytes(shard.task_bytes()) +
-                           " on a device, above the smallest device's budget (" + format_bytes(smallest_budget) + ")");
+                           " on a device, above the largest device's budget (" + format_bytes(largest_budget) + ")");
       }
     }
   }
+}
+
+// Where each of a model's shards may run, in scheduler_core::restrict_placement's
+// form (shard x device; empty: anywhere): on the devices whose half-budget holds
+// its task, the runtime's rule (placement_by_memory), so a replayed run places
+// as the run did. A shard larger than half of every budget, which the runtime's
+// partitioner never makes, runs where its whole task fits (with nothing queued
+// beside it). For a validated workload.
+[[nodiscard]] inline std::vector<bool> placement_of(workload const& w, std::size_t model) {
+  std::vector<std::uint64_t> tasks, budgets;
+  for (auto const& shard : w.models.at(model).shards) tasks.push_back(shard.task_bytes());
+  for (auto const& device : w.devices) budgets.push_back(device.budget_bytes);
+  std::vector<bool> runs_on = placement_by_memory(tasks, budgets);
+  if (runs_on.empty()) return runs_on;
+  bool anywhere = true;
+  for (std::size_t s = 0; s < tasks.size(); ++s) {
+    auto const row = runs_on.begin() + static_cast<std::ptrdiff_t>(s * budgets.size());
+    if (std::find(row, row + static_cast<std::ptrdiff_t>(budgets.size()), true) ==
+        row + static_cast<std::ptrdiff_t>(budgets.size()))
+      for (std::size_t d = 0; d < budgets.size(); ++d) runs_on[s * budgets.size() + d] = tasks[s] <= budgets[d];
+    for (std::size_t d = 0; d < budgets.size(); ++d) anywhere = anywhere && runs_on[s * budgets.size() + d];
+  }
+  if (anywhere) runs_on.clear();
+  return runs_on;
 }
 
 // Compute seconds of one model's whole chain.
@@ -166,9 +191,15 @@ struct lower_bound_parts {
   // ... and every copy no schedule avoids spread over the host links (or, with
   // a shared host link, all of them through it).
   double links = 0;
+  // ... and, where shards fit only some devices (placement_of), the work that
+  // only a set of devices may run over their summed speed (the largest such
+  // share; 0 when every shard may run anywhere).
+  double placed_work = 0;
 
   [[nodiscard]] double classic_seconds() const noexcept { return std::max({work_per_device, longest_chain, host}); }
-  [[nodiscard]] double seconds() const noexcept { return std::max({classic_seconds(), chain_with_copies, links}); }
+  [[nodiscard]] double seconds() const noexcept {
+    return std::max({classic_seconds(), chain_with_copies, links, placed_work});
+  }
 };
 
 namespace detail {
@@ -259,10 +290,47 @@ struct model_copies {
   return out;
 }
 
+// The placed-work part of the bound: for each set of devices that some shard
+// is confined to, the compute of every shard confined within that set over the
+// set's summed speed. (The sets come from memory thresholds, so there are at
+// most two per device.)
+[[nodiscard]] inline double placed_work(workload const& w) {
+  std::size_t const devices = w.devices.size();
+  std::vector<std::vector<bool>> rows; // per shard confined somewhere: the devices that may run it
+  std::vector<double> work;            // its compute
+  for (std::size_t m = 0; m < w.models.size(); ++m) {
+    std::vector<bool> const runs_on = placement_of(w, m);
+    if (runs_on.empty()) continue;
+    auto const& model = w.models[m];
+    for (std::size_t s = 0; s < model.shards.size(); ++s) {
+      auto const first = runs_on.begin() + static_cast<std::ptrdiff_t>(s * devices);
+      rows.emplace_back(first, first + static_cast<std::ptrdiff_t>(devices));
+      work.push_back((model.shards[s].forward_seconds + model.shards[s].backward_seconds) *
+                     static_cast<double>(model.minibatches));
+    }
+  }
+  std::vector<std::vector<bool>> sets;
+  for (auto const& row : rows)
+    if (std::find(sets.begin(), sets.end(), row) == sets.end()) sets.push_back(row);
+  double largest = 0;
+  for (auto const& set : sets) {
+    double speed = 0, confined = 0;
+    for (std::size_t d = 0; d < devices; ++d) speed += set[d] ? w.devices[d].speed : 0.0;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      bool within = true;
+      for (std::size_t d = 0; d < devices && within; ++d) within = set[d] || !rows[r][d];
+      confined += within ? work[r] : 0.0;
+    }
+    largest = std::max(largest, confined / speed);
+  }
+  return largest;
+}
+
 } // namespace detail
 
 // The bound no schedule beats: max(the classic bound, the longest chain with
-// its copies and launches, the unavoidable copies over the links). The classic
+// its copies and launches, the unavoidable copies over the links, the work
+// confined to some devices over their speed). The classic
 // bound is max(total compute / D, the longest compute chain with shard 0's
 // first fetch and input and its last write-back, the host's share: see
 // lower_bound_parts::host). With devices of different speeds, D is the sum of
@@ -339,6 +407,7 @@ struct model_copies {
   double tasks = 0;
   for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
   out.host = tasks * w.launch_seconds;
+  out.placed_work = detail::placed_work(w);
   // Every compute and every launch lies inside the makespan, each on a core.
   // (Other host work and copies are left out: a task's other host work may
   // still be running when the last device is done.)

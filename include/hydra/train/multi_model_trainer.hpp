@@ -165,12 +165,8 @@ private:
   [[nodiscard]] std::size_t done_before(std::size_t m) const {
     return configs_[m].resume ? configs_[m].resume->minibatches_done : 0;
   }
-  [[nodiscard]] std::size_t smallest_budget() const {
-    std::size_t smallest = std::numeric_limits<std::size_t>::max();
-    for (std::size_t d = 0; d < backend_->device_count(); ++d)
-      smallest = std::min(smallest, backend_->device_budget(d));
-    return smallest;
-  }
+  // The smallest budget among the devices model m's shards are cut for.
+  [[nodiscard]] std::size_t partition_budget(std::size_t m) const;
 
   Backend* backend_;
   any_policy policy_;

@@ -49,6 +49,12 @@ struct basic_model_config {
   std::size_t validation_minibatches = 0;
   // An extra score of each evaluated minibatch (evaluation::metric).
   metric_function metric{};
+  // The devices whose memory the model's shards are cut for: each shard fits
+  // half the smallest budget among them. A shard then runs on every device
+  // whose half-budget holds it: these, and any other at least as large. Empty:
+  // every device, so any device may run any shard. Naming only the large
+  // devices of a mixed set gives fewer, larger shards that the small ones never run.
+  std::vector<std::size_t> partition_for{};
 };
 
 // A model's validation metrics after `minibatches` training minibatches

@@ -40,6 +40,8 @@ public:
       : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver, speeds_of(w)),
         replay_(o.replay) {
     driver_.keep_logs(o.keep_decisions);
+    for (std::size_t m = 0; m < w.models.size(); ++m)
+      if (auto runs_on = placement_of(w, m); !runs_on.empty()) driver_.restrict_placement(m, std::move(runs_on));
     std::size_t shard_count = 0;
     for (auto const& model : w.models) {
       bases_.push_back(shard_count);

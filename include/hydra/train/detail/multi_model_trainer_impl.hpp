@@ -53,15 +53,33 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
   set_up(std::move(graphs), options);
 }
 
-// Shards must fit every device (a task may run on any); task_parallel instead
-// needs the whole model to fit the one device it is bound to.
+template <class Backend, class Context>
+std::size_t basic_multi_model_trainer<Backend, Context>::partition_budget(std::size_t m) const {
+  auto const& config = configs_[m];
+  std::size_t const devices = backend_->device_count();
+  std::size_t smallest = std::numeric_limits<std::size_t>::max();
+  for (std::size_t const d : config.partition_for) {
+    detail::expects(d < devices, "model " + std::to_string(m) + " (" + config.name + "): partition_for names device " +
+                                     std::to_string(d) + "; the backend has " + std::to_string(devices) +
+                                     " devices (0 to " + std::to_string(devices - 1) + ")");
+    smallest = std::min(smallest, backend_->device_budget(d));
+  }
+  if (config.partition_for.empty())
+    for (std::size_t d = 0; d < devices; ++d) smallest = std::min(smallest, backend_->device_budget(d));
+  return smallest;
+}
+
+// Shards are cut for the smallest of the devices the model is partitioned for
+// (every device by default), and each then runs on the devices whose
+// half-budget holds it (set_up); task_parallel instead needs the whole model
+// to fit the one device it is bound to.
 template <class Backend, class Context>
 shard_chain basic_multi_model_trainer<Backend, Context>::partition(std::size_t m) const {
   auto const& config = configs_[m];
   auto const& model = config.model;
   std::size_t const state = any_optimizer<Context>(config.optimizer).state_per_parameter();
   bool const whole = policy_.needs_whole_models();
-  std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : smallest_budget();
+  std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : partition_budget(m);
   partition_input const in = model.describe(state, budget);
   if (!whole) return shard_chain::greedy(in);
   std::size_t const needed = detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
@@ -83,9 +101,17 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
   executor_ = std::make_unique<executor_type>(*backend_, host_bytes, options.poison_freed_blocks);
   std::vector<model_costs> costs;
   std::vector<model_profile> profiles;
+  std::vector<std::uint64_t> budgets;
+  for (std::size_t d = 0; d < backend_->device_count(); ++d) budgets.push_back(backend_->device_budget(d));
+  std::vector<std::vector<bool>> placements; // per model (sweep_driver::restrict_placement)
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
     shard_chain const& graph = graphs[m];
+    // The profile's figures (state and scratch bytes), so that a simulator
+    // replaying this run derives the same placement from them.
+    std::vector<std::uint64_t> working_sets;
+    for (shard const& s : graph.shards()) working_sets.push_back(s.extent_bytes() + s.scratch.bytes);
+    placements.push_back(placement_by_memory(working_sets, budgets));
     // A first estimate from FLOPs (forward a third, backward with its recompute
     // the rest); what matters to the policies is the models' relative work.
     model_costs estimate{{}, {}, 0}; // the chain is the controller's to plan (run())
@@ -130,6 +156,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
   }
   driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
   driver_->keep_logs(options.record_decisions);
+  for (std::size_t m = 0; m < configs_.size(); ++m)
+    if (!placements[m].empty()) driver_->restrict_placement(m, std::move(placements[m]));
   results_.resize(configs_.size());
   stopped_.assign(configs_.size(), false);
   evaluations_.resize(configs_.size());
