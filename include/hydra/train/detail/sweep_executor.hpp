@@ -133,8 +133,8 @@ public:
             for (auto* observer : observers) observer->on_compute_ends(t, d, streams);
           });
     } catch (does_not_fit const&) {
-      // Only a task queued behind a running one can meet this (the partition
-      // guarantees that a task fits a device running nothing else): it is
+      // Only a task queued behind a running one can meet this (a task is
+      // placed only on devices whose half-budget holds it): it is
       // retried later. Nothing of it was enqueued; shards it evicted or
       // fetched are just cache.
       return launch_outcome::no_room;
