@@ -238,6 +238,9 @@ TEST_CASE("placement by memory: a shard runs where half the budget holds it, and
   CHECK(hydra::placement_by_memory(small, budgets).empty());
   std::vector<std::uint64_t> const too_large{51};
   CHECK(hydra::placement_by_memory(too_large, budgets) == std::vector<bool>{false, false, false});
+  std::vector<std::uint64_t> const odd{61, 60}; // half of 61 is 30: 30 fits, 31 does not
+  std::vector<std::uint64_t> const near{30, 31};
+  CHECK(hydra::placement_by_memory(near, odd) == std::vector<bool>{true, true, false, false});
 }
 
 TEST_CASE("a policy that places by rule and finds its shard restricted elsewhere ends the run naming the devices") {
@@ -252,9 +255,9 @@ TEST_CASE("a policy that places by rule and finds its shard restricted elsewhere
                              return hydra::launch_outcome::launched;
                            },
                            [&] { driver.complete(driver.queued(0).front(), 0); }, "test"),
-                       "test: policy model_parallel declined every ready task while no task ran (a shard runs "
-                       "only on the devices whose memory holds it; model 0 minibatch 0 shard 1 forward may run on "
-                       "device 0)",
+                       "test: policy model_parallel declined every ready task while no task ran (shards run only "
+                       "on the devices whose memory holds them, which a policy that fixes each shard's device may "
+                       "not respect: model 0 minibatch 0 shard 1 forward may run on device 0)",
                        hydra::error);
   REQUIRE(launches.size() == 1); // shard 0 ran on device 0 (its own under model_parallel)
   CHECK(launches[0].first == 0);

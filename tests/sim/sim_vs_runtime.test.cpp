@@ -31,8 +31,9 @@ hydra::data_source data_for(std::uint64_t salt) {
 
 // The workload the simulator is given for a finished runtime sweep: the same
 // models and shards, the costs the policies started from, the devices' speeds
-// and memories, and each shard's state and scratch bytes (which the
-// simulator places shards by, as the runtime did). Its models have no
+// and memories, and each shard's state and scratch bytes as the runtime's
+// profile gives them (the simulator places shards by their sum, as the runtime
+// did). Its models have no
 // minibatches of their own: the sweep controller's chain extensions, in the
 // replayed log, give them their work as they gave it at run time.
 hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vector<hydra::model_config> const& configs,
@@ -49,7 +50,7 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
       shard.forward_seconds = given ? given->forward_seconds[s] : flops / 3.0 * 1e-9;
       shard.backward_seconds = given ? given->backward_seconds[s] : flops * 1e-9;
       shard.state_bytes = trainer.shards_of(m)[s].extent_bytes();
-      shard.scratch_bytes = trainer.shards_of(m)[s].scratch.bytes;
+      shard.scratch_bytes = trainer.shards_of(m)[s].working_set_bytes() - trainer.shards_of(m)[s].extent_bytes();
       spec.shards.push_back(shard);
     }
     w.models.push_back(spec);

@@ -351,7 +351,9 @@ TEST_CASE("the mixed preset cut for the large devices: fewer shards, the large o
   auto const r = sim::simulate(cut80, hydra::sharp{});
   CHECK(r.tasks == task_count(cut80));
   CHECK(r.makespan_seconds >= r.bound.seconds());
-  CHECK_THROWS_AS((void)sim::mixed_preset(4, 4, 100e9), hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS((void)sim::mixed_preset(4, 4, 100e9),
+                       "mixed_preset: shards are cut for 40 to 80 GB of device memory, not 100 GB",
+                       hydra::invalid_argument);
 }
 
 TEST_CASE("the pipeline baseline follows GPipe's (M + D - 1) / M bubble") {

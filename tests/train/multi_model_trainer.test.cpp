@@ -140,7 +140,7 @@ TEST_CASE("models cut for the larger device run their large shards only there an
     std::size_t confined = 0, on_small = 0;
     for (auto const& d : trainer.report().decisions) {
       auto const& s = trainer.shards_of(d.task.model)[d.task.shard];
-      if (s.extent_bytes() + s.scratch.bytes > hydra::working_set_limit(capacities[1])) {
+      if (s.working_set_bytes() > hydra::working_set_limit(capacities[1])) {
         ++confined;
         CHECK(d.device == 0); // too large for half of device 1
       }
@@ -150,6 +150,27 @@ TEST_CASE("models cut for the larger device run their large shards only there an
     CHECK(on_small > 0); // the small device runs the others' shards
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
     for (std::size_t d = 0; d < capacities.size(); ++d) CHECK(trainer.device_memory()[d].peak_in_use <= capacities[d]);
+    if (policy != "sharp") continue;
+    // The run's profile, through its JSON file, places every shard in the
+    // simulator where the run could place it.
+    std::string const path = (hydra::testing::scratch_directory("trainer_placement_profile") / "profile.json").string();
+    {
+      std::ofstream out(path);
+      hydra::write_profile_json(out, trainer.profile());
+    }
+    hydra::sim::json_defaults defaults;
+    defaults.minibatches = 1;
+    auto const w = hydra::sim::read_workload_json(path, defaults);
+    std::size_t restricted = 0;
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      std::vector<std::uint64_t> working_sets;
+      for (auto const& s : trainer.shards_of(m).shards()) working_sets.push_back(s.working_set_bytes());
+      std::vector<std::uint64_t> const budgets(capacities.begin(), capacities.end());
+      auto const runtime = hydra::placement_by_memory(working_sets, budgets);
+      CHECK(hydra::sim::placement_of(w, m) == runtime);
+      restricted += runtime.empty() ? 0 : 1;
+    }
+    CHECK(restricted == 2); // the two models cut for device 0
   }
   // A device the backend does not have is refused, naming it.
   configs[2].partition_for = {0, 2};
@@ -267,7 +288,8 @@ TEST_CASE("profiling minibatches replace FLOP estimates with measured costs, giv
       CHECK(profiles[m].state_bytes[s] == chain[s].extent_bytes());
       CHECK(profiles[m].parameter_bytes[s] == chain[s].parameter_bytes());
       CHECK(profiles[m].home_bytes[s] == chain[s].home_bytes());
-      CHECK(profiles[m].scratch_bytes[s] == chain[s].scratch.bytes);
+      CHECK(profiles[m].scratch_bytes[s] == chain[s].working_set_bytes() - chain[s].extent_bytes());
+      CHECK(profiles[m].scratch_bytes[s] >= chain[s].scratch.bytes);
       CHECK(profiles[m].input_bytes[s] ==
             configs[m].model.footprint(chain[s].first_layer).input_features * batch * sizeof(float));
     }

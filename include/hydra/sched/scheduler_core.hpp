@@ -72,6 +72,9 @@ public:
   // Asks `choose` for a task for `device`; the chosen task is then in flight.
   template <policy P>
   std::optional<task> decide(P& choose, std::size_t device) {
+    if (device >= devices_) [[unlikely]]
+      throw invalid_argument("scheduler: device " + std::to_string(device) + " asked for a task; there are " +
+                             std::to_string(devices_) + " devices");
     if (ready_.empty()) return std::nullopt;
     std::span<ready_task const> offered = ready_;
     if (restricted_models_ > 0) {
@@ -183,7 +186,7 @@ public:
   // Whether `t` may run on `device` (restrict_placement).
   [[nodiscard]] bool may_run(task const& t, std::size_t device) const {
     auto const& m = models_.at(t.model);
-    return m.runs_on.empty() || m.runs_on[t.shard * devices_ + device];
+    return m.runs_on.empty() || (device < devices_ && t.shard < m.shards && m.runs_on[t.shard * devices_ + device]);
   }
 
   // Affinity: where `shard` of `model` is resident now (nowhere when evicted).

@@ -209,19 +209,27 @@ public:
   [[nodiscard]] std::uint64_t released() const noexcept { return released_; }
 
 private:
-  // Why a policy that places by rule may find nothing it wants: the devices a
-  // restricted ready task may run on (empty when no placement is restricted).
+  // Why a policy that places by rule may find nothing it wants: the devices
+  // the lowest model's restricted ready task may run on (empty when no ready
+  // task is restricted).
   [[nodiscard]] std::string placement_hint() const {
-    for (ready_task const& r : core_.ready()) {
-      std::string devices;
-      std::size_t count = 0;
+    auto const runs_on = [this](task const& t) {
+      std::vector<std::size_t> devices;
       for (std::size_t d = 0; d < queues_.size(); ++d)
-        if (core_.may_run(r.task, d)) devices.append(count++ == 0 ? "" : ", ").append(std::to_string(d));
-      if (count < queues_.size())
-        return " (a shard runs only on the devices whose memory holds it; " + describe(r.task) + " may run on device" +
-               (count == 1 ? " " : "s ") + devices + ")";
-    }
-    return {};
+        if (core_.may_run(t, d)) devices.push_back(d);
+      return devices;
+    };
+    std::optional<task> lowest;
+    for (ready_task const& r : core_.ready())
+      if ((!lowest || r.task.model < lowest->model) && runs_on(r.task).size() < queues_.size()) lowest = r.task;
+    if (!lowest) return {};
+    auto const allowed = runs_on(*lowest);
+    std::string devices;
+    for (std::size_t const d : allowed) devices.append(devices.empty() ? "" : ", ").append(std::to_string(d));
+    std::size_t const count = allowed.size();
+    return " (shards run only on the devices whose memory holds them, which a policy that fixes each shard's device "
+           "may not respect: " +
+           describe(*lowest) + " may run on device" + (count == 1 ? " " : "s ") + devices + ")";
   }
 
   void dequeue(task const& done, std::size_t device, driver_event::kind what) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -132,9 +133,12 @@ struct paper_device {
 // (placement_of), here the fast ones.
 [[nodiscard]] inline workload mixed_preset(std::size_t fast = 4, std::size_t slow = 4,
                                            double cut_for_memory_bytes = 40e9) {
-  hydra::detail::expects(cut_for_memory_bytes >= 40e9 && cut_for_memory_bytes <= 80e9,
-                         "mixed_preset: shards are cut for 40 to 80 GB of device memory, not " +
-                             std::to_string(cut_for_memory_bytes / 1e9) + " GB");
+  if (!(cut_for_memory_bytes >= 40e9 && cut_for_memory_bytes <= 80e9)) {
+    char given[32];
+    std::snprintf(given, sizeof given, "%g", cut_for_memory_bytes / 1e9);
+    std::string message = "mixed_preset: shards are cut for 40 to 80 GB of device memory, not ";
+    throw invalid_argument(message.append(given).append(" GB"));
+  }
   paper_device const reference{.memory_bytes = cut_for_memory_bytes};
   workload w = paper_preset(fast + slow, reference);
   w.description = "12 transformer models (6 GPT-2-XL-shaped, 6 BERT-Large-shaped) on " + std::to_string(fast) +

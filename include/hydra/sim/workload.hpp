@@ -293,32 +293,40 @@ struct model_copies {
 // The placed-work part of the bound: for each set of devices that some shard
 // is confined to, the compute of every shard confined within that set over the
 // set's summed speed. (The sets come from memory thresholds, so there are at
-// most two per device.)
+// most two per device; the cost is shards x sets x devices at most.)
 [[nodiscard]] inline double placed_work(workload const& w) {
   std::size_t const devices = w.devices.size();
-  std::vector<std::vector<bool>> rows; // per shard confined somewhere: the devices that may run it
-  std::vector<double> work;            // its compute
+  // Each distinct set of devices a shard is confined to, with the compute of
+  // the shards confined to exactly it. (A shard that may run anywhere counts
+  // only toward the whole pool's share, the classic bound's.)
+  std::vector<std::vector<bool>> sets;
+  std::vector<double> work;
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     std::vector<bool> const runs_on = placement_of(w, m);
     if (runs_on.empty()) continue;
     auto const& model = w.models[m];
     for (std::size_t s = 0; s < model.shards.size(); ++s) {
       auto const first = runs_on.begin() + static_cast<std::ptrdiff_t>(s * devices);
-      rows.emplace_back(first, first + static_cast<std::ptrdiff_t>(devices));
-      work.push_back((model.shards[s].forward_seconds + model.shards[s].backward_seconds) *
-                     static_cast<double>(model.minibatches));
+      std::vector<bool> row(first, first + static_cast<std::ptrdiff_t>(devices));
+      if (std::find(row.begin(), row.end(), false) == row.end()) continue;
+      double const seconds =
+          (model.shards[s].forward_seconds + model.shards[s].backward_seconds) * static_cast<double>(model.minibatches);
+      auto const known = std::find(sets.begin(), sets.end(), row);
+      if (known == sets.end()) {
+        sets.push_back(std::move(row));
+        work.push_back(seconds);
+      } else {
+        work[static_cast<std::size_t>(known - sets.begin())] += seconds;
+      }
     }
   }
-  std::vector<std::vector<bool>> sets;
-  for (auto const& row : rows)
-    if (std::find(sets.begin(), sets.end(), row) == sets.end()) sets.push_back(row);
   double largest = 0;
   for (auto const& set : sets) {
     double speed = 0, confined = 0;
     for (std::size_t d = 0; d < devices; ++d) speed += set[d] ? w.devices[d].speed : 0.0;
-    for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (std::size_t r = 0; r < sets.size(); ++r) { // every set within this one
       bool within = true;
-      for (std::size_t d = 0; d < devices && within; ++d) within = set[d] || !rows[r][d];
+      for (std::size_t d = 0; d < devices && within; ++d) within = set[d] || !sets[r][d];
       confined += within ? work[r] : 0.0;
     }
     largest = std::max(largest, confined / speed);

@@ -31,8 +31,10 @@ struct model_profile {
   std::vector<std::uint64_t> state_bytes;     // device extent: parameters, gradients, optimizer state
   std::vector<std::uint64_t> parameter_bytes; // what a forward fetches
   std::vector<std::uint64_t> home_bytes;      // what a backward needs from host memory and writes back
-  std::vector<std::uint64_t> scratch_bytes;   // one task's activations and workspace
-  std::vector<std::uint64_t> input_bytes;     // its boundary activation (and the gradient through it)
+  // One task's activations and workspace, with the pool's rounding of its
+  // allocations: state + scratch is the working set a device must hold.
+  std::vector<std::uint64_t> scratch_bytes;
+  std::vector<std::uint64_t> input_bytes; // its boundary activation (and the gradient through it)
   // How many minibatches the measured figures are the medians of. The first
   // minibatch of a run counts only while no other has finished: its first
   // fetches, cold caches and first-touch page faults are not what the rest of

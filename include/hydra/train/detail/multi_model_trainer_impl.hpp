@@ -79,7 +79,8 @@ shard_chain basic_multi_model_trainer<Backend, Context>::partition(std::size_t m
   auto const& model = config.model;
   std::size_t const state = any_optimizer<Context>(config.optimizer).state_per_parameter();
   bool const whole = policy_.needs_whole_models();
-  std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : partition_budget(m);
+  std::size_t const cut_for = partition_budget(m); // checks partition_for under every policy
+  std::size_t const budget = whole ? backend_->device_budget(m % backend_->device_count()) : cut_for;
   partition_input const in = model.describe(state, budget);
   if (!whole) return shard_chain::greedy(in);
   std::size_t const needed = detail::make_shard(in, 0, model.size(), 0).working_set_bytes();
@@ -107,10 +108,10 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
     shard_chain const& graph = graphs[m];
-    // The profile's figures (state and scratch bytes), so that a simulator
-    // replaying this run derives the same placement from them.
+    // As the device's pool allocates them; the profile's state and scratch
+    // bytes sum to the same, so a simulator places the shards as this run did.
     std::vector<std::uint64_t> working_sets;
-    for (shard const& s : graph.shards()) working_sets.push_back(s.extent_bytes() + s.scratch.bytes);
+    for (shard const& s : graph.shards()) working_sets.push_back(s.working_set_bytes());
     placements.push_back(placement_by_memory(working_sets, budgets));
     // A first estimate from FLOPs (forward a third, backward with its recompute
     // the rest); what matters to the policies is the models' relative work.
@@ -126,7 +127,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
       profile.state_bytes.push_back(s.extent_bytes());
       profile.parameter_bytes.push_back(s.parameter_bytes());
       profile.home_bytes.push_back(s.home_bytes());
-      profile.scratch_bytes.push_back(s.scratch.bytes);
+      profile.scratch_bytes.push_back(s.working_set_bytes() - s.extent_bytes());
       profile.input_bytes.push_back(config.model.footprint(s.first_layer).input_features * sample_bytes);
     }
     if (auto const& given = config.estimates) {
