@@ -9,6 +9,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/sched/any_policy.hpp"
@@ -29,6 +30,42 @@ std::vector<hydra::model_costs> random_models(std::mt19937_64& random) {
   return models;
 }
 
+// Drives `core` to its end as a runtime would: each device holds up to two
+// tasks, and a random busy device completes its oldest. Checks chain order and
+// that work never stalls; `decided(task, device)` sees every decision. Returns
+// each model's next position (its chain's length, once all ran) and the count run.
+template <class Policy, class Decided>
+std::pair<std::vector<std::size_t>, std::size_t> drive(hydra::scheduler_core& core, Policy& policy,
+                                                       std::mt19937_64& random, Decided&& decided) {
+  std::size_t const devices = core.device_count();
+  std::vector<std::vector<hydra::task>> in_flight(devices);
+  std::vector<std::size_t> next_position(core.model_count(), 0);
+  std::size_t executed = 0, rounds = 0;
+  while (!core.finished()) {
+    REQUIRE(++rounds < 100000);
+    for (std::size_t d = 0; d < devices; ++d)
+      while (in_flight[d].size() < 2) {
+        auto const t = core.decide(policy, d);
+        if (!t) break;
+        decided(*t, d);
+        in_flight[d].push_back(*t);
+      }
+    // Complete one task at the head of a random busy device's queue.
+    std::vector<std::size_t> busy;
+    for (std::size_t d = 0; d < devices; ++d)
+      if (!in_flight[d].empty()) busy.push_back(d);
+    REQUIRE(!busy.empty()); // nothing in flight while work remains would be a deadlock
+    std::size_t const d = busy[random() % busy.size()];
+    hydra::task const done = in_flight[d].front();
+    in_flight[d].erase(in_flight[d].begin());
+    CHECK(done.position == next_position[done.model]); // chain order, no task twice
+    ++next_position[done.model];
+    core.complete(done);
+    ++executed;
+  }
+  return {next_position, executed};
+}
+
 } // namespace
 
 TEST_CASE("every task runs exactly once, in chain order, under every policy, and the schedule terminates") {
@@ -41,30 +78,7 @@ TEST_CASE("every task runs exactly once, in chain order, under every policy, and
       std::size_t const devices = 1 + random() % 8;
       hydra::scheduler_core core(models, devices);
       auto policy = hydra::make_policy(name, seed);
-      std::vector<std::vector<hydra::task>> in_flight(devices);
-      std::vector<std::size_t> next_position(models.size(), 0);
-      std::size_t executed = 0, rounds = 0;
-      while (!core.finished()) {
-        REQUIRE(++rounds < 100000);
-        for (std::size_t d = 0; d < devices; ++d)
-          while (in_flight[d].size() < 2)
-            if (auto t = core.decide(policy, d))
-              in_flight[d].push_back(*t);
-            else
-              break;
-        // Complete one task at the head of a random busy device's queue.
-        std::vector<std::size_t> busy;
-        for (std::size_t d = 0; d < devices; ++d)
-          if (!in_flight[d].empty()) busy.push_back(d);
-        REQUIRE(!busy.empty()); // nothing in flight while work remains would be a deadlock
-        std::size_t const d = busy[random() % busy.size()];
-        hydra::task const done = in_flight[d].front();
-        in_flight[d].erase(in_flight[d].begin());
-        CHECK(done.position == next_position[done.model]); // chain order, no task twice
-        ++next_position[done.model];
-        core.complete(done);
-        ++executed;
-      }
+      auto const [next_position, executed] = drive(core, policy, random, [](hydra::task const&, std::size_t) {});
       std::size_t expected = 0;
       for (std::size_t m = 0; m < models.size(); ++m) {
         CHECK(next_position[m] == core.tasks_of(m));
@@ -245,30 +259,8 @@ TEST_CASE("a restricted placement shows each device only the tasks it may run, a
         }
         std::string name() const { return inner->name(); }
       } policy{&inner, &may_run};
-      std::vector<std::vector<hydra::task>> in_flight(devices);
-      std::vector<std::size_t> next_position(models.size(), 0);
-      std::size_t rounds = 0;
-      while (!core.finished()) {
-        REQUIRE(++rounds < 100000);
-        for (std::size_t d = 0; d < devices; ++d)
-          while (in_flight[d].size() < 2)
-            if (auto t = core.decide(policy, d)) {
-              CHECK(may_run(*t, d));
-              in_flight[d].push_back(*t);
-            } else {
-              break;
-            }
-        std::vector<std::size_t> busy;
-        for (std::size_t d = 0; d < devices; ++d)
-          if (!in_flight[d].empty()) busy.push_back(d);
-        REQUIRE(!busy.empty());
-        std::size_t const d = busy[random() % busy.size()];
-        hydra::task const done = in_flight[d].front();
-        in_flight[d].erase(in_flight[d].begin());
-        CHECK(done.position == next_position[done.model]);
-        ++next_position[done.model];
-        core.complete(done);
-      }
+      auto const next_position =
+          drive(core, policy, random, [&](hydra::task const& t, std::size_t d) { CHECK(may_run(t, d)); }).first;
       CHECK(policy.shown_elsewhere == 0);
       for (std::size_t m = 0; m < models.size(); ++m) CHECK(next_position[m] == core.tasks_of(m));
     }
