@@ -30,6 +30,15 @@ std::vector<hydra::model_costs> random_models(std::mt19937_64& random) {
   return models;
 }
 
+// A seeded random sweep: its models, its device count, and the generator the
+// drive goes on with.
+struct random_sweep {
+  std::mt19937_64 random;
+  std::vector<hydra::model_costs> models;
+  std::size_t devices;
+  explicit random_sweep(std::uint64_t seed) : random(seed), models(random_models(random)), devices(1 + random() % 8) {}
+};
+
 // Drives `core` to its end as a runtime would: each device holds up to two
 // tasks, and a random busy device completes its oldest. Checks chain order and
 // that work never stalls; `decided(task, device)` sees every decision. Returns
@@ -73,9 +82,8 @@ TEST_CASE("every task runs exactly once, in chain order, under every policy, and
     for (std::string const name : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel", "task_parallel"}) {
       CAPTURE(seed);
       CAPTURE(name);
-      std::mt19937_64 random(seed);
-      auto const models = random_models(random);
-      std::size_t const devices = 1 + random() % 8;
+      random_sweep sweep(seed);
+      auto& [random, models, devices] = sweep;
       hydra::scheduler_core core(models, devices);
       auto policy = hydra::make_policy(name, seed);
       auto const [next_position, executed] = drive(core, policy, random, [](hydra::task const&, std::size_t) {});
@@ -228,9 +236,8 @@ TEST_CASE("a restricted placement shows each device only the tasks it may run, a
     for (std::string const name : {"sharp", "fifo", "round_robin", "random_pick"}) {
       CAPTURE(seed);
       CAPTURE(name);
-      std::mt19937_64 random(seed);
-      auto const models = random_models(random);
-      std::size_t const devices = 1 + random() % 8;
+      random_sweep sweep(seed);
+      auto& [random, models, devices] = sweep;
       hydra::scheduler_core core(models, devices);
       std::vector<std::vector<bool>> placements(models.size());
       for (std::size_t m = 0; m < models.size(); ++m) {
