@@ -318,6 +318,15 @@ TEST_CASE("a shard runs only where half the budget holds it: the large device ta
   CHECK(sim::lower_bound(w).placed_work == doctest::Approx(18.0).epsilon(1e-12));
   CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds >= 18.0);
   w.models[1].shards[0].state_bytes = 150;
+  // The large device at half speed: "large"'s shard 0 computes at 0.5 there,
+  // so its chain is 3 x (3 / 0.5 + 3) = 27 s; the classic chain, 18 s, takes
+  // the fastest device for every shard.
+  w.devices[0].speed = 0.5;
+  auto const slow_large = sim::lower_bound(w);
+  CHECK(slow_large.chain_with_copies == doctest::Approx(27.0).epsilon(1e-12));
+  CHECK(slow_large.longest_chain == doctest::Approx(18.0).epsilon(1e-12));
+  CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds >= 27.0 * (1 - 1e-12));
+  w.devices[0].speed = 1;
 
   // A shard above half of every budget runs where its whole task fits (the
   // runtime never cuts one); above every budget it is refused, naming the largest.

@@ -183,7 +183,8 @@ struct lower_bound_parts {
   double host = 0;
 
   // What the cost model makes every schedule pay on top:
-  // a model's chain with every copy and launch on it (its tasks run one after
+  // a model's chain, each shard computed at the fastest device that may run
+  // it, with every copy and launch on it (its tasks run one after
   // another, each launched once its predecessor has completed, and each
   // boundary activation goes to host memory and back in between) ...
   double chain_with_copies = 0;
@@ -290,11 +291,28 @@ struct model_copies {
   return out;
 }
 
+// A model's compute chain with each shard at the fastest device that may run
+// it (`unrestricted`, the chain at the fastest device, when any may run any).
+[[nodiscard]] inline double chain_at_fastest_allowed(workload const& w, std::size_t model,
+                                                     std::vector<bool> const& runs_on, double unrestricted) {
+  if (runs_on.empty()) return unrestricted;
+  auto const& spec = w.models[model];
+  std::size_t const devices = w.devices.size();
+  double minibatch = 0;
+  for (std::size_t s = 0; s < spec.shards.size(); ++s) {
+    double fastest = 0;
+    for (std::size_t d = 0; d < devices; ++d)
+      if (runs_on[s * devices + d]) fastest = std::max(fastest, w.devices[d].speed);
+    minibatch += (spec.shards[s].forward_seconds + spec.shards[s].backward_seconds) / fastest;
+  }
+  return minibatch * static_cast<double>(spec.minibatches);
+}
+
 // The placed-work part of the bound: for each set of devices that some shard
 // is confined to, the compute of every shard confined within that set over the
 // set's summed speed. (The sets come from memory thresholds, so there are at
 // most two per device; the cost is shards x sets x devices at most.)
-[[nodiscard]] inline double placed_work(workload const& w) {
+[[nodiscard]] inline double placed_work(workload const& w, std::vector<std::vector<bool>> const& placements) {
   std::size_t const devices = w.devices.size();
   // Each distinct set of devices a shard is confined to, with the compute of
   // the shards confined to exactly it. (A shard that may run anywhere counts
@@ -302,7 +320,7 @@ struct model_copies {
   std::vector<std::vector<bool>> sets;
   std::vector<double> work;
   for (std::size_t m = 0; m < w.models.size(); ++m) {
-    std::vector<bool> const runs_on = placement_of(w, m);
+    std::vector<bool> const& runs_on = placements[m];
     if (runs_on.empty()) continue;
     auto const& model = w.models[m];
     for (std::size_t s = 0; s < model.shards.size(); ++s) {
@@ -342,7 +360,8 @@ struct model_copies {
 // bound is max(total compute / D, the longest compute chain with shard 0's
 // first fetch and input and its last write-back, the host's share: see
 // lower_bound_parts::host). With devices of different speeds, D is the sum of
-// their speeds and a chain computes at the fastest's.
+// their speeds and a chain computes at the fastest's (the chain with copies:
+// each shard at the fastest that may run it).
 //
 // (Replayed runs whose controller retired or stopped models early run fewer
 // tasks than the workload lists: their makespan may fall below this bound.)
@@ -354,6 +373,9 @@ struct model_copies {
 // fastest link any device offers, so the sum holds wherever the tasks run.
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
   lower_bound_parts out;
+  std::vector<std::vector<bool>> placements; // per model (placement_of)
+  placements.reserve(w.models.size());
+  for (std::size_t m = 0; m < w.models.size(); ++m) placements.push_back(placement_of(w, m));
   detail::distinct_links const links(w);
   double total = 0;
   double to_device_seconds = 0, to_host_seconds = 0, shared_bytes = 0;
@@ -376,18 +398,20 @@ struct model_copies {
   for (std::size_t m = 0; m < w.models.size(); ++m) {
     auto const& model = w.models[m];
     double const chain = chain_seconds(model) / fastest_speed;
+    // The same chain with each shard at the fastest device that may run it.
+    double const placed_chain = detail::chain_at_fastest_allowed(w, m, placements[m], chain);
     total += chain_seconds(model);
     if (model.minibatches == 0) continue;
-    double fastest_first_in = -1, fastest_last_out = -1;
-    for (auto const& device : w.devices) {
-      auto const& first = model.shards[0];
-      double const in = copy_seconds(first.forward_fetch_bytes(), device.h2d_bytes_per_second, device.latency_seconds) +
-                        copy_seconds(first.input_bytes, device.h2d_bytes_per_second, device.latency_seconds);
-      double const out_copy =
-          copy_seconds(first.backward_fetch_bytes(), device.d2h_bytes_per_second, device.latency_seconds);
+    // Shard 0's first fetch and input, both on one device's link, and its
+    // last write-back: each link kind once, not each device.
+    auto const& first = model.shards[0];
+    double fastest_first_in = -1;
+    for (auto const& [rate, latency] : links.to_device) {
+      double const in =
+          copy_seconds(first.forward_fetch_bytes(), rate, latency) + copy_seconds(first.input_bytes, rate, latency);
       fastest_first_in = fastest_first_in < 0 ? in : std::min(fastest_first_in, in);
-      fastest_last_out = fastest_last_out < 0 ? out_copy : std::min(fastest_last_out, out_copy);
     }
+    double const fastest_last_out = links.fastest_copy(first.backward_fetch_bytes(), false);
     double const classic = chain + fastest_first_in + fastest_last_out;
     if (classic > out.longest_chain) {
       out.longest_chain = classic;
@@ -395,7 +419,7 @@ struct model_copies {
     }
     auto const copies = detail::unavoidable_copies(links, model);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
-    double const with_copies = chain + copies.chain_seconds + tasks * w.launch_seconds;
+    double const with_copies = placed_chain + copies.chain_seconds + tasks * w.launch_seconds;
     if (with_copies > out.chain_with_copies) {
       out.chain_with_copies = with_copies;
       out.chain_model = m;
@@ -415,7 +439,7 @@ struct model_copies {
   double tasks = 0;
   for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
   out.host = tasks * w.launch_seconds;
-  out.placed_work = detail::placed_work(w);
+  out.placed_work = detail::placed_work(w, placements);
   // Every compute and every launch lies inside the makespan, each on a core.
   // (Other host work and copies are left out: a task's other host work may
   // still be running when the last device is done.)
