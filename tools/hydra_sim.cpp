@@ -240,10 +240,13 @@ void print_workload(hydra::sim::workload const& w) {
   for (auto const& m : w.models) shards += m.shards.size();
   std::uint64_t const tasks = task_count(w);
   auto const& first = w.devices.front();
-  bool const alike = std::all_of(w.devices.begin(), w.devices.end(), [&](hydra::sim::device_spec const& d) {
-    return d.budget_bytes == first.budget_bytes && d.h2d_bytes_per_second == first.h2d_bytes_per_second &&
-           d.d2h_bytes_per_second == first.d2h_bytes_per_second && d.speed == first.speed;
-  });
+  // Devices of one kind: what the summary lines print of them is the same.
+  auto const same_kind = [](hydra::sim::device_spec const& a, hydra::sim::device_spec const& b) {
+    return a.budget_bytes == b.budget_bytes && a.h2d_bytes_per_second == b.h2d_bytes_per_second &&
+           a.d2h_bytes_per_second == b.d2h_bytes_per_second && a.speed == b.speed;
+  };
+  bool const alike = std::all_of(w.devices.begin(), w.devices.end(),
+                                 [&](hydra::sim::device_spec const& d) { return same_kind(d, first); });
   std::printf("workload: %s\n  %zu models, %zu shards, %llu tasks, %zu devices", w.description.c_str(), w.models.size(),
               shards, static_cast<unsigned long long>(tasks), w.devices.size());
   if (alike)
@@ -257,10 +260,7 @@ void print_workload(hydra::sim::workload const& w) {
     for (std::size_t d = 0; d < w.devices.size();) {
       auto const& kind = w.devices[d];
       std::size_t end = d;
-      while (end < w.devices.size() && w.devices[end].budget_bytes == kind.budget_bytes &&
-             w.devices[end].speed == kind.speed && w.devices[end].h2d_bytes_per_second == kind.h2d_bytes_per_second &&
-             w.devices[end].d2h_bytes_per_second == kind.d2h_bytes_per_second)
-        ++end;
+      while (end < w.devices.size() && same_kind(w.devices[end], kind)) ++end;
       std::printf("%s %zu x (%s, speed %g, %s/s in, %s/s out)", d == 0 ? "" : ",", end - d,
                   bytes_text(static_cast<double>(kind.budget_bytes)).c_str(), kind.speed,
                   bytes_text(kind.h2d_bytes_per_second).c_str(), bytes_text(kind.d2h_bytes_per_second).c_str());

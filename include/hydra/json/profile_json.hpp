@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,9 +25,7 @@ namespace hydra {
 
 inline void write_profile_json(std::ostream& out, sweep_profile const& profile) {
   using ordered = nlohmann::ordered_json;
-  auto at = [](auto const& values, std::size_t s) {
-    return s < values.size() ? values[s] : typename std::decay_t<decltype(values)>::value_type{};
-  };
+  auto const at = [](auto const& values, std::size_t s) { return detail::figure_or_zero(values, s); };
   ordered models = ordered::array();
   for (auto const& p : profile.models) {
     ordered shards = ordered::array();

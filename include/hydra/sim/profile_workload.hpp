@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <string>
-#include <type_traits>
 
 #include "hydra/core/error.hpp"
 #include "hydra/sim/workload.hpp"
@@ -40,9 +39,7 @@ namespace hydra::sim {
   }
   for (auto const& p : profile.models) {
     model_spec model{.name = p.name, .shards = {}, .minibatches = minibatches};
-    auto at = [](auto const& values, std::size_t s) {
-      return s < values.size() ? values[s] : typename std::decay_t<decltype(values)>::value_type{};
-    };
+    auto const at = [](auto const& values, std::size_t s) { return hydra::detail::figure_or_zero(values, s); };
     for (std::size_t s = 0; s < p.forward_seconds.size(); ++s)
       model.shards.push_back({.forward_seconds = p.forward_seconds[s],
                               .backward_seconds = at(p.backward_seconds, s),

@@ -14,6 +14,15 @@
 
 namespace hydra {
 
+namespace detail {
+// Shard s's figure in one of a profile's per-shard lists, or 0 where the list
+// is shorter (a profile built by hand may leave figures out).
+template <class T>
+[[nodiscard]] T figure_or_zero(std::vector<T> const& values, std::size_t s) {
+  return s < values.size() ? values[s] : T{};
+}
+} // namespace detail
+
 struct model_profile {
   std::string name;
   // "measured" (its profiling minibatches), "estimates" (given), or "flops"
