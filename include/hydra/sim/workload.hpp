@@ -133,6 +133,10 @@ inline void validate(workload const& w) {
 // partitioner never makes, runs where its whole task fits (with nothing queued
 // beside it). For a validated workload.
 [[nodiscard]] inline std::vector<bool> placement_of(workload const& w, std::size_t model) {
+  // Alike memories: a shard fits all of them or none (and then, validated,
+  // all of their whole budgets): anywhere.
+  auto const same_budget = [&](device_spec const& d) { return d.budget_bytes == w.devices.front().budget_bytes; };
+  if (std::all_of(w.devices.begin(), w.devices.end(), same_budget)) return {};
   std::vector<std::uint64_t> tasks, budgets;
   for (auto const& shard : w.models.at(model).shards) tasks.push_back(shard.task_bytes());
   for (auto const& device : w.devices) budgets.push_back(device.budget_bytes);
