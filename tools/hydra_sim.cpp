@@ -38,7 +38,11 @@ struct arguments {
   std::optional<std::size_t> micro_batches;
   std::optional<std::string> trace, write_workload;
   std::optional<std::size_t> sweep;
-  std::optional<std::string> help; // --help: print it and exit 0
+  std::size_t nodes = 1;
+  double node_link_gbps = 25;
+  bool move_models = false;
+  std::vector<std::size_t> scale_out; // --scale-out: these node counts
+  std::optional<std::string> help;    // --help: print it and exit 0
 };
 
 // The command line, through CLI11 (Debian: libcli11-dev): typed options whose
@@ -73,10 +77,11 @@ arguments parse(int argc, char** argv) {
                "hydra-sim");
   app.get_formatter()->column_width(36);
   app.add_option("--preset", a.preset,
-                 "paper: 12 transformer models on 8 H100-class devices; mixed: the same models on 4 of those and 4 "
+                 "paper: 12 transformer models on 8 H100-class devices; paper-sweep: those 12 configurations from 8 "
+                 "seeds each, 96 models on the same 8 devices; mixed: the 12 models on 4 of those devices and 4 "
                  "A100-40GB-class devices at half the speed, shards cut for 40 GB; mixed-large: the same, shards cut "
                  "for 80 GB (fewer, larger shards that only the 80 GB devices run)")
-      ->check(CLI::IsMember({"paper", "mixed", "mixed-large"}))
+      ->check(CLI::IsMember({"paper", "paper-sweep", "mixed", "mixed-large"}))
       ->capture_default_str();
   auto* random =
       app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
@@ -116,6 +121,26 @@ arguments parse(int argc, char** argv) {
                  "instead of one table: N random workloads (seeds 1..N), min/median/max of each policy's "
                  "makespan / lower bound")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  auto* nodes =
+      app.add_option("--nodes", a.nodes,
+                     "the workload's devices on each of this many machines, joined by --node-link; each model runs "
+                     "within one node, placed longest-first")
+          ->check(CLI::Range(std::size_t{1}, std::size_t{512}))
+          ->capture_default_str();
+  app.add_option("--node-link", a.node_link_gbps, "the link between nodes per direction in GB/s")
+      ->check(finite_number)
+      ->check(CLI::Range(1e-6, 1e6))
+      ->capture_default_str();
+  app.add_flag("--move-models", a.move_models,
+               "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
+  app.add_option("--scale-out", a.scale_out,
+                 "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
+                 "placed longest-first and with models moving, against one node")
+      ->expected(0, 16)
+      ->delimiter(',')
+      ->default_str("1,2,4,8")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{512}))
+      ->excludes(nodes);
   try {
     app.parse(argc, argv);
   } catch (CLI::CallForHelp const&) {
@@ -183,6 +208,8 @@ hydra::sim::workload load(arguments const& a) {
     if (w.devices.empty()) throw hydra::invalid_argument(*a.workload_file + ": it lists no devices");
   } else if (a.random_seed) {
     w = hydra::sim::random_workload(*a.random_seed);
+  } else if (a.preset == "paper-sweep") {
+    w = hydra::sim::paper_sweep_preset(8, a.devices.value_or(8));
   } else if (a.preset == "mixed") {
     w = hydra::sim::mixed_preset();
   } else if (a.preset == "mixed-large") {
@@ -192,7 +219,7 @@ hydra::sim::workload load(arguments const& a) {
   }
   // What-if questions: other device counts, memories and links than the workload's.
   // Copies of the first device: a mix of devices would be lost.
-  if (a.devices && !a.workload_file && !a.random_seed && a.preset != "paper")
+  if (a.devices && !a.workload_file && !a.random_seed && a.preset.starts_with("mixed"))
     throw hydra::invalid_argument("--devices: the mixed presets have their own 8 devices of two kinds; write one with "
                                   "--write-workload and edit its device list instead");
   if (a.devices && w.devices.size() != *a.devices)
@@ -215,6 +242,13 @@ hydra::sim::workload load(arguments const& a) {
   }
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
   if (a.host_cores) w.host_cores = *a.host_cores;
+  if (a.nodes > 1 && a.scale_out.empty()) {
+    if (w.devices.size() * a.nodes > hydra::sim::max_devices)
+      throw hydra::invalid_argument("--nodes " + std::to_string(a.nodes) + " of " + std::to_string(w.devices.size()) +
+                                    " devices: above the limit of " + std::to_string(hydra::sim::max_devices) +
+                                    " devices");
+    w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
+  }
   // Each policy simulates every task: at a few million tasks a second, this
   // many keep a run within minutes.
   constexpr std::uint64_t max_tasks = 100'000'000;
@@ -267,6 +301,9 @@ void print_workload(hydra::sim::workload const& w) {
       d = end;
     }
   }
+  if (std::size_t const nodes = hydra::sim::node_count(w); nodes > 1)
+    std::printf("\n  on %zu nodes of %zu devices, joined by %s/s links; each model runs within one node", nodes,
+                w.devices.size() / nodes, bytes_text(w.between_nodes.bytes_per_second).c_str());
   if (w.launch_seconds > 0) std::printf("\n  launches %s each, one at a time", seconds_text(w.launch_seconds).c_str());
   if (w.host_cores > 0)
     std::printf("; %zu host cores shared by compute, copies, launches and %s of other host work per task", w.host_cores,
@@ -286,10 +323,21 @@ void print_workload(hydra::sim::workload const& w) {
   std::printf(")\n\n");
 }
 
+int write_trace(arguments const& a, hydra::sim::report const& sharp) {
+  if (!a.trace) return 0;
+  std::ofstream out(*a.trace);
+  hydra::write_chrome_trace(out, sharp.trace);
+  if (!out) throw hydra::error("cannot write the trace to " + *a.trace);
+  std::printf("trace of the sharp run: %s (open it in ui.perfetto.dev)\n", a.trace->c_str());
+  return 0;
+}
+
 int table(arguments const& a, hydra::sim::workload const& w) {
   print_workload(w);
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
+  o.move_models = a.move_models;
+  bool const one_node = hydra::sim::node_count(w) == 1;
   std::vector<hydra::sim::report> reports;
   auto const started = std::chrono::steady_clock::now();
   std::uint64_t simulated = 0;
@@ -338,6 +386,16 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                 versus_baseline(r.makespan_seconds).c_str());
   }
   for (auto const& [name, why] : gaps) std::printf("%-22s %12s   (%s)\n", name.c_str(), "n/a", why.c_str());
+  for (auto const& r : reports)
+    if (!r.moves.empty())
+      std::printf("%-22s %zu models moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),
+                  bytes_text(static_cast<double>(r.bytes_between_nodes)).c_str());
+  if (!one_node) {
+    // A pipeline across nodes would need the network between its stages, which it does not model.
+    std::printf("pipeline baselines: n/a across nodes\nsimulated %llu tasks in %.3f s\n",
+                static_cast<unsigned long long>(simulated), elapsed);
+    return write_trace(a, reports[0]);
+  }
   std::vector<std::size_t> micro;
   if (a.micro_batches)
     micro.push_back(*a.micro_batches);
@@ -368,23 +426,56 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                            : "the same",
               pipeline < bound ? ", though the pipeline's figure leaves out every copy" : "",
               static_cast<unsigned long long>(simulated), elapsed, static_cast<double>(simulated) / elapsed / 1e6);
-  if (a.trace) {
-    std::ofstream out(*a.trace);
-    hydra::write_chrome_trace(out, reports[0].trace);
-    if (!out) throw hydra::error("cannot write the trace to " + *a.trace);
-    std::printf("trace of the sharp run: %s (open it in ui.perfetto.dev)\n", a.trace->c_str());
+  return write_trace(a, reports[0]);
+}
+
+// The sweep scaled out: sharp on each node count, models placed longest-first
+// and kept there, and with models moving; against the same sweep on one node.
+int scale_out(arguments const& a, hydra::sim::workload const& one) {
+  print_workload(one);
+  hydra::sim::options placed;
+  placed.driver.queue_depth = a.prefetch_depth;
+  hydra::sim::options moving = placed;
+  moving.move_models = true;
+  hydra::sim::node_link const link{.bytes_per_second = a.node_link_gbps * 1e9};
+  double const single = hydra::sim::simulate(one, "sharp", placed).makespan_seconds;
+  std::printf("sharp on N nodes of %zu devices, joined by %s/s links; speed-up against one node (%s)\n",
+              one.devices.size(), bytes_text(link.bytes_per_second).c_str(), seconds_text(single).c_str());
+  std::printf("%6s %8s %12s %12s %8s %12s %8s %9s %9s %7s %12s\n", "nodes", "devices", "bound", "placed", "/ bound",
+              "moving", "/ bound", "speed-up", "mov/pl.", "moves", "between");
+  for (std::size_t const nodes : a.scale_out) {
+    if (one.devices.size() * nodes > hydra::sim::max_devices)
+      throw hydra::invalid_argument("--scale-out " + std::to_string(nodes) + " nodes of " +
+                                    std::to_string(one.devices.size()) + " devices: above the limit of " +
+                                    std::to_string(hydra::sim::max_devices) + " devices");
+    auto const w = hydra::sim::on_nodes(one, nodes, link);
+    auto const fixed = hydra::sim::simulate(w, "sharp", placed);
+    auto const moved = hydra::sim::simulate(w, "sharp", moving);
+    double const bound = fixed.bound.seconds();
+    std::printf("%6zu %8zu %12s %12s %8.3f %12s %8.3f %8.2fx %9.3f %7zu %12s\n", nodes, w.devices.size(),
+                seconds_text(bound).c_str(), seconds_text(fixed.makespan_seconds).c_str(),
+                fixed.makespan_seconds / bound, seconds_text(moved.makespan_seconds).c_str(),
+                moved.makespan_seconds / bound, single / moved.makespan_seconds,
+                moved.makespan_seconds / fixed.makespan_seconds, moved.moves.size(),
+                bytes_text(static_cast<double>(moved.bytes_between_nodes)).c_str());
   }
+  std::printf("placed: each model on the node longest-first placement gave it; moving: a node short of work also "
+              "takes\na model waiting at a minibatch boundary on another (its state crosses the link)\n");
   return 0;
 }
 
 int sweep(arguments const& a, std::size_t count) {
   std::vector<std::string> names(std::begin(policies), std::end(policies));
+  // model_parallel fixes shard s to device s mod D, which may lie on another node than its model's.
+  if (a.nodes > 1) std::erase(names, "model_parallel");
   std::vector<std::vector<double>> ratios(names.size()), classic_ratios(names.size());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
+  o.move_models = a.move_models;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
     if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
+    if (a.nodes > 1) w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
     auto const bound = hydra::sim::lower_bound(w);
     for (std::size_t p = 0; p < names.size(); ++p) {
       double const makespan = hydra::sim::simulate(w, names[p], o, seed).makespan_seconds;
@@ -392,8 +483,10 @@ int sweep(arguments const& a, std::size_t count) {
       classic_ratios[p].push_back(makespan / bound.classic_seconds());
     }
   }
-  std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices)\n", count,
-              count);
+  std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices", count, count);
+  if (a.nodes > 1)
+    std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
+  std::printf(")\n");
   std::printf("%-18s %8s %8s %8s   %s\n", "policy", "min", "median", "max", "(/ classic bound: min median max)");
   for (std::size_t p = 0; p < names.size(); ++p) {
     auto& r = ratios[p];
@@ -423,6 +516,7 @@ int main(int argc, char** argv) {
       hydra::sim::write_workload_json(out, w);
       if (!out) throw hydra::error("cannot write the workload to " + *a.write_workload);
     }
+    if (!a.scale_out.empty()) return scale_out(a, w);
     return table(a, w);
   } catch (std::exception const& e) {
     std::fprintf(stderr, "hydra-sim: %s\n", e.what());

@@ -38,6 +38,7 @@
 
 #include "hydra/sched/any_policy.hpp"
 #include "hydra/sched/eviction.hpp"
+#include "hydra/sched/node_balancer.hpp"
 #include "hydra/sched/policies.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/scheduler_core.hpp"

@@ -46,6 +46,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
         for (auto& shard : model.shards) shard.home_bytes = shard.state_bytes / 2;
       for (std::size_t d = 0; d < w.devices.size(); ++d) w.devices[d].speed = 0.5 + static_cast<double>(d);
     }
+    if (seed == 3) w = sim::on_nodes(w, 3, {.bytes_per_second = 7e9, .latency_seconds = 2e-6});
     std::ostringstream out;
     sim::write_workload_json(out, w);
     auto const back = sim::parse_workload_json(out.str());
@@ -61,7 +62,10 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
       CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
       CHECK(back.devices[d].latency_seconds == w.devices[d].latency_seconds);
       CHECK(back.devices[d].speed == w.devices[d].speed);
+      CHECK(back.devices[d].node == w.devices[d].node);
     }
+    CHECK(back.between_nodes.bytes_per_second == w.between_nodes.bytes_per_second);
+    CHECK(back.between_nodes.latency_seconds == w.between_nodes.latency_seconds);
     for (std::size_t m = 0; m < w.models.size(); ++m) {
       CHECK(back.models[m].name == w.models[m].name);
       CHECK(back.models[m].minibatches == w.models[m].minibatches);
@@ -155,7 +159,7 @@ TEST_CASE("a profile with its devices simulates the profiled machine, with the l
   profiles.push_back(profile_of("mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles, {65536, 131072});
-  CHECK(out.str().find("\"version\": 3") != std::string::npos);
+  CHECK(out.str().find("\"version\": 4") != std::string::npos);
   sim::json_defaults defaults;
   defaults.device_count = 8; // the file's devices win
   defaults.device.budget_bytes = 80'000'000'000;
@@ -180,7 +184,12 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
       {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
        "x.json: an object names \"count\" twice"},
-      {"{\"version\": 4, \"models\": []}", "version 4 was written by a newer hydra; this one reads up to version 3"},
+      {"{\"version\": 5, \"models\": []}", "version 5 was written by a newer hydra; this one reads up to version 4"},
+      {"{\"devices\": [{\"budget_bytes\": 10, \"node\": -1}], \"models\": []}", "devices[0].node must be a finite"},
+      {"{\"devices\": [{\"budget_bytes\": 10, \"node\": 5000}], \"models\": []}",
+       "devices[0].node is 5000, above the limit of 4095"},
+      {"{\"between_nodes\": {\"bytes_per_second\": 1, \"latncy_seconds\": 1}, \"models\": []}",
+       "unknown member \"latncy_seconds\""},
       {"{\"format\": \"chrome trace\", \"models\": []}", "\"format\" is \"chrome trace\", not \"hydra workload\""},
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": \"10\"}, \"models\": []}",
        "devices.budget_bytes must be a number, not a string"},

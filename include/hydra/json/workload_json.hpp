@@ -9,6 +9,9 @@
 //               "d2h_bytes_per_second": 50e9,            when the reader is given
 //               "latency_seconds": 15e-6,                defaults, as for a profile)
 //               "speed": 1},                             (optional, version 3: 1)
+//   (in the list form each device may name its machine, "node": 0, version 4)
+//   "between_nodes": {"bytes_per_second": 25e9,          (optional, version 4: these)
+//                     "latency_seconds": 5e-6},
 //   "shared_host_bytes_per_second": 0,                   (optional; 0: unlimited)
 //   "launch_seconds": 2e-5,                              (optional, version 2: 0)
 //   "host_cores": 0, "task_host_seconds": 0,             (optional, version 2: 0)
@@ -55,9 +58,10 @@ namespace hydra::sim {
 // The version this hydra writes and the newest it reads. A file without
 // "version" is read as version 1 (files written before the field existed).
 // Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes;
-// version 3 each device's "speed". (A file that declares an older version may
+// version 3 each device's "speed"; version 4 each device's "node" and the
+// link "between_nodes". (A file that declares an older version may
 // still give the newer members: they read the same.)
-inline constexpr int workload_json_version = 3;
+inline constexpr int workload_json_version = 4;
 
 // What a file may leave out (a runtime profile names neither devices nor
 // minibatch counts).
@@ -80,7 +84,7 @@ public:
     require_object(root, "the document");
     allowed(root, "the document",
             {"format", "version", "description", "devices", "shared_host_bytes_per_second", "launch_seconds",
-             "host_cores", "task_host_seconds", "models"});
+             "host_cores", "task_host_seconds", "models", "between_nodes"});
     if (auto const* format = member(root, "format"); format && as_string(*format, "format") != "hydra workload")
       fail("\"format\" is \"" + format->get<std::string>() + "\", not \"hydra workload\"");
     if (auto const* version = member(root, "version")) {
@@ -96,6 +100,14 @@ public:
     if (auto const* x = member(root, "launch_seconds")) w.launch_seconds = as_seconds(*x, "launch_seconds");
     if (auto const* x = member(root, "host_cores")) w.host_cores = as_count(*x, "host_cores", max_devices);
     if (auto const* x = member(root, "task_host_seconds")) w.task_host_seconds = as_seconds(*x, "task_host_seconds");
+    if (auto const* link = member(root, "between_nodes")) {
+      require_object(*link, "\"between_nodes\"");
+      allowed(*link, "between_nodes", {"bytes_per_second", "latency_seconds"});
+      if (auto const* x = member(*link, "bytes_per_second"))
+        w.between_nodes.bytes_per_second = as_number(*x, "between_nodes.bytes_per_second");
+      if (auto const* x = member(*link, "latency_seconds"))
+        w.between_nodes.latency_seconds = as_seconds(*x, "between_nodes.latency_seconds");
+    }
     if (auto const* devices = member(root, "devices")) {
       read_devices(*devices, w);
     } else if (defaults_.device_count) {
@@ -211,8 +223,9 @@ private:
         require_object(v[d], what);
         allowed(v[d], what,
                 {"budget_bytes", "memory_bytes", "h2d_bytes_per_second", "d2h_bytes_per_second", "latency_seconds",
-                 "speed"});
+                 "speed", "node"});
         w.devices.push_back(read_device(v[d], what));
+        if (auto const* x = member(v[d], "node")) w.devices.back().node = as_count(*x, what + ".node", max_devices - 1);
       }
       return;
     }
@@ -302,8 +315,11 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
                        {"h2d_bytes_per_second", device.h2d_bytes_per_second},
                        {"d2h_bytes_per_second", device.d2h_bytes_per_second},
                        {"latency_seconds", device.latency_seconds},
-                       {"speed", device.speed}});
+                       {"speed", device.speed},
+                       {"node", device.node}});
   document["devices"] = std::move(devices);
+  document["between_nodes"] = {{"bytes_per_second", w.between_nodes.bytes_per_second},
+                               {"latency_seconds", w.between_nodes.latency_seconds}};
   document["shared_host_bytes_per_second"] = w.shared_host_bytes_per_second;
   document["launch_seconds"] = w.launch_seconds;
   document["host_cores"] = w.host_cores;

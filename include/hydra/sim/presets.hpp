@@ -121,6 +121,24 @@ struct paper_device {
   return w;
 }
 
+// The paper preset's 12 configurations, each trained from `seeds` seeds (96
+// models at the default 8), on `device_count` devices of one node: the sweep
+// that outgrows one server, for on_nodes to scale out.
+[[nodiscard]] inline workload paper_sweep_preset(std::size_t seeds = 8, std::size_t device_count = 8) {
+  if (seeds == 0) throw invalid_argument("paper_sweep_preset: seed count is 0; at least 1 is required");
+  workload const one = paper_preset(device_count);
+  workload w = one;
+  w.models.clear();
+  for (std::size_t seed = 0; seed < seeds; ++seed)
+    for (model_spec model : one.models) {
+      model.name += " seed " + std::to_string(seed);
+      w.models.push_back(std::move(model));
+    }
+  w.description = std::to_string(w.models.size()) + " transformer models (the paper preset's 12 configurations, " +
+                  std::to_string(seeds) + " seeds each) on " + std::to_string(device_count) + " H100-class devices";
+  return w;
+}
+
 // ---- the mixed preset: devices that differ ---------------------------------------
 //
 // The paper-shaped preset's 12 models on a mixed cluster: `fast` H100-class

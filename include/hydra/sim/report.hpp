@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/sched/node_balancer.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sim/workload.hpp"
@@ -24,6 +25,19 @@ struct options {
   // run's decisions, or the replay stops with an error at the first that
   // differs. Simulated times are computed as usual.
   std::vector<driver_event> replay{};
+  // Where the devices sit on more than one node, each model starts on the node
+  // place_longest_first picks (sched/node_balancer.hpp) and runs only on its
+  // devices. With move_models, after each completion a node short of work may
+  // take a model waiting at a minibatch boundary elsewhere (pick_move), whose
+  // state then crosses workload::between_nodes before its next task can fetch it.
+  bool move_models = false;
+};
+
+// A model's move between nodes: when its state left and when it had arrived.
+struct timed_move {
+  model_move move;
+  double start_seconds = 0, end_seconds = 0;
+  std::uint64_t bytes = 0;
 };
 
 struct report {
@@ -41,6 +55,10 @@ struct report {
   double copy_wait_seconds = 0;         // compute idle, waiting for a launched task's copies
   std::vector<decision> decisions;
   std::vector<trace_slice> trace;
+  // Across nodes: each model's first node, and every move (options::move_models).
+  std::vector<std::size_t> starting_node;
+  std::vector<timed_move> moves;
+  std::uint64_t bytes_between_nodes = 0;
 
   [[nodiscard]] double ratio_to_lower_bound() const noexcept {
     return bound.seconds() > 0 ? makespan_seconds / bound.seconds() : 1.0;

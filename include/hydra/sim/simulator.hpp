@@ -25,6 +25,10 @@
 //    are threads sharing the host's cores (workload::host_cores, the host
 //    backend), every compute, copy and launch, and each task's other host
 //    work, holds one core while it runs (first fit among the work booked).
+//  - nodes: devices on several machines (device_spec::node) have a host each
+//    (launching thread, cores, shared host link); each model runs within one
+//    node, placed longest-first, and with options::move_models moves whole,
+//    at a minibatch boundary, its state crossing workload::between_nodes.
 // Not modelled: pool fragmentation (memory is counted in bytes), copy chunking,
 // and contention beyond the shared cores and the optional shared host link, on
 // which every copy also books its bytes / aggregate rate (first fit).

@@ -61,6 +61,19 @@ struct device_spec {
   // estimated on: a task takes its seconds / speed here. Devices that differ
   // (a mixed cluster) differ in it, in budget_bytes and in their links.
   double speed = 1;
+  // The machine it sits in (0 .. nodes - 1). A node has its own host: its
+  // memory holds its models' state, and its launches, cores and shared host
+  // link serve its devices only. A model runs within one node and moves
+  // between nodes only whole (sched/node_balancer.hpp).
+  std::size_t node = 0;
+};
+
+// The network between nodes: a model moving to another node sends its state
+// (every shard's home bytes) over it, one transfer per model, queued behind
+// the transfers of both nodes.
+struct node_link {
+  double bytes_per_second = 25e9; // 200 Gb/s InfiniBand HDR, per node and direction
+  double latency_seconds = 5e-6;
 };
 
 struct workload {
@@ -81,7 +94,17 @@ struct workload {
   std::size_t host_cores = 0;
   double task_host_seconds = 0;
   std::vector<model_spec> models;
+  // Between nodes, where the devices sit on more than one (device_spec::node);
+  // host_cores, launch_seconds and shared_host_bytes_per_second are then each node's.
+  node_link between_nodes{};
 };
+
+// How many nodes the devices sit on (1 + the highest device_spec::node).
+[[nodiscard]] inline std::size_t node_count(workload const& w) noexcept {
+  std::size_t highest = 0;
+  for (auto const& device : w.devices) highest = std::max(highest, device.node);
+  return highest + 1;
+}
 
 // Seconds one copy of `bytes` takes on a link (no queueing).
 [[nodiscard]] inline double copy_seconds(std::uint64_t bytes, double bytes_per_second, double latency) noexcept {
@@ -106,7 +129,19 @@ inline void validate(workload const& w) {
                                "; a speed is > 0 and at most 1e6 (times the reference device's)");
     hydra::detail::expects(device.latency_seconds >= 0,
                            "workload: device " + std::to_string(d) + " has a negative latency");
+    hydra::detail::expects(device.node < w.devices.size(), "workload: device " + std::to_string(d) + " is on node " +
+                                                               std::to_string(device.node) + "; with " +
+                                                               std::to_string(w.devices.size()) +
+                                                               " devices the nodes are numbered below that");
   }
+  std::vector<bool> node_has_device(node_count(w), false);
+  for (auto const& device : w.devices) node_has_device[device.node] = true;
+  for (std::size_t n = 0; n < node_has_device.size(); ++n)
+    hydra::detail::expects(node_has_device[n], "workload: node " + std::to_string(n) +
+                                                   " has no devices; nodes are numbered 0, 1, ... without gaps");
+  if (node_has_device.size() > 1)
+    hydra::detail::expects(w.between_nodes.bytes_per_second > 0 && w.between_nodes.latency_seconds >= 0,
+                           "workload: the link between nodes needs a rate > 0 bytes/s and a latency >= 0");
   std::uint64_t largest_budget = 0;
   for (auto const& device : w.devices) largest_budget = std::max(largest_budget, device.budget_bytes);
   for (std::size_t m = 0; m < w.models.size(); ++m) {
@@ -437,25 +472,49 @@ struct model_copies {
   out.work_per_device = total / total_speed;
   // Each device's link carries one copy at a time per direction.
   out.links = std::max(to_device_seconds, to_host_seconds) / devices;
-  // The shared link carries every copy, both directions, one at a time.
+  // The shared link carries every copy, both directions, one at a time: each
+  // node's link its node's, so together the nodes' links carry them all.
+  auto const nodes = static_cast<double>(node_count(w));
   if (w.shared_host_bytes_per_second > 0)
-    out.links = std::max(out.links, shared_bytes / w.shared_host_bytes_per_second);
+    out.links = std::max(out.links, shared_bytes / (w.shared_host_bytes_per_second * nodes));
   double tasks = 0;
   for (auto const& model : w.models) tasks += 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
-  out.host = tasks * w.launch_seconds;
+  // One launching thread per node.
+  out.host = tasks * w.launch_seconds / nodes;
   out.placed_work = detail::placed_work(w, placements);
   // Every compute and every launch lies inside the makespan, each on a core.
   // (Other host work and copies are left out: a task's other host work may
   // still be running when the last device is done.)
   if (w.host_cores > 0)
-    out.host =
-        std::max(out.host, (total / fastest_speed + tasks * w.launch_seconds) / static_cast<double>(w.host_cores));
+    out.host = std::max(out.host, (total / fastest_speed + tasks * w.launch_seconds) /
+                                      (static_cast<double>(w.host_cores) * nodes));
   return out;
 }
 
 // A uniform device list.
 [[nodiscard]] inline std::vector<device_spec> identical_devices(std::size_t count, device_spec const& each) {
   return std::vector<device_spec>(count, each);
+}
+
+// `w`'s devices on each of `nodes` machines (node-major: node 0's devices
+// first), joined by `link`: what a sweep would see scaled out to a cluster of
+// copies of one machine. Its models are `w`'s.
+[[nodiscard]] inline workload on_nodes(workload w, std::size_t nodes, node_link const& link = {}) {
+  hydra::detail::expects(nodes > 0, "on_nodes: node count is 0; at least 1 node is required");
+  hydra::detail::expects(nodes * w.devices.size() <= max_devices,
+                         "on_nodes: " + std::to_string(nodes) + " nodes of " + std::to_string(w.devices.size()) +
+                             " devices exceed the limit of " + std::to_string(max_devices) + " devices");
+  std::vector<device_spec> devices;
+  devices.reserve(nodes * w.devices.size());
+  for (std::size_t n = 0; n < nodes; ++n)
+    for (device_spec device : w.devices) {
+      device.node = n;
+      devices.push_back(device);
+    }
+  w.devices = std::move(devices);
+  w.between_nodes = link;
+  if (nodes > 1) w.description += ", on " + std::to_string(nodes) + " nodes";
+  return w;
 }
 
 } // namespace hydra::sim

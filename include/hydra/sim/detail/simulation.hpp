@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "hydra/core/bytes.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/sched/eviction.hpp"
+#include "hydra/sched/node_balancer.hpp"
 #include "hydra/sched/policy.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/sched/task.hpp"
@@ -40,8 +42,22 @@ public:
       : workload_(w), policy_(policy), options_(o), driver_(costs_of(w), w.devices.size(), o.driver, speeds_of(w)),
         replay_(o.replay) {
     driver_.keep_logs(o.keep_decisions);
-    for (std::size_t m = 0; m < w.models.size(); ++m)
-      if (auto runs_on = placement_of(w, m); !runs_on.empty()) driver_.restrict_placement(m, std::move(runs_on));
+    for (std::size_t m = 0; m < w.models.size(); ++m) placements_.push_back(placement_of(w, m));
+    std::size_t const nodes = node_count(w);
+    host_free_.assign(nodes, 0.0);
+    core_busy_by_node_.resize(nodes);
+    shared_busy_by_node_.resize(nodes);
+    link_free_.assign(nodes, 0.0);
+    if (nodes > 1) {
+      if (!o.replay.empty())
+        throw invalid_argument("simulator: a recorded run is replayed on one node; this workload has " +
+                               std::to_string(nodes) + " nodes");
+      place_on_nodes(nodes);
+    } else {
+      node_of_.assign(w.models.size(), 0);
+      for (std::size_t m = 0; m < w.models.size(); ++m)
+        if (!placements_[m].empty()) driver_.restrict_placement(m, placements_[m]);
+    }
     std::size_t shard_count = 0;
     for (auto const& model : w.models) {
       bases_.push_back(shard_count);
@@ -83,6 +99,90 @@ private:
     std::vector<double> out;
     for (auto const& device : w.devices) out.push_back(device.speed);
     return out;
+  }
+
+  // ---- nodes ------------------------------------------------------------------------
+
+  // Whether model m's every shard may run on some device of node n.
+  [[nodiscard]] bool fits_node(std::size_t m, std::size_t n) const {
+    auto const& runs_on = placements_[m];
+    if (runs_on.empty()) return true;
+    std::size_t const devices = workload_.devices.size();
+    for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) {
+      bool some = false;
+      for (std::size_t d = 0; d < devices && !some; ++d)
+        some = workload_.devices[d].node == n && runs_on[s * devices + d];
+      if (!some) return false;
+    }
+    return true;
+  }
+
+  // Model m runs on node n's devices only (where its shards fit).
+  void confine(std::size_t m, std::size_t n) {
+    std::size_t const devices = workload_.devices.size(), shards = workload_.models[m].shards.size();
+    std::vector<bool> runs_on(shards * devices);
+    for (std::size_t s = 0; s < shards; ++s)
+      for (std::size_t d = 0; d < devices; ++d)
+        runs_on[s * devices + d] =
+            workload_.devices[d].node == n && (placements_[m].empty() || placements_[m][s * devices + d]);
+    driver_.restrict_placement(m, std::move(runs_on));
+    node_of_[m] = n;
+  }
+
+  void place_on_nodes(std::size_t nodes) {
+    capacities_.assign(nodes, node_capacity{0, 0});
+    for (auto const& device : workload_.devices) {
+      ++capacities_[device.node].devices;
+      capacities_[device.node].speed += device.speed;
+    }
+    std::vector<double> work;
+    for (auto const& model : workload_.models) work.push_back(chain_seconds(model));
+    node_of_ = place_longest_first(work, capacities_, [this](std::size_t m, std::size_t n) { return fits_node(m, n); });
+    starting_node_ = node_of_;
+    for (std::size_t m = 0; m < node_of_.size(); ++m) {
+      confine(m, node_of_[m]);
+      // A move carries every shard's home state.
+      std::uint64_t bytes = 0;
+      for (auto const& shard : workload_.models[m].shards) bytes += shard.backward_fetch_bytes();
+      move_bytes_.push_back(bytes);
+      move_seconds_.push_back(
+          copy_seconds(bytes, workload_.between_nodes.bytes_per_second, workload_.between_nodes.latency_seconds));
+    }
+  }
+
+  // After a completion: nodes short of work take models (pick_move) until no
+  // move is worth it. A model moved now is not moved again before the next completion.
+  void move_models() {
+    auto const& core = driver_.core();
+    std::vector<placed_model> view(workload_.models.size());
+    for (std::size_t m = 0; m < view.size(); ++m) {
+      view[m].node = node_of_[m];
+      view[m].unfinished = !core.model_done(m) && !core.model_stopped(m);
+      view[m].remaining_seconds = core.remaining_seconds(m);
+      view[m].move_seconds = move_seconds_[m];
+    }
+    for (ready_task const& r : core.ready())
+      view[r.task.model].movable =
+          r.task.pass == direction::forward && r.task.shard == 0 && r.task.purpose == task_purpose::train;
+    while (auto const move = pick_move(std::span<placed_model const>(view), capacities_,
+                                       [this](std::size_t m, std::size_t n) { return fits_node(m, n); })) {
+      std::size_t const m = move->model;
+      auto& model = models_[m];
+      double start = std::max({now_, link_free_[move->from], link_free_[move->to], model.checkpoint_home_at});
+      for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s)
+        start = std::max(start, shards_[bases_[m] + s].home_ready_at);
+      std::uint64_t const bytes = move_bytes_[m];
+      double const end = start + move_seconds_[m];
+      link_free_[move->from] = link_free_[move->to] = end;
+      // Its next fetches read the state the move brought.
+      model.checkpoint_home_at = end;
+      for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) shards_[bases_[m] + s].home_ready_at = end;
+      confine(m, move->to);
+      moves_.push_back({*move, start, end, bytes});
+      bytes_between_nodes_ += bytes;
+      view[m].node = move->to;
+      view[m].movable = false;
+    }
   }
 
   struct shard_state {
@@ -131,11 +231,12 @@ private:
     double& link = to_device ? device.h2d_free : device.d2h_free;
     double const rate = to_device ? device.spec->h2d_bytes_per_second : device.spec->d2h_bytes_per_second;
     double const seconds = copy_seconds(bytes, rate, device.spec->latency_seconds);
-    double start = take_core(std::max(earliest, link), seconds);
+    std::size_t const node = device.spec->node;
+    double start = take_core(node, std::max(earliest, link), seconds);
     double end = start + seconds;
     if (workload_.shared_host_bytes_per_second > 0) {
       double const shared = static_cast<double>(bytes) / workload_.shared_host_bytes_per_second;
-      start = reserve_shared_link(start, shared);
+      start = reserve_shared_link(node, start, shared);
       end = std::max(start + copy_seconds(bytes, rate, device.spec->latency_seconds), start + shared);
     }
     link = end;
@@ -144,12 +245,13 @@ private:
   }
 
   // With host_cores: the earliest time at or after `earliest` at which one of
-  // the host's cores is free for `duration` (first fit among the work already
-  // booked on them), booked. Without: `earliest`.
-  double take_core(double earliest, double duration) {
+  // the node's host cores is free for `duration` (first fit among the work
+  // already booked on them), booked. Without: `earliest`.
+  double take_core(std::size_t node, double earliest, double duration) {
     std::size_t const cores = workload_.host_cores;
     if (cores == 0 || duration <= 0) return earliest;
-    std::erase_if(core_busy_, [&](std::pair<double, double> const& booked) { return booked.second <= now_; });
+    auto& busy = core_busy_by_node_[node];
+    std::erase_if(busy, [&](std::pair<double, double> const& booked) { return booked.second <= now_; });
     // At most `cores` bookings may overlap any instant of [at, at + duration).
     // Overlap counts only rise at booking starts, so checking `at` and every
     // start inside the window suffices; a start that fails moves `at` to the
@@ -157,7 +259,7 @@ private:
     auto overlapping = [&](double instant) {
       std::size_t n = 0;
       double earliest_end = std::numeric_limits<double>::infinity();
-      for (auto const& [start, end] : core_busy_)
+      for (auto const& [start, end] : busy)
         if (start <= instant && instant < end) {
           ++n;
           earliest_end = std::min(earliest_end, end);
@@ -169,7 +271,7 @@ private:
       double blocked_until = -1;
       auto const [here, free_at] = overlapping(at);
       if (here >= cores) blocked_until = free_at;
-      for (auto const& [start, end] : core_busy_) {
+      for (auto const& [start, end] : busy) {
         if (blocked_until >= 0) break;
         if (start <= at || start >= at + duration) continue;
         auto const [there, there_free_at] = overlapping(start);
@@ -178,19 +280,20 @@ private:
       if (blocked_until < 0) break;
       at = blocked_until;
     }
-    core_busy_.emplace_back(at, at + duration);
+    busy.emplace_back(at, at + duration);
     return at;
   }
 
-  // The shared host link: the earliest gap of `duration` at or after
+  // The node's shared host link: the earliest gap of `duration` at or after
   // `earliest` among the copies already booked on it (first fit), booked.
-  double reserve_shared_link(double earliest, double duration) {
-    while (!shared_busy_.empty() && shared_busy_.begin()->second <= now_) shared_busy_.erase(shared_busy_.begin());
+  double reserve_shared_link(std::size_t node, double earliest, double duration) {
+    auto& booked = shared_busy_by_node_[node];
+    while (!booked.empty() && booked.begin()->second <= now_) booked.erase(booked.begin());
     double at = earliest;
-    auto next = shared_busy_.upper_bound(at);
-    if (next != shared_busy_.begin()) at = std::max(at, std::prev(next)->second);
-    for (; next != shared_busy_.end() && next->first < at + duration; ++next) at = std::max(at, next->second);
-    if (duration > 0) shared_busy_.emplace(at, at + duration);
+    auto next = booked.upper_bound(at);
+    if (next != booked.begin()) at = std::max(at, std::prev(next)->second);
+    for (; next != booked.end() && next->first < at + duration; ++next) at = std::max(at, next->second);
+    if (duration > 0) booked.emplace(at, at + duration);
     return at;
   }
 
@@ -277,8 +380,10 @@ private:
     auto unpin = [&] { launching_ = no_shard; };
     // The runtime's thread launches one task at a time: this one's work is
     // enqueued once the launches before it and its own have been made.
-    double const issued = take_core(std::max(now_, host_free_), workload_.launch_seconds) + workload_.launch_seconds;
-    host_free_ = issued; // a launch that finds no room has spent its time too
+    std::size_t const node = device.spec->node;
+    double const issued =
+        take_core(node, std::max(now_, host_free_[node]), workload_.launch_seconds) + workload_.launch_seconds;
+    host_free_[node] = issued; // a launch that finds no room has spent its time too
 
     // Prefetch stream: extent, state, scratch, inputs.
     double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = issued;
@@ -328,7 +433,7 @@ private:
     // Compute stream.
     double const seconds = (forward ? spec.forward_seconds : spec.backward_seconds) / device.spec->speed;
     double const earliest = std::max(device.compute_free, issued);
-    double const start = take_core(std::max({earliest, shard.ready_at, inputs_ready}), seconds);
+    double const start = take_core(node, std::max({earliest, shard.ready_at, inputs_ready}), seconds);
     copy_wait_ += start - earliest;
     double const end = start + seconds;
     device.compute_free = end;
@@ -351,7 +456,7 @@ private:
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
     unpin();
-    take_core(issued, workload_.task_host_seconds);
+    take_core(node, issued, workload_.task_host_seconds);
     completions_.push_back({done, sequence_++, d, t});
     std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
@@ -395,6 +500,7 @@ private:
       completions_.pop_back();
       now_ = done.time;
       driver_.complete(done.what, done.device);
+      if (options_.move_models && capacities_.size() > 1) move_models();
       return;
     }
     replay_.apply_updates(driver_); // what was planned after a launch that stopped its model
@@ -435,6 +541,9 @@ private:
     out.copy_wait_seconds = copy_wait_;
     out.decisions = driver_.core().decisions();
     out.trace = std::move(trace_);
+    out.starting_node = starting_node_.empty() ? node_of_ : starting_node_;
+    out.moves = std::move(moves_);
+    out.bytes_between_nodes = bytes_between_nodes_;
     return out;
   }
 
@@ -449,9 +558,20 @@ private:
   std::vector<completion> completions_; // a heap: the earliest on top
   std::vector<trace_slice> trace_;
   double now_ = 0;
-  double host_free_ = 0;                             // the runtime's thread has made every launch so far
-  std::vector<std::pair<double, double>> core_busy_; // work booked on the host's cores (host_cores > 0)
-  std::map<double, double> shared_busy_;             // booked copies on the shared host link: start -> end
+  // Per node: when its launching thread has made every launch so far, the
+  // work booked on its host's cores (host_cores > 0), the copies booked on
+  // its shared host link (start -> end), when its link to the others is free.
+  std::vector<double> host_free_;
+  std::vector<std::vector<std::pair<double, double>>> core_busy_by_node_;
+  std::vector<std::map<double, double>> shared_busy_by_node_;
+  std::vector<double> link_free_;
+  std::vector<std::vector<bool>> placements_; // per model: placement_of
+  std::vector<node_capacity> capacities_;     // per node, where there are several
+  std::vector<std::size_t> node_of_, starting_node_;
+  std::vector<std::uint64_t> move_bytes_; // per model, where there are several nodes
+  std::vector<double> move_seconds_;
+  std::vector<timed_move> moves_;
+  std::uint64_t bytes_between_nodes_ = 0;
   std::uint64_t sequence_ = 0, tasks_ = 0, bytes_to_device_ = 0, bytes_to_host_ = 0, fetches_ = 0, evictions_ = 0,
                 cross_device_moves_ = 0;
   std::uint32_t launching_ = no_shard; // the shard of the task being launched
