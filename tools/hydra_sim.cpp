@@ -40,7 +40,7 @@ struct arguments {
   std::optional<std::size_t> sweep;
   std::size_t nodes = 1;
   double node_link_gbps = 25;
-  bool move_models = false;
+  bool move_models = false, node_link_given = false;
   std::vector<std::size_t> scale_out; // --scale-out: these node counts
   std::optional<std::string> help;    // --help: print it and exit 0
 };
@@ -127,12 +127,14 @@ arguments parse(int argc, char** argv) {
                      "within one node, placed longest-first")
           ->check(CLI::Range(std::size_t{1}, std::size_t{512}))
           ->capture_default_str();
-  app.add_option("--node-link", a.node_link_gbps, "the link between nodes per direction in GB/s")
+  app.add_option("--node-link", a.node_link_gbps,
+                 "the link between nodes per direction in GB/s (overrides the workload's)")
       ->check(finite_number)
       ->check(CLI::Range(1e-6, 1e6))
       ->capture_default_str();
-  app.add_flag("--move-models", a.move_models,
-               "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
+  auto* move_models =
+      app.add_flag("--move-models", a.move_models,
+                   "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
                  "placed longest-first and with models moving, against one node")
@@ -140,7 +142,11 @@ arguments parse(int argc, char** argv) {
       ->delimiter(',')
       ->default_str("1,2,4,8")
       ->check(CLI::Range(std::size_t{1}, std::size_t{512}))
-      ->excludes(nodes);
+      ->excludes(nodes)
+      ->excludes(move_models)
+      ->excludes("--sweep")
+      ->excludes("--trace")
+      ->excludes("--micro-batches");
   try {
     app.parse(argc, argv);
   } catch (CLI::CallForHelp const&) {
@@ -158,6 +164,7 @@ arguments parse(int argc, char** argv) {
   a.device_memory_bytes = *bytes;
   a.device_memory_given = app.count("--device-memory") > 0;
   a.link_given = app.count("--link") > 0;
+  a.node_link_given = app.count("--node-link") > 0;
   return a;
 }
 
@@ -242,13 +249,29 @@ hydra::sim::workload load(arguments const& a) {
   }
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
   if (a.host_cores) w.host_cores = *a.host_cores;
-  if (a.nodes > 1 && a.scale_out.empty()) {
-    if (w.devices.size() * a.nodes > hydra::sim::max_devices)
+  // Scaling out copies one machine: a workload whose devices already name
+  // several nodes is simulated as it is.
+  std::size_t const given_nodes = hydra::sim::node_count(w);
+  if (given_nodes > 1 && (a.nodes > 1 || !a.scale_out.empty()))
+    throw hydra::invalid_argument(std::string(a.nodes > 1 ? "--nodes" : "--scale-out") + ": " +
+                                  a.workload_file.value_or("the workload") + " already has " +
+                                  std::to_string(given_nodes) + " nodes; these flags copy one machine");
+  if (a.nodes > 1) {
+    if (a.nodes > hydra::sim::max_devices / w.devices.size())
       throw hydra::invalid_argument("--nodes " + std::to_string(a.nodes) + " of " + std::to_string(w.devices.size()) +
                                     " devices: above the limit of " + std::to_string(hydra::sim::max_devices) +
                                     " devices");
     w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
+  } else if (a.node_link_given) {
+    w.between_nodes.bytes_per_second = a.node_link_gbps * 1e9;
   }
+  if (a.move_models && hydra::sim::node_count(w) == 1)
+    throw hydra::invalid_argument("--move-models: the workload's devices are on one node (give --nodes N)");
+  for (std::size_t const nodes : a.scale_out)
+    if (nodes > hydra::sim::max_devices / w.devices.size())
+      throw hydra::invalid_argument("--scale-out " + std::to_string(nodes) + " nodes of " +
+                                    std::to_string(w.devices.size()) + " devices: above the limit of " +
+                                    std::to_string(hydra::sim::max_devices) + " devices");
   // Each policy simulates every task: at a few million tasks a second, this
   // many keep a run within minutes.
   constexpr std::uint64_t max_tasks = 100'000'000;
@@ -301,13 +324,25 @@ void print_workload(hydra::sim::workload const& w) {
       d = end;
     }
   }
-  if (std::size_t const nodes = hydra::sim::node_count(w); nodes > 1)
-    std::printf("\n  on %zu nodes of %zu devices, joined by %s/s links; each model runs within one node", nodes,
-                w.devices.size() / nodes, bytes_text(w.between_nodes.bytes_per_second).c_str());
-  if (w.launch_seconds > 0) std::printf("\n  launches %s each, one at a time", seconds_text(w.launch_seconds).c_str());
+  std::size_t const nodes = hydra::sim::node_count(w);
+  if (nodes > 1) {
+    std::vector<std::size_t> per_node(nodes, 0);
+    for (auto const& device : w.devices) ++per_node[device.node];
+    std::string counts = std::to_string(per_node[0]);
+    if (std::any_of(per_node.begin(), per_node.end(), [&](std::size_t n) { return n != per_node[0]; })) {
+      counts.clear();
+      for (std::size_t const n : per_node) counts.append(counts.empty() ? "" : ", ").append(std::to_string(n));
+    }
+    std::printf("\n  on %zu nodes of %s devices, joined by %s/s links; each model runs within one node, and each "
+                "node has its own host",
+                nodes, counts.c_str(), bytes_text(w.between_nodes.bytes_per_second).c_str());
+  }
+  if (w.launch_seconds > 0)
+    std::printf("\n  launches %s each, one at a time%s", seconds_text(w.launch_seconds).c_str(),
+                nodes > 1 ? " per node" : "");
   if (w.host_cores > 0)
-    std::printf("; %zu host cores shared by compute, copies, launches and %s of other host work per task", w.host_cores,
-                seconds_text(w.task_host_seconds).c_str());
+    std::printf("; %zu host cores%s shared by compute, copies, launches and %s of other host work per task",
+                w.host_cores, nodes > 1 ? " per node" : "", seconds_text(w.task_host_seconds).c_str());
   std::printf("\n  lower bound %s = max(classic bound %s, longest chain with its copies and launches %s: %s, "
               "unavoidable copies over the links %s)",
               seconds_text(bound.seconds()).c_str(), seconds_text(bound.classic_seconds()).c_str(),
@@ -354,7 +389,9 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     } catch (hydra::error const& e) {
       // Only the baseline that fixes each shard's device may find none it can use.
       if (std::string(name) != "model_parallel") throw;
-      gaps.emplace_back(name, e.what());
+      gaps.emplace_back(name, one_node ? e.what()
+                                       : "it fixes shard s to device s mod D, which may lie outside the node its "
+                                         "model runs on");
       continue;
     }
     simulated += reports.back().tasks;
@@ -366,6 +403,11 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     simulated += reports.back().tasks;
   } catch (hydra::does_not_fit const& e) {
     gaps.emplace_back("task_parallel", e.what());
+  } catch (hydra::error const& e) {
+    // It fixes model m to device m mod D, which may lie outside the model's node.
+    if (one_node) throw;
+    gaps.emplace_back("task_parallel", "it fixes model m to device m mod D, which may lie outside the node the model "
+                                       "runs on");
   }
   double const elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto const versus_baseline = [&](double makespan) {
@@ -388,8 +430,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   for (auto const& [name, why] : gaps) std::printf("%-22s %12s   (%s)\n", name.c_str(), "n/a", why.c_str());
   for (auto const& r : reports)
     if (!r.moves.empty())
-      std::printf("%-22s %zu models moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),
-                  bytes_text(static_cast<double>(r.bytes_between_nodes)).c_str());
+      std::printf("%-22s %zu model%s moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),
+                  r.moves.size() == 1 ? "" : "s", bytes_text(static_cast<double>(r.bytes_between_nodes)).c_str());
   if (!one_node) {
     // A pipeline across nodes would need the network between its stages, which it does not model.
     std::printf("pipeline baselines: n/a across nodes\nsimulated %llu tasks in %.3f s\n",
@@ -443,11 +485,7 @@ int scale_out(arguments const& a, hydra::sim::workload const& one) {
               one.devices.size(), bytes_text(link.bytes_per_second).c_str(), seconds_text(single).c_str());
   std::printf("%6s %8s %12s %12s %8s %12s %8s %9s %9s %7s %12s\n", "nodes", "devices", "bound", "placed", "/ bound",
               "moving", "/ bound", "speed-up", "mov/pl.", "moves", "between");
-  for (std::size_t const nodes : a.scale_out) {
-    if (one.devices.size() * nodes > hydra::sim::max_devices)
-      throw hydra::invalid_argument("--scale-out " + std::to_string(nodes) + " nodes of " +
-                                    std::to_string(one.devices.size()) + " devices: above the limit of " +
-                                    std::to_string(hydra::sim::max_devices) + " devices");
+  for (std::size_t const nodes : a.scale_out) { // each count checked by load()
     auto const w = hydra::sim::on_nodes(one, nodes, link);
     auto const fixed = hydra::sim::simulate(w, "sharp", placed);
     auto const moved = hydra::sim::simulate(w, "sharp", moving);
@@ -468,6 +506,8 @@ int sweep(arguments const& a, std::size_t count) {
   std::vector<std::string> names(std::begin(policies), std::end(policies));
   // model_parallel fixes shard s to device s mod D, which may lie on another node than its model's.
   if (a.nodes > 1) std::erase(names, "model_parallel");
+  if (a.move_models && a.nodes == 1)
+    throw hydra::invalid_argument("--move-models: the workloads' devices are on one node (give --nodes N)");
   std::vector<std::vector<double>> ratios(names.size()), classic_ratios(names.size());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;

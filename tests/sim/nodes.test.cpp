@@ -3,9 +3,12 @@
 // random workloads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +81,7 @@ TEST_CASE("by hand: two nodes of one device and three models, placed longest-fir
   // so c waits at its boundary): its 0.5 GB cross in 0.5 s, and its last
   // minibatch runs on node 1 from 4.5 s to 6.5 s while node 0 ends a at 6 s.
   o.move_models = true;
+  o.record_trace = true;
   auto const moving = sim::simulate(w, hydra::fifo{}, o);
   REQUIRE(moving.moves.size() == 1);
   auto const& move = moving.moves.front();
@@ -87,6 +91,15 @@ TEST_CASE("by hand: two nodes of one device and three models, placed longest-fir
   CHECK(move.bytes == 500'000'000);
   CHECK(moving.bytes_between_nodes == 500'000'000);
   CHECK(moving.makespan_seconds == 6.5);
+  // What node 0 held of c was let go at the move: c's first task on node 1
+  // is no move between devices, and its compute starts once c's state is there.
+  CHECK(moving.cross_device_moves == 0);
+  std::optional<std::chrono::nanoseconds> first_on_new_node;
+  for (auto const& slice : moving.trace)
+    if (slice.task.model == 2 && slice.device == 1 && slice.stream == hydra::stream_role::compute)
+      first_on_new_node = std::min(first_on_new_node.value_or(slice.start), slice.start);
+  REQUIRE(first_on_new_node.has_value());
+  CHECK(*first_on_new_node == std::chrono::milliseconds(4500));
   // c's tasks before the move ran on node 0, after it on node 1, from a forward of shard 0.
   bool moved = false;
   for (auto const& d : moving.decisions) {

@@ -103,8 +103,10 @@ public:
     if (auto const* link = member(root, "between_nodes")) {
       require_object(*link, "\"between_nodes\"");
       allowed(*link, "between_nodes", {"bytes_per_second", "latency_seconds"});
-      if (auto const* x = member(*link, "bytes_per_second"))
+      if (auto const* x = member(*link, "bytes_per_second")) {
         w.between_nodes.bytes_per_second = as_number(*x, "between_nodes.bytes_per_second");
+        if (!(w.between_nodes.bytes_per_second > 0)) fail("between_nodes.bytes_per_second is 0; a link needs a rate");
+      }
       if (auto const* x = member(*link, "latency_seconds"))
         w.between_nodes.latency_seconds = as_seconds(*x, "between_nodes.latency_seconds");
     }

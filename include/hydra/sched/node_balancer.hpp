@@ -98,6 +98,9 @@ struct model_move {
 template <class Fits>
 [[nodiscard]] std::optional<model_move> pick_move(std::span<placed_model const> models,
                                                   std::span<node_capacity const> nodes, Fits&& fits) {
+  for (std::size_t n = 0; n < nodes.size(); ++n)
+    detail::expects(nodes[n].devices > 0 && nodes[n].speed > 0,
+                    "node balancer: node " + std::to_string(n) + " has no devices or no speed");
   std::vector<std::size_t> unfinished(nodes.size(), 0);
   std::vector<double> remaining(nodes.size(), 0.0);
   for (auto const& m : models) {

@@ -28,10 +28,13 @@
 //  - nodes: devices on several machines (device_spec::node) have a host each
 //    (launching thread, cores, shared host link); each model runs within one
 //    node, placed longest-first, and with options::move_models moves whole,
-//    at a minibatch boundary, its state crossing workload::between_nodes.
+//    at a minibatch boundary, its state crossing workload::between_nodes
+//    (one transfer at a time per node and direction).
 // Not modelled: pool fragmentation (memory is counted in bytes), copy chunking,
-// and contention beyond the shared cores and the optional shared host link, on
-// which every copy also books its bytes / aggregate rate (first fit).
+// the host cores and shared host link a move between nodes would take (nor is
+// a move in the trace), and contention beyond the shared cores and the
+// optional shared host link, on which every copy also books its bytes /
+// aggregate rate (first fit).
 #pragma once
 
 #include <string>

@@ -217,8 +217,9 @@ struct lower_bound_parts {
   double work_per_device = 0; // total compute / devices (the sum of their speeds)
   double longest_chain = 0;   // one model's compute chain, shard 0's first fetch and input, its last write-back
   std::size_t longest_model = 0;
-  // The host's share: every launch one after another, and, with host_cores,
-  // compute and launches over the cores.
+  // The host's share: every launch one after another (on each node's
+  // thread), and, with host_cores, compute and launches over the cores (of
+  // every node).
   double host = 0;
 
   // What the cost model makes every schedule pay on top:
@@ -229,7 +230,7 @@ struct lower_bound_parts {
   double chain_with_copies = 0;
   std::size_t chain_model = 0;
   // ... and every copy no schedule avoids spread over the host links (or, with
-  // a shared host link, all of them through it).
+  // a shared host link, all of them through it: each node's through its own).
   double links = 0;
   // ... and, where shards fit only some devices (placement_of), the work that
   // only a set of devices may run over their summed speed (the largest such
@@ -496,12 +497,13 @@ struct model_copies {
   return std::vector<device_spec>(count, each);
 }
 
-// `w`'s devices on each of `nodes` machines (node-major: node 0's devices
-// first), joined by `link`: what a sweep would see scaled out to a cluster of
-// copies of one machine. Its models are `w`'s.
+// `w`'s devices (one machine: every device's node is replaced) on each of
+// `nodes` machines (node-major: node 0's devices first), joined by `link`:
+// what a sweep would see scaled out to a cluster of copies of one machine.
+// Its models are `w`'s.
 [[nodiscard]] inline workload on_nodes(workload w, std::size_t nodes, node_link const& link = {}) {
   hydra::detail::expects(nodes > 0, "on_nodes: node count is 0; at least 1 node is required");
-  hydra::detail::expects(nodes * w.devices.size() <= max_devices,
+  hydra::detail::expects(w.devices.empty() || nodes <= max_devices / w.devices.size(),
                          "on_nodes: " + std::to_string(nodes) + " nodes of " + std::to_string(w.devices.size()) +
                              " devices exceed the limit of " + std::to_string(max_devices) + " devices");
   std::vector<device_spec> devices;

@@ -47,7 +47,8 @@ public:
     host_free_.assign(nodes, 0.0);
     core_busy_by_node_.resize(nodes);
     shared_busy_by_node_.resize(nodes);
-    link_free_.assign(nodes, 0.0);
+    send_free_.assign(nodes, 0.0);
+    receive_free_.assign(nodes, 0.0);
     if (nodes > 1) {
       if (!o.replay.empty())
         throw invalid_argument("simulator: a recorded run is replayed on one node; this workload has " +
@@ -141,9 +142,10 @@ private:
     starting_node_ = node_of_;
     for (std::size_t m = 0; m < node_of_.size(); ++m) {
       confine(m, node_of_[m]);
-      // A move carries every shard's home state.
+      // A move carries every shard's home state (what a backward fetches and writes back).
       std::uint64_t bytes = 0;
-      for (auto const& shard : workload_.models[m].shards) bytes += shard.backward_fetch_bytes();
+      for (auto const& shard : workload_.models[m].shards)
+        bytes += std::max(shard.backward_fetch_bytes(), shard.forward_fetch_bytes());
       move_bytes_.push_back(bytes);
       move_seconds_.push_back(
           copy_seconds(bytes, workload_.between_nodes.bytes_per_second, workload_.between_nodes.latency_seconds));
@@ -168,15 +170,20 @@ private:
                                        [this](std::size_t m, std::size_t n) { return fits_node(m, n); })) {
       std::size_t const m = move->model;
       auto& model = models_[m];
-      double start = std::max({now_, link_free_[move->from], link_free_[move->to], model.checkpoint_home_at});
+      double start = std::max({now_, send_free_[move->from], receive_free_[move->to], model.checkpoint_home_at});
       for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s)
         start = std::max(start, shards_[bases_[m] + s].home_ready_at);
       std::uint64_t const bytes = move_bytes_[m];
       double const end = start + move_seconds_[m];
-      link_free_[move->from] = link_free_[move->to] = end;
-      // Its next fetches read the state the move brought.
+      send_free_[move->from] = receive_free_[move->to] = end;
+      for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) {
+        auto const id = static_cast<std::uint32_t>(bases_[m] + s);
+        // What the old node's devices still hold of it is of no more use there.
+        if (shards_[id].device != no_device) evict(shards_[id].device, id);
+        // Its next fetches read the state the move brought.
+        shards_[id].home_ready_at = end;
+      }
       model.checkpoint_home_at = end;
-      for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) shards_[bases_[m] + s].home_ready_at = end;
       confine(m, move->to);
       moves_.push_back({*move, start, end, bytes});
       bytes_between_nodes_ += bytes;
@@ -560,11 +567,12 @@ private:
   double now_ = 0;
   // Per node: when its launching thread has made every launch so far, the
   // work booked on its host's cores (host_cores > 0), the copies booked on
-  // its shared host link (start -> end), when its link to the others is free.
+  // its shared host link (start -> end), when its link to the others is free
+  // to send and to receive.
   std::vector<double> host_free_;
   std::vector<std::vector<std::pair<double, double>>> core_busy_by_node_;
   std::vector<std::map<double, double>> shared_busy_by_node_;
-  std::vector<double> link_free_;
+  std::vector<double> send_free_, receive_free_;
   std::vector<std::vector<bool>> placements_; // per model: placement_of
   std::vector<node_capacity> capacities_;     // per node, where there are several
   std::vector<std::size_t> node_of_, starting_node_;
