@@ -343,6 +343,9 @@ void print_workload(hydra::sim::workload const& w) {
   if (w.host_cores > 0)
     std::printf("; %zu host cores%s shared by compute, copies, launches and %s of other host work per task",
                 w.host_cores, nodes > 1 ? " per node" : "", seconds_text(w.task_host_seconds).c_str());
+  if (w.handoff_seconds > 0)
+    std::printf("\n  a completion reaches the launching thread %s after the task's last work",
+                seconds_text(w.handoff_seconds).c_str());
   std::printf("\n  lower bound %s = max(classic bound %s, longest chain with its copies and launches %s: %s, "
               "unavoidable copies over the links %s)",
               seconds_text(bound.seconds()).c_str(), seconds_text(bound.classic_seconds()).c_str(),

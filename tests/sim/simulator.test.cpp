@@ -129,6 +129,7 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
       w.host_cores = 1 + seed % 4;
       w.launch_seconds = per_task * 0.1 * static_cast<double>(seed % 3);
       w.task_host_seconds = per_task * 0.5;
+      w.handoff_seconds = per_task * 0.05 * static_cast<double>(seed % 4);
     }
     if (seed % 11 == 0) // compute speeds that differ
       for (std::size_t d = 0; d < w.devices.size(); ++d) w.devices[d].speed = 0.25 + 0.5 * static_cast<double>(d % 4);
@@ -482,6 +483,24 @@ TEST_CASE("launches take the runtime's thread one at a time, other host work tak
   CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds > 2.0 + 1e-9);
   w.host_cores = 0; // without shared cores it is not modelled
   CHECK(sim::simulate(w, hydra::sharp{}).makespan_seconds == doctest::Approx(2.0).epsilon(1e-12));
+}
+
+TEST_CASE("a completion's hand-off delays a lone chain at every task, and hides where other work is queued") {
+  sim::workload w;
+  w.devices = {free_links()};
+  w.models.push_back({"a", {compute_only(1, 1)}, 2}); // 4 tasks of 1 s
+  w.handoff_seconds = 0.25;
+  auto const alone = sim::simulate(w, hydra::sharp{});
+  CHECK(alone.makespan_seconds == doctest::Approx(4.75).epsilon(1e-12)); // 3 hand-offs between its 4 tasks
+  CHECK(alone.bound.chain_with_copies == doctest::Approx(4.75).epsilon(1e-12));
+  CHECK(alone.ratio_to_lower_bound() == doctest::Approx(1.0).epsilon(1e-12));
+  // A second model on the same device: while one waits for its hand-off the
+  // other's task, queued ahead, computes. The device never idles.
+  w.models.push_back({"b", {compute_only(1, 1)}, 2});
+  CHECK(sim::simulate(w, hydra::fifo{}).makespan_seconds == doctest::Approx(8.0).epsilon(1e-12));
+  w.handoff_seconds = -1e-3;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, hydra::fifo{}), doctest::Contains("handoff_seconds must be >= 0"),
+                       hydra::invalid_argument);
 }
 
 TEST_CASE("a backward fetches and writes back the shard's home, not its whole extent") {

@@ -42,6 +42,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
       w.launch_seconds = 1e-4;
       w.host_cores = 3;
       w.task_host_seconds = 2e-4;
+      w.handoff_seconds = 3e-5;
       for (auto& model : w.models)
         for (auto& shard : model.shards) shard.home_bytes = shard.state_bytes / 2;
       for (std::size_t d = 0; d < w.devices.size(); ++d) w.devices[d].speed = 0.5 + static_cast<double>(d);
@@ -57,6 +58,7 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
     CHECK(back.launch_seconds == w.launch_seconds);
     CHECK(back.host_cores == w.host_cores);
     CHECK(back.task_host_seconds == w.task_host_seconds);
+    CHECK(back.handoff_seconds == w.handoff_seconds);
     for (std::size_t d = 0; d < w.devices.size(); ++d) {
       CHECK(back.devices[d].budget_bytes == w.devices[d].budget_bytes);
       CHECK(back.devices[d].h2d_bytes_per_second == w.devices[d].h2d_bytes_per_second);
@@ -99,6 +101,7 @@ TEST_CASE("a run's whole profile (host cores, launches, every size) reads back a
   profile.launch_seconds = 3e-4;
   profile.host_cores = 2;
   profile.task_host_seconds = 5e-4;
+  profile.handoff_seconds = 4e-5;
   std::ostringstream out;
   hydra::write_profile_json(out, profile);
   sim::json_defaults defaults;
@@ -114,6 +117,7 @@ TEST_CASE("a run's whole profile (host cores, launches, every size) reads back a
   CHECK(read.host_cores == 2);
   CHECK(read.launch_seconds == 3e-4);
   CHECK(read.task_host_seconds == 5e-4);
+  CHECK(read.handoff_seconds == 4e-5);
   CHECK(read.devices.at(0).h2d_bytes_per_second == 6e9);
   CHECK(read.devices.at(1).h2d_bytes_per_second == 1e9);
   CHECK(read.devices.at(0).latency_seconds == 0);
@@ -159,7 +163,7 @@ TEST_CASE("a profile with its devices simulates the profiled machine, with the l
   profiles.push_back(profile_of("mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles, {65536, 131072});
-  CHECK(out.str().find("\"version\": 4") != std::string::npos);
+  CHECK(out.str().find("\"version\": 5") != std::string::npos);
   sim::json_defaults defaults;
   defaults.device_count = 8; // the file's devices win
   defaults.device.budget_bytes = 80'000'000'000;
@@ -184,7 +188,7 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
       {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
        "x.json: an object names \"count\" twice"},
-      {"{\"version\": 5, \"models\": []}", "version 5 was written by a newer hydra; this one reads up to version 4"},
+      {"{\"version\": 6, \"models\": []}", "version 6 was written by a newer hydra; this one reads up to version 5"},
       {"{\"devices\": [{\"budget_bytes\": 10, \"node\": -1}], \"models\": []}", "devices[0].node must be a finite"},
       {"{\"devices\": [{\"budget_bytes\": 10, \"node\": 5000}], \"models\": []}",
        "devices[0].node is 5000, above the limit of 4095"},
@@ -218,6 +222,7 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"host_cores\": 5000, \"models\": []}", "x.json: host_cores is 5000, above the limit of 4096"},
       {"{\"launch_seconds\": -1e-6, \"models\": []}", "x.json: launch_seconds must be a finite number >= 0"},
       {"{\"task_host_seconds\": 1e10, \"models\": []}", "x.json: task_host_seconds is 10000000000 s, above the limit"},
+      {"{\"handoff_seconds\": -0.5, \"models\": []}", "x.json: handoff_seconds must be a finite number >= 0"},
       {"{\"devices\": {\"count\": 1, \"budget_bytes\": 10}, \"models\": [{\"minibatches\": 1, \"shards\": "
        "[{\"forward_seconds\": 1, \"backward_seconds\": 1, \"state_bytes\": 8, \"home_bytes\": 9}]}]}",
        "x.json: models[0].shards[0]: home_bytes is above state_bytes"},

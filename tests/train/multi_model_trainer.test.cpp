@@ -305,6 +305,10 @@ TEST_CASE("profiling minibatches replace FLOP estimates with measured costs, giv
   CHECK(profile.launch_seconds > 0);
   CHECK(profile.host_cores == std::max(1U, std::thread::hardware_concurrency()));
   CHECK(profile.task_host_seconds >= 0);
+  // Threads waking for one another: microseconds to a few milliseconds on a
+  // loaded or sanitized machine, never nothing.
+  CHECK(profile.handoff_seconds > 0);
+  CHECK(profile.handoff_seconds < 0.5);
   std::string const path = (hydra::testing::scratch_directory("trainer_profile") / "profile.json").string();
   {
     std::ofstream out(path);
@@ -319,6 +323,7 @@ TEST_CASE("profiling minibatches replace FLOP estimates with measured costs, giv
   CHECK(w.devices[1].budget_bytes == 96_KiB);
   CHECK(w.devices[1].h2d_bytes_per_second == profile.devices[1].h2d_bytes_per_second);
   CHECK(w.launch_seconds == profile.launch_seconds);
+  CHECK(w.handoff_seconds == profile.handoff_seconds);
   CHECK(w.host_cores == profile.host_cores);
   REQUIRE(w.models.size() == profiles.size());
   for (std::size_t m = 0; m < profiles.size(); ++m) {

@@ -62,6 +62,7 @@ inline void write_profile_json(std::ostream& out, sweep_profile const& profile) 
   document["launch_seconds"] = profile.launch_seconds;
   document["host_cores"] = profile.host_cores;
   document["task_host_seconds"] = profile.task_host_seconds;
+  document["handoff_seconds"] = profile.handoff_seconds;
   document["models"] = std::move(models);
   detail::write_json_document(out, document);
 }

@@ -15,6 +15,7 @@
 //   "shared_host_bytes_per_second": 0,                   (optional; 0: unlimited)
 //   "launch_seconds": 2e-5,                              (optional, version 2: 0)
 //   "host_cores": 0, "task_host_seconds": 0,             (optional, version 2: 0)
+//   "handoff_seconds": 0,                                (optional, version 5: 0)
 //   "models": [
 //     {"name": "a", "minibatches": 100,                  (minibatches optional with a default)
 //      "shards": [{"forward_seconds": 0.09, "backward_seconds": 0.27,
@@ -59,9 +60,9 @@ namespace hydra::sim {
 // "version" is read as version 1 (files written before the field existed).
 // Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes;
 // version 3 each device's "speed"; version 4 each device's "node" and the
-// link "between_nodes". (A file that declares an older version may
-// still give the newer members: they read the same.)
-inline constexpr int workload_json_version = 4;
+// link "between_nodes"; version 5 "handoff_seconds". (A file that declares an
+// older version may still give the newer members: they read the same.)
+inline constexpr int workload_json_version = 5;
 
 // What a file may leave out (a runtime profile names neither devices nor
 // minibatch counts).
@@ -84,7 +85,7 @@ public:
     require_object(root, "the document");
     allowed(root, "the document",
             {"format", "version", "description", "devices", "shared_host_bytes_per_second", "launch_seconds",
-             "host_cores", "task_host_seconds", "models", "between_nodes"});
+             "host_cores", "task_host_seconds", "handoff_seconds", "models", "between_nodes"});
     if (auto const* format = member(root, "format"); format && as_string(*format, "format") != "hydra workload")
       fail("\"format\" is \"" + format->get<std::string>() + "\", not \"hydra workload\"");
     if (auto const* version = member(root, "version")) {
@@ -100,6 +101,7 @@ public:
     if (auto const* x = member(root, "launch_seconds")) w.launch_seconds = as_seconds(*x, "launch_seconds");
     if (auto const* x = member(root, "host_cores")) w.host_cores = as_count(*x, "host_cores", max_devices);
     if (auto const* x = member(root, "task_host_seconds")) w.task_host_seconds = as_seconds(*x, "task_host_seconds");
+    if (auto const* x = member(root, "handoff_seconds")) w.handoff_seconds = as_seconds(*x, "handoff_seconds");
     if (auto const* link = member(root, "between_nodes")) {
       require_object(*link, "\"between_nodes\"");
       allowed(*link, "between_nodes", {"bytes_per_second", "latency_seconds"});
@@ -326,6 +328,7 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
   document["launch_seconds"] = w.launch_seconds;
   document["host_cores"] = w.host_cores;
   document["task_host_seconds"] = w.task_host_seconds;
+  document["handoff_seconds"] = w.handoff_seconds;
   ordered models = ordered::array();
   for (auto const& model : w.models) {
     ordered shards = ordered::array();

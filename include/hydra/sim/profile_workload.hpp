@@ -27,6 +27,7 @@ namespace hydra::sim {
   w.launch_seconds = profile.launch_seconds;
   w.host_cores = profile.host_cores;
   w.task_host_seconds = profile.task_host_seconds;
+  w.handoff_seconds = profile.handoff_seconds;
   for (auto const& measured : profile.devices) {
     device_spec device = unmeasured;
     device.budget_bytes = measured.budget_bytes;

@@ -93,6 +93,12 @@ struct workload {
   // once. 0: devices do not use the host's cores (GPUs).
   std::size_t host_cores = 0;
   double task_host_seconds = 0;
+  // How long after a task's last work on its device the runtime's thread
+  // learns that it has completed, and so may launch the model's next task:
+  // threads waking up for one another, not work (no core is held). A chain
+  // that runs alone waits for it at every task; where other work is queued on
+  // the device it is hidden.
+  double handoff_seconds = 0;
   std::vector<model_spec> models;
   // Between nodes, where the devices sit on more than one (device_spec::node);
   // host_cores, launch_seconds and shared_host_bytes_per_second are then each node's.
@@ -116,8 +122,8 @@ struct workload {
 inline void validate(workload const& w) {
   hydra::detail::expects(!w.devices.empty(), "workload: device count is 0; at least 1 device is required");
   hydra::detail::expects(!w.models.empty(), "workload: no models");
-  hydra::detail::expects(w.launch_seconds >= 0 && w.task_host_seconds >= 0,
-                         "workload: launch_seconds and task_host_seconds must be >= 0");
+  hydra::detail::expects(w.launch_seconds >= 0 && w.task_host_seconds >= 0 && w.handoff_seconds >= 0,
+                         "workload: launch_seconds, task_host_seconds and handoff_seconds must be >= 0");
   hydra::detail::expects(w.host_cores <= max_devices, "workload: host_cores is " + std::to_string(w.host_cores) +
                                                           ", above the limit of " + std::to_string(max_devices));
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
@@ -408,7 +414,8 @@ struct model_copies {
 //
 // A model's chain with copies: its tasks run one after another, and each is
 // launched (launch_seconds) only once its predecessor has completed, i.e. once
-// its output has reached host memory; the task's own inputs then come in,
+// its output has reached host memory and the runtime has heard of it
+// (handoff_seconds); the task's own inputs then come in,
 // after any state it fetches, on the same link. Every copy is charged at the
 // fastest link any device offers, so the sum holds wherever the tasks run.
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
@@ -459,7 +466,8 @@ struct model_copies {
     }
     auto const copies = detail::unavoidable_copies(links, model);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
-    double const with_copies = placed_chain + copies.chain_seconds + tasks * w.launch_seconds;
+    double const with_copies =
+        placed_chain + copies.chain_seconds + tasks * w.launch_seconds + (tasks - 1) * w.handoff_seconds;
     if (with_copies > out.chain_with_copies) {
       out.chain_with_copies = with_copies;
       out.chain_model = m;

@@ -76,6 +76,15 @@ struct sweep_profile {
   // 0 and 0 elsewhere.
   std::size_t host_cores = 0;
   double task_host_seconds = 0;
+  // The wall-clock time one task's hand-offs take when nothing else is
+  // running: run()'s thread enqueues work that does nothing on a device's
+  // prefetch stream, its compute stream waits for that, its spill stream for
+  // the compute stream, and the completion comes back to run()'s thread the
+  // way a task's does. The median of round trips measured at the end of
+  // run(), over the devices in turn, with every stream idle. Threads waking for one another hold no
+  // core, so this is latency, not host work: a chain that runs alone
+  // (model_parallel) waits for it at every task.
+  double handoff_seconds = 0;
 };
 
 } // namespace hydra

@@ -201,6 +201,10 @@ private:
   std::chrono::nanoseconds run_cpu_time_{0};                    // the process's CPU time during run()
   std::chrono::nanoseconds run_launch_time_{0};
   std::uint64_t run_launched_ = 0;
+  std::chrono::nanoseconds run_handoff_{0}; // sweep_profile::handoff_seconds
+  // Enough round trips for a median that one preempted trip does not move,
+  // few enough to cost about a millisecond on a host backend.
+  static constexpr std::size_t handoff_rounds = 24;
   std::vector<copy_totals> run_copies_;
   std::vector<std::shared_ptr<observer_type>> owned_observers_;
   std::vector<observer_type*> observers_; // in the order they were added

@@ -464,7 +464,7 @@ private:
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
     unpin();
     take_core(node, issued, workload_.task_host_seconds);
-    completions_.push_back({done, sequence_++, d, t});
+    completions_.push_back({done + workload_.handoff_seconds, sequence_++, d, t});
     std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
 

@@ -5,6 +5,7 @@
 // backward's write-back is queued behind the completion, off the model's chain.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -52,6 +53,7 @@ public:
   struct completion {
     task what;
     std::size_t device = 0;
+    bool probe = false; // handoff_round_trip()'s, not a task's
   };
 
   // What the executor needs to know of one model.
@@ -154,16 +156,36 @@ public:
       return launch_outcome::stopped;
     }
     for (auto* observer : observers) observer->on_enqueued(t, d, streams);
-    backend_->enqueue(engine.spill_stream(), [this, t, d] {
-      {
-        std::lock_guard lock(completions_mutex_);
-        completions_.push_back({t, d});
-        pending_completions_.fetch_add(1, std::memory_order_release);
-      }
-      completions_ready_.notify_one();
-    });
+    backend_->enqueue(engine.spill_stream(), [this, t, d] { report({t, d}); });
     model.runner->flush_write_back(engine); // behind the completion: off the model's chain
     return launch_outcome::launched;
+  }
+
+  // The median wall-clock round trip of a task's hand-offs with no work in
+  // them (sweep_profile::handoff_seconds): work that does nothing on a
+  // device's prefetch stream, then on its compute stream behind it, then a
+  // completion on its spill stream behind that, taken by await() as a task's
+  // is. `rounds` round trips over the devices in turn; nothing else may be in
+  // flight (run() measures once its work is done).
+  std::chrono::nanoseconds handoff_round_trip(std::size_t rounds, std::chrono::milliseconds check_interval) {
+    std::vector<std::chrono::nanoseconds> trips;
+    for (std::size_t r = 0; r < rounds; ++r) {
+      std::size_t const d = r % engines_.size();
+      auto& engine = *engines_[d];
+      auto const started = std::chrono::steady_clock::now();
+      backend_->enqueue(engine.prefetch_stream(), [] {});
+      backend_->wait_event(engine.compute_stream(), backend_->record_event(engine.prefetch_stream()));
+      backend_->enqueue(engine.compute_stream(), [] {});
+      backend_->wait_event(engine.spill_stream(), backend_->record_event(engine.compute_stream()));
+      backend_->enqueue(engine.spill_stream(), [this, d] { report({task{}, d, true}); });
+      completion const back = await(check_interval);
+      if (!back.probe) throw error("sweep_executor: a task completed while the hand-off was measured"); // a bug
+      trips.push_back(std::chrono::steady_clock::now() - started);
+    }
+    if (trips.empty()) return std::chrono::nanoseconds{0};
+    auto const middle = trips.begin() + static_cast<std::ptrdiff_t>(trips.size() / 2);
+    std::nth_element(trips.begin(), middle, trips.end());
+    return *middle;
   }
 
   // Why the last launch that returned `stopped` stopped its model.
@@ -251,6 +273,16 @@ public:
 private:
   static typename observer_type::device_streams streams_of(engine_type const& engine) {
     return {engine.compute_stream(), engine.prefetch_stream(), engine.spill_stream()}; // in stream_role order
+  }
+
+  // On a spill stream: `done` is ready for await().
+  void report(completion const& done) {
+    {
+      std::lock_guard lock(completions_mutex_);
+      completions_.push_back(done);
+      pending_completions_.fetch_add(1, std::memory_order_release);
+    }
+    completions_ready_.notify_one();
   }
 
   void check_streams() {
