@@ -1,5 +1,5 @@
-# install + export: find_package(hydra CONFIG REQUIRED [COMPONENTS cuda json])
-# then hydra::hydra, and hydra::cuda and hydra::json where they were installed
+# install + export: find_package(hydra CONFIG REQUIRED [COMPONENTS cuda json mpi])
+# then hydra::hydra, and hydra::cuda, hydra::json and hydra::mpi where they were installed
 # and their dependencies are found (cmake/hydraConfig.cmake.in). Each
 # component has an export set of its own, so that a consumer who does not use
 # it never needs its dependencies.
@@ -27,6 +27,13 @@ if(HYDRA_JSON_ENABLED)
 else()
   install(FILES ${PROJECT_SOURCE_DIR}/include/hydra/json.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hydra/json DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
+endif()
+if(HYDRA_MPI_ENABLED)
+  install(TARGETS hydra_mpi EXPORT hydraMpiTargets FILE_SET HEADERS)
+  install(EXPORT hydraMpiTargets NAMESPACE hydra:: DESTINATION ${_hydra_package_dir})
+else()
+  install(FILES ${PROJECT_SOURCE_DIR}/include/hydra/mpi.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hydra/mpi DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/hydra)
 endif()
 if(HYDRA_BUILD_SIM)
   install(TARGETS hydra_sim RUNTIME)

@@ -27,9 +27,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Debian packages the build needs, and the dataset the main job trains on. The
 # CUDA toolkit is not among them: it is optional (HYDRA_ENABLE_CUDA=AUTO) and
 # comes with the machine image. OpenBLAS runs the host layers' GEMMs
-# (HYDRA_HOST_BLAS=AUTO; without it they fall back to plain loops).
+# (HYDRA_HOST_BLAS=AUTO; without it they fall back to plain loops). Open MPI
+# runs the sweep over MPI ranks and its tests (HYDRA_ENABLE_MPI=AUTO).
 packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev zlib1g-dev libopenblas-dev libcli11-dev nlohmann-json3-dev
-  dataset-fashion-mnist)
+  libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 
 # OpenBLAS picks its kernels by CPU model at start-up. Debian 12's 0.3.21 does
 # not know recent Intel models (the project's machines report family 6 model

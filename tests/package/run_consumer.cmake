@@ -1,10 +1,10 @@
 # cmake -P script behind the "package: <mode>" tests. MODE is
 #   find_package      install hydra to a fresh prefix, then find it with its json
-#                     component (and its cuda component when it was built with
-#                     CUDA); the installed files record no path of this build
+#                     component (and its cuda and mpi components when it was
+#                     built with them); the installed files record no path of this build
 #                     and the installed hydra-sim runs
 #   host_only         the same prefix found with the CUDA toolkit and
-#                     nlohmann-json hidden: hydra::hydra alone, and asking for the
+#                     nlohmann-json (and MPI) hidden: hydra::hydra alone, and asking for the
 #                     cuda component then fails with the reason
 #   add_subdirectory  hydra as a subdirectory
 #   fetch_content     hydra through FetchContent from a local path
@@ -40,8 +40,12 @@ if(MODE STREQUAL "find_package")
   if(HYDRA_CUDNN_LIBRARY) # built with its CUDA parts: the cuda component must load here too
     list(APPEND configure_args -DCONSUMER_REQUIRE_CUDA=ON)
   endif()
+  if(HYDRA_MPI) # built with MPI: the mpi component must load here too
+    list(APPEND configure_args -DCONSUMER_REQUIRE_MPI=ON)
+  endif()
 elseif(MODE STREQUAL "host_only")
-  set(hide -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
+  set(hide -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON
+           -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${consumer_source} -B ${WORK_DIR}/refused -G ${GENERATOR}
                           ${configure_args} ${hide} -DCONSUMER_COMPONENTS=cuda
                   RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE out)

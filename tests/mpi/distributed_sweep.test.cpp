@@ -1,0 +1,184 @@
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+#include "hydra/mpi.hpp"
+#include "support/trained_alone.hpp"
+
+using namespace hydra::literals;
+using context = hydra::host_execution_context;
+using hydra::testing::bitwise_equal;
+
+namespace {
+
+constexpr std::size_t features = 16, classes = 5, batch = 8;
+
+hydra::model_config config(std::string name, std::size_t width, std::size_t depth, std::size_t steps,
+                           std::uint64_t seed, bool adam) {
+  hydra::model_config c{
+      std::move(name),
+      hydra::layers::make_mlp(features, width, depth, classes, batch),
+      hydra::adam{.learning_rate = 0.01F},
+      steps,
+      hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = seed + 100},
+      seed};
+  if (!adam) c.optimizer = hydra::sgd_momentum{.learning_rate = 0.05F};
+  return c;
+}
+
+// Seven models of different lengths: more than any rank count the tests run
+// with, and uneven, so that longest-first placement has something to do.
+std::vector<hydra::model_config> sweep() {
+  std::vector<hydra::model_config> configs;
+  configs.push_back(config("adam w32 d6", 32, 6, 4, 1, true));
+  configs.push_back(config("sgd w24 d4", 24, 4, 3, 2, false));
+  configs.push_back(config("adam w16 d3", 16, 3, 5, 3, true));
+  configs.push_back(config("sgd w32 d8", 32, 8, 2, 4, false));
+  configs.push_back(config("adam w24 d5", 24, 5, 3, 5, true));
+  configs.push_back(config("sgd w16 d6", 16, 6, 4, 6, false));
+  configs.push_back(config("adam w32 d4", 32, 4, 3, 7, true));
+  return configs;
+}
+
+// Each rank's machine: two host devices small enough that the models spill.
+hydra::host_backend_options machine() {
+  return {.device_budgets = {96_KiB, 96_KiB}};
+}
+
+int this_rank() {
+  return hydra::mpi::rank(MPI_COMM_WORLD);
+}
+int rank_count() {
+  return hydra::mpi::size(MPI_COMM_WORLD);
+}
+
+} // namespace
+
+TEST_CASE("models go to ranks longest first, each to the rank where it ends soonest") {
+  auto const configs = sweep();
+  std::vector<double> work;
+  for (auto const& c : configs) work.push_back(hydra::mpi::estimated_seconds(c));
+  CHECK(work[3] > work[2]); // deeper and wider, though shorter
+  std::vector<std::size_t> const two_ranks{2, 2};
+  auto const placed = hydra::mpi::place_on_ranks(configs, two_ranks);
+  REQUIRE(placed.size() == configs.size());
+  double on[2] = {0, 0};
+  for (std::size_t m = 0; m < configs.size(); ++m) on[placed[m]] += work[m];
+  // Longest first over two equal ranks ends within the longest model of even.
+  double const longest = *std::max_element(work.begin(), work.end());
+  CHECK(std::abs(on[0] - on[1]) <= longest);
+  // A rank with more devices takes more of the work.
+  std::vector<std::size_t> const uneven{1, 4};
+  auto const skewed = hydra::mpi::place_on_ranks(configs, uneven);
+  double weighted[2] = {0, 0};
+  for (std::size_t m = 0; m < configs.size(); ++m) weighted[skewed[m]] += work[m];
+  CHECK(weighted[1] > weighted[0]);
+  // Bad launches.
+  std::vector<std::size_t> const eight(8, 1);
+  CHECK_THROWS_WITH_AS((void)hydra::mpi::place_on_ranks(configs, eight),
+                       "mpi sweep: 8 ranks for 7 models; every rank needs a model to train (launch at most 7 ranks)",
+                       hydra::invalid_argument);
+  std::vector<std::size_t> const idle{2, 0};
+  CHECK_THROWS_WITH_AS((void)hydra::mpi::place_on_ranks(configs, idle),
+                       "mpi sweep: rank 1 has 0 devices; every rank needs at least 1", hydra::invalid_argument);
+}
+
+TEST_CASE("a sweep over the ranks ends with every model bitwise as in one process, under every policy") {
+  auto const reference = sweep();
+  std::vector<hydra::testing::solo_result> alone;
+  if (this_rank() == 0)
+    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick"}) {
+    CAPTURE(policy);
+    hydra::host_backend backend(machine());
+    auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy(policy, 3), {});
+    CHECK_FALSE(report.error.has_value());
+    REQUIRE(report.rank_of.size() == reference.size());
+    for (std::size_t r : report.rank_of) CHECK(r < static_cast<std::size_t>(rank_count()));
+    if (this_rank() != 0) {
+      CHECK(report.results.empty());
+      continue;
+    }
+    REQUIRE(report.ranks.size() == static_cast<std::size_t>(rank_count()));
+    std::vector<int> models_on(static_cast<std::size_t>(rank_count()), 0);
+    for (std::size_t m = 0; m < reference.size(); ++m) {
+      CAPTURE(m);
+      auto const& result = report.results[m];
+      CHECK(result.name == reference[m].name);
+      CHECK_FALSE(result.failure.has_value());
+      CHECK(result.steps == reference[m].steps);
+      CHECK(bitwise_equal(result.parameters, alone[m].parameters));
+      CHECK(bitwise_equal(result.losses, alone[m].losses));
+      ++models_on[report.rank_of[m]];
+    }
+    for (std::size_t r = 0; r < report.ranks.size(); ++r) {
+      CAPTURE(r);
+      CHECK(report.ranks[r].devices == 2);
+      CHECK(report.ranks[r].models.size() == static_cast<std::size_t>(models_on[r]));
+      CHECK(models_on[r] > 0); // seven models of these lengths leave no rank of up to 3 idle
+      CHECK_FALSE(report.ranks[r].error.has_value());
+      if (r > 0) CHECK(report.ranks[r].bytes_sent_to_rank_zero > 0);
+    }
+  }
+}
+
+TEST_CASE("a rank whose sweep ends with an error fails only its models; the other ranks' finish unchanged") {
+  if (rank_count() < 2) return; // needs a second rank to fail
+  auto const reference = sweep();
+  // Rank 1's devices are too small for any shard of these models: its trainer
+  // refuses them as it is made.
+  hydra::host_backend backend(this_rank() == 1 ? hydra::host_backend_options{.device_budgets = {4_KiB, 4_KiB}}
+                                               : machine());
+  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy("sharp", 1), {});
+  CHECK(report.error.has_value() == (this_rank() == 1));
+  if (this_rank() != 0) return;
+  REQUIRE(report.ranks.size() == static_cast<std::size_t>(rank_count()));
+  REQUIRE(report.ranks[1].error.has_value());
+  std::size_t failed = 0, finished = 0;
+  for (std::size_t m = 0; m < reference.size(); ++m) {
+    CAPTURE(m);
+    auto const& result = report.results[m];
+    CHECK(result.name == reference[m].name);
+    if (report.rank_of[m] == 1) {
+      REQUIRE(result.failure.has_value());
+      CHECK(result.failure->find("rank 1 (on " + report.ranks[1].host + ") ended its sweep: ") == 0);
+      CHECK(result.parameters.empty());
+      ++failed;
+    } else {
+      CHECK_FALSE(result.failure.has_value());
+      CHECK(bitwise_equal(result.parameters, hydra::testing::train_alone(reference[m]).parameters));
+      ++finished;
+    }
+  }
+  CHECK(failed > 0);
+  CHECK(finished > 0);
+}
+
+TEST_CASE("bad launches are refused on every rank alike, naming the limit") {
+  hydra::host_backend backend(machine());
+  auto configs = sweep();
+  // More ranks than models.
+  configs.erase(configs.begin() + (rank_count() - 1), configs.end());
+  if (!configs.empty()) {
+    CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs, hydra::make_policy("sharp", 1)),
+                         doctest::Contains("models; every rank needs a model to train"), hydra::invalid_argument);
+  }
+  // Ranks that describe different sweeps.
+  if (rank_count() > 1) {
+    auto different = sweep();
+    if (this_rank() == 1) different.pop_back();
+    CHECK_THROWS_WITH_AS(
+        (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, different, hydra::make_policy("sharp", 1)),
+        doctest::Contains("the ranks describe different sweeps (model counts 6 to 7"), hydra::invalid_argument);
+  }
+  // A controller that compares models across ranks.
+  hydra::multi_model_options halving;
+  halving.controller = hydra::successive_halving{};
+  CHECK_THROWS_WITH_AS(
+      (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy("sharp", 1), halving),
+      doctest::Contains("the controller is successive_halving; across ranks every configuration"),
+      hydra::invalid_argument);
+}
