@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ hydra::host_backend_options machine() {
   return {.device_budgets = {96_KiB, 96_KiB}};
 }
 
+hydra::any_policy sharp() {
+  return hydra::sharp{};
+}
+
 int this_rank() {
   return hydra::mpi::rank(MPI_COMM_WORLD);
 }
@@ -94,7 +99,8 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
-    auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy(policy, 3), {});
+    auto const report =
+        hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), [&] { return hydra::make_policy(policy, 3); }, {});
     CHECK_FALSE(report.error.has_value());
     REQUIRE(report.rank_of.size() == reference.size());
     for (std::size_t r : report.rank_of) CHECK(r < static_cast<std::size_t>(rank_count()));
@@ -125,6 +131,64 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
   }
 }
 
+TEST_CASE("a rank short of work takes a model between rounds; the moved model ends bitwise as if it had stayed") {
+  // One long model and six short ones of the same shape: longest-first puts
+  // the long one alone on rank 0 and the short ones on the others, so rank 0
+  // has an idle device from the first round on and takes short models.
+  auto uneven = [] {
+    std::vector<hydra::model_config> configs;
+    configs.push_back(config("long", 24, 4, 12, 1, true));
+    for (std::uint64_t k = 0; k < 6; ++k)
+      configs.push_back(config("short " + std::to_string(k), 24, 4, 2, 2 + k, k % 2 == 0));
+    return configs;
+  };
+  auto const reference = uneven();
+  std::vector<hydra::testing::solo_result> alone;
+  if (this_rank() == 0)
+    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  for (std::string const policy : {"sharp", "fifo"}) {
+    CAPTURE(policy);
+    hydra::host_backend backend(machine());
+    auto const report = hydra::mpi::run_sweep(
+        MPI_COMM_WORLD, backend, uneven(), [&] { return hydra::make_policy(policy, 5); }, {}, {.round_minibatches = 1});
+    CHECK_FALSE(report.error.has_value());
+    CHECK(report.rounds >= 2);
+    if (rank_count() > 1) {
+      CHECK_FALSE(report.moves.empty());
+      CHECK(report.starting_rank != report.rank_of);
+    } else {
+      CHECK(report.moves.empty());
+    }
+    for (auto const& move : report.moves) {
+      CHECK(move.from != move.to);
+      CHECK(move.to == 0); // the rank with the idle device
+      CHECK(move.after_minibatches >= 1);
+      CHECK((move.bytes > 0) == (move.to == static_cast<std::size_t>(this_rank())));
+    }
+    if (this_rank() != 0) continue;
+    std::size_t moved_in = 0;
+    std::uint64_t bytes_in = 0;
+    for (auto const& summary : report.ranks) {
+      moved_in += summary.models_moved_in;
+      bytes_in += summary.bytes_moved_in;
+    }
+    MESSAGE(policy << " on " << rank_count() << " ranks: " << report.rounds << " rounds, " << report.moves.size()
+                   << " models moved in " << bytes_in << " bytes");
+    CHECK(moved_in == report.moves.size());
+    for (std::size_t m = 0; m < reference.size(); ++m) {
+      CAPTURE(m);
+      auto const& result = report.results[m];
+      CHECK(result.name == reference[m].name);
+      CHECK_FALSE(result.failure.has_value());
+      CHECK(result.steps == reference[m].steps);
+      CHECK(bitwise_equal(result.parameters, alone[m].parameters));
+      CHECK(bitwise_equal(result.losses, alone[m].losses));
+      CHECK(std::find(report.ranks[report.rank_of[m]].models.begin(), report.ranks[report.rank_of[m]].models.end(),
+                      m) != report.ranks[report.rank_of[m]].models.end());
+    }
+  }
+}
+
 TEST_CASE("a rank whose sweep ends with an error fails only its models; the other ranks' finish unchanged") {
   if (rank_count() < 2) return; // needs a second rank to fail
   auto const reference = sweep();
@@ -132,7 +196,7 @@ TEST_CASE("a rank whose sweep ends with an error fails only its models; the othe
   // refuses them as it is made.
   hydra::host_backend backend(this_rank() == 1 ? hydra::host_backend_options{.device_budgets = {4_KiB, 4_KiB}}
                                                : machine());
-  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy("sharp", 1), {});
+  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), sharp, {});
   CHECK(report.error.has_value() == (this_rank() == 1));
   if (this_rank() != 0) return;
   REQUIRE(report.ranks.size() == static_cast<std::size_t>(rank_count()));
@@ -163,22 +227,21 @@ TEST_CASE("bad launches are refused on every rank alike, naming the limit") {
   // More ranks than models.
   configs.erase(configs.begin() + (rank_count() - 1), configs.end());
   if (!configs.empty()) {
-    CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs, hydra::make_policy("sharp", 1)),
+    CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs, sharp),
                          doctest::Contains("models; every rank needs a model to train"), hydra::invalid_argument);
   }
   // Ranks that describe different sweeps.
   if (rank_count() > 1) {
     auto different = sweep();
     if (this_rank() == 1) different.pop_back();
-    CHECK_THROWS_WITH_AS(
-        (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, different, hydra::make_policy("sharp", 1)),
-        doctest::Contains("the ranks describe different sweeps (model counts 6 to 7"), hydra::invalid_argument);
+    CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, different, sharp),
+                         doctest::Contains("the ranks describe different sweeps (model counts 6 to 7"),
+                         hydra::invalid_argument);
   }
   // A controller that compares models across ranks.
   hydra::multi_model_options halving;
   halving.controller = hydra::successive_halving{};
-  CHECK_THROWS_WITH_AS(
-      (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), hydra::make_policy("sharp", 1), halving),
-      doctest::Contains("the controller is successive_halving; across ranks every configuration"),
-      hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), sharp, halving),
+                       doctest::Contains("the controller is successive_halving; across ranks every configuration"),
+                       hydra::invalid_argument);
 }

@@ -6,9 +6,11 @@
 // its final weights are bitwise those of a one-process sweep. Rank 0 then
 // gathers every model's result.
 //
+// Between rounds of a few minibatches (distributed_options), a rank short of
+// work takes a model from the rank expected to finish last.
+//
 // Not across ranks (refused by name): controllers that decide from several
 // models' metrics (successive halving, ASHA) and resuming a controlled sweep.
-// Models do not move between ranks once placed.
 #pragma once
 
 #include <mpi.h>
@@ -17,7 +19,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,7 +31,9 @@
 #include "hydra/mpi/environment.hpp"
 #include "hydra/mpi/rank_placement.hpp"
 #include "hydra/sched/any_policy.hpp"
+#include "hydra/sched/node_balancer.hpp"
 #include "hydra/train/multi_model_trainer.hpp"
+#include "hydra/train/sweep_checkpoint.hpp"
 
 namespace hydra::mpi {
 
@@ -37,15 +43,27 @@ struct rank_summary {
   // devices): its models that had not finished carry it as their failure.
   std::optional<std::string> error;
   std::size_t devices = 0;
-  std::vector<std::size_t> models;           // the configurations it trained, by index
-  std::chrono::nanoseconds makespan{0};      // its trainer's run
+  std::vector<std::size_t> models;           // the configurations it ended with, by index
+  std::chrono::nanoseconds busy{0};          // its trainers' runs, summed over the rounds
   std::uint64_t bytes_sent_to_rank_zero = 0; // its results message
+  std::uint64_t models_moved_in = 0;         // models it took from other ranks
+  std::uint64_t bytes_moved_in = 0;          // their messages
+};
+
+// A model that changed ranks between two rounds.
+struct rank_move {
+  std::size_t model = 0, from = 0, to = 0;
+  std::size_t after_minibatches = 0; // how far it had trained
+  std::uint64_t bytes = 0;           // its message (known to the receiving rank; 0 elsewhere)
 };
 
 struct distributed_report {
-  // Every rank: each configuration's rank, and why this rank's sweep ended
-  // early, if it did.
+  // Every rank: each configuration's rank at the start and at the end, the
+  // moves between, the rounds, and why this rank's sweep ended early, if it did.
   std::vector<std::size_t> rank_of;
+  std::vector<std::size_t> starting_rank;
+  std::vector<rank_move> moves;
+  std::size_t rounds = 0; // rounds trained
   std::optional<std::string> error;
   // Rank 0 only (empty elsewhere): every configuration's result in the
   // configurations' order, and each rank's summary.
@@ -83,7 +101,20 @@ inline void send_bytes(MPI_Comm comm, int to, std::vector<char> const& bytes) {
   check(MPI_Send(&length, 1, MPI_UINT64_T, to, 0, comm), "MPI_Send");
   for (std::size_t at = 0; at < bytes.size(); at += chunk_bytes) {
     auto const n = static_cast<int>(std::min(chunk_bytes, bytes.size() - at));
-    check(MPI_Send(bytes.data() + at, n, MPI_CHAR, to, 1, comm), "MPI_Send");
+    check(MPI_Send(bytes.data() + at, n, MPI_BYTE, to, 1, comm), "MPI_Send");
+  }
+}
+
+// send_bytes without waiting: `length` and `bytes` must outlive the requests
+// it adds (MPI_Waitall on them).
+inline void post_bytes(MPI_Comm comm, int to, std::vector<std::byte> const& bytes, std::uint64_t const& length,
+                       std::vector<MPI_Request>& requests) {
+  requests.emplace_back();
+  check(MPI_Isend(&length, 1, MPI_UINT64_T, to, 0, comm, &requests.back()), "MPI_Isend");
+  for (std::size_t at = 0; at < bytes.size(); at += chunk_bytes) {
+    auto const n = static_cast<int>(std::min(chunk_bytes, bytes.size() - at));
+    requests.emplace_back();
+    check(MPI_Isend(bytes.data() + at, n, MPI_BYTE, to, 1, comm, &requests.back()), "MPI_Isend");
   }
 }
 
@@ -93,7 +124,7 @@ inline std::vector<char> receive_bytes(MPI_Comm comm, int from) {
   std::vector<char> bytes(static_cast<std::size_t>(length));
   for (std::size_t at = 0; at < bytes.size(); at += chunk_bytes) {
     auto const n = static_cast<int>(std::min(chunk_bytes, bytes.size() - at));
-    check(MPI_Recv(bytes.data() + at, n, MPI_CHAR, from, 1, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+    check(MPI_Recv(bytes.data() + at, n, MPI_BYTE, from, 1, comm, MPI_STATUS_IGNORE), "MPI_Recv");
   }
   return bytes;
 }
@@ -140,17 +171,33 @@ inline model_result get_result(wire_reader& in) {
 
 } // namespace detail
 
+// How the ranks share the work beyond the first placement.
+struct distributed_options {
+  // Minibatches each model trains per round. Between rounds every rank tells
+  // the others how far its models are, and a rank with fewer unfinished models
+  // than devices takes one from the rank expected to finish last (the node
+  // balancer's rule): the model's state, losses and validation points go over
+  // in one message, in the checkpoint format, and it continues there bitwise as if it had not
+  // moved. 0: one round, every model on the rank it was placed on.
+  std::size_t round_minibatches = 0;
+  // The network's rate, for the balancer's estimate of what a move costs.
+  double network_bytes_per_second = 12.5e9;
+};
+
 // Runs the sweep `configs` (the same on every rank of `comm`) over the ranks,
-// each training its share on `backend` (its own devices) under `policy` with
-// `options`. Collective: every rank of `comm` calls it. Rank 0 returns every
-// model's result. A rank whose sweep ends with an error (which would end a
-// one-process sweep) does not end the others': its models fail with the error,
-// naming the rank and its machine, and the rest are reported as they finished.
+// each training its share on `backend` (its own devices) with a policy from
+// `make_policy` (one per round) and `options`. Collective: every rank of `comm`
+// calls it. Rank 0 returns every model's result. A rank whose sweep ends with
+// an error (which would end a one-process sweep) does not end the others': its
+// unfinished models fail with the error, naming the rank and its machine, it
+// takes no more models, and the rest are reported as they finished.
 template <class Backend, class Context>
 distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_model_config<Context>> configs,
-                             any_policy policy, multi_model_options options = {}) {
+                             std::function<any_policy()> const& make_policy, multi_model_options options = {},
+                             distributed_options sharing = {}) {
   int const me = rank(comm);
   int const ranks = size(comm);
+  auto const self = static_cast<std::size_t>(me);
   // Refusals every rank reaches alike (the same configurations and options on
   // each), so none of them waits for a rank that gave up.
   hydra::detail::expects(options.controller.name() == "full_grid",
@@ -159,6 +206,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
                              "that compares models needs every rank's metrics");
   hydra::detail::expects(options.resume_history.empty(), "mpi sweep: resuming a controlled sweep across ranks is "
                                                          "not supported");
+  hydra::detail::expects(sharing.network_bytes_per_second > 0,
+                         "mpi sweep: the network's rate must be > 0 bytes per second");
   std::uint64_t const fingerprint[2] = {detail::sweep_fingerprint(configs), configs.size()};
   std::uint64_t lowest[2] = {}, highest[2] = {};
   check(MPI_Allreduce(fingerprint, lowest, 2, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce");
@@ -172,51 +221,204 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   std::vector<std::uint64_t> devices(static_cast<std::size_t>(ranks));
   check(MPI_Allgather(&my_devices, 1, MPI_UINT64_T, devices.data(), 1, MPI_UINT64_T, comm), "MPI_Allgather");
   std::vector<std::size_t> const device_counts(devices.begin(), devices.end());
+  std::size_t const models = configs.size();
   distributed_report report;
   report.rank_of = place_on_ranks(configs, device_counts);
+  report.starting_rank = report.rank_of;
 
-  std::vector<std::string> names;
-  for (auto const& config : configs) names.push_back(config.name);
-  std::vector<std::size_t> mine;
-  std::vector<basic_model_config<Context>> local;
-  for (std::size_t m = 0; m < configs.size(); ++m) {
-    if (report.rank_of[m] != static_cast<std::size_t>(me)) continue;
-    mine.push_back(m);
-    local.push_back(std::move(configs[m]));
-  }
-
-  // This rank's share.
-  std::vector<model_result> results;
-  std::chrono::nanoseconds makespan{0};
-  try {
-    if (!local.empty()) {
-      basic_multi_model_trainer<Backend, Context> trainer(backend, std::move(local), std::move(policy),
-                                                          std::move(options));
-      trainer.run();
-      results = trainer.results();
-      makespan = trainer.report().makespan;
+  // What every rank knows of every model (the same on each), and what only
+  // its owner holds.
+  std::vector<double> done(models, 0), failed(models, 0), per_minibatch(models, 0);
+  for (std::size_t m = 0; m < models; ++m)
+    per_minibatch[m] = estimated_seconds(configs[m]) / static_cast<double>(std::max<std::size_t>(configs[m].steps, 1));
+  std::vector<double> rank_failed(static_cast<std::size_t>(ranks), 0);
+  struct held {
+    std::optional<model_snapshot> state;
+    model_result result;
+  };
+  std::vector<std::optional<held>> own(models);
+  for (std::size_t m = 0; m < models; ++m)
+    if (report.rank_of[m] == self) {
+      own[m].emplace();
+      own[m]->result.name = configs[m].name;
     }
-  } catch (std::exception const& e) {
-    report.error = e.what();
-    results.clear();
+  std::chrono::nanoseconds busy{0};
+  std::uint64_t bytes_in = 0, moves_in = 0;
+  auto const started = std::chrono::steady_clock::now();
+
+  auto unfinished = [&](std::size_t m) { return failed[m] == 0 && done[m] < static_cast<double>(configs[m].steps); };
+  for (std::size_t round = 0;; ++round) {
+    report.rounds = round + 1;
+    // This rank's share of the round.
+    std::vector<std::size_t> mine;
+    std::vector<basic_model_config<Context>> local;
+    for (std::size_t m = 0; m < models; ++m) {
+      if (report.rank_of[m] != self || !unfinished(m)) continue;
+      auto const left = configs[m].steps - static_cast<std::size_t>(done[m]);
+      basic_model_config<Context> config = configs[m];
+      config.steps = sharing.round_minibatches == 0 ? left : std::min(left, sharing.round_minibatches);
+      config.resume = own[m]->state;
+      mine.push_back(m);
+      local.push_back(std::move(config));
+    }
+    std::vector<double> my_done(models, 0), my_failed(models, 0), my_per_minibatch(models, 0);
+    try {
+      if (!local.empty() && !report.error) {
+        basic_multi_model_trainer<Backend, Context> trainer(backend, std::move(local), make_policy(), options);
+        trainer.run();
+        busy += trainer.report().makespan;
+        auto const profiles = trainer.profiles();
+        for (std::size_t k = 0; k < mine.size(); ++k) {
+          auto& mine_now = *own[mine[k]];
+          auto const& r = trainer.results()[k];
+          mine_now.result.losses.insert(mine_now.result.losses.end(), r.losses.begin(), r.losses.end());
+          mine_now.result.steps += r.steps;
+          mine_now.result.validations.insert(mine_now.result.validations.end(), r.validations.begin(),
+                                             r.validations.end());
+          mine_now.result.finished = std::chrono::steady_clock::now() - started;
+          if (r.failure) {
+            mine_now.result.failure = r.failure;
+            mine_now.state.reset();
+          } else {
+            mine_now.state = trainer.snapshot(k);
+          }
+          if (profiles[k].source == "measured") {
+            double seconds = 0;
+            for (double f : profiles[k].forward_seconds) seconds += f;
+            for (double b : profiles[k].backward_seconds) seconds += b;
+            my_per_minibatch[mine[k]] = seconds;
+          }
+        }
+      }
+    } catch (std::exception const& e) {
+      report.error = e.what();
+    }
+    // Everything a rank knows of its own models, to every rank.
+    for (std::size_t m = 0; m < models; ++m) {
+      if (report.rank_of[m] != self) continue;
+      auto const& mine_now = *own[m];
+      my_done[m] = static_cast<double>(mine_now.result.steps);
+      my_failed[m] = (mine_now.result.failure || report.error) ? 1 : 0;
+      if (report.error && !mine_now.result.failure && unfinished(m))
+        own[m]->result.failure =
+            "rank " + std::to_string(me) + " (on " + host_name() + ") ended its sweep: " + *report.error;
+    }
+    std::vector<double> my_rank_failed(static_cast<std::size_t>(ranks), 0);
+    my_rank_failed[self] = report.error ? 1 : 0;
+    check(MPI_Allreduce(my_done.data(), done.data(), static_cast<int>(models), MPI_DOUBLE, MPI_MAX, comm),
+          "MPI_Allreduce");
+    check(MPI_Allreduce(my_failed.data(), failed.data(), static_cast<int>(models), MPI_DOUBLE, MPI_MAX, comm),
+          "MPI_Allreduce");
+    check(MPI_Allreduce(my_rank_failed.data(), rank_failed.data(), ranks, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
+    std::vector<double> measured(models, 0);
+    check(MPI_Allreduce(my_per_minibatch.data(), measured.data(), static_cast<int>(models), MPI_DOUBLE, MPI_MAX, comm),
+          "MPI_Allreduce");
+    for (std::size_t m = 0; m < models; ++m)
+      if (measured[m] > 0) per_minibatch[m] = measured[m];
+    bool any_left = false;
+    for (std::size_t m = 0; m < models; ++m) any_left = any_left || unfinished(m);
+    if (!any_left) break;
+
+    // Moves, decided alike on every rank from what every rank now knows.
+    std::vector<placed_model> view(models);
+    for (std::size_t m = 0; m < models; ++m) {
+      double const state_bytes = static_cast<double>(configs[m].model.parameter_count()) * sizeof(float) * 3;
+      view[m] = {.node = report.rank_of[m],
+                 .remaining_seconds = per_minibatch[m] * (static_cast<double>(configs[m].steps) - done[m]),
+                 .unfinished = unfinished(m),
+                 .movable = true,
+                 .move_seconds = state_bytes / sharing.network_bytes_per_second};
+    }
+    std::vector<node_capacity> nodes;
+    for (std::size_t devices_here : device_counts)
+      nodes.push_back({.devices = devices_here, .speed = static_cast<double>(devices_here)});
+    std::vector<rank_move> moves;
+    while (sharing.round_minibatches > 0) {
+      auto const move = pick_move(view, nodes, [&](std::size_t, std::size_t node) { return rank_failed[node] == 0; });
+      if (!move) break;
+      view[move->model].node = move->to;
+      view[move->model].movable = false; // one move per model per round
+      moves.push_back({.model = move->model,
+                       .from = move->from,
+                       .to = move->to,
+                       .after_minibatches = static_cast<std::size_t>(done[move->model]),
+                       .bytes = 0});
+    }
+    // The moved models' state and losses, as one checkpoint-format message
+    // each: sends posted first, so that two ranks sending to each other do not
+    // wait on each other.
+    std::vector<std::vector<std::byte>> outgoing;
+    std::vector<MPI_Request> requests;
+    outgoing.reserve(moves.size());
+    std::vector<std::uint64_t> lengths(moves.size());
+    for (std::size_t k = 0; k < moves.size(); ++k) {
+      auto const& move = moves[k];
+      if (move.from != self) continue;
+      auto& leaving = *own[move.model];
+      sweep_checkpoint message;
+      message.fingerprint = "mpi sweep move";
+      message.models.push_back(
+          {.name = leaving.result.name, .state = leaving.state, .losses = leaving.result.losses, .failure = {}});
+      // Its validation points ride in the format's history, as the checkpoints
+      // its controller was shown.
+      for (auto const& point : leaving.result.validations)
+        message.history.push_back(
+            {.reached = {.model = move.model, .minibatches = point.minibatches, .validation = point.metrics},
+             .failure = std::nullopt});
+      outgoing.push_back(encode(message));
+      lengths[k] = outgoing.back().size();
+      detail::post_bytes(comm, static_cast<int>(move.to), outgoing.back(), lengths[k], requests);
+      own[move.model].reset();
+    }
+    for (auto& move : moves) {
+      report.rank_of[move.model] = move.to;
+      if (move.to != self) continue;
+      std::vector<char> const bytes = detail::receive_bytes(comm, static_cast<int>(move.from));
+      auto const arrived =
+          decode(std::as_bytes(std::span(bytes)), "a model moved from rank " + std::to_string(move.from));
+      hydra::detail::expects(arrived.models.size() == 1 && arrived.models[0].name == configs[move.model].name,
+                             "mpi sweep: the model that arrived from rank " + std::to_string(move.from) + " is not " +
+                                 configs[move.model].name);
+      auto& taken = own[move.model].emplace();
+      taken.state = arrived.models[0].state;
+      taken.result.name = arrived.models[0].name;
+      taken.result.losses = arrived.models[0].losses;
+      taken.result.steps = static_cast<std::size_t>(done[move.model]);
+      for (auto const& event : arrived.history)
+        if (event.reached.validation)
+          taken.result.validations.push_back(
+              {.minibatches = event.reached.minibatches, .metrics = *event.reached.validation});
+      move.bytes = bytes.size();
+      bytes_in += bytes.size();
+      ++moves_in;
+    }
+    if (!requests.empty())
+      check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    report.moves.insert(report.moves.end(), moves.begin(), moves.end());
   }
 
+  // Every rank's own models to rank 0.
   hydra::mpi::detail::wire_writer out;
   out.put(host_name());
   out.put<std::uint64_t>(my_devices);
-  out.put<std::int64_t>(makespan.count());
+  out.put<std::int64_t>(busy.count());
   out.put(report.error);
-  out.put<std::uint64_t>(results.size());
-  for (std::size_t k = 0; k < results.size(); ++k) {
-    out.put<std::uint64_t>(mine[k]);
-    detail::put_result(out, results[k]);
+  out.put<std::uint64_t>(bytes_in);
+  out.put<std::uint64_t>(moves_in);
+  std::uint64_t owned = 0;
+  for (auto const& o : own) owned += o.has_value() ? 1 : 0;
+  out.put<std::uint64_t>(owned);
+  for (std::size_t m = 0; m < models; ++m) {
+    if (!own[m]) continue;
+    if (own[m]->state && !own[m]->result.failure) own[m]->result.parameters = own[m]->state->parameters;
+    out.put<std::uint64_t>(m);
+    detail::put_result(out, own[m]->result);
   }
-
   if (me != 0) {
     detail::send_bytes(comm, 0, out.bytes());
     return report;
   }
-  report.results.resize(names.size());
+  report.results.resize(models);
   for (int from = 0; from < ranks; ++from) {
     std::vector<char> const bytes = from == 0 ? std::move(out.bytes()) : detail::receive_bytes(comm, from);
     detail::wire_reader in(bytes, "rank " + std::to_string(from));
@@ -224,12 +426,14 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     summary.bytes_sent_to_rank_zero = from == 0 ? 0 : bytes.size();
     summary.host = in.text();
     summary.devices = in.get<std::uint64_t>();
-    summary.makespan = std::chrono::nanoseconds(in.get<std::int64_t>());
+    summary.busy = std::chrono::nanoseconds(in.get<std::int64_t>());
     summary.error = in.maybe_text();
+    summary.bytes_moved_in = in.get<std::uint64_t>();
+    summary.models_moved_in = in.get<std::uint64_t>();
     auto const count = in.get<std::uint64_t>();
     for (std::uint64_t k = 0; k < count; ++k) {
       auto const m = in.get<std::uint64_t>();
-      if (m >= names.size() || report.rank_of[m] != static_cast<std::size_t>(from))
+      if (m >= models || report.rank_of[m] != static_cast<std::size_t>(from))
         throw error("mpi sweep: rank " + std::to_string(from) + " sent a result for model " + std::to_string(m) +
                     ", which is not its own");
       report.results[m] = detail::get_result(in);
@@ -237,16 +441,6 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     }
     if (!in.done())
       throw error("mpi sweep: the message from rank " + std::to_string(from) + " is longer than its content");
-    if (summary.error) {
-      for (std::size_t m = 0; m < names.size(); ++m) {
-        if (report.rank_of[m] != static_cast<std::size_t>(from)) continue;
-        auto& result = report.results[m];
-        if (result.name.empty()) result.name = names[m];
-        if (result.parameters.empty() && !result.failure)
-          result.failure =
-              "rank " + std::to_string(from) + " (on " + summary.host + ") ended its sweep: " + *summary.error;
-      }
-    }
     report.ranks.push_back(std::move(summary));
   }
   return report;
