@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,17 @@ std::vector<hydra::model_config> sweep() {
   configs.push_back(config("adam w24 d5", 24, 5, 3, 5, true));
   configs.push_back(config("sgd w16 d6", 16, 6, 4, 6, false));
   configs.push_back(config("adam w32 d4", 32, 4, 3, 7, true));
+  return configs;
+}
+
+// One long model and six short ones of the same shape: longest-first puts the
+// long one alone on rank 0 and the short ones on the others, so rank 0 has an
+// idle device from the first round on and takes short models.
+std::vector<hydra::model_config> uneven() {
+  std::vector<hydra::model_config> configs;
+  configs.push_back(config("long", 24, 4, 12, 1, true));
+  for (std::uint64_t k = 0; k < 6; ++k)
+    configs.push_back(config("short " + std::to_string(k), 24, 4, 2, 2 + k, k % 2 == 0));
   return configs;
 }
 
@@ -132,16 +144,6 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
 }
 
 TEST_CASE("a rank short of work takes a model between rounds; the moved model ends bitwise as if it had stayed") {
-  // One long model and six short ones of the same shape: longest-first puts
-  // the long one alone on rank 0 and the short ones on the others, so rank 0
-  // has an idle device from the first round on and takes short models.
-  auto uneven = [] {
-    std::vector<hydra::model_config> configs;
-    configs.push_back(config("long", 24, 4, 12, 1, true));
-    for (std::uint64_t k = 0; k < 6; ++k)
-      configs.push_back(config("short " + std::to_string(k), 24, 4, 2, 2 + k, k % 2 == 0));
-    return configs;
-  };
   auto const reference = uneven();
   std::vector<hydra::testing::solo_result> alone;
   if (this_rank() == 0)
@@ -187,6 +189,62 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
                       m) != report.ranks[report.rank_of[m]].models.end());
     }
   }
+}
+
+TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weights of an uninterrupted run") {
+  auto const reference = uneven();
+  std::vector<hydra::testing::solo_result> alone;
+  if (this_rank() == 0)
+    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  // The whole run, keeping rank 0's checkpoint after round 3 (the long model
+  // at 3 of 12 minibatches, the short ones done; some of them moved).
+  std::optional<hydra::sweep_checkpoint> kept;
+  std::size_t rounds_seen = 0;
+  {
+    hydra::host_backend backend(machine());
+    hydra::mpi::distributed_options sharing{.round_minibatches = 1};
+    sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
+      if (++rounds_seen == 3) kept = c;
+    };
+    (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, uneven(), sharp, {}, sharing);
+  }
+  if (this_rank() == 0) {
+    CHECK(rounds_seen == 12);
+    REQUIRE(kept.has_value());
+    REQUIRE(kept->models.size() == reference.size());
+    REQUIRE(kept->models[0].state.has_value());
+    CHECK(kept->models[0].state->minibatches_done == 3);
+    CHECK(kept->models[0].losses.size() == 3);
+  } else {
+    CHECK(rounds_seen == 0); // only rank 0's callback is called
+  }
+  hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
+  // Resumed on one rank fewer (the same one rank when there is only one).
+  int const resuming = std::max(1, rank_count() - 1);
+  MPI_Comm fewer = MPI_COMM_NULL;
+  hydra::mpi::check(MPI_Comm_split(MPI_COMM_WORLD, this_rank() < resuming ? 0 : MPI_UNDEFINED, this_rank(), &fewer),
+                    "MPI_Comm_split");
+  if (fewer == MPI_COMM_NULL) return;
+  hydra::host_backend backend(machine());
+  auto const report =
+      hydra::mpi::run_sweep(fewer, backend, uneven(), sharp, {}, {.round_minibatches = 4, .resume_from = kept});
+  MPI_Comm_free(&fewer);
+  CHECK_FALSE(report.error.has_value());
+  if (this_rank() != 0) return;
+  for (std::size_t m = 0; m < reference.size(); ++m) {
+    CAPTURE(m);
+    auto const& result = report.results[m];
+    CHECK_FALSE(result.failure.has_value());
+    CHECK(result.steps == reference[m].steps);
+    CHECK(bitwise_equal(result.parameters, alone[m].parameters));
+    CHECK(bitwise_equal(result.losses, alone[m].losses));
+  }
+  // A checkpoint of another sweep is refused.
+  auto other = *kept;
+  other.models[2].name = "someone else";
+  hydra::host_backend again(machine());
+  CHECK_THROWS_WITH_AS((void)hydra::mpi::run_sweep(MPI_COMM_SELF, again, uneven(), sharp, {}, {.resume_from = other}),
+                       "mpi sweep: the checkpoint's model 2 is someone else, not short 1", hydra::invalid_argument);
 }
 
 TEST_CASE("a rank whose sweep ends with an error fails only its models; the other ranks' finish unchanged") {

@@ -129,6 +129,32 @@ inline std::vector<char> receive_bytes(MPI_Comm comm, int from) {
   return bytes;
 }
 
+// A model's entry of a round's checkpoint.
+inline void put_saved(wire_writer& out, std::optional<model_snapshot> const& state, model_result const& r) {
+  out.put(r.name);
+  out.put(r.failure);
+  out.put(r.losses);
+  out.put<std::uint8_t>(state ? 1 : 0);
+  if (!state) return;
+  out.put(state->parameters);
+  out.put(state->optimizer_state);
+  out.put<std::uint64_t>(state->minibatches_done);
+}
+
+inline sweep_checkpoint::model get_saved(wire_reader& in) {
+  sweep_checkpoint::model saved;
+  saved.name = in.text();
+  saved.failure = in.maybe_text().value_or("");
+  saved.losses = in.floats();
+  if (in.get<std::uint8_t>() == 0) return saved;
+  model_snapshot state;
+  state.parameters = in.floats();
+  state.optimizer_state = in.floats();
+  state.minibatches_done = in.get<std::uint64_t>();
+  saved.state = std::move(state);
+  return saved;
+}
+
 inline void put_result(wire_writer& out, model_result const& r) {
   out.put(r.name);
   out.put(r.losses);
@@ -171,6 +197,23 @@ inline model_result get_result(wire_reader& in) {
 
 } // namespace detail
 
+// Gives every rank of `comm` the checkpoint rank `root` holds (read from its
+// disk, say), so that all can resume from it without a shared file system.
+// Collective. On `root`, `checkpoint` must hold one.
+inline void broadcast(MPI_Comm comm, std::optional<sweep_checkpoint>& checkpoint, int root = 0) {
+  bool const sender = rank(comm) == root;
+  hydra::detail::expects(!sender || checkpoint.has_value(), "mpi sweep: broadcast() from a rank without a checkpoint");
+  std::vector<std::byte> bytes = sender ? encode(*checkpoint) : std::vector<std::byte>{};
+  std::uint64_t length = bytes.size();
+  check(MPI_Bcast(&length, 1, MPI_UINT64_T, root, comm), "MPI_Bcast");
+  bytes.resize(static_cast<std::size_t>(length));
+  for (std::size_t at = 0; at < bytes.size(); at += detail::chunk_bytes) {
+    auto const n = static_cast<int>(std::min(detail::chunk_bytes, bytes.size() - at));
+    check(MPI_Bcast(bytes.data() + at, n, MPI_BYTE, root, comm), "MPI_Bcast");
+  }
+  if (!sender) checkpoint = decode(bytes, "the checkpoint broadcast from rank " + std::to_string(root));
+}
+
 // How the ranks share the work beyond the first placement.
 struct distributed_options {
   // Minibatches each model trains per round. Between rounds every rank tells
@@ -182,6 +225,17 @@ struct distributed_options {
   std::size_t round_minibatches = 0;
   // The network's rate, for the balancer's estimate of what a move costs.
   double network_bytes_per_second = 12.5e9;
+  // Called on rank 0 after each round with every model's state, losses and
+  // failure (what checkpoint_directory::save writes); rank 0's callback is the
+  // one that counts, and with one every rank sends its models' state to rank 0
+  // each round.
+  std::function<void(sweep_checkpoint const&)> on_round{};
+  // Continue from such a checkpoint (the same on every rank: read it from a
+  // shared file system, or broadcast() it): each model resumes from its state
+  // there, its losses so far kept, a model that had failed stays failed. The
+  // configurations stay those of the original sweep (the same steps); the
+  // rank count may differ. The result is bitwise that of an uninterrupted run.
+  std::optional<sweep_checkpoint> resume_from{};
 };
 
 // Runs the sweep `configs` (the same on every rank of `comm`) over the ranks,
@@ -206,6 +260,11 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
                              "that compares models needs every rank's metrics");
   hydra::detail::expects(options.resume_history.empty(), "mpi sweep: resuming a controlled sweep across ranks is "
                                                          "not supported");
+  for (auto const& config : configs)
+    hydra::detail::expects(!config.resume,
+                           "mpi sweep: model " + config.name +
+                               " resumes from a snapshot of its own; across ranks a sweep resumes "
+                               "from a checkpoint of the whole sweep (distributed_options::resume_from)");
   hydra::detail::expects(sharing.network_bytes_per_second > 0,
                          "mpi sweep: the network's rate must be > 0 bytes per second");
   std::uint64_t const fingerprint[2] = {detail::sweep_fingerprint(configs), configs.size()};
@@ -242,6 +301,33 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       own[m].emplace();
       own[m]->result.name = configs[m].name;
     }
+  std::string const fingerprint_text = "mpi sweep " + std::to_string(fingerprint[0]);
+  if (auto const& from = sharing.resume_from) {
+    hydra::detail::expects(from->fingerprint == fingerprint_text && from->models.size() == models,
+                           "mpi sweep: the checkpoint to resume from is of another sweep (" + from->fingerprint + ", " +
+                               std::to_string(from->models.size()) + " models; this one is " + fingerprint_text + ", " +
+                               std::to_string(models) + " models)");
+    for (std::size_t m = 0; m < models; ++m) {
+      auto const& saved = from->models[m];
+      hydra::detail::expects(saved.name == configs[m].name, "mpi sweep: the checkpoint's model " + std::to_string(m) +
+                                                                " is " + saved.name + ", not " + configs[m].name);
+      if (saved.state)
+        hydra::detail::expects(saved.state->minibatches_done <= configs[m].steps,
+                               "mpi sweep: the checkpoint's " + saved.name + " has trained " +
+                                   std::to_string(saved.state->minibatches_done) + " minibatches, more than its " +
+                                   std::to_string(configs[m].steps));
+      if (!saved.failure.empty()) failed[m] = 1;
+      if (saved.state) done[m] = static_cast<double>(saved.state->minibatches_done);
+      if (!own[m]) continue;
+      own[m]->state = saved.state;
+      own[m]->result.losses = saved.losses;
+      own[m]->result.steps = static_cast<std::size_t>(done[m]);
+      if (!saved.failure.empty()) own[m]->result.failure = saved.failure;
+    }
+  }
+  int const wants_checkpoints_here = sharing.on_round ? 1 : 0;
+  int wants_checkpoints = 0;
+  check(MPI_Allreduce(&wants_checkpoints_here, &wants_checkpoints, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
   std::chrono::nanoseconds busy{0};
   std::uint64_t bytes_in = 0, moves_in = 0;
   auto const started = std::chrono::steady_clock::now();
@@ -317,6 +403,36 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       if (measured[m] > 0) per_minibatch[m] = measured[m];
     bool any_left = false;
     for (std::size_t m = 0; m < models; ++m) any_left = any_left || unfinished(m);
+    if (wants_checkpoints) {
+      // Every model's state at this round's end, to rank 0.
+      hydra::mpi::detail::wire_writer states;
+      for (std::size_t m = 0; m < models; ++m) {
+        if (!own[m]) continue;
+        states.put<std::uint64_t>(m);
+        detail::put_saved(states, own[m]->state, own[m]->result);
+      }
+      if (me != 0) {
+        detail::send_bytes(comm, 0, states.bytes());
+      } else {
+        sweep_checkpoint saved{.fingerprint = fingerprint_text,
+                               .elapsed_seconds =
+                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                               .models = std::vector<sweep_checkpoint::model>(models),
+                               .history = {}};
+        for (int from = 0; from < ranks; ++from) {
+          std::vector<char> const bytes = from == 0 ? std::move(states.bytes()) : detail::receive_bytes(comm, from);
+          detail::wire_reader in(bytes, "rank " + std::to_string(from));
+          while (!in.done()) {
+            auto const m = in.get<std::uint64_t>();
+            if (m >= models)
+              throw error("mpi sweep: rank " + std::to_string(from) + " sent the state of model " + std::to_string(m) +
+                          " of " + std::to_string(models));
+            saved.models[m] = detail::get_saved(in);
+          }
+        }
+        sharing.on_round(saved);
+      }
+    }
     if (!any_left) break;
 
     // Moves, decided alike on every rank from what every rank now knows.
