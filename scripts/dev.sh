@@ -7,6 +7,8 @@
 #   bash scripts/dev.sh bench            build and run the benchmarks (figures for bench/RESULTS.md)
 #   bash scripts/dev.sh simulate [ARGS]  build and run hydra-sim (every policy on the paper-shaped preset;
 #                                        ARGS as in `hydra-sim --help`)
+#   bash scripts/dev.sh mpi [N] [ARGS]   build and run examples/mpi_sweep under mpirun on N ranks (default 2;
+#                                        ARGS as in `mpi_sweep --help`)
 #   bash scripts/dev.sh install PREFIX  install hydra (headers, CMake package, hydra-sim) under PREFIX, building
 #                                        no tests; the build goes to $HYDRA_BUILD_DIR (default build/install)
 #   bash scripts/dev.sh gpu [STEP]       on a GPU machine, one step of the GPU run, each built and run within
@@ -310,6 +312,19 @@ case "$command" in
     cmake --build --preset release --target hydra_sim >/dev/null
     shift
     ./build/release/tools/hydra-sim "$@"
+    ;;
+  mpi)
+    # The sweep over MPI ranks on this machine: N ranks (default 2), each with
+    # its own host devices; more ranks than cores are allowed (--oversubscribe).
+    setup
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target mpi_sweep >/dev/null
+    shift
+    ranks=2
+    if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then ranks=$1; shift; fi
+    # Open MPI starts as root only when told (containers often run as root).
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+      mpirun --oversubscribe -np "$ranks" ./build/release/examples/mpi_sweep "$@"
     ;;
   install)
     prefix="${2:?usage: bash scripts/dev.sh install PREFIX}"
