@@ -1,8 +1,9 @@
-// The bytes a rank sends rank 0: plain values, strings and float vectors,
+// The bytes ranks send each other: plain values, strings and float vectors,
 // little-endian as the machines are (hydra's ranks run one build on one kind of
 // machine), read back with every length checked against what arrived.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -12,6 +13,10 @@
 #include <vector>
 
 #include "hydra/core/error.hpp"
+#include "hydra/select/sweep_controller.hpp"
+#include "hydra/train/model_snapshot.hpp"
+#include "hydra/train/sweep_checkpoint.hpp"
+#include "hydra/train/sweep_types.hpp"
 
 namespace hydra::mpi::detail {
 
@@ -91,5 +96,109 @@ private:
   std::string from_;
   std::size_t at_ = 0;
 };
+
+inline void put(wire_writer& out, evaluation const& e) {
+  out.put(e.loss);
+  out.put(e.accuracy);
+  out.put(e.metric);
+  out.put<std::uint64_t>(e.samples);
+}
+
+inline evaluation get_evaluation(wire_reader& in) {
+  evaluation e;
+  e.loss = in.get<double>();
+  e.accuracy = in.get<double>();
+  e.metric = in.get<double>();
+  e.samples = in.get<std::uint64_t>();
+  return e;
+}
+
+// A model's result, rank to rank 0 at the end.
+inline void put(wire_writer& out, model_result const& r) {
+  out.put(r.name);
+  out.put(r.losses);
+  out.put<std::uint64_t>(r.steps);
+  out.put(r.failure);
+  out.put(r.stopped_early);
+  out.put<std::uint64_t>(r.validations.size());
+  for (auto const& point : r.validations) {
+    out.put<std::uint64_t>(point.minibatches);
+    put(out, point.metrics);
+  }
+  out.put<std::int64_t>(r.finished.count());
+  out.put(r.parameters);
+}
+
+inline model_result get_result(wire_reader& in) {
+  model_result r;
+  r.name = in.text();
+  r.losses = in.floats();
+  r.steps = in.get<std::uint64_t>();
+  r.failure = in.maybe_text();
+  r.stopped_early = in.maybe_text();
+  auto const points = in.get<std::uint64_t>();
+  for (std::uint64_t p = 0; p < points; ++p) {
+    validation_point point;
+    point.minibatches = in.get<std::uint64_t>();
+    point.metrics = get_evaluation(in);
+    r.validations.push_back(point);
+  }
+  r.finished = std::chrono::nanoseconds(in.get<std::int64_t>());
+  r.parameters = in.floats();
+  return r;
+}
+
+// A model's entry of a round's checkpoint, rank to rank 0.
+inline void put_saved(wire_writer& out, std::optional<model_snapshot> const& state, model_result const& r) {
+  out.put(r.name);
+  out.put(r.failure);
+  out.put(r.losses);
+  out.put<std::uint8_t>(state ? 1 : 0);
+  if (!state) return;
+  out.put(state->parameters);
+  out.put(state->optimizer_state);
+  out.put<std::uint64_t>(state->minibatches_done);
+}
+
+inline sweep_checkpoint::model get_saved(wire_reader& in) {
+  sweep_checkpoint::model saved;
+  saved.name = in.text();
+  saved.failure = in.maybe_text().value_or("");
+  saved.losses = in.floats();
+  if (in.get<std::uint8_t>() == 0) return saved;
+  model_snapshot state;
+  state.parameters = in.floats();
+  state.optimizer_state = in.floats();
+  state.minibatches_done = in.get<std::uint64_t>();
+  saved.state = std::move(state);
+  return saved;
+}
+
+// What a model's round ended in, rank to rank 0 (for the controller): a
+// checkpoint reached, with its validation metrics if it has validation data,
+// or a failure.
+struct round_event {
+  std::size_t model = 0;
+  bool failed = false;
+  std::size_t minibatches = 0;
+  std::optional<evaluation> validation;
+};
+
+inline void put(wire_writer& out, round_event const& e) {
+  out.put<std::uint64_t>(e.model);
+  out.put<std::uint8_t>(e.failed ? 1 : 0);
+  out.put<std::uint64_t>(e.minibatches);
+  out.put<std::uint8_t>(e.validation ? 1 : 0);
+  if (e.validation) put(out, *e.validation);
+}
+
+inline round_event get_round_event(wire_reader& in) {
+  round_event e;
+  e.model = in.get<std::uint64_t>();
+  e.failed = in.get<std::uint8_t>() != 0;
+  e.minibatches = in.get<std::uint64_t>();
+  if (in.get<std::uint8_t>() != 0) e.validation = get_evaluation(in);
+  return e;
+}
 
 } // namespace hydra::mpi::detail
