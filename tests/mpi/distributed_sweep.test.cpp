@@ -65,6 +65,26 @@ hydra::any_policy sharp() {
   return hydra::sharp{};
 }
 
+// A model's result over the ranks against the same model trained alone.
+void check_as_alone(hydra::model_result const& result, hydra::model_config const& config,
+                    hydra::testing::solo_result const& alone) {
+  CHECK(result.name == config.name);
+  CHECK_FALSE(result.failure.has_value());
+  CHECK(result.steps == config.steps);
+  CHECK(bitwise_equal(result.parameters, alone.parameters));
+  CHECK(bitwise_equal(result.losses, alone.losses));
+}
+
+// The same sweep in one process, under sharp: the reference of every
+// controlled sweep over ranks.
+std::vector<hydra::model_result> in_one_process(std::vector<hydra::model_config> configs,
+                                                hydra::multi_model_options const& options) {
+  hydra::host_backend backend(machine());
+  hydra::multi_model_trainer trainer(backend, std::move(configs), hydra::sharp{}, options);
+  trainer.run();
+  return trainer.results();
+}
+
 int this_rank() {
   return hydra::mpi::rank(MPI_COMM_WORLD);
 }
@@ -133,11 +153,7 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
     for (std::size_t m = 0; m < reference.size(); ++m) {
       CAPTURE(m);
       auto const& result = report.results[m];
-      CHECK(result.name == reference[m].name);
-      CHECK_FALSE(result.failure.has_value());
-      CHECK(result.steps == reference[m].steps);
-      CHECK(bitwise_equal(result.parameters, alone[m].parameters));
-      CHECK(bitwise_equal(result.losses, alone[m].losses));
+      check_as_alone(result, reference[m], alone[m]);
       ++models_on[report.rank_of[m]];
     }
     for (std::size_t r = 0; r < report.ranks.size(); ++r) {
@@ -188,11 +204,7 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
     for (std::size_t m = 0; m < reference.size(); ++m) {
       CAPTURE(m);
       auto const& result = report.results[m];
-      CHECK(result.name == reference[m].name);
-      CHECK_FALSE(result.failure.has_value());
-      CHECK(result.steps == reference[m].steps);
-      CHECK(bitwise_equal(result.parameters, alone[m].parameters));
-      CHECK(bitwise_equal(result.losses, alone[m].losses));
+      check_as_alone(result, reference[m], alone[m]);
       CHECK(std::find(report.ranks[report.rank_of[m]].models.begin(), report.ranks[report.rank_of[m]].models.end(),
                       m) != report.ranks[report.rank_of[m]].models.end());
     }
@@ -272,13 +284,8 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
   };
   hydra::multi_model_options options;
   options.controller = hydra::successive_halving{{.eta = 2, .min_minibatches = 1}};
-  std::vector<hydra::model_result> one_process;
-  if (this_rank() == 0) {
-    hydra::host_backend backend(machine());
-    hydra::multi_model_trainer trainer(backend, with_validation(), hydra::sharp{}, options);
-    trainer.run();
-    one_process = trainer.results();
-  }
+  auto const one_process =
+      this_rank() == 0 ? in_one_process(with_validation(), options) : std::vector<hydra::model_result>{};
   hydra::host_backend backend(machine());
   auto const report =
       hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});
@@ -338,13 +345,8 @@ TEST_CASE("a model moves with its validation points, and they are those of one p
   };
   hydra::multi_model_options options;
   options.controller = every_minibatch{};
-  std::vector<hydra::model_result> one_process;
-  if (this_rank() == 0) {
-    hydra::host_backend backend(machine());
-    hydra::multi_model_trainer trainer(backend, with_validation(), hydra::sharp{}, options);
-    trainer.run();
-    one_process = trainer.results();
-  }
+  auto const one_process =
+      this_rank() == 0 ? in_one_process(with_validation(), options) : std::vector<hydra::model_result>{};
   hydra::host_backend backend(machine());
   auto const report =
       hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});

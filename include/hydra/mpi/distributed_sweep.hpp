@@ -381,14 +381,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     // model order (the same whatever the ranks' timing); its decisions back.
     detail::wire_writer reached;
     for (auto const& event : events) detail::put(reached, event);
-    std::vector<std::vector<char>> gathered(static_cast<std::size_t>(ranks));
-    if (me != 0) {
-      detail::send_bytes(comm, 0, reached.bytes());
-    } else {
-      gathered[0] = std::move(reached.bytes());
-      for (int from = 1; from < ranks; ++from)
-        gathered[static_cast<std::size_t>(from)] = detail::receive_bytes(comm, from);
-    }
+    auto const gathered = detail::gather_bytes(comm, std::move(reached.bytes()));
     on_rank_zero([&] {
       std::vector<detail::round_event> all;
       for (std::size_t from = 0; from < gathered.size(); ++from) {
@@ -423,14 +416,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
         states.put<std::uint64_t>(m);
         detail::put_saved(states, own[m]->state, own[m]->result);
       }
-      std::vector<std::vector<char>> parts(static_cast<std::size_t>(ranks));
-      if (me != 0) {
-        detail::send_bytes(comm, 0, states.bytes());
-      } else {
-        parts[0] = std::move(states.bytes());
-        for (int from = 1; from < ranks; ++from)
-          parts[static_cast<std::size_t>(from)] = detail::receive_bytes(comm, from);
-      }
+      auto const parts = detail::gather_bytes(comm, std::move(states.bytes()));
       on_rank_zero([&] {
         sweep_checkpoint saved{.fingerprint = fingerprint_text,
                                .elapsed_seconds =

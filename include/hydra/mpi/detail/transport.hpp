@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "hydra/mpi/environment.hpp"
@@ -51,6 +52,20 @@ inline std::vector<char> receive_bytes(MPI_Comm comm, int from) {
     check(MPI_Recv(bytes.data() + at, n, MPI_BYTE, from, 1, comm, MPI_STATUS_IGNORE), "MPI_Recv");
   }
   return bytes;
+}
+
+// Every rank's bytes to rank 0, in rank order there (rank 0's own first);
+// elsewhere nothing. Collective.
+inline std::vector<std::vector<char>> gather_bytes(MPI_Comm comm, std::vector<char> mine) {
+  int const me = rank(comm), ranks = size(comm);
+  std::vector<std::vector<char>> all;
+  if (me != 0) {
+    send_bytes(comm, 0, mine);
+    return all;
+  }
+  all.push_back(std::move(mine));
+  for (int from = 1; from < ranks; ++from) all.push_back(receive_bytes(comm, from));
+  return all;
 }
 
 // Rank `root`'s values to every rank of `comm`.
