@@ -125,9 +125,13 @@ TEST_CASE("models go to ranks longest first, each to the rank where it ends soon
 
 TEST_CASE("a sweep over the ranks ends with every model bitwise as in one process, under every policy") {
   auto const reference = sweep();
+  // The references are trained on rank 0 after the collective calls: one
+  // that threw there would otherwise leave the other ranks waiting.
   std::vector<hydra::testing::solo_result> alone;
-  if (this_rank() == 0)
-    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  auto references = [&] {
+    if (alone.empty())
+      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  };
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
@@ -145,6 +149,7 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
       CHECK(report.results.empty());
       continue;
     }
+    references();
     if (report.ranks.size() != static_cast<std::size_t>(rank_count())) {
       FAIL_CHECK("rank 0 gathered " << report.ranks.size() << " ranks");
       continue;
@@ -169,9 +174,13 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
 
 TEST_CASE("a rank short of work takes a model between rounds; the moved model ends bitwise as if it had stayed") {
   auto const reference = uneven();
+  // The references are trained on rank 0 after the collective calls: one
+  // that threw there would otherwise leave the other ranks waiting.
   std::vector<hydra::testing::solo_result> alone;
-  if (this_rank() == 0)
-    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  auto references = [&] {
+    if (alone.empty())
+      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  };
   for (std::string const policy : {"sharp", "fifo"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
@@ -192,6 +201,7 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
       CHECK((move.bytes > 0) == (move.to == static_cast<std::size_t>(this_rank())));
     }
     if (this_rank() != 0) continue;
+    references();
     std::size_t moved_in = 0;
     std::uint64_t bytes_in = 0;
     for (auto const& summary : report.ranks) {
@@ -213,9 +223,13 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
 
 TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weights of an uninterrupted run") {
   auto const reference = uneven();
+  // The references are trained on rank 0 after the collective calls: one
+  // that threw there would otherwise leave the other ranks waiting.
   std::vector<hydra::testing::solo_result> alone;
-  if (this_rank() == 0)
-    for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  auto references = [&] {
+    if (alone.empty())
+      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
+  };
   // The whole run, keeping rank 0's checkpoint after round 3 (the long model
   // at 3 of 12 minibatches, the short ones done; some of them moved).
   std::optional<hydra::sweep_checkpoint> kept;
@@ -252,6 +266,7 @@ TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weig
   MPI_Comm_free(&fewer);
   CHECK_FALSE(report.error.has_value());
   if (this_rank() != 0) return;
+  references();
   for (std::size_t m = 0; m < reference.size(); ++m) {
     CAPTURE(m);
     auto const& result = report.results[m];
@@ -284,13 +299,12 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
   };
   hydra::multi_model_options options;
   options.controller = hydra::successive_halving{{.eta = 2, .min_minibatches = 1}};
-  auto const one_process =
-      this_rank() == 0 ? in_one_process(with_validation(), options) : std::vector<hydra::model_result>{};
   hydra::host_backend backend(machine());
   auto const report =
       hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});
   CHECK_FALSE(report.error.has_value());
   if (this_rank() != 0) return;
+  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
   CHECK(report.controller.has_value());
   CHECK_FALSE(report.history.empty());
   std::size_t survivors = 0;
@@ -345,14 +359,14 @@ TEST_CASE("a model moves with its validation points, and they are those of one p
   };
   hydra::multi_model_options options;
   options.controller = every_minibatch{};
-  auto const one_process =
-      this_rank() == 0 ? in_one_process(with_validation(), options) : std::vector<hydra::model_result>{};
   hydra::host_backend backend(machine());
   auto const report =
       hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});
   CHECK_FALSE(report.error.has_value());
   if (rank_count() > 1) CHECK_FALSE(report.moves.empty());
   if (this_rank() != 0) return;
+  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
+  CHECK(report.results.size() == one_process.size());
   for (std::size_t m = 0; m < one_process.size() && m < report.results.size(); ++m) {
     CAPTURE(m);
     auto const &alone = one_process[m], &spread = report.results[m];
@@ -363,6 +377,62 @@ TEST_CASE("a model moves with its validation points, and they are those of one p
     for (std::size_t v = 0; v < alone.validations.size(); ++v) {
       CHECK(spread.validations[v].minibatches == alone.validations[v].minibatches);
       CHECK(spread.validations[v].metrics.loss == alone.validations[v].metrics.loss);
+    }
+  }
+}
+
+TEST_CASE("a resumed sweep's controller is shown its history again; a model failed there stays failed") {
+  // full_grid with a checkpoint every 2 minibatches: the resumed run must
+  // evaluate at 4, 6, ... as the uninterrupted one does, not 2 after where it
+  // resumed (round 3 ends at 3 minibatches of the long model).
+  auto with_validation = [] {
+    auto configs = uneven();
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      configs[m].validation =
+          hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = 500 + m};
+      configs[m].validation_minibatches = 1;
+    }
+    return configs;
+  };
+  hydra::multi_model_options options;
+  options.controller = hydra::full_grid{.evaluate_every = 2};
+  std::optional<hydra::sweep_checkpoint> kept;
+  std::size_t rounds_seen = 0;
+  {
+    hydra::host_backend backend(machine());
+    hydra::mpi::distributed_options sharing{.round_minibatches = 1};
+    sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
+      if (++rounds_seen == 3) kept = c;
+    };
+    (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, sharing);
+  }
+  hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
+  // Model 2 failed before the checkpoint, as far as the resumed run knows.
+  kept->models[2].failure = "it diverged";
+  kept->models[2].state.reset();
+  kept->history.push_back(
+      {.reached = {.model = 2, .minibatches = 1, .validation = std::nullopt}, .failure = "it diverged"});
+  hydra::host_backend backend(machine());
+  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options,
+                                            {.round_minibatches = 1, .resume_from = kept});
+  CHECK_FALSE(report.error.has_value());
+  if (this_rank() != 0) return;
+  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
+  CHECK(report.results.size() == one_process.size());
+  for (std::size_t m = 0; m < one_process.size() && m < report.results.size(); ++m) {
+    CAPTURE(m);
+    auto const &alone = one_process[m], &resumed = report.results[m];
+    if (m == 2) {
+      CHECK(resumed.failure == std::optional<std::string>("it diverged"));
+      continue;
+    }
+    CHECK_FALSE(resumed.failure.has_value());
+    CHECK(resumed.steps == alone.steps);
+    CHECK(bitwise_equal(resumed.parameters, alone.parameters));
+    REQUIRE(resumed.validations.size() == alone.validations.size());
+    for (std::size_t v = 0; v < alone.validations.size(); ++v) {
+      CHECK(resumed.validations[v].minibatches == alone.validations[v].minibatches);
+      CHECK(resumed.validations[v].metrics.loss == alone.validations[v].metrics.loss);
     }
   }
 }

@@ -113,15 +113,15 @@ inline void mix(std::uint64_t& hash, void const* data, std::size_t n) {
   }
 }
 
-// The configurations' names and step counts: ranks that describe different
-// sweeps would place and gather nonsense.
+// The configurations' names, step counts and parameter counts: ranks that
+// describe different sweeps would place and gather nonsense.
 template <class Context>
 [[nodiscard]] std::uint64_t sweep_fingerprint(std::vector<basic_model_config<Context>> const& configs) {
   std::uint64_t hash = 14695981039346656037ULL;
   for (auto const& config : configs) {
     mix(hash, config.name.data(), config.name.size());
-    std::uint64_t const steps = config.steps;
-    mix(hash, &steps, sizeof steps);
+    std::uint64_t const shape[2] = {config.steps, config.model.parameter_count()};
+    mix(hash, shape, sizeof shape);
   }
   return hash;
 }
@@ -154,11 +154,11 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   std::uint64_t const round = sharing.round_minibatches;
   detail::mix(options_hash, &round, sizeof round);
   detail::mix(options_hash, &sharing.network_bytes_per_second, sizeof(double));
-  if (sharing.resume_from) {
-    detail::mix(options_hash, sharing.resume_from->fingerprint.data(), sharing.resume_from->fingerprint.size());
-    std::uint64_t const saved = sharing.resume_from->models.size();
-    detail::mix(options_hash, &saved, sizeof saved);
+  if (sharing.resume_from) { // all of it: a rank with an older copy would decide otherwise
+    auto const bytes = encode(*sharing.resume_from);
+    detail::mix(options_hash, bytes.data(), bytes.size());
   }
+  std::string const host = host_name(); // before any collective call: it may throw
   bool const own_snapshots = std::any_of(configs.begin(), configs.end(), [](auto const& c) { return c.resume; });
   std::uint64_t const flags = (options.resume_history.empty() ? 0U : 1U) | (own_snapshots ? 2U : 0U) |
                               (options.on_checkpoint ? 4U : 0U) | (sharing.resume_from ? 8U : 0U);
@@ -215,6 +215,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       own[m]->result.name = configs[m].name;
     }
   std::string const fingerprint_text = "mpi sweep " + std::to_string(agreed[0]);
+  std::vector<std::size_t> failed_before; // in the checkpoint resumed from
   if (auto const& from = sharing.resume_from) {
     hydra::detail::expects(from->fingerprint == fingerprint_text && from->models.size() == models,
                            "mpi sweep: the checkpoint to resume from is of another sweep (" + from->fingerprint + ", " +
@@ -228,7 +229,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       hydra::detail::expects(trained <= configs[m].steps,
                              "mpi sweep: the checkpoint's " + saved.name + " has trained " + std::to_string(trained) +
                                  " minibatches, more than its " + std::to_string(configs[m].steps));
-      if (!saved.failure.empty()) failed[m] = 1;
+      if (!saved.failure.empty()) failed_before.push_back(m);
       done[m] = static_cast<double>(trained);
       if (!own[m]) continue;
       own[m]->state = saved.state;
@@ -273,9 +274,23 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     if (thrown) std::rethrow_exception(thrown);
     if (failed_here != 0) throw error("mpi sweep: rank 0 ended the sweep (its controller or its on_round threw)");
   };
-  on_rank_zero([&] { report.controller->start(*plan); });
+  // A resumed sweep's controller is shown its history again, as the
+  // one-process trainer does, so that it plans from where it was.
+  on_rank_zero([&] {
+    report.controller->start(*plan);
+    if (!sharing.resume_from) return;
+    for (auto const& event : sharing.resume_from->history) {
+      if (event.failure) {
+        failed[event.reached.model] = 1;
+        report.controller->on_failure(*plan, event.reached.model);
+      } else {
+        report.controller->on_checkpoint(*plan, event.reached);
+      }
+    }
+  });
   detail::broadcast_values(comm, planned);
   detail::broadcast_values(comm, stopped);
+  for (std::size_t m : failed_before) failed[m] = 1;
 
   int wants_checkpoints = sharing.on_round ? 1 : 0; // rank 0's callback is the one that counts
   check(MPI_Bcast(&wants_checkpoints, 1, MPI_INT, 0, comm), "MPI_Bcast");
@@ -296,7 +311,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     std::vector<bool> reaches;
     std::vector<basic_model_config<Context>> local;
     for (std::size_t m = 0; m < models; ++m) {
-      if (report.rank_of[m] != self || !unfinished(m)) continue;
+      if (report.rank_of[m] != self || !unfinished(m) || own[m]->result.failure) continue;
       auto const left = static_cast<std::size_t>(planned[m] - done[m]);
       basic_model_config<Context> config = configs[m];
       config.steps = sharing.round_minibatches == 0 ? left : std::min(left, sharing.round_minibatches);
@@ -311,6 +326,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     }
     std::vector<double> my_done(models, 0), my_failed(models, 0), my_per_minibatch(models, 0);
     std::vector<detail::round_event> events;
+    std::size_t recorded = 0; // of `mine`, the models whose round is fully taken in
     try {
       if (!local.empty() && !report.error) {
         basic_multi_model_trainer<Backend, Context> trainer(backend, std::move(local), make_policy(), local_options);
@@ -329,13 +345,14 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
           if (r.failure) {
             mine_now.result.failure = r.failure;
             mine_now.state.reset();
-            events.push_back({.model = m, .failed = true, .minibatches = mine_now.result.steps, .validation = {}});
+            events.push_back(
+                {.model = m, .failure = r.failure, .minibatches = mine_now.result.steps, .validation = {}});
           } else {
             mine_now.state = trainer.snapshot(k);
             if (reaches[k])
               events.push_back(
                   {.model = m,
-                   .failed = false,
+                   .failure = std::nullopt,
                    .minibatches = mine_now.result.steps,
                    .validation = r.validations.empty() ? std::nullopt : std::optional(r.validations.back().metrics)});
           }
@@ -345,22 +362,33 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
             for (double b : profiles[k].backward_seconds) seconds += b;
             my_per_minibatch[m] = seconds;
           }
+          ++recorded;
         }
       }
     } catch (std::exception const& e) {
       report.error = e.what();
-      events.clear();
+    } catch (...) {
+      report.error = "an exception that is not a std::exception";
     }
-    // A rank whose sweep ended fails every model of its own still short of its plan.
+    if (report.error) // the models whose round was not taken in are in no known state
+      for (std::size_t k = recorded; k < mine.size(); ++k) {
+        own[mine[k]]->state.reset();
+        own[mine[k]]->result.failure =
+            "rank " + std::to_string(me) + " (on " + host + ") ended its sweep: " + *report.error;
+      }
+    // A rank whose sweep ended fails every model of its own still short of
+    // its plan; every failure the others have not heard of (this round's, a
+    // model lost in a move) goes to the controller.
     for (std::size_t m = 0; m < models; ++m) {
       if (report.rank_of[m] != self) continue;
       auto& mine_now = *own[m];
       bool const short_of_plan = static_cast<double>(mine_now.result.steps) < planned[m];
-      if (report.error && !mine_now.result.failure && stopped[m] == 0 && short_of_plan) {
-        mine_now.result.failure =
-            "rank " + std::to_string(me) + " (on " + host_name() + ") ended its sweep: " + *report.error;
-        events.push_back({.model = m, .failed = true, .minibatches = mine_now.result.steps, .validation = {}});
-      }
+      if (report.error && !mine_now.result.failure && stopped[m] == 0 && short_of_plan)
+        mine_now.result.failure = "rank " + std::to_string(me) + " (on " + host + ") ended its sweep: " + *report.error;
+      bool const told = std::any_of(events.begin(), events.end(), [&](auto const& e) { return e.model == m; });
+      if (mine_now.result.failure && failed[m] == 0 && !told)
+        events.push_back(
+            {.model = m, .failure = mine_now.result.failure, .minibatches = mine_now.result.steps, .validation = {}});
       my_done[m] = static_cast<double>(mine_now.result.steps);
       my_failed[m] = mine_now.result.failure ? 1 : 0;
     }
@@ -392,8 +420,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       for (auto const& event : all) {
         if (event.model >= models) throw error("mpi sweep: a round event for model " + std::to_string(event.model));
         checkpoint const at{.model = event.model, .minibatches = event.minibatches, .validation = event.validation};
-        if (event.failed) {
-          report.history.push_back({.reached = at, .failure = "failed"});
+        if (event.failure) {
+          report.history.push_back({.reached = at, .failure = event.failure});
           report.controller->on_failure(*plan, event.model);
         } else {
           report.history.push_back({.reached = at, .failure = std::nullopt});
@@ -483,7 +511,13 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
         message.history.push_back(
             {.reached = {.model = 0, .minibatches = point.minibatches, .validation = point.metrics},
              .failure = std::nullopt});
-      outgoing.push_back(encode(message));
+      // Posted whatever happens (the receiver waits for it): a model that
+      // cannot be encoded goes as an empty message, which fails it there.
+      try {
+        outgoing.push_back(encode(message));
+      } catch (...) {
+        outgoing.emplace_back();
+      }
       lengths[k] = outgoing.back().size();
       detail::post_bytes(comm, static_cast<int>(move.to), outgoing.back(), lengths[k], requests);
       own[move.model].reset();
@@ -523,7 +557,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
 
   // Every rank's own models to rank 0.
   detail::wire_writer out;
-  out.put(host_name());
+  out.put(host);
   out.put<std::uint64_t>(my_devices);
   out.put<std::int64_t>(busy.count());
   out.put(report.error);
@@ -535,13 +569,13 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     out.put<std::uint64_t>(m);
     detail::put(out, own[m]->result);
   }
-  if (me != 0) {
-    detail::send_bytes(comm, 0, out.bytes());
-    return report;
-  }
+  // Every message is received before any is read: a rank whose message
+  // cannot be read must not leave the ranks after it waiting to send.
+  auto const all = detail::gather_bytes(comm, std::move(out.bytes()));
+  if (me != 0) return report;
   report.results.resize(models);
   for (int from = 0; from < ranks; ++from) {
-    std::vector<char> const bytes = from == 0 ? std::move(out.bytes()) : detail::receive_bytes(comm, from);
+    auto const& bytes = all[static_cast<std::size_t>(from)];
     detail::wire_reader in(bytes, "rank " + std::to_string(from));
     rank_summary summary;
     summary.bytes_sent_to_rank_zero = from == 0 ? 0 : bytes.size();

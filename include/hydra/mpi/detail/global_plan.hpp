@@ -37,7 +37,10 @@ public:
 
   void train(std::size_t m, std::size_t minibatches) override {
     hydra::detail::expects(!out(m), who(m) + " has failed or was stopped; it cannot train further");
-    (*planned_)[m] = static_cast<double>(std::min(max_[m], planned_minibatches(m) + minibatches));
+    std::size_t const left = max_.at(m) - planned_minibatches(m);
+    hydra::detail::expects(minibatches > 0 && left > 0, who(m) + ": asked to train " + std::to_string(minibatches) +
+                                                            " more minibatches with " + std::to_string(left) + " left");
+    (*planned_)[m] = static_cast<double>(planned_minibatches(m) + std::min(minibatches, left));
   }
 
   void stop(std::size_t m, std::string const& reason) override {

@@ -179,14 +179,14 @@ inline sweep_checkpoint::model get_saved(wire_reader& in) {
 // or a failure.
 struct round_event {
   std::size_t model = 0;
-  bool failed = false;
+  std::optional<std::string> failure; // why it failed; none: a checkpoint
   std::size_t minibatches = 0;
   std::optional<evaluation> validation;
 };
 
 inline void put(wire_writer& out, round_event const& e) {
   out.put<std::uint64_t>(e.model);
-  out.put<std::uint8_t>(e.failed ? 1 : 0);
+  out.put(e.failure);
   out.put<std::uint64_t>(e.minibatches);
   out.put<std::uint8_t>(e.validation ? 1 : 0);
   if (e.validation) put(out, *e.validation);
@@ -195,7 +195,7 @@ inline void put(wire_writer& out, round_event const& e) {
 inline round_event get_round_event(wire_reader& in) {
   round_event e;
   e.model = in.get<std::uint64_t>();
-  e.failed = in.get<std::uint8_t>() != 0;
+  e.failure = in.maybe_text();
   e.minibatches = in.get<std::uint64_t>();
   if (in.get<std::uint8_t>() != 0) e.validation = get_evaluation(in);
   return e;
