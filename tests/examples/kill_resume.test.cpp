@@ -5,6 +5,7 @@
 // them. The job runs as its own process, as a user runs it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -84,7 +85,13 @@ TEST_CASE("the main job killed at random moments and resumed each time ends with
     bool const resuming = hydra::checkpoint_directory::holds_checkpoint(killed_directory.string());
     if (resuming) arguments.push_back("--resume");
     auto const run_started = std::chrono::steady_clock::now();
-    int const ended = run_job(arguments, log, std::chrono::milliseconds(moment_ms(random)));
+    // A resumed run has only the rest of the work left: drawn against the
+    // whole run, its moment often came after it had finished (then the
+    // sequence starts again, and 60 attempts could pass without two resumed
+    // kills), so its moments are drawn against 0.6 of a whole run.
+    auto const moment = moment_ms(random);
+    int const ended = run_job(
+        arguments, log, std::chrono::milliseconds(resuming ? std::max<decltype(moment)>(1, moment * 3 / 5) : moment));
     if (ended == -1) {
       ++kills;
       resumed_kills += resuming ? 1 : 0;
