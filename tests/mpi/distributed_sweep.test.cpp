@@ -65,6 +65,23 @@ hydra::any_policy sharp() {
   return hydra::sharp{};
 }
 
+// Each configuration trained alone, once asked and then kept: rank 0 asks
+// after the collective calls, since one that threw before them would leave
+// the other ranks waiting.
+class trained_alone_once {
+public:
+  explicit trained_alone_once(std::vector<hydra::model_config> const& configs) : configs_(&configs) {}
+  std::vector<hydra::testing::solo_result> const& get() {
+    if (results_.empty())
+      for (auto const& c : *configs_) results_.push_back(hydra::testing::train_alone(c));
+    return results_;
+  }
+
+private:
+  std::vector<hydra::model_config> const* configs_;
+  std::vector<hydra::testing::solo_result> results_;
+};
+
 // A model's result over the ranks against the same model trained alone.
 void check_as_alone(hydra::model_result const& result, hydra::model_config const& config,
                     hydra::testing::solo_result const& alone) {
@@ -73,6 +90,28 @@ void check_as_alone(hydra::model_result const& result, hydra::model_config const
   CHECK(result.steps == config.steps);
   CHECK(bitwise_equal(result.parameters, alone.parameters));
   CHECK(bitwise_equal(result.losses, alone.losses));
+}
+
+// `configs` with validation data: `minibatches` held-out minibatches each,
+// seeded from `seed`.
+std::vector<hydra::model_config> with_validation(std::vector<hydra::model_config> configs, std::uint64_t seed,
+                                                 std::size_t minibatches) {
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    configs[m].validation =
+        hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = seed + m};
+    configs[m].validation_minibatches = minibatches;
+  }
+  return configs;
+}
+
+// Validation points over the ranks against one process's: the same places, the same losses.
+void check_same_validations(std::vector<hydra::validation_point> const& got,
+                            std::vector<hydra::validation_point> const& want) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t v = 0; v < want.size(); ++v) {
+    CHECK(got[v].minibatches == want[v].minibatches);
+    CHECK(got[v].metrics.loss == want[v].metrics.loss);
+  }
 }
 
 // The same sweep in one process, under sharp: the reference of every
@@ -125,13 +164,7 @@ TEST_CASE("models go to ranks longest first, each to the rank where it ends soon
 
 TEST_CASE("a sweep over the ranks ends with every model bitwise as in one process, under every policy") {
   auto const reference = sweep();
-  // The references are trained on rank 0 after the collective calls: one
-  // that threw there would otherwise leave the other ranks waiting.
-  std::vector<hydra::testing::solo_result> alone;
-  auto references = [&] {
-    if (alone.empty())
-      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
-  };
+  trained_alone_once solo(reference);
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
@@ -149,7 +182,7 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
       CHECK(report.results.empty());
       continue;
     }
-    references();
+    auto const& alone = solo.get();
     if (report.ranks.size() != static_cast<std::size_t>(rank_count())) {
       FAIL_CHECK("rank 0 gathered " << report.ranks.size() << " ranks");
       continue;
@@ -174,13 +207,7 @@ TEST_CASE("a sweep over the ranks ends with every model bitwise as in one proces
 
 TEST_CASE("a rank short of work takes a model between rounds; the moved model ends bitwise as if it had stayed") {
   auto const reference = uneven();
-  // The references are trained on rank 0 after the collective calls: one
-  // that threw there would otherwise leave the other ranks waiting.
-  std::vector<hydra::testing::solo_result> alone;
-  auto references = [&] {
-    if (alone.empty())
-      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
-  };
+  trained_alone_once solo(reference);
   for (std::string const policy : {"sharp", "fifo"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
@@ -201,7 +228,7 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
       CHECK((move.bytes > 0) == (move.to == static_cast<std::size_t>(this_rank())));
     }
     if (this_rank() != 0) continue;
-    references();
+    auto const& alone = solo.get();
     std::size_t moved_in = 0;
     std::uint64_t bytes_in = 0;
     for (auto const& summary : report.ranks) {
@@ -223,13 +250,7 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
 
 TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weights of an uninterrupted run") {
   auto const reference = uneven();
-  // The references are trained on rank 0 after the collective calls: one
-  // that threw there would otherwise leave the other ranks waiting.
-  std::vector<hydra::testing::solo_result> alone;
-  auto references = [&] {
-    if (alone.empty())
-      for (auto const& c : reference) alone.push_back(hydra::testing::train_alone(c));
-  };
+  trained_alone_once solo(reference);
   // The whole run, keeping rank 0's checkpoint after round 3 (the long model
   // at 3 of 12 minibatches, the short ones done; some of them moved).
   std::optional<hydra::sweep_checkpoint> kept;
@@ -266,7 +287,7 @@ TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weig
   MPI_Comm_free(&fewer);
   CHECK_FALSE(report.error.has_value());
   if (this_rank() != 0) return;
-  references();
+  auto const& alone = solo.get();
   for (std::size_t m = 0; m < reference.size(); ++m) {
     CAPTURE(m);
     auto const& result = report.results[m];
@@ -287,24 +308,19 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
   // Seven models with validation data, each up to 4 minibatches; halving by 2
   // from 1 minibatch: rungs at 1, 2 and 4. Rounds of 1 minibatch, so models
   // also move (with their validation points) between rungs.
-  auto with_validation = [] {
-    auto configs = sweep();
-    for (std::size_t m = 0; m < configs.size(); ++m) {
-      configs[m].steps = 4;
-      configs[m].validation =
-          hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = 900 + m};
-      configs[m].validation_minibatches = 2;
-    }
-    return configs;
+  auto configs = [] {
+    auto four = sweep();
+    for (auto& c : four) c.steps = 4;
+    return with_validation(std::move(four), 900, 2);
   };
   hydra::multi_model_options options;
   options.controller = hydra::successive_halving{{.eta = 2, .min_minibatches = 1}};
   hydra::host_backend backend(machine());
   auto const report =
-      hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});
+      hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, {.round_minibatches = 1});
   CHECK_FALSE(report.error.has_value());
   if (this_rank() != 0) return;
-  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
+  auto const one_process = in_one_process(configs(), options); // after the collective calls
   CHECK(report.controller.has_value());
   CHECK_FALSE(report.history.empty());
   std::size_t survivors = 0;
@@ -316,12 +332,9 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
     CHECK(spread.stopped_early.has_value() == alone.stopped_early.has_value());
     CHECK(bitwise_equal(spread.parameters, alone.parameters));
     CHECK(bitwise_equal(spread.losses, alone.losses));
-    REQUIRE(spread.validations.size() == alone.validations.size());
-    for (std::size_t v = 0; v < alone.validations.size(); ++v) {
-      CHECK(spread.validations[v].minibatches == alone.validations[v].minibatches);
-      CHECK(spread.validations[v].metrics.loss == alone.validations[v].metrics.loss);
+    check_same_validations(spread.validations, alone.validations);
+    for (std::size_t v = 0; v < alone.validations.size(); ++v)
       CHECK(spread.validations[v].metrics.accuracy == alone.validations[v].metrics.accuracy);
-    }
     survivors += spread.steps == 4 ? 1 : 0;
   }
   CHECK(report.results.size() == one_process.size());
@@ -348,36 +361,24 @@ struct every_minibatch {
 } // namespace
 
 TEST_CASE("a model moves with its validation points, and they are those of one process") {
-  auto with_validation = [] {
-    auto configs = uneven();
-    for (std::size_t m = 0; m < configs.size(); ++m) {
-      configs[m].validation =
-          hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = 700 + m};
-      configs[m].validation_minibatches = 1;
-    }
-    return configs;
-  };
+  auto configs = [] { return with_validation(uneven(), 700, 1); };
   hydra::multi_model_options options;
   options.controller = every_minibatch{};
   hydra::host_backend backend(machine());
   auto const report =
-      hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, {.round_minibatches = 1});
+      hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, {.round_minibatches = 1});
   CHECK_FALSE(report.error.has_value());
   if (rank_count() > 1) CHECK_FALSE(report.moves.empty());
   if (this_rank() != 0) return;
-  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
+  auto const one_process = in_one_process(configs(), options); // after the collective calls
   CHECK(report.results.size() == one_process.size());
   for (std::size_t m = 0; m < one_process.size() && m < report.results.size(); ++m) {
     CAPTURE(m);
     auto const &alone = one_process[m], &spread = report.results[m];
     CHECK_FALSE(spread.failure.has_value());
     CHECK(bitwise_equal(spread.parameters, alone.parameters));
-    REQUIRE(spread.validations.size() == alone.validations.size());
     CHECK(alone.validations.size() == alone.steps);
-    for (std::size_t v = 0; v < alone.validations.size(); ++v) {
-      CHECK(spread.validations[v].minibatches == alone.validations[v].minibatches);
-      CHECK(spread.validations[v].metrics.loss == alone.validations[v].metrics.loss);
-    }
+    check_same_validations(spread.validations, alone.validations);
   }
 }
 
@@ -385,15 +386,7 @@ TEST_CASE("a resumed sweep's controller is shown its history again; a model fail
   // full_grid with a checkpoint every 2 minibatches: the resumed run must
   // evaluate at 4, 6, ... as the uninterrupted one does, not 2 after where it
   // resumed (round 3 ends at 3 minibatches of the long model).
-  auto with_validation = [] {
-    auto configs = uneven();
-    for (std::size_t m = 0; m < configs.size(); ++m) {
-      configs[m].validation =
-          hydra::synthetic_classification{.features = features, .classes = classes, .batch = batch, .seed = 500 + m};
-      configs[m].validation_minibatches = 1;
-    }
-    return configs;
-  };
+  auto configs = [] { return with_validation(uneven(), 500, 1); };
   hydra::multi_model_options options;
   options.controller = hydra::full_grid{.evaluate_every = 2};
   std::optional<hydra::sweep_checkpoint> kept;
@@ -404,7 +397,7 @@ TEST_CASE("a resumed sweep's controller is shown its history again; a model fail
     sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
       if (++rounds_seen == 3) kept = c;
     };
-    (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options, sharing);
+    (void)hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, sharing);
   }
   hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
   // Model 2 failed before the checkpoint, as far as the resumed run knows.
@@ -413,11 +406,11 @@ TEST_CASE("a resumed sweep's controller is shown its history again; a model fail
   kept->history.push_back(
       {.reached = {.model = 2, .minibatches = 1, .validation = std::nullopt}, .failure = "it diverged"});
   hydra::host_backend backend(machine());
-  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, with_validation(), sharp, options,
+  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options,
                                             {.round_minibatches = 1, .resume_from = kept});
   CHECK_FALSE(report.error.has_value());
   if (this_rank() != 0) return;
-  auto const one_process = in_one_process(with_validation(), options); // after the collective calls
+  auto const one_process = in_one_process(configs(), options); // after the collective calls
   CHECK(report.results.size() == one_process.size());
   for (std::size_t m = 0; m < one_process.size() && m < report.results.size(); ++m) {
     CAPTURE(m);
@@ -429,11 +422,7 @@ TEST_CASE("a resumed sweep's controller is shown its history again; a model fail
     CHECK_FALSE(resumed.failure.has_value());
     CHECK(resumed.steps == alone.steps);
     CHECK(bitwise_equal(resumed.parameters, alone.parameters));
-    REQUIRE(resumed.validations.size() == alone.validations.size());
-    for (std::size_t v = 0; v < alone.validations.size(); ++v) {
-      CHECK(resumed.validations[v].minibatches == alone.validations[v].minibatches);
-      CHECK(resumed.validations[v].metrics.loss == alone.validations[v].metrics.loss);
-    }
+    check_same_validations(resumed.validations, alone.validations);
   }
 }
 
