@@ -344,6 +344,74 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
                                    << " models trained to the end, " << report.moves.size() << " moves");
 }
 
+TEST_CASE("a halving sweep checkpointed after a round resumes on fewer ranks to the uninterrupted run's "
+          "decisions and weights") {
+  // Seven models with validation data, up to 4 minibatches each, rounds of 1:
+  // the checkpoint after round 2 falls between rungs (at 1, 2 and 4), and the
+  // resumed controller must plan from the history it is shown.
+  auto configs = [] {
+    auto four = sweep();
+    for (auto& c : four) c.steps = 4;
+    return with_validation(std::move(four), 700, 2);
+  };
+  std::vector<hydra::any_controller> const controllers{
+      hydra::successive_halving{{.eta = 2, .min_minibatches = 1}},
+      // ASHA with a fixed number training at once: by default that is twice
+      // the devices of all ranks, which the resumed run has fewer of.
+      hydra::asha{{.eta = 2, .min_minibatches = 1, .max_running = 3}}};
+  for (auto const& controller : controllers) {
+    CAPTURE(controller.name());
+    hydra::multi_model_options options;
+    options.controller = controller;
+    std::optional<hydra::sweep_checkpoint> kept;
+    std::size_t rounds_seen = 0;
+    hydra::mpi::distributed_report whole;
+    {
+      hydra::host_backend backend(machine());
+      hydra::mpi::distributed_options sharing{.round_minibatches = 1, .fingerprint = "a halving test"};
+      sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
+        if (++rounds_seen == 2) kept = c;
+      };
+      whole = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, sharing);
+    }
+    if (this_rank() == 0) CHECK((kept && kept->fingerprint == "a halving test"));
+    hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
+    int const resuming = std::max(1, rank_count() - 1);
+    MPI_Comm fewer = MPI_COMM_NULL;
+    hydra::mpi::check(MPI_Comm_split(MPI_COMM_WORLD, this_rank() < resuming ? 0 : MPI_UNDEFINED, this_rank(), &fewer),
+                      "MPI_Comm_split");
+    if (fewer == MPI_COMM_NULL) continue;
+    hydra::host_backend backend(machine());
+    auto const resumed =
+        hydra::mpi::run_sweep(fewer, backend, configs(), sharp, options,
+                              {.round_minibatches = 1, .resume_from = kept, .fingerprint = "a halving test"});
+    MPI_Comm_free(&fewer);
+    CHECK_FALSE(resumed.error.has_value());
+    if (this_rank() != 0) continue;
+    REQUIRE(resumed.results.size() == whole.results.size());
+    std::size_t survivors = 0;
+    for (std::size_t m = 0; m < whole.results.size(); ++m) {
+      CAPTURE(m);
+      auto const &want = whole.results[m], &got = resumed.results[m];
+      CHECK_FALSE(got.failure.has_value());
+      CHECK(got.steps == want.steps);
+      CHECK(got.stopped_early.has_value() == want.stopped_early.has_value());
+      CHECK(bitwise_equal(got.parameters, want.parameters));
+      CHECK(bitwise_equal(got.losses, want.losses));
+      check_same_validations(got.validations, want.validations);
+      survivors += got.steps == 4 ? 1 : 0;
+    }
+    CHECK(survivors >= 1);
+    CHECK(survivors < whole.results.size());
+    // A checkpoint under another label is refused.
+    hydra::host_backend again(machine());
+    CHECK_THROWS_WITH_AS(
+        (void)hydra::mpi::run_sweep(MPI_COMM_SELF, again, configs(), sharp, options, {.resume_from = kept}),
+        doctest::Contains("the checkpoint to resume from is of another sweep (a halving test"),
+        hydra::invalid_argument);
+  }
+}
+
 namespace {
 
 // A controller with a checkpoint after every minibatch: validation points

@@ -46,8 +46,10 @@ struct rank_summary {
   // devices): its models that had not finished carry it as their failure.
   std::optional<std::string> error;
   std::size_t devices = 0;
-  std::vector<std::size_t> models;           // the configurations it ended with, by index
-  std::chrono::nanoseconds busy{0};          // its trainers' runs, summed over the rounds
+  std::vector<std::size_t> models;   // the configurations it ended with, by index
+  std::chrono::nanoseconds busy{0};  // its trainers' runs, summed over the rounds
+  std::uint64_t bytes_to_device = 0; // its trainers' copies, summed over the rounds
+  std::uint64_t bytes_to_host = 0;
   std::uint64_t bytes_sent_to_rank_zero = 0; // its results message
   std::uint64_t models_moved_in = 0;         // models it took from other ranks
   std::uint64_t bytes_moved_in = 0;          // their messages
@@ -99,8 +101,19 @@ struct distributed_options {
   // there, its losses and validation points so far kept; a model that had
   // failed stays failed. The configurations stay those of the original sweep
   // (the same steps); the rank count may differ. The result is bitwise that
-  // of an uninterrupted run. (Only for full_grid sweeps.)
+  // of an uninterrupted run. The controller is shown the checkpoint's history
+  // again, as one process's trainer shows it resume_history, so that it plans
+  // from where it was: successive halving's rungs resume where they were.
+  // (ASHA's decisions depend on how many models train at once, twice the
+  // devices of all ranks unless asha_options::max_running fixes it: resumed
+  // on other devices, it keeps other models.)
   std::optional<sweep_checkpoint> resume_from{};
+  // What on_round's checkpoints are labelled with, and what resume_from's
+  // must carry. Empty: "mpi sweep " and a hash of the configurations. A
+  // program that also runs its sweep in one process, with a checkpoint file
+  // of its own in the same format, can pass the label it writes there, so
+  // that one checkpoint resumes either way.
+  std::string fingerprint{};
 };
 
 namespace detail {
@@ -154,6 +167,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   std::uint64_t const round = sharing.round_minibatches;
   detail::mix(options_hash, &round, sizeof round);
   detail::mix(options_hash, &sharing.network_bytes_per_second, sizeof(double));
+  detail::mix(options_hash, sharing.fingerprint.data(), sharing.fingerprint.size());
   if (sharing.resume_from) { // all of it: a rank with an older copy would decide otherwise
     auto const bytes = encode(*sharing.resume_from);
     detail::mix(options_hash, bytes.data(), bytes.size());
@@ -183,9 +197,6 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       !options.on_checkpoint,
       "mpi sweep: options.on_checkpoint would see each rank's models under the rank's own "
       "numbers; across ranks every model's state comes to rank 0 through distributed_options::on_round");
-  hydra::detail::expects(!sharing.resume_from || controller_name == "full_grid",
-                         "mpi sweep: resuming a sweep whose controller is " + controller_name +
-                             " across ranks is not supported; only full_grid sweeps resume");
   hydra::detail::expects(sharing.network_bytes_per_second > 0,
                          "mpi sweep: the network's rate must be > 0 bytes per second");
 
@@ -214,7 +225,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       own[m].emplace();
       own[m]->result.name = configs[m].name;
     }
-  std::string const fingerprint_text = "mpi sweep " + std::to_string(agreed[0]);
+  std::string const fingerprint_text =
+      sharing.fingerprint.empty() ? "mpi sweep " + std::to_string(agreed[0]) : sharing.fingerprint;
   std::vector<std::size_t> failed_before; // in the checkpoint resumed from
   if (auto const& from = sharing.resume_from) {
     hydra::detail::expects(from->fingerprint == fingerprint_text && from->models.size() == models,
@@ -295,7 +307,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   int wants_checkpoints = sharing.on_round ? 1 : 0; // rank 0's callback is the one that counts
   check(MPI_Bcast(&wants_checkpoints, 1, MPI_INT, 0, comm), "MPI_Bcast");
   std::chrono::nanoseconds busy{0};
-  std::uint64_t bytes_in = 0, moves_in = 0;
+  std::uint64_t bytes_in = 0, moves_in = 0, to_device = 0, to_host = 0;
   auto const started = std::chrono::steady_clock::now();
   auto unfinished = [&](std::size_t m) { return failed[m] == 0 && stopped[m] == 0 && done[m] < planned[m]; };
   // The local trainers get every model's plan from here: each runs its round
@@ -331,7 +343,10 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       if (!local.empty() && !report.error) {
         basic_multi_model_trainer<Backend, Context> trainer(backend, std::move(local), make_policy(), local_options);
         trainer.run();
-        busy += trainer.report().makespan;
+        auto const copied = trainer.report();
+        busy += copied.makespan;
+        to_device += copied.bytes_to_device;
+        to_host += copied.bytes_to_host;
         auto const profiles = trainer.profiles();
         for (std::size_t k = 0; k < mine.size(); ++k) {
           std::size_t const m = mine[k];
@@ -563,6 +578,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   out.put(report.error);
   out.put<std::uint64_t>(bytes_in);
   out.put<std::uint64_t>(moves_in);
+  out.put<std::uint64_t>(to_device);
+  out.put<std::uint64_t>(to_host);
   for (std::size_t m = 0; m < models; ++m) {
     if (!own[m]) continue;
     if (own[m]->state && !own[m]->result.failure) own[m]->result.parameters = own[m]->state->parameters;
@@ -585,6 +602,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     summary.error = in.maybe_text();
     summary.bytes_moved_in = in.get<std::uint64_t>();
     summary.models_moved_in = in.get<std::uint64_t>();
+    summary.bytes_to_device = in.get<std::uint64_t>();
+    summary.bytes_to_host = in.get<std::uint64_t>();
     while (!in.done()) {
       auto const m = in.get<std::uint64_t>();
       if (m >= models || report.rank_of[m] != static_cast<std::size_t>(from))
