@@ -10,6 +10,9 @@
 
 #include "hydra/cuda.cuh"
 #include "sweep.hpp"
+#if defined(MODEL_SELECTION_WITH_MPI)
+#include "across_ranks.hpp"
+#endif
 
 namespace model_selection {
 namespace {
@@ -36,6 +39,16 @@ outcome train_on_cuda(options const& o, std::ostream& log) {
   if (found.presence == hydra::cuda::device_presence::broken) throw hydra::error("--backend cuda: " + found.describe());
   return run_with<cuda_training>(o, log);
 }
+
+#if defined(MODEL_SELECTION_WITH_MPI)
+// Across MPI ranks: each rank's GPUs are checked as its backend is made,
+// where every rank hears of a rank that has none.
+std::optional<outcome> train_on_cuda_across_ranks(options const& o, std::ostream& log, MPI_Comm comm,
+                                                  across_ranks_report& report) {
+  return run_across_ranks<cuda_training>(o, log, comm, report);
+}
+[[maybe_unused]] bool const registered_across_ranks = (run_on_cuda_across_ranks = &train_on_cuda_across_ranks, true);
+#endif
 
 std::size_t gpus() {
   return hydra::cuda::device_count();

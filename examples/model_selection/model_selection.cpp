@@ -14,6 +14,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/json/chrome_trace.hpp"
@@ -23,24 +24,74 @@
 #include "output_file.hpp"
 #include "report.hpp"
 #include "sweep.hpp"
+#if defined(MODEL_SELECTION_WITH_MPI)
+#include "across_ranks.hpp"
+#endif
+
+#if !defined(MODEL_SELECTION_WITH_MPI)
+namespace {
+
+// Started by an MPI launcher with more than one process, in a build without
+// hydra::mpi: each process would run the whole job on its own.
+std::optional<std::string> launched_by_mpi_without_it() {
+  for (char const* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (char const* ranks = std::getenv(name); ranks != nullptr && std::strcmp(ranks, "1") != 0) return ranks;
+  return std::nullopt;
+}
+
+} // namespace
+#endif
 
 int main(int argc, char** argv) {
+  int rank = 0, ranks = 1; // this process among the MPI ranks (0 of 1 without mpirun)
+#if defined(MODEL_SELECTION_WITH_MPI)
+  std::optional<hydra::mpi::environment> mpi;
+  if (model_selection::launched_by_mpi()) {
+    try {
+      mpi.emplace(argc, argv);
+      rank = hydra::mpi::rank(MPI_COMM_WORLD);
+      ranks = hydra::mpi::size(MPI_COMM_WORLD);
+    } catch (std::exception const& e) {
+      std::fprintf(stderr, "model_selection: %s\n", e.what());
+      return 1;
+    }
+  }
+#endif
+  // Only rank 0 speaks: the others' refusals are the same as its own (the
+  // ranks agree on every step that can fail on one of them alone).
+  bool const speaks = rank == 0;
   try {
+#if !defined(MODEL_SELECTION_WITH_MPI)
+    if (auto const count = launched_by_mpi_without_it())
+      throw hydra::invalid_argument("started by an MPI launcher with " + *count +
+                                    " processes, but this build has no MPI support (configure where CMake finds an "
+                                    "MPI, such as Debian's libopenmpi-dev): each process would run the whole job");
+#endif
     auto const command = model_selection::parse_command_line(argc, argv);
     if (command.help) {
-      std::fputs(command.help->c_str(), stdout);
+      if (speaks) std::fputs(command.help->c_str(), stdout);
       return 0;
     }
     auto o = command.chosen;
-    o.progress_is_terminal = ::isatty(STDOUT_FILENO) != 0;
+    // Under mpirun a rank's output is a pipe or a pseudo-terminal of the
+    // launcher's, whatever the launcher's own: plain lines.
+    o.progress_is_terminal = ranks == 1 && ::isatty(STDOUT_FILENO) != 0;
     auto const grid = model_selection::make_grid(o.grid);
     std::size_t const cnns =
         static_cast<std::size_t>(std::count_if(grid.begin(), grid.end(), [](auto const& g) { return g.is_cnn(); }));
-    std::printf("model selection: %zu models (%zu MLPs, %zu CNNs) on Fashion-MNIST (%s), search %s, %zu %s devices of "
-                "%s each, policy %s\n",
-                grid.size(), grid.size() - cnns, cnns, o.data_directory.c_str(), o.search.c_str(), o.devices,
-                o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(), o.policy.c_str());
-    std::fflush(stdout);
+    if (speaks) {
+      std::printf("model selection: %zu models (%zu MLPs, %zu CNNs) on Fashion-MNIST (%s), search %s, %zu %s devices "
+                  "of %s each%s, policy %s\n",
+                  grid.size(), grid.size() - cnns, cnns, o.data_directory.c_str(), o.search.c_str(), o.devices,
+                  o.backend.c_str(), hydra::format_bytes(o.budget_bytes).c_str(),
+                  ranks > 1 ? (" on each of " + std::to_string(ranks) + " MPI ranks").c_str() : "", o.policy.c_str());
+      std::fflush(stdout);
+    }
+    for (auto const& [path, flag] : {std::pair{o.trace_path, "--trace"}, std::pair{o.report_path, "--report"},
+                                     std::pair{o.profile_path, "--profile"}})
+      if (path && ranks > 1)
+        throw hydra::invalid_argument(std::string(flag) + ": it records one process's devices and schedule; across " +
+                                      std::to_string(ranks) + " MPI ranks it is not available (run one process)");
     if (o.report_path && o.report_path == o.trace_path)
       throw hydra::invalid_argument("--report and --trace name the same file, " + *o.trace_path);
     if (o.profile_path && (o.profile_path == o.trace_path || o.profile_path == o.report_path))
@@ -50,7 +101,19 @@ int main(int argc, char** argv) {
     model_selection::output_file report(o.report_path, "--report"), trace(o.trace_path, "--trace"),
         profile(o.profile_path, "--profile");
     auto const wall = std::chrono::steady_clock::now();
-    auto const result = model_selection::run(o, std::cout);
+    model_selection::outcome result;
+#if defined(MODEL_SELECTION_WITH_MPI)
+    model_selection::across_ranks_report across;
+    if (ranks > 1) {
+      auto ours = model_selection::run_on_ranks(o, std::cout, MPI_COMM_WORLD, across);
+      if (!ours) return 0; // rank 0 reports
+      result = std::move(*ours);
+    } else {
+      result = model_selection::run(o, std::cout);
+    }
+#else
+    result = model_selection::run(o, std::cout);
+#endif
     double const wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
     if (result.stopped_early) {
       std::printf("stopped after a checkpoint, as asked (--stop-after); continue with --resume\n");
@@ -88,10 +151,33 @@ int main(int argc, char** argv) {
     }
     std::printf("compute: %zu minibatches trained and %zu validated, by all models together\n",
                 result.minibatches_trained, result.minibatches_evaluated);
-    std::printf("\nmakespan %.1f s (this process: %.1f s wall); device busy", result.makespan_seconds, wall_seconds);
-    for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
-    std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
-                hydra::format_bytes(result.bytes_to_host).c_str());
+    if (ranks == 1) {
+      std::printf("\nmakespan %.1f s (this process: %.1f s wall); device busy", result.makespan_seconds, wall_seconds);
+      for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
+      std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
+                  hydra::format_bytes(result.bytes_to_host).c_str());
+    }
+#if defined(MODEL_SELECTION_WITH_MPI)
+    if (ranks > 1) {
+      std::uint64_t moved_bytes = 0;
+      for (auto const& move : across.moves) moved_bytes += move.bytes;
+      std::printf("\nsweep %.1f s on %zu ranks (this process: %.1f s wall), %zu rounds, %zu models moved between ranks "
+                  "(%s); moved %s to the devices and %s back\n",
+                  result.makespan_seconds, across.ranks, wall_seconds, across.rounds, across.moves.size(),
+                  hydra::format_bytes(moved_bytes).c_str(), hydra::format_bytes(result.bytes_to_device).c_str(),
+                  hydra::format_bytes(result.bytes_to_host).c_str());
+      for (std::size_t r = 0; r < across.summaries.size(); ++r) {
+        auto const& summary = across.summaries[r];
+        std::size_t started_here = 0;
+        for (std::size_t m = 0; m < across.rank_of.size(); ++m) started_here += across.starting_rank[m] == r ? 1 : 0;
+        std::printf("  rank %zu on %s: %zu devices, trained %.1f s, %zu models placed, %zu at the end, %llu taken from "
+                    "other ranks%s\n",
+                    r, summary.host.c_str(), summary.devices, std::chrono::duration<double>(summary.busy).count(),
+                    started_here, summary.models.size(), static_cast<unsigned long long>(summary.models_moved_in),
+                    summary.error ? (", ended early: " + *summary.error).c_str() : "");
+      }
+    }
+#endif
     if (report.wanted()) {
       model_selection::write_html_report(report.stream(), result,
                                          {.title = std::to_string(grid.size()) + " configurations, search " + o.search +
@@ -116,7 +202,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (std::exception const& e) {
-    std::fprintf(stderr, "model_selection: %s\n", e.what());
+    if (speaks) std::fprintf(stderr, "model_selection: %s\n", e.what());
     return 1;
   }
 }

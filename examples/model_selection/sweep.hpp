@@ -135,6 +135,10 @@ struct options {
   std::size_t checkpoint_every =
       0; // minibatches per model, trained in all, between checkpoint files; 0: about four per run
   std::optional<std::size_t> stop_after_steps; // simulate a crash after the first file at or past this many in all
+  // Across MPI ranks: minibatches per model per round, between which a rank
+  // with idle devices takes a model from the rank expected to finish last;
+  // 0: rounds end at the models' checkpoints, and no model moves; nullopt: an epoch.
+  std::optional<std::size_t> round_minibatches;
   bool progress_is_terminal = false;
 };
 
@@ -348,8 +352,9 @@ inline outcome run(options const& o, std::ostream& log) {
   return run_with<host_training>(o, log);
 }
 
-template <class Training>
-outcome run_with(options const& o, std::ostream& log) {
+// The checks every run makes before any data is read (the checkpoint
+// directory's are the caller's: across MPI ranks only rank 0 writes there).
+inline void check_options(options const& o) {
   if (o.devices == 0) throw hydra::invalid_argument("--devices: device count is 0; at least 1 is required");
   if (o.epochs == 0) throw hydra::invalid_argument("--epochs: 0; at least 1 is required");
   if (o.batch == 0) throw hydra::invalid_argument("--batch: 0; at least 1 is required");
@@ -359,13 +364,28 @@ outcome run_with(options const& o, std::ostream& log) {
   if (o.stop_after_steps && !o.checkpoint_directory)
     throw hydra::invalid_argument(
         "--stop-after needs --checkpoint-dir: it stops the run after a checkpoint is written");
-  if (o.checkpoint_directory)
-    probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite, o.keep_checkpoints);
   auto const grid = make_grid(o.grid);
   (void)hydra::make_policy(o.policy); // an unknown name fails here, before any loading
   (void)make_controller(o, grid.size(), 1, 1);
+}
 
-  // Data first: a bad file stops the run before anything trains.
+// What a run is made of once its options are checked: the grid, the data
+// split three ways, and the sizes that follow from them.
+struct prepared_sweep {
+  std::vector<grid_entry> grid;
+  std::vector<std::string> names;
+  std::shared_ptr<fashion_mnist::split const> train, validation, test;
+  std::size_t per_epoch = 0, total_steps = 0, validation_minibatches = 0, test_minibatches = 0;
+  std::string fingerprint; // what the checkpoints carry: a resume of another sweep is refused
+};
+
+// Loads the data (a bad file stops the run before anything trains) and logs
+// what the sweep is. `devices_in_all`: the devices of every process (ASHA's
+// decisions depend on them, so its checkpoints name them).
+inline prepared_sweep prepare(options const& o, std::size_t devices_in_all, std::ostream& log) {
+  prepared_sweep p;
+  p.grid = make_grid(o.grid);
+  auto const& grid = p.grid;
   auto const all_train = fashion_mnist::load(o.data_directory, "train", o.train_subset, o.image_side);
   auto const test = std::make_shared<fashion_mnist::split const>(
       fashion_mnist::load(o.data_directory, "t10k", o.test_subset, o.image_side));
@@ -382,10 +402,13 @@ outcome run_with(options const& o, std::ostream& log) {
   if (test->count < o.batch)
     throw hydra::invalid_argument("--test-subset: " + std::to_string(test->count) +
                                   " test images, fewer than a batch of " + std::to_string(o.batch));
-  std::size_t const per_epoch = train->count / o.batch;
-  std::size_t const total_steps = o.epochs * per_epoch;
-  std::size_t const validation_minibatches = validation->count / o.batch;
-  std::size_t const test_minibatches = test->count / o.batch;
+  p.train = train;
+  p.validation = validation;
+  p.test = test;
+  p.per_epoch = train->count / o.batch;
+  p.total_steps = o.epochs * p.per_epoch;
+  p.validation_minibatches = validation->count / o.batch;
+  p.test_minibatches = test->count / o.batch;
   std::size_t smallest = std::numeric_limits<std::size_t>::max(), largest = 0;
   for (auto const& g : grid) {
     // The single-model trainer's count: all state and all activations, unsharded.
@@ -401,18 +424,107 @@ outcome run_with(options const& o, std::ostream& log) {
       << (smallest > o.budget_bytes ? "every model is larger than a device, so each is cut into shards and spilled"
                                     : "the larger ones are cut into shards; all spill between devices and host memory")
       << "\n";
-  log << train->count << " training images (" << total_steps << " minibatches of " << o.batch << " per model at most), "
-      << validation_minibatches * o.batch << " held out for validation (chooses the model), "
-      << test_minibatches * o.batch << " test images (judge the chosen model)\n";
-  std::string const print = fingerprint(o, grid, all_train.count);
+  log << train->count << " training images (" << p.total_steps << " minibatches of " << o.batch
+      << " per model at most), " << p.validation_minibatches * o.batch
+      << " held out for validation (chooses the model), " << p.test_minibatches * o.batch
+      << " test images (judge the chosen model)\n";
+  options counted = o;
+  counted.devices = devices_in_all;
+  p.fingerprint = fingerprint(counted, grid, all_train.count);
+  for (auto const& g : grid) p.names.push_back(g.name());
+  return p;
+}
+
+// Every model of the grid as the trainer takes it; `state`: where each
+// resumes from (nullopt: from its first minibatch).
+template <class Training>
+std::vector<typename Training::config> make_configs(options const& o, prepared_sweep const& p,
+                                                    std::vector<std::optional<hydra::model_snapshot>> const& state) {
+  // Sized for a model that trains to the end, also under a halving search: a
+  // configuration is judged at a rung as it would be on its way to the end.
+  hydra::learning_rate_schedule const schedule{.decay_steps = o.schedule == "cosine" ? p.total_steps : 0};
+  std::vector<typename Training::config> configs;
+  for (std::size_t m = 0; m < p.grid.size(); ++m) {
+    auto const& g = p.grid[m];
+    std::size_t const done = state[m] ? state[m]->minibatches_done : 0;
+    typename Training::config c{g.name(),
+                                Training::model(o.image_side, g, o.batch),
+                                hydra::sgd_momentum{.learning_rate = g.learning_rate, .schedule = schedule},
+                                p.total_steps - std::min(p.total_steps, done),
+                                training_data(p.train, o.batch, o.seed),
+                                o.seed + m};
+    if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate, .schedule = schedule};
+    c.resume = state[m];
+    c.validation = in_order(p.validation, o.batch);
+    c.validation_minibatches = p.validation_minibatches;
+    configs.push_back(std::move(c));
+  }
+  return configs;
+}
+
+// One progress line: where the sweep stands, with minibatches counted over
+// the whole run (`before`: each model's before this process's run).
+inline void log_progress(options const& o, std::size_t models, std::size_t total_steps,
+                         std::vector<std::size_t> const& before, hydra::sweep_progress const& p, double elapsed,
+                         std::ostream& log) {
+  std::size_t done_steps = 0;
+  for (std::size_t m = 0; m < models; ++m) done_steps += before[m] + p.steps_done[m];
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(0) << "models finished " << p.models_finished << ", stopped "
+       << p.models_stopped << " of " << models << "  minibatches " << done_steps
+       << " (a full grid: " << models * total_steps << ")  " << elapsed << " s";
+  if (!p.device_busy_fraction.empty()) line << "  busy";
+  for (double b : p.device_busy_fraction) line << " " << 100 * b << "%";
+  if (o.progress_is_terminal)
+    log << "\r\033[K" << line.str() << std::flush;
+  else
+    log << line.str() << std::endl; // a log file sees each line as it happens
+}
+
+// The outcome's per-model rows, its compute and its choice, from how far each
+// model got (`steps`), its failure, final weights and losses, and every
+// checkpoint of the search (those before a resume included).
+inline void summarize(outcome& result, prepared_sweep const& p, hydra::controller_history const& history,
+                      std::vector<std::size_t> const& steps, std::vector<std::string> const& failures,
+                      std::vector<std::vector<float>> parameters, std::vector<std::vector<float>> const& losses) {
+  for (auto const& e : history) {
+    if (!e.reached.validation) continue;
+    auto& out = result.models[e.reached.model];
+    out.validations.push_back({e.reached.minibatches, *e.reached.validation});
+    out.validation = *e.reached.validation;
+    result.minibatches_evaluated += p.validation_minibatches;
+  }
+  for (std::size_t m = 0; m < p.grid.size(); ++m) {
+    auto& out = result.models[m];
+    out.config = p.grid[m];
+    out.steps = steps[m];
+    result.minibatches_trained += out.steps;
+    if (!failures[m].empty()) out.failure = failures[m];
+    out.parameters = std::move(parameters[m]);
+    std::size_t const tail = std::min<std::size_t>(10, losses[m].size());
+    if (tail)
+      out.final_loss = std::accumulate(losses[m].end() - static_cast<std::ptrdiff_t>(tail), losses[m].end(), 0.0) /
+                       static_cast<double>(tail);
+  }
+  if (!result.stopped_early) result.chosen = choose(result.models);
+}
+
+template <class Training>
+outcome run_with(options const& o, std::ostream& log) {
+  check_options(o);
+  if (o.checkpoint_directory)
+    probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite, o.keep_checkpoints);
+  auto const p = prepare(o, o.devices, log);
+  auto const& grid = p.grid;
+  auto const& names = p.names;
+  auto const& print = p.fingerprint;
+  std::size_t const total_steps = p.total_steps, per_epoch = p.per_epoch;
 
   std::vector<std::optional<hydra::model_snapshot>> state(grid.size());
   std::vector<std::string> failures(grid.size());
   std::vector<std::vector<float>> losses(grid.size());
   hydra::controller_history history; // every checkpoint so far (model indices into the grid)
   double elapsed_before = 0;
-  std::vector<std::string> names;
-  for (auto const& g : grid) names.push_back(g.name());
   // Held until the run ends: a second run on the same directory is refused.
   std::optional<hydra::checkpoint_directory> store;
   if (o.checkpoint_directory) {
@@ -458,13 +570,10 @@ outcome run_with(options const& o, std::ostream& log) {
 
   outcome result;
   result.total_steps = total_steps;
-  result.validation_images = validation_minibatches * o.batch;
-  result.test_images = test_minibatches * o.batch;
+  result.validation_images = p.validation_minibatches * o.batch;
+  result.test_images = p.test_minibatches * o.batch;
   result.models.resize(grid.size());
   auto done_of = [&](std::size_t m) { return state[m] ? state[m]->minibatches_done : 0; };
-  // Sized for a model that trains to the end, also under a halving search: a
-  // configuration is judged at a rung as it would be on its way to the end.
-  hydra::learning_rate_schedule const schedule{.decay_steps = o.schedule == "cosine" ? total_steps : 0};
   auto const started = std::chrono::steady_clock::now();
   auto const elapsed = [&] {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -473,21 +582,7 @@ outcome run_with(options const& o, std::ostream& log) {
   // Every model of the grid is in the trainer, those finished, stopped or
   // failed before a resume too: the controller's history counts on the grid's
   // indices, and replaying it leaves them out again.
-  std::vector<typename Training::config> configs;
-  for (std::size_t m = 0; m < grid.size(); ++m) {
-    auto const& g = grid[m];
-    typename Training::config c{g.name(),
-                                Training::model(o.image_side, g, o.batch),
-                                hydra::sgd_momentum{.learning_rate = g.learning_rate, .schedule = schedule},
-                                total_steps - std::min(total_steps, done_of(m)),
-                                training_data(train, o.batch, o.seed),
-                                o.seed + m};
-    if (g.optimizer == "adam") c.optimizer = hydra::adam{.learning_rate = g.learning_rate, .schedule = schedule};
-    c.resume = state[m];
-    c.validation = in_order(validation, o.batch);
-    c.validation_minibatches = validation_minibatches;
-    configs.push_back(std::move(c));
-  }
+  auto configs = make_configs<Training>(o, p, state);
 
   auto const backend = Training::make_backend(o.devices, o.budget_bytes);
   hydra::multi_model_options mo;
@@ -495,18 +590,10 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
   mo.resume_history = history;
-  mo.on_progress = [&](hydra::sweep_progress const& p) {
-    std::size_t done_steps = 0;
-    for (std::size_t m = 0; m < grid.size(); ++m) done_steps += done_of(m) + p.steps_done[m];
-    std::ostringstream line;
-    line << std::fixed << std::setprecision(0) << "models finished " << p.models_finished << ", stopped "
-         << p.models_stopped << " of " << grid.size() << "  minibatches " << done_steps
-         << " (a full grid: " << grid.size() * total_steps << ")  " << elapsed() << " s  busy";
-    for (double b : p.device_busy_fraction) line << " " << 100 * b << "%";
-    if (o.progress_is_terminal)
-      log << "\r\033[K" << line.str() << std::flush;
-    else
-      log << line.str() << std::endl; // a log file sees each line as it happens
+  std::vector<std::size_t> before(grid.size());
+  for (std::size_t m = 0; m < grid.size(); ++m) before[m] = done_of(m);
+  mo.on_progress = [&](hydra::sweep_progress const& progress) {
+    log_progress(o, grid.size(), total_steps, before, progress, elapsed(), log);
   };
   // What the next checkpoint file holds: each model's state at its latest checkpoint.
   auto saved_state = state;
@@ -566,7 +653,7 @@ outcome run_with(options const& o, std::ostream& log) {
   if (!to_test.empty()) {
     // The test set, through the same devices and shards: only the chosen
     // model's figure counts; the others are printed for reference.
-    auto const tested = trainer.evaluate(to_test, in_order(test, o.batch), test_minibatches);
+    auto const tested = trainer.evaluate(to_test, in_order(p.test, o.batch), p.test_minibatches);
     for (std::size_t j = 0; j < to_test.size(); ++j) {
       if (!tested[j]) continue;
       auto& out = result.models[to_test[j]];
@@ -584,26 +671,13 @@ outcome run_with(options const& o, std::ostream& log) {
   // The validation curves and the compute, from every checkpoint of the
   // search (those before a resume included).
   auto const reached = latest_checkpoints(history, grid.size());
-  for (auto const& e : history) {
-    if (!e.reached.validation) continue;
-    auto& out = result.models[e.reached.model];
-    out.validations.push_back({e.reached.minibatches, *e.reached.validation});
-    out.validation = *e.reached.validation;
-    result.minibatches_evaluated += validation_minibatches;
-  }
+  std::vector<std::size_t> steps(grid.size());
+  std::vector<std::vector<float>> parameters(grid.size());
   for (std::size_t m = 0; m < grid.size(); ++m) {
-    auto& out = result.models[m];
-    out.config = grid[m];
-    out.steps = state[m] ? done_of(m) : reached[m];
-    result.minibatches_trained += out.steps;
-    if (!failures[m].empty()) out.failure = failures[m];
-    if (state[m]) out.parameters = state[m]->parameters;
-    std::size_t const tail = std::min<std::size_t>(10, losses[m].size());
-    if (tail)
-      out.final_loss = std::accumulate(losses[m].end() - static_cast<std::ptrdiff_t>(tail), losses[m].end(), 0.0) /
-                       static_cast<double>(tail);
+    steps[m] = state[m] ? done_of(m) : reached[m];
+    if (state[m]) parameters[m] = state[m]->parameters;
   }
-  if (!result.stopped_early) result.chosen = choose(result.models);
+  summarize(result, p, history, steps, failures, std::move(parameters), losses);
   return result;
 }
 

@@ -316,10 +316,31 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
   hydra::multi_model_options options;
   options.controller = hydra::successive_halving{{.eta = 2, .min_minibatches = 1}};
   hydra::host_backend backend(machine());
+  // Rank 0 hears of every model's progress after each round.
+  std::size_t progress_calls = 0;
+  hydra::sweep_progress last;
+  options.on_progress = [&](hydra::sweep_progress const& p) {
+    ++progress_calls;
+    last = p;
+  };
   auto const report =
       hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, {.round_minibatches = 1});
+  options.on_progress = nullptr;
   CHECK_FALSE(report.error.has_value());
-  if (this_rank() != 0) return;
+  if (this_rank() != 0) {
+    CHECK(progress_calls == 0);
+    return;
+  }
+  CHECK(progress_calls == report.rounds);
+  REQUIRE(last.steps_done.size() == report.results.size());
+  std::size_t stopped = 0;
+  for (std::size_t m = 0; m < report.results.size(); ++m) {
+    CHECK(last.steps_done[m] == report.results[m].steps);
+    CHECK(last.steps_total[m] == 4);
+    stopped += report.results[m].parameters.empty() ? 1 : 0;
+  }
+  CHECK(last.models_stopped == stopped);
+  CHECK(last.models_finished + last.models_stopped == report.results.size());
   auto const one_process = in_one_process(configs(), options); // after the collective calls
   CHECK(report.controller.has_value());
   CHECK_FALSE(report.history.empty());

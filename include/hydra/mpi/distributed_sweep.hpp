@@ -149,6 +149,8 @@ template <class Context>
 // whose sweep ends with an error (which would end a one-process sweep) does
 // not end the others': its unfinished models fail with the error, naming the
 // rank and its machine, it takes no more models, and the rest go on.
+// options.on_progress is called on rank 0 after each round, with every
+// model's minibatches (device_busy_fraction is left empty).
 template <class Backend, class Context>
 distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_model_config<Context>> configs,
                              std::function<any_policy()> const& make_policy, multi_model_options options = {},
@@ -314,6 +316,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   // to the end under full_grid.
   multi_model_options local_options = options;
   local_options.controller = full_grid{};
+  local_options.on_progress = nullptr; // a rank's trainer would count its own models: rank 0 reports all
+  std::vector<double> const done_at_start = done;
 
   for (std::size_t round_index = 0;; ++round_index) {
     report.rounds = round_index + 1;
@@ -443,6 +447,18 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
           report.controller->on_checkpoint(*plan, at);
         }
       }
+      if (!options.on_progress) return;
+      sweep_progress progress;
+      progress.elapsed = std::chrono::steady_clock::now() - started;
+      for (std::size_t m = 0; m < models; ++m) {
+        progress.steps_done.push_back(static_cast<std::size_t>(done[m] - done_at_start[m]));
+        progress.steps_total.push_back(configs[m].steps - static_cast<std::size_t>(done_at_start[m]));
+        if (stopped[m] != 0)
+          ++progress.models_stopped;
+        else if (failed[m] == 0 && done[m] >= planned[m])
+          ++progress.models_finished;
+      }
+      options.on_progress(progress);
     });
     detail::broadcast_values(comm, planned);
     detail::broadcast_values(comm, stopped);

@@ -1,0 +1,83 @@
+#!/bin/sh
+# The main job under mpirun, as a user runs it: the table (each model's
+# validation, minibatches, test accuracy, the choice) on 2 ranks is the one a
+# single process prints; a checkpoint written on 2 ranks resumes in one
+# process, and one written by one process resumes on 3, to the uninterrupted
+# run's table; a bad launch is refused once, naming the limit.
+# Usage: across_ranks.sh MODEL_SELECTION MPIEXEC
+set -u
+job=$1
+mpiexec=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+failures=0
+fail() {
+  echo "FAILED: $*"
+  failures=$((failures + 1))
+}
+table() { sed -n '/^rank model/,/^compute:/p' "$1"; }
+same_table() { # what, expected output, output
+  table "$2" >want.table
+  table "$3" >got.table
+  if [ ! -s want.table ]; then
+    fail "$1: no table in $2"
+    cat "$2"
+  elif ! diff want.table got.table; then
+    fail "$1: the tables differ"
+    cat "$3"
+  else
+    echo "ok: $1"
+  fi
+}
+on() { # ranks, then the job's flags
+  n=$1
+  shift
+  "$mpiexec" -np "$n" --oversubscribe "$job" "$@"
+}
+small="--grid tiny --train-subset 1280 --test-subset 320 --epochs 3 --batch 32 --image-side 14 --budget 800KiB --devices 2"
+
+# Successive halving: rank 0's controller decides from both ranks' metrics as
+# one process does; rounds of 4 minibatches.
+"$job" $small --search sha --eta 2 >sha-one.txt 2>&1 || fail "sha in one process: exit $?"
+on 2 $small --search sha --eta 2 --round 4 >sha-two.txt 2>&1 || fail "sha on 2 ranks: exit $?"
+same_table "successive halving on 2 ranks" sha-one.txt sha-two.txt
+grep -q "on each of 2 MPI ranks" sha-two.txt || fail "the 2-rank run does not say it ran on 2 ranks"
+grep -q "^  rank 1 on " sha-two.txt || fail "no line for rank 1"
+
+# A grid's checkpoint, from 2 ranks to one process and from one process to 3 ranks.
+"$job" $small --search grid >grid-one.txt 2>&1 || fail "grid in one process: exit $?"
+on 2 $small --search grid --round 5 --checkpoint-dir two --stop-after 60 >stopped-two.txt 2>&1 ||
+  fail "grid on 2 ranks, stopped: exit $?"
+grep -q "stopped after a checkpoint, as asked" stopped-two.txt || fail "the 2-rank run did not stop as asked"
+"$job" $small --search grid --checkpoint-dir two --resume >resumed-one.txt 2>&1 || fail "resumed in one process: exit $?"
+grep -q "resuming from two/sweep.checkpoint" resumed-one.txt || fail "the one process did not resume"
+same_table "a checkpoint written on 2 ranks, resumed in one process" grid-one.txt resumed-one.txt
+"$job" $small --search grid --checkpoint-dir one --stop-after 60 >stopped-one.txt 2>&1 || fail "grid stopped: exit $?"
+on 3 $small --search grid --round 5 --checkpoint-dir one --resume >resumed-three.txt 2>&1 ||
+  fail "resumed on 3 ranks: exit $?"
+grep -q "resuming from one/sweep.checkpoint" resumed-three.txt || fail "the 3 ranks did not resume"
+same_table "a checkpoint written in one process, resumed on 3 ranks" grid-one.txt resumed-three.txt
+
+# Bad launches: refused on every rank, said once, exit status not 0.
+refused() { # what, expected message, ranks, flags
+  what=$1
+  expected=$2
+  shift 2
+  on "$@" >refused.txt 2>&1 && fail "$what: exit status 0"
+  count=$(grep -c "^model_selection: .*$expected" refused.txt)
+  if [ "$count" != 1 ]; then
+    fail "$what: '$expected' said $count times"
+    cat refused.txt
+  else
+    echo "ok: $what"
+  fi
+}
+refused "more ranks than models" "4 ranks for 3 models" 4 $small
+refused "a trace across ranks" "--trace: it records one process's devices and schedule; across 2 MPI ranks" 2 $small \
+  --trace t.json
+refused "a bad flag" "--devices: Value 0 not in range" 2 $small --devices 0
+[ ! -e t.json ] || fail "the refused trace left t.json"
+
+[ "$failures" = 0 ] && echo "all checks passed"
+exit "$failures"
