@@ -9,6 +9,8 @@
 #                                        ARGS as in `hydra-sim --help`)
 #   bash scripts/dev.sh mpi [N] [ARGS]   build and run examples/mpi_sweep under mpirun on N ranks (default 2;
 #                                        ARGS as in `mpi_sweep --help`)
+#   bash scripts/dev.sh example-mpi [N] [ARGS]  the main job under mpirun on N ranks of this machine (default 2),
+#                                        each with its own devices (ARGS as in `model_selection --help`)
 #   bash scripts/dev.sh install PREFIX  install hydra (headers, CMake package, hydra-sim) under PREFIX, building
 #                                        no tests; the build goes to $HYDRA_BUILD_DIR (default build/install)
 #   bash scripts/dev.sh gpu [STEP]       on a GPU machine, one step of the GPU run, each built and run within
@@ -326,6 +328,17 @@ case "$command" in
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
       mpirun --oversubscribe -np "$ranks" ./build/release/examples/mpi_sweep "$@"
     ;;
+  example-mpi)
+    # The main job as one sweep over N ranks of this machine (default 2).
+    setup
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target model_selection >/dev/null
+    shift
+    ranks=2
+    if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then ranks=$1; shift; fi
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+      mpirun --oversubscribe -np "$ranks" ./build/release/examples/model_selection "$@"
+    ;;
   install)
     prefix="${2:?usage: bash scripts/dev.sh install PREFIX}"
     setup "${install_packages[@]}"
@@ -362,7 +375,7 @@ case "$command" in
     done
     ;;
   *)
-    sed -n '2,21p' "${BASH_SOURCE[0]}"
+    sed -n '2,27p' "${BASH_SOURCE[0]}"
     exit 2
     ;;
 esac

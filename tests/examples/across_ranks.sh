@@ -78,6 +78,17 @@ refused "a trace across ranks" "--trace: it records one process's devices and sc
   --trace t.json
 refused "a bad flag" "--devices: Value 0 not in range" 2 $small --devices 0
 [ ! -e t.json ] || fail "the refused trace left t.json"
+# Rank 1 alone cannot read its data: said once, naming the rank; no rank waits.
+"$mpiexec" -np 2 --oversubscribe sh -c \
+  'if [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then exec "$0" --data-dir /nowhere "$@"; else exec "$0" "$@"; fi' \
+  "$job" $small >refused.txt 2>&1 && fail "data missing on rank 1: exit status 0"
+count=$(grep -c "^model_selection: rank 1 (on [^)]*): /nowhere/train-images-idx3-ubyte.gz: missing" refused.txt)
+if [ "$count" != 1 ]; then
+  fail "data missing on rank 1: said $count times"
+  cat refused.txt
+else
+  echo "ok: data missing on rank 1"
+fi
 
 [ "$failures" = 0 ] && echo "all checks passed"
 exit "$failures"
