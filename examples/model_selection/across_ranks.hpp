@@ -52,11 +52,14 @@ protected:
   int_type overflow(int_type c) override { return traits_type::not_eof(c); }
 };
 
+} // namespace across_ranks_detail
+
 // Runs `step` on every rank of `comm`; when it threw on any, every rank
 // throws, with the message of the lowest rank where it threw (naming that
 // rank and its machine unless it is rank 0). Steps that can fail on one rank
-// alone (a data file missing on one machine) must not leave the others
-// waiting in the next collective call.
+// alone (a data file missing on one machine, a budget larger than one
+// machine's memory) must not leave the others waiting in the next collective
+// call.
 template <class Step>
 void on_every_rank(MPI_Comm comm, Step&& step) {
   std::string message;
@@ -70,23 +73,24 @@ void on_every_rank(MPI_Comm comm, Step&& step) {
     failed = true;
     message = "an exception that is not a std::exception";
   }
-  int const me = hydra::mpi::rank(comm);
-  int const mine = failed ? me : hydra::mpi::size(comm), first = [&] {
-    int lowest = 0;
-    hydra::mpi::check(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
-    return lowest;
-  }();
-  if (first == hydra::mpi::size(comm)) return;
-  if (me == first && first != 0)
-    message = "rank " + std::to_string(me) + " (on " + hydra::mpi::host_name() + "): " + message;
+  int const me = hydra::mpi::rank(comm), ranks = hydra::mpi::size(comm);
+  if (failed && me != 0) { // before the collective calls: naming the machine may throw too
+    try {
+      message = "rank " + std::to_string(me) + " (on " + hydra::mpi::host_name() + "): " + message;
+    } catch (std::exception const&) {
+      message = "rank " + std::to_string(me) + ": " + message;
+    }
+  }
+  int const mine = failed ? me : ranks;
+  int first = 0;
+  hydra::mpi::check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  if (first == ranks) return;
   std::uint64_t length = message.size();
   hydra::mpi::check(MPI_Bcast(&length, 1, MPI_UINT64_T, first, comm), "MPI_Bcast");
   message.resize(static_cast<std::size_t>(length));
   hydra::mpi::check(MPI_Bcast(message.data(), static_cast<int>(length), MPI_CHAR, first, comm), "MPI_Bcast");
   throw hydra::invalid_argument(message);
 }
-
-} // namespace across_ranks_detail
 
 // Runs the sweep `o` over the ranks of `comm`, each rank with o.devices
 // devices of its own. Collective. Rank 0 returns the outcome (and fills
@@ -103,7 +107,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   std::ostream& log = me == 0 ? log_on_rank_zero : quiet;
 
   std::unique_ptr<typename Training::backend> backend;
-  across_ranks_detail::on_every_rank(comm, [&] {
+  on_every_rank(comm, [&] {
     check_options(o);
     for (auto const& [path, flag] : {std::pair{o.trace_path, "--trace"}, std::pair{o.report_path, "--report"},
                                      std::pair{o.profile_path, "--profile"}})
@@ -119,10 +123,14 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   // The data on every rank (each machine reads its own copy); the checkpoint
   // directory on rank 0 alone, whose checkpoint every rank then receives.
   std::optional<prepared_sweep> prepared;
+  std::vector<typename Training::config> configs;
   std::optional<hydra::checkpoint_directory> store;
   std::optional<hydra::sweep_checkpoint> resume_from;
-  across_ranks_detail::on_every_rank(comm, [&] {
+  on_every_rank(comm, [&] {
     prepared.emplace(prepare(o, static_cast<std::size_t>(devices_in_all), log));
+    // Every model from its first minibatch: a checkpoint reaches the sweep as a whole (resume_from).
+    configs =
+        make_configs<Training>(o, *prepared, std::vector<std::optional<hydra::model_snapshot>>(prepared->grid.size()));
     if (me != 0 || !o.checkpoint_directory) return;
     probe_checkpoint_directory(*o.checkpoint_directory, o.resume, o.overwrite, o.keep_checkpoints);
     store.emplace(*o.checkpoint_directory, o.keep_checkpoints);
@@ -162,7 +170,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   auto const interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   std::optional<std::chrono::steady_clock::time_point> shown;
   mo.on_progress = [&](hydra::sweep_progress const& progress) {
-    std::size_t settled = progress.models_finished + progress.models_stopped;
+    std::size_t const settled = progress.models_finished + progress.models_stopped;
     auto const now = std::chrono::steady_clock::now();
     if (shown && now - *shown < interval && settled < p.grid.size()) return;
     shown = now;
@@ -177,15 +185,32 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   std::size_t const every =
       (o.checkpoint_every ? o.checkpoint_every : std::max<std::size_t>(1, (p.total_steps + 3) / 4)) * p.grid.size();
   std::size_t written_at = resume_from ? trained_in_all(resume_from->history, p.grid.size()) : 0;
-  std::optional<hydra::sweep_checkpoint> last_round;
+  // What the file holds, as a one-process run's does: each model's state and
+  // losses at its latest checkpoint (a round can end between two of a
+  // model's checkpoints, and a one-process resume starts from a checkpoint).
+  std::optional<hydra::sweep_checkpoint> saved;
   if (o.checkpoint_directory) {
-    sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
-      last_round = c;
-      last_round->elapsed_seconds = elapsed();
-      std::size_t const in_all = trained_in_all(c.history, p.grid.size());
+    if (resume_from) {
+      saved = *resume_from;
+    } else {
+      saved.emplace();
+      for (auto const& name : p.names)
+        saved->models.push_back({.name = name, .state = {}, .losses = {}, .failure = {}});
+    }
+    sharing.on_round = [&](hydra::sweep_checkpoint const& round) {
+      auto const latest = latest_checkpoints(round.history, p.grid.size());
+      for (std::size_t m = 0; m < p.grid.size(); ++m) {
+        auto const& now = round.models[m];
+        // Without a state: stopped, failed or not started, as the history says.
+        if (!now.state || now.state->minibatches_done == latest[m]) saved->models[m] = now;
+      }
+      saved->fingerprint = round.fingerprint;
+      saved->history = round.history;
+      saved->elapsed_seconds = elapsed();
+      std::size_t const in_all = trained_in_all(round.history, p.grid.size());
       if (in_all < written_at + every) return;
       written_at = in_all;
-      store->save(*last_round);
+      store->save(*saved);
       if (o.progress_is_terminal) log << "\n";
       log << "checkpoint after " << in_all << " minibatches in all: " << checkpoint_path(*o.checkpoint_directory)
           << "\n";
@@ -201,9 +226,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   int how = ended;
   std::exception_ptr thrown;
   try {
-    report = hydra::mpi::run_sweep(
-        comm, *backend, make_configs<Training>(o, p, std::vector<std::optional<hydra::model_snapshot>>(p.grid.size())),
-        policy, mo, sharing);
+    report = hydra::mpi::run_sweep(comm, *backend, std::move(configs), policy, mo, sharing);
   } catch (simulated_crash const&) {
     how = stopped_as_asked;
   } catch (...) {
@@ -285,9 +308,9 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
       out.tested = true;
     }
   }
-  if (last_round) {
-    last_round->elapsed_seconds = elapsed();
-    store->save(*last_round);
+  if (saved) {
+    saved->elapsed_seconds = elapsed();
+    store->save(*saved);
     log << "checkpoint at the end: " << checkpoint_path(*o.checkpoint_directory) << "\n";
   }
   summarize(result, p, report.history, steps, failures, std::move(parameters), losses);

@@ -67,7 +67,26 @@ int main(int argc, char** argv) {
                                     " processes, but this build has no MPI support (configure where CMake finds an "
                                     "MPI, such as Debian's libopenmpi-dev): each process would run the whole job");
 #endif
-    auto const command = model_selection::parse_command_line(argc, argv);
+    model_selection::command_line command;
+    auto const parse = [&] {
+      command = model_selection::parse_command_line(argc, argv);
+      for (auto const& [path, flag] :
+           {std::pair{command.chosen.trace_path, "--trace"}, std::pair{command.chosen.report_path, "--report"},
+            std::pair{command.chosen.profile_path, "--profile"}})
+        if (path && ranks > 1)
+          throw hydra::invalid_argument(std::string(flag) + ": it records one process's devices and schedule; across " +
+                                        std::to_string(ranks) + " MPI ranks it is not available (run one process)");
+    };
+#if defined(MODEL_SELECTION_WITH_MPI)
+    // Parsing checks this machine's memory too: a rank that refuses alone
+    // must not leave the others waiting.
+    if (ranks > 1)
+      model_selection::on_every_rank(MPI_COMM_WORLD, parse);
+    else
+      parse();
+#else
+    parse();
+#endif
     if (command.help) {
       if (speaks) std::fputs(command.help->c_str(), stdout);
       return 0;
@@ -87,11 +106,6 @@ int main(int argc, char** argv) {
                   ranks > 1 ? (" on each of " + std::to_string(ranks) + " MPI ranks").c_str() : "", o.policy.c_str());
       std::fflush(stdout);
     }
-    for (auto const& [path, flag] : {std::pair{o.trace_path, "--trace"}, std::pair{o.report_path, "--report"},
-                                     std::pair{o.profile_path, "--profile"}})
-      if (path && ranks > 1)
-        throw hydra::invalid_argument(std::string(flag) + ": it records one process's devices and schedule; across " +
-                                      std::to_string(ranks) + " MPI ranks it is not available (run one process)");
     if (o.report_path && o.report_path == o.trace_path)
       throw hydra::invalid_argument("--report and --trace name the same file, " + *o.trace_path);
     if (o.profile_path && (o.profile_path == o.trace_path || o.profile_path == o.report_path))

@@ -368,8 +368,9 @@ TEST_CASE("successive halving across ranks decides from every rank's metrics as 
 TEST_CASE("a halving sweep checkpointed after a round resumes on fewer ranks to the uninterrupted run's "
           "decisions and weights") {
   // Seven models with validation data, up to 4 minibatches each, rounds of 1:
-  // the checkpoint after round 2 falls between rungs (at 1, 2 and 4), and the
-  // resumed controller must plan from the history it is shown.
+  // after round 3 halving's survivor is at 3 minibatches, between its rungs
+  // (at 1, 2 and 4), and the resumed controller must plan from the history it
+  // is shown.
   auto configs = [] {
     auto four = sweep();
     for (auto& c : four) c.steps = 4;
@@ -391,11 +392,23 @@ TEST_CASE("a halving sweep checkpointed after a round resumes on fewer ranks to 
       hydra::host_backend backend(machine());
       hydra::mpi::distributed_options sharing{.round_minibatches = 1, .fingerprint = "a halving test"};
       sharing.on_round = [&](hydra::sweep_checkpoint const& c) {
-        if (++rounds_seen == 2) kept = c;
+        if (++rounds_seen == 3) kept = c;
       };
       whole = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, configs(), sharp, options, sharing);
     }
-    if (this_rank() == 0) CHECK((kept && kept->fingerprint == "a halving test"));
+    if (this_rank() == 0 && kept) {
+      CHECK(kept->fingerprint == "a halving test");
+      // Some model's state lies past its latest checkpoint in the history.
+      std::size_t between = 0;
+      for (std::size_t m = 0; m < kept->models.size(); ++m) {
+        std::size_t latest = 0;
+        for (auto const& e : kept->history)
+          if (e.reached.model == m) latest = std::max(latest, e.reached.minibatches);
+        if (kept->models[m].state && kept->models[m].state->minibatches_done > latest) ++between;
+      }
+      if (controller.name() == "successive_halving") CHECK(between == 1);
+      MESSAGE(controller.name() << ": " << between << " models between checkpoints after round 3");
+    }
     hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
     int const resuming = std::max(1, rank_count() - 1);
     MPI_Comm fewer = MPI_COMM_NULL;

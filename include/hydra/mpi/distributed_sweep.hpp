@@ -188,7 +188,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
                              ", or other names or step counts): every rank must build the same configurations");
   hydra::detail::expects(lowest[2] == highest[2] && lowest[3] == highest[3],
                          "mpi sweep: the ranks were given different options (controller, round_minibatches, network "
-                         "rate, checkpoint to resume from, or callbacks): every rank must be given the same");
+                         "rate, fingerprint, checkpoint to resume from, or callbacks): every rank must be given the "
+                         "same");
   hydra::detail::expects(options.resume_history.empty(),
                          "mpi sweep: resume_history resumes a one-process sweep; across ranks a sweep resumes from a "
                          "checkpoint of the whole sweep (distributed_options::resume_from)");
@@ -286,7 +287,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     int failed_here = thrown ? 1 : 0;
     check(MPI_Bcast(&failed_here, 1, MPI_INT, 0, comm), "MPI_Bcast");
     if (thrown) std::rethrow_exception(thrown);
-    if (failed_here != 0) throw error("mpi sweep: rank 0 ended the sweep (its controller or its on_round threw)");
+    if (failed_here != 0)
+      throw error("mpi sweep: rank 0 ended the sweep (its controller, on_round or on_progress threw)");
   };
   // A resumed sweep's controller is shown its history again, as the
   // one-process trainer does, so that it plans from where it was.
@@ -455,7 +457,7 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
         progress.steps_total.push_back(configs[m].steps - static_cast<std::size_t>(done_at_start[m]));
         if (stopped[m] != 0)
           ++progress.models_stopped;
-        else if (failed[m] == 0 && done[m] >= planned[m])
+        else if (failed[m] == 0 && planned[m] > 0 && done[m] >= planned[m]) // (a model not started has a plan of 0)
           ++progress.models_finished;
       }
       options.on_progress(progress);
