@@ -300,13 +300,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
     judge.run();
     std::vector<std::size_t> all_of_them(to_test.size());
     for (std::size_t j = 0; j < all_of_them.size(); ++j) all_of_them[j] = j;
-    auto const tested = judge.evaluate(all_of_them, in_order(p.test, o.batch), p.test_minibatches);
-    for (std::size_t j = 0; j < to_test.size(); ++j) {
-      if (!tested[j]) continue;
-      auto& out = result.models[to_test[j]];
-      out.test_accuracy = tested[j]->accuracy;
-      out.tested = true;
-    }
+    record_test(result, to_test, judge.evaluate(all_of_them, in_order(p.test, o.batch), p.test_minibatches));
   }
   if (saved) {
     saved->elapsed_seconds = elapsed();

@@ -481,6 +481,18 @@ inline void log_progress(options const& o, std::size_t models, std::size_t total
     log << line.str() << std::endl; // a log file sees each line as it happens
 }
 
+// The test set's figures for `tested` (the evaluations of `models`, in order;
+// nullopt: failed as it was evaluated).
+inline void record_test(outcome& result, std::vector<std::size_t> const& models,
+                        std::vector<std::optional<hydra::evaluation>> const& tested) {
+  for (std::size_t j = 0; j < models.size() && j < tested.size(); ++j) {
+    if (!tested[j]) continue;
+    auto& out = result.models[models[j]];
+    out.test_accuracy = tested[j]->accuracy;
+    out.tested = true;
+  }
+}
+
 // The outcome's per-model rows, its compute and its choice, from how far each
 // model got (`steps`), its failure, final weights and losses, and every
 // checkpoint of the search (those before a resume included).
@@ -653,13 +665,7 @@ outcome run_with(options const& o, std::ostream& log) {
   if (!to_test.empty()) {
     // The test set, through the same devices and shards: only the chosen
     // model's figure counts; the others are printed for reference.
-    auto const tested = trainer.evaluate(to_test, in_order(p.test, o.batch), p.test_minibatches);
-    for (std::size_t j = 0; j < to_test.size(); ++j) {
-      if (!tested[j]) continue;
-      auto& out = result.models[to_test[j]];
-      out.test_accuracy = tested[j]->accuracy;
-      out.tested = true;
-    }
+    record_test(result, to_test, trainer.evaluate(to_test, in_order(p.test, o.batch), p.test_minibatches));
   }
   if (mo.record_trace) result.trace = trainer.trace();
   result.profile = trainer.profile();

@@ -81,18 +81,21 @@ else
 fi
 
 # Bad launches: refused on every rank, said once, exit status not 0.
+said_once() { # what, the message's pattern after "model_selection: " (in refused.txt)
+  count=$(grep -c "^model_selection: $2" refused.txt)
+  if [ "$count" != 1 ]; then
+    fail "$1: '$2' said $count times"
+    cat refused.txt
+  else
+    echo "ok: $1"
+  fi
+}
 refused() { # what, expected message, ranks, flags
   what=$1
   expected=$2
   shift 2
   on "$@" >refused.txt 2>&1 && fail "$what: exit status 0"
-  count=$(grep -c "^model_selection: .*$expected" refused.txt)
-  if [ "$count" != 1 ]; then
-    fail "$what: '$expected' said $count times"
-    cat refused.txt
-  else
-    echo "ok: $what"
-  fi
+  said_once "$what" ".*$expected"
 }
 refused "more ranks than models" "4 ranks for 3 models" 4 $small
 refused "a trace across ranks" "--trace: it records one process's devices and schedule; across 2 MPI ranks" 2 $small \
@@ -103,13 +106,7 @@ refused "a bad flag" "--devices: Value 0 not in range" 2 $small --devices 0
 "$mpiexec" -np 2 --oversubscribe sh -c \
   'if [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then exec "$0" --data-dir /nowhere "$@"; else exec "$0" "$@"; fi' \
   "$job" $small >refused.txt 2>&1 && fail "data missing on rank 1: exit status 0"
-count=$(grep -c "^model_selection: rank 1 (on [^)]*): /nowhere/train-images-idx3-ubyte.gz: missing" refused.txt)
-if [ "$count" != 1 ]; then
-  fail "data missing on rank 1: said $count times"
-  cat refused.txt
-else
-  echo "ok: data missing on rank 1"
-fi
+said_once "data missing on rank 1" "rank 1 (on [^)]*): /nowhere/train-images-idx3-ubyte.gz: missing"
 
 [ "$failures" = 0 ] && echo "all checks passed"
 exit "$failures"
