@@ -315,29 +315,21 @@ case "$command" in
     shift
     ./build/release/tools/hydra-sim "$@"
     ;;
-  mpi)
-    # The sweep over MPI ranks on this machine: N ranks (default 2), each with
-    # its own host devices; more ranks than cores are allowed (--oversubscribe).
+  mpi | example-mpi)
+    # On N ranks of this machine (default 2), each with its own host devices:
+    # examples/mpi_sweep, or the main job as one sweep over the ranks. More
+    # ranks than cores are allowed (--oversubscribe).
+    target=mpi_sweep
+    [ "$1" = example-mpi ] && target=model_selection
     setup
     cmake --preset release >/dev/null
-    cmake --build --preset release --target mpi_sweep >/dev/null
+    cmake --build --preset release --target "$target" >/dev/null
     shift
     ranks=2
     if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then ranks=$1; shift; fi
     # Open MPI starts as root only when told (containers often run as root).
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
-      mpirun --oversubscribe -np "$ranks" ./build/release/examples/mpi_sweep "$@"
-    ;;
-  example-mpi)
-    # The main job as one sweep over N ranks of this machine (default 2).
-    setup
-    cmake --preset release >/dev/null
-    cmake --build --preset release --target model_selection >/dev/null
-    shift
-    ranks=2
-    if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then ranks=$1; shift; fi
-    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
-      mpirun --oversubscribe -np "$ranks" ./build/release/examples/model_selection "$@"
+      mpirun --oversubscribe -np "$ranks" "./build/release/examples/$target" "$@"
     ;;
   install)
     prefix="${2:?usage: bash scripts/dev.sh install PREFIX}"
