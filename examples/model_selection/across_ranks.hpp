@@ -37,7 +37,7 @@ inline bool launched_by_mpi() {
 
 // What rank 0 reports beyond a one-process run's outcome.
 struct across_ranks_report {
-  std::size_t ranks = 0, rounds = 0;
+  std::size_t ranks = 0, devices = 0, rounds = 0; // devices: of every rank
   std::vector<hydra::mpi::rank_summary> summaries;
   std::vector<hydra::mpi::rank_move> moves;
   std::vector<std::size_t> rank_of;       // each model's rank at the end
@@ -109,11 +109,9 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   std::unique_ptr<typename Training::backend> backend;
   on_every_rank(comm, [&] {
     check_options(o);
-    for (auto const& [path, flag] : {std::pair{o.trace_path, "--trace"}, std::pair{o.report_path, "--report"},
-                                     std::pair{o.profile_path, "--profile"}})
-      if (path)
-        throw hydra::invalid_argument(std::string(flag) + ": it records one process's devices and schedule; across " +
-                                      std::to_string(ranks) + " MPI ranks it is not available (run one process)");
+    if (o.profile_path)
+      throw hydra::invalid_argument("--profile: a profile describes one machine's devices; across " +
+                                    std::to_string(ranks) + " MPI ranks it is not available (profile one process)");
     backend = Training::make_backend(o.devices, o.budget_bytes);
   });
   std::uint64_t const mine = o.devices;
@@ -165,6 +163,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   };
   hydra::multi_model_options mo;
   mo.controller = make_controller(o, p.grid.size(), p.total_steps, p.per_epoch);
+  mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   // A line after the first round, then at most one each progress interval,
   // and the last: rounds can be far shorter than a line is worth.
   auto const interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
@@ -254,7 +253,18 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
     result.bytes_to_device += summary.bytes_to_device;
     result.bytes_to_host += summary.bytes_to_host;
   }
+  if (mo.record_trace) {
+    // Each device's compute time over the sweep's, from the trace: the
+    // devices of every rank, rank 0's first.
+    result.device_busy_fraction.assign(static_cast<std::size_t>(devices_in_all), 0.0);
+    for (auto const& slice : report.trace)
+      if (slice.stream == hydra::stream_role::compute && slice.device < result.device_busy_fraction.size())
+        result.device_busy_fraction[slice.device] +=
+            std::chrono::duration<double>(slice.end - slice.start).count() / result.makespan_seconds;
+    result.trace = std::move(report.trace);
+  }
   ranks_report = {.ranks = static_cast<std::size_t>(ranks),
+                  .devices = static_cast<std::size_t>(devices_in_all),
                   .rounds = report.rounds,
                   .summaries = report.ranks,
                   .moves = report.moves,

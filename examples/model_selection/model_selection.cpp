@@ -70,12 +70,9 @@ int main(int argc, char** argv) {
     model_selection::command_line command;
     auto const parse = [&] {
       command = model_selection::parse_command_line(argc, argv);
-      for (auto const& [path, flag] :
-           {std::pair{command.chosen.trace_path, "--trace"}, std::pair{command.chosen.report_path, "--report"},
-            std::pair{command.chosen.profile_path, "--profile"}})
-        if (path && ranks > 1)
-          throw hydra::invalid_argument(std::string(flag) + ": it records one process's devices and schedule; across " +
-                                        std::to_string(ranks) + " MPI ranks it is not available (run one process)");
+      if (command.chosen.profile_path && ranks > 1)
+        throw hydra::invalid_argument("--profile: a profile describes one machine's devices; across " +
+                                      std::to_string(ranks) + " MPI ranks it is not available (profile one process)");
     };
 #if defined(MODEL_SELECTION_WITH_MPI)
     // Parsing checks this machine's memory too: a rank that refuses alone
@@ -193,11 +190,19 @@ int main(int argc, char** argv) {
     }
 #endif
     if (report.wanted()) {
+      std::size_t devices = o.devices;
+      std::string where;
+#if defined(MODEL_SELECTION_WITH_MPI)
+      if (ranks > 1) {
+        devices = across.devices;
+        where = " on each of " + std::to_string(ranks) + " MPI ranks (devices numbered rank by rank)";
+      }
+#endif
       model_selection::write_html_report(report.stream(), result,
                                          {.title = std::to_string(grid.size()) + " configurations, search " + o.search +
                                                    ", " + std::to_string(o.devices) + " " + o.backend + " devices of " +
-                                                   hydra::format_bytes(o.budget_bytes) + ", policy " + o.policy,
-                                          .devices = o.devices,
+                                                   hydra::format_bytes(o.budget_bytes) + where + ", policy " + o.policy,
+                                          .devices = devices,
                                           .total_steps = result.total_steps,
                                           .order = order});
       report.commit();

@@ -45,6 +45,18 @@ same_table "successive halving on 2 ranks" sha-one.txt sha-two.txt
 grep -q "on each of 2 MPI ranks" sha-two.txt || fail "the 2-rank run does not say it ran on 2 ranks"
 grep -q "^  rank 1 on " sha-two.txt || fail "no line for rank 1"
 
+# The schedule of both ranks in one trace and one report: 2 ranks of 2
+# devices are devices 0-3.
+on 2 $small --search sha --eta 2 --round 4 --trace trace.json --report report.html >traced.txt 2>&1 ||
+  fail "traced on 2 ranks: exit $?"
+for d in 0 1 2 3; do
+  grep -q "data-device=\"$d\"" report.html || fail "the report has no row for device $d"
+done
+# Rank 0's device 0 and a device of rank 1 (a model may use one device of two).
+grep -q '"process_name","pid":0,"args":{"name":"device 0"}' trace.json || fail "the trace has no device 0"
+grep -q '"process_name","pid":[23],"args":{"name":"device [23]"}' trace.json || fail "the trace has no device of rank 1"
+same_table "successive halving on 2 ranks, traced" sha-one.txt traced.txt
+
 # A grid's checkpoint, from 2 ranks to one process and from one process to 3 ranks.
 "$job" $small --search grid >grid-one.txt 2>&1 || fail "grid in one process: exit $?"
 on 2 $small --search grid --round 5 --checkpoint-dir two --stop-after 60 >stopped-two.txt 2>&1 ||
@@ -61,9 +73,10 @@ same_table "a checkpoint written on 2 ranks, resumed in one process" grid-one.tx
 on 3 $small --search grid --round 5 --checkpoint-dir one --resume >resumed-three.txt 2>&1 ||
   fail "resumed on 3 ranks: exit $?"
 on 3 $small --search grid --round 5 >grid-three.txt 2>&1 || fail "grid on 3 ranks: exit $?"
-rounds() { sed -n 's/^sweep .* ranks (.*), \([0-9]*\) rounds, .*/\1/p' "$1"; }
-[ "$(rounds resumed-three.txt)" -lt "$(rounds grid-three.txt)" ] 2>/dev/null ||
-  fail "the 3 ranks did not resume: $(rounds resumed-three.txt) rounds, as many as a whole run's $(rounds grid-three.txt)"
+# Fewer bytes written back from the devices than a whole run's: it trained less.
+back() { sed -n 's/^sweep .* to the devices and \([0-9]*\) bytes.* back$/\1/p' "$1"; }
+[ "$(back resumed-three.txt)" -lt "$(back grid-three.txt)" ] 2>/dev/null ||
+  fail "the 3 ranks did not resume: $(back resumed-three.txt) bytes back, a whole run $(back grid-three.txt)"
 same_table "a checkpoint written in one process, resumed on 3 ranks" grid-one.txt resumed-three.txt
 
 # ASHA on 2 ranks of 1 device each: models started later fall out of step
@@ -98,10 +111,10 @@ refused() { # what, expected message, ranks, flags
   said_once "$what" ".*$expected"
 }
 refused "more ranks than models" "4 ranks for 3 models" 4 $small
-refused "a trace across ranks" "--trace: it records one process's devices and schedule; across 2 MPI ranks" 2 $small \
-  --trace t.json
+refused "a profile across ranks" "--profile: a profile describes one machine's devices; across 2 MPI ranks" 2 \
+  $small --profile p.json
 refused "a bad flag" "--devices: Value 0 not in range" 2 $small --devices 0
-[ ! -e t.json ] || fail "the refused trace left t.json"
+[ ! -e p.json ] || fail "the refused profile left p.json"
 # Rank 1 alone cannot read its data: said once, naming the rank; no rank waits.
 "$mpiexec" -np 2 --oversubscribe sh -c \
   'if [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then exec "$0" --data-dir /nowhere "$@"; else exec "$0" "$@"; fi' \

@@ -211,8 +211,11 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
   for (std::string const policy : {"sharp", "fifo"}) {
     CAPTURE(policy);
     hydra::host_backend backend(machine());
-    auto const report = hydra::mpi::run_sweep(
-        MPI_COMM_WORLD, backend, uneven(), [&] { return hydra::make_policy(policy, 5); }, {}, {.round_minibatches = 1});
+    hydra::multi_model_options traced;
+    traced.record_trace = true;
+    auto const report =
+        hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, uneven(), [&] { return hydra::make_policy(policy, 5); }, traced,
+                              {.round_minibatches = 1});
     CHECK_FALSE(report.error.has_value());
     CHECK(report.rounds >= 2);
     if (rank_count() > 1) {
@@ -238,6 +241,28 @@ TEST_CASE("a rank short of work takes a model between rounds; the moved model en
     MESSAGE(policy << " on " << rank_count() << " ranks: " << report.rounds << " rounds, " << report.moves.size()
                    << " models moved in " << bytes_in << " bytes");
     CHECK(moved_in == report.moves.size());
+    // The gathered trace: each minibatch of each model once, on the compute
+    // stream of a device of the rank that trained it then, in time order
+    // along the model's chain, whichever rank it moved to.
+    std::size_t const devices = machine().device_budgets.size();
+    std::vector<std::vector<hydra::trace_slice>> first_shards(reference.size());
+    for (auto const& slice : report.trace) {
+      CHECK(slice.device < devices * static_cast<std::size_t>(rank_count()));
+      CHECK(slice.start <= slice.end);
+      if (slice.stream == hydra::stream_role::compute && slice.task.purpose == hydra::task_purpose::train &&
+          slice.task.pass == hydra::direction::forward && slice.task.shard == 0)
+        first_shards.at(slice.task.model).push_back(slice);
+    }
+    for (std::size_t m = 0; m < reference.size(); ++m) {
+      CAPTURE(m);
+      auto& slices = first_shards[m];
+      std::sort(slices.begin(), slices.end(), [](auto const& a, auto const& b) { return a.start < b.start; });
+      REQUIRE(slices.size() == reference[m].steps);
+      for (std::size_t k = 0; k < slices.size(); ++k) {
+        CHECK(slices[k].task.minibatch == k);
+        CHECK(slices[k].model_name == reference[m].name);
+      }
+    }
     for (std::size_t m = 0; m < reference.size(); ++m) {
       CAPTURE(m);
       auto const& result = report.results[m];

@@ -78,6 +78,12 @@ struct distributed_report {
   // configurations' order, and each rank's summary.
   std::vector<model_result> results;
   std::vector<rank_summary> ranks;
+  // Rank 0, with multi_model_options::record_trace: every rank's schedule,
+  // its models by their configurations' indices, its devices numbered after
+  // the lower ranks' (rank 0's first), its times since the sweep began on its
+  // own clock, training minibatches counted over each model's training (a
+  // task's position and segment count within its rank's round).
+  std::vector<trace_slice> trace;
 };
 
 // How the ranks share the work beyond the first placement.
@@ -177,7 +183,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   std::string const host = host_name(); // before any collective call: it may throw
   bool const own_snapshots = std::any_of(configs.begin(), configs.end(), [](auto const& c) { return c.resume; });
   std::uint64_t const flags = (options.resume_history.empty() ? 0U : 1U) | (own_snapshots ? 2U : 0U) |
-                              (options.on_checkpoint ? 4U : 0U) | (sharing.resume_from ? 8U : 0U);
+                              (options.on_checkpoint ? 4U : 0U) | (sharing.resume_from ? 8U : 0U) |
+                              (options.record_trace ? 16U : 0U);
   std::uint64_t const agreed[4] = {detail::sweep_fingerprint(configs), models, options_hash, flags};
   std::uint64_t lowest[4] = {}, highest[4] = {};
   check(MPI_Allreduce(agreed, lowest, 4, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce");
@@ -186,10 +193,11 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
                          "mpi sweep: the ranks describe different sweeps (model counts " + std::to_string(lowest[1]) +
                              " to " + std::to_string(highest[1]) +
                              ", or other names or step counts): every rank must build the same configurations");
-  hydra::detail::expects(lowest[2] == highest[2] && lowest[3] == highest[3],
-                         "mpi sweep: the ranks were given different options (controller, round_minibatches, network "
-                         "rate, fingerprint, checkpoint to resume from, or callbacks): every rank must be given the "
-                         "same");
+  hydra::detail::expects(
+      lowest[2] == highest[2] && lowest[3] == highest[3],
+      "mpi sweep: the ranks were given different options (controller, round_minibatches, network "
+      "rate, fingerprint, checkpoint to resume from, record_trace, or callbacks): every rank must be given the "
+      "same");
   hydra::detail::expects(options.resume_history.empty(),
                          "mpi sweep: resume_history resumes a one-process sweep; across ranks a sweep resumes from a "
                          "checkpoint of the whole sweep (distributed_options::resume_from)");
@@ -207,6 +215,9 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   std::vector<std::uint64_t> devices(static_cast<std::size_t>(ranks));
   check(MPI_Allgather(&my_devices, 1, MPI_UINT64_T, devices.data(), 1, MPI_UINT64_T, comm), "MPI_Allgather");
   std::vector<std::size_t> const device_counts(devices.begin(), devices.end());
+  std::size_t first_device = 0; // this rank's device 0 among every rank's
+  for (std::size_t r = 0; r < self; ++r) first_device += device_counts[r];
+  std::vector<trace_slice> my_trace;
   distributed_report report;
   report.rank_of = place_on_ranks(configs, device_counts);
   report.starting_rank = report.rank_of;
@@ -349,6 +360,19 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       if (!local.empty() && !report.error) {
         basic_multi_model_trainer<Backend, Context> trainer(backend, std::move(local), make_policy(), local_options);
         trainer.run();
+        if (options.record_trace) {
+          auto const shift = std::chrono::duration_cast<std::chrono::nanoseconds>(trainer.trace_origin() - started);
+          for (auto slice : trainer.trace()) {
+            // A training task's minibatch counted over the model's whole training, not this round's.
+            if (slice.task.purpose == task_purpose::train)
+              slice.task.minibatch += static_cast<std::size_t>(done[mine[slice.task.model]]);
+            slice.task.model = mine[slice.task.model];
+            slice.device += first_device;
+            slice.start += shift;
+            slice.end += shift;
+            my_trace.push_back(std::move(slice));
+          }
+        }
         auto const copied = trainer.report();
         busy += copied.makespan;
         to_device += copied.bytes_to_device;
@@ -598,6 +622,8 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
   out.put<std::uint64_t>(moves_in);
   out.put<std::uint64_t>(to_device);
   out.put<std::uint64_t>(to_host);
+  out.put<std::uint64_t>(my_trace.size());
+  for (auto const& slice : my_trace) detail::put(out, slice);
   for (std::size_t m = 0; m < models; ++m) {
     if (!own[m]) continue;
     if (own[m]->state && !own[m]->result.failure) own[m]->result.parameters = own[m]->state->parameters;
@@ -622,6 +648,13 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
     summary.models_moved_in = in.get<std::uint64_t>();
     summary.bytes_to_device = in.get<std::uint64_t>();
     summary.bytes_to_host = in.get<std::uint64_t>();
+    auto const slices = in.get<std::uint64_t>();
+    for (std::uint64_t k = 0; k < slices; ++k) {
+      report.trace.push_back(detail::get_trace_slice(in));
+      if (report.trace.back().task.model >= models)
+        throw error("mpi sweep: rank " + std::to_string(from) + " sent a trace slice of model " +
+                    std::to_string(report.trace.back().task.model));
+    }
     while (!in.done()) {
       auto const m = in.get<std::uint64_t>();
       if (m >= models || report.rank_of[m] != static_cast<std::size_t>(from))

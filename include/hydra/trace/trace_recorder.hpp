@@ -29,6 +29,9 @@ class trace_recorder {
 public:
   trace_recorder() : origin_(std::chrono::steady_clock::now()) {}
 
+  // The moment the slices' times count from.
+  [[nodiscard]] std::chrono::steady_clock::time_point origin() const noexcept { return origin_; }
+
   [[nodiscard]] std::chrono::nanoseconds now() const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - origin_);
   }

@@ -129,6 +129,11 @@ public:
   [[nodiscard]] std::vector<trace_slice> trace() const {
     return tracer_ ? tracer_->slices() : std::vector<trace_slice>{};
   }
+  // The moment the trace's times count from (with record_trace; else the
+  // clock's epoch): to place one trainer's slices among another's.
+  [[nodiscard]] std::chrono::steady_clock::time_point trace_origin() const {
+    return tracer_ ? tracer_->origin() : std::chrono::steady_clock::time_point{};
+  }
 
   // Where the sweep stands now (what on_progress receives).
   [[nodiscard]] sweep_progress progress() const;

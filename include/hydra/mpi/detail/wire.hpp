@@ -14,6 +14,7 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/select/sweep_controller.hpp"
+#include "hydra/trace/trace_recorder.hpp"
 #include "hydra/train/model_snapshot.hpp"
 #include "hydra/train/sweep_checkpoint.hpp"
 #include "hydra/train/sweep_types.hpp"
@@ -146,6 +147,39 @@ inline model_result get_result(wire_reader& in) {
   r.finished = std::chrono::nanoseconds(in.get<std::int64_t>());
   r.parameters = in.floats();
   return r;
+}
+
+// A slice of a rank's trace, rank to rank 0 at the end.
+inline void put(wire_writer& out, trace_slice const& slice) {
+  out.put<std::uint64_t>(slice.task.model);
+  out.put<std::uint64_t>(slice.task.minibatch);
+  out.put<std::uint64_t>(slice.task.shard);
+  out.put<std::uint8_t>(static_cast<std::uint8_t>(slice.task.pass));
+  out.put<std::uint64_t>(slice.task.position);
+  out.put<std::uint8_t>(static_cast<std::uint8_t>(slice.task.purpose));
+  out.put<std::uint64_t>(slice.task.segment);
+  out.put(slice.model_name);
+  out.put<std::uint64_t>(slice.device);
+  out.put<std::uint8_t>(static_cast<std::uint8_t>(slice.stream));
+  out.put<std::int64_t>(slice.start.count());
+  out.put<std::int64_t>(slice.end.count());
+}
+
+inline trace_slice get_trace_slice(wire_reader& in) {
+  trace_slice slice;
+  slice.task.model = in.get<std::uint64_t>();
+  slice.task.minibatch = in.get<std::uint64_t>();
+  slice.task.shard = in.get<std::uint64_t>();
+  slice.task.pass = static_cast<direction>(in.get<std::uint8_t>());
+  slice.task.position = in.get<std::uint64_t>();
+  slice.task.purpose = static_cast<task_purpose>(in.get<std::uint8_t>());
+  slice.task.segment = in.get<std::uint64_t>();
+  slice.model_name = in.text();
+  slice.device = in.get<std::uint64_t>();
+  slice.stream = static_cast<stream_role>(in.get<std::uint8_t>());
+  slice.start = std::chrono::nanoseconds(in.get<std::int64_t>());
+  slice.end = std::chrono::nanoseconds(in.get<std::int64_t>());
+  return slice;
 }
 
 // A model's entry of a round's checkpoint, rank to rank 0.

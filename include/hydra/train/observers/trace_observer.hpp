@@ -44,6 +44,7 @@ public:
 
   // The slices so far (complete once the streams have drained).
   [[nodiscard]] std::vector<trace_slice> slices() const { return recorder_.slices(); }
+  [[nodiscard]] std::chrono::steady_clock::time_point origin() const noexcept { return recorder_.origin(); }
 
 private:
   Backend* backend_;
