@@ -5,8 +5,9 @@
 // moves models between rounds to ranks with idle devices. Rank 0 writes the
 // checkpoints (in the one-process run's format and under its fingerprint, so
 // that either kind of run resumes the other's), judges the chosen model on
-// the test set and prints the table. Kept in a header so that the tests drive
-// the same code.
+// the test set and prints the table. A header beside sweep.hpp, whose pieces
+// (the checks, the data, the configurations, the summary) it shares with the
+// one-process run.
 #pragma once
 
 #include <mpi.h>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <streambuf>
@@ -94,9 +96,10 @@ void on_every_rank(MPI_Comm comm, Step&& step) {
 
 // Runs the sweep `o` over the ranks of `comm`, each rank with o.devices
 // devices of its own. Collective. Rank 0 returns the outcome (and fills
-// `ranks_report`); the others return nullopt. A refusal or an error before
-// the sweep starts is thrown on every rank alike; the run's own (its
-// checkpoint written, then --stop-after) too.
+// `ranks_report`); the others return nullopt (after a --stop-after too, when
+// rank 0's outcome says it stopped early). A refusal or an
+// error before the sweep starts, or rank 0's during it, is thrown on every
+// rank alike.
 template <class Training>
 std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_rank_zero, MPI_Comm comm,
                                         across_ranks_report& ranks_report) {
