@@ -131,6 +131,16 @@ int rank_count() {
   return hydra::mpi::size(MPI_COMM_WORLD);
 }
 
+// The world's ranks but the last (the one rank when there is only one), to
+// resume on; MPI_COMM_NULL on the rank left out. Collective.
+MPI_Comm one_rank_fewer() {
+  int const resuming = std::max(1, rank_count() - 1);
+  MPI_Comm fewer = MPI_COMM_NULL;
+  hydra::mpi::check(MPI_Comm_split(MPI_COMM_WORLD, this_rank() < resuming ? 0 : MPI_UNDEFINED, this_rank(), &fewer),
+                    "MPI_Comm_split");
+  return fewer;
+}
+
 } // namespace
 
 TEST_CASE("models go to ranks longest first, each to the rank where it ends soonest") {
@@ -301,10 +311,7 @@ TEST_CASE("a sweep checkpointed after a round resumes on fewer ranks to the weig
   }
   hydra::mpi::broadcast(MPI_COMM_WORLD, kept); // throws on every rank if rank 0 kept none
   // Resumed on one rank fewer (the same one rank when there is only one).
-  int const resuming = std::max(1, rank_count() - 1);
-  MPI_Comm fewer = MPI_COMM_NULL;
-  hydra::mpi::check(MPI_Comm_split(MPI_COMM_WORLD, this_rank() < resuming ? 0 : MPI_UNDEFINED, this_rank(), &fewer),
-                    "MPI_Comm_split");
+  MPI_Comm fewer = one_rank_fewer();
   if (fewer == MPI_COMM_NULL) return;
   hydra::host_backend backend(machine());
   auto const report =
@@ -435,10 +442,7 @@ TEST_CASE("a halving sweep checkpointed after a round resumes on fewer ranks to 
       MESSAGE(controller.name() << ": " << between << " models between checkpoints after round 3");
     }
     hydra::mpi::broadcast(MPI_COMM_WORLD, kept);
-    int const resuming = std::max(1, rank_count() - 1);
-    MPI_Comm fewer = MPI_COMM_NULL;
-    hydra::mpi::check(MPI_Comm_split(MPI_COMM_WORLD, this_rank() < resuming ? 0 : MPI_UNDEFINED, this_rank(), &fewer),
-                      "MPI_Comm_split");
+    MPI_Comm fewer = one_rank_fewer();
     if (fewer == MPI_COMM_NULL) continue;
     hydra::host_backend backend(machine());
     auto const resumed =
