@@ -27,7 +27,7 @@ namespace {
 struct arguments {
   std::string preset = "paper";
   std::optional<std::uint64_t> random_seed;
-  std::optional<std::string> workload_file;
+  std::vector<std::string> workload_files; // several: profiles of one sweep, combined at their medians
   std::optional<std::size_t> devices;
   double device_memory_bytes = 80e9, link_gbps = 50;
   bool device_memory_given = false, link_given = false; // on the command line: they override the workload's
@@ -85,8 +85,10 @@ arguments parse(int argc, char** argv) {
       ->capture_default_str();
   auto* random =
       app.add_option("--random", a.random_seed, "a seeded random workload of mixed sizes")->check(whole_number);
-  app.add_option("--workload", a.workload_file,
-                 "a JSON workload, or a profile written by the runtime (hydra::write_profile_json)")
+  app.add_option("--workload", a.workload_files,
+                 "a JSON workload, or a profile written by the runtime (hydra::write_profile_json); given more than "
+                 "once (profiles of one sweep taken at different times), every time and rate is the median of the "
+                 "files'")
       ->excludes(random);
   app.add_option("--devices", a.devices, "device count (overrides the workload's)")
       ->check(CLI::Range(std::size_t{1}, hydra::sim::max_devices));
@@ -202,17 +204,33 @@ std::string bytes_text(double b) {
   return text;
 }
 
+// What the workload came from, for messages: its file, its files, or nothing named.
+std::string source(arguments const& a) {
+  if (a.workload_files.empty()) return "the workload";
+  std::string files;
+  for (std::string const& file : a.workload_files) files.append(files.empty() ? "" : ", ").append(file);
+  return a.workload_files.size() == 1 ? files : "the median of " + files;
+}
+
 hydra::sim::workload load(arguments const& a) {
   hydra::sim::workload w;
-  if (a.workload_file) {
+  if (!a.workload_files.empty()) {
     hydra::sim::json_defaults defaults;
     defaults.device_count = a.devices.value_or(8);
     defaults.device.budget_bytes = static_cast<std::uint64_t>(a.device_memory_bytes);
     defaults.device.h2d_bytes_per_second = defaults.device.d2h_bytes_per_second = a.link_gbps * 1e9;
     defaults.device.latency_seconds = 15e-6;
     defaults.minibatches = a.minibatches;
-    w = hydra::sim::read_workload_json(*a.workload_file, defaults);
-    if (w.devices.empty()) throw hydra::invalid_argument(*a.workload_file + ": it lists no devices");
+    std::vector<hydra::sim::workload> files;
+    for (std::string const& file : a.workload_files) {
+      files.push_back(hydra::sim::read_workload_json(file, defaults));
+      if (files.back().devices.empty()) throw hydra::invalid_argument(file + ": it lists no devices");
+    }
+    try {
+      w = hydra::sim::median_workload(files);
+    } catch (hydra::error const& refused) {
+      throw hydra::invalid_argument(source(a) + " (workload N: the Nth file): " + refused.what());
+    }
   } else if (a.random_seed) {
     w = hydra::sim::random_workload(*a.random_seed);
   } else if (a.preset == "paper-sweep") {
@@ -226,7 +244,7 @@ hydra::sim::workload load(arguments const& a) {
   }
   // What-if questions: other device counts, memories and links than the workload's.
   // Copies of the first device: a mix of devices would be lost.
-  if (a.devices && !a.workload_file && !a.random_seed && a.preset.starts_with("mixed"))
+  if (a.devices && a.workload_files.empty() && !a.random_seed && a.preset.starts_with("mixed"))
     throw hydra::invalid_argument("--devices: the mixed presets have their own 8 devices of two kinds; write one with "
                                   "--write-workload and edit its device list instead");
   if (a.devices && w.devices.size() != *a.devices)
@@ -239,7 +257,7 @@ hydra::sim::workload load(arguments const& a) {
     hydra::sim::validate(w);
   } catch (hydra::error const& refused) {
     // What the user must mend: the file, or the flags that changed its devices.
-    std::string message = a.workload_file.value_or("the workload");
+    std::string message = source(a);
     std::string flags;
     if (a.devices) flags.append(", --devices ").append(std::to_string(*a.devices));
     if (a.device_memory_given) flags.append(", --device-memory ").append(bytes_text(a.device_memory_bytes));
@@ -253,9 +271,9 @@ hydra::sim::workload load(arguments const& a) {
   // several nodes is simulated as it is.
   std::size_t const given_nodes = hydra::sim::node_count(w);
   if (given_nodes > 1 && (a.nodes > 1 || !a.scale_out.empty()))
-    throw hydra::invalid_argument(std::string(a.nodes > 1 ? "--nodes" : "--scale-out") + ": " +
-                                  a.workload_file.value_or("the workload") + " already has " +
-                                  std::to_string(given_nodes) + " nodes; these flags copy one machine");
+    throw hydra::invalid_argument(std::string(a.nodes > 1 ? "--nodes" : "--scale-out") + ": " + source(a) +
+                                  " already has " + std::to_string(given_nodes) +
+                                  " nodes; these flags copy one machine");
   if (a.nodes > 1) {
     if (a.nodes > hydra::sim::max_devices / w.devices.size())
       throw hydra::invalid_argument("--nodes " + std::to_string(a.nodes) + " of " + std::to_string(w.devices.size()) +
@@ -277,11 +295,11 @@ hydra::sim::workload load(arguments const& a) {
   constexpr std::uint64_t max_tasks = 100'000'000;
   // Every ratio the table prints divides by the lower bound.
   if (!(hydra::sim::lower_bound(w).seconds() > 0)) {
-    std::string message = a.workload_file.value_or("the workload");
+    std::string message = source(a);
     throw hydra::invalid_argument(message.append(": no work to simulate: every shard's forward and backward take 0 s"));
   }
   if (std::uint64_t const tasks = task_count(w); tasks > max_tasks) {
-    std::string message = a.workload_file.value_or("the workload");
+    std::string message = source(a);
     message.append(": ").append(std::to_string(tasks)).append(" tasks (2 x shards x minibatches, over all models), ");
     message.append("above hydra-sim's limit of ").append(std::to_string(max_tasks));
     throw hydra::invalid_argument(message);

@@ -55,6 +55,7 @@
 #include "hydra/select/sweep_controller.hpp"
 
 #include "hydra/sim/baselines.hpp"
+#include "hydra/sim/median_workload.hpp"
 #include "hydra/sim/presets.hpp"
 #include "hydra/sim/simulator.hpp"
 #include "hydra/sim/workload.hpp"

@@ -33,26 +33,12 @@
 
 #include "hydra/backend/backend.hpp"
 #include "hydra/core/cpu_time.hpp"
+#include "hydra/core/median.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/train/model_profile.hpp"
 #include "hydra/train/sweep_observer.hpp"
 
 namespace hydra {
-
-namespace detail {
-
-// The median of `values` (the mean of the middle two for an even count; 0 for none).
-[[nodiscard]] inline double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  auto const middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
-  std::nth_element(values.begin(), middle, values.end());
-  if (values.size() % 2 == 1) return *middle;
-  double const upper = *middle;
-  double const lower = *std::max_element(values.begin(), middle);
-  return (lower + upper) / 2;
-}
-
-} // namespace detail
 
 template <class Backend>
 class profile_observer final : public sweep_observer<Backend> {
