@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,16 +60,41 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
   return w;
 }
 
+// A policy that reads the asking device's speed: devices slower than the
+// reference take the shortest ready task, the others the longest-remaining
+// model's. A runtime that showed policies other speeds than the simulator
+// does would decide otherwise.
+struct by_speed {
+  std::optional<std::size_t> pick(std::span<hydra::ready_task const> ready, hydra::device_view const& device) {
+    if (ready.empty()) return std::nullopt;
+    auto const better = [&](hydra::ready_task const& a, hydra::ready_task const& b) {
+      return device.speed < 1 ? a.task_seconds < b.task_seconds : a.remaining_seconds > b.remaining_seconds;
+    };
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < ready.size(); ++i)
+      if (better(ready[i], ready[best])) best = i;
+    return best;
+  }
+  [[nodiscard]] std::string name() const { return "by_speed"; }
+};
+
 } // namespace
 
 TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the same decisions") {
   std::size_t confined_shards = 0; // (shard, device) pairs a placement ruled out
   for (std::uint64_t seed = 0; seed < 24; ++seed) {
     std::mt19937_64 random(seed);
-    std::size_t const devices = 1 + random() % 4;
+    std::size_t devices = 1 + random() % 4;
     std::size_t const depth = random() % 2;
-    std::string const policy =
+    std::string policy =
         std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    if (seed % 6 == 3) { // devices of two speeds (below), and a policy that tells them apart
+      policy = "by_speed";
+      devices = std::max<std::size_t>(devices, 2);
+    }
+    auto const make_policy = [&]() -> hydra::any_policy {
+      return policy == "by_speed" ? hydra::any_policy(by_speed{}) : hydra::make_policy(policy, seed);
+    };
     bool const profiled = random() % 2 == 0; // measured costs arrive mid-run, or estimates are given
     std::vector<hydra::model_config> configs;
     std::size_t const models = 2 + random() % 4;
@@ -120,7 +147,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     CAPTURE(confined);
     if (!profiled) { // estimates need the shard counts: partition once with the same budgets
       hydra::host_backend probe_backend({.device_budgets = capacities});
-      hydra::multi_model_trainer probe(probe_backend, configs, hydra::make_policy(policy, seed));
+      hydra::multi_model_trainer probe(probe_backend, configs, make_policy());
       for (std::size_t m = 0; m < models; ++m) {
         hydra::model_costs given{{}, {}, configs[m].steps};
         for (std::size_t s = 0; s < probe.shards_of(m).size(); ++s) {
@@ -133,7 +160,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     hydra::host_backend backend({.device_budgets = capacities,
                                  .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)},
                                  .device_speeds = speeds});
-    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
+    hydra::multi_model_trainer trainer(backend, configs, make_policy(),
                                        {.driver = {.queue_depth = depth}, .controller = controller()});
     trainer.run();
     auto const executed = trainer.report();
@@ -143,7 +170,8 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     o.keep_decisions = true;
     o.replay = executed.driver_log;
     auto const mirrored = mirror(trainer, configs, capacities, speeds);
-    auto const replayed = hydra::sim::simulate(mirrored, policy, o, seed);
+    auto chosen = make_policy();
+    auto const replayed = hydra::sim::simulate(mirrored, chosen, o);
     REQUIRE(replayed.decisions.size() == executed.decisions.size());
     CHECK(replayed.decisions == executed.decisions);
     for (std::size_t m = 0; m < models; ++m) {

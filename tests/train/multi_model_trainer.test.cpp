@@ -690,3 +690,46 @@ TEST_CASE("a profile's statistic: the median, the middle two's mean for an even 
   CHECK(hydra::detail::median({9.0, 1.0, 2.0}) == 2.0);
   CHECK(hydra::detail::median({1.0, 100.0, 2.0, 4.0}) == 3.0); // one slow minibatch does not move it far
 }
+
+namespace {
+
+// sharp, recording the speed each asking device showed (std::function: the
+// trainer keeps its own copy of the policy).
+struct speed_recorder {
+  std::function<void(std::size_t device, double speed)> seen;
+  hydra::sharp inner{};
+  std::optional<std::size_t> pick(std::span<hydra::ready_task const> ready, hydra::device_view const& device) {
+    seen(device.device, device.speed);
+    return inner.pick(ready, device);
+  }
+  [[nodiscard]] std::string name() const { return "speed_recorder"; }
+};
+
+} // namespace
+
+TEST_CASE("policies see each device's speed: the backend's declared ones, or those the options give") {
+  auto const speeds_seen = [](hydra::host_backend_options machine, std::vector<double> given) {
+    hydra::host_backend backend(std::move(machine));
+    std::vector<double> seen(backend.device_count(), -1);
+    hydra::multi_model_trainer trainer(backend, sweep(), speed_recorder{[&](std::size_t d, double speed) {
+                                         CHECK((seen[d] < 0 || seen[d] == speed)); // the same at every decision
+                                         seen[d] = speed;
+                                       }},
+                                       {.device_speeds = std::move(given)});
+    trainer.run();
+    return seen;
+  };
+  CHECK(speeds_seen({.device_budgets = {64_KiB, 64_KiB}}, {}) == std::vector<double>{1, 1});
+  CHECK(speeds_seen({.device_budgets = {64_KiB, 64_KiB}, .device_speeds = {1, 0.5}}, {}) ==
+        std::vector<double>{1, 0.5});
+  CHECK(speeds_seen({.device_budgets = {64_KiB, 64_KiB}, .device_speeds = {1, 0.5}}, {2, 3}) ==
+        std::vector<double>{2, 3});
+
+  hydra::host_backend backend({.device_budgets = {64_KiB, 64_KiB}});
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.device_speeds = {1}}),
+                       "multi_model_trainer: device_speeds has 1 entries; the backend has 2 devices",
+                       hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.device_speeds = {1, 0}}),
+                       doctest::Contains("device_speeds gives device 1 a speed of 0.000000; a speed is > 0"),
+                       hydra::invalid_argument);
+}

@@ -72,6 +72,14 @@ concept shares_host_cores = requires {
   requires Backend::devices_share_host_cores;
 };
 
+// Declares how fast each device computes against the device the models' cost
+// estimates describe (host virtual devices made slower than the machine): the
+// multi-model trainer shows it to policies as device_view::speed.
+template <class Backend>
+concept declares_device_speeds = requires(Backend const& backend, std::size_t device) {
+  { backend.device_speed(device) } -> std::convertible_to<double>;
+};
+
 // Times an interval of a stream with a pair of events (CUDA).
 template <class Backend>
 concept times_intervals = requires(Backend& backend, typename Backend::stream stream,

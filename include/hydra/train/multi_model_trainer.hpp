@@ -170,6 +170,8 @@ private:
   [[nodiscard]] std::size_t done_before(std::size_t m) const {
     return configs_[m].resume ? configs_[m].resume->minibatches_done : 0;
   }
+  // What policies see as each device's speed: `given`, else the backend's declared speeds.
+  [[nodiscard]] std::vector<double> device_speeds(std::vector<double> given) const;
   // The smallest budget among the devices model m's shards are cut for.
   [[nodiscard]] std::size_t partition_budget(std::size_t m) const;
 

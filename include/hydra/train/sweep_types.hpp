@@ -108,6 +108,13 @@ struct multi_model_options {
   std::size_t profile_minibatches = 5;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
+  // Each device's compute speed against the device the models' cost
+  // estimates describe, as policies see it (device_view::speed) and as the
+  // simulator's devices give it (sim::device_spec::speed): a policy may keep
+  // the longest chains off slow devices. Empty: the speeds the backend
+  // declares (host_backend_options::device_speeds), else 1 for every device.
+  // Each in (0, 1e6].
+  std::vector<double> device_speeds{};
   // Keep every decision and everything the driver was told, for report()
   // (decisions, driver_log: what sim::options::replay replays). About 150
   // bytes per task: turn it off for sweeps of many millions of tasks.

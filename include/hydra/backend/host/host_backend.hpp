@@ -136,6 +136,12 @@ public:
     return options_.device_budgets[device];
   }
 
+  // Its compute speed (host_backend_options::device_speeds; 1 when none were given).
+  [[nodiscard]] double device_speed(std::size_t device) const {
+    check_device(device);
+    return options_.device_speeds.empty() ? 1.0 : options_.device_speeds[device];
+  }
+
   [[nodiscard]] std::string device_name(std::size_t device) const {
     check_device(device);
     return "host virtual device " + std::to_string(device);

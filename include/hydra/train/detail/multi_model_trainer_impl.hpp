@@ -18,6 +18,15 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
   detail::expects(!configs_.empty(), "multi_model_trainer: the sweep has no models");
   detail::expects(stream_check_interval_.count() > 0,
                   "multi_model_trainer: the stream check interval must be positive");
+  std::size_t const devices = backend.device_count();
+  auto const& speeds = options.device_speeds;
+  detail::expects(speeds.empty() || speeds.size() == devices,
+                  "multi_model_trainer: device_speeds has " + std::to_string(speeds.size()) +
+                      " entries; the backend has " + std::to_string(devices) + " devices");
+  for (std::size_t d = 0; d < speeds.size(); ++d)
+    detail::expects(speeds[d] > 0 && speeds[d] <= 1e6,
+                    "multi_model_trainer: device_speeds gives device " + std::to_string(d) + " a speed of " +
+                        std::to_string(speeds[d]) + "; a speed is > 0 and at most 1e6");
   std::vector<shard_chain> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
@@ -51,6 +60,14 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
     }
   }
   set_up(std::move(graphs), options);
+}
+
+template <class Backend, class Context>
+std::vector<double> basic_multi_model_trainer<Backend, Context>::device_speeds(std::vector<double> given) const {
+  if (!given.empty()) return given;
+  if constexpr (declares_device_speeds<Backend>)
+    for (std::size_t d = 0; d < backend_->device_count(); ++d) given.push_back(backend_->device_speed(d));
+  return given; // empty: every device at 1
 }
 
 template <class Backend, class Context>
@@ -155,7 +172,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
   }
-  driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver);
+  driver_ = std::make_unique<sweep_driver>(std::move(costs), backend_->device_count(), options.driver,
+                                           device_speeds(options.device_speeds));
   driver_->keep_logs(options.record_decisions);
   for (std::size_t m = 0; m < configs_.size(); ++m)
     if (!placements[m].empty()) driver_->restrict_placement(m, std::move(placements[m]));
