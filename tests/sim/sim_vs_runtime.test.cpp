@@ -49,8 +49,8 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
       hydra::sim::shard_spec shard;
       auto const& given = configs[m].estimates;
       double const flops = trainer.shards_of(m)[s].flops;
-      shard.forward_seconds = given ? given->forward_seconds[s] : flops / 3.0 * 1e-9;
-      shard.backward_seconds = given ? given->backward_seconds[s] : flops * 1e-9;
+      shard.forward_seconds = given ? given->forward_seconds[s] : hydra::detail::estimated_forward_seconds(flops);
+      shard.backward_seconds = given ? given->backward_seconds[s] : hydra::detail::estimated_backward_seconds(flops);
       shard.state_bytes = trainer.shards_of(m)[s].extent_bytes();
       shard.scratch_bytes = trainer.shards_of(m)[s].working_set_bytes() - trainer.shards_of(m)[s].extent_bytes();
       spec.shards.push_back(shard);

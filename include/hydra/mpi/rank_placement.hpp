@@ -11,14 +11,14 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/sched/node_balancer.hpp"
+#include "hydra/train/flop_estimate.hpp"
 #include "hydra/train/sweep_types.hpp"
 
 namespace hydra::mpi {
 
 // A configuration's work as the policies first estimate it: its estimates when
-// given, else its layers' FLOP counts as the trainer turns them into seconds
-// (a forward a third of a layer's count, a backward all of it, at 1 GFLOP/s),
-// times its minibatches. Only the ratios between models matter here.
+// given, else its layers' FLOP counts as the trainers turn them into seconds
+// (train/flop_estimate.hpp), times its minibatches. Only the ratios between models matter here.
 template <class Context>
 [[nodiscard]] double estimated_seconds(basic_model_config<Context> const& config) {
   double minibatch = 0;
@@ -28,7 +28,7 @@ template <class Context>
   } else {
     for (std::size_t layer = 0; layer < config.model.size(); ++layer) {
       double const flops = config.model.footprint(layer).flops;
-      minibatch += (flops / 3.0 + flops) * 1e-9;
+      minibatch += hydra::detail::estimated_forward_seconds(flops) + hydra::detail::estimated_backward_seconds(flops);
     }
   }
   return minibatch * static_cast<double>(config.steps);

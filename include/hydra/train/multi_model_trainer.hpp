@@ -44,6 +44,7 @@
 #include "hydra/trace/trace_recorder.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/sweep_executor.hpp"
+#include "hydra/train/flop_estimate.hpp"
 #include "hydra/train/model_profile.hpp"
 #include "hydra/train/observers/profile_observer.hpp"
 #include "hydra/train/observers/progress_observer.hpp"

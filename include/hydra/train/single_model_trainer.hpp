@@ -41,6 +41,7 @@
 #include "hydra/sched/task.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/model_runner.hpp"
+#include "hydra/train/flop_estimate.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
 
@@ -185,8 +186,8 @@ private:
   [[nodiscard]] model_costs estimate_costs(std::size_t steps) const {
     model_costs costs{{}, {}, steps};
     for (shard const& s : graph_.shards()) {
-      costs.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
-      costs.backward_seconds.push_back(s.flops * 1e-9);
+      costs.forward_seconds.push_back(detail::estimated_forward_seconds(s.flops));
+      costs.backward_seconds.push_back(detail::estimated_backward_seconds(s.flops));
     }
     return costs;
   }

@@ -139,8 +139,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     profile.fetch_seconds.assign(graph.size(), 0.0);
     std::size_t const sample_bytes = config.model.batch() * sizeof(float);
     for (shard const& s : graph.shards()) {
-      estimate.forward_seconds.push_back(s.flops / 3.0 * 1e-9);
-      estimate.backward_seconds.push_back(s.flops * 1e-9);
+      estimate.forward_seconds.push_back(detail::estimated_forward_seconds(s.flops));
+      estimate.backward_seconds.push_back(detail::estimated_backward_seconds(s.flops));
       profile.state_bytes.push_back(s.extent_bytes());
       profile.parameter_bytes.push_back(s.parameter_bytes());
       profile.home_bytes.push_back(s.home_bytes());
