@@ -564,7 +564,9 @@ TEST_CASE("a rank whose sweep ends with an error fails only its models; the othe
   // refuses them as it is made.
   hydra::host_backend backend(this_rank() == 1 ? hydra::host_backend_options{.device_budgets = {4_KiB, 4_KiB}}
                                                : machine());
-  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), sharp, {});
+  std::optional<hydra::sweep_progress> last; // rank 0's, after the last round
+  auto const report = hydra::mpi::run_sweep(MPI_COMM_WORLD, backend, sweep(), sharp,
+                                            {.on_progress = [&](hydra::sweep_progress const& p) { last = p; }});
   CHECK(report.error.has_value() == (this_rank() == 1));
   if (this_rank() != 0) return;
   REQUIRE(report.ranks.size() == static_cast<std::size_t>(rank_count()));
@@ -587,6 +589,11 @@ TEST_CASE("a rank whose sweep ends with an error fails only its models; the othe
   }
   CHECK(failed > 0);
   CHECK(finished > 0);
+  // The progress counts the failed models as stopped, as in one process, so
+  // that its last report settles every model.
+  REQUIRE(last.has_value());
+  CHECK(last->models_stopped == failed);
+  CHECK(last->models_finished == finished);
 }
 
 TEST_CASE("bad launches are refused on every rank alike, naming the limit") {

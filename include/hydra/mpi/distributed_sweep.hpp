@@ -479,9 +479,9 @@ distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_
       for (std::size_t m = 0; m < models; ++m) {
         progress.steps_done.push_back(static_cast<std::size_t>(done[m] - done_at_start[m]));
         progress.steps_total.push_back(configs[m].steps - static_cast<std::size_t>(done_at_start[m]));
-        if (stopped[m] != 0)
+        if (stopped[m] != 0 || failed[m] != 0) // as in one process: a failed model is stopped
           ++progress.models_stopped;
-        else if (failed[m] == 0 && planned[m] > 0 && done[m] >= planned[m]) // (a model not started has a plan of 0)
+        else if (planned[m] > 0 && done[m] >= planned[m]) // (a model not started has a plan of 0)
           ++progress.models_finished;
       }
       options.on_progress(progress);

@@ -67,10 +67,10 @@ struct validation_point {
 // Where a running sweep stands (multi_model_options::on_progress).
 struct sweep_progress {
   std::chrono::nanoseconds elapsed{0};
-  std::vector<std::size_t> steps_done;  // per model, this run
-  std::vector<std::size_t> steps_total; // per model, this run
-  std::size_t models_finished = 0;
-  std::size_t models_stopped = 0;
+  std::vector<std::size_t> steps_done;      // per model, this run
+  std::vector<std::size_t> steps_total;     // per model, this run
+  std::size_t models_finished = 0;          // trained as far as planned
+  std::size_t models_stopped = 0;           // stopped by their controller, or failed
   std::vector<double> device_busy_fraction; // compute busy time / elapsed, per device
 };
 
