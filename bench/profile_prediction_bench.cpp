@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/core/median.hpp"
 #include "hydra/hydra.hpp"
 #include "hydra/sim/median_workload.hpp"
 #include "hydra/sim/profile_workload.hpp"
@@ -82,11 +83,6 @@ void profile_run(benchmark::State& state) {
 }
 
 std::map<std::string, std::vector<double>> measured_runs; // per policy, in the order run
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0.0 : values[values.size() / 2];
-}
 
 void full_run(benchmark::State& state, std::string const& policy) {
   double measured = 0;
@@ -156,7 +152,7 @@ int main(int argc, char** argv) {
               "ratio without hand-off", "each run, s", "each profile's ratio");
   std::map<std::string, double> predicted;
   for (auto const& [policy, runs] : measured_runs) {
-    double const measured = median(runs);
+    double const measured = hydra::detail::median(runs);
     predicted[policy] = hydra::sim::simulate(combined, policy).makespan_seconds;
     double const ratio = predicted[policy] / measured;
     bool const within = ratio >= 0.85 && ratio <= 1.15;
@@ -171,10 +167,11 @@ int main(int argc, char** argv) {
   }
   if (measured_runs.contains("model_parallel") && measured_runs.size() > 1) {
     bool ranks = true;
-    double const mp_measured = median(measured_runs.at("model_parallel"));
+    double const mp_measured = hydra::detail::median(measured_runs.at("model_parallel"));
     for (auto const& [policy, runs] : measured_runs) {
       if (policy == "model_parallel") continue;
-      ranks = ranks && ((median(runs) < mp_measured) == (predicted[policy] < predicted["model_parallel"]));
+      ranks =
+          ranks && ((hydra::detail::median(runs) < mp_measured) == (predicted[policy] < predicted["model_parallel"]));
     }
     std::printf("  model_parallel against the shard-parallel policies: %s\n",
                 ranks ? "ranked as measured" : "RANKED OTHERWISE than measured");

@@ -226,11 +226,7 @@ hydra::sim::workload load(arguments const& a) {
       files.push_back(hydra::sim::read_workload_json(file, defaults));
       if (files.back().devices.empty()) throw hydra::invalid_argument(file + ": it lists no devices");
     }
-    try {
-      w = hydra::sim::median_workload(files);
-    } catch (hydra::error const& refused) {
-      throw hydra::invalid_argument(source(a) + " (workload N: the Nth file): " + refused.what());
-    }
+    w = hydra::sim::median_workload(files, a.workload_files); // refusals name the files
   } else if (a.random_seed) {
     w = hydra::sim::random_workload(*a.random_seed);
   } else if (a.preset == "paper-sweep") {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,9 @@ namespace sim = hydra::sim;
 
 namespace {
 
-// `w` with every time multiplied and every rate divided by `slower`: the
-// same sweep profiled while the machine ran that much slower.
+// `w` with every time multiplied and every device's link rates and speed
+// divided by `slower`: the same sweep profiled while the machine ran that
+// much slower.
 sim::workload slowed(sim::workload w, double slower) {
   for (auto& model : w.models)
     for (auto& shard : model.shards) {
@@ -28,6 +30,7 @@ sim::workload slowed(sim::workload w, double slower) {
     device.h2d_bytes_per_second /= slower;
     device.d2h_bytes_per_second /= slower;
     device.latency_seconds *= slower;
+    device.speed /= slower;
   }
   w.launch_seconds *= slower;
   w.task_host_seconds *= slower;
@@ -42,6 +45,8 @@ sim::workload profiled() {
   w.task_host_seconds = 6e-4;
   w.handoff_seconds = 5e-5;
   w.host_cores = 2;
+  w.shared_host_bytes_per_second = 40e9;
+  for (auto& device : w.devices) device.latency_seconds = 1e-5;
   return w;
 }
 
@@ -59,9 +64,24 @@ TEST_CASE("each time and rate is the median of the profiles', and sizes and coun
   CHECK(median.launch_seconds == doctest::Approx(2e-4 * 1.2));
   CHECK(median.task_host_seconds == doctest::Approx(6e-4 * 1.2));
   CHECK(median.handoff_seconds == doctest::Approx(5e-5 * 1.2));
+  CHECK(median.devices.at(1).d2h_bytes_per_second == doctest::Approx(base.devices.at(1).d2h_bytes_per_second / 1.2));
+  CHECK(median.devices.at(1).latency_seconds == doctest::Approx(1e-5 * 1.2));
+  CHECK(median.devices.at(1).speed == doctest::Approx(1 / 1.2));
   CHECK(median.host_cores == 2);
   CHECK(median.models.size() == base.models.size());
   CHECK(median.description.find("median of 3 profiles") != std::string::npos);
+
+  // The shared host link and the link between nodes, which slowed() leaves alone.
+  auto links = three;
+  for (std::size_t r = 0; r < links.size(); ++r) {
+    links[r].shared_host_bytes_per_second = 10e9 * static_cast<double>(r + 1); // 10, 20, 30 GB/s
+    links[r].between_nodes.bytes_per_second = 5e9 * static_cast<double>(3 - r);
+    links[r].between_nodes.latency_seconds = 1e-6 * static_cast<double>(r == 1 ? 9 : r);
+  }
+  auto const linked = sim::median_workload(links);
+  CHECK(linked.shared_host_bytes_per_second == doctest::Approx(20e9));
+  CHECK(linked.between_nodes.bytes_per_second == doctest::Approx(10e9));
+  CHECK(linked.between_nodes.latency_seconds == doctest::Approx(2e-6));
 
   // Of two, the mean of both; of one, that one unchanged.
   std::vector<sim::workload> const two{slowed(base, 1.0), slowed(base, 1.5)};
@@ -101,6 +121,15 @@ TEST_CASE("profiles of different sweeps or machines are refused, naming what dif
        "shard 0's state_bytes"},
       {"another activation", [](sim::workload& w) { w.models.at(0).shards.at(0).input_bytes += 1; },
        "shard 0's input_bytes"},
+      {"other parameters", [](sim::workload& w) { w.models.at(0).shards.at(0).parameter_bytes += 1; },
+       "shard 0's parameter_bytes"},
+      {"another home", [](sim::workload& w) { w.models.at(0).shards.at(0).home_bytes += 1; }, "shard 0's home_bytes"},
+      {"other scratch", [](sim::workload& w) { w.models.at(0).shards.at(0).scratch_bytes += 1; },
+       "shard 0's scratch_bytes"},
+      {"a free link where it was timed", [](sim::workload& w) { w.devices.at(0).h2d_bytes_per_second = 0; },
+       "device 0's host-to-device link (\"free\" against \"timed\")"},
+      {"no shared link where there was one", [](sim::workload& w) { w.shared_host_bytes_per_second = 0; },
+       "its shared host link (\"free\" against \"timed\")"},
   };
   for (auto const& r : refusals) {
     CAPTURE(r.what);
@@ -109,8 +138,27 @@ TEST_CASE("profiles of different sweeps or machines are refused, naming what dif
     std::vector<sim::workload> const runs{base, base, other};
     CHECK_THROWS_WITH_AS((void)sim::median_workload(runs), doctest::Contains("workload 3 differs from workload 1 in "),
                          hydra::invalid_argument);
+    // Labelled (hydra-sim passes its file names).
+    std::vector<std::string> const files{"a.json", "b.json", "c.json"};
+    CHECK_THROWS_WITH_AS((void)sim::median_workload(runs, files), doctest::Contains("c.json differs from a.json in "),
+                         hydra::invalid_argument);
     CHECK_THROWS_WITH_AS((void)sim::median_workload(runs), doctest::Contains(r.said), hydra::invalid_argument);
   }
+  // A figure a median cannot be taken of.
+  auto broken = base;
+  broken.models.at(1).shards.at(0).backward_seconds = -1;
+  CHECK_THROWS_WITH_AS((void)sim::median_workload(std::vector<sim::workload>{base, broken}),
+                       "median_workload: workload 2 gives model 1 shard 0's backward_seconds as -1.000000; a time is "
+                       "finite and >= 0",
+                       hydra::invalid_argument);
+  broken = base;
+  broken.devices.at(1).speed = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS((void)sim::median_workload(std::vector<sim::workload>{base, broken}),
+                       doctest::Contains("workload 2 gives device 1's speed as nan; a rate is finite"),
+                       hydra::invalid_argument);
+  std::vector<std::string> const one_label{"a.json"};
+  CHECK_THROWS_WITH_AS((void)sim::median_workload(std::vector<sim::workload>{base, base}, one_label),
+                       "median_workload: 1 labels for 2 workloads", hydra::invalid_argument);
   CHECK_THROWS_WITH_AS((void)sim::median_workload(std::vector<sim::workload>{}),
                        "median_workload: no workloads to combine", hydra::invalid_argument);
 }

@@ -727,7 +727,7 @@ TEST_CASE("policies see each device's speed: the backend's declared ones, or tho
 
   hydra::host_backend backend({.device_budgets = {64_KiB, 64_KiB}});
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.device_speeds = {1}}),
-                       "multi_model_trainer: device_speeds has 1 entries; the backend has 2 devices",
+                       "multi_model_trainer: device_speeds gives 1 speeds for the backend's 2 devices",
                        hydra::invalid_argument);
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.device_speeds = {1, 0}}),
                        doctest::Contains("device_speeds gives device 1 a speed of 0.000000; a speed is > 0"),

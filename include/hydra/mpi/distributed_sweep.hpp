@@ -157,6 +157,8 @@ template <class Context>
 // rank and its machine, it takes no more models, and the rest go on.
 // options.on_progress is called on rank 0 after each round, with every
 // model's minibatches (device_busy_fraction is left empty).
+// options.device_speeds, when given, must fit every rank's devices (left
+// empty, each rank's backend declares its own).
 template <class Backend, class Context>
 distributed_report run_sweep(MPI_Comm comm, Backend& backend, std::vector<basic_model_config<Context>> configs,
                              std::function<any_policy()> const& make_policy, multi_model_options options = {},

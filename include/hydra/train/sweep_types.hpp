@@ -113,7 +113,8 @@ struct multi_model_options {
   // simulator's devices give it (sim::device_spec::speed): a policy may keep
   // the longest chains off slow devices. Empty: the speeds the backend
   // declares (host_backend_options::device_speeds), else 1 for every device.
-  // Each in (0, 1e6].
+  // Each in (0, 1e6]. The costs a profile adopts mid-run are times on
+  // whichever device ran each shard, not divided back by its speed.
   std::vector<double> device_speeds{};
   // Keep every decision and everything the driver was told, for report()
   // (decisions, driver_log: what sim::options::replay replays). About 150

@@ -21,8 +21,8 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
   std::size_t const devices = backend.device_count();
   auto const& speeds = options.device_speeds;
   detail::expects(speeds.empty() || speeds.size() == devices,
-                  "multi_model_trainer: device_speeds has " + std::to_string(speeds.size()) +
-                      " entries; the backend has " + std::to_string(devices) + " devices");
+                  "multi_model_trainer: device_speeds gives " + std::to_string(speeds.size()) +
+                      " speeds for the backend's " + std::to_string(devices) + " devices");
   for (std::size_t d = 0; d < speeds.size(); ++d)
     detail::expects(speeds[d] > 0 && speeds[d] <= 1e6,
                     "multi_model_trainer: device_speeds gives device " + std::to_string(d) + " a speed of " +
