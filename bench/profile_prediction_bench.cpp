@@ -18,7 +18,6 @@
 // program that runs to its end, not for figures.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>

@@ -212,7 +212,7 @@ private:
     if (auto const* x = member(v, "latency_seconds")) d.latency_seconds = as_seconds(*x, what + ".latency_seconds");
     if (auto const* x = member(v, "speed")) {
       d.speed = as_number(*x, what + ".speed");
-      if (!(d.speed > 0 && d.speed <= 1e6))
+      if (!valid_device_speed(d.speed))
         fail(what + ".speed is " + number_text(d.speed) + "; a speed is > 0 and at most 1e6");
     }
     if (d.budget_bytes == 0)

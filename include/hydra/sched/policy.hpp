@@ -39,6 +39,14 @@ struct device_view {
   double speed = 1;
 };
 
+// What a device's speed may be, wherever one is given (the trainer's options,
+// the driver, a workload, its JSON): positive, and at most a million times the
+// reference device's, so that seconds / speed stays a finite, meaningful time.
+inline constexpr double max_device_speed = 1e6;
+[[nodiscard]] constexpr bool valid_device_speed(double speed) noexcept {
+  return speed > 0 && speed <= max_device_speed;
+}
+
 template <class P>
 concept policy = requires(P& p, std::span<ready_task const> ready, device_view const& device) {
   { p.pick(ready, device) } -> std::same_as<std::optional<std::size_t>>; // an index into `ready`

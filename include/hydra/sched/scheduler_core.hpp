@@ -56,9 +56,9 @@ public:
     detail::expects(speeds_.size() == devices_, "scheduler: " + std::to_string(speeds_.size()) + " device speeds for " +
                                                     std::to_string(devices_) + " devices");
     for (std::size_t d = 0; d < devices_; ++d)
-      detail::expects(speeds_[d] > 0 && speeds_[d] <= 1e6, "scheduler: device " + std::to_string(d) +
-                                                               " has a speed of " + std::to_string(speeds_[d]) +
-                                                               "; a speed is > 0 and at most 1e6");
+      detail::expects(valid_device_speed(speeds_[d]), "scheduler: device " + std::to_string(d) + " has a speed of " +
+                                                          std::to_string(speeds_[d]) +
+                                                          "; a speed is > 0 and at most 1e6");
     detail::expects(!models.empty(), "scheduler: no models to train");
     for (std::size_t id = 0; id < models.size(); ++id) add_model(id, std::move(models[id]));
     for (std::size_t id = 0; id < models_.size(); ++id)

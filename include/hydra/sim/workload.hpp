@@ -130,7 +130,7 @@ inline void validate(workload const& w) {
     auto const& device = w.devices[d];
     hydra::detail::expects(device.budget_bytes > 0,
                            "workload: device " + std::to_string(d) + " has a budget of 0 bytes");
-    hydra::detail::expects(device.speed > 0 && device.speed <= 1e6,
+    hydra::detail::expects(valid_device_speed(device.speed),
                            "workload: device " + std::to_string(d) + " has a speed of " + std::to_string(device.speed) +
                                "; a speed is > 0 and at most 1e6 (times the reference device's)");
     hydra::detail::expects(device.latency_seconds >= 0,

@@ -24,9 +24,9 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
                   "multi_model_trainer: device_speeds gives " + std::to_string(speeds.size()) +
                       " speeds for the backend's " + std::to_string(devices) + " devices");
   for (std::size_t d = 0; d < speeds.size(); ++d)
-    detail::expects(speeds[d] > 0 && speeds[d] <= 1e6,
-                    "multi_model_trainer: device_speeds gives device " + std::to_string(d) + " a speed of " +
-                        std::to_string(speeds[d]) + "; a speed is > 0 and at most 1e6");
+    detail::expects(valid_device_speed(speeds[d]), "multi_model_trainer: device_speeds gives device " +
+                                                       std::to_string(d) + " a speed of " + std::to_string(speeds[d]) +
+                                                       "; a speed is > 0 and at most 1e6");
   std::vector<shard_chain> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
