@@ -64,6 +64,39 @@ void simulate_large_sweep(benchmark::State& state) {
   state.counters["makespan_over_classic_bound"] = last.makespan_seconds / last.bound.classic_seconds();
 }
 
+// The simulator's what-ifs of activations kept on the device (the runtime
+// sends them through host memory): sharp on the preset and on the 1,000-model
+// sweep, per way of handing activations on (the argument: 0 through host,
+// 1 kept, 2 kept and sent home, 3 kept with checkpoints, 4 kept and sent home
+// with checkpoints). Each ratio is to the classic bound, the same for all five
+// (the full bound counts only the copies each leaves), and to the preset's
+// makespan through host memory.
+void activation_what_ifs(benchmark::State& state) {
+  auto const mode = static_cast<int>(state.range(0));
+  hydra::sim::options o;
+  o.activations = mode == 0                ? hydra::sim::activation_handoff::through_host
+                  : mode == 1 || mode == 3 ? hydra::sim::activation_handoff::kept
+                                           : hydra::sim::activation_handoff::kept_and_sent_home;
+  o.keep_checkpoints = mode >= 3;
+  auto const preset = hydra::sim::paper_preset();
+  hydra::sim::random_options large_options;
+  large_options.min_models = large_options.max_models = 1000;
+  large_options.min_devices = large_options.max_devices = 256;
+  auto const large = hydra::sim::random_workload(42, large_options);
+  hydra::sim::report on_preset, on_large;
+  for (auto _ : state) {
+    on_preset = hydra::sim::simulate(preset, "sharp", o);
+    on_large = hydra::sim::simulate(large, "sharp", o);
+  }
+  double const through_host = hydra::sim::simulate(preset, "sharp").makespan_seconds;
+  state.counters["preset_over_bound"] = on_preset.ratio_to_lower_bound();
+  state.counters["preset_over_classic_bound"] = on_preset.makespan_seconds / on_preset.bound.classic_seconds();
+  state.counters["preset_over_through_host"] = on_preset.makespan_seconds / through_host;
+  state.counters["preset_TB_moved"] = static_cast<double>(on_preset.bytes_to_device + on_preset.bytes_to_host) / 1e12;
+  state.counters["large_over_bound"] = on_large.ratio_to_lower_bound();
+  state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
+}
+
 // 60 random workloads of 4-20 models, their 1-3 devices on each of 2-4 nodes:
 // sharp's makespan with models moving over it with each model kept where it
 // was placed (min, median, max), and how many workloads saw a move.
@@ -103,5 +136,6 @@ BENCHMARK_TEMPLATE(simulate_preset, hydra::fifo)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(simulate_preset, hydra::model_parallel)->Unit(benchmark::kMillisecond);
 BENCHMARK(simulate_large_sweep)->Unit(benchmark::kMillisecond);
 BENCHMARK(moving_between_nodes)->Unit(benchmark::kMillisecond);
+BENCHMARK(activation_what_ifs)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

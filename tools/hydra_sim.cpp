@@ -11,6 +11,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -41,6 +42,9 @@ struct arguments {
   std::size_t nodes = 1;
   double node_link_gbps = 25;
   bool move_models = false, node_link_given = false;
+  hydra::sim::activation_handoff activations = hydra::sim::activation_handoff::through_host;
+  std::string activations_name; // as given
+  bool keep_checkpoints = false;
   std::vector<std::size_t> scale_out; // --scale-out: these node counts
   std::optional<std::string> help;    // --help: print it and exit 0
 };
@@ -137,6 +141,20 @@ arguments parse(int argc, char** argv) {
   auto* move_models =
       app.add_flag("--move-models", a.move_models,
                    "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
+  app.add_option("--activations", a.activations_name,
+                 "how boundary activations reach a model's next task: through-host (the runtime's), or what-ifs "
+                 "the runtime does not do: kept (on the producing device; a gradient goes home only when its "
+                 "reader runs elsewhere), kept-and-sent-home (also sent home, off the chain)")
+      ->check(CLI::IsMember({"through-host", "kept", "kept-and-sent-home"}))
+      ->each([&a](std::string const& name) {
+        a.activations = name == "kept"                 ? hydra::sim::activation_handoff::kept
+                        : name == "kept-and-sent-home" ? hydra::sim::activation_handoff::kept_and_sent_home
+                                                       : hydra::sim::activation_handoff::through_host;
+      })
+      ->default_str("through-host");
+  app.add_flag("--keep-checkpoints", a.keep_checkpoints,
+               "what-if, with --activations kept or kept-and-sent-home: a forward's input also stays on its device "
+               "as the checkpoint its backward reads");
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
                  "placed longest-first and with models moving, against one node")
@@ -146,6 +164,8 @@ arguments parse(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{512}))
       ->excludes(nodes)
       ->excludes(move_models)
+      ->excludes("--activations")
+      ->excludes("--keep-checkpoints")
       ->excludes("--sweep")
       ->excludes("--trace")
       ->excludes("--micro-batches");
@@ -157,6 +177,9 @@ arguments parse(int argc, char** argv) {
   } catch (CLI::ParseError const& refused) {
     throw hydra::invalid_argument(std::string(refused.what()) + " (see --help)");
   }
+  if (a.keep_checkpoints && a.activations == hydra::sim::activation_handoff::through_host)
+    throw hydra::invalid_argument("--keep-checkpoints: keeps the checkpoints of activations kept on the device: give "
+                                  "--activations kept or kept-and-sent-home");
   // A bare number keeps its old meaning, gigabytes.
   auto bytes = hydra::parse_bytes(device_memory);
   if (bytes && device_memory.find_first_not_of("0123456789.") == std::string::npos) *bytes *= 1e9;
@@ -305,8 +328,10 @@ hydra::sim::workload load(arguments const& a) {
 
 char const* const policies[] = {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"};
 
-void print_workload(hydra::sim::workload const& w) {
-  auto const bound = hydra::sim::lower_bound(w);
+void print_workload(hydra::sim::workload const& w,
+                    hydra::sim::activation_handoff activations = hydra::sim::activation_handoff::through_host,
+                    bool keep_checkpoints = false) {
+  auto const bound = hydra::sim::lower_bound(w, activations, keep_checkpoints);
   std::size_t shards = 0;
   for (auto const& m : w.models) shards += m.shards.size();
   std::uint64_t const tasks = task_count(w);
@@ -385,10 +410,19 @@ int write_trace(arguments const& a, hydra::sim::report const& sharp) {
 }
 
 int table(arguments const& a, hydra::sim::workload const& w) {
-  print_workload(w);
+  print_workload(w, a.activations, a.keep_checkpoints);
+  if (a.activations != hydra::sim::activation_handoff::through_host)
+    std::printf("  activations %s: a what-if, the runtime sends them through host memory (its bound counts only "
+                "the copies this leaves)\n",
+                a.activations == hydra::sim::activation_handoff::kept
+                    ? (a.keep_checkpoints ? "and checkpoints kept on the device" : "kept on the device")
+                    : (a.keep_checkpoints ? "and checkpoints kept on the device, activations sent home"
+                                          : "kept on the device and sent home"));
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.move_models = a.move_models;
+  o.activations = a.activations;
+  o.keep_checkpoints = a.keep_checkpoints;
   bool const one_node = hydra::sim::node_count(w) == 1;
   std::vector<hydra::sim::report> reports;
   auto const started = std::chrono::steady_clock::now();
@@ -416,7 +450,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   }
   try {
     reports.push_back(hydra::sim::simulate(hydra::sim::as_whole_models(w), std::string("task_parallel"), o));
-    reports.back().bound = hydra::sim::lower_bound(w);
+    reports.back().bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints);
     simulated += reports.back().tasks;
   } catch (hydra::does_not_fit const& e) {
     gaps.emplace_back("task_parallel", e.what());
@@ -432,8 +466,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     if (baseline) std::snprintf(text, sizeof text, "%.2fx", *baseline / makespan);
     return std::string(text);
   };
-  double const bound = hydra::sim::lower_bound(w).seconds();
-  double const classic = hydra::sim::lower_bound(w).classic_seconds();
+  double const bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints).seconds();
+  double const classic = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints).classic_seconds();
 
   std::printf("%-22s %12s %9s %9s %12s %12s %16s\n", "policy", "makespan", "/ bound", "/ classic", "utilisation",
               "moved", "vs model_par.");
@@ -529,11 +563,13 @@ int sweep(arguments const& a, std::size_t count) {
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.move_models = a.move_models;
+  o.activations = a.activations;
+  o.keep_checkpoints = a.keep_checkpoints;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
     if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
     if (a.nodes > 1) w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
-    auto const bound = hydra::sim::lower_bound(w);
+    auto const bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints);
     for (std::size_t p = 0; p < names.size(); ++p) {
       double const makespan = hydra::sim::simulate(w, names[p], o, seed).makespan_seconds;
       ratios[p].push_back(makespan / bound.seconds());
@@ -541,6 +577,10 @@ int sweep(arguments const& a, std::size_t count) {
     }
   }
   std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices", count, count);
+  if (a.activations == hydra::sim::activation_handoff::kept) std::printf(", activations kept (a what-if)");
+  if (a.activations == hydra::sim::activation_handoff::kept_and_sent_home)
+    std::printf(", activations kept and sent home (a what-if)");
+  if (a.keep_checkpoints) std::printf(", checkpoints kept");
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");

@@ -520,3 +520,179 @@ TEST_CASE("a backward fetches and writes back the shard's home, not its whole ex
   CHECK(home.bytes_to_host == 300'000'000);
   CHECK(home.makespan_seconds < whole.makespan_seconds);
 }
+
+// ---- activations kept on the device: a what-if of the simulator --------------
+
+namespace {
+
+// One model of two shards on `devices` devices of 1 GB/s links: shard 0's
+// input 100 MB, shard 1's (the boundary) 200 MB; state 1 GB, parameters 0.5 GB.
+sim::workload two_shard_model(std::size_t devices, std::size_t minibatches) {
+  sim::workload w;
+  w.devices.assign(devices, {.budget_bytes = 100'000'000'000,
+                             .h2d_bytes_per_second = 1e9,
+                             .d2h_bytes_per_second = 1e9,
+                             .latency_seconds = 0});
+  sim::model_spec m{"m", {compute_only(1, 3), compute_only(2, 4)}, minibatches};
+  for (auto& s : m.shards) {
+    s.state_bytes = 1'000'000'000;
+    s.parameter_bytes = 500'000'000;
+    s.scratch_bytes = 1'000'000'000;
+  }
+  m.shards[0].input_bytes = 100'000'000;
+  m.shards[1].input_bytes = 200'000'000;
+  w.models.push_back(std::move(m));
+  return w;
+}
+
+sim::report simulate_with(sim::workload const& w, sim::activation_handoff handoff, std::string const& policy,
+                          std::uint64_t seed = 1, bool keep_checkpoints = false) {
+  sim::options o;
+  o.activations = handoff;
+  o.keep_checkpoints = keep_checkpoints;
+  return sim::simulate(w, policy, o, seed);
+}
+
+// The what-ifs, each with and without checkpoints kept.
+struct what_if {
+  sim::activation_handoff handoff;
+  bool keep_checkpoints;
+};
+constexpr what_if what_ifs[] = {{sim::activation_handoff::kept, false},
+                                {sim::activation_handoff::kept_and_sent_home, false},
+                                {sim::activation_handoff::kept, true},
+                                {sim::activation_handoff::kept_and_sent_home, true}};
+
+} // namespace
+
+TEST_CASE("activations kept on one device: the hand-offs stay, the checkpoints still go home") {
+  auto const w = two_shard_model(1, 3);
+  auto const host = simulate_with(w, sim::activation_handoff::through_host, "sharp");
+  auto const kept = simulate_with(w, sim::activation_handoff::kept, "sharp");
+  auto const sent = simulate_with(w, sim::activation_handoff::kept_and_sent_home, "sharp");
+  // Per minibatch, through host memory: forward 1 brings the boundary in and
+  // backward 1 sends its gradient out, which backward 0 brings back in. Kept:
+  // neither comes in; the gradient goes out only when it is also sent home.
+  std::uint64_t const boundary = 200'000'000, minibatches = 3;
+  CHECK(host.bytes_to_device - kept.bytes_to_device == 2 * boundary * minibatches);
+  CHECK(host.bytes_to_host - kept.bytes_to_host == boundary * minibatches);
+  CHECK(host.bytes_to_device - sent.bytes_to_device == 2 * boundary * minibatches);
+  CHECK(host.bytes_to_host == sent.bytes_to_host);
+  CHECK(kept.tasks == host.tasks);
+  // Off the chain, the copies no longer hold up the next task.
+  CHECK(kept.makespan_seconds < host.makespan_seconds);
+  CHECK(sent.makespan_seconds < host.makespan_seconds);
+  CHECK(kept.copy_wait_seconds < host.copy_wait_seconds);
+  // The bound drops the copies a kept activation saves, and still bounds.
+  CHECK(kept.bound.chain_with_copies < host.bound.chain_with_copies);
+  CHECK(kept.makespan_seconds >= kept.bound.seconds() * (1 - 1e-12));
+  CHECK(sent.makespan_seconds >= sent.bound.seconds() * (1 - 1e-12));
+
+  // Checkpoints kept too: each forward's input stays for its backward, so per
+  // minibatch only shard 0's input comes in; out, only the checkpoint.
+  auto const all = simulate_with(w, sim::activation_handoff::kept, "sharp", 1, true);
+  std::uint64_t const input = 100'000'000;
+  CHECK(host.bytes_to_device - all.bytes_to_device == (input + 3 * boundary) * minibatches);
+  CHECK(all.bytes_to_host == kept.bytes_to_host);
+  CHECK(all.makespan_seconds < kept.makespan_seconds);
+  CHECK(all.bound.chain_with_copies < kept.bound.chain_with_copies);
+  CHECK(all.makespan_seconds >= all.bound.seconds() * (1 - 1e-12));
+}
+
+TEST_CASE("activations kept where the next task runs elsewhere cross through host memory, and cost no fewer bytes") {
+  // model_parallel puts shard s on device s mod 2: every hand-off crosses.
+  auto const w = two_shard_model(2, 3);
+  auto const host = simulate_with(w, sim::activation_handoff::through_host, "model_parallel");
+  for (auto const handoff : {sim::activation_handoff::kept, sim::activation_handoff::kept_and_sent_home}) {
+    auto const r = simulate_with(w, handoff, "model_parallel");
+    // Checkpoints kept: the backward runs where its forward ran, and reads it there.
+    auto const with_checkpoints = simulate_with(w, handoff, "model_parallel", 1, true);
+    CHECK(host.bytes_to_device - with_checkpoints.bytes_to_device == (100'000'000 + 200'000'000) * 3);
+    CHECK(r.bytes_to_device == host.bytes_to_device);
+    CHECK(r.bytes_to_host == host.bytes_to_host);
+    CHECK(r.tasks == host.tasks);
+  }
+  // Kept alone, the gradient leaves its device only once backward 0 is
+  // launched elsewhere: later than through host memory, where it left at once.
+  CHECK(simulate_with(w, sim::activation_handoff::kept, "model_parallel").makespan_seconds > host.makespan_seconds);
+}
+
+TEST_CASE("activations kept on random workloads: every task runs once, the bound still bounds, mostly faster") {
+  std::size_t faster = 0, runs = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    auto w = sim::random_workload(seed);
+    if (seed % 3 == 0) // tighter memory: kept activations compete with shard state
+      for (auto& device : w.devices) device.budget_bytes = device.budget_bytes * 6 / 10;
+    bool fits = true;
+    for (std::size_t m = 0; m < w.models.size() && fits; ++m)
+      for (std::size_t s = 0; s < w.models[m].shards.size() && fits; ++s) {
+        auto const& shard = w.models[m].shards[s];
+        fits = shard.state_bytes + shard.scratch_bytes <= hydra::working_set_limit(w.devices[0].budget_bytes);
+      }
+    if (!fits) continue;
+    for (char const* name : {"sharp", "fifo", "random_pick"}) {
+      auto const host = simulate_with(w, sim::activation_handoff::through_host, name, seed);
+      for (auto const [handoff, checkpoints] : what_ifs) {
+        INFO("seed " << seed << " policy " << name << " handoff " << static_cast<int>(handoff) << " checkpoints "
+                     << checkpoints);
+        auto const r = simulate_with(w, handoff, name, seed, checkpoints);
+        auto const bound = sim::lower_bound(w, handoff, checkpoints).seconds();
+        CHECK(r.tasks == task_count(w));
+        CHECK(r.makespan_seconds >= bound * (1 - 1e-12));
+        CHECK(bound <= sim::lower_bound(w).seconds());
+        ++runs;
+        if (r.makespan_seconds < host.makespan_seconds) ++faster;
+      }
+    }
+  }
+  CHECK(runs > 200);
+  CHECK(faster > runs / 2); // what the what-if measures: mostly a gain
+}
+
+TEST_CASE("activations kept under memory pressure go home when a task needs the room, and every task runs") {
+  // One device of 1 GB. Four small models (100 MB per task) leave 200 MB
+  // boundaries behind; the fifth needs 500 MB per task. Without sending kept
+  // boundaries home, sharp reaches a point where nothing runs and the large
+  // model's task does not fit beside them.
+  sim::workload w;
+  w.devices.assign(
+      1,
+      {.budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0});
+  for (int m = 0; m < 5; ++m) {
+    bool const large = m == 4;
+    sim::model_spec spec{"m" + std::to_string(m), {compute_only(1, 2), compute_only(1, 2)}, 2};
+    for (auto& shard : spec.shards) {
+      shard.state_bytes = large ? 250'000'000 : 50'000'000;
+      shard.parameter_bytes = shard.state_bytes / 2;
+      shard.scratch_bytes = shard.state_bytes;
+      shard.input_bytes = large ? 1'000'000 : 200'000'000;
+    }
+    w.models.push_back(std::move(spec));
+  }
+  for (char const* name : {"sharp", "fifo", "round_robin"}) {
+    auto const host = simulate_with(w, sim::activation_handoff::through_host, name);
+    for (auto const [handoff, checkpoints] : what_ifs) {
+      INFO("policy " << name << " handoff " << static_cast<int>(handoff) << " checkpoints " << checkpoints);
+      sim::report r;
+      CHECK_NOTHROW(r = simulate_with(w, handoff, name, 1, checkpoints));
+      CHECK(r.tasks == 40);
+      CHECK(r.bytes_to_device < host.bytes_to_device);
+      CHECK(r.makespan_seconds >= r.bound.seconds() * (1 - 1e-12));
+    }
+  }
+}
+
+TEST_CASE("activations kept are a what-if: a recorded run is not replayed with them") {
+  auto const w = two_shard_model(1, 1);
+  sim::options o;
+  o.activations = sim::activation_handoff::kept;
+  o.replay.push_back(hydra::driver_event{});
+  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, o),
+                       doctest::Contains("activations kept on the device are a what-if the runtime does not do"),
+                       hydra::invalid_argument);
+  sim::options checkpoints_alone;
+  checkpoints_alone.keep_checkpoints = true;
+  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, checkpoints_alone),
+                       doctest::Contains("keep_checkpoints keeps the checkpoints of activations kept on the device"),
+                       hydra::invalid_argument);
+}

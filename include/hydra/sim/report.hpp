@@ -31,6 +31,15 @@ struct options {
   // take a model waiting at a minibatch boundary elsewhere (pick_move), whose
   // state then crosses workload::between_nodes before its next task can fetch it.
   bool move_models = false;
+  // How boundary activations reach a model's next task (see
+  // activation_handoff): through host memory as the runtime does it, or, as a
+  // what-if, kept on the device. The what-ifs take device-to-device copies as
+  // free, and are not for replay (the runtime does not keep them).
+  activation_handoff activations = activation_handoff::through_host;
+  // With activations kept: a training forward's input also stays on its
+  // device as the checkpoint its backward recomputes from (a what-if too);
+  // under memory pressure a kept checkpoint is dropped first (it is home).
+  bool keep_checkpoints = false;
 };
 
 // A model's move between nodes: when its state left and when it had arrived.

@@ -218,6 +218,21 @@ inline void validate(workload const& w) {
   return costs;
 }
 
+// How a boundary activation (a forward's output, a backward's gradient for the
+// shard before) reaches the model's next task. The runtime sends every one
+// through host memory; the others are what-ifs of the simulator, measured to
+// size the gain of keeping activations on the device before building it.
+enum class activation_handoff {
+  through_host, // the runtime's: the output goes home; the next task, wherever it runs, brings it in
+  // What-ifs: the output also stays in the producing device's memory (found
+  // as scratch is, evicting shards; spilled home under pressure once no shard
+  // can go), and the next task on that device takes it there; a task
+  // completes at its compute's end. A forward's output still goes home, off
+  // the chain, as the checkpoint its backward recomputes from.
+  kept_and_sent_home, // every output goes home too, off the chain: a next task elsewhere finds it there
+  kept,               // a gradient goes home only when its reader is launched elsewhere (on the holder's link, then)
+};
+
 struct lower_bound_parts {
   // The classic bound, kept so that figures stay comparable across versions:
   double work_per_device = 0; // total compute / devices (the sum of their speeds)
@@ -294,7 +309,15 @@ struct model_copies {
   double to_device_copies = 0, to_host_copies = 0;
 };
 
-[[nodiscard]] inline model_copies unavoidable_copies(distinct_links const& links, model_spec const& model) {
+// With activations kept (`handoff`), what a schedule can avoid is left out: a
+// forward's input from the shard before and a backward's gradient (in, and,
+// with activation_handoff::kept, out) may stay on the device; a forward's
+// output (the checkpoint) still goes home, off the chain, and a backward still
+// brings its checkpoint in, unless checkpoints are kept too (`keep_checkpoints`).
+[[nodiscard]] inline model_copies unavoidable_copies(distinct_links const& links, model_spec const& model,
+                                                     activation_handoff handoff = activation_handoff::through_host,
+                                                     bool keep_checkpoints = false) {
+  bool const kept = handoff != activation_handoff::through_host;
   model_copies out;
   auto const& shards = model.shards;
   std::size_t const count = shards.size();
@@ -318,14 +341,15 @@ struct model_copies {
     std::uint64_t const parameters = shard.forward_fetch_bytes();
     std::uint64_t const home = std::max(shard.backward_fetch_bytes(), parameters);
     // Forward s: its input in; its output (shard s + 1's input) out.
-    in(shard.input_bytes, minibatches, per_minibatch);
-    if (!last) out_copy(shards[s + 1].input_bytes, minibatches, &per_minibatch);
+    if (!kept || s == 0) in(shard.input_bytes, minibatches, per_minibatch);
+    if (!last) out_copy(shards[s + 1].input_bytes, minibatches, kept ? nullptr : &per_minibatch);
     // Backward s: its checkpointed input and the gradient from shard s + 1
     // in, one after the other on the same link; the gradient for shard s - 1
     // out, on the chain; the update home, behind the completion (off it).
-    in(shard.input_bytes, minibatches, per_minibatch);
-    if (!last) in(shards[s + 1].input_bytes, minibatches, per_minibatch);
-    if (s > 0) out_copy(shard.input_bytes, minibatches, &per_minibatch);
+    if (!kept || !keep_checkpoints) in(shard.input_bytes, minibatches, per_minibatch);
+    if (!last && !kept) in(shards[s + 1].input_bytes, minibatches, per_minibatch);
+    if (s > 0 && handoff != activation_handoff::kept)
+      out_copy(shard.input_bytes, minibatches, kept ? nullptr : &per_minibatch);
     out_copy(home, minibatches, nullptr);
     // The first forward and first backward of the shard fetch its state.
     in(parameters, 1, once);
@@ -418,7 +442,13 @@ struct model_copies {
 // (handoff_seconds); the task's own inputs then come in,
 // after any state it fetches, on the same link. Every copy is charged at the
 // fastest link any device offers, so the sum holds wherever the tasks run.
-[[nodiscard]] inline lower_bound_parts lower_bound(workload const& w) {
+//
+// With activations kept on the device (`handoff`, a what-if of the simulator),
+// the copies a kept activation saves are not counted (see unavoidable_copies),
+// and a task completes at its compute's end.
+[[nodiscard]] inline lower_bound_parts lower_bound(workload const& w,
+                                                   activation_handoff handoff = activation_handoff::through_host,
+                                                   bool keep_checkpoints = false) {
   lower_bound_parts out;
   std::vector<std::vector<bool>> placements; // per model (placement_of)
   placements.reserve(w.models.size());
@@ -464,7 +494,7 @@ struct model_copies {
       out.longest_chain = classic;
       out.longest_model = m;
     }
-    auto const copies = detail::unavoidable_copies(links, model);
+    auto const copies = detail::unavoidable_copies(links, model, handoff, keep_checkpoints);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
     double const with_copies =
         placed_chain + copies.chain_seconds + tasks * w.launch_seconds + (tasks - 1) * w.handoff_seconds;

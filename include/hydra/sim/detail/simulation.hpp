@@ -75,6 +75,18 @@ public:
         shard.index = s;
       }
     for (std::size_t d = 0; d < devices_.size(); ++d) devices_[d].spec = &w.devices[d];
+    if (o.activations != activation_handoff::through_host) {
+      if (!o.replay.empty())
+        throw invalid_argument("simulator: activations kept on the device are a what-if the runtime does not do: "
+                               "a recorded run is replayed with activation_handoff::through_host");
+      for (std::size_t m = 0; m < w.models.size(); ++m) {
+        models_[m].checkpoint_home.assign(w.models[m].shards.size(), 0);
+        models_[m].checkpoint_on.assign(w.models[m].shards.size(), no_device);
+      }
+    } else if (o.keep_checkpoints) {
+      throw invalid_argument("simulator: keep_checkpoints keeps the checkpoints of activations kept on the device: "
+                             "give activations kept or kept_and_sent_home");
+    }
   }
 
   report run() {
@@ -204,6 +216,17 @@ private:
 
   struct model_state {
     double checkpoint_home_at = 0; // the last boundary copy-out landed
+    // With activations kept (options::activations): when each shard's input
+    // checkpoint reached host memory, and the output of the model's last task
+    // that its next task takes (at most one: the chain runs one task at a time).
+    std::vector<double> checkpoint_home;
+    std::uint32_t handoff_device = no_device;
+    double handoff_ready = 0; // its producer's compute end
+    std::uint64_t handoff_bytes = 0;
+    double handoff_home = -1; // when it reached host memory (a forward's checkpoint); -1: it has not
+    // With options::keep_checkpoints: the device holding each shard's input
+    // checkpoint for its backward (no_device: none does; it is home).
+    std::vector<std::uint32_t> checkpoint_on;
   };
 
   struct pending_free {
@@ -324,15 +347,20 @@ private:
   // Makes room for `bytes` on d; returns when the memory is usable (a pending
   // free it relies on has reached the spill stream), or nothing when only pinned
   // shards could give it.
-  std::optional<double> make_room(std::size_t d, std::uint64_t bytes) {
+  // Kept activations of other models go home only where a task's own memory
+  // needs it (`spill_kept`): not to keep another activation.
+  std::optional<double> make_room(std::size_t d, std::uint64_t bytes, bool spill_kept = true) {
     auto& device = devices_[d];
     std::uint64_t const capacity = device.spec->budget_bytes;
     while (capacity - device.used < bytes) {
       auto const victim = furthest_next_use(
           device.resident, [&](std::uint32_t id) { return !pinned(d, id); },
           [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
-      if (!victim) return std::nullopt;
-      evict(d, *victim);
+      if (victim) {
+        evict(d, *victim);
+      } else if (!spill_kept || !this->spill_kept(d)) {
+        return std::nullopt;
+      }
     }
     // Free now (counting pending frees as free) is enough; which pending frees
     // must land first? Those beyond what was free before them, oldest first.
@@ -348,6 +376,108 @@ private:
     }
     device.used += bytes;
     return usable_at;
+  }
+
+  static void free_later(device_state& device, double at, std::uint64_t bytes) {
+    device.used -= bytes;
+    device.pending.push_back({at, bytes});
+    device.pending_bytes += bytes;
+  }
+
+  // With activations kept: when task t's inputs are on device d.
+  // Shard 0's forward brings the minibatch from home; any other forward takes
+  // the model's last output; a backward reads its checkpoint (it recomputes
+  // from it) and takes the gradient from the shard after it. With
+  // keep_checkpoints, a training forward's input stays on d as the checkpoint
+  // (where room is found as for an output), and a backward on d reads it there.
+  template <class ToDevice>
+  double kept_inputs(task const& t, std::size_t d, double scratch_room, ToDevice& h2d) {
+    auto& model = models_[t.model];
+    auto const& model_spec = workload_.models[t.model];
+    double const earliest = std::max(scratch_room, model.checkpoint_home_at);
+    std::size_t const s = t.shard;
+    std::uint64_t const input = model_spec.shards[s].input_bytes;
+    bool const checkpoint = options_.keep_checkpoints && t.purpose == task_purpose::train && input > 0;
+    if (t.pass == direction::forward) {
+      bool kept_here = false;
+      double const ready = s == 0 ? h2d(earliest, input) : take_handoff(d, model, earliest, h2d, checkpoint, kept_here);
+      if (checkpoint && (kept_here || make_room(d, input, /*spill_kept=*/false)))
+        model.checkpoint_on[s] = static_cast<std::uint32_t>(d);
+      return ready;
+    }
+    double ready = earliest;
+    std::uint32_t const holder = model.checkpoint_on.empty() ? no_device : model.checkpoint_on[s];
+    if (holder == d) {
+      free_at_compute_end_ = input; // read by the recompute
+    } else {
+      ready = h2d(std::max(earliest, model.checkpoint_home[s]), input);
+      if (holder != no_device) free_later(devices_[holder], std::max(now_, model.checkpoint_home[s]), input);
+    }
+    if (!model.checkpoint_on.empty()) model.checkpoint_on[s] = no_device;
+    bool unused = false;
+    return s + 1 < model_spec.shards.size() ? std::max(ready, take_handoff(d, model, ready, h2d, false, unused))
+                                            : ready;
+  }
+
+  // The model's last output, on device d: in place where it stayed there
+  // (and, with `keep`, left there as the reader's checkpoint: `kept_here`),
+  // from home where it went or was sent there, else sent home now from the
+  // device that holds it (on that device's link) and brought in.
+  template <class ToDevice>
+  double take_handoff(std::size_t d, model_state& model, double earliest, ToDevice& h2d, bool keep, bool& kept_here) {
+    std::uint32_t const holder_id = model.handoff_device;
+    model.handoff_device = no_device;
+    if (holder_id == no_device) return h2d(earliest, model.handoff_bytes); // it went home when produced
+    auto& holder = devices_[holder_id];
+    std::uint64_t const bytes = model.handoff_bytes;
+    if (holder_id == d) {
+      double const ready = std::max(earliest, model.handoff_ready);
+      kept_here = keep;
+      if (!keep) free_later(holder, std::max(ready, model.handoff_home), bytes);
+      return ready;
+    }
+    double home = model.handoff_home;
+    if (!(home >= 0)) home = copy(holder, false, std::max(now_, model.handoff_ready), bytes);
+    free_later(holder, home, bytes);
+    return h2d(std::max(earliest, home), bytes);
+  }
+
+  // Under memory pressure, once no shard can go: a checkpoint kept on d is
+  // dropped (it is home already), the one read furthest ahead first; then a
+  // model's output kept on d goes home (on d's link, unless it is there
+  // already) and is freed there; its next task brings it in. The launching
+  // model's own last.
+  bool spill_kept(std::size_t d) {
+    std::optional<std::pair<std::size_t, std::size_t>> furthest; // (model, shard)
+    std::size_t furthest_use = 0;
+    for (std::size_t m = 0; m < models_.size(); ++m)
+      for (std::size_t s = 0; s < models_[m].checkpoint_on.size(); ++s)
+        if (models_[m].checkpoint_on[s] == d) {
+          std::size_t const use = driver_.next_use(m, s);
+          if (!furthest || use > furthest_use) {
+            furthest = {m, s};
+            furthest_use = use;
+          }
+        }
+    auto& device = devices_[d];
+    if (furthest) {
+      auto& model = models_[furthest->first];
+      free_later(device, std::max(now_, model.checkpoint_home[furthest->second]),
+                 workload_.models[furthest->first].shards[furthest->second].input_bytes);
+      model.checkpoint_on[furthest->second] = no_device;
+      return true;
+    }
+    std::size_t chosen = models_.size();
+    for (std::size_t m = 0; m < models_.size(); ++m)
+      if (models_[m].handoff_device == d && (chosen == models_.size() || launching_model_ == chosen)) chosen = m;
+    if (chosen == models_.size()) return false;
+    auto& model = models_[chosen];
+    double home = model.handoff_home;
+    if (!(home >= 0)) home = copy(device, false, std::max(now_, model.handoff_ready), model.handoff_bytes);
+    free_later(device, home, model.handoff_bytes);
+    model.handoff_device = no_device;
+    model.checkpoint_home_at = std::max(model.checkpoint_home_at, home);
+    return true;
   }
 
   void settle_frees(device_state& device) {
@@ -384,6 +514,7 @@ private:
     }
     launching_ = id;
     launching_on_ = d;
+    launching_model_ = t.model;
     auto unpin = [&] { launching_ = no_shard; };
     // The runtime's thread launches one task at a time: this one's work is
     // enqueued once the launches before it and its own have been made.
@@ -433,9 +564,22 @@ private:
       return no_room(t, d, spec.scratch_bytes);
     }
     auto& model = models_[t.model];
-    double inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
-    if (!forward && t.shard + 1 < shards)
-      inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
+    bool const keep = options_.activations != activation_handoff::through_host;
+    std::uint64_t const output = forward ? (t.shard + 1 < shards ? model_spec.shards[t.shard + 1].input_bytes : 0)
+                                         : (t.shard > 0 ? spec.input_bytes : 0);
+    // Kept on the device: the output's block, found now as scratch is (or the
+    // output goes through host memory as the runtime sends it).
+    std::optional<double> const output_room =
+        keep && output > 0 ? make_room(d, output, /*spill_kept=*/false) : std::nullopt;
+    bool const output_stays = output_room.has_value();
+    double inputs_ready = 0;
+    if (!keep) {
+      inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
+      if (!forward && t.shard + 1 < shards)
+        inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
+    } else {
+      inputs_ready = kept_inputs(t, d, *scratch_room, h2d);
+    }
 
     // Compute stream.
     double const seconds = (forward ? spec.forward_seconds : spec.backward_seconds) / device.spec->speed;
@@ -450,16 +594,32 @@ private:
     // Spill stream: write-back, output copy, scratch free, completion.
     double spill_start = std::max(device.d2h_free, end);
     device.d2h_free = spill_start;
-    std::uint64_t const output = forward ? (t.shard + 1 < shards ? model_spec.shards[t.shard + 1].input_bytes : 0)
-                                         : (t.shard > 0 ? spec.input_bytes : 0);
-    double const output_home = copy(device, false, end, output);
-    model.checkpoint_home_at = std::max(output_home, end);
-    double const done = device.d2h_free; // the model's next task may start: it needs nothing more from here
-    if (spec.scratch_bytes > 0) {
-      device.used -= spec.scratch_bytes;
-      device.pending.push_back({done, spec.scratch_bytes});
-      device.pending_bytes += spec.scratch_bytes;
+    double done = 0; // the model's next task may start: it needs nothing more from here
+    if (output_stays) {
+      // A forward's output goes home too, as the checkpoint its backward
+      // reads, off the chain; a backward's gradient only if it must move.
+      bool const checkpoint = forward && t.purpose == task_purpose::train;
+      double const home = checkpoint || options_.activations == activation_handoff::kept_and_sent_home
+                              ? copy(device, false, end, output)
+                              : -1; // not home
+      if (checkpoint) model.checkpoint_home[t.shard + 1] = home;
+      model.handoff_device = static_cast<std::uint32_t>(d);
+      model.handoff_ready = std::max(end, *output_room);
+      model.handoff_home = home;
+      model.checkpoint_home_at = end;
+      done = end;
+    } else {
+      double const output_home = copy(device, false, end, output);
+      model.checkpoint_home_at = std::max(output_home, end);
+      if (keep && forward && output > 0) model.checkpoint_home[t.shard + 1] = output_home;
+      done = device.d2h_free;
     }
+    model.handoff_bytes = output;
+    // Scratch: freed behind its compute, or behind the output's copy home where that reads it.
+    if (spec.scratch_bytes > 0)
+      free_later(device, keep && (output_stays || output == 0) ? end : done, spec.scratch_bytes);
+    if (free_at_compute_end_ > 0) free_later(device, end, free_at_compute_end_);
+    free_at_compute_end_ = 0;
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
     unpin();
@@ -536,7 +696,7 @@ private:
     for (auto const& device : devices_)
       makespan = std::max({makespan, device.compute_free, device.h2d_free, device.d2h_free});
     out.makespan_seconds = makespan;
-    out.bound = lower_bound(workload_);
+    out.bound = lower_bound(workload_, options_.activations, options_.keep_checkpoints);
     for (auto const& device : devices_) out.device_busy_fraction.push_back(makespan > 0 ? device.busy / makespan : 0);
     out.tasks = tasks_;
     out.bytes_to_device = bytes_to_device_;
@@ -584,6 +744,8 @@ private:
                 cross_device_moves_ = 0;
   std::uint32_t launching_ = no_shard; // the shard of the task being launched
   std::size_t launching_on_ = 0;
+  std::size_t launching_model_ = 0;
+  std::uint64_t free_at_compute_end_ = 0; // a kept checkpoint the launching backward reads
   replay_cursor replay_;
   double copy_wait_ = 0;
 };
