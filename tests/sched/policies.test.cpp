@@ -41,7 +41,8 @@ static_assert(hydra::policy<shortest_first>);
 
 } // namespace
 
-TEST_CASE("sharp picks the model with the longest remaining work, ties go to the resident shard, then the lower id") {
+TEST_CASE("sharp picks the model with the longest remaining work, ties go to the resident shard, then the input "
+          "activation made here, then the lower id") {
   hydra::sharp policy;
   std::vector<hydra::ready_task> set{ready(0, 5.0, 0), ready(1, 9.0, 1), ready(2, 7.0, 2)};
   CHECK(policy.pick(set, device(0)) == 1);
@@ -49,6 +50,13 @@ TEST_CASE("sharp picks the model with the longest remaining work, ties go to the
   CHECK(policy.pick(set, device(0)) == 1); // no shard here: lower model id
   CHECK(policy.pick(set, device(1)) == 2); // model 2's shard is resident on device 1
   CHECK_FALSE(policy.pick({}, device(0)).has_value());
+  // Then the task whose input activation was made on the asking device.
+  set = {ready(3, 9.0, 0), ready(1, 9.0, 1), ready(2, 9.0, 2)};
+  set[2].activation_on = 1;
+  CHECK(policy.pick(set, device(0)) == 1);
+  CHECK(policy.pick(set, device(1)) == 2);
+  set[1].resident_on = 1; // a resident shard still comes first
+  CHECK(policy.pick(set, device(1)) == 1);
 }
 
 TEST_CASE("fifo picks the task that became ready first") {

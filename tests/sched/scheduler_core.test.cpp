@@ -131,6 +131,28 @@ TEST_CASE("a stopped model leaves the ready set and the others finish") {
   for (auto const& d : core.decisions()) CHECK(d.task.model == 1);
 }
 
+TEST_CASE("a ready task names the device that made its input activation, none for a minibatch's first") {
+  std::vector<hydra::model_costs> models{{{1.0, 1.0}, {2.0, 2.0}, 2}};
+  hydra::scheduler_core core(models, 3);
+  hydra::fifo policy;
+  CHECK(core.ready()[0].activation_on == hydra::nowhere); // forward 0 reads the minibatch from host memory
+  std::size_t device = 0;
+  std::vector<std::size_t> seen;
+  while (!core.finished()) {
+    auto const t = *core.decide(policy, device);
+    core.complete(t, device);
+    if (!core.ready().empty()) {
+      auto const& next = core.ready()[0];
+      bool const first_of_minibatch = next.task.pass == hydra::direction::forward && next.task.shard == 0;
+      CHECK(next.activation_on == (first_of_minibatch ? hydra::nowhere : device));
+      seen.push_back(next.activation_on);
+    }
+    device = (device + 1) % 3;
+  }
+  CHECK(seen.size() == 7);
+  CHECK(seen[3] == hydra::nowhere); // after minibatch 0's last backward
+}
+
 TEST_CASE("affinity and cost updates reach the ready set") {
   std::vector<hydra::model_costs> models{{{1.0, 1.0}, {2.0, 2.0}, 1}};
   hydra::scheduler_core core(models, 2);

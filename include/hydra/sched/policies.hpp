@@ -1,8 +1,9 @@
 // hydra's built-in policies. sharp is the default; fifo, round_robin and
 // random_pick are simple alternatives; model_parallel and task_parallel are the
 // baselines the Hydra paper compares against. Ties always break the same way
-// (the shard already resident on the asking device first, then the lower model
-// id), so a policy's choices are reproducible.
+// (the shard already resident on the asking device first, then the task whose
+// input activation that device made, then the lower model id), so a policy's
+// choices are reproducible.
 #pragma once
 
 #include <cstddef>
@@ -18,10 +19,12 @@
 namespace hydra {
 
 namespace detail {
-// a before b on ties: resident here first, then the lower model id.
+// a before b on ties: resident here first, then input made here, then the lower model id.
 inline bool tie_break(ready_task const& a, ready_task const& b, std::size_t device) noexcept {
   bool const a_here = a.resident_on == device, b_here = b.resident_on == device;
   if (a_here != b_here) return a_here;
+  bool const a_input_here = a.activation_on == device, b_input_here = b.activation_on == device;
+  if (a_input_here != b_input_here) return a_input_here;
   return a.task.model < b.task.model;
 }
 } // namespace detail

@@ -26,6 +26,10 @@ struct ready_task {
   double remaining_seconds = 0;      // estimated compute left in its model, this task included
   std::uint64_t ready_since = 0;     // order in which tasks became ready (smaller: earlier)
   std::size_t resident_on = nowhere; // device holding this task's shard, if any
+  // The device that made this task's input activation (ran the model's task
+  // before it), where an activation kept on the device would be; nowhere for
+  // a minibatch's first task, whose input comes from host memory.
+  std::size_t activation_on = nowhere;
 };
 
 struct device_view {

@@ -102,13 +102,15 @@ public:
     return chosen;
   }
 
-  // The in-flight task of its model finished; its successor becomes ready.
-  void complete(task const& done) {
+  // The in-flight task of its model finished (on `device`, where its output
+  // activation was made: ready_task::activation_on); its successor becomes ready.
+  void complete(task const& done, std::size_t device = nowhere) {
     auto& m = models_.at(done.model);
     if (m.state != model_state::in_flight || m.position != done.position) {
       throw invalid_argument("scheduler: completion of " + describe(done) + ", which is not in flight");
     }
     --in_flight_;
+    m.last_device = device;
     m.remaining -= cost_of(done.model, done.position);
     ++m.position;
     if (m.position == m.total) {
@@ -307,7 +309,8 @@ private:
     model_state state = model_state::ready;
     std::size_t ready_index = 0;
     std::vector<std::size_t> resident_on;
-    std::vector<bool> runs_on; // shard x device (restrict_placement); empty: anywhere
+    std::size_t last_device = nowhere; // where its last completed task ran
+    std::vector<bool> runs_on;         // shard x device (restrict_placement); empty: anywhere
   };
 
   void add_model(std::size_t id, model_costs costs) {
@@ -378,7 +381,11 @@ private:
     m.state = model_state::ready;
     m.ready_index = ready_.size();
     task const next = task_at_position(id, m.position);
-    ready_.push_back({next, cost_of(id, m.position), m.remaining, ready_sequence_++, m.resident_on[next.shard]});
+    // A minibatch's first task reads its data from host memory; every other
+    // reads the output of the task before it.
+    bool const reads_previous = !(next.pass == direction::forward && next.shard == 0);
+    ready_.push_back({next, cost_of(id, m.position), m.remaining, ready_sequence_++, m.resident_on[next.shard],
+                      reads_previous ? m.last_device : nowhere});
   }
 
   // Swap-remove: the set's order carries no meaning (ready_since does).

@@ -134,7 +134,7 @@ public:
   // (By value: `done` may be an element of queued(device), which this erases.)
   void complete(task const done, std::size_t device) {
     dequeue(done, device, driver_event::kind::completed);
-    core_.complete(done);
+    core_.complete(done, device);
   }
 
   // Task `done` on `device` ended, and its model failed: the model is stopped.
