@@ -68,9 +68,9 @@ void simulate_large_sweep(benchmark::State& state) {
 // sends them through host memory): sharp on the preset and on the 1,000-model
 // sweep, per way of handing activations on (the argument: 0 through host,
 // 1 kept, 2 kept and sent home, 3 kept with checkpoints, 4 kept and sent home
-// with checkpoints). Each ratio is to the classic bound, the same for all five
-// (the full bound counts only the copies each leaves), and to the preset's
-// makespan through host memory.
+// with checkpoints). Ratios to each mode's own bound (it counts only the
+// copies that mode leaves), to the classic bound (the same for all five), and
+// to the preset's makespan through host memory.
 void activation_what_ifs(benchmark::State& state) {
   auto const mode = static_cast<int>(state.range(0));
   hydra::sim::options o;

@@ -11,7 +11,6 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -191,6 +190,15 @@ arguments parse(int argc, char** argv) {
   a.link_given = app.count("--link") > 0;
   a.node_link_given = app.count("--node-link") > 0;
   return a;
+}
+
+// The what-if of --activations and --keep-checkpoints, in words.
+std::string activations_text(arguments const& a) {
+  bool const sent_home = a.activations == hydra::sim::activation_handoff::kept_and_sent_home;
+  if (a.keep_checkpoints)
+    return sent_home ? "activations and checkpoints kept on the device, activations sent home"
+                     : "activations and checkpoints kept on the device";
+  return sent_home ? "activations kept on the device and sent home" : "activations kept on the device";
 }
 
 std::uint64_t task_count(hydra::sim::workload const& w) {
@@ -412,12 +420,9 @@ int write_trace(arguments const& a, hydra::sim::report const& sharp) {
 int table(arguments const& a, hydra::sim::workload const& w) {
   print_workload(w, a.activations, a.keep_checkpoints);
   if (a.activations != hydra::sim::activation_handoff::through_host)
-    std::printf("  activations %s: a what-if, the runtime sends them through host memory (its bound counts only "
-                "the copies this leaves)\n",
-                a.activations == hydra::sim::activation_handoff::kept
-                    ? (a.keep_checkpoints ? "and checkpoints kept on the device" : "kept on the device")
-                    : (a.keep_checkpoints ? "and checkpoints kept on the device, activations sent home"
-                                          : "kept on the device and sent home"));
+    std::printf("  %s: a what-if, the runtime sends them through host memory (its bound counts only the copies "
+                "this leaves)\n",
+                activations_text(a).c_str());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.move_models = a.move_models;
@@ -577,10 +582,8 @@ int sweep(arguments const& a, std::size_t count) {
     }
   }
   std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices", count, count);
-  if (a.activations == hydra::sim::activation_handoff::kept) std::printf(", activations kept (a what-if)");
-  if (a.activations == hydra::sim::activation_handoff::kept_and_sent_home)
-    std::printf(", activations kept and sent home (a what-if)");
-  if (a.keep_checkpoints) std::printf(", checkpoints kept");
+  if (a.activations != hydra::sim::activation_handoff::through_host)
+    std::printf(", %s (a what-if)", activations_text(a).c_str());
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");

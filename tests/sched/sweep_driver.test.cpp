@@ -262,3 +262,20 @@ TEST_CASE("a policy that places by rule and finds its shard restricted elsewhere
   REQUIRE(launches.size() == 1); // shard 0 ran on device 0 (its own under model_parallel)
   CHECK(launches[0].first == 0);
 }
+
+TEST_CASE("a completion tells the model's next task which device made its input") {
+  hydra::sweep_driver driver(costs(2, 2), 2);
+  hydra::sharp policy;
+  launch_log log;
+  driver.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 2);
+  auto const [device, first] = log.launches[1]; // model 1's forward 0, on device 1
+  REQUIRE(first.model == 1);
+  driver.complete(first, device);
+  hydra::ready_task const* next = nullptr;
+  for (auto const& r : driver.core().ready())
+    if (r.task.model == 1) next = &r;
+  REQUIRE(next != nullptr);
+  CHECK(next->task.shard == 1);
+  CHECK(next->activation_on == device);
+}

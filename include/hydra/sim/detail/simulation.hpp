@@ -82,6 +82,7 @@ public:
       for (std::size_t m = 0; m < w.models.size(); ++m) {
         models_[m].checkpoint_home.assign(w.models[m].shards.size(), 0);
         models_[m].checkpoint_on.assign(w.models[m].shards.size(), no_device);
+        models_[m].checkpoint_written.assign(w.models[m].shards.size(), 0);
       }
     } else if (o.keep_checkpoints) {
       throw invalid_argument("simulator: keep_checkpoints keeps the checkpoints of activations kept on the device: "
@@ -215,7 +216,10 @@ private:
   };
 
   struct model_state {
-    double checkpoint_home_at = 0; // the last boundary copy-out landed
+    // What the model's next task's inputs wait for: when the last boundary
+    // copy-out landed (with activations kept: the last task's compute end, or
+    // when an output spilled under memory pressure got home).
+    double checkpoint_home_at = 0;
     // With activations kept (options::activations): when each shard's input
     // checkpoint reached host memory, and the output of the model's last task
     // that its next task takes (at most one: the chain runs one task at a time).
@@ -223,10 +227,12 @@ private:
     std::uint32_t handoff_device = no_device;
     double handoff_ready = 0; // its producer's compute end
     std::uint64_t handoff_bytes = 0;
-    double handoff_home = -1; // when it reached host memory (a forward's checkpoint); -1: it has not
+    std::optional<double> handoff_home; // when it reached host memory, if it was sent there
     // With options::keep_checkpoints: the device holding each shard's input
-    // checkpoint for its backward (no_device: none does; it is home).
+    // checkpoint for its backward (no_device: none does; it is home), and
+    // when it was written there.
     std::vector<std::uint32_t> checkpoint_on;
+    std::vector<double> checkpoint_written;
   };
 
   struct pending_free {
@@ -347,9 +353,9 @@ private:
   // Makes room for `bytes` on d; returns when the memory is usable (a pending
   // free it relies on has reached the spill stream), or nothing when only pinned
   // shards could give it.
-  // Kept activations of other models go home only where a task's own memory
-  // needs it (`spill_kept`): not to keep another activation.
-  std::optional<double> make_room(std::size_t d, std::uint64_t bytes, bool spill_kept = true) {
+  // Kept activations of other models make room only for a task's own memory
+  // (`may_drop_kept`), not to keep another activation.
+  std::optional<double> make_room(std::size_t d, std::uint64_t bytes, bool may_drop_kept = true) {
     auto& device = devices_[d];
     std::uint64_t const capacity = device.spec->budget_bytes;
     while (capacity - device.used < bytes) {
@@ -358,7 +364,7 @@ private:
           [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
       if (victim) {
         evict(d, *victim);
-      } else if (!spill_kept || !this->spill_kept(d)) {
+      } else if (!may_drop_kept || !drop_kept(d)) {
         return std::nullopt;
       }
     }
@@ -384,10 +390,11 @@ private:
     device.pending_bytes += bytes;
   }
 
-  // With activations kept: when task t's inputs are on device d.
-  // Shard 0's forward brings the minibatch from home; any other forward takes
-  // the model's last output; a backward reads its checkpoint (it recomputes
-  // from it) and takes the gradient from the shard after it. With
+  // With activations kept: when task t's inputs are on device d (in its
+  // scratch: a kept object is copied in, within the device, and may be freed
+  // from then on). Shard 0's forward brings the minibatch from home; any other
+  // forward takes the model's last output; a backward reads its checkpoint (it
+  // recomputes from it) and takes the gradient from the shard after it. With
   // keep_checkpoints, a training forward's input stays on d as the checkpoint
   // (where room is found as for an output), and a backward on d reads it there.
   template <class ToDevice>
@@ -401,17 +408,23 @@ private:
     if (t.pass == direction::forward) {
       bool kept_here = false;
       double const ready = s == 0 ? h2d(earliest, input) : take_handoff(d, model, earliest, h2d, checkpoint, kept_here);
-      if (checkpoint && (kept_here || make_room(d, input, /*spill_kept=*/false)))
+      if (!checkpoint) return ready;
+      std::optional<double> const room =
+          kept_here ? std::optional<double>(ready) : make_room(d, input, /*may_drop_kept=*/false);
+      if (room) {
         model.checkpoint_on[s] = static_cast<std::uint32_t>(d);
+        model.checkpoint_written[s] = std::max(ready, *room);
+      }
       return ready;
     }
     double ready = earliest;
     std::uint32_t const holder = model.checkpoint_on.empty() ? no_device : model.checkpoint_on[s];
     if (holder == d) {
-      free_at_compute_end_ = input; // read by the recompute
+      ready = std::max(earliest, model.checkpoint_written[s]);
+      free_later(devices_[d], ready, input);
     } else {
       ready = h2d(std::max(earliest, model.checkpoint_home[s]), input);
-      if (holder != no_device) free_later(devices_[holder], std::max(now_, model.checkpoint_home[s]), input);
+      if (holder != no_device) drop_checkpoint(model, holder, s, input);
     }
     if (!model.checkpoint_on.empty()) model.checkpoint_on[s] = no_device;
     bool unused = false;
@@ -420,11 +433,12 @@ private:
   }
 
   // The model's last output, on device d: in place where it stayed there
-  // (and, with `keep`, left there as the reader's checkpoint: `kept_here`),
-  // from home where it went or was sent there, else sent home now from the
-  // device that holds it (on that device's link) and brought in.
+  // (and, with `keep_as_checkpoint`, left there as the reader's checkpoint:
+  // `kept_here`), from home where it went or was sent there, else sent home
+  // now from the device that holds it (on that device's link) and brought in.
   template <class ToDevice>
-  double take_handoff(std::size_t d, model_state& model, double earliest, ToDevice& h2d, bool keep, bool& kept_here) {
+  double take_handoff(std::size_t d, model_state& model, double earliest, ToDevice& h2d, bool keep_as_checkpoint,
+                      bool& kept_here) {
     std::uint32_t const holder_id = model.handoff_device;
     model.handoff_device = no_device;
     if (holder_id == no_device) return h2d(earliest, model.handoff_bytes); // it went home when produced
@@ -432,14 +446,28 @@ private:
     std::uint64_t const bytes = model.handoff_bytes;
     if (holder_id == d) {
       double const ready = std::max(earliest, model.handoff_ready);
-      kept_here = keep;
-      if (!keep) free_later(holder, std::max(ready, model.handoff_home), bytes);
+      kept_here = keep_as_checkpoint;
+      if (!keep_as_checkpoint) free_later(holder, std::max(ready, model.handoff_home.value_or(ready)), bytes);
       return ready;
     }
-    double home = model.handoff_home;
-    if (!(home >= 0)) home = copy(holder, false, std::max(now_, model.handoff_ready), bytes);
+    double const home = send_handoff_home(holder, model);
     free_later(holder, home, bytes);
     return h2d(std::max(earliest, home), bytes);
+  }
+
+  // When the model's kept output is in host memory: sent there now, on its
+  // holder's link, unless it went already.
+  double send_handoff_home(device_state& holder, model_state& model) {
+    if (!model.handoff_home)
+      model.handoff_home = copy(holder, false, std::max(now_, model.handoff_ready), model.handoff_bytes);
+    return *model.handoff_home;
+  }
+
+  // A kept checkpoint of shard s on device d is given up: freed once it was
+  // written and its copy home has read it (it is home: nothing moves).
+  void drop_checkpoint(model_state& model, std::size_t d, std::size_t s, std::uint64_t bytes) {
+    free_later(devices_[d], std::max({now_, model.checkpoint_written[s], model.checkpoint_home[s]}), bytes);
+    model.checkpoint_on[s] = no_device;
   }
 
   // Under memory pressure, once no shard can go: a checkpoint kept on d is
@@ -447,7 +475,7 @@ private:
   // model's output kept on d goes home (on d's link, unless it is there
   // already) and is freed there; its next task brings it in. The launching
   // model's own last.
-  bool spill_kept(std::size_t d) {
+  bool drop_kept(std::size_t d) {
     std::optional<std::pair<std::size_t, std::size_t>> furthest; // (model, shard)
     std::size_t furthest_use = 0;
     for (std::size_t m = 0; m < models_.size(); ++m)
@@ -459,12 +487,9 @@ private:
             furthest_use = use;
           }
         }
-    auto& device = devices_[d];
     if (furthest) {
-      auto& model = models_[furthest->first];
-      free_later(device, std::max(now_, model.checkpoint_home[furthest->second]),
-                 workload_.models[furthest->first].shards[furthest->second].input_bytes);
-      model.checkpoint_on[furthest->second] = no_device;
+      auto const [m, s] = *furthest;
+      drop_checkpoint(models_[m], d, s, workload_.models[m].shards[s].input_bytes);
       return true;
     }
     std::size_t chosen = models_.size();
@@ -472,9 +497,8 @@ private:
       if (models_[m].handoff_device == d && (chosen == models_.size() || launching_model_ == chosen)) chosen = m;
     if (chosen == models_.size()) return false;
     auto& model = models_[chosen];
-    double home = model.handoff_home;
-    if (!(home >= 0)) home = copy(device, false, std::max(now_, model.handoff_ready), model.handoff_bytes);
-    free_later(device, home, model.handoff_bytes);
+    double const home = send_handoff_home(devices_[d], model);
+    free_later(devices_[d], home, model.handoff_bytes);
     model.handoff_device = no_device;
     model.checkpoint_home_at = std::max(model.checkpoint_home_at, home);
     return true;
@@ -570,7 +594,7 @@ private:
     // Kept on the device: the output's block, found now as scratch is (or the
     // output goes through host memory as the runtime sends it).
     std::optional<double> const output_room =
-        keep && output > 0 ? make_room(d, output, /*spill_kept=*/false) : std::nullopt;
+        keep && output > 0 ? make_room(d, output, /*may_drop_kept=*/false) : std::nullopt;
     bool const output_stays = output_room.has_value();
     double inputs_ready = 0;
     if (!keep) {
@@ -599,13 +623,12 @@ private:
       // A forward's output goes home too, as the checkpoint its backward
       // reads, off the chain; a backward's gradient only if it must move.
       bool const checkpoint = forward && t.purpose == task_purpose::train;
-      double const home = checkpoint || options_.activations == activation_handoff::kept_and_sent_home
-                              ? copy(device, false, end, output)
-                              : -1; // not home
-      if (checkpoint) model.checkpoint_home[t.shard + 1] = home;
+      model.handoff_home.reset();
+      if (checkpoint || options_.activations == activation_handoff::kept_and_sent_home)
+        model.handoff_home = copy(device, false, end, output);
+      if (checkpoint) model.checkpoint_home[t.shard + 1] = *model.handoff_home;
       model.handoff_device = static_cast<std::uint32_t>(d);
       model.handoff_ready = std::max(end, *output_room);
-      model.handoff_home = home;
       model.checkpoint_home_at = end;
       done = end;
     } else {
@@ -618,8 +641,6 @@ private:
     // Scratch: freed behind its compute, or behind the output's copy home where that reads it.
     if (spec.scratch_bytes > 0)
       free_later(device, keep && (output_stays || output == 0) ? end : done, spec.scratch_bytes);
-    if (free_at_compute_end_ > 0) free_later(device, end, free_at_compute_end_);
-    free_at_compute_end_ = 0;
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
     unpin();
@@ -745,7 +766,6 @@ private:
   std::uint32_t launching_ = no_shard; // the shard of the task being launched
   std::size_t launching_on_ = 0;
   std::size_t launching_model_ = 0;
-  std::uint64_t free_at_compute_end_ = 0; // a kept checkpoint the launching backward reads
   replay_cursor replay_;
   double copy_wait_ = 0;
 };
