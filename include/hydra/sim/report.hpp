@@ -33,8 +33,9 @@ struct options {
   bool move_models = false;
   // How boundary activations reach a model's next task (see
   // activation_handoff): through host memory as the runtime does it, or, as a
-  // what-if, kept on the device. The what-ifs take device-to-device copies as
-  // free, and are not for replay (the runtime does not keep them).
+  // what-if, kept on the device. The what-ifs take a copy within one device's
+  // memory as free (between devices an activation still goes through host
+  // memory), and are not for replay (the runtime does not keep them).
   activation_handoff activations = activation_handoff::through_host;
   // With activations kept: a training forward's input also stays on its
   // device as the checkpoint its backward recomputes from (a what-if too);
