@@ -333,6 +333,14 @@ private:
     return at;
   }
 
+  // Memory given back in stream order: no longer used, usable by a later
+  // allocation only once its stream reaches `at`.
+  static void free_later(device_state& device, double at, std::uint64_t bytes) {
+    device.used -= bytes;
+    device.pending.push_back({at, bytes});
+    device.pending_bytes += bytes;
+  }
+
   void evict(std::size_t d, std::uint32_t id) {
     auto& device = devices_[d];
     auto& shard = shards_[id];
@@ -341,9 +349,7 @@ private:
     // fetch; a fetch that reuses the memory waits for it.
     double const at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
     device.d2h_free = at;
-    device.used -= shard.spec->state_bytes;
-    device.pending.push_back({at, shard.spec->state_bytes});
-    device.pending_bytes += shard.spec->state_bytes;
+    free_later(device, at, shard.spec->state_bytes);
     device.resident.erase(std::find(device.resident.begin(), device.resident.end(), id));
     shard.device = no_device;
     shard.state_on_device = false;
@@ -382,12 +388,6 @@ private:
     }
     device.used += bytes;
     return usable_at;
-  }
-
-  static void free_later(device_state& device, double at, std::uint64_t bytes) {
-    device.used -= bytes;
-    device.pending.push_back({at, bytes});
-    device.pending_bytes += bytes;
   }
 
   // With activations kept: when task t's inputs are on device d (in its
