@@ -120,6 +120,34 @@ TEST_CASE("a model's tasks never overlap: its next task is ready only once the p
   CHECK(hydra::task_at(0, 2, 4).minibatch == 1);
 }
 
+TEST_CASE("a pick of the held model is not taken: its task stays ready, unlogged, and keeps its place") {
+  // Model 1 has the most work left (3 + 3 against 1 + 1 and 2 + 2).
+  std::vector<hydra::model_costs> models{{{1.0}, {1.0}, 1}, {{3.0}, {3.0}, 1}, {{2.0}, {2.0}, 1}};
+  hydra::scheduler_core core(models, 2);
+  CHECK(core.longest_remaining_model() == 1);
+  hydra::sharp policy;
+  CHECK_FALSE(core.decide(policy, 0, 1).has_value()); // sharp picks model 1, which is held
+  CHECK(core.ready().size() == 3);
+  CHECK(core.decisions().empty());
+  CHECK(core.in_flight() == 0);
+  hydra::fifo oldest_first;
+  auto const first = core.decide(oldest_first, 0, 1); // fifo picks model 0: taken
+  REQUIRE(first.has_value());
+  CHECK(first->model == 0);
+  auto const longest = core.decide(policy, 1); // nothing held: model 1, still in its place
+  REQUIRE(longest.has_value());
+  CHECK(longest->model == 1);
+  // In flight, the longest model is still the longest; finished or stopped, it is not.
+  CHECK(core.longest_remaining_model() == 1);
+  core.complete(*longest); // model 1: 3 left, model 2: 4
+  CHECK(core.longest_remaining_model() == 2);
+  core.stop(2);
+  CHECK(core.longest_remaining_model() == 1);
+  core.complete(*first);
+  while (!core.finished()) core.complete(*core.decide(policy, 0));
+  CHECK(core.longest_remaining_model() == hydra::nowhere);
+}
+
 TEST_CASE("a stopped model leaves the ready set and the others finish") {
   std::vector<hydra::model_costs> models{{{1.0}, {1.0}, 3}, {{1.0}, {1.0}, 3}};
   hydra::scheduler_core core(models, 1);

@@ -80,6 +80,42 @@ TEST_CASE("queue depth 0 gives each device one task at a time, and depth 2 three
   }
 }
 
+TEST_CASE("never_queue_longest: the longest model's task waits for the first idle device, not behind a busy one") {
+  // Model 0 has the most work; models 1-4 less, in that order. Two devices.
+  for (bool const hold : {false, true}) {
+    CAPTURE(hold);
+    hydra::sweep_driver driver(costs(5, 2), 2, {.queue_depth = 1, .never_queue_longest = hold});
+    hydra::sharp policy;
+    launch_log log;
+    driver.fill(policy, log.accept_all()); // d0: 0 then 2, d1: 1 then 3
+    REQUIRE(log.launches.size() == 4);
+    // Model 0's task completes: its next one is ready while both devices are busy.
+    driver.complete(hydra::task_at(0, 2, 0), 0);
+    log.launches.clear();
+    driver.fill(policy, log.accept_all());
+    if (!hold) {
+      // Queued behind model 2's task on device 0.
+      REQUIRE(log.launches.size() == 1);
+      CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(0, 2, 1)});
+      continue;
+    }
+    // Held: device 0, whose pick it is, queues nothing (not even model 4's task).
+    CHECK(log.launches.empty());
+    CHECK(driver.queued(0).size() == 1);
+    REQUIRE(driver.core().ready().size() == 2);
+    // Device 1 frees first (model 1's task, then model 3's): the task goes there, at once.
+    driver.complete(hydra::task_at(1, 2, 0), 1);
+    driver.fill(policy, log.accept_all());
+    CHECK(log.launches.empty()); // device 1 still runs model 3's task
+    driver.complete(hydra::task_at(3, 2, 0), 1);
+    driver.fill(policy, log.accept_all());
+    REQUIRE_FALSE(log.launches.empty());
+    CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(0, 2, 1)});
+    // Once it runs, the others queue ahead as before.
+    CHECK(driver.queued(1).size() == 2);
+  }
+}
+
 TEST_CASE("a launch without room makes its task ready again and closes the device for the round") {
   hydra::sweep_driver driver(costs(4, 1), 2);
   hydra::fifo policy;

@@ -131,6 +131,8 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     CAPTURE(devices);
     CAPTURE(depth);
     CAPTURE(profiled);
+    bool const hold_longest = seed % 4 >= 2; // driver_options::never_queue_longest
+    CAPTURE(hold_longest);
     // Devices that differ, in memory (odd seeds) and in speed (every third):
     // the decisions still replay.
     std::vector<std::size_t> capacities(devices, 64_KiB);
@@ -160,13 +162,15 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     hydra::host_backend backend({.device_budgets = capacities,
                                  .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(300)},
                                  .device_speeds = speeds});
-    hydra::multi_model_trainer trainer(backend, configs, make_policy(),
-                                       {.driver = {.queue_depth = depth}, .controller = controller()});
+    hydra::multi_model_trainer trainer(
+        backend, configs, make_policy(),
+        {.driver = {.queue_depth = depth, .never_queue_longest = hold_longest}, .controller = controller()});
     trainer.run();
     auto const executed = trainer.report();
 
     hydra::sim::options o;
     o.driver.queue_depth = depth;
+    o.driver.never_queue_longest = hold_longest;
     o.keep_decisions = true;
     o.replay = executed.driver_log;
     auto const mirrored = mirror(trainer, configs, capacities, speeds);

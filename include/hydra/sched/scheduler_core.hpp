@@ -70,8 +70,11 @@ public:
   }
 
   // Asks `choose` for a task for `device`; the chosen task is then in flight.
+  // A pick of model `held`'s task is not taken: it stays ready and nothing is
+  // returned (the policy was asked all the same; a policy that keeps state,
+  // such as round_robin's turn, counts the pick).
   template <policy P>
-  std::optional<task> decide(P& choose, std::size_t device) {
+  std::optional<task> decide(P& choose, std::size_t device, std::size_t held = nowhere) {
     if (device >= devices_) [[unlikely]]
       throw invalid_argument("scheduler: device " + std::to_string(device) + " asked for a task; there are " +
                              std::to_string(devices_) + " devices");
@@ -95,6 +98,7 @@ public:
     detail::expects(*picked < offered.size(), "scheduler: the policy picked an index past the ready set");
     std::size_t const index = restricted_models_ > 0 ? offered_index_[*picked] : *picked;
     task const chosen = ready_[index].task;
+    if (chosen.model == held) return std::nullopt;
     remove_ready(index);
     models_[chosen.model].state = model_state::in_flight;
     ++in_flight_;
@@ -211,6 +215,18 @@ public:
       ready_[m.ready_index].remaining_seconds = m.remaining;
       ready_[m.ready_index].task_seconds = cost_of(model, m.position);
     }
+  }
+
+  // The model with the most estimated work left among those still training
+  // (ready or in flight; ties: the lowest id), or nowhere when none is.
+  [[nodiscard]] std::size_t longest_remaining_model() const noexcept {
+    std::size_t longest = nowhere;
+    for (std::size_t id = first_unfinished_; id < models_.size(); ++id) {
+      auto const& m = models_[id];
+      if (m.state != model_state::ready && m.state != model_state::in_flight) continue;
+      if (longest == nowhere || m.remaining > models_[longest].remaining) longest = id;
+    }
+    return longest;
   }
 
   [[nodiscard]] std::span<ready_task const> ready() const noexcept { return ready_; }

@@ -9,9 +9,10 @@
 // A round (fill): every device with nothing queued is offered a task first, in
 // device order; then every device with one task is offered one more, and so on
 // up to 1 + queue_depth tasks per device. A ready task thus goes to an idle
-// device rather than queue behind a busy one. A launch that finds no room
-// beside the device's queued tasks puts its task back in the ready set and
-// closes that device for the round.
+// device rather than queue behind a busy one (and, with
+// driver_options::never_queue_longest, the longest model's never queues
+// behind one). A launch that finds no room beside the device's queued tasks
+// puts its task back in the ready set and closes that device for the round.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +38,15 @@ struct driver_options {
   // Tasks queued on a device behind the one it runs; their fetches overlap its
   // compute. 0: a device is offered a task only when it is idle.
   std::size_t queue_depth = 1;
+  // A task queued ahead starts only when its device's running task is done,
+  // even if another device goes idle first: its compute is committed at
+  // launch. Set, the ready task of the model with the most work left
+  // (scheduler_core::longest_remaining_model) is never queued ahead: where the
+  // policy picks it for a busy device, that device queues nothing this round,
+  // and the task goes to the first device that is idle. It shortens the
+  // longest chain at the price of queued work elsewhere; whether it pays
+  // depends on the workload (simulate both).
+  bool never_queue_longest = false;
 };
 
 // What became of a launch the driver asked for.
@@ -76,10 +86,13 @@ public:
   void fill(P& policy, Launch&& launch) {
     std::size_t const per_device = 1 + options_.queue_depth;
     std::fill(closed_.begin(), closed_.end(), false);
+    // Remaining work changes only with completions and new estimates, never
+    // within a round.
+    std::size_t const held = options_.never_queue_longest ? core_.longest_remaining_model() : nowhere;
     for (std::size_t level = 1; level <= per_device && !core_.ready().empty(); ++level) {
       for (std::size_t d = 0; d < queues_.size(); ++d) {
         if (queues_[d].size() >= level || closed_[d]) continue;
-        auto const next = core_.decide(policy, d);
+        auto const next = core_.decide(policy, d, queues_[d].empty() ? nowhere : held);
         if (!next) continue;
         launch_outcome const outcome = launch(*next, d);
         if (keep_log_) log_.push_back({event_kind(outcome), d, *next, {}, {}});
