@@ -6,6 +6,8 @@
 // On several nodes: what moving models between nodes does against keeping
 // each where longest-first placement put it, over random workloads (the
 // scale-out table of the 96-model sweep comes from hydra-sim --scale-out).
+// The what-ifs of activations kept on the device, and the look-ahead with the
+// longest model's task never queued ahead, on the preset and the large sweep.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -97,6 +99,42 @@ void activation_what_ifs(benchmark::State& state) {
   state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
 }
 
+// The look-ahead with and without driver_options::never_queue_longest (the
+// argument: 0 without, 1 with): sharp on the preset and on the 1,000-model
+// sweep (timed), and, once after the timed runs, over hydra-sim --sweep's 100
+// random workloads (median and worst over the bound and the classic bound).
+void never_queue_longest(benchmark::State& state) {
+  hydra::sim::options o;
+  o.driver.never_queue_longest = state.range(0) == 1;
+  auto const preset = hydra::sim::paper_preset();
+  hydra::sim::random_options large_options;
+  large_options.min_models = large_options.max_models = 1000;
+  large_options.min_devices = large_options.max_devices = 256;
+  auto const large = hydra::sim::random_workload(42, large_options);
+  hydra::sim::report on_preset, on_large;
+  for (auto _ : state) {
+    on_preset = hydra::sim::simulate(preset, "sharp", o);
+    on_large = hydra::sim::simulate(large, "sharp", o);
+  }
+  std::vector<double> over_bound, over_classic;
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    auto const r = hydra::sim::simulate(hydra::sim::random_workload(seed), "sharp", o);
+    over_bound.push_back(r.ratio_to_lower_bound());
+    over_classic.push_back(r.makespan_seconds / r.bound.classic_seconds());
+  }
+  std::sort(over_bound.begin(), over_bound.end());
+  std::sort(over_classic.begin(), over_classic.end());
+  state.counters["preset_over_bound"] = on_preset.ratio_to_lower_bound();
+  state.counters["preset_TB_moved"] = static_cast<double>(on_preset.bytes_to_device + on_preset.bytes_to_host) / 1e12;
+  state.counters["large_over_bound"] = on_large.ratio_to_lower_bound();
+  state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
+  // hydra-sim --sweep's median: the middle of 100 sorted ratios, as it prints it.
+  state.counters["random_median_over_bound"] = over_bound[over_bound.size() / 2];
+  state.counters["random_worst_over_bound"] = over_bound.back();
+  state.counters["random_median_over_classic_bound"] = over_classic[over_classic.size() / 2];
+  state.counters["random_worst_over_classic_bound"] = over_classic.back();
+}
+
 // 60 random workloads of 4-20 models, their 1-3 devices on each of 2-4 nodes:
 // sharp's makespan with models moving over it with each model kept where it
 // was placed (min, median, max), and how many workloads saw a move.
@@ -137,5 +175,6 @@ BENCHMARK_TEMPLATE(simulate_preset, hydra::model_parallel)->Unit(benchmark::kMil
 BENCHMARK(simulate_large_sweep)->Unit(benchmark::kMillisecond);
 BENCHMARK(moving_between_nodes)->Unit(benchmark::kMillisecond);
 BENCHMARK(activation_what_ifs)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(never_queue_longest)->DenseRange(0, 1)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -35,6 +35,7 @@ struct arguments {
   std::optional<double> shared_gbps;
   std::optional<std::size_t> host_cores;
   std::size_t prefetch_depth = 1;
+  bool never_queue_longest = false;
   std::optional<std::size_t> micro_batches;
   std::optional<std::string> trace, write_workload;
   std::optional<std::size_t> sweep;
@@ -118,6 +119,9 @@ arguments parse(int argc, char** argv) {
   app.add_option("--prefetch-depth", a.prefetch_depth, "tasks queued per device behind the running one")
       ->check(CLI::Range(std::size_t{0}, std::size_t{64}))
       ->capture_default_str();
+  app.add_flag("--never-queue-longest", a.never_queue_longest,
+               "the ready task of the model with the most work left is never queued behind a busy device: it "
+               "waits for the first idle one (driver_options::never_queue_longest, the runtime's option too)");
   app.add_option("--micro-batches", a.micro_batches, "the pipeline's micro-batches (default: D and 4D)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
   app.add_option("--trace", a.trace, "write the sharp run as a Chrome trace (ui.perfetto.dev)");
@@ -417,14 +421,22 @@ int write_trace(arguments const& a, hydra::sim::report const& sharp) {
   return 0;
 }
 
+// What --never-queue-longest changes, under the workload's description.
+void print_look_ahead(arguments const& a) {
+  if (a.never_queue_longest)
+    std::printf("  look-ahead: the longest model's ready task is never queued behind a busy device\n");
+}
+
 int table(arguments const& a, hydra::sim::workload const& w) {
   print_workload(w, a.activations, a.keep_checkpoints);
+  print_look_ahead(a);
   if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf("  %s: a what-if, the runtime sends them through host memory (its bound counts only the copies "
                 "this leaves)\n",
                 activations_text(a).c_str());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
+  o.driver.never_queue_longest = a.never_queue_longest;
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
@@ -531,8 +543,10 @@ int table(arguments const& a, hydra::sim::workload const& w) {
 // and kept there, and with models moving; against the same sweep on one node.
 int scale_out(arguments const& a, hydra::sim::workload const& one) {
   print_workload(one);
+  print_look_ahead(a);
   hydra::sim::options placed;
   placed.driver.queue_depth = a.prefetch_depth;
+  placed.driver.never_queue_longest = a.never_queue_longest;
   hydra::sim::options moving = placed;
   moving.move_models = true;
   hydra::sim::node_link const link{.bytes_per_second = a.node_link_gbps * 1e9};
@@ -567,6 +581,7 @@ int sweep(arguments const& a, std::size_t count) {
   std::vector<std::vector<double>> ratios(names.size()), classic_ratios(names.size());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
+  o.driver.never_queue_longest = a.never_queue_longest;
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
@@ -584,6 +599,7 @@ int sweep(arguments const& a, std::size_t count) {
   std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices", count, count);
   if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf(", %s (a what-if)", activations_text(a).c_str());
+  if (a.never_queue_longest) std::printf(", the longest model's task never queued ahead");
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");
