@@ -183,6 +183,9 @@ arguments parse(int argc, char** argv) {
   if (a.keep_checkpoints && a.activations == hydra::sim::activation_handoff::through_host)
     throw hydra::invalid_argument("--keep-checkpoints: keeps the checkpoints of activations kept on the device: give "
                                   "--activations kept or kept-and-sent-home");
+  if (a.never_queue_longest && a.prefetch_depth == 0)
+    throw hydra::invalid_argument("--never-queue-longest: keeps a task out of the queue ahead, which "
+                                  "--prefetch-depth 0 does not have: give a depth of at least 1");
   // A bare number keeps its old meaning, gigabytes.
   auto bytes = hydra::parse_bytes(device_memory);
   if (bytes && device_memory.find_first_not_of("0123456789.") == std::string::npos) *bytes *= 1e9;

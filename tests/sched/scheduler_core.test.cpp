@@ -134,7 +134,7 @@ TEST_CASE("a pick of the held model is not taken: its task stays ready, unlogged
   auto const first = core.decide(oldest_first, 0, 1); // fifo picks model 0: taken
   REQUIRE(first.has_value());
   CHECK(first->model == 0);
-  auto const longest = core.decide(policy, 1); // nothing held: model 1, still in its place
+  auto const longest = core.decide(oldest_first, 1); // model 1, still the oldest ready task
   REQUIRE(longest.has_value());
   CHECK(longest->model == 1);
   // In flight, the longest model is still the longest; finished or stopped, it is not.

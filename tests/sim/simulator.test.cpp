@@ -121,7 +121,7 @@ TEST_CASE("copies hide behind compute when each task computes at least as long a
 }
 
 TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, every task runs once, where it fits") {
-  std::size_t tight = 0, restricted_workloads = 0;
+  std::size_t tight = 0, restricted_workloads = 0, held_changed = 0;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     auto w = sim::random_workload(seed);
     if (seed % 5 == 0) { // a host backend's: shared cores, launches, other host work
@@ -173,6 +173,11 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
         auto const& runs_on = placements[d.task.model];
         CHECK((runs_on.empty() || runs_on[d.task.shard * w.devices.size() + d.device]));
       }
+      if (o.driver.never_queue_longest && std::string(name) == "sharp") {
+        sim::options without = o;
+        without.driver.never_queue_longest = false;
+        if (sim::simulate(w, std::string(name), without, seed).decisions != r.decisions) ++held_changed;
+      }
     }
     if (restricted) ++restricted_workloads;
   }
@@ -180,6 +185,7 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
   // it is not loose by construction.
   CHECK(tight > 0);
   CHECK(restricted_workloads > 20); // shards confined to some devices are covered
+  CHECK(held_changed > 10);         // never_queue_longest changed sharp's schedule, not only its name
 }
 
 TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {

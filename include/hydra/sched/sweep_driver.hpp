@@ -10,7 +10,7 @@
 // device order; then every device with one task is offered one more, and so on
 // up to 1 + queue_depth tasks per device. A ready task thus goes to an idle
 // device rather than queue behind a busy one (and, with
-// driver_options::never_queue_longest, the longest model's never queues
+// driver_options::never_queue_longest, the longest model's task never queues
 // behind one). A launch that finds no room beside the device's queued tasks
 // puts its task back in the ready set and closes that device for the round.
 #pragma once
@@ -40,12 +40,16 @@ struct driver_options {
   std::size_t queue_depth = 1;
   // A task queued ahead starts only when its device's running task is done,
   // even if another device goes idle first: its compute is committed at
-  // launch. Set, the ready task of the model with the most work left
-  // (scheduler_core::longest_remaining_model) is never queued ahead: where the
-  // policy picks it for a busy device, that device queues nothing this round,
-  // and the task goes to the first device that is idle. It shortens the
-  // longest chain at the price of queued work elsewhere; whether it pays
-  // depends on the workload (simulate both).
+  // launch. Set (with queue_depth > 0), the ready task of the model with the
+  // most estimated work left (scheduler_core::longest_remaining_model: one
+  // model for the whole pool, ties to the lowest id) is never queued behind a
+  // busy device: where the policy picks it there, the busy device is not
+  // given it, and it stays ready until a device with nothing queued is
+  // offered it. Whether that device takes it is the policy's choice (sharp
+  // does; a refused pick still counts as round_robin's turn or one of
+  // random_pick's draws). It shortens the longest chain at the price of
+  // queued work elsewhere; whether it pays depends on the workload (simulate
+  // both).
   bool never_queue_longest = false;
 };
 
@@ -86,9 +90,10 @@ public:
   void fill(P& policy, Launch&& launch) {
     std::size_t const per_device = 1 + options_.queue_depth;
     std::fill(closed_.begin(), closed_.end(), false);
-    // Remaining work changes only with completions and new estimates, never
-    // within a round.
-    std::size_t const held = options_.never_queue_longest ? core_.longest_remaining_model() : nowhere;
+    // Once per round (a model stopped at its launch may change it within one;
+    // the next round sees that).
+    std::size_t const held =
+        options_.never_queue_longest && options_.queue_depth > 0 ? core_.longest_remaining_model() : nowhere;
     for (std::size_t level = 1; level <= per_device && !core_.ready().empty(); ++level) {
       for (std::size_t d = 0; d < queues_.size(); ++d) {
         if (queues_[d].size() >= level || closed_[d]) continue;

@@ -17,9 +17,9 @@
 //  - boundary activations: each task copies its inputs in from host memory
 //    (the checkpoint; a backward also the incoming gradient) and its output out
 //    (forward: the next checkpoint; backward: the gradient for the shard
-//    before). A task completes when its last spill-stream copy has (what-ifs
-//    the runtime does not do keep them on the device instead:
-//    options::activations and activation_handoff);
+//    before). A task completes when its last spill-stream copy has. (The
+//    what-ifs of options::activations keep them on the device instead; the
+//    runtime does not);
 //  - task scratch (activations while it runs) is held from launch until the
 //    spill stream passes its compute;
 //  - the host: launches are made one at a time (workload::launch_seconds
