@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/sched/policies.hpp"
@@ -48,11 +49,26 @@ void simulate_preset(benchmark::State& state) {
 }
 
 // 1,000 models of 1-8 shards and 1-12 minibatches on 256 devices.
-void simulate_large_sweep(benchmark::State& state) {
+hydra::sim::workload large_sweep() {
   hydra::sim::random_options o;
   o.min_models = o.max_models = 1000;
   o.min_devices = o.max_devices = 256;
-  auto const w = hydra::sim::random_workload(42, o);
+  return hydra::sim::random_workload(42, o);
+}
+
+// The timed loop of the what-ifs below: sharp under `o` on the preset and on
+// the large sweep; the last reports.
+std::pair<hydra::sim::report, hydra::sim::report> sharp_on_preset_and_large_sweep(benchmark::State& state,
+                                                                                  hydra::sim::options const& o) {
+  auto const preset = hydra::sim::paper_preset();
+  auto const large = large_sweep();
+  std::pair<hydra::sim::report, hydra::sim::report> last;
+  for (auto _ : state) last = {hydra::sim::simulate(preset, "sharp", o), hydra::sim::simulate(large, "sharp", o)};
+  return last;
+}
+
+void simulate_large_sweep(benchmark::State& state) {
+  auto const w = large_sweep();
   hydra::sim::report last;
   std::uint64_t tasks = 0;
   for (auto _ : state) {
@@ -80,17 +96,8 @@ void activation_what_ifs(benchmark::State& state) {
                   : mode == 1 || mode == 3 ? hydra::sim::activation_handoff::kept
                                            : hydra::sim::activation_handoff::kept_and_sent_home;
   o.keep_checkpoints = mode >= 3;
-  auto const preset = hydra::sim::paper_preset();
-  hydra::sim::random_options large_options;
-  large_options.min_models = large_options.max_models = 1000;
-  large_options.min_devices = large_options.max_devices = 256;
-  auto const large = hydra::sim::random_workload(42, large_options);
-  hydra::sim::report on_preset, on_large;
-  for (auto _ : state) {
-    on_preset = hydra::sim::simulate(preset, "sharp", o);
-    on_large = hydra::sim::simulate(large, "sharp", o);
-  }
-  double const through_host = hydra::sim::simulate(preset, "sharp").makespan_seconds;
+  auto const [on_preset, on_large] = sharp_on_preset_and_large_sweep(state, o);
+  double const through_host = hydra::sim::simulate(hydra::sim::paper_preset(), "sharp").makespan_seconds;
   state.counters["preset_over_bound"] = on_preset.ratio_to_lower_bound();
   state.counters["preset_over_classic_bound"] = on_preset.makespan_seconds / on_preset.bound.classic_seconds();
   state.counters["preset_over_through_host"] = on_preset.makespan_seconds / through_host;
@@ -106,16 +113,7 @@ void activation_what_ifs(benchmark::State& state) {
 void never_queue_longest(benchmark::State& state) {
   hydra::sim::options o;
   o.driver.never_queue_longest = state.range(0) == 1;
-  auto const preset = hydra::sim::paper_preset();
-  hydra::sim::random_options large_options;
-  large_options.min_models = large_options.max_models = 1000;
-  large_options.min_devices = large_options.max_devices = 256;
-  auto const large = hydra::sim::random_workload(42, large_options);
-  hydra::sim::report on_preset, on_large;
-  for (auto _ : state) {
-    on_preset = hydra::sim::simulate(preset, "sharp", o);
-    on_large = hydra::sim::simulate(large, "sharp", o);
-  }
+  auto const [on_preset, on_large] = sharp_on_preset_and_large_sweep(state, o);
   std::vector<double> over_bound, over_classic;
   for (std::uint64_t seed = 1; seed <= 100; ++seed) {
     auto const r = hydra::sim::simulate(hydra::sim::random_workload(seed), "sharp", o);
