@@ -99,6 +99,9 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     // Half the runs in guard mode (the others as the build defaults), whose
     // copy-in and check around each layer call the faults hit too.
     if (seed % 8 >= 4) options.guard_layers = true;
+    // A third with activations kept on the devices: a fault between a kept
+    // activation and its reader loses nothing either.
+    options.keep_activations = seed % 3 == 1;
     if (kind == 3) {
       options.on_checkpoint = [&](hydra::model_checkpoint const& reached) {
         if (reached.state) handed_out.emplace_back(reached.reached.model, reached.state->parameters);

@@ -83,31 +83,43 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{64_KiB, 96_KiB, 80_KiB}, {}},
       {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
+  std::uint64_t read_on_device = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
-      CAPTURE(policy);
-      CAPTURE(s.capacities.size());
-      CAPTURE(s.delays.enabled);
-      hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays, .device_speeds = s.speeds});
-      hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
-                                         {.poison_freed_blocks = std::uint8_t{0xFF}});
-      trainer.run();
-      auto const& results = trainer.results();
-      REQUIRE(results.size() == configs.size());
-      for (std::size_t m = 0; m < configs.size(); ++m) {
-        CAPTURE(m);
-        CHECK_FALSE(results[m].failure.has_value());
-        CHECK(results[m].steps == configs[m].steps);
-        CHECK(bitwise_equal(results[m].parameters, solo[m].parameters));
-        CHECK(results[m].losses == solo[m].losses);
+      for (bool const keep : {false, true}) {
+        CAPTURE(policy);
+        CAPTURE(s.capacities.size());
+        CAPTURE(s.delays.enabled);
+        CAPTURE(keep);
+        hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays, .device_speeds = s.speeds});
+        // Freed blocks poisoned: a kept activation read after its free, or
+        // freed before its reader ran, would change the bits.
+        hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
+                                           {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep});
+        trainer.run();
+        auto const& results = trainer.results();
+        REQUIRE(results.size() == configs.size());
+        for (std::size_t m = 0; m < configs.size(); ++m) {
+          CAPTURE(m);
+          CHECK_FALSE(results[m].failure.has_value());
+          CHECK(results[m].steps == configs[m].steps);
+          CHECK(bitwise_equal(results[m].parameters, solo[m].parameters));
+          CHECK(results[m].losses == solo[m].losses);
+        }
+        auto const report = trainer.report();
+        CHECK(report.decisions.size() == total_tasks(configs, trainer)); // every task exactly once
+        for (std::size_t d = 0; d < s.capacities.size(); ++d) {
+          CHECK(trainer.device_memory()[d].peak_in_use <= s.capacities[d]);
+          CHECK(trainer.device_memory()[d].in_use == 0); // every kept activation freed
+        }
+        CHECK(report.bytes_to_device > 0);
+        CHECK(report.activations_read_on_device <= report.activations_kept);
+        if (!keep) CHECK(report.activations_kept == 0);
+        read_on_device += report.activations_read_on_device;
       }
-      auto const report = trainer.report();
-      CHECK(report.decisions.size() == total_tasks(configs, trainer)); // every task exactly once
-      for (std::size_t d = 0; d < s.capacities.size(); ++d)
-        CHECK(trainer.device_memory()[d].peak_in_use <= s.capacities[d]);
-      CHECK(report.bytes_to_device > 0);
     }
   }
+  CHECK(read_on_device > 0); // some next task ran where its input was kept
 }
 
 TEST_CASE("models cut for the larger device run their large shards only there and end as alone, under every policy") {
@@ -452,9 +464,14 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     hydra::host_backend backend(
         {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(50)}});
-    // Odd seeds: the longest model's task is never queued ahead.
+    // Odd seeds: the longest model's task is never queued ahead; seeds 2 and
+    // 3 of every 4: activations kept on the devices (freed blocks poisoned).
+    bool const keep = seed % 4 >= 2;
+    CAPTURE(keep);
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
-                                       {.driver = {.never_queue_longest = seed % 2 == 1}});
+                                       {.poison_freed_blocks = keep ? std::optional<std::uint8_t>(0xA5) : std::nullopt,
+                                        .keep_activations = keep,
+                                        .driver = {.never_queue_longest = seed % 2 == 1}});
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
     for (std::size_t m = 0; m < configs.size(); ++m) {
@@ -491,38 +508,41 @@ struct refusing_layer {
 } // namespace
 
 TEST_CASE("a layer that fails while its work is enqueued stops only its model, and its memory is returned") {
-  auto configs = sweep();
-  std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), refusing_layer{classes},
-                                                hydra::layers::softmax_cross_entropy(classes)};
-  configs.push_back(
-      {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
-  hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
-  hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
-                                     {.poison_freed_blocks = std::uint8_t{0xFF}});
-  // An observer told of the stop already sees it in the trainer's progress.
-  struct stop_watcher final : hydra::sweep_observer<hydra::host_backend> {
-    hydra::multi_model_trainer const* trainer = nullptr;
-    std::vector<std::size_t> stopped_seen;
-    void on_stop(std::size_t, std::string const&) override {
-      stopped_seen.push_back(trainer->progress().models_stopped);
+  for (bool const keep : {false, true}) { // kept activations: the failed model's are freed too
+    CAPTURE(keep);
+    auto configs = sweep();
+    std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), refusing_layer{classes},
+                                                  hydra::layers::softmax_cross_entropy(classes)};
+    configs.push_back(
+        {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
+    hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
+                                       {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep});
+    // An observer told of the stop already sees it in the trainer's progress.
+    struct stop_watcher final : hydra::sweep_observer<hydra::host_backend> {
+      hydra::multi_model_trainer const* trainer = nullptr;
+      std::vector<std::size_t> stopped_seen;
+      void on_stop(std::size_t, std::string const&) override {
+        stopped_seen.push_back(trainer->progress().models_stopped);
+      }
+    };
+    auto const watcher = std::make_shared<stop_watcher>();
+    watcher->trainer = &trainer;
+    trainer.observe(watcher);
+    trainer.run();
+    CHECK(watcher->stopped_seen == std::vector<std::size_t>{1});
+    auto const& results = trainer.results();
+    for (std::size_t m = 0; m < 4; ++m) {
+      CAPTURE(m);
+      CHECK_FALSE(results[m].failure.has_value());
+      CHECK(bitwise_equal(results[m].parameters, train_alone(configs[m]).parameters));
     }
-  };
-  auto const watcher = std::make_shared<stop_watcher>();
-  watcher->trainer = &trainer;
-  trainer.observe(watcher);
-  trainer.run();
-  CHECK(watcher->stopped_seen == std::vector<std::size_t>{1});
-  auto const& results = trainer.results();
-  for (std::size_t m = 0; m < 4; ++m) {
-    CAPTURE(m);
-    CHECK_FALSE(results[m].failure.has_value());
-    CHECK(bitwise_equal(results[m].parameters, train_alone(configs[m]).parameters));
+    REQUIRE(results[4].failure.has_value());
+    CHECK(results[4].failure->find("enqueueing model 4 minibatch 0 shard 0 forward failed: cuBLAS error") !=
+          std::string::npos);
+    CHECK(results[4].failure->find("cublasSgemm") != std::string::npos);
+    for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // its scratch too
   }
-  REQUIRE(results[4].failure.has_value());
-  CHECK(results[4].failure->find("enqueueing model 4 minibatch 0 shard 0 forward failed: cuBLAS error") !=
-        std::string::npos);
-  CHECK(results[4].failure->find("cublasSgemm") != std::string::npos);
-  for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0); // its scratch too
 }
 
 TEST_CASE("a data source that throws ends the sweep with its error: it is not one model's fault") {

@@ -15,6 +15,11 @@
 //    backward task (which fuses the update). Gradients never leave the device:
 //    each backward overwrites them and its fused update consumes them.
 //  - Each direction is one contiguous copy per shard, issued in chunks.
+//  - Kept activations (keep_activation): a copy of a boundary activation that
+//    also went home, left in this pool for the model's next task in case that
+//    task runs here. It is clean, so under pressure it is dropped (freed, never
+//    copied), and only once no unpinned shard is left to evict; the launching
+//    task's own input last.
 #pragma once
 
 #include <algorithm>
@@ -22,8 +27,10 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <ranges>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/backend/backend.hpp"
@@ -31,6 +38,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/memory/device_pool.hpp"
 #include "hydra/memory/host_pool.hpp"
+#include "hydra/memory/pool_statistics.hpp"
 #include "hydra/memory/residency_table.hpp"
 #include "hydra/sched/eviction.hpp"
 
@@ -44,6 +52,14 @@ struct spill_statistics {
   std::uint64_t prefetches_issued = 0;   // one-ahead prefetches that went ahead
   std::uint64_t prefetches_deferred = 0; // no room beside the running task; fetched when due
   std::uint64_t evictions = 0;
+  std::uint64_t activations_kept = 0;      // boundary activations left on the device for the next task
+  std::uint64_t activations_read_here = 0; // ... that the next task read here, not from host memory
+  std::uint64_t activation_bytes_read_here = 0;
+  std::uint64_t activations_dropped = 0; // ... freed unread (memory pressure, or the next task ran elsewhere)
+  // Evictions and drops made while the pool's free bytes already covered the
+  // request: room was there, but not in one piece. (The simulator counts
+  // bytes, so these are where its memory and a run's part.)
+  std::uint64_t fragmented_evictions = 0;
 };
 
 template <backend Backend>
@@ -52,6 +68,7 @@ public:
   using stream = typename Backend::stream;
   using event = typename Backend::event;
   using shard_id = std::size_t;
+  using kept_id = std::uint64_t;
   // How many tasks from now `shard` is needed next (larger = later; max = never).
   using next_use_function = std::function<std::size_t(shard_id)>;
 
@@ -66,10 +83,11 @@ public:
   spill_engine(spill_engine const&) = delete;
   spill_engine& operator=(spill_engine const&) = delete;
 
-  // Gives every resident extent back, in stream order.
+  // Gives every resident extent and kept activation back, in stream order.
   ~spill_engine() {
     for (shard_id id = 0; id < table_.size(); ++id)
       if (table_[id].resident()) release_extent(id);
+    while (!kept_.empty()) drop_kept(kept_.front().id);
   }
 
   // Registers a shard whose home the caller owns (see make_home); returns its id.
@@ -133,8 +151,66 @@ public:
     device_->deallocate(spill_, scratch);
   }
 
-  // Pins: these shards are never chosen for eviction.
-  void pin(std::vector<shard_id> shards) { pinned_ = std::move(shards); }
+  // A block of `bytes` for a boundary activation kept here (allocated on the
+  // prefetch stream, so compute, which waits on that stream, may write it).
+  // Room comes from unpinned shards only: one kept activation never displaces
+  // another. Nothing when there is none (the activation then goes home only).
+  // Call kept_written once the copy into it is enqueued.
+  // `owner`: whose it is (the runtime passes the model), for the drop order.
+  std::optional<kept_id> keep_activation(std::size_t bytes, std::size_t owner, next_use_function const& next_use) {
+    if (!make_room(bytes, next_use, /*may_drop_kept=*/false)) return std::nullopt;
+    auto* data = static_cast<std::byte*>(device_->allocate(prefetch_, bytes));
+    kept_.push_back({next_kept_id_, owner, data, bytes, {}});
+    ++statistics_.activations_kept;
+    return next_kept_id_++;
+  }
+  [[nodiscard]] std::byte* kept_data(kept_id id) { return find_kept(id)->data; }
+  // The copy into kept activation `id` ends at `written` (on any stream of this device).
+  void kept_written(kept_id id, event written) { find_kept(id)->written = written; }
+
+  // A kept activation, taken for the next task (no longer droppable): the
+  // block and the event its readers wait for; nothing if it was dropped.
+  // The taker frees it with release_taken once its readers are enqueued.
+  struct taken_activation {
+    std::byte* data = nullptr;
+    std::size_t bytes = 0;
+    event written{};
+  };
+  std::optional<taken_activation> take_activation(kept_id id) {
+    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    if (at == kept_.end()) return std::nullopt;
+    taken_activation taken{at->data, at->bytes, at->written};
+    kept_.erase(at);
+    ++statistics_.activations_read_here;
+    statistics_.activation_bytes_read_here += taken.bytes;
+    return taken;
+  }
+  // Frees a taken activation on `after`, behind the copy that filled it and
+  // the work enqueued there so far (its readers).
+  void release_taken(taken_activation const& taken, stream after) {
+    backend_->wait_event(after, taken.written);
+    device_->deallocate(after, taken.data);
+  }
+
+  // Gives kept activation `id` up unread, if it is still here: freed on the
+  // spill stream behind the copy into it (it went home too: nothing moves).
+  void drop_kept(kept_id id) {
+    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    if (at == kept_.end()) return;
+    backend_->wait_event(spill_, at->written);
+    device_->deallocate(spill_, at->data);
+    kept_.erase(at);
+    ++statistics_.activations_dropped;
+  }
+  [[nodiscard]] std::size_t kept_count() const noexcept { return kept_.size(); }
+
+  // Pins: these shards are never chosen for eviction; the kept activations of
+  // `owner` (the launching task's model: its input may be among them) are
+  // dropped last.
+  void pin(std::vector<shard_id> shards, std::optional<std::size_t> owner = std::nullopt) {
+    pinned_ = std::move(shards);
+    launching_owner_ = owner;
+  }
 
   [[nodiscard]] std::byte* extent(shard_id id) const { return table_.at(id).device; }
 
@@ -245,17 +321,42 @@ private:
   }
 
   // Evicts unpinned resident shards, furthest next use first, until a block of
-  // `bytes` fits. False when only pinned shards remain.
-  bool make_room(std::size_t bytes, next_use_function const& next_use) {
+  // `bytes` fits; then (`may_drop_kept`) drops kept activations. Each is read
+  // by its owner's very next task, so next use does not tell them apart: the
+  // lowest owner's goes first (as the simulator chooses), the launching
+  // owner's last. False when only pinned shards remain.
+  bool make_room(std::size_t bytes, next_use_function const& next_use, bool may_drop_kept = true) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
-    while (device_->statistics().largest_free_block < needed) {
+    for (pool_statistics room = device_->statistics(); room.largest_free_block < needed; room = device_->statistics()) {
+      bool const fragmented = room.free >= needed;
       auto const victim = furthest_next_use(
           std::views::iota(shard_id{0}, table_.size()),
           [this](shard_id id) { return table_[id].resident() && !is_pinned(id); }, next_use);
-      if (!victim) return false;
-      evict(*victim);
+      if (victim) {
+        evict(*victim);
+      } else if (may_drop_kept && !kept_.empty()) {
+        auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
+        drop_kept(std::ranges::min(kept_, {}, order).id);
+      } else {
+        return false;
+      }
+      if (fragmented) ++statistics_.fragmented_evictions;
     }
     return true;
+  }
+
+  struct kept_block {
+    kept_id id = 0;
+    std::size_t owner = 0;
+    std::byte* data = nullptr;
+    std::size_t bytes = 0;
+    event written{};
+  };
+  [[nodiscard]] kept_block* find_kept(kept_id id) {
+    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    detail::expects(at != kept_.end(),
+                    "spill engine: kept activation " + std::to_string(id) + " is not on " + device_->name());
+    return &*at;
   }
 
   void release_extent(shard_id id) {
@@ -285,6 +386,9 @@ private:
   stream spill_;
   residency_table<event> table_;
   std::vector<shard_id> pinned_;
+  std::vector<kept_block> kept_;
+  std::optional<std::size_t> launching_owner_;
+  kept_id next_kept_id_ = 0;
   spill_statistics statistics_;
 };
 

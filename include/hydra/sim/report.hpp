@@ -32,10 +32,12 @@ struct options {
   // state then crosses workload::between_nodes before its next task can fetch it.
   bool move_models = false;
   // How boundary activations reach a model's next task (see
-  // activation_handoff): through host memory as the runtime does it, or, as a
-  // what-if, kept on the device. The what-ifs take a copy within one device's
-  // memory as free (between devices an activation still goes through host
-  // memory), and are not for replay (the runtime does not keep them).
+  // activation_handoff): through host memory as the runtime does it by
+  // default, kept on the device and sent home as it does with
+  // multi_model_options::keep_activations, or kept without going home (a
+  // what-if). A copy within one device's memory is taken as free (between
+  // devices an activation still goes through host memory). Replay takes the
+  // first two only.
   activation_handoff activations = activation_handoff::through_host;
   // With activations kept: a training forward's input also stays on its
   // device as the checkpoint its backward recomputes from (a what-if too);
@@ -63,6 +65,9 @@ struct report {
   std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device
   std::uint64_t released = 0;           // decisions taken back: no room beside the queued tasks
   double copy_wait_seconds = 0;         // compute idle, waiting for a launched task's copies
+  // Activations kept on a device that the model's next task read there
+  // (sweep_report::activations_read_on_device at run time).
+  std::uint64_t activations_read_on_device = 0;
   std::vector<decision> decisions;
   std::vector<trace_slice> trace;
   // Across nodes: each model's first node, and every move (options::move_models).

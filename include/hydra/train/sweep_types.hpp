@@ -106,6 +106,14 @@ struct multi_model_options {
   // timed too, but only stands in until the next has finished): the profile
   // is the per-shard median of these (model_profile).
   std::size_t profile_minibatches = 5;
+  // Keep each boundary activation (a forward's output, a backward's input
+  // gradient) in the producing device's pool as well as sending it home, while
+  // room allows beside the queued tasks' shards: the model's next task reads
+  // it there when it runs on that device, instead of from host memory. Kept
+  // copies are clean, so memory pressure drops them (after every unpinned
+  // shard) and nothing moves. The weights are bitwise those without it. The
+  // simulator's counterpart is sim::activation_handoff::kept_and_sent_home.
+  bool keep_activations = false;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Each device's compute speed against the device the models' cost
@@ -167,6 +175,15 @@ struct sweep_report {
   std::uint64_t bytes_to_device = 0;
   std::uint64_t bytes_to_host = 0;
   std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
+  // multi_model_options::keep_activations: boundary activations kept on their
+  // device, and those (and their bytes) the next task read there rather than
+  // from host memory.
+  std::uint64_t activations_kept = 0;
+  std::uint64_t activations_read_on_device = 0;
+  std::uint64_t activation_bytes_read_on_device = 0;
+  // Shards evicted and kept activations dropped although the device's free
+  // bytes covered the request (spill_statistics::fragmented_evictions).
+  std::uint64_t fragmented_evictions = 0;
   // 1 - compute's wait on prefetch / prefetch busy time; NaN on a backend
   // that does not measure its streams' busy and waiting times (CUDA).
   double hidden_transfer_fraction = 0;

@@ -76,9 +76,11 @@ public:
       }
     for (std::size_t d = 0; d < devices_.size(); ++d) devices_[d].spec = &w.devices[d];
     if (o.activations != activation_handoff::through_host) {
-      if (!o.replay.empty())
-        throw invalid_argument("simulator: activations kept on the device are a what-if the runtime does not do: "
-                               "a recorded run is replayed with activation_handoff::through_host");
+      if (!o.replay.empty() && (o.activations != activation_handoff::kept_and_sent_home || o.keep_checkpoints))
+        throw invalid_argument("simulator: a recorded run is replayed with the activations as the runtime handles "
+                               "them: activation_handoff::through_host, or kept_and_sent_home "
+                               "(multi_model_options::keep_activations) without keep_checkpoints; the others are "
+                               "what-ifs the runtime does not do");
       for (std::size_t m = 0; m < w.models.size(); ++m) {
         models_[m].checkpoint_home.assign(w.models[m].shards.size(), 0);
         models_[m].checkpoint_on.assign(w.models[m].shards.size(), no_device);
@@ -445,6 +447,7 @@ private:
     auto& holder = devices_[holder_id];
     std::uint64_t const bytes = model.handoff_bytes;
     if (holder_id == d) {
+      ++activations_read_on_device_;
       double const ready = std::max(earliest, model.handoff_ready);
       kept_here = keep_as_checkpoint;
       if (!keep_as_checkpoint) free_later(holder, std::max(ready, model.handoff_home.value_or(ready)), bytes);
@@ -727,6 +730,7 @@ private:
     out.cross_device_moves = cross_device_moves_;
     out.released = driver_.released();
     out.copy_wait_seconds = copy_wait_;
+    out.activations_read_on_device = activations_read_on_device_;
     out.decisions = driver_.core().decisions();
     out.trace = std::move(trace_);
     out.starting_node = starting_node_.empty() ? node_of_ : starting_node_;
@@ -768,6 +772,7 @@ private:
   std::size_t launching_model_ = 0;
   replay_cursor replay_;
   double copy_wait_ = 0;
+  std::uint64_t activations_read_on_device_ = 0;
 };
 
 } // namespace detail

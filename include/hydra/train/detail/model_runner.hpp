@@ -7,9 +7,13 @@
 // host memory into the task's scratch (prefetch stream), compute (compute stream,
 // behind an event), send the outputs and dirty state home (spill stream, behind
 // an event). Every boundary goes through host memory, so the next task of the
-// model may run on any device. The last shard keeps its activations on the device
-// between its forward and backward; if its backward lands on another device, it
-// recomputes from its checkpoint like every other shard.
+// model may run on any device. With keep_activations, a boundary also stays in
+// the producing device's pool (spill_engine::keep_activation) while room allows,
+// and the model's next task reads it there when it runs on that device: no host
+// round trip, and the home copy makes dropping it free. The last shard keeps its
+// activations on the device between its forward and backward; if its backward
+// lands on another device, it recomputes from its checkpoint like every other
+// shard.
 #pragma once
 
 #include <cmath>
@@ -92,6 +96,11 @@ public:
   // queued the task's completion, so that the model's next task, which does
   // not need this shard, is not held up while its state goes home.
   void defer_write_backs(bool defer) noexcept { defer_write_backs_ = defer; }
+
+  // Keep each boundary activation on the device that produced it as well as
+  // sending it home (see the header comment). The arithmetic is the same
+  // either way: only where the next task reads its input from changes.
+  void keep_activations(bool keep) noexcept { keep_activations_ = keep; }
 
   // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
   // regions; unset, as the build decides (guard_layers_by_default).
@@ -182,6 +191,7 @@ public:
     for (void*& block : state_.checkpoint) release_host(spill, block);
     for (void*& block : state_.gradient) release_host(spill, block);
     release_host(spill, state_.labels);
+    drop_handoff();
     if (state_.last_scratch) {
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
       state_.last_scratch = nullptr;
@@ -228,6 +238,109 @@ private:
     event last_scratch_done{};
   };
 
+  // The model's last boundary output, kept on the device that produced it.
+  struct kept_handoff {
+    engine_type* engine = nullptr;
+    typename engine_type::kept_id id = 0;
+  };
+  using taken_activation = typename engine_type::taken_activation;
+
+  // The model's kept output for the task about to run on `engine`: taken
+  // when it is still there (making room for this task drops it only when
+  // nothing else can go: spill_engine::pin); dropped where it is otherwise.
+  // Without it, the task reads the home copy.
+  std::optional<taken_activation> take_handoff(engine_type& engine) {
+    if (!handoff_) return std::nullopt;
+    kept_handoff const kept = *handoff_;
+    handoff_.reset();
+    if (kept.engine == &engine) return engine.take_activation(kept.id);
+    kept.engine->drop_kept(kept.id);
+    return std::nullopt;
+  }
+  void drop_handoff() noexcept {
+    if (!handoff_) return;
+    kept_handoff const kept = *handoff_;
+    handoff_.reset();
+    try {
+      kept.engine->drop_kept(kept.id);
+    } catch (...) { // its stream failed: the device is lost, and its pool with it
+    }
+  }
+  // A taken input whose task did not get as far as reading it.
+  static void give_back(engine_type& engine, std::optional<taken_activation>& taken) noexcept {
+    if (!taken) return;
+    try {
+      engine.release_taken(*taken, engine.spill_stream());
+    } catch (...) {
+    }
+    taken.reset();
+  }
+
+  // A kept output whose task failed: freed (a no-op if it was dropped already).
+  void discard(engine_type& engine, std::optional<typename engine_type::kept_id> const& kept) noexcept {
+    if (!kept) return;
+    if (handoff_ && handoff_->id == *kept && handoff_->engine == &engine) handoff_.reset();
+    try {
+      engine.drop_kept(*kept);
+    } catch (...) {
+    }
+  }
+
+  // The output at `output` in `scratch` (written by compute up to `done`) also
+  // kept on the device, when room is found beside the queued tasks' shards:
+  // copied on the compute stream (its block was allocated on the prefetch
+  // stream, which compute has waited on). Returns the event the scratch's
+  // free must wait for.
+  event keep_output(engine_type& engine, std::optional<typename engine_type::kept_id> const& kept, std::byte* output,
+                    std::size_t bytes, event const& done) {
+    if (!kept) return done;
+    auto const compute = engine.compute_stream();
+    try {
+      backend_->copy_async(compute, engine.kept_data(*kept), output, bytes);
+    } catch (...) {
+      engine.drop_kept(*kept); // its home copy is on its way: nothing is lost
+      throw;
+    }
+    event const written = backend_->record_event(compute);
+    engine.kept_written(*kept, written);
+    handoff_ = kept_handoff{&engine, *kept};
+    return written;
+  }
+
+  // A block for this task's output on the device, found before its compute is
+  // enqueued (nothing when activations are not kept, or there is no room).
+  // An allocation that fails fails the task, as its scratch's would; the
+  // scratch is given back first.
+  std::optional<typename engine_type::kept_id> room_for_output(engine_type& engine, std::size_t base, task const& t,
+                                                               std::byte* scratch, std::size_t bytes,
+                                                               next_use_function const& next_use) {
+    if (!keep_activations_ || bytes == 0) return std::nullopt;
+    try {
+      return engine.keep_activation(bytes, t.model, next_use);
+    } catch (...) {
+      abandon_task(*backend_, engine, base + t.shard, scratch);
+      fail_task(t);
+    }
+  }
+
+  // The task's input into its scratch: from the taken kept block (on the
+  // prefetch stream, behind the copy that filled it), else from home.
+  void copy_input_in(engine_type& engine, shard const& shard, std::size_t s, std::byte* scratch, bool last,
+                     std::optional<taken_activation>& taken) {
+    auto const prefetch = engine.prefetch_stream();
+    if (!taken) {
+      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      return;
+    }
+    backend_->wait_event(prefetch, taken->written);
+    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], taken->data, taken->bytes);
+    engine.release_taken(*taken, prefetch);
+    taken.reset();
+    if (last)
+      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                           model_.batch() * sizeof(std::int32_t));
+  }
+
   [[nodiscard]] std::size_t classes() const { return model_.footprint(model_.size() - 1).input_features; }
 
   // A step before any of task t's compute is enqueued (making its shard
@@ -257,16 +370,19 @@ private:
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
-    auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
+    auto const spill = engine.spill_stream();
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/last, next_use); }); // its backward comes next
     std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
+    std::optional<typename engine_type::kept_id> const kept =
+        last ? std::nullopt : room_for_output(engine, base, t, scratch, activation_bytes(shard.end_layer), next_use);
+    std::optional<taken_activation> input = s > 0 ? take_handoff(engine) : std::nullopt;
     bool handed_on = false; // the scratch was freed in stream order, or kept for the backward
     try {
-      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      copy_input_in(engine, shard, s, scratch, last, input);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
       if (!last) {
-        send_output_on(engine, s, scratch, done);
+        send_output_on(engine, s, scratch, done, kept);
         return;
       }
       // The per-sample losses come home for the loss curve; the scratch stays, or
@@ -302,6 +418,8 @@ private:
       }
       handed_on = true;
     } catch (...) {
+      give_back(engine, input);
+      discard(engine, kept);
       if (!handed_on) abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
@@ -326,15 +444,18 @@ private:
   }
 
   // A shard's output goes home as the next shard's input checkpoint (spill
-  // stream), and its scratch is freed behind compute's end.
-  void send_output_on(engine_type& engine, std::size_t s, std::byte* scratch, event const& done) {
+  // stream), and into `kept` on the device if it has a block; its scratch is
+  // freed behind both.
+  void send_output_on(engine_type& engine, std::size_t s, std::byte* scratch, event const& done,
+                      std::optional<typename engine_type::kept_id> const& kept) {
     auto const spill = engine.spill_stream();
     shard const& shard = graph_[s];
     std::size_t const output_bytes = activation_bytes(shard.end_layer);
+    std::byte* const output = scratch + shard.scratch.activations.back();
     state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
-    backend_->copy_async(spill, state_.checkpoint[s + 1], scratch + shard.scratch.activations.back(), output_bytes);
+    backend_->copy_async(spill, state_.checkpoint[s + 1], output, output_bytes);
     state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
-    engine.release_scratch(scratch, done);
+    engine.release_scratch(scratch, keep_output(engine, kept, output, output_bytes, done));
   }
 
   // An evaluation task: the forward of its shard, with each boundary's input
@@ -350,12 +471,18 @@ private:
     auto const prefetch = engine.prefetch_stream(), spill = engine.spill_stream();
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/false, next_use); });
     std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
+    std::optional<typename engine_type::kept_id> const kept =
+        last ? std::nullopt : room_for_output(engine, base, t, scratch, activation_bytes(shard.end_layer), next_use);
+    std::optional<taken_activation> input = s > 0 ? take_handoff(engine) : std::nullopt;
     try {
-      copy_checkpoint_in(prefetch, shard, s, scratch, last);
-      release_host(prefetch, state_.checkpoint[s]); // read by that copy only
+      // The home copy is read by that copy only, or, where the input was kept
+      // here, by nothing: this device's spill stream wrote it and frees it.
+      bool const read_here = input.has_value();
+      copy_input_in(engine, shard, s, scratch, last, input);
+      release_host(read_here ? spill : prefetch, state_.checkpoint[s]);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       if (!last) {
-        send_output_on(engine, s, scratch, done);
+        send_output_on(engine, s, scratch, done, kept);
         return;
       }
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
@@ -386,6 +513,8 @@ private:
       host_->deallocate(spill, labels);
       engine.release_scratch(scratch, done);
     } catch (...) {
+      give_back(engine, input);
+      discard(engine, kept);
       abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
@@ -407,17 +536,29 @@ private:
     state_.last_scratch = nullptr;
     state_.last_scratch_engine = nullptr;
     if (!reuse) scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
+    std::optional<typename engine_type::kept_id> const kept =
+        s > 0 ? room_for_output(engine, base, t, scratch, activation_bytes(shard.first_layer), next_use) : std::nullopt;
+    // The gradient from the shard after this one, where it was kept here.
+    std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
+      bool const gradient_here = gradient.has_value();
       if (!reuse) {
         copy_checkpoint_in(prefetch, shard, s, scratch, last);
-        if (!last) {
+        if (gradient) {
+          backend_->wait_event(prefetch, gradient->written);
+          backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], gradient->data, gradient->bytes);
+          engine.release_taken(*gradient, prefetch);
+          gradient.reset();
+        } else if (!last) {
           backend_->wait_event(prefetch, state_.gradient_ready[s]);
           backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
                                activation_bytes(shard.end_layer));
         }
       }
       release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
-      release_host(prefetch, state_.gradient[s]);
+      // The gradient's home copy was read there too, or, where it was kept
+      // here, by nothing: this device's spill stream wrote it and frees it.
+      release_host(gradient_here ? spill : prefetch, state_.gradient[s]);
       if (last) release_host(prefetch, state_.labels);
       backend_->wait_event(compute, backend_->record_event(prefetch));
       before_compute();
@@ -441,14 +582,18 @@ private:
           engine.write_back(base + s, done);
       }
       backend_->wait_event(spill, done);
+      event scratch_done = done;
       if (s > 0) {
         std::size_t const bytes = activation_bytes(shard.first_layer);
         state_.gradient[s - 1] = host_->allocate(spill, bytes);
         backend_->copy_async(spill, state_.gradient[s - 1], scratch + input_gradient, bytes);
         state_.gradient_ready[s - 1] = backend_->record_event(spill);
+        scratch_done = keep_output(engine, kept, scratch + input_gradient, bytes, done);
       }
-      engine.release_scratch(scratch, done);
+      engine.release_scratch(scratch, scratch_done);
     } catch (...) {
+      give_back(engine, gradient);
+      discard(engine, kept);
       abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
@@ -484,6 +629,8 @@ private:
   step_state state_;
   bool guard_layers_ = false;
   bool keep_last_activations_;
+  bool keep_activations_ = false;
+  std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;

@@ -168,6 +168,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
             : std::make_unique<runner_type>(*backend_, host, config.model, std::move(optimizer), std::move(graphs[m]),
                                             config.seed, stream,
                                             /*keep_last_activations=*/false);
+    runner->keep_activations(options.keep_activations);
     runner->set_metric(config.metric);
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
@@ -565,6 +566,10 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     }
     out.bytes_to_device += engine->statistics().bytes_to_device;
     out.bytes_to_host += engine->statistics().bytes_to_host;
+    out.activations_kept += engine->statistics().activations_kept;
+    out.activations_read_on_device += engine->statistics().activations_read_here;
+    out.activation_bytes_read_on_device += engine->statistics().activation_bytes_read_here;
+    out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
   out.cross_device_moves = executor_->cross_device_moves();
   if constexpr (measures_streams<Backend>) {

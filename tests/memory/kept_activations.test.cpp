@@ -1,0 +1,81 @@
+// The spill engine's kept activations: a boundary activation left in the device
+// pool for the model's next task. It never displaces another kept one, it is
+// dropped only once no unpinned shard is left to evict, and a dropped or
+// foreign one is not found; what is kept is what its reader gets back.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "hydra/hydra.hpp"
+
+using namespace hydra::literals;
+
+TEST_CASE("kept activations are dropped after every unpinned shard, never to keep another, and read back intact") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  std::size_t const floats = 16_KiB / sizeof(float);
+  std::vector<hydra::shard_home<hydra::host_event>> homes;
+  homes.reserve(2);
+  for (int s = 0; s < 2; ++s) {
+    homes.push_back(
+        decltype(engine)::make_home(backend, host, engine.spill_stream(), std::vector<float>(floats, 1.0F)));
+    engine.add_shard(16_KiB, 16_KiB, &homes.back());
+  }
+  auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
+  engine.acquire(0, false, next_use);
+  engine.acquire(1, false, next_use);
+  engine.pin({0});
+
+  // Two fit in what is free; a third evicts the unpinned shard; a fourth
+  // finds only the pinned shard and kept activations: none.
+  auto const first = engine.keep_activation(16_KiB, 0, next_use);
+  auto const second = engine.keep_activation(16_KiB, 0, next_use);
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(engine.statistics().evictions == 0);
+  auto const third = engine.keep_activation(16_KiB, 0, next_use);
+  REQUIRE(third);
+  CHECK(engine.statistics().evictions == 1);
+  CHECK_FALSE(engine.table()[1].resident());
+  CHECK_FALSE(engine.keep_activation(16_KiB, 0, next_use));
+  CHECK(engine.kept_count() == 3);
+
+  // What the second holds comes back to its reader.
+  std::vector<float> written(floats);
+  for (std::size_t i = 0; i < floats; ++i) written[i] = static_cast<float>(i) * 0.5F;
+  backend.copy_async(engine.compute_stream(), engine.kept_data(*second), written.data(), 16_KiB);
+  engine.kept_written(*second, backend.record_event(engine.compute_stream()));
+
+  // A task's own memory drops the oldest kept activation (no shard can go).
+  std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
+  CHECK(engine.statistics().activations_dropped == 1);
+  CHECK_FALSE(engine.take_activation(*first));
+  auto taken = engine.take_activation(*second);
+  REQUIRE(taken);
+  CHECK(taken->bytes == 16_KiB);
+  std::vector<float> read(floats, -1.0F);
+  backend.wait_event(engine.prefetch_stream(), taken->written);
+  backend.copy_async(engine.prefetch_stream(), read.data(), taken->data, 16_KiB);
+  engine.release_taken(*taken, engine.prefetch_stream());
+  backend.synchronize(engine.prefetch_stream());
+  CHECK(std::memcmp(read.data(), written.data(), 16_KiB) == 0);
+  CHECK_FALSE(engine.take_activation(*second)); // taken once
+  CHECK(engine.statistics().activations_read_here == 1);
+  CHECK(engine.statistics().activation_bytes_read_here == 16_KiB);
+
+  engine.release_scratch(scratch, backend.record_event(engine.compute_stream()));
+  engine.drop_kept(*third);
+  engine.drop_kept(*third); // a no-op the second time
+  CHECK(engine.kept_count() == 0);
+  CHECK(engine.statistics().activations_kept == 3);
+  CHECK(engine.statistics().activations_dropped == 2);
+  engine.evict(0);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
+  engine.synchronize();
+}
