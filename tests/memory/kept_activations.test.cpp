@@ -79,3 +79,40 @@ TEST_CASE("kept activations are dropped after every unpinned shard, never to kee
   for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
   engine.synchronize();
 }
+
+TEST_CASE("under pressure the lowest owner's kept activation goes first, the launching task's owner's last") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  auto const next_use = [](std::size_t id) { return id; };
+  auto const of_two = engine.keep_activation(16_KiB, 2, next_use);
+  auto const of_zero = engine.keep_activation(16_KiB, 0, next_use);
+  auto const of_one = engine.keep_activation(16_KiB, 1, next_use);
+  REQUIRE((of_two && of_zero && of_one));
+  engine.pin({}, 0); // model 0's task is being launched
+  std::byte* first = engine.allocate_scratch(32_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(*of_one));        // the lowest other owner first
+  auto const taken = engine.take_activation(*of_zero); // taken: no longer droppable
+  REQUIRE(taken);
+  std::byte* second = engine.allocate_scratch(16_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(*of_two));
+  CHECK(engine.statistics().activations_dropped == 2);
+  CHECK(engine.kept_count() == 0);
+  // No shard to evict, nothing kept to drop (a keep would not drop it anyway): no room.
+  CHECK_FALSE(engine.keep_activation(16_KiB, 1, next_use));
+  auto const done = backend.record_event(engine.compute_stream());
+  engine.release_scratch(first, done);
+  engine.release_scratch(second, done);
+  engine.release_taken(*taken, engine.prefetch_stream());
+  // The launching owner's own goes last, but it does go.
+  auto const own = engine.keep_activation(16_KiB, 2, next_use);
+  REQUIRE(own);
+  engine.pin({}, 2);
+  std::byte* whole = engine.allocate_scratch(64_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(*own));
+  CHECK(engine.statistics().activations_dropped == 3);
+  engine.release_scratch(whole, backend.record_event(engine.compute_stream()));
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+}

@@ -62,6 +62,30 @@ hydra::sim::workload mirror(hydra::multi_model_trainer const& trainer, std::vect
   return w;
 }
 
+// Two to five MLPs, each of width + 8 * [0, widths) features and layers +
+// [0, more_layers) hidden layers, 1-3 minibatches and [0, validation)
+// validation minibatches, drawn from `random` in that order.
+struct mlp_shapes {
+  std::size_t width, widths, layers, more_layers, validation;
+};
+std::vector<hydra::model_config> random_mlps(std::mt19937_64& random, std::uint64_t seed, mlp_shapes const& shapes) {
+  std::vector<hydra::model_config> configs;
+  std::size_t const models = 2 + random() % 4;
+  for (std::size_t m = 0; m < models; ++m) {
+    std::size_t const width = shapes.width + 8 * (random() % shapes.widths);
+    std::size_t const layers = shapes.layers + random() % shapes.more_layers;
+    std::size_t const steps = 1 + random() % 3;
+    hydra::model_config config{
+        "model " + std::to_string(m), hydra::layers::make_mlp(features, width, layers, classes, batch),
+        hydra::sgd_momentum{},        steps,
+        data_for(seed * 10 + m),      m + 1};
+    config.validation = data_for(7777);
+    config.validation_minibatches = random() % shapes.validation;
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
 // A policy that reads the asking device's speed: devices slower than the
 // reference take the shortest ready task, the others the longest-remaining
 // model's. A runtime that showed policies other speeds than the simulator
@@ -98,18 +122,8 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
       return policy == "by_speed" ? hydra::any_policy(by_speed{}) : hydra::make_policy(policy, seed);
     };
     bool const profiled = random() % 2 == 0; // measured costs arrive mid-run, or estimates are given
-    std::vector<hydra::model_config> configs;
-    std::size_t const models = 2 + random() % 4;
-    for (std::size_t m = 0; m < models; ++m) {
-      std::size_t const width = 8 + 8 * (random() % 3), depth_layers = 1 + random() % 5;
-      hydra::model_config config{
-          "model " + std::to_string(m), hydra::layers::make_mlp(features, width, depth_layers, classes, batch),
-          hydra::sgd_momentum{},        1 + random() % 3,
-          data_for(seed * 10 + m),      m + 1};
-      config.validation = data_for(7777);
-      config.validation_minibatches = random() % 3;
-      configs.push_back(std::move(config));
-    }
+    auto configs = random_mlps(random, seed, {.width = 8, .widths = 3, .layers = 1, .more_layers = 5, .validation = 3});
+    std::size_t const models = configs.size();
     // How far models train: to their end, or as model selection decides (its
     // chain extensions are in the log, as the run's completions are).
     std::size_t const controller_kind = random() % 4;
@@ -198,19 +212,9 @@ TEST_CASE("a sweep that keeps activations on its devices replays with the simula
     std::size_t const devices = 1 + random() % 4, depth = random() % 2;
     std::string const policy =
         std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
-    std::vector<hydra::model_config> configs;
-    std::size_t const models = 2 + random() % 4;
-    for (std::size_t m = 0; m < models; ++m) {
-      // Deep enough for several shards per model at these budgets.
-      std::size_t const width = 24 + 8 * (random() % 2), layers = 4 + random() % 4;
-      hydra::model_config config{
-          "model " + std::to_string(m), hydra::layers::make_mlp(features, width, layers, classes, batch),
-          hydra::sgd_momentum{},        1 + random() % 3,
-          data_for(seed * 10 + m),      m + 1};
-      config.validation = data_for(7777);
-      config.validation_minibatches = random() % 2;
-      configs.push_back(std::move(config));
-    }
+    // Deep enough for several shards per model at these budgets.
+    auto const configs =
+        random_mlps(random, seed, {.width = 24, .widths = 2, .layers = 4, .more_layers = 4, .validation = 2});
     std::vector<std::size_t> const capacities(devices, 64_KiB);
     std::vector<double> const speeds(devices, 1.0);
     CAPTURE(seed);

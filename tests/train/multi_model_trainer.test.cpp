@@ -86,6 +86,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   std::uint64_t read_on_device = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
+      std::uint64_t inputs_through_host = 0;
       for (bool const keep : {false, true}) {
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
@@ -115,6 +116,14 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         CHECK(report.bytes_to_device > 0);
         CHECK(report.activations_read_on_device <= report.activations_kept);
         if (!keep) CHECK(report.activations_kept == 0);
+        // Every task's input comes from host memory or from where it was
+        // kept: the two together are the same with activations kept or not.
+        std::uint64_t const inputs = report.activation_bytes_to_device + report.activation_bytes_read_on_device;
+        CHECK(report.activation_bytes_to_host > 0);
+        if (keep)
+          CHECK(inputs == inputs_through_host);
+        else
+          inputs_through_host = inputs;
         read_on_device += report.activations_read_on_device;
       }
     }
@@ -508,7 +517,7 @@ struct refusing_layer {
 } // namespace
 
 TEST_CASE("a layer that fails while its work is enqueued stops only its model, and its memory is returned") {
-  for (bool const keep : {false, true}) { // kept activations: the failed model's are freed too
+  for (bool const keep : {false, true}) { // and with the other models' activations kept: all freed
     CAPTURE(keep);
     auto configs = sweep();
     std::vector<hydra::any_layer<context>> broken{hydra::layers::dense(features, classes), refusing_layer{classes},

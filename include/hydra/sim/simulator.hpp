@@ -17,9 +17,9 @@
 //  - boundary activations: each task copies its inputs in from host memory
 //    (the checkpoint; a backward also the incoming gradient) and its output out
 //    (forward: the next checkpoint; backward: the gradient for the shard
-//    before). A task completes when its last spill-stream copy has. (The
-//    what-ifs of options::activations keep them on the device instead; the
-//    runtime does not);
+//    before). A task completes when its last spill-stream copy has. (With
+//    options::activations they stay on the device too, as the runtime's
+//    keep_activations does, or instead, a what-if; see activation_handoff);
 //  - task scratch (activations while it runs) is held from launch until the
 //    spill stream passes its compute;
 //  - the host: launches are made one at a time (workload::launch_seconds

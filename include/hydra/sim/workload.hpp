@@ -220,15 +220,17 @@ inline void validate(workload const& w) {
 
 // How a boundary activation (a forward's output, a backward's gradient for the
 // shard before) reaches the model's next task. The runtime sends every one
-// through host memory; the others are what-ifs of the simulator, measured to
-// size the gain of keeping activations on the device before building it.
+// through host memory, and with multi_model_options::keep_activations keeps it
+// on the device too (kept_and_sent_home); `kept` is a what-if of the simulator.
 enum class activation_handoff {
   through_host, // the runtime's: the output goes home; the next task, wherever it runs, brings it in
-  // What-ifs: the output also stays in the producing device's memory (found
-  // as scratch is, evicting shards; spilled home under pressure once no shard
-  // can go), and the next task on that device takes it there; a task
-  // completes at its compute's end. A forward's output still goes home, off
-  // the chain, as the checkpoint its backward recomputes from.
+  // The output also stays in the producing device's memory (found as scratch
+  // is, evicting shards; spilled home under pressure once no shard can go),
+  // and the next task on that device takes it there; a task completes at its
+  // compute's end (the runtime reports it once its output is home, as for
+  // every task: these times are what an earlier completion would give). A
+  // forward's output still goes home, off the chain, as the checkpoint its
+  // backward recomputes from.
   kept_and_sent_home, // every output goes home too, off the chain: a next task elsewhere finds it there
   kept,               // a gradient goes home only when its reader is launched elsewhere (on the holder's link, then)
 };
@@ -443,7 +445,7 @@ struct model_copies {
 // after any state it fetches, on the same link. Every copy is charged at the
 // fastest link any device offers, so the sum holds wherever the tasks run.
 //
-// With activations kept on the device (`handoff`, a what-if of the simulator),
+// With activations kept on the device (`handoff`),
 // the copies a kept activation saves are not counted (see unavoidable_copies),
 // and a task completes at its compute's end.
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w,

@@ -175,6 +175,11 @@ struct sweep_report {
   std::uint64_t bytes_to_device = 0;
   std::uint64_t bytes_to_host = 0;
   std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
+  // Boundary activations (each minibatch's input included) copied into task
+  // scratch from host memory, and sent home; not in the two above, which are
+  // shard state.
+  std::uint64_t activation_bytes_to_device = 0;
+  std::uint64_t activation_bytes_to_host = 0;
   // multi_model_options::keep_activations: boundary activations kept on their
   // device, and those (and their bytes) the next task read there rather than
   // from host memory.

@@ -6,7 +6,7 @@
 // Per task: make the shard resident (prefetch stream), bring the inputs from
 // host memory into the task's scratch (prefetch stream), compute (compute stream,
 // behind an event), send the outputs and dirty state home (spill stream, behind
-// an event). Every boundary goes through host memory, so the next task of the
+// an event). Every boundary goes to host memory, so the next task of the
 // model may run on any device. With keep_activations, a boundary also stays in
 // the producing device's pool (spill_engine::keep_activation) while room allows,
 // and the model's next task reads it there when it runs on that device: no host
@@ -130,6 +130,11 @@ public:
   // shard 0 there (the others follow in order).
   std::size_t register_with(engine_type& engine) { return homes_.register_with(engine, graph_); }
 
+  // Bytes of boundary activations (a minibatch's input included) copied into
+  // task scratch from host memory, and sent home, so far.
+  [[nodiscard]] std::uint64_t activation_bytes_in() const noexcept { return activation_bytes_in_; }
+  [[nodiscard]] std::uint64_t activation_bytes_out() const noexcept { return activation_bytes_out_; }
+
   // Whether the minibatch of task `t` has been staged (begin_minibatch) already.
   [[nodiscard]] bool staged(task const& t) const noexcept {
     return staged_minibatch_ == std::pair<std::size_t, std::size_t>{t.segment, t.minibatch};
@@ -188,6 +193,8 @@ public:
   // kept scratch, in stream order on `engine`.
   void abandon(engine_type& engine) {
     auto const spill = engine.spill_stream();
+    // Each was written by this device's spill stream, or by an earlier task
+    // whose completion was reported behind that copy, before this launch.
     for (void*& block : state_.checkpoint) release_host(spill, block);
     for (void*& block : state_.gradient) release_host(spill, block);
     release_host(spill, state_.labels);
@@ -254,7 +261,10 @@ private:
     kept_handoff const kept = *handoff_;
     handoff_.reset();
     if (kept.engine == &engine) return engine.take_activation(kept.id);
-    kept.engine->drop_kept(kept.id);
+    try {
+      kept.engine->drop_kept(kept.id);
+    } catch (...) { // that device's stream failed: it is lost, and its pool with it
+    }
     return std::nullopt;
   }
   void drop_handoff() noexcept {
@@ -303,6 +313,7 @@ private:
     }
     event const written = backend_->record_event(compute);
     engine.kept_written(*kept, written);
+    detail::expects(!handoff_, "model_runner: a kept output replaces one no task has taken");
     handoff_ = kept_handoff{&engine, *kept};
     return written;
   }
@@ -454,6 +465,7 @@ private:
     std::byte* const output = scratch + shard.scratch.activations.back();
     state_.checkpoint[s + 1] = host_->allocate(spill, output_bytes);
     backend_->copy_async(spill, state_.checkpoint[s + 1], output, output_bytes);
+    activation_bytes_out_ += output_bytes;
     state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
     engine.release_scratch(scratch, keep_output(engine, kept, output, output_bytes, done));
   }
@@ -553,6 +565,7 @@ private:
           backend_->wait_event(prefetch, state_.gradient_ready[s]);
           backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
                                activation_bytes(shard.end_layer));
+          activation_bytes_in_ += activation_bytes(shard.end_layer);
         }
       }
       release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
@@ -587,6 +600,7 @@ private:
         std::size_t const bytes = activation_bytes(shard.first_layer);
         state_.gradient[s - 1] = host_->allocate(spill, bytes);
         backend_->copy_async(spill, state_.gradient[s - 1], scratch + input_gradient, bytes);
+        activation_bytes_out_ += bytes;
         state_.gradient_ready[s - 1] = backend_->record_event(spill);
         scratch_done = keep_output(engine, kept, scratch + input_gradient, bytes, done);
       }
@@ -606,6 +620,7 @@ private:
     backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
     backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], state_.checkpoint[s],
                          activation_bytes(shard.first_layer));
+    activation_bytes_in_ += activation_bytes(shard.first_layer);
     if (last)
       backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
                            model_.batch() * sizeof(std::int32_t));
@@ -633,6 +648,7 @@ private:
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
+  std::uint64_t activation_bytes_in_ = 0, activation_bytes_out_ = 0;
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::pair<std::size_t, std::size_t>> staged_minibatch_; // (segment, minibatch)
   evaluation_scores scores_;                                            // written by the spill streams, in chain order

@@ -571,6 +571,10 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.activation_bytes_read_on_device += engine->statistics().activation_bytes_read_here;
     out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
+  for (auto const& model : executor_->models()) {
+    out.activation_bytes_to_device += model.runner->activation_bytes_in();
+    out.activation_bytes_to_host += model.runner->activation_bytes_out();
+  }
   out.cross_device_moves = executor_->cross_device_moves();
   if constexpr (measures_streams<Backend>) {
     out.hidden_transfer_fraction =

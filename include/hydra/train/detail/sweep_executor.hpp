@@ -1,7 +1,8 @@
 // Carries out the driver's launches on a backend: one spill engine per device,
 // one runner per model, and the queue through which completions come back.
 // A task's completion is enqueued on its device's spill stream behind its
-// outputs, so it is reported once the model's next task may start anywhere; a
+// outputs, so it is reported once the model's next task may start anywhere
+// (an output also kept on the device included: it goes home all the same); a
 // backward's write-back is queued behind the completion, off the model's chain.
 #pragma once
 
