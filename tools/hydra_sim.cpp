@@ -145,9 +145,10 @@ arguments parse(int argc, char** argv) {
       app.add_flag("--move-models", a.move_models,
                    "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
   app.add_option("--activations", a.activations_name,
-                 "how boundary activations reach a model's next task: through-host (the runtime's), or what-ifs "
-                 "the runtime does not do: kept (on the producing device; a gradient goes home only when its "
-                 "reader runs elsewhere), kept-and-sent-home (also sent home, off the chain)")
+                 "how boundary activations reach a model's next task: through-host (the runtime's default), "
+                 "kept-and-sent-home (also kept on the producing device: the runtime's with "
+                 "multi_model_options::keep_activations), or kept (a what-if: kept, and a gradient goes home only "
+                 "when its reader runs elsewhere)")
       ->check(CLI::IsMember({"through-host", "kept", "kept-and-sent-home"}))
       ->each([&a](std::string const& name) {
         a.activations = name == "kept"                 ? hydra::sim::activation_handoff::kept
@@ -199,7 +200,13 @@ arguments parse(int argc, char** argv) {
   return a;
 }
 
-// The what-if of --activations and --keep-checkpoints, in words.
+// Whether --activations and --keep-checkpoints ask for something the runtime
+// does not do (it keeps activations and sends them home, checkpoints not).
+bool activations_what_if(arguments const& a) {
+  return a.activations == hydra::sim::activation_handoff::kept || a.keep_checkpoints;
+}
+
+// The choice of --activations and --keep-checkpoints, in words.
 std::string activations_text(arguments const& a) {
   bool const sent_home = a.activations == hydra::sim::activation_handoff::kept_and_sent_home;
   if (a.keep_checkpoints)
@@ -433,9 +440,11 @@ void print_look_ahead(arguments const& a) {
 int table(arguments const& a, hydra::sim::workload const& w) {
   print_workload(w, a.activations, a.keep_checkpoints);
   print_look_ahead(a);
-  if (a.activations != hydra::sim::activation_handoff::through_host)
-    std::printf("  %s: a what-if, the runtime sends them through host memory (its bound counts only the copies "
-                "this leaves)\n",
+  if (activations_what_if(a))
+    std::printf("  %s: a what-if, the runtime does not do it (the bound counts only the copies this leaves)\n",
+                activations_text(a).c_str());
+  else if (a.activations != hydra::sim::activation_handoff::through_host)
+    std::printf("  %s, as the runtime does with keep_activations (the bound counts only the copies this leaves)\n",
                 activations_text(a).c_str());
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
@@ -601,7 +610,7 @@ int sweep(arguments const& a, std::size_t count) {
   }
   std::printf("makespan / lower bound over %zu random workloads (seeds 1..%zu, 1-16 models, 1-8 devices", count, count);
   if (a.activations != hydra::sim::activation_handoff::through_host)
-    std::printf(", %s (a what-if)", activations_text(a).c_str());
+    std::printf(", %s%s", activations_text(a).c_str(), activations_what_if(a) ? " (a what-if)" : "");
   if (a.never_queue_longest) std::printf(", the longest model's task never queued ahead");
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");

@@ -122,6 +122,8 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
                  "under mpirun: minibatches per model between the rounds at which a rank with idle devices takes "
                  "a model from another (0: no moves; default: an epoch)")
       ->check(count(0, 1'000'000));
+  app.add_flag("--keep-activations", o.keep_activations,
+               "keep each boundary activation on its device too, for the model's next task if it runs there");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

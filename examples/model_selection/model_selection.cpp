@@ -167,6 +167,14 @@ int main(int argc, char** argv) {
       for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
       std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
                   hydra::format_bytes(result.bytes_to_host).c_str());
+      std::printf("activations: %s in from host memory, %s sent home",
+                  hydra::format_bytes(result.activation_bytes_to_device).c_str(),
+                  hydra::format_bytes(result.activation_bytes_to_host).c_str());
+      if (o.keep_activations)
+        std::printf("; %llu (%s) read where they were kept instead",
+                    static_cast<unsigned long long>(result.activations_read_on_device),
+                    hydra::format_bytes(result.activation_bytes_read_on_device).c_str());
+      std::printf("\n");
     }
 #if defined(MODEL_SELECTION_WITH_MPI)
     if (ranks > 1) {
