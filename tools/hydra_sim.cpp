@@ -157,8 +157,9 @@ arguments parse(int argc, char** argv) {
       })
       ->default_str("through-host");
   app.add_flag("--keep-checkpoints", a.keep_checkpoints,
-               "what-if, with --activations kept or kept-and-sent-home: a forward's input also stays on its device "
-               "as the checkpoint its backward reads");
+               "with --activations kept or kept-and-sent-home: a forward's input also stays on its device as the "
+               "checkpoint its backward reads (with kept-and-sent-home as the runtime does with "
+               "multi_model_options::keep_activation_checkpoints; with kept, a what-if)");
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
                  "placed longest-first and with models moving, against one node")
@@ -200,10 +201,10 @@ arguments parse(int argc, char** argv) {
   return a;
 }
 
-// Whether --activations and --keep-checkpoints ask for something the runtime
-// does not do (it keeps activations and sends them home, checkpoints not).
+// Whether --activations asks for something the runtime does not do (it keeps
+// activations and sends them home, with or without their checkpoints kept).
 bool activations_what_if(arguments const& a) {
-  return a.activations == hydra::sim::activation_handoff::kept || a.keep_checkpoints;
+  return a.activations == hydra::sim::activation_handoff::kept;
 }
 
 // The choice of --activations and --keep-checkpoints, in words.
@@ -444,8 +445,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     std::printf("  %s: a what-if, the runtime does not do it (the bound counts only the copies this leaves)\n",
                 activations_text(a).c_str());
   else if (a.activations != hydra::sim::activation_handoff::through_host)
-    std::printf("  %s, as the runtime does with keep_activations (the bound counts only the copies this leaves)\n",
-                activations_text(a).c_str());
+    std::printf("  %s, as the runtime does with keep_activations%s (the bound counts only the copies this leaves)\n",
+                activations_text(a).c_str(), a.keep_checkpoints ? " and keep_activation_checkpoints" : "");
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;

@@ -168,6 +168,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   mo.controller = make_controller(o, p.grid.size(), p.total_steps, p.per_epoch);
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
+  mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   // A line after the first round, then at most one each progress interval,
   // and the last: rounds can be far shorter than a line is worth.
   auto const interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);

@@ -124,6 +124,10 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
       ->check(count(0, 1'000'000));
   app.add_flag("--keep-activations", o.keep_activations,
                "keep each boundary activation on its device too, for the model's next task if it runs there");
+  app.add_flag("--keep-activation-checkpoints", o.keep_activation_checkpoints,
+               "with --keep-activations: keep each training forward's input on its device too, as the checkpoint "
+               "its backward reads if it runs there")
+      ->needs("--keep-activations");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

@@ -140,6 +140,7 @@ struct options {
   // 0: rounds end at the models' checkpoints, and no model moves; nullopt: an epoch.
   std::optional<std::size_t> round_minibatches;
   bool keep_activations = false; // multi_model_options::keep_activations
+  bool keep_activation_checkpoints = false; // multi_model_options::keep_activation_checkpoints
   bool progress_is_terminal = false;
 };
 
@@ -167,9 +168,10 @@ struct outcome {
   std::vector<double> device_busy_fraction;
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
   // One rank's run only: boundary activations copied in from host memory and
-  // sent home, and (keep_activations) those read on the device instead.
+  // sent home, and (keep_activations, keep_activation_checkpoints) those read on the device instead.
   std::uint64_t activation_bytes_to_device = 0, activation_bytes_to_host = 0;
   std::uint64_t activations_read_on_device = 0, activation_bytes_read_on_device = 0;
+  std::uint64_t activation_checkpoints_read_on_device = 0, activation_checkpoint_bytes_read_on_device = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
   hydra::sweep_profile profile; // what the run measured of its models and devices
@@ -605,6 +607,7 @@ outcome run_with(options const& o, std::ostream& log) {
   hydra::multi_model_options mo;
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
+  mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
   mo.resume_history = history;
@@ -653,6 +656,8 @@ outcome run_with(options const& o, std::ostream& log) {
   result.activation_bytes_to_host = report.activation_bytes_to_host;
   result.activations_read_on_device = report.activations_read_on_device;
   result.activation_bytes_read_on_device = report.activation_bytes_read_on_device;
+  result.activation_checkpoints_read_on_device = report.activation_checkpoints_read_on_device;
+  result.activation_checkpoint_bytes_read_on_device = report.activation_checkpoint_bytes_read_on_device;
   std::vector<std::size_t> to_test; // the models with weights after the search
   for (std::size_t m = 0; m < grid.size(); ++m) {
     auto const& r = trainer.results()[m];

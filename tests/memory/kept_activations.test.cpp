@@ -116,3 +116,46 @@ TEST_CASE("under pressure the lowest owner's kept activation goes first, the lau
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
 }
+
+TEST_CASE("kept checkpoints go before kept activations, the one read furthest ahead first, and a taken one is kept") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  auto const next_use = [](std::size_t id) { return id; }; // a higher shard id is read later
+  auto const near = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/3);
+  auto const handoff = engine.keep_activation(16_KiB, 0, next_use);
+  auto const far = engine.keep_activation(16_KiB, 2, next_use, /*checkpoint_of=*/7);
+  REQUIRE((handoff && near && far));
+  CHECK(engine.statistics().activations_kept == 1);
+  CHECK(engine.statistics().checkpoints_kept == 2);
+
+  // The handoff, taken, stays on as a checkpoint: same block, same bytes.
+  std::vector<float> written(16_KiB / sizeof(float), 2.5F);
+  backend.copy_async(engine.compute_stream(), engine.kept_data(*handoff), written.data(), 16_KiB);
+  engine.kept_written(*handoff, backend.record_event(engine.compute_stream()));
+  auto taken = engine.take_activation(*handoff);
+  REQUIRE(taken);
+  std::byte* const block = taken->data;
+  auto const again = engine.keep_taken(*taken, 0, /*checkpoint_of=*/5, taken->written);
+  CHECK(engine.kept_data(again) == block);
+  CHECK(engine.statistics().checkpoints_kept == 3);
+  CHECK(engine.kept_count() == 3);
+
+  // A task's own 48 KiB: the two checkpoints read furthest ahead go (shard
+  // 7's, then 5's); 3's stays, though its owner is not the launching one.
+  engine.pin({}, 0);
+  std::byte* scratch = engine.allocate_scratch(48_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(*far));
+  CHECK_FALSE(engine.take_activation(again));
+  auto const read = engine.take_activation(*near);
+  REQUIRE(read);
+  CHECK(engine.statistics().activations_dropped == 2);
+  CHECK(engine.statistics().checkpoints_read_here == 1);
+  CHECK(engine.statistics().checkpoint_bytes_read_here == 16_KiB);
+  CHECK(engine.statistics().activations_read_here == 1); // the handoff, taken before it was kept again
+  engine.release_taken(*read, engine.prefetch_stream());
+  engine.release_scratch(scratch, backend.record_event(engine.compute_stream()));
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+}

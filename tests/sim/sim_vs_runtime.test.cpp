@@ -205,8 +205,10 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
   CHECK(confined_shards > 0); // some runs had shards that only some devices may run
 }
 
-TEST_CASE("a sweep that keeps activations on its devices replays with the simulator keeping the same ones") {
+TEST_CASE(
+    "a sweep that keeps activations and checkpoints on its devices replays with the simulator keeping the same ones") {
   std::uint64_t read_on_device = 0, simulated_reads = 0, unread = 0, exact = 0;
+  std::uint64_t checkpoint_reads = 0, simulated_checkpoint_reads = 0, checkpoints_exact = 0;
   for (std::uint64_t seed = 0; seed < 16; ++seed) {
     std::mt19937_64 random(seed);
     std::size_t const devices = 1 + random() % 4, depth = random() % 2;
@@ -217,15 +219,18 @@ TEST_CASE("a sweep that keeps activations on its devices replays with the simula
         random_mlps(random, seed, {.width = 24, .widths = 2, .layers = 4, .more_layers = 4, .validation = 2});
     std::vector<std::size_t> const capacities(devices, 64_KiB);
     std::vector<double> const speeds(devices, 1.0);
+    bool const checkpoints = seed % 2 == 1; // and the checkpoints kept too
     CAPTURE(seed);
     CAPTURE(policy);
     CAPTURE(devices);
     CAPTURE(depth);
+    CAPTURE(checkpoints);
     hydra::host_backend backend(
         {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(200)}});
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
                                        {.keep_activations = true,
+                                        .keep_activation_checkpoints = checkpoints,
                                         .driver = {.queue_depth = depth},
                                         .controller = hydra::full_grid{.evaluate_every = 1}});
     trainer.run();
@@ -233,6 +238,7 @@ TEST_CASE("a sweep that keeps activations on its devices replays with the simula
     hydra::sim::options o;
     o.driver.queue_depth = depth;
     o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
+    o.keep_checkpoints = checkpoints;
     o.keep_decisions = true;
     o.replay = executed.driver_log;
     auto chosen = hydra::make_policy(policy, seed);
@@ -248,12 +254,22 @@ TEST_CASE("a sweep that keeps activations on its devices replays with the simula
     simulated_reads += replayed.activations_read_on_device;
     read_on_device += executed.activations_read_on_device;
     unread += executed.activations_kept - executed.activations_read_on_device;
+    if (!checkpoints) CHECK(executed.activation_checkpoints_kept == 0);
+    checkpoints_exact +=
+        checkpoints && replayed.checkpoints_read_on_device == executed.activation_checkpoints_read_on_device;
+    checkpoint_reads += executed.activation_checkpoints_read_on_device;
+    simulated_checkpoint_reads += replayed.checkpoints_read_on_device;
   }
   CHECK(read_on_device > 100);
   CHECK(unread > 0); // kept ones whose reader ran elsewhere, or that made room
   CHECK(exact >= 8); // of 16 runs (12 when measured)
   CHECK(static_cast<double>(read_on_device) >= 0.75 * static_cast<double>(simulated_reads)); // 0.93 when measured
   CHECK(static_cast<double>(read_on_device) <= 1.05 * static_cast<double>(simulated_reads));
+  // The checkpoints likewise, over the 8 runs that keep them.
+  CHECK(checkpoint_reads > 50);
+  CHECK(checkpoints_exact >= 5); // of 8 (7 when measured)
+  CHECK(static_cast<double>(checkpoint_reads) >= 0.75 * static_cast<double>(simulated_checkpoint_reads)); // 0.86
+  CHECK(static_cast<double>(checkpoint_reads) <= 1.05 * static_cast<double>(simulated_checkpoint_reads));
 }
 
 TEST_CASE("a replay that does not match the simulated sweep stops at the first difference") {

@@ -83,20 +83,24 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{64_KiB, 96_KiB, 80_KiB}, {}},
       {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
-  std::uint64_t read_on_device = 0;
+  std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
       std::uint64_t inputs_through_host = 0;
-      for (bool const keep : {false, true}) {
+      // Through host memory; activations kept; activations and checkpoints kept.
+      for (int const kept : {0, 1, 2}) {
+        bool const keep = kept >= 1, checkpoints = kept == 2;
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
         CAPTURE(s.delays.enabled);
-        CAPTURE(keep);
+        CAPTURE(kept);
         hydra::host_backend backend({.device_budgets = s.capacities, .delays = s.delays, .device_speeds = s.speeds});
         // Freed blocks poisoned: a kept activation read after its free, or
         // freed before its reader ran, would change the bits.
         hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
-                                           {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep});
+                                           {.poison_freed_blocks = std::uint8_t{0xFF},
+                                            .keep_activations = keep,
+                                            .keep_activation_checkpoints = checkpoints});
         trainer.run();
         auto const& results = trainer.results();
         REQUIRE(results.size() == configs.size());
@@ -115,20 +119,25 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         }
         CHECK(report.bytes_to_device > 0);
         CHECK(report.activations_read_on_device <= report.activations_kept);
+        CHECK(report.activation_checkpoints_read_on_device <= report.activation_checkpoints_kept);
         if (!keep) CHECK(report.activations_kept == 0);
+        if (!checkpoints) CHECK(report.activation_checkpoints_kept == 0);
         // Every task's input comes from host memory or from where it was
         // kept: the two together are the same with activations kept or not.
-        std::uint64_t const inputs = report.activation_bytes_to_device + report.activation_bytes_read_on_device;
+        std::uint64_t const inputs = report.activation_bytes_to_device + report.activation_bytes_read_on_device +
+                                     report.activation_checkpoint_bytes_read_on_device;
         CHECK(report.activation_bytes_to_host > 0);
         if (keep)
           CHECK(inputs == inputs_through_host);
         else
           inputs_through_host = inputs;
         read_on_device += report.activations_read_on_device;
+        checkpoints_read_on_device += report.activation_checkpoints_read_on_device;
       }
     }
   }
-  CHECK(read_on_device > 0); // some next task ran where its input was kept
+  CHECK(read_on_device > 0);             // some next task ran where its input was kept
+  CHECK(checkpoints_read_on_device > 0); // and some backward where its checkpoint was
 }
 
 TEST_CASE("models cut for the larger device run their large shards only there and end as alone, under every policy") {
@@ -474,12 +483,15 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
         {.device_budgets = capacities,
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(50)}});
     // Odd seeds: the longest model's task is never queued ahead; seeds 2 and
-    // 3 of every 4: activations kept on the devices (freed blocks poisoned).
-    bool const keep = seed % 4 >= 2;
+    // 3 of every 4: activations kept on the devices (freed blocks poisoned),
+    // and in every other such pair checkpoints too.
+    bool const keep = seed % 4 >= 2, checkpoints = keep && seed % 8 >= 4;
     CAPTURE(keep);
+    CAPTURE(checkpoints);
     hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
                                        {.poison_freed_blocks = keep ? std::optional<std::uint8_t>(0xA5) : std::nullopt,
                                         .keep_activations = keep,
+                                        .keep_activation_checkpoints = checkpoints,
                                         .driver = {.never_queue_longest = seed % 2 == 1}});
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
@@ -525,8 +537,9 @@ TEST_CASE("a layer that fails while its work is enqueued stops only its model, a
     configs.push_back(
         {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
     hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
-    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
-                                       {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep});
+    hydra::multi_model_trainer trainer(
+        backend, configs, hydra::make_policy("sharp"),
+        {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep, .keep_activation_checkpoints = keep});
     // An observer told of the stop already sees it in the trainer's progress.
     struct stop_watcher final : hydra::sweep_observer<hydra::host_backend> {
       hydra::multi_model_trainer const* trainer = nullptr;
@@ -763,4 +776,13 @@ TEST_CASE("policies see each device's speed: the backend's declared ones, or tho
   CHECK_THROWS_WITH_AS(hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.device_speeds = {1, 0}}),
                        doctest::Contains("device_speeds gives device 1 a speed of 0.000000; a speed is > 0"),
                        hydra::invalid_argument);
+}
+
+TEST_CASE("checkpoints are kept only beside kept activations") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  CHECK_THROWS_WITH_AS(
+      hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.keep_activation_checkpoints = true}),
+      doctest::Contains("keep_activation_checkpoints keeps checkpoints beside the activations kept on the "
+                        "device: set keep_activations too"),
+      hydra::invalid_argument);
 }

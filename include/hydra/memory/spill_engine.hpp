@@ -56,6 +56,12 @@ struct spill_statistics {
   std::uint64_t activations_read_here = 0; // ... that the next task read here, not from host memory
   std::uint64_t activation_bytes_read_here = 0;
   std::uint64_t activations_dropped = 0; // ... freed unread (memory pressure, or the next task ran elsewhere)
+  // Checkpoints (a training forward's input, kept for its shard's backward to
+  // recompute from): kept here, read here by that backward, and their bytes.
+  // A dropped one counts in activations_dropped.
+  std::uint64_t checkpoints_kept = 0;
+  std::uint64_t checkpoints_read_here = 0;
+  std::uint64_t checkpoint_bytes_read_here = 0;
   // Evictions and drops made while the pool's free bytes already covered the
   // request: room was there, but not in one piece. (The simulator counts
   // bytes, so these are where its memory and a run's part.)
@@ -157,11 +163,15 @@ public:
   // another. Nothing when there is none (the activation then goes home only).
   // Call kept_written once the copy into it is enqueued.
   // `owner`: whose it is (the runtime passes the model), for the drop order.
-  std::optional<kept_id> keep_activation(std::size_t bytes, std::size_t owner, next_use_function const& next_use) {
+  // `checkpoint_of`: the shard whose backward reads it, when it is a
+  // checkpoint rather than the input of the owner's very next task; under
+  // memory pressure checkpoints go first, the one read furthest ahead first.
+  std::optional<kept_id> keep_activation(std::size_t bytes, std::size_t owner, next_use_function const& next_use,
+                                         std::optional<shard_id> checkpoint_of = std::nullopt) {
     if (!make_room(bytes, next_use, /*may_drop_kept=*/false)) return std::nullopt;
     auto* data = static_cast<std::byte*>(device_->allocate(prefetch_, bytes));
-    kept_.push_back({next_kept_id_, owner, data, bytes, {}});
-    ++statistics_.activations_kept;
+    kept_.push_back({next_kept_id_, owner, checkpoint_of, data, bytes, {}});
+    ++(checkpoint_of ? statistics_.checkpoints_kept : statistics_.activations_kept);
     return next_kept_id_++;
   }
   [[nodiscard]] std::byte* kept_data(kept_id id) { return find_kept(id)->data; }
@@ -177,13 +187,22 @@ public:
     event written{};
   };
   std::optional<taken_activation> take_activation(kept_id id) {
-    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    auto const at = kept_at(id);
     if (at == kept_.end()) return std::nullopt;
     taken_activation taken{at->data, at->bytes, at->written};
+    ++(at->checkpoint_of ? statistics_.checkpoints_read_here : statistics_.activations_read_here);
+    (at->checkpoint_of ? statistics_.checkpoint_bytes_read_here : statistics_.activation_bytes_read_here) +=
+        taken.bytes;
     kept_.erase(at);
-    ++statistics_.activations_read_here;
-    statistics_.activation_bytes_read_here += taken.bytes;
     return taken;
+  }
+  // A taken activation kept again, as the checkpoint of `checkpoint_of` (a
+  // forward's input, which its backward reads too): no new block, no copy.
+  // `last_read`: the event its last reader so far ends at (a later free waits for it).
+  kept_id keep_taken(taken_activation const& taken, std::size_t owner, shard_id checkpoint_of, event last_read) {
+    kept_.push_back({next_kept_id_, owner, checkpoint_of, taken.data, taken.bytes, last_read});
+    ++statistics_.checkpoints_kept;
+    return next_kept_id_++;
   }
   // Frees a taken activation on `after`, behind the copy that filled it and
   // the work enqueued there so far (its readers).
@@ -195,7 +214,7 @@ public:
   // Gives kept activation `id` up unread, if it is still here: freed on the
   // spill stream behind the copy into it (it went home too: nothing moves).
   void drop_kept(kept_id id) {
-    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    auto const at = kept_at(id);
     if (at == kept_.end()) return;
     backend_->wait_event(spill_, at->written);
     device_->deallocate(spill_, at->data);
@@ -324,7 +343,9 @@ private:
   // `bytes` fits; then (`may_drop_kept`) drops kept activations. Each is read
   // by its owner's very next task, so next use does not tell them apart: the
   // lowest owner's goes first (as the simulator chooses), the launching
-  // owner's last. False when only pinned shards remain.
+  // owner's last; but checkpoints, read only by a backward further ahead,
+  // go before them, furthest next use first. False when only pinned shards
+  // remain.
   bool make_room(std::size_t bytes, next_use_function const& next_use, bool may_drop_kept = true) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
     for (pool_statistics room = device_->statistics(); room.largest_free_block < needed; room = device_->statistics()) {
@@ -335,8 +356,7 @@ private:
       if (victim) {
         evict(*victim);
       } else if (may_drop_kept && !kept_.empty()) {
-        auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
-        drop_kept(std::ranges::min(kept_, {}, order).id);
+        drop_kept(next_to_drop(next_use));
       } else {
         return false;
       }
@@ -348,15 +368,38 @@ private:
   struct kept_block {
     kept_id id = 0;
     std::size_t owner = 0;
+    std::optional<shard_id> checkpoint_of; // a checkpoint: the shard whose backward reads it
     std::byte* data = nullptr;
     std::size_t bytes = 0;
     event written{};
   };
+  [[nodiscard]] auto kept_at(kept_id id) {
+    return std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+  }
   [[nodiscard]] kept_block* find_kept(kept_id id) {
-    auto const at = std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+    auto const at = kept_at(id);
     detail::expects(at != kept_.end(),
                     "spill engine: kept activation " + std::to_string(id) + " is not on " + device_->name());
     return &*at;
+  }
+
+  // The kept block make_room gives up next (see there); kept_ is not empty.
+  [[nodiscard]] kept_id next_to_drop(next_use_function const& next_use) const {
+    kept_block const* furthest = nullptr; // ties: the lowest owner's, its first shard's (as the simulator)
+    std::size_t furthest_use = 0;
+    for (kept_block const& k : kept_) {
+      if (!k.checkpoint_of) continue;
+      std::size_t const use = next_use(*k.checkpoint_of);
+      bool const earlier = furthest != nullptr &&
+                           std::pair(k.owner, *k.checkpoint_of) < std::pair(furthest->owner, *furthest->checkpoint_of);
+      if (furthest == nullptr || use > furthest_use || (use == furthest_use && earlier)) {
+        furthest = &k;
+        furthest_use = use;
+      }
+    }
+    if (furthest != nullptr) return furthest->id;
+    auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
+    return std::ranges::min(kept_, {}, order).id;
   }
 
   void release_extent(shard_id id) {

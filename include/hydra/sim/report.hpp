@@ -40,8 +40,11 @@ struct options {
   // first two only.
   activation_handoff activations = activation_handoff::through_host;
   // With activations kept: a training forward's input also stays on its
-  // device as the checkpoint its backward recomputes from (a what-if too);
-  // under memory pressure a kept checkpoint is dropped first (it is home).
+  // device as the checkpoint its backward recomputes from; under memory
+  // pressure a kept checkpoint is dropped once no shard can go, before the
+  // other kept activations, the one read furthest ahead first (it is home).
+  // With kept_and_sent_home, the runtime's
+  // multi_model_options::keep_activation_checkpoints.
   bool keep_checkpoints = false;
 };
 
@@ -68,6 +71,9 @@ struct report {
   // Activations kept on a device that the model's next task read there
   // (sweep_report::activations_read_on_device at run time).
   std::uint64_t activations_read_on_device = 0;
+  // Kept checkpoints that their backward read there
+  // (sweep_report::activation_checkpoints_read_on_device at run time).
+  std::uint64_t checkpoints_read_on_device = 0;
   std::vector<decision> decisions;
   std::vector<trace_slice> trace;
   // Across nodes: each model's first node, and every move (options::move_models).

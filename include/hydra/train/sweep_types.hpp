@@ -114,6 +114,14 @@ struct multi_model_options {
   // shard) and nothing moves. The weights are bitwise those without it. The
   // simulator's counterpart is sim::activation_handoff::kept_and_sent_home.
   bool keep_activations = false;
+  // With keep_activations: each training forward's input also stays on its
+  // device as the checkpoint its shard's backward recomputes from, while room
+  // allows; that backward reads it there when it runs on that device, instead
+  // of from host memory. Under memory pressure checkpoints are dropped before
+  // the other kept activations (after every unpinned shard), the one read
+  // furthest ahead first; like them they are home already. Same weights,
+  // bitwise. The simulator's counterpart is sim::options::keep_checkpoints.
+  bool keep_activation_checkpoints = false;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Each device's compute speed against the device the models' cost
@@ -186,6 +194,11 @@ struct sweep_report {
   std::uint64_t activations_kept = 0;
   std::uint64_t activations_read_on_device = 0;
   std::uint64_t activation_bytes_read_on_device = 0;
+  // multi_model_options::keep_activation_checkpoints: checkpoints kept on their device,
+  // and those (and their bytes) a backward read there.
+  std::uint64_t activation_checkpoints_kept = 0;
+  std::uint64_t activation_checkpoints_read_on_device = 0;
+  std::uint64_t activation_checkpoint_bytes_read_on_device = 0;
   // Shards evicted and kept activations dropped although the device's free
   // bytes covered the request (spill_statistics::fragmented_evictions).
   std::uint64_t fragmented_evictions = 0;

@@ -76,11 +76,11 @@ public:
       }
     for (std::size_t d = 0; d < devices_.size(); ++d) devices_[d].spec = &w.devices[d];
     if (o.activations != activation_handoff::through_host) {
-      if (!o.replay.empty() && (o.activations != activation_handoff::kept_and_sent_home || o.keep_checkpoints))
+      if (!o.replay.empty() && o.activations != activation_handoff::kept_and_sent_home)
         throw invalid_argument("simulator: a recorded run is replayed with the activations as the runtime handles "
                                "them: activation_handoff::through_host, or kept_and_sent_home "
-                               "(multi_model_options::keep_activations) without keep_checkpoints; the others are "
-                               "what-ifs the runtime does not do");
+                               "(multi_model_options::keep_activations), with or without keep_checkpoints; kept "
+                               "is a what-if the runtime does not do");
       for (std::size_t m = 0; m < w.models.size(); ++m) {
         models_[m].checkpoint_home.assign(w.models[m].shards.size(), 0);
         models_[m].checkpoint_on.assign(w.models[m].shards.size(), no_device);
@@ -422,6 +422,7 @@ private:
     double ready = earliest;
     std::uint32_t const holder = model.checkpoint_on.empty() ? no_device : model.checkpoint_on[s];
     if (holder == d) {
+      ++checkpoints_read_on_device_;
       ready = std::max(earliest, model.checkpoint_written[s]);
       free_later(devices_[d], ready, input);
     } else {
@@ -731,6 +732,7 @@ private:
     out.released = driver_.released();
     out.copy_wait_seconds = copy_wait_;
     out.activations_read_on_device = activations_read_on_device_;
+    out.checkpoints_read_on_device = checkpoints_read_on_device_;
     out.decisions = driver_.core().decisions();
     out.trace = std::move(trace_);
     out.starting_node = starting_node_.empty() ? node_of_ : starting_node_;
@@ -773,6 +775,7 @@ private:
   replay_cursor replay_;
   double copy_wait_ = 0;
   std::uint64_t activations_read_on_device_ = 0;
+  std::uint64_t checkpoints_read_on_device_ = 0;
 };
 
 } // namespace detail

@@ -10,7 +10,9 @@
 // model may run on any device. With keep_activations, a boundary also stays in
 // the producing device's pool (spill_engine::keep_activation) while room allows,
 // and the model's next task reads it there when it runs on that device: no host
-// round trip, and the home copy makes dropping it free. The last shard keeps its
+// round trip, and the home copy makes dropping it free. With keep_checkpoints,
+// a training forward's input stays there too, as the checkpoint its shard's
+// backward recomputes from. The last shard keeps its
 // activations on the device between its forward and backward; if its backward
 // lands on another device, it recomputes from its checkpoint like every other
 // shard.
@@ -101,6 +103,10 @@ public:
   // sending it home (see the header comment). The arithmetic is the same
   // either way: only where the next task reads its input from changes.
   void keep_activations(bool keep) noexcept { keep_activations_ = keep; }
+  // Keep each training forward's input on its device for the shard's
+  // backward as well (a taken kept input stays where it is; one from home is
+  // copied within the device). Same arithmetic either way.
+  void keep_checkpoints(bool keep) noexcept { keep_checkpoints_ = keep; }
 
   // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
   // regions; unset, as the build decides (guard_layers_by_default).
@@ -198,7 +204,8 @@ public:
     for (void*& block : state_.checkpoint) release_host(spill, block);
     for (void*& block : state_.gradient) release_host(spill, block);
     release_host(spill, state_.labels);
-    drop_handoff();
+    drop_quietly(handoff_);
+    for (auto& checkpoint : state_.kept_checkpoint) drop_quietly(checkpoint);
     if (state_.last_scratch) {
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
       state_.last_scratch = nullptr;
@@ -232,11 +239,19 @@ public:
   void release_homes(typename Backend::stream stream) { homes_.release(stream); }
 
 private:
+  // A boundary activation kept on the device that produced it.
+  struct kept_handoff {
+    engine_type* engine = nullptr;
+    typename engine_type::kept_id id = 0;
+  };
+
   struct step_state {
     explicit step_state(std::size_t shards)
-        : checkpoint(shards, nullptr), checkpoint_ready(shards), gradient(shards, nullptr), gradient_ready(shards) {}
+        : checkpoint(shards, nullptr), checkpoint_ready(shards), kept_checkpoint(shards), gradient(shards, nullptr),
+          gradient_ready(shards) {}
     std::vector<void*> checkpoint; // input of shard s
     std::vector<event> checkpoint_ready;
+    std::vector<std::optional<kept_handoff>> kept_checkpoint; // ... also kept on a device (keep_checkpoints)
     std::vector<void*> gradient; // dLoss/d output of shard s
     std::vector<event> gradient_ready;
     void* labels = nullptr;
@@ -245,35 +260,34 @@ private:
     event last_scratch_done{};
   };
 
-  // The model's last boundary output, kept on the device that produced it.
-  struct kept_handoff {
-    engine_type* engine = nullptr;
-    typename engine_type::kept_id id = 0;
-  };
   using taken_activation = typename engine_type::taken_activation;
 
   // The model's kept output for the task about to run on `engine`: taken
   // when it is still there (making room for this task drops it only when
   // nothing else can go: spill_engine::pin); dropped where it is otherwise.
-  // Without it, the task reads the home copy.
-  std::optional<taken_activation> take_handoff(engine_type& engine) {
-    if (!handoff_) return std::nullopt;
-    kept_handoff const kept = *handoff_;
-    handoff_.reset();
-    if (kept.engine == &engine) return engine.take_activation(kept.id);
+  // Without it, the task reads the home copy. Shard s's kept checkpoint
+  // (take_checkpoint) is taken the same way by its backward.
+  std::optional<taken_activation> take_handoff(engine_type& engine) { return take_kept(handoff_, engine); }
+  std::optional<taken_activation> take_checkpoint(engine_type& engine, std::size_t s) {
+    return take_kept(state_.kept_checkpoint[s], engine);
+  }
+  static std::optional<taken_activation> take_kept(std::optional<kept_handoff>& slot, engine_type& engine) {
+    if (!slot || slot->engine != &engine) {
+      drop_quietly(slot);
+      return std::nullopt;
+    }
+    kept_handoff const kept = *slot;
+    slot.reset();
+    return engine.take_activation(kept.id);
+  }
+  // Gives a kept activation up where it is (if it is still there).
+  static void drop_quietly(std::optional<kept_handoff>& slot) noexcept {
+    if (!slot) return;
+    kept_handoff const kept = *slot;
+    slot.reset();
     try {
       kept.engine->drop_kept(kept.id);
     } catch (...) { // that device's stream failed: it is lost, and its pool with it
-    }
-    return std::nullopt;
-  }
-  void drop_handoff() noexcept {
-    if (!handoff_) return;
-    kept_handoff const kept = *handoff_;
-    handoff_.reset();
-    try {
-      kept.engine->drop_kept(kept.id);
-    } catch (...) { // its stream failed: the device is lost, and its pool with it
     }
   }
   // A taken input whose task did not get as far as reading it.
@@ -336,20 +350,47 @@ private:
 
   // The task's input into its scratch: from the taken kept block (on the
   // prefetch stream, behind the copy that filled it), else from home.
+  // `checkpoint`: the input is also kept on the device as the checkpoint of
+  // shard id `checkpoint->first` there: the taken block itself, or the block
+  // `checkpoint->second` (if any), filled from the scratch on the prefetch
+  // stream.
+  using checkpoint_plan = std::pair<std::size_t, std::optional<typename engine_type::kept_id>>;
   void copy_input_in(engine_type& engine, shard const& shard, std::size_t s, std::byte* scratch, bool last,
-                     std::optional<taken_activation>& taken) {
+                     std::optional<taken_activation>& taken, std::optional<checkpoint_plan> const& checkpoint,
+                     std::size_t owner) {
     auto const prefetch = engine.prefetch_stream();
+    std::byte* const input = scratch + shard.scratch.activations[0];
     if (!taken) {
       copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      if (!checkpoint || !checkpoint->second) return;
+      auto const block = *checkpoint->second;
+      backend_->copy_async(prefetch, engine.kept_data(block), input, activation_bytes(shard.first_layer));
+      engine.kept_written(block, backend_->record_event(prefetch));
+      state_.kept_checkpoint[s] = kept_handoff{&engine, block};
       return;
     }
-    backend_->wait_event(prefetch, taken->written);
-    backend_->copy_async(prefetch, scratch + shard.scratch.activations[0], taken->data, taken->bytes);
-    engine.release_taken(*taken, prefetch);
-    taken.reset();
+    if (checkpoint) {
+      backend_->wait_event(prefetch, taken->written);
+      backend_->copy_async(prefetch, input, taken->data, taken->bytes);
+      auto const kept = engine.keep_taken(*taken, owner, checkpoint->first, backend_->record_event(prefetch));
+      taken.reset();
+      state_.kept_checkpoint[s] = kept_handoff{&engine, kept};
+    } else {
+      copy_taken_in(engine, taken, input);
+    }
     if (last)
       backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
                            model_.batch() * sizeof(std::int32_t));
+  }
+
+  // A taken kept block into `destination`, on the prefetch stream behind the
+  // copy that filled it; freed there behind this read.
+  void copy_taken_in(engine_type& engine, std::optional<taken_activation>& taken, std::byte* destination) {
+    auto const prefetch = engine.prefetch_stream();
+    backend_->wait_event(prefetch, taken->written);
+    backend_->copy_async(prefetch, destination, taken->data, taken->bytes);
+    engine.release_taken(*taken, prefetch);
+    taken.reset();
   }
 
   [[nodiscard]] std::size_t classes() const { return model_.footprint(model_.size() - 1).input_features; }
@@ -387,9 +428,25 @@ private:
     std::optional<typename engine_type::kept_id> const kept =
         last ? std::nullopt : room_for_output(engine, base, t, scratch, activation_bytes(shard.end_layer), next_use);
     std::optional<taken_activation> input = s > 0 ? take_handoff(engine) : std::nullopt;
+    // Its input kept as the backward's checkpoint: where it was taken, it
+    // stays; from home, a block is found beside the queued tasks' shards.
+    std::optional<checkpoint_plan> checkpoint;
+    if (keep_checkpoints_ && activation_bytes(shard.first_layer) > 0) {
+      detail::expects(!state_.kept_checkpoint[s], "model_runner: a checkpoint is kept that no backward has read");
+      checkpoint = checkpoint_plan{base + s, std::nullopt};
+      if (!input) {
+        try {
+          checkpoint->second = engine.keep_activation(activation_bytes(shard.first_layer), t.model, next_use, base + s);
+        } catch (...) { // as room_for_output: the task fails with what it holds given back
+          discard(engine, kept);
+          abandon_task(*backend_, engine, base + s, scratch);
+          fail_task(t);
+        }
+      }
+    }
     bool handed_on = false; // the scratch was freed in stream order, or kept for the backward
     try {
-      copy_input_in(engine, shard, s, scratch, last, input);
+      copy_input_in(engine, shard, s, scratch, last, input, checkpoint, t.model);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
       if (!last) {
@@ -431,6 +488,7 @@ private:
     } catch (...) {
       give_back(engine, input);
       discard(engine, kept);
+      if (checkpoint && checkpoint->second) discard(engine, checkpoint->second); // filled or not
       if (!handed_on) abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
@@ -490,7 +548,7 @@ private:
       // The home copy is read by that copy only, or, where the input was kept
       // here, by nothing: this device's spill stream wrote it and frees it.
       bool const read_here = input.has_value();
-      copy_input_in(engine, shard, s, scratch, last, input);
+      copy_input_in(engine, shard, s, scratch, last, input, std::nullopt, t.model);
       release_host(read_here ? spill : prefetch, state_.checkpoint[s]);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       if (!last) {
@@ -550,17 +608,26 @@ private:
     if (!reuse) scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
     std::optional<typename engine_type::kept_id> const kept =
         s > 0 ? room_for_output(engine, base, t, scratch, activation_bytes(shard.first_layer), next_use) : std::nullopt;
-    // The gradient from the shard after this one, where it was kept here.
+    // The checkpoint it recomputes from and the gradient from the shard after
+    // this one, where they were kept here.
+    std::optional<taken_activation> checkpoint = take_checkpoint(engine, s);
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
       bool const gradient_here = gradient.has_value();
+      if (reuse) give_back(engine, checkpoint);
       if (!reuse) {
-        copy_checkpoint_in(prefetch, shard, s, scratch, last);
+        if (checkpoint) {
+          copy_taken_in(engine, checkpoint, scratch + shard.scratch.activations[0]);
+          if (last)
+            backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                                 model_.batch() * sizeof(std::int32_t));
+          // Its home copy is freed below on this stream: behind its writer, perhaps another device's stream.
+          backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+        } else {
+          copy_checkpoint_in(prefetch, shard, s, scratch, last);
+        }
         if (gradient) {
-          backend_->wait_event(prefetch, gradient->written);
-          backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], gradient->data, gradient->bytes);
-          engine.release_taken(*gradient, prefetch);
-          gradient.reset();
+          copy_taken_in(engine, gradient, scratch + shard.scratch.gradients[0]);
         } else if (!last) {
           backend_->wait_event(prefetch, state_.gradient_ready[s]);
           backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
@@ -606,6 +673,7 @@ private:
       }
       engine.release_scratch(scratch, scratch_done);
     } catch (...) {
+      give_back(engine, checkpoint);
       give_back(engine, gradient);
       discard(engine, kept);
       abandon_task(*backend_, engine, base + s, scratch);
@@ -645,6 +713,7 @@ private:
   bool guard_layers_ = false;
   bool keep_last_activations_;
   bool keep_activations_ = false;
+  bool keep_checkpoints_ = false;
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)

@@ -27,6 +27,10 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
     detail::expects(valid_device_speed(speeds[d]), "multi_model_trainer: device_speeds gives device " +
                                                        std::to_string(d) + " a speed of " + std::to_string(speeds[d]) +
                                                        "; a speed is > 0 and at most 1e6");
+  detail::expects(
+      !options.keep_activation_checkpoints || options.keep_activations,
+      "multi_model_trainer: keep_activation_checkpoints keeps checkpoints beside the activations kept on the device: "
+      "set keep_activations too");
   std::vector<shard_chain> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
@@ -169,6 +173,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
                                             config.seed, stream,
                                             /*keep_last_activations=*/false);
     runner->keep_activations(options.keep_activations);
+    runner->keep_checkpoints(options.keep_activation_checkpoints);
     runner->set_metric(config.metric);
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
@@ -569,6 +574,9 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.activations_kept += engine->statistics().activations_kept;
     out.activations_read_on_device += engine->statistics().activations_read_here;
     out.activation_bytes_read_on_device += engine->statistics().activation_bytes_read_here;
+    out.activation_checkpoints_kept += engine->statistics().checkpoints_kept;
+    out.activation_checkpoints_read_on_device += engine->statistics().checkpoints_read_here;
+    out.activation_checkpoint_bytes_read_on_device += engine->statistics().checkpoint_bytes_read_here;
     out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
   for (auto const& model : executor_->models()) {
