@@ -3,7 +3,9 @@
 // model_parallel and random_pick. Reported: makespan, and sharp's speedup over
 // model_parallel measured in the same run; and what guard mode costs (the
 // sharp sweep with every layer call on guarded copies of its regions, over
-// the same sweep without). Note the machine: every virtual
+// the same sweep without), and what keeping activations and checkpoints on
+// the devices changes (the sharp sweep with keep_activations and
+// keep_activation_checkpoints over the same sweep without). Note the machine: every virtual
 // device's compute stream is a CPU thread, and this machine has 2 cores, so no
 // policy can go beyond about 2x here, whatever the device count.
 #include <benchmark/benchmark.h>
@@ -53,11 +55,14 @@ std::size_t device_budget() {
   return hydra::align_down(hydra::single_model_trainer<hydra::adam>::footprint(mlp(128, 16)) / 4, 256);
 }
 
-void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers) {
+void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers,
+                 bool keep) {
   hydra::sweep_report last;
   for (auto _ : state) {
     hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, device_budget())});
-    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7), {.guard_layers = guard_layers});
+    hydra::multi_model_trainer trainer(
+        backend, sweep(), hydra::make_policy(policy, 7),
+        {.guard_layers = guard_layers, .keep_activations = keep, .keep_activation_checkpoints = keep});
     trainer.run();
     last = trainer.report();
   }
@@ -67,6 +72,7 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
   state.counters["hidden_transfer"] = last.hidden_transfer_fraction;
   state.counters["MB_to_device"] = static_cast<double>(last.bytes_to_device) / 1e6;
   state.counters["moves"] = static_cast<double>(last.cross_device_moves);
+  state.counters["activation_MB_in"] = static_cast<double>(last.activation_bytes_to_device) / 1e6;
 }
 
 } // namespace
@@ -76,7 +82,7 @@ int main(int argc, char** argv) {
     std::string const argument = std::to_string(devices) + "_devices";
     for (std::string const policy : {"sharp", "model_parallel", "random_pick"}) {
       benchmark::RegisterBenchmark(hydra::bench::name("sweep/" + policy, argument).c_str(), train_sweep, policy,
-                                   devices, false)
+                                   devices, false, false)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->Iterations(2);
@@ -84,7 +90,13 @@ int main(int argc, char** argv) {
   }
   for (bool const guard : {false, true})
     benchmark::RegisterBenchmark(hydra::bench::name(guard ? "guard/on" : "guard/off", "2_devices").c_str(), train_sweep,
-                                 "sharp", 2, guard)
+                                 "sharp", 2, guard, false)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(2);
+  for (bool const keep : {false, true})
+    benchmark::RegisterBenchmark(hydra::bench::name(keep ? "kept/on" : "kept/off", "2_devices").c_str(), train_sweep,
+                                 "sharp", 2, false, keep)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->Iterations(2);
@@ -92,5 +104,7 @@ int main(int argc, char** argv) {
       argc, argv,
       {{"sweep", "sharp", "model_parallel", 0, true, "sharp's speedup over model_parallel (makespan ratio)"},
        {"sweep", "random_pick", "model_parallel", 0, true, "random_pick's speedup over model_parallel"},
-       {"guard", "on", "off", 0, false, "guard mode's makespan over the same sweep without it (sharp)"}});
+       {"guard", "on", "off", 0, false, "guard mode's makespan over the same sweep without it (sharp)"},
+       {"kept", "on", "off", 0, false,
+        "makespan with activations and checkpoints kept on the devices over the same sweep without (sharp)"}});
 }
