@@ -159,3 +159,29 @@ TEST_CASE("kept checkpoints go before kept activations, the one read furthest ah
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
 }
+
+TEST_CASE("kept checkpoints read equally far ahead go lowest owner first, then its first shard's") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  auto const same_use = [](std::size_t) { return std::size_t{4}; };
+  auto const of_two = engine.keep_activation(16_KiB, 2, same_use, /*checkpoint_of=*/1);
+  auto const of_one_later = engine.keep_activation(16_KiB, 1, same_use, /*checkpoint_of=*/9);
+  auto const of_one = engine.keep_activation(16_KiB, 1, same_use, /*checkpoint_of=*/8);
+  auto const handoff = engine.keep_activation(16_KiB, 0, same_use);
+  REQUIRE((of_two && of_one_later && of_one && handoff));
+  std::byte* first = engine.allocate_scratch(16_KiB, same_use);
+  CHECK_FALSE(engine.take_activation(*of_one)); // model 1's, its shard 8's before its shard 9's
+  CHECK(engine.kept_count() == 3);
+  std::byte* second = engine.allocate_scratch(16_KiB, same_use);
+  CHECK_FALSE(engine.take_activation(*of_one_later));
+  std::byte* third = engine.allocate_scratch(16_KiB, same_use);
+  CHECK_FALSE(engine.take_activation(*of_two));
+  CHECK(engine.kept_count() == 1); // the kept output, after every checkpoint
+  auto const done = backend.record_event(engine.compute_stream());
+  for (std::byte* scratch : {first, second, third}) engine.release_scratch(scratch, done);
+  engine.drop_kept(*handoff);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+}

@@ -19,7 +19,8 @@
 //    also went home, left in this pool for the model's next task in case that
 //    task runs here. It is clean, so under pressure it is dropped (freed, never
 //    copied), and only once no unpinned shard is left to evict; the launching
-//    task's own input last.
+//    task's own input last. A checkpoint (a forward's input kept for its
+//    shard's backward) is kept the same way, and dropped before them.
 #pragma once
 
 #include <algorithm>
@@ -169,6 +170,7 @@ public:
   std::optional<kept_id> keep_activation(std::size_t bytes, std::size_t owner, next_use_function const& next_use,
                                          std::optional<shard_id> checkpoint_of = std::nullopt) {
     if (!make_room(bytes, next_use, /*may_drop_kept=*/false)) return std::nullopt;
+    kept_.reserve(kept_.size() + 1); // the push below cannot throw and lose the block
     auto* data = static_cast<std::byte*>(device_->allocate(prefetch_, bytes));
     kept_.push_back({next_kept_id_, owner, checkpoint_of, data, bytes, {}});
     ++(checkpoint_of ? statistics_.checkpoints_kept : statistics_.activations_kept);
@@ -212,7 +214,8 @@ public:
   }
 
   // Gives kept activation `id` up unread, if it is still here: freed on the
-  // spill stream behind the copy into it (it went home too: nothing moves).
+  // spill stream behind the copy into it, or its last read (keep_taken); it
+  // went home too: nothing moves.
   void drop_kept(kept_id id) {
     auto const at = kept_at(id);
     if (at == kept_.end()) return;
@@ -225,7 +228,7 @@ public:
 
   // Pins: these shards are never chosen for eviction; the kept activations of
   // `owner` (the launching task's model: its input may be among them) are
-  // dropped last.
+  // dropped last (checkpoints aside, which go first, whosever they are).
   void pin(std::vector<shard_id> shards, std::optional<std::size_t> owner = std::nullopt) {
     pinned_ = std::move(shards);
     launching_owner_ = owner;

@@ -196,7 +196,8 @@ public:
   [[nodiscard]] evaluation take_evaluation() { return scores_.take(); }
 
   // After a fault: returns every host block of the interrupted minibatch and the
-  // kept scratch, in stream order on `engine`.
+  // kept scratch, in stream order on `engine`, and drops the model's kept
+  // output and checkpoints wherever they are.
   void abandon(engine_type& engine) {
     auto const spill = engine.spill_stream();
     // Each was written by this device's spill stream, or by an earlier task
@@ -239,7 +240,8 @@ public:
   void release_homes(typename Backend::stream stream) { homes_.release(stream); }
 
 private:
-  // A boundary activation kept on the device that produced it.
+  // A boundary activation kept on a device (by the task that produced it, or,
+  // as a checkpoint, by the forward that read it), and where.
   struct kept_handoff {
     engine_type* engine = nullptr;
     typename engine_type::kept_id id = 0;
@@ -266,7 +268,8 @@ private:
   // when it is still there (making room for this task drops it only when
   // nothing else can go: spill_engine::pin); dropped where it is otherwise.
   // Without it, the task reads the home copy. Shard s's kept checkpoint
-  // (take_checkpoint) is taken the same way by its backward.
+  // (take_checkpoint) is taken the same way by its backward, though under
+  // pressure checkpoints, its own included, go before any kept output.
   std::optional<taken_activation> take_handoff(engine_type& engine) { return take_kept(handoff_, engine); }
   std::optional<taken_activation> take_checkpoint(engine_type& engine, std::size_t s) {
     return take_kept(state_.kept_checkpoint[s], engine);
@@ -422,6 +425,7 @@ private:
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
+    detail::expects(!state_.kept_checkpoint[s], "model_runner: a checkpoint is kept that no backward has read");
     auto const spill = engine.spill_stream();
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/last, next_use); }); // its backward comes next
     std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
@@ -432,14 +436,13 @@ private:
     // stays; from home, a block is found beside the queued tasks' shards.
     std::optional<checkpoint_plan> checkpoint;
     if (keep_checkpoints_ && activation_bytes(shard.first_layer) > 0) {
-      detail::expects(!state_.kept_checkpoint[s], "model_runner: a checkpoint is kept that no backward has read");
       checkpoint = checkpoint_plan{base + s, std::nullopt};
       if (!input) {
         try {
           checkpoint->second = engine.keep_activation(activation_bytes(shard.first_layer), t.model, next_use, base + s);
         } catch (...) { // as room_for_output: the task fails with what it holds given back
-          discard(engine, kept);
           abandon_task(*backend_, engine, base + s, scratch);
+          discard(engine, kept);
           fail_task(t);
         }
       }
@@ -486,10 +489,12 @@ private:
       }
       handed_on = true;
     } catch (...) {
+      // The scratch first: its free orders the spill stream, where the kept
+      // blocks below are freed, after every read enqueued on the prefetch stream.
+      if (!handed_on) abandon_task(*backend_, engine, base + s, scratch);
       give_back(engine, input);
       discard(engine, kept);
       if (checkpoint && checkpoint->second) discard(engine, checkpoint->second); // filled or not
-      if (!handed_on) abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
   }
@@ -583,9 +588,9 @@ private:
       host_->deallocate(spill, labels);
       engine.release_scratch(scratch, done);
     } catch (...) {
+      abandon_task(*backend_, engine, base + s, scratch); // first, as in forward
       give_back(engine, input);
       discard(engine, kept);
-      abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
   }
@@ -610,11 +615,12 @@ private:
         s > 0 ? room_for_output(engine, base, t, scratch, activation_bytes(shard.first_layer), next_use) : std::nullopt;
     // The checkpoint it recomputes from and the gradient from the shard after
     // this one, where they were kept here.
-    std::optional<taken_activation> checkpoint = take_checkpoint(engine, s);
+    // (Reusing the forward's activations, it needs no checkpoint.)
+    if (reuse) drop_quietly(state_.kept_checkpoint[s]);
+    std::optional<taken_activation> checkpoint = reuse ? std::nullopt : take_checkpoint(engine, s);
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
       bool const gradient_here = gradient.has_value();
-      if (reuse) give_back(engine, checkpoint);
       if (!reuse) {
         if (checkpoint) {
           copy_taken_in(engine, checkpoint, scratch + shard.scratch.activations[0]);
@@ -673,10 +679,10 @@ private:
       }
       engine.release_scratch(scratch, scratch_done);
     } catch (...) {
+      abandon_task(*backend_, engine, base + s, scratch); // first, as in forward
       give_back(engine, checkpoint);
       give_back(engine, gradient);
       discard(engine, kept);
-      abandon_task(*backend_, engine, base + s, scratch);
       fail_task(t);
     }
   }

@@ -114,7 +114,7 @@ public:
     }
     std::vector<std::size_t> pins{id};
     for (task const& queued : driver.queued(d)) pins.push_back(bases_[queued.model] + queued.shard);
-    engine.pin(std::move(pins), t.model); // and its kept input dropped last
+    engine.pin(std::move(pins), t.model); // and its kept input dropped last (after every checkpoint)
     [[maybe_unused]] auto const range = annotate_task(*backend_, model.name, t);
     auto const streams = streams_of(engine);
     for (auto* observer : observers) observer->on_launch(t, d, streams);
