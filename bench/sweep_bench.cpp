@@ -78,28 +78,21 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
 } // namespace
 
 int main(int argc, char** argv) {
-  for (std::size_t devices : {2UL, 4UL}) {
-    std::string const argument = std::to_string(devices) + "_devices";
-    for (std::string const policy : {"sharp", "model_parallel", "random_pick"}) {
-      benchmark::RegisterBenchmark(hydra::bench::name("sweep/" + policy, argument).c_str(), train_sweep, policy,
-                                   devices, false, false)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime()
-          ->Iterations(2);
-    }
+  auto add = [](std::string const& family_and_variant, std::string const& argument, std::string const& policy,
+                std::size_t devices, bool guard_layers, bool keep) {
+    benchmark::RegisterBenchmark(hydra::bench::name(family_and_variant, argument).c_str(), train_sweep, policy, devices,
+                                 guard_layers, keep)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(2);
+  };
+  for (std::size_t devices : {2UL, 4UL})
+    for (std::string const policy : {"sharp", "model_parallel", "random_pick"})
+      add("sweep/" + policy, std::to_string(devices) + "_devices", policy, devices, false, false);
+  for (bool const on : {false, true}) {
+    add(on ? "guard/on" : "guard/off", "2_devices", "sharp", 2, on, false);
+    add(on ? "kept/on" : "kept/off", "2_devices", "sharp", 2, false, on);
   }
-  for (bool const guard : {false, true})
-    benchmark::RegisterBenchmark(hydra::bench::name(guard ? "guard/on" : "guard/off", "2_devices").c_str(), train_sweep,
-                                 "sharp", 2, guard, false)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->Iterations(2);
-  for (bool const keep : {false, true})
-    benchmark::RegisterBenchmark(hydra::bench::name(keep ? "kept/on" : "kept/off", "2_devices").c_str(), train_sweep,
-                                 "sharp", 2, false, keep)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->Iterations(2);
   return hydra::bench::run_with_ratios(
       argc, argv,
       {{"sweep", "sharp", "model_parallel", 0, true, "sharp's speedup over model_parallel (makespan ratio)"},
