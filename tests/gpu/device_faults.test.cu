@@ -176,6 +176,7 @@ using clock_type = std::chrono::steady_clock;
 } // namespace
 
 TEST_CASE("after a kernel fault check() reports device_fault, work is refused, and teardown does not throw") {
+  watchdog const guard(std::chrono::seconds(20), "a kernel fault behind a gated stream");
   cuda_backend backend({.device_budgets = {8_MiB}});
   hydra::device_pool<cuda_backend> pool(backend, 0);
   auto const s = backend.create_stream(0, "faulting");
@@ -183,6 +184,11 @@ TEST_CASE("after a kernel fault check() reports device_fault, work is refused, a
   // The stream waits at a gate, so that everything below is queued before the
   // kernel faults: the host function behind it must never run.
   auto const open = std::make_shared<std::atomic<bool>>(false);
+  // Load the faulting kernel now: under lazy module loading (CUDA's default)
+  // its first launch loads it, which waits for the work already running on
+  // the device, here the gate that only this thread opens, after the launch.
+  cudaFuncAttributes attributes{};
+  HYDRA_CHECK(cudaFuncGetAttributes(&attributes, write_through<float>));
   backend.enqueue(s, [open] {
     while (!*open) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
@@ -190,7 +196,6 @@ TEST_CASE("after a kernel fault check() reports device_fault, work is refused, a
   auto const ran = std::make_shared<std::atomic<bool>>(false);
   backend.enqueue(s, [ran] { *ran = true; });
   *open = true;
-  watchdog const guard(std::chrono::seconds(20), "check() never reported the fault");
   auto const deadline = clock_type::now() + std::chrono::seconds(10);
   bool reported = false;
   while (!reported && clock_type::now() < deadline) {
@@ -199,7 +204,7 @@ TEST_CASE("after a kernel fault check() reports device_fault, work is refused, a
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     } catch (hydra::cuda::device_fault const& e) {
       reported = true;
-      MESSAGE(e.what());
+      MESSAGE(std::string(e.what()));
       CHECK(std::string(e.what()).find("stream 'faulting' of CUDA device 0") != std::string::npos);
       CHECK(std::string(e.what()).find("context is lost") != std::string::npos);
     }
@@ -228,7 +233,7 @@ TEST_CASE("a kernel fault ends single-model training with a CUDA error within se
       trainer.train(20, minibatches_from(1));
       FAIL("training went on after a kernel wrote through nullptr");
     } catch (hydra::backend_error const& e) {
-      MESSAGE(e.what()); // device_fault, or the cuBLAS/cuDNN status of a call the lost context refused
+      MESSAGE(std::string(e.what())); // device_fault, or the cuBLAS/cuDNN status of a call the lost context refused
       CHECK_THROWS_AS(backend.check(trainer.engine().compute_stream()), hydra::cuda::device_fault);
     }
   } // the trainer's pools and spill engine go here
@@ -253,7 +258,7 @@ TEST_CASE("a kernel fault in one model ends the sweep with device_fault within s
       trainer.run();
       FAIL("the sweep finished although a kernel wrote through nullptr");
     } catch (hydra::cuda::device_fault const& e) {
-      MESSAGE(e.what());
+      MESSAGE(std::string(e.what()));
     }
   }
   CHECK(clock_type::now() - started < std::chrono::seconds(10));
