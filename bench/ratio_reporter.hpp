@@ -48,7 +48,9 @@ public:
     ConsoleReporter::Finalize();
     std::printf("\nRatios (measured in this run)\n");
     for (comparison const& wanted : comparisons_) {
-      std::printf("%s: %s\n", wanted.family.c_str(), wanted.description.c_str());
+      // A comparison whose benchmarks a filter left out gets no heading: an
+      // empty one reads as a result that went missing.
+      bool headed = false;
       std::string const candidate_prefix = wanted.family + "/" + wanted.candidate + "/";
       for (std::string const& name : order_) { // in the order the benchmarks ran
         if (name.rfind(candidate_prefix, 0) != 0) continue;
@@ -56,6 +58,7 @@ public:
         std::string const argument = name.substr(candidate_prefix.size());
         auto const baseline = seconds_per_iteration_.find(wanted.family + "/" + wanted.baseline + "/" + argument);
         if (baseline == seconds_per_iteration_.end()) continue;
+        if (!std::exchange(headed, true)) std::printf("%s: %s\n", wanted.family.c_str(), wanted.description.c_str());
         double const ratio =
             wanted.higher_is_better ? baseline->second / candidate_seconds : candidate_seconds / baseline->second;
         std::printf("  %-22s %s/%s = %7.3f", argument.c_str(), wanted.candidate.c_str(), wanted.baseline.c_str(),
