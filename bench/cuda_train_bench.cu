@@ -5,7 +5,9 @@
 //    throughput spilled / resident, target >= 0.9. Arguments: width x batch
 //    (depth 16, 1024 input features), so that the table shows where the copies
 //    hide behind compute and where they cannot (small batches: too little
-//    compute per byte of Adam state);
+//    compute per byte of Adam state). Also spilled with each shard's forward
+//    activations kept for its backward where room allows (no recomputation
+//    there), against resident and against spilled without;
 //  - sweep: 8 cuBLAS MLPs on one GPU, each 1.25-4x its budget, under sharp against
 //    model_parallel (makespan ratio), with the device's busy fraction.
 #include <benchmark/benchmark.h>
@@ -43,7 +45,8 @@ std::size_t footprint(std::size_t width, std::size_t batch) {
       hydra::cuda::layers::make_mlp(features, width, depth, classes, batch));
 }
 
-void train_mlp(benchmark::State& state, std::size_t width, std::size_t batch, bool spilled) {
+void train_mlp(benchmark::State& state, std::size_t width, std::size_t batch, bool spilled,
+               bool keep_forward_activations = false) {
   std::size_t const whole = footprint(width, batch);
   // Resident: a shard may use half the budget, so twice the footprint keeps the
   // model in one shard.
@@ -51,12 +54,13 @@ void train_mlp(benchmark::State& state, std::size_t width, std::size_t batch, bo
   hydra::cuda::cuda_backend backend({.device_budgets = {budget}});
   hydra::cuda::single_model_trainer<hydra::adam> trainer(
       backend, hydra::cuda::layers::make_mlp(features, width, depth, classes, batch), hydra::adam{},
-      {.budget = budget});
+      {.budget = budget, .keep_forward_activations = keep_forward_activations});
   auto const data = random_data(batch);
   trainer.train(1, data); // warm-up: cuBLAS and cuDNN handles, first fetches
   for (auto _ : state) trainer.train(steps, data);
   state.counters["shards"] = static_cast<double>(trainer.shards().size());
   state.counters["footprint_MB"] = static_cast<double>(whole) / 1e6;
+  state.counters["recomputations_avoided"] = static_cast<double>(trainer.engine().statistics().recomputations_avoided);
   state.counters["minibatches_per_s"] =
       benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -94,9 +98,10 @@ int main(int argc, char** argv) {
   for (std::size_t width : {2048UL, 4096UL})
     for (std::size_t batch : {512UL, 2048UL, 8192UL}) {
       std::string const argument = std::to_string(width) + "x" + std::to_string(batch);
-      for (bool spilled : {false, true})
-        benchmark::RegisterBenchmark(hydra::bench::name(spilled ? "mlp/spilled" : "mlp/resident", argument).c_str(),
-                                     train_mlp, width, batch, spilled)
+      for (char const* variant : {"resident", "spilled", "spilled_kept"})
+        benchmark::RegisterBenchmark(hydra::bench::name(std::string("mlp/") + variant, argument).c_str(), train_mlp,
+                                     width, batch, variant != std::string("resident"),
+                                     variant == std::string("spilled_kept"))
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()
             ->Iterations(3);
@@ -109,5 +114,8 @@ int main(int argc, char** argv) {
   return hydra::bench::run_with_ratios(
       argc, argv,
       {{"mlp", "spilled", "resident", 0.9, true, "minibatch throughput spilled (budget = footprint/4) / resident"},
+       {"mlp", "spilled_kept", "resident", 0.9, true,
+        "the same, spilled with forward activations kept where room allows / resident"},
+       {"mlp", "spilled_kept", "spilled", 0, true, "spilled with forward activations kept / without"},
        {"sweep", "sharp", "model_parallel", 0, true, "sharp's speedup over model_parallel on one GPU"}});
 }

@@ -13,7 +13,11 @@
 //    accepts (for the shard count it needs there, cut alike in both runs),
 //    against the same shards all resident (target 0.9x: what spilling costs);
 //    and the same shards resident against one resident shard: what
-//    recomputing each shard's forward in its backward costs.
+//    recomputing each shard's forward in its backward costs. With forward
+//    activations kept (single_model_options::keep_forward_activations), at
+//    the tightest budget and at that budget plus room for every shard's
+//    scratch: spilled with kept activations against one resident shard,
+//    target 0.9x where memory allows keeping them.
 //  - cnn: one step of a small CNN (two conv+pool blocks, a dense head, batch
 //    64) against its GEMMs alone.
 //  - optimizer: one Adam step over the parameters of 784-256x4, hydra's host
@@ -85,6 +89,16 @@ std::vector<std::size_t> cuts_at(hydra::sequential_model<context> const& model, 
   }
 }
 
+// The scratch bytes of all the shards of `model` on a device of `budget`
+// bytes cut into `shard_count` shards.
+std::size_t scratch_bytes(hydra::sequential_model<context> const& model, std::size_t budget, std::size_t shard_count) {
+  hydra::host_backend backend({.device_budgets = {budget}});
+  trainer_type trainer(backend, model, hydra::adam{}, {.shard_count = shard_count});
+  std::size_t bytes = 0;
+  for (auto const& s : trainer.shards().shards()) bytes += s.scratch.bytes;
+  return bytes;
+}
+
 // The smallest budget (to 4 KiB) for which `accepted(budget)` holds, given
 // that it holds for every larger budget.
 template <class Accepted>
@@ -105,9 +119,11 @@ constexpr std::size_t steps_per_iteration = 2;
 // of `budget` bytes, partitioned into `shard_count` shards (0: greedy).
 template <class Optimizer = hydra::adam>
 void train_steps(benchmark::State& state, hydra::sequential_model<context> const& model, std::size_t budget,
-                 std::size_t shard_count, std::vector<std::size_t> const* expected_cuts) {
+                 std::size_t shard_count, std::vector<std::size_t> const* expected_cuts,
+                 bool keep_forward_activations = false) {
   hydra::host_backend backend({.device_budgets = {budget}});
-  hydra::single_model_trainer<Optimizer> trainer(backend, model, Optimizer{}, {.shard_count = shard_count});
+  hydra::single_model_trainer<Optimizer> trainer(
+      backend, model, Optimizer{}, {.shard_count = shard_count, .keep_forward_activations = keep_forward_activations});
   if (expected_cuts != nullptr) { // the comparison needs the very same shards
     std::vector<std::size_t> cuts;
     for (auto const& s : trainer.shards().shards()) cuts.push_back(s.end_layer);
@@ -126,6 +142,9 @@ void train_steps(benchmark::State& state, hydra::sequential_model<context> const
   state.counters["compute_busy"] = static_cast<double>(report.compute_busy.count()) /
                                    static_cast<double>(std::max<std::int64_t>(1, report.wall.count()));
   state.counters["exposed_wait"] = report.exposed_wait_fraction();
+  state.counters["recomputed"] = // the share of backwards that recomputed their shard's forward
+      1.0 - static_cast<double>(report.spill.recomputations_avoided) /
+                static_cast<double>(std::max<std::size_t>(1, report.steps * (trainer.shards().size() - 1)));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps_per_iteration));
 }
 
@@ -255,6 +274,14 @@ void register_mlp(mlp_spec const& spec) {
       [model, tight, shards, cuts](benchmark::State& s) { train_steps(s, model, tight, shards, &cuts); });
   add("spill", "resident", label,
       [model, roomy, shards, cuts](benchmark::State& s) { train_steps(s, model, roomy, shards, &cuts); });
+  add("spill", "spilled_kept", label, [model, tight, shards, cuts](benchmark::State& s) {
+    train_steps(s, model, tight, shards, &cuts, /*keep_forward_activations=*/true);
+  });
+  // Room beside the tightest budget for every shard's forward activations at once.
+  std::size_t const with_room = hydra::align_up(tight + scratch_bytes(model, tight, shards), 4096);
+  add("spill", "spilled_kept_room", label, [model, with_room, shards, cuts](benchmark::State& s) {
+    train_steps(s, model, with_room, shards, &cuts, /*keep_forward_activations=*/true);
+  });
   add("spill", "unsharded", label, [model, roomy](benchmark::State& s) { train_steps(s, model, roomy, 1, nullptr); });
 }
 
@@ -287,6 +314,10 @@ int main(int argc, char** argv) {
         "steps/s spilled at the tightest budget / the same shards all resident"},
        {"spill", "resident", "unsharded", 0, true,
         "steps/s of the shards resident / one resident shard (the cost of recomputing each shard's forward)"},
+       {"spill", "spilled_kept", "spilled", 0, true,
+        "steps/s spilled at the tightest budget, forward activations kept where room allows / without"},
+       {"spill", "spilled_kept_room", "unsharded", 0.9, true,
+        "steps/s spilled with room to keep every forward's activations, kept / one resident shard"},
        {"cnn", "hydra", "cblas", 0, true, "steps/s of hydra's resident CNN / its GEMMs alone"},
        {"optimizer", "host", "thrust_seq", 0, true,
         "one optimizer step: hydra's host loops / Thrust's transform (thrust::seq), same bits"}});

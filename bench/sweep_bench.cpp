@@ -5,7 +5,9 @@
 // sharp sweep with every layer call on guarded copies of its regions, over
 // the same sweep without), and what keeping activations and checkpoints on
 // the devices changes (the sharp sweep with keep_activations and
-// keep_activation_checkpoints over the same sweep without). Note the machine: every virtual
+// keep_activation_checkpoints over the same sweep without), and what keeping
+// each forward's activations for its backward changes (keep_forward_activations
+// over the same sweep without). Note the machine: every virtual
 // device's compute stream is a CPU thread, and this machine has 2 cores, so no
 // policy can go beyond about 2x here, whatever the device count.
 #include <benchmark/benchmark.h>
@@ -55,14 +57,16 @@ std::size_t device_budget() {
   return hydra::align_down(hydra::single_model_trainer<hydra::adam>::footprint(mlp(128, 16)) / 4, 256);
 }
 
-void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers,
-                 bool keep) {
+void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers, bool keep,
+                 bool keep_forward) {
   hydra::sweep_report last;
   for (auto _ : state) {
     hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, device_budget())});
-    hydra::multi_model_trainer trainer(
-        backend, sweep(), hydra::make_policy(policy, 7),
-        {.guard_layers = guard_layers, .keep_activations = keep, .keep_activation_checkpoints = keep});
+    hydra::multi_model_trainer trainer(backend, sweep(), hydra::make_policy(policy, 7),
+                                       {.guard_layers = guard_layers,
+                                        .keep_activations = keep,
+                                        .keep_activation_checkpoints = keep,
+                                        .keep_forward_activations = keep_forward});
     trainer.run();
     last = trainer.report();
   }
@@ -73,15 +77,16 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
   state.counters["MB_to_device"] = static_cast<double>(last.bytes_to_device) / 1e6;
   state.counters["moves"] = static_cast<double>(last.cross_device_moves);
   state.counters["activation_MB_in"] = static_cast<double>(last.activation_bytes_to_device) / 1e6;
+  state.counters["recomputations_avoided"] = static_cast<double>(last.recomputations_avoided);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
   auto add = [](std::string const& family_and_variant, std::string const& argument, std::string const& policy,
-                std::size_t devices, bool guard_layers, bool keep) {
+                std::size_t devices, bool guard_layers, bool keep, bool keep_forward = false) {
     benchmark::RegisterBenchmark(hydra::bench::name(family_and_variant, argument).c_str(), train_sweep, policy, devices,
-                                 guard_layers, keep)
+                                 guard_layers, keep, keep_forward)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->Iterations(2);
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
   for (bool const on : {false, true}) {
     add(on ? "guard/on" : "guard/off", "2_devices", "sharp", 2, on, false);
     add(on ? "kept/on" : "kept/off", "2_devices", "sharp", 2, false, on);
+    add(on ? "forward/on" : "forward/off", "2_devices", "sharp", 2, false, false, on);
   }
   return hydra::bench::run_with_ratios(
       argc, argv,
@@ -99,5 +105,7 @@ int main(int argc, char** argv) {
        {"sweep", "random_pick", "model_parallel", 0, true, "random_pick's speedup over model_parallel"},
        {"guard", "on", "off", 0, false, "guard mode's makespan over the same sweep without it (sharp)"},
        {"kept", "on", "off", 0, false,
-        "makespan with activations and checkpoints kept on the devices over the same sweep without (sharp)"}});
+        "makespan with activations and checkpoints kept on the devices over the same sweep without (sharp)"},
+       {"forward", "on", "off", 0, false,
+        "makespan with forward activations kept for the backwards over the same sweep without (sharp)"}});
 }

@@ -169,6 +169,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
+  mo.keep_forward_activations = o.keep_forward_activations;
   // A line after the first round, then at most one each progress interval,
   // and the last: rounds can be far shorter than a line is worth.
   auto const interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);

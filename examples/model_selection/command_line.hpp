@@ -128,6 +128,9 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
                "with --keep-activations: keep each training forward's input on its device too, as the checkpoint "
                "its backward reads if it runs there")
       ->needs("--keep-activations");
+  app.add_flag("--keep-forward-activations", o.keep_forward_activations,
+               "keep each training forward's activations on its device for its backward, which then recomputes "
+               "nothing if it runs there");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

@@ -179,6 +179,10 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(result.activation_checkpoints_read_on_device),
                     hydra::format_bytes(result.activation_checkpoint_bytes_read_on_device).c_str());
       std::printf("\n");
+      if (o.keep_forward_activations)
+        std::printf("forward activations: %llu kept for their backward, %llu recomputations avoided\n",
+                    static_cast<unsigned long long>(result.forward_activations_kept),
+                    static_cast<unsigned long long>(result.recomputations_avoided));
     }
 #if defined(MODEL_SELECTION_WITH_MPI)
     if (ranks > 1) {

@@ -141,6 +141,7 @@ struct options {
   std::optional<std::size_t> round_minibatches;
   bool keep_activations = false; // multi_model_options::keep_activations
   bool keep_activation_checkpoints = false; // multi_model_options::keep_activation_checkpoints
+  bool keep_forward_activations = false;    // multi_model_options::keep_forward_activations
   bool progress_is_terminal = false;
 };
 
@@ -172,6 +173,7 @@ struct outcome {
   std::uint64_t activation_bytes_to_device = 0, activation_bytes_to_host = 0;
   std::uint64_t activations_read_on_device = 0, activation_bytes_read_on_device = 0;
   std::uint64_t activation_checkpoints_read_on_device = 0, activation_checkpoint_bytes_read_on_device = 0;
+  std::uint64_t forward_activations_kept = 0, recomputations_avoided = 0; // keep_forward_activations
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
   hydra::sweep_profile profile; // what the run measured of its models and devices
@@ -608,6 +610,7 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
+  mo.keep_forward_activations = o.keep_forward_activations;
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
   mo.resume_history = history;
@@ -658,6 +661,8 @@ outcome run_with(options const& o, std::ostream& log) {
   result.activation_bytes_read_on_device = report.activation_bytes_read_on_device;
   result.activation_checkpoints_read_on_device = report.activation_checkpoints_read_on_device;
   result.activation_checkpoint_bytes_read_on_device = report.activation_checkpoint_bytes_read_on_device;
+  result.forward_activations_kept = report.forward_activations_kept;
+  result.recomputations_avoided = report.recomputations_avoided;
   std::vector<std::size_t> to_test; // the models with weights after the search
   for (std::size_t m = 0; m < grid.size(); ++m) {
     auto const& r = trainer.results()[m];

@@ -445,7 +445,8 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
                             "--stop-after",
                             "7",
                             "--report",
-                            "r.html"})
+                            "r.html",
+                            "--keep-forward-activations"})
                          .chosen;
   CHECK(given.search == "asha");
   CHECK(given.eta == 4);
@@ -459,6 +460,8 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
   CHECK(given.checkpoint_directory == "d");
   CHECK(given.stop_after_steps == 7);
   CHECK(given.report_path == "r.html");
+  CHECK(given.keep_forward_activations);
+  CHECK_FALSE(defaults.keep_forward_activations);
   auto const help = parse({"--help"});
   REQUIRE(help.help);
   for (char const* flag : {"--search", "--eta", "--lr-schedule", "--budget", "--report", "--checkpoint-dir"})

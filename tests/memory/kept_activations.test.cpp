@@ -185,3 +185,48 @@ TEST_CASE("kept checkpoints read equally far ahead go lowest owner first, then i
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
 }
+
+TEST_CASE("kept forward activations go after the checkpoints and before the kept outputs, furthest read first") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  auto const next_use = [](std::size_t id) { return id; }; // a higher shard id is read later
+  // Two forwards' scratch, kept for their backwards (shards 2 and 6), beside
+  // a checkpoint read later than both and a kept output.
+  std::byte* near_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* far_scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const near = engine.keep_forward_activations(near_scratch, 16_KiB, 1, /*backward_of=*/2, written);
+  auto const far = engine.keep_forward_activations(far_scratch, 16_KiB, 1, /*backward_of=*/6, written);
+  auto const checkpoint = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/9);
+  auto const output = engine.keep_activation(16_KiB, 0, next_use);
+  REQUIRE((checkpoint && output));
+  CHECK(engine.statistics().forward_activations_kept == 2);
+  CHECK(engine.kept_count() == 4);
+
+  // 32 KiB for a task: the checkpoint goes first, though read furthest of
+  // all, then the forward activations read furthest ahead; the nearer ones
+  // and the output stay.
+  std::byte* scratch = engine.allocate_scratch(32_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(*checkpoint));
+  CHECK_FALSE(engine.take_activation(far));
+  CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK(engine.statistics().activations_dropped == 1); // the checkpoint
+  // The backward takes its forward's scratch back: the same block, no copy.
+  auto const taken = engine.take_activation(near);
+  REQUIRE(taken);
+  CHECK(taken->data == near_scratch);
+  CHECK(taken->bytes == 16_KiB);
+  CHECK(engine.statistics().recomputations_avoided == 1);
+  CHECK(engine.statistics().activations_read_here == 0); // counted apart from the boundary activations
+  auto const read = engine.take_activation(*output);
+  REQUIRE(read);
+  CHECK(engine.kept_count() == 0);
+  auto const done = backend.record_event(engine.compute_stream());
+  engine.release_scratch(taken->data, done);
+  engine.release_scratch(scratch, done);
+  engine.release_taken(*read, engine.prefetch_stream());
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+}

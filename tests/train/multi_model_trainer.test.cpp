@@ -83,13 +83,16 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{64_KiB, 96_KiB, 80_KiB}, {}},
       {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
-  std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0;
+  std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0, recomputations_avoided = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
       std::uint64_t inputs_through_host = 0;
-      // Through host memory; activations kept; activations and checkpoints kept.
-      for (int const kept : {0, 1, 2}) {
-        bool const keep = kept >= 1, checkpoints = kept == 2;
+      // Through host memory; activations kept; activations and checkpoints
+      // kept; forward activations kept (no recomputation where they stay);
+      // all of them.
+      for (int const kept : {0, 1, 2, 3, 4}) {
+        bool const keep = kept == 1 || kept == 2 || kept == 4, checkpoints = kept == 2 || kept == 4;
+        bool const forward = kept >= 3;
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
         CAPTURE(s.delays.enabled);
@@ -100,7 +103,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, 3),
                                            {.poison_freed_blocks = std::uint8_t{0xFF},
                                             .keep_activations = keep,
-                                            .keep_activation_checkpoints = checkpoints});
+                                            .keep_activation_checkpoints = checkpoints,
+                                            .keep_forward_activations = forward});
         trainer.run();
         auto const& results = trainer.results();
         REQUIRE(results.size() == configs.size());
@@ -121,23 +125,32 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         CHECK(report.activations_read_on_device <= report.activations_kept);
         CHECK(report.activation_checkpoints_read_on_device <= report.activation_checkpoints_kept);
         if (!keep) CHECK(report.activations_kept == 0);
-        if (!checkpoints) CHECK(report.activation_checkpoints_kept == 0);
+        // A shard's forward activations hold its input: no checkpoint beside them.
+        if (!checkpoints || forward) CHECK(report.activation_checkpoints_kept == 0);
+        CHECK(report.recomputations_avoided <= report.forward_activations_kept);
+        if (!forward) CHECK(report.forward_activations_kept == 0);
         // Every task's input comes from host memory or from where it was
-        // kept: the two together are the same with activations kept or not.
+        // kept: the two together are the same with activations kept or not;
+        // less only by the checkpoints of the backwards that recomputed
+        // nothing and so read none.
         std::uint64_t const inputs = report.activation_bytes_to_device + report.activation_bytes_read_on_device +
                                      report.activation_checkpoint_bytes_read_on_device;
         CHECK(report.activation_bytes_to_host > 0);
-        if (keep)
+        if (kept == 0)
+          inputs_through_host = inputs;
+        else if (report.recomputations_avoided == 0)
           CHECK(inputs == inputs_through_host);
         else
-          inputs_through_host = inputs;
+          CHECK(inputs < inputs_through_host);
         read_on_device += report.activations_read_on_device;
         checkpoints_read_on_device += report.activation_checkpoints_read_on_device;
+        recomputations_avoided += report.recomputations_avoided;
       }
     }
   }
   CHECK(read_on_device > 0);             // some next task ran where its input was kept
   CHECK(checkpoints_read_on_device > 0); // and some backward where its checkpoint was
+  CHECK(recomputations_avoided > 0);     // and some backward where its forward's activations were
 }
 
 TEST_CASE("models cut for the larger device run their large shards only there and end as alone, under every policy") {
@@ -484,15 +497,20 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
          .delays = {.enabled = true, .seed = seed, .max_delay = std::chrono::microseconds(50)}});
     // Odd seeds: the longest model's task is never queued ahead; seeds 2 and
     // 3 of every 4: activations kept on the devices (freed blocks poisoned),
-    // and in every other such pair checkpoints too.
+    // and in every other such pair checkpoints too; forward activations kept
+    // on seeds 1, 3, 4 and 6 of every 8, with those or alone.
     bool const keep = seed % 4 >= 2, checkpoints = keep && seed % 8 >= 4;
+    bool const forward = seed % 8 == 1 || seed % 8 == 3 || seed % 8 == 4 || seed % 8 == 6;
     CAPTURE(keep);
     CAPTURE(checkpoints);
-    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy(policy, seed),
-                                       {.poison_freed_blocks = keep ? std::optional<std::uint8_t>(0xA5) : std::nullopt,
-                                        .keep_activations = keep,
-                                        .keep_activation_checkpoints = checkpoints,
-                                        .driver = {.never_queue_longest = seed % 2 == 1}});
+    CAPTURE(forward);
+    hydra::multi_model_trainer trainer(
+        backend, configs, hydra::make_policy(policy, seed),
+        {.poison_freed_blocks = keep || forward ? std::optional<std::uint8_t>(0xA5) : std::nullopt,
+         .keep_activations = keep,
+         .keep_activation_checkpoints = checkpoints,
+         .keep_forward_activations = forward,
+         .driver = {.never_queue_longest = seed % 2 == 1}});
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));
     for (std::size_t m = 0; m < configs.size(); ++m) {
@@ -537,9 +555,11 @@ TEST_CASE("a layer that fails while its work is enqueued stops only its model, a
     configs.push_back(
         {"refuses", hydra::sequential_model<context>(std::move(broken), batch), hydra::adam{}, 3, data_for(5), 15});
     hydra::host_backend backend({.device_budgets = {96_KiB, 96_KiB}});
-    hydra::multi_model_trainer trainer(
-        backend, configs, hydra::make_policy("sharp"),
-        {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_activations = keep, .keep_activation_checkpoints = keep});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
+                                       {.poison_freed_blocks = std::uint8_t{0xFF},
+                                        .keep_activations = keep,
+                                        .keep_activation_checkpoints = keep,
+                                        .keep_forward_activations = keep});
     // An observer told of the stop already sees it in the trainer's progress.
     struct stop_watcher final : hydra::sweep_observer<hydra::host_backend> {
       hydra::multi_model_trainer const* trainer = nullptr;

@@ -108,7 +108,8 @@ std::vector<float> train_resident(Optimizer optimizer, std::size_t steps) {
 template <class Optimizer>
 void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
                                               hydra::delay_injection delays, std::size_t shard_count,
-                                              std::size_t prefetch_depth = 1, std::vector<float> rate_factors = {}) {
+                                              std::size_t prefetch_depth = 1, std::vector<float> rate_factors = {},
+                                              bool keep_forward_activations = false) {
   constexpr std::size_t steps = 6;
   auto const model = make_model();
   std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
@@ -119,7 +120,8 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
                                                   .shard_count = shard_count,
                                                   .prefetch_depth = prefetch_depth,
                                                   .seed = 42,
-                                                  .poison_freed_blocks = std::uint8_t{0xFF}});
+                                                  .poison_freed_blocks = std::uint8_t{0xFF},
+                                                  .keep_forward_activations = keep_forward_activations});
   CAPTURE(footprint);
   CAPTURE(budget);
   CAPTURE(trainer.shards().size());
@@ -140,6 +142,13 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
   CHECK(report.spill.evictions > 0); // the model really did not fit
   CHECK(report.spill.bytes_to_device > 0);
   CHECK(report.spill.bytes_to_host > 0);
+  if (keep_forward_activations) {
+    MESSAGE("forward activations kept ", report.spill.forward_activations_kept, ", recomputations avoided ",
+            report.spill.recomputations_avoided, " of ", steps * (trainer.shards().size() - 1));
+    CHECK(report.spill.recomputations_avoided > 0);
+  } else {
+    CHECK(report.spill.forward_activations_kept == 0);
+  }
   if (prefetch_depth == 0)
     CHECK(report.spill.prefetches_issued == 0);
   else
@@ -185,6 +194,15 @@ TEST_CASE("a model 4x its device budget, sharded and spilled, trains to its resi
   SUBCASE("adam with a warm-up and a cosine decay, balanced shards") {
     check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F, .schedule = schedule}, "adam", 0.003F,
                                              {}, 18, 1, factors);
+  }
+  SUBCASE("adam, forward activations kept for the backwards, delay-injecting backend") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
+                                             {.enabled = true, .seed = 7, .max_delay = std::chrono::microseconds(100)},
+                                             0, 1, {}, /*keep_forward_activations=*/true);
+  }
+  SUBCASE("sgd, forward activations kept, balanced shards, no prefetch") {
+    check_spilled_training_matches_reference(hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd",
+                                             0.05F, {}, 18, 0, {}, /*keep_forward_activations=*/true);
   }
   SUBCASE("sgd, delay-injecting backend with another seed, poisoned frees") {
     check_spilled_training_matches_reference(

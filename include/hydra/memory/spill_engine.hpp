@@ -21,6 +21,12 @@
 //    copied), and only once no unpinned shard is left to evict; the launching
 //    task's own input last. A checkpoint (a forward's input kept for its
 //    shard's backward) is kept the same way, and dropped before them.
+//  - Kept forward activations (keep_forward_activations): a training
+//    forward's whole scratch, every activation inside its shard, left here for
+//    the shard's backward, which then need not recompute them. Its input went
+//    home as a checkpoint, so it too is dropped rather than copied: after the
+//    checkpoints (a recomputation costs more than a copy in), before the
+//    boundary activations (read by the very next task).
 #pragma once
 
 #include <algorithm>
@@ -63,6 +69,12 @@ struct spill_statistics {
   std::uint64_t checkpoints_kept = 0;
   std::uint64_t checkpoints_read_here = 0;
   std::uint64_t checkpoint_bytes_read_here = 0;
+  // Forward activations (a training forward's scratch, kept for its shard's
+  // backward): kept here, reused by that backward here instead of recomputed,
+  // and dropped unread (memory pressure, or the backward ran elsewhere).
+  std::uint64_t forward_activations_kept = 0;
+  std::uint64_t recomputations_avoided = 0;
+  std::uint64_t forward_activations_dropped = 0;
   // Evictions and drops made while the pool's free bytes already covered the
   // request: room was there, but not in one piece. (The simulator counts
   // bytes, so these are where its memory and a run's part.)
@@ -192,9 +204,13 @@ public:
     auto const at = kept_at(id);
     if (at == kept_.end()) return std::nullopt;
     taken_activation taken{at->data, at->bytes, at->written};
-    ++(at->checkpoint_of ? statistics_.checkpoints_read_here : statistics_.activations_read_here);
-    (at->checkpoint_of ? statistics_.checkpoint_bytes_read_here : statistics_.activation_bytes_read_here) +=
-        taken.bytes;
+    if (at->forward_activations) {
+      ++statistics_.recomputations_avoided;
+    } else {
+      ++(at->checkpoint_of ? statistics_.checkpoints_read_here : statistics_.activations_read_here);
+      (at->checkpoint_of ? statistics_.checkpoint_bytes_read_here : statistics_.activation_bytes_read_here) +=
+          taken.bytes;
+    }
     kept_.erase(at);
     return taken;
   }
@@ -204,6 +220,18 @@ public:
   kept_id keep_taken(taken_activation const& taken, std::size_t owner, shard_id checkpoint_of, event last_read) {
     kept_.push_back({next_kept_id_, owner, checkpoint_of, taken.data, taken.bytes, last_read});
     ++statistics_.checkpoints_kept;
+    return next_kept_id_++;
+  }
+  // A training forward's scratch (from allocate_scratch), kept for the
+  // backward of `backward_of`, which takes it (take_activation) as its own
+  // scratch instead of recomputing the activations in it. It holds no room
+  // of its own: it is the forward's block, not freed. `last_use`: the event
+  // its forward's last reader or writer ends at (on any stream of this
+  // device; the spill stream's copies home are ordered before any free).
+  kept_id keep_forward_activations(std::byte* scratch, std::size_t bytes, std::size_t owner, shard_id backward_of,
+                                   event last_use) {
+    kept_.push_back({next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true});
+    ++statistics_.forward_activations_kept;
     return next_kept_id_++;
   }
   // Frees a taken activation on `after`, behind the copy that filled it and
@@ -221,8 +249,8 @@ public:
     if (at == kept_.end()) return;
     backend_->wait_event(spill_, at->written);
     device_->deallocate(spill_, at->data);
+    ++(at->forward_activations ? statistics_.forward_activations_dropped : statistics_.activations_dropped);
     kept_.erase(at);
-    ++statistics_.activations_dropped;
   }
   [[nodiscard]] std::size_t kept_count() const noexcept { return kept_.size(); }
 
@@ -371,10 +399,11 @@ private:
   struct kept_block {
     kept_id id = 0;
     std::size_t owner = 0;
-    std::optional<shard_id> checkpoint_of; // a checkpoint: the shard whose backward reads it
+    std::optional<shard_id> checkpoint_of; // a checkpoint or forward activations: the shard whose backward reads it
     std::byte* data = nullptr;
     std::size_t bytes = 0;
     event written{};
+    bool forward_activations = false; // a forward's scratch (keep_forward_activations), not a checkpoint
   };
   [[nodiscard]] auto kept_at(kept_id id) {
     return std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
@@ -387,11 +416,25 @@ private:
   }
 
   // The kept block make_room gives up next (see there); kept_ is not empty.
+  // Checkpoints first, then forward activations (a dropped checkpoint costs
+  // its backward a copy in; dropped forward activations cost a recomputation
+  // as well), each the one read furthest ahead first.
   [[nodiscard]] kept_id next_to_drop(next_use_function const& next_use) const {
-    kept_block const* furthest = nullptr; // ties: the lowest owner's, its first shard's (as the simulator)
+    for (bool const forward_activations : {false, true})
+      if (auto const furthest = furthest_read(next_use, forward_activations)) return *furthest;
+    auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
+    return std::ranges::min(kept_, {}, order).id;
+  }
+
+  // Of the kept blocks a backward reads (checkpoints, or forward activations),
+  // the one read furthest ahead; ties: the lowest owner's, its first shard's
+  // (as the simulator chooses among checkpoints).
+  [[nodiscard]] std::optional<kept_id> furthest_read(next_use_function const& next_use,
+                                                     bool forward_activations) const {
+    kept_block const* furthest = nullptr;
     std::size_t furthest_use = 0;
     for (kept_block const& k : kept_) {
-      if (!k.checkpoint_of) continue;
+      if (!k.checkpoint_of || k.forward_activations != forward_activations) continue;
       std::size_t const use = next_use(*k.checkpoint_of);
       bool const earlier = furthest != nullptr &&
                            std::pair(k.owner, *k.checkpoint_of) < std::pair(furthest->owner, *furthest->checkpoint_of);
@@ -400,9 +443,7 @@ private:
         furthest_use = use;
       }
     }
-    if (furthest != nullptr) return furthest->id;
-    auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
-    return std::ranges::min(kept_, {}, order).id;
+    return furthest == nullptr ? std::nullopt : std::optional<kept_id>(furthest->id);
   }
 
   void release_extent(shard_id id) {

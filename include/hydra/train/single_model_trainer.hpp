@@ -60,6 +60,10 @@ struct single_model_options {
   // Unset: on in AddressSanitizer builds for host layers (ASan then reports
   // the write itself), off otherwise.
   std::optional<bool> guard_layers{};
+  // Keep each shard's forward activations on the device for its backward,
+  // while room allows, instead of recomputing them there (the last shard's
+  // stay regardless). Same bits (see multi_model_options).
+  bool keep_forward_activations = false;
 };
 
 struct training_report {
@@ -92,6 +96,7 @@ public:
       host_pool_.poison_freed_blocks(options_.poison_freed_blocks);
     }
     runner_.guard_layers(options_.guard_layers);
+    runner_.keep_forward_activations(options_.keep_forward_activations);
     runner_.register_with(engine_);
   }
 

@@ -122,6 +122,16 @@ struct multi_model_options {
   // furthest ahead first; like them they are home already. Same weights,
   // bitwise. The simulator's counterpart is sim::options::keep_checkpoints.
   bool keep_activation_checkpoints = false;
+  // Keep each training forward's activations (its whole scratch: the shard's
+  // input and every layer's output in it) on its device for the shard's
+  // backward, while room allows: that backward, when it runs on that device,
+  // starts from them instead of recomputing the forward from its checkpoint.
+  // Under memory pressure they are dropped (after every unpinned shard and
+  // every kept checkpoint, the one read furthest ahead first), and the
+  // backward recomputes, as without them. Same arithmetic: the weights are
+  // bitwise those without it. The simulator does not model them: a run with
+  // them replays with recomputation in its costs.
+  bool keep_forward_activations = false;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Each device's compute speed against the device the models' cost
@@ -199,6 +209,11 @@ struct sweep_report {
   std::uint64_t activation_checkpoints_kept = 0;
   std::uint64_t activation_checkpoints_read_on_device = 0;
   std::uint64_t activation_checkpoint_bytes_read_on_device = 0;
+  // multi_model_options::keep_forward_activations: forward activations kept on
+  // their device, and the backwards that started from them instead of
+  // recomputing their shard's forward.
+  std::uint64_t forward_activations_kept = 0;
+  std::uint64_t recomputations_avoided = 0;
   // Shards evicted and kept activations dropped although the device's free
   // bytes covered the request (spill_statistics::fragmented_evictions).
   std::uint64_t fragmented_evictions = 0;

@@ -12,10 +12,12 @@
 // and the model's next task reads it there when it runs on that device: no host
 // round trip, and the home copy makes dropping it free. With keep_checkpoints,
 // a training forward's input stays there too, as the checkpoint its shard's
-// backward recomputes from. The last shard keeps its
-// activations on the device between its forward and backward; if its backward
-// lands on another device, it recomputes from its checkpoint like every other
-// shard.
+// backward recomputes from. With keep_forward_activations, a training
+// forward's whole scratch stays there too, and the shard's backward, when it
+// runs on that device, starts from it instead of recomputing the forward. In
+// the single-model trainer the last shard keeps its activations on the device
+// between its forward and backward regardless. A backward that lands on
+// another device, or finds them dropped, recomputes from its checkpoint.
 #pragma once
 
 #include <cmath>
@@ -107,6 +109,11 @@ public:
   // backward as well (a taken kept input stays where it is; one from home is
   // copied within the device). Same arithmetic either way.
   void keep_checkpoints(bool keep) noexcept { keep_checkpoints_ = keep; }
+  // Keep each training forward's scratch (every activation of its shard) on
+  // its device for the shard's backward, which then skips the recomputation
+  // when it runs there. The scratch holds the forward's input, so no separate
+  // checkpoint is kept beside it. Same layers, same inputs: the same bits.
+  void keep_forward_activations(bool keep) noexcept { keep_forward_activations_ = keep; }
 
   // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
   // regions; unset, as the build decides (guard_layers_by_default).
@@ -207,6 +214,7 @@ public:
     release_host(spill, state_.labels);
     drop_quietly(handoff_);
     for (auto& checkpoint : state_.kept_checkpoint) drop_quietly(checkpoint);
+    for (auto& activations : state_.kept_forward) drop_quietly(activations);
     if (state_.last_scratch) {
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
       state_.last_scratch = nullptr;
@@ -249,11 +257,12 @@ private:
 
   struct step_state {
     explicit step_state(std::size_t shards)
-        : checkpoint(shards, nullptr), checkpoint_ready(shards), kept_checkpoint(shards), gradient(shards, nullptr),
-          gradient_ready(shards) {}
+        : checkpoint(shards, nullptr), checkpoint_ready(shards), kept_checkpoint(shards), kept_forward(shards),
+          gradient(shards, nullptr), gradient_ready(shards) {}
     std::vector<void*> checkpoint; // input of shard s
     std::vector<event> checkpoint_ready;
     std::vector<std::optional<kept_handoff>> kept_checkpoint; // ... also kept on a device (keep_checkpoints)
+    std::vector<std::optional<kept_handoff>> kept_forward;    // shard s's forward scratch (keep_forward_activations)
     std::vector<void*> gradient; // dLoss/d output of shard s
     std::vector<event> gradient_ready;
     void* labels = nullptr;
@@ -425,7 +434,8 @@ private:
     std::size_t const s = t.shard;
     shard const& shard = graph_[s];
     bool const last = s + 1 == graph_.size();
-    detail::expects(!state_.kept_checkpoint[s], "model_runner: a checkpoint is kept that no backward has read");
+    detail::expects(!state_.kept_checkpoint[s] && !state_.kept_forward[s],
+                    "model_runner: a checkpoint or forward activations are kept that no backward has read");
     auto const spill = engine.spill_stream();
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/last, next_use); }); // its backward comes next
     std::byte* scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
@@ -435,7 +445,8 @@ private:
     // Its input kept as the backward's checkpoint: where it was taken, it
     // stays; from home, a block is found beside the queued tasks' shards.
     std::optional<checkpoint_plan> checkpoint;
-    if (keep_checkpoints_ && activation_bytes(shard.first_layer) > 0) {
+    // (Forward activations kept for the backward hold the input already.)
+    if (keep_checkpoints_ && !keep_forward_activations_ && activation_bytes(shard.first_layer) > 0) {
       checkpoint = checkpoint_plan{base + s, std::nullopt};
       if (!input) {
         try {
@@ -453,7 +464,9 @@ private:
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
       if (!last) {
-        send_output_on(engine, s, scratch, done, kept);
+        event const last_use = send_output_on(engine, s, scratch, done, kept);
+        handed_on = true;
+        keep_or_release_forward(engine, base, t, scratch, last_use);
         return;
       }
       // The per-sample losses come home for the loss curve; the scratch stays, or
@@ -480,14 +493,14 @@ private:
                                    },
                                    fault_));
       host_->deallocate(spill, losses);
+      handed_on = true;
       if (keep_last_activations_) {
         state_.last_scratch = scratch;
         state_.last_scratch_engine = &engine;
         state_.last_scratch_done = done;
       } else {
-        engine.release_scratch(scratch, done);
+        keep_or_release_forward(engine, base, t, scratch, done);
       }
-      handed_on = true;
     } catch (...) {
       // The scratch first: its free orders the spill stream, where the kept
       // blocks below are freed, after every read enqueued on the prefetch stream.
@@ -518,10 +531,11 @@ private:
   }
 
   // A shard's output goes home as the next shard's input checkpoint (spill
-  // stream), and into `kept` on the device if it has a block; its scratch is
-  // freed behind both.
-  void send_output_on(engine_type& engine, std::size_t s, std::byte* scratch, event const& done,
-                      std::optional<typename engine_type::kept_id> const& kept) {
+  // stream), and into `kept` on the device if it has a block. Returns the
+  // event the scratch's free must wait for (on the spill stream, which the
+  // copy home is already on).
+  event send_output_on(engine_type& engine, std::size_t s, std::byte* scratch, event const& done,
+                       std::optional<typename engine_type::kept_id> const& kept) {
     auto const spill = engine.spill_stream();
     shard const& shard = graph_[s];
     std::size_t const output_bytes = activation_bytes(shard.end_layer);
@@ -530,7 +544,24 @@ private:
     backend_->copy_async(spill, state_.checkpoint[s + 1], output, output_bytes);
     activation_bytes_out_ += output_bytes;
     state_.checkpoint_ready[s + 1] = backend_->record_event(spill);
-    engine.release_scratch(scratch, keep_output(engine, kept, output, output_bytes, done));
+    return keep_output(engine, kept, output, output_bytes, done);
+  }
+
+  // A training forward's scratch, freed behind `last_use`, or kept on the
+  // device for the shard's backward (keep_forward_activations).
+  void keep_or_release_forward(engine_type& engine, std::size_t base, task const& t, std::byte* scratch,
+                               event const& last_use) {
+    if (!keep_forward_activations_) {
+      engine.release_scratch(scratch, last_use);
+      return;
+    }
+    try {
+      state_.kept_forward[t.shard] =
+          kept_handoff{&engine, engine.keep_forward_activations(scratch, graph_[t.shard].scratch.bytes, t.model,
+                                                                base + t.shard, last_use)};
+    } catch (...) { // not kept (no memory for its record): freed; the backward recomputes
+      engine.release_scratch(scratch, last_use);
+    }
   }
 
   // An evaluation task: the forward of its shard, with each boundary's input
@@ -557,7 +588,7 @@ private:
       release_host(read_here ? spill : prefetch, state_.checkpoint[s]);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       if (!last) {
-        send_output_on(engine, s, scratch, done, kept);
+        engine.release_scratch(scratch, send_output_on(engine, s, scratch, done, kept));
         return;
       }
       std::size_t const output_bytes = activation_bytes(shard.end_layer);
@@ -603,9 +634,15 @@ private:
     bool const last = s + 1 == graph_.size();
     auto const prefetch = engine.prefetch_stream(), compute = engine.compute_stream(), spill = engine.spill_stream();
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/true, next_use); });
-    bool const reuse = last && state_.last_scratch != nullptr && state_.last_scratch_engine == &engine;
-    std::byte* scratch = reuse ? state_.last_scratch : nullptr;
-    if (last && !reuse && state_.last_scratch != nullptr) { // the forward ran elsewhere: drop its activations there
+    // The forward's activations, where they stayed on this device: its scratch
+    // becomes this task's, and nothing is recomputed.
+    std::optional<taken_activation> const forward_activations = take_kept(state_.kept_forward[s], engine);
+    bool const last_reused = last && state_.last_scratch != nullptr && state_.last_scratch_engine == &engine;
+    bool const reuse = last_reused || forward_activations.has_value();
+    std::byte* scratch = last_reused ? state_.last_scratch : nullptr;
+    if (forward_activations) scratch = forward_activations->data;
+    if (last && !last_reused &&
+        state_.last_scratch != nullptr) { // the forward ran elsewhere: drop its activations there
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
     }
     state_.last_scratch = nullptr;
@@ -621,6 +658,13 @@ private:
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
       bool const gradient_here = gradient.has_value();
+      // Kept forward activations: the prefetch stream writes the gradient
+      // below into that scratch only behind the forward's last use of it, and
+      // frees the home checkpoint (which nothing reads now) behind its writer.
+      if (forward_activations) {
+        backend_->wait_event(prefetch, forward_activations->written);
+        backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+      }
       if (!reuse) {
         if (checkpoint) {
           copy_taken_in(engine, checkpoint, scratch + shard.scratch.activations[0]);
@@ -632,14 +676,14 @@ private:
         } else {
           copy_checkpoint_in(prefetch, shard, s, scratch, last);
         }
-        if (gradient) {
-          copy_taken_in(engine, gradient, scratch + shard.scratch.gradients[0]);
-        } else if (!last) {
-          backend_->wait_event(prefetch, state_.gradient_ready[s]);
-          backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
-                               activation_bytes(shard.end_layer));
-          activation_bytes_in_ += activation_bytes(shard.end_layer);
-        }
+      }
+      if (gradient) {
+        copy_taken_in(engine, gradient, scratch + shard.scratch.gradients[0]);
+      } else if (!last) {
+        backend_->wait_event(prefetch, state_.gradient_ready[s]);
+        backend_->copy_async(prefetch, scratch + shard.scratch.gradients[0], state_.gradient[s],
+                             activation_bytes(shard.end_layer));
+        activation_bytes_in_ += activation_bytes(shard.end_layer);
       }
       release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
       // The gradient's home copy was read there too, or, where it was kept
@@ -720,6 +764,7 @@ private:
   bool keep_last_activations_;
   bool keep_activations_ = false;
   bool keep_checkpoints_ = false;
+  bool keep_forward_activations_ = false;
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)

@@ -174,6 +174,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
                                             /*keep_last_activations=*/false);
     runner->keep_activations(options.keep_activations);
     runner->keep_checkpoints(options.keep_activation_checkpoints);
+    runner->keep_forward_activations(options.keep_forward_activations);
     runner->set_metric(config.metric);
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
@@ -577,6 +578,8 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.activation_checkpoints_kept += engine->statistics().checkpoints_kept;
     out.activation_checkpoints_read_on_device += engine->statistics().checkpoints_read_here;
     out.activation_checkpoint_bytes_read_on_device += engine->statistics().checkpoint_bytes_read_here;
+    out.forward_activations_kept += engine->statistics().forward_activations_kept;
+    out.recomputations_avoided += engine->statistics().recomputations_avoided;
     out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
   for (auto const& model : executor_->models()) {
