@@ -230,3 +230,51 @@ TEST_CASE("kept forward activations go after the checkpoints and before the kept
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
 }
+
+TEST_CASE("kept forward activations and unpinned shards go furthest next use first, a shard on a tie") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  std::size_t const floats = 16_KiB / sizeof(float);
+  std::vector<hydra::shard_home<hydra::host_event>> homes;
+  homes.reserve(2);
+  for (int s = 0; s < 2; ++s) {
+    homes.push_back(
+        decltype(engine)::make_home(backend, host, engine.spill_stream(), std::vector<float>(floats, 1.0F)));
+    engine.add_shard(16_KiB, 16_KiB, &homes.back());
+  }
+  auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
+  engine.acquire(0, false, next_use);
+  engine.acquire(1, false, next_use);
+  engine.pin({0});
+  // The forwards of two shards (ids 5 and 0 here: read after and before shard
+  // 1 is needed) keep their scratch; the pool is full.
+  std::byte* later_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* sooner_scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const later = engine.keep_forward_activations(later_scratch, 16_KiB, 1, /*backward_of=*/5, written);
+  auto const sooner = engine.keep_forward_activations(sooner_scratch, 16_KiB, 1, /*backward_of=*/0, written);
+
+  // Read after shard 1 is needed: dropped, and shard 1 stays.
+  std::byte* first = engine.allocate_scratch(16_KiB, next_use);
+  CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK(engine.statistics().evictions == 0);
+  CHECK(engine.table()[1].resident());
+  CHECK_FALSE(engine.take_activation(later));
+  // Read before shard 1 is needed: shard 1 goes instead.
+  std::byte* second = engine.allocate_scratch(16_KiB, next_use);
+  CHECK(engine.statistics().evictions == 1);
+  CHECK_FALSE(engine.table()[1].resident());
+  auto const taken = engine.take_activation(sooner);
+  REQUIRE(taken);
+  CHECK(taken->data == sooner_scratch);
+
+  auto const done = backend.record_event(engine.compute_stream());
+  for (std::byte* scratch : {first, second, taken->data}) engine.release_scratch(scratch, done);
+  engine.evict(0);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
+  engine.synchronize();
+}

@@ -24,9 +24,11 @@
 //  - Kept forward activations (keep_forward_activations): a training
 //    forward's whole scratch, every activation inside its shard, left here for
 //    the shard's backward, which then need not recompute them. Its input went
-//    home as a checkpoint, so it too is dropped rather than copied: after the
-//    checkpoints (a recomputation costs more than a copy in), before the
-//    boundary activations (read by the very next task).
+//    home as a checkpoint, so it too is dropped rather than copied. Under
+//    pressure they compete with the unpinned shards, furthest next use first
+//    (a shard needed sooner is not evicted to keep them); once no shard is
+//    left, they go after the checkpoints (a recomputation costs more than a
+//    copy in) and before the boundary activations (read by the very next task).
 #pragma once
 
 #include <algorithm>
@@ -375,7 +377,8 @@ private:
   // by its owner's very next task, so next use does not tell them apart: the
   // lowest owner's goes first (as the simulator chooses), the launching
   // owner's last; but checkpoints, read only by a backward further ahead,
-  // go before them, furthest next use first. False when only pinned shards
+  // go before them, furthest next use first. Kept forward activations
+  // compete with the shards (see below). False when only pinned shards
   // remain.
   bool make_room(std::size_t bytes, next_use_function const& next_use, bool may_drop_kept = true) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
@@ -384,7 +387,15 @@ private:
       auto const victim = furthest_next_use(
           std::views::iota(shard_id{0}, table_.size()),
           [this](shard_id id) { return table_[id].resident() && !is_pinned(id); }, next_use);
-      if (victim) {
+      // Forward activations compete with the shards: whichever is needed
+      // furthest ahead goes (on a tie, the shard), so that keeping them never
+      // costs a shard that is needed sooner a fetch. With no shard left, the
+      // drop order below.
+      auto const forward =
+          may_drop_kept && victim ? furthest_read(next_use, /*forward_activations=*/true) : std::nullopt;
+      if (forward && next_use(*find_kept_const(*forward).checkpoint_of) > next_use(*victim)) {
+        drop_kept(*forward);
+      } else if (victim) {
         evict(*victim);
       } else if (may_drop_kept && !kept_.empty()) {
         drop_kept(next_to_drop(next_use));
@@ -407,6 +418,9 @@ private:
   };
   [[nodiscard]] auto kept_at(kept_id id) {
     return std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
+  }
+  [[nodiscard]] kept_block const& find_kept_const(kept_id id) const {
+    return *std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
   }
   [[nodiscard]] kept_block* find_kept(kept_id id) {
     auto const at = kept_at(id);

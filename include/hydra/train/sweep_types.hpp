@@ -126,9 +126,9 @@ struct multi_model_options {
   // input and every layer's output in it) on its device for the shard's
   // backward, while room allows: that backward, when it runs on that device,
   // starts from them instead of recomputing the forward from its checkpoint.
-  // Under memory pressure they are dropped (after every unpinned shard and
-  // every kept checkpoint, the one read furthest ahead first), and the
-  // backward recomputes, as without them. Same arithmetic: the weights are
+  // Under memory pressure they are dropped, and the backward recomputes, as
+  // without them: they compete with the unpinned shards, furthest next use
+  // first, and once no shard is left they go after the kept checkpoints. Same arithmetic: the weights are
   // bitwise those without it. The simulator does not model them: a run with
   // them replays with recomputation in its costs.
   bool keep_forward_activations = false;
