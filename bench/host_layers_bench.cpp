@@ -142,9 +142,12 @@ void train_steps(benchmark::State& state, hydra::sequential_model<context> const
   state.counters["compute_busy"] = static_cast<double>(report.compute_busy.count()) /
                                    static_cast<double>(std::max<std::int64_t>(1, report.wall.count()));
   state.counters["exposed_wait"] = report.exposed_wait_fraction();
-  state.counters["recomputed"] = // the share of backwards that recomputed their shard's forward
-      1.0 - static_cast<double>(report.spill.recomputations_avoided) /
-                static_cast<double>(std::max<std::size_t>(1, report.steps * (trainer.shards().size() - 1)));
+  // The share of backwards that recomputed their shard's forward (the last
+  // shard's never does: one shard, nothing recomputed).
+  std::size_t const could_recompute = report.steps * (trainer.shards().size() - 1);
+  state.counters["recomputed"] = could_recompute == 0 ? 0.0
+                                                      : 1.0 - static_cast<double>(report.spill.recomputations_avoided) /
+                                                                  static_cast<double>(could_recompute);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps_per_iteration));
 }
 

@@ -130,7 +130,7 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
       ->needs("--keep-activations");
   app.add_flag("--keep-forward-activations", o.keep_forward_activations,
                "keep each training forward's activations on its device for its backward, which then recomputes "
-               "nothing if it runs there");
+               "nothing if it runs there (they hold the input: no checkpoint is kept apart)");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

@@ -193,19 +193,19 @@ TEST_CASE("kept forward activations go after the checkpoints and before the kept
   hydra::spill_engine engine(backend, device, host, 0);
   auto const next_use = [](std::size_t id) { return id; }; // a higher shard id is read later
   // Two forwards' scratch, kept for their backwards (shards 2 and 6), beside
-  // a checkpoint read later than both and a kept output.
+  // a checkpoint read sooner than both and a kept output.
   std::byte* near_scratch = engine.allocate_scratch(16_KiB, next_use);
   std::byte* far_scratch = engine.allocate_scratch(16_KiB, next_use);
   auto const written = backend.record_event(engine.compute_stream());
   auto const near = engine.keep_forward_activations(near_scratch, 16_KiB, 1, /*backward_of=*/2, written);
   auto const far = engine.keep_forward_activations(far_scratch, 16_KiB, 1, /*backward_of=*/6, written);
-  auto const checkpoint = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/9);
+  auto const checkpoint = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/1);
   auto const output = engine.keep_activation(16_KiB, 0, next_use);
   REQUIRE((checkpoint && output));
   CHECK(engine.statistics().forward_activations_kept == 2);
   CHECK(engine.kept_count() == 4);
 
-  // 32 KiB for a task: the checkpoint goes first, though read furthest of
+  // 32 KiB for a task: the checkpoint goes first, though read soonest of
   // all, then the forward activations read furthest ahead; the nearer ones
   // and the output stay.
   std::byte* scratch = engine.allocate_scratch(32_KiB, next_use);
@@ -248,13 +248,13 @@ TEST_CASE("kept forward activations and unpinned shards go furthest next use fir
   engine.acquire(0, false, next_use);
   engine.acquire(1, false, next_use);
   engine.pin({0});
-  // The forwards of two shards (ids 5 and 0 here: read after and before shard
-  // 1 is needed) keep their scratch; the pool is full.
+  // The forwards of two shards (ids 5 and 1 here: read after shard 1 is
+  // needed, and as soon) keep their scratch; the pool is full.
   std::byte* later_scratch = engine.allocate_scratch(16_KiB, next_use);
-  std::byte* sooner_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* tied_scratch = engine.allocate_scratch(16_KiB, next_use);
   auto const written = backend.record_event(engine.compute_stream());
   auto const later = engine.keep_forward_activations(later_scratch, 16_KiB, 1, /*backward_of=*/5, written);
-  auto const sooner = engine.keep_forward_activations(sooner_scratch, 16_KiB, 1, /*backward_of=*/0, written);
+  auto const tied = engine.keep_forward_activations(tied_scratch, 16_KiB, 1, /*backward_of=*/1, written);
 
   // Read after shard 1 is needed: dropped, and shard 1 stays.
   std::byte* first = engine.allocate_scratch(16_KiB, next_use);
@@ -262,17 +262,64 @@ TEST_CASE("kept forward activations and unpinned shards go furthest next use fir
   CHECK(engine.statistics().evictions == 0);
   CHECK(engine.table()[1].resident());
   CHECK_FALSE(engine.take_activation(later));
-  // Read before shard 1 is needed: shard 1 goes instead.
+  // Read when shard 1 is needed: a tie, and shard 1 goes instead.
   std::byte* second = engine.allocate_scratch(16_KiB, next_use);
   CHECK(engine.statistics().evictions == 1);
   CHECK_FALSE(engine.table()[1].resident());
-  auto const taken = engine.take_activation(sooner);
+  auto const taken = engine.take_activation(tied);
   REQUIRE(taken);
-  CHECK(taken->data == sooner_scratch);
+  CHECK(taken->data == tied_scratch);
 
   auto const done = backend.record_event(engine.compute_stream());
   for (std::byte* scratch : {first, second, taken->data}) engine.release_scratch(scratch, done);
   engine.evict(0);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
+  engine.synchronize();
+}
+
+TEST_CASE("a pinned shard's kept forward activations go last of all, and a prefetch drops none") {
+  hydra::host_backend backend({.device_budgets = {64_KiB}});
+  hydra::device_pool device(backend, 0);
+  hydra::host_pool host(backend, 1_MiB);
+  hydra::spill_engine engine(backend, device, host, 0);
+  auto const next_use = [](std::size_t id) { return id; };
+  std::vector<hydra::shard_home<hydra::host_event>> homes;
+  homes.reserve(2);
+  for (int s = 0; s < 2; ++s) {
+    homes.push_back(decltype(engine)::make_home(backend, host, engine.spill_stream(),
+                                                std::vector<float>(16_KiB / sizeof(float), 1.0F)));
+    engine.add_shard(16_KiB, 16_KiB, &homes.back());
+  }
+  // The forwards of shards 0 (pinned: its backward is being launched) and 9
+  // kept, beside two other models' kept outputs; the pool is full.
+  std::byte* pinned_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* other_scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const pinned = engine.keep_forward_activations(pinned_scratch, 16_KiB, 1, /*backward_of=*/0, written);
+  auto const other = engine.keep_forward_activations(other_scratch, 16_KiB, 1, /*backward_of=*/9, written);
+  auto const output = engine.keep_activation(16_KiB, 2, next_use);
+  auto const another = engine.keep_activation(16_KiB, 3, next_use);
+  REQUIRE((output && another));
+  engine.pin({0}, 1);
+
+  // A prefetch of shard 1 would have to drop something kept: deferred.
+  CHECK_FALSE(engine.prefetch(1, false, next_use));
+  CHECK(engine.statistics().prefetches_deferred == 1);
+  CHECK(engine.kept_count() == 4);
+  // 48 KiB for the task: the unpinned forward activations, then the outputs;
+  // the pinned shard's stay.
+  std::byte* scratch = engine.allocate_scratch(48_KiB, next_use);
+  CHECK_FALSE(engine.take_activation(other));
+  CHECK_FALSE(engine.take_activation(*output));
+  CHECK_FALSE(engine.take_activation(*another));
+  auto const taken = engine.take_activation(pinned);
+  REQUIRE(taken);
+
+  auto const done = backend.record_event(engine.compute_stream());
+  engine.release_scratch(scratch, done);
+  engine.release_scratch(taken->data, done);
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
   for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);

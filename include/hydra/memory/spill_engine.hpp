@@ -39,6 +39,7 @@
 #include <optional>
 #include <ranges>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -148,9 +149,12 @@ public:
   }
 
   // The one-ahead prefetch: as acquire, but deferred (returns false) when the
-  // room would have to come from a pinned shard.
+  // room would have to come from a pinned shard or a kept activation (the
+  // task's own acquire may take it from those, once the shards pinned now are
+  // not: a prefetch that dropped a backward's kept forward activations would
+  // cost that backward a recomputation to save a copy).
   bool prefetch(shard_id id, bool with_state, next_use_function const& next_use) {
-    bool const issued = make_resident(id, with_state, next_use);
+    bool const issued = make_resident(id, with_state, next_use, /*may_drop_kept=*/false);
     ++(issued ? statistics_.prefetches_issued : statistics_.prefetches_deferred);
     return issued;
   }
@@ -227,9 +231,11 @@ public:
   // A training forward's scratch (from allocate_scratch), kept for the
   // backward of `backward_of`, which takes it (take_activation) as its own
   // scratch instead of recomputing the activations in it. It holds no room
-  // of its own: it is the forward's block, not freed. `last_use`: the event
-  // its forward's last reader or writer ends at (on any stream of this
-  // device; the spill stream's copies home are ordered before any free).
+  // of its own: it is the forward's block, not freed. `last_use`: where the
+  // forward's compute work on it ends (its readers on the spill stream, the
+  // copies home, are ordered before any free, which goes on that stream; the
+  // backward writes only its gradient and workspace regions, never the
+  // activations those copies read).
   kept_id keep_forward_activations(std::byte* scratch, std::size_t bytes, std::size_t owner, shard_id backward_of,
                                    event last_use) {
     kept_.push_back({next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true});
@@ -256,9 +262,11 @@ public:
   }
   [[nodiscard]] std::size_t kept_count() const noexcept { return kept_.size(); }
 
-  // Pins: these shards are never chosen for eviction; the kept activations of
-  // `owner` (the launching task's model: its input may be among them) are
-  // dropped last (checkpoints aside, which go first, whosever they are).
+  // Pins: these shards are never chosen for eviction, and the forward
+  // activations kept for their backwards are dropped last of all; the kept
+  // activations of `owner` (the launching task's model: its input may be
+  // among them) are dropped after the others (checkpoints aside, which go
+  // first, whosever they are).
   void pin(std::vector<shard_id> shards, std::optional<std::size_t> owner = std::nullopt) {
     pinned_ = std::move(shards);
     launching_owner_ = owner;
@@ -334,7 +342,7 @@ private:
       return backend.create_stream(device, std::move(name));
   }
 
-  bool make_resident(shard_id id, bool with_state, next_use_function const& next_use) {
+  bool make_resident(shard_id id, bool with_state, next_use_function const& next_use, bool may_drop_kept = true) {
     auto& entry = table_.at(id);
     bool const needs_parameters = !entry.parameters_on_device;
     bool const needs_state = with_state && !entry.state_on_device;
@@ -347,7 +355,7 @@ private:
       return true;
     }
     if (!entry.resident()) {
-      if (!make_room(entry.extent_bytes, next_use)) return false;
+      if (!make_room(entry.extent_bytes, next_use, may_drop_kept)) return false;
       entry.device = static_cast<std::byte*>(device_->allocate(prefetch_, entry.extent_bytes));
     }
     // The home may still be receiving a write-back: copy only after it.
@@ -432,16 +440,21 @@ private:
   // The kept block make_room gives up next (see there); kept_ is not empty.
   // Checkpoints first, then forward activations (a dropped checkpoint costs
   // its backward a copy in; dropped forward activations cost a recomputation
-  // as well), each the one read furthest ahead first.
+  // as well), each the one read furthest ahead first; then the boundary
+  // activations; last, the forward activations of pinned shards, whose
+  // backwards are being launched or queued: dropping those frees room the
+  // backward then needs again for its scratch.
   [[nodiscard]] kept_id next_to_drop(next_use_function const& next_use) const {
     for (bool const forward_activations : {false, true})
       if (auto const furthest = furthest_read(next_use, forward_activations)) return *furthest;
-    auto const order = [this](kept_block const& k) { return std::pair(k.owner == launching_owner_, k.owner); };
+    auto const order = [this](kept_block const& k) {
+      return std::tuple(k.forward_activations, k.owner == launching_owner_, k.owner);
+    };
     return std::ranges::min(kept_, {}, order).id;
   }
 
-  // Of the kept blocks a backward reads (checkpoints, or forward activations),
-  // the one read furthest ahead; ties: the lowest owner's, its first shard's
+  // Of the kept blocks a backward reads (checkpoints, or forward activations
+  // whose shard is not pinned), the one read furthest ahead; ties: the lowest owner's, its first shard's
   // (as the simulator chooses among checkpoints).
   [[nodiscard]] std::optional<kept_id> furthest_read(next_use_function const& next_use,
                                                      bool forward_activations) const {
@@ -449,6 +462,7 @@ private:
     std::size_t furthest_use = 0;
     for (kept_block const& k : kept_) {
       if (!k.checkpoint_of || k.forward_activations != forward_activations) continue;
+      if (forward_activations && is_pinned(*k.checkpoint_of)) continue; // last of all (next_to_drop)
       std::size_t const use = next_use(*k.checkpoint_of);
       bool const earlier = furthest != nullptr &&
                            std::pair(k.owner, *k.checkpoint_of) < std::pair(furthest->owner, *furthest->checkpoint_of);

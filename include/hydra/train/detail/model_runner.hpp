@@ -659,12 +659,11 @@ private:
     try {
       bool const gradient_here = gradient.has_value();
       // Kept forward activations: the prefetch stream writes the gradient
-      // below into that scratch only behind the forward's last use of it, and
-      // frees the home checkpoint (which nothing reads now) behind its writer.
-      if (forward_activations) {
-        backend_->wait_event(prefetch, forward_activations->written);
-        backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
-      }
+      // below into that scratch only behind the forward's compute on it.
+      // Reusing the forward's scratch, nothing reads the home checkpoint now:
+      // it is freed on the prefetch stream behind its writer.
+      if (forward_activations) backend_->wait_event(prefetch, forward_activations->written);
+      if (reuse) backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
       if (!reuse) {
         if (checkpoint) {
           copy_taken_in(engine, checkpoint, scratch + shard.scratch.activations[0]);
