@@ -12,19 +12,39 @@
 
 using namespace hydra::literals;
 
-TEST_CASE("kept activations are dropped after every unpinned shard, never to keep another, and read back intact") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
-  std::size_t const floats = 16_KiB / sizeof(float);
+namespace {
+
+// One device of 64 KiB with its pools and spill engine; add_two_shards()
+// registers two shards of 16 KiB, their homes in host memory.
+struct one_device {
+  hydra::host_backend backend{hydra::host_backend_options{.device_budgets = {64_KiB}}};
+  hydra::device_pool<hydra::host_backend> device{backend, 0};
+  hydra::host_pool<hydra::host_backend> host{backend, 1_MiB};
+  hydra::spill_engine<hydra::host_backend> engine{backend, device, host, 0};
   std::vector<hydra::shard_home<hydra::host_event>> homes;
-  homes.reserve(2);
-  for (int s = 0; s < 2; ++s) {
-    homes.push_back(
-        decltype(engine)::make_home(backend, host, engine.spill_stream(), std::vector<float>(floats, 1.0F)));
-    engine.add_shard(16_KiB, 16_KiB, &homes.back());
+
+  void add_two_shards() {
+    homes.reserve(2); // the engine keeps pointers to them
+    for (int s = 0; s < 2; ++s) {
+      homes.push_back(decltype(engine)::make_home(backend, host, engine.spill_stream(),
+                                                  std::vector<float>(16_KiB / sizeof(float), 1.0F)));
+      engine.add_shard(16_KiB, 16_KiB, &homes.back());
+    }
   }
+  // Once every shard was evicted: the homes go back to host memory.
+  void release_homes() {
+    for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
+    engine.synchronize();
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(
+    one_device,
+    "kept activations are dropped after every unpinned shard, never to keep another, and read back intact") {
+  add_two_shards();
+  std::size_t const floats = 16_KiB / sizeof(float);
   auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
   engine.acquire(0, false, next_use);
   engine.acquire(1, false, next_use);
@@ -76,15 +96,11 @@ TEST_CASE("kept activations are dropped after every unpinned shard, never to kee
   engine.evict(0);
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
-  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
-  engine.synchronize();
+  release_homes();
 }
 
-TEST_CASE("under pressure the lowest owner's kept activation goes first, the launching task's owner's last") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
+TEST_CASE_FIXTURE(one_device,
+                  "under pressure the lowest owner's kept activation goes first, the launching task's owner's last") {
   auto const next_use = [](std::size_t id) { return id; };
   auto const of_two = engine.keep_activation(16_KiB, 2, next_use);
   auto const of_zero = engine.keep_activation(16_KiB, 0, next_use);
@@ -117,11 +133,9 @@ TEST_CASE("under pressure the lowest owner's kept activation goes first, the lau
   CHECK(device.statistics().in_use == 0);
 }
 
-TEST_CASE("kept checkpoints go before kept activations, the one read furthest ahead first, and a taken one is kept") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
+TEST_CASE_FIXTURE(
+    one_device,
+    "kept checkpoints go before kept activations, the one read furthest ahead first, and a taken one is kept") {
   auto const next_use = [](std::size_t id) { return id; }; // a higher shard id is read later
   auto const near = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/3);
   auto const handoff = engine.keep_activation(16_KiB, 0, next_use);
@@ -160,11 +174,7 @@ TEST_CASE("kept checkpoints go before kept activations, the one read furthest ah
   CHECK(device.statistics().in_use == 0);
 }
 
-TEST_CASE("kept checkpoints read equally far ahead go lowest owner first, then its first shard's") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
+TEST_CASE_FIXTURE(one_device, "kept checkpoints read equally far ahead go lowest owner first, then its first shard's") {
   auto const same_use = [](std::size_t) { return std::size_t{4}; };
   auto const of_two = engine.keep_activation(16_KiB, 2, same_use, /*checkpoint_of=*/1);
   auto const of_one_later = engine.keep_activation(16_KiB, 1, same_use, /*checkpoint_of=*/9);
@@ -186,11 +196,8 @@ TEST_CASE("kept checkpoints read equally far ahead go lowest owner first, then i
   CHECK(device.statistics().in_use == 0);
 }
 
-TEST_CASE("kept forward activations go after the checkpoints and before the kept outputs, furthest read first") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
+TEST_CASE_FIXTURE(
+    one_device, "kept forward activations go after the checkpoints and before the kept outputs, furthest read first") {
   auto const next_use = [](std::size_t id) { return id; }; // a higher shard id is read later
   // Two forwards' scratch, kept for their backwards (shards 2 and 6), beside
   // a checkpoint read sooner than both and a kept output.
@@ -231,19 +238,9 @@ TEST_CASE("kept forward activations go after the checkpoints and before the kept
   CHECK(device.statistics().in_use == 0);
 }
 
-TEST_CASE("kept forward activations and unpinned shards go furthest next use first, a shard on a tie") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
-  std::size_t const floats = 16_KiB / sizeof(float);
-  std::vector<hydra::shard_home<hydra::host_event>> homes;
-  homes.reserve(2);
-  for (int s = 0; s < 2; ++s) {
-    homes.push_back(
-        decltype(engine)::make_home(backend, host, engine.spill_stream(), std::vector<float>(floats, 1.0F)));
-    engine.add_shard(16_KiB, 16_KiB, &homes.back());
-  }
+TEST_CASE_FIXTURE(one_device,
+                  "kept forward activations and unpinned shards go furthest next use first, a shard on a tie") {
+  add_two_shards();
   auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
   engine.acquire(0, false, next_use);
   engine.acquire(1, false, next_use);
@@ -275,23 +272,12 @@ TEST_CASE("kept forward activations and unpinned shards go furthest next use fir
   engine.evict(0);
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
-  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
-  engine.synchronize();
+  release_homes();
 }
 
-TEST_CASE("a pinned shard's kept forward activations go last of all, and a prefetch drops none") {
-  hydra::host_backend backend({.device_budgets = {64_KiB}});
-  hydra::device_pool device(backend, 0);
-  hydra::host_pool host(backend, 1_MiB);
-  hydra::spill_engine engine(backend, device, host, 0);
+TEST_CASE_FIXTURE(one_device, "a pinned shard's kept forward activations go last of all, and a prefetch drops none") {
   auto const next_use = [](std::size_t id) { return id; };
-  std::vector<hydra::shard_home<hydra::host_event>> homes;
-  homes.reserve(2);
-  for (int s = 0; s < 2; ++s) {
-    homes.push_back(decltype(engine)::make_home(backend, host, engine.spill_stream(),
-                                                std::vector<float>(16_KiB / sizeof(float), 1.0F)));
-    engine.add_shard(16_KiB, 16_KiB, &homes.back());
-  }
+  add_two_shards();
   // The forwards of shards 0 (pinned: its backward is being launched) and 9
   // kept, beside two other models' kept outputs; the pool is full.
   std::byte* pinned_scratch = engine.allocate_scratch(16_KiB, next_use);
@@ -322,6 +308,5 @@ TEST_CASE("a pinned shard's kept forward activations go last of all, and a prefe
   engine.release_scratch(taken->data, done);
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
-  for (auto& home : homes) host.deallocate(engine.spill_stream(), home.data);
-  engine.synchronize();
+  release_homes();
 }

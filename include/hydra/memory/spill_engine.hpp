@@ -28,7 +28,8 @@
 //    pressure they compete with the unpinned shards, furthest next use first
 //    (a shard needed sooner is not evicted to keep them); once no shard is
 //    left, they go after the checkpoints (a recomputation costs more than a
-//    copy in) and before the boundary activations (read by the very next task).
+//    copy in) and before the boundary activations (read by the very next
+//    task), except a pinned shard's, which go last. A prefetch drops nothing.
 #pragma once
 
 #include <algorithm>
@@ -454,8 +455,8 @@ private:
   }
 
   // Of the kept blocks a backward reads (checkpoints, or forward activations
-  // whose shard is not pinned), the one read furthest ahead; ties: the lowest owner's, its first shard's
-  // (as the simulator chooses among checkpoints).
+  // whose shard is not pinned), the one read furthest ahead; ties: the lowest
+  // owner's, its first shard's (as the simulator chooses among checkpoints).
   [[nodiscard]] std::optional<kept_id> furthest_read(next_use_function const& next_use,
                                                      bool forward_activations) const {
     kept_block const* furthest = nullptr;

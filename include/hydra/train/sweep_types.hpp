@@ -130,9 +130,10 @@ struct multi_model_options {
   // starts from them instead of recomputing the forward from its checkpoint.
   // Under memory pressure they are dropped, and the backward recomputes, as
   // without them: they compete with the unpinned shards, furthest next use
-  // first, and once no shard is left they go after the kept checkpoints. Same arithmetic: the weights are
-  // bitwise those without it. The simulator does not model them: a run with
-  // them replays with recomputation in its costs.
+  // first, and once no shard is left they go after the kept checkpoints (a
+  // pinned shard's last of all). Same arithmetic: the weights are bitwise
+  // those without it. The simulator does not model them: it charges every
+  // backward its recomputation.
   bool keep_forward_activations = false;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};

@@ -641,10 +641,9 @@ private:
     bool const reuse = last_reused || forward_activations.has_value();
     std::byte* scratch = last_reused ? state_.last_scratch : nullptr;
     if (forward_activations) scratch = forward_activations->data;
-    if (last && !last_reused &&
-        state_.last_scratch != nullptr) { // the forward ran elsewhere: drop its activations there
+    // The last shard's forward ran elsewhere: its activations are dropped there.
+    if (last && !last_reused && state_.last_scratch != nullptr)
       state_.last_scratch_engine->release_scratch(state_.last_scratch, state_.last_scratch_done);
-    }
     state_.last_scratch = nullptr;
     state_.last_scratch_engine = nullptr;
     if (!reuse) scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
