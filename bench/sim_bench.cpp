@@ -6,8 +6,9 @@
 // On several nodes: what moving models between nodes does against keeping
 // each where longest-first placement put it, over random workloads (the
 // scale-out table of the 96-model sweep comes from hydra-sim --scale-out).
-// The what-ifs of activations kept on the device, and the look-ahead with the
-// longest model's task never queued ahead, on the preset and the large sweep.
+// The what-ifs of activations kept on the device, the look-ahead with the
+// longest model's task never queued ahead, and the look-ahead that takes a
+// queued task back, on the preset and the large sweep.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -110,9 +111,26 @@ void activation_what_ifs(benchmark::State& state) {
 // argument: 0 without, 1 with): sharp on the preset and on the 1,000-model
 // sweep (timed), and, once after the timed runs, over hydra-sim --sweep's 100
 // random workloads (median and worst over the bound and the classic bound).
+void look_ahead_counters(benchmark::State& state, hydra::sim::options const& o);
+
 void never_queue_longest(benchmark::State& state) {
   hydra::sim::options o;
   o.driver.never_queue_longest = state.range(0) == 1;
+  look_ahead_counters(state, o);
+}
+
+// The what-if of a look-ahead that takes a queued task back for an idle
+// device (sim::options::take_back; the argument: 0 none, 1 the longest
+// model's task, 2 any model's), with the same counters.
+void take_back(benchmark::State& state) {
+  hydra::sim::options o;
+  o.take_back = state.range(0) == 0   ? hydra::take_back_rule::none
+                : state.range(0) == 1 ? hydra::take_back_rule::longest
+                                      : hydra::take_back_rule::any;
+  look_ahead_counters(state, o);
+}
+
+void look_ahead_counters(benchmark::State& state, hydra::sim::options const& o) {
   auto const [on_preset, on_large] = sharp_on_preset_and_large_sweep(state, o);
   std::vector<double> over_bound, over_classic;
   for (std::uint64_t seed = 1; seed <= 100; ++seed) {
@@ -126,6 +144,8 @@ void never_queue_longest(benchmark::State& state) {
   state.counters["preset_TB_moved"] = static_cast<double>(on_preset.bytes_to_device + on_preset.bytes_to_host) / 1e12;
   state.counters["large_over_bound"] = on_large.ratio_to_lower_bound();
   state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
+  state.counters["preset_taken_back"] = static_cast<double>(on_preset.taken_back);
+  state.counters["large_taken_back"] = static_cast<double>(on_large.taken_back);
   // hydra-sim --sweep's median: the middle of 100 sorted ratios, as it prints it.
   state.counters["random_median_over_bound"] = over_bound[over_bound.size() / 2];
   state.counters["random_worst_over_bound"] = over_bound.back();
@@ -174,5 +194,6 @@ BENCHMARK(simulate_large_sweep)->Unit(benchmark::kMillisecond);
 BENCHMARK(moving_between_nodes)->Unit(benchmark::kMillisecond);
 BENCHMARK(activation_what_ifs)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(never_queue_longest)->DenseRange(0, 1)->Unit(benchmark::kMillisecond);
+BENCHMARK(take_back)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -36,6 +36,8 @@ struct arguments {
   std::optional<std::size_t> host_cores;
   std::size_t prefetch_depth = 1;
   bool never_queue_longest = false;
+  hydra::take_back_rule take_back = hydra::take_back_rule::none;
+  std::string take_back_name; // as given
   std::optional<std::size_t> micro_batches;
   std::optional<std::string> trace, write_workload;
   std::optional<std::size_t> sweep;
@@ -122,6 +124,18 @@ arguments parse(int argc, char** argv) {
   app.add_flag("--never-queue-longest", a.never_queue_longest,
                "the ready task of the model with the most work left is never queued behind a busy device: it "
                "waits for the first idle one (driver_options::never_queue_longest, the runtime's option too)");
+  app.add_option("--take-back", a.take_back_name,
+                 "a what-if the runtime does not do: a queued task's compute starts only when its device reaches it, "
+                 "and a device whose running model has more work left than the queued task's hands that task back "
+                 "and keeps itself for the running model's next: none, longest (only when the running model is the "
+                 "longest) or any")
+      ->check(CLI::IsMember({"none", "longest", "any"}))
+      ->each([&a](std::string const& name) {
+        a.take_back = name == "longest" ? hydra::take_back_rule::longest
+                      : name == "any"   ? hydra::take_back_rule::any
+                                        : hydra::take_back_rule::none;
+      })
+      ->default_str("none");
   app.add_option("--micro-batches", a.micro_batches, "the pipeline's micro-batches (default: D and 4D)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
   app.add_option("--trace", a.trace, "write the sharp run as a Chrome trace (ui.perfetto.dev)");
@@ -185,6 +199,17 @@ arguments parse(int argc, char** argv) {
   if (a.keep_checkpoints && a.activations == hydra::sim::activation_handoff::through_host)
     throw hydra::invalid_argument("--keep-checkpoints: keeps the checkpoints of activations kept on the device: give "
                                   "--activations kept or kept-and-sent-home");
+  if (a.take_back != hydra::take_back_rule::none) {
+    if (a.prefetch_depth == 0)
+      throw hydra::invalid_argument("--take-back: hands back a task queued ahead, which --prefetch-depth 0 does not "
+                                    "have: give a depth of at least 1");
+    if (a.activations != hydra::sim::activation_handoff::through_host)
+      throw hydra::invalid_argument("--take-back: a what-if through host memory only: it does not combine with "
+                                    "--activations kept or kept-and-sent-home");
+    if (a.nodes > 1 || !a.scale_out.empty())
+      throw hydra::invalid_argument("--take-back: a what-if on one node: it does not combine with --nodes or "
+                                    "--scale-out");
+  }
   if (a.never_queue_longest && a.prefetch_depth == 0)
     throw hydra::invalid_argument("--never-queue-longest: keeps a task out of the queue ahead, which "
                                   "--prefetch-depth 0 does not have: give a depth of at least 1");
@@ -432,10 +457,18 @@ int write_trace(arguments const& a, hydra::sim::report const& sharp) {
   return 0;
 }
 
-// What --never-queue-longest changes, under the workload's description.
+char const* take_back_text(hydra::take_back_rule rule) {
+  return rule == hydra::take_back_rule::longest ? "for the longest model's next task"
+                                                : "for a more urgent model's next task";
+}
+
+// What --never-queue-longest and --take-back change, under the workload's description.
 void print_look_ahead(arguments const& a) {
   if (a.never_queue_longest)
     std::printf("  look-ahead: the longest model's ready task is never queued behind a busy device\n");
+  if (a.take_back != hydra::take_back_rule::none)
+    std::printf("  look-ahead (a what-if): a device hands back its queued task, not started yet, %s\n",
+                take_back_text(a.take_back));
 }
 
 int table(arguments const& a, hydra::sim::workload const& w) {
@@ -450,6 +483,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;
+  o.take_back = a.take_back;
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
@@ -595,6 +629,7 @@ int sweep(arguments const& a, std::size_t count) {
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;
+  o.take_back = a.take_back;
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
@@ -613,6 +648,8 @@ int sweep(arguments const& a, std::size_t count) {
   if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf(", %s%s", activations_text(a).c_str(), activations_what_if(a) ? " (a what-if)" : "");
   if (a.never_queue_longest) std::printf(", the longest model's task never queued ahead");
+  if (a.take_back != hydra::take_back_rule::none)
+    std::printf(", queued tasks handed back %s (a what-if)", take_back_text(a.take_back));
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");

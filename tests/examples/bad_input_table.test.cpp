@@ -497,6 +497,10 @@ TEST_CASE("hydra-sim refuses bad flags, naming the flag") {
       r({"--random", "9", "--devices", "9", "--scale-out", "1", "600"}, "--scale-out: Value 600 not in range 1 to 512"),
       r({"--random", "9", "--devices", "9", "--scale-out", "1", "500"},
         "--scale-out 500 nodes of 9 devices: above the limit of 4096 devices"),
+      r({"--take-back", "all"}, "--take-back: all not in {none,longest,any}"),
+      r({"--take-back", "any", "--prefetch-depth", "0"}, "--take-back: hands back a task queued ahead"),
+      r({"--take-back", "any", "--activations", "kept"}, "--take-back: a what-if through host memory only"),
+      r({"--take-back", "longest", "--nodes", "2"}, "--take-back: a what-if on one node"),
   };
   run_table(rows, hydra::testing::scratch_directory("bad_input_hydra_sim_flags"));
 }

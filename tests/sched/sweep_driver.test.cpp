@@ -4,6 +4,7 @@
 // choice. Everything here is what the runtime and the simulator share.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -114,6 +115,63 @@ TEST_CASE("never_queue_longest: the longest model's task waits for the first idl
     // Once it runs, the others queue ahead as before.
     CHECK(driver.queued(1).size() == 2);
   }
+}
+
+TEST_CASE("take_back: a device whose compute frees hands its queued task back for its running model's next one") {
+  // Model m has 5 - m units of work per shard and pass: model 0 the most.
+  auto const accept = [](hydra::task const&, std::size_t) { return true; };
+  auto const refuse = [](hydra::task const&, std::size_t) { return false; };
+  hydra::sweep_driver driver(costs(5, 2), 2);
+  hydra::sharp policy;
+  launch_log log;
+  driver.fill(policy, log.accept_all()); // d0: model 0, then 2; d1: model 1, then 3
+  REQUIRE(log.launches.size() == 4);
+  // Never, or for the longest model only (device 1 runs model 1's task), or
+  // when the queued task's compute has started: nothing is handed back.
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::none, 0, hydra::task_at(2, 2, 0), accept));
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::longest, 1, hydra::task_at(3, 2, 0), accept));
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 0, hydra::task_at(2, 2, 0), refuse));
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 0, hydra::task_at(0, 2, 0), accept)); // the running one
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 0, hydra::task_at(4, 2, 0), accept)); // not queued here
+  CHECK(driver.queued(0).size() == 2);
+  CHECK(driver.taken_back() == 0);
+
+  // Device 0 finished model 0's compute: model 0 has 25 units left after it,
+  // model 2 (queued) 18. Model 2's task goes back to the ready set.
+  std::vector<std::pair<hydra::task, std::size_t>> withdrawn;
+  CHECK(driver.take_back(hydra::take_back_rule::longest, 0, hydra::task_at(2, 2, 0),
+                         [&](hydra::task const& t, std::size_t d) {
+                           withdrawn.push_back({t, d});
+                           return true;
+                         }));
+  REQUIRE(withdrawn.size() == 1);
+  CHECK(withdrawn[0] == std::pair<hydra::task, std::size_t>{hydra::task_at(2, 2, 0), 0});
+  CHECK(driver.queued(0).size() == 1);
+  CHECK(driver.core().ready().size() == 2); // models 4 and 2
+  CHECK(driver.taken_back() == 1);
+  // Device 0 queues nothing ahead until model 0's task completes ...
+  log.launches.clear();
+  driver.fill(policy, log.accept_all());
+  CHECK(log.launches.empty());
+  // ... then it is idle, and takes model 0's next task, then model 2's again.
+  driver.complete(hydra::task_at(0, 2, 0), 0);
+  driver.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 2);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(0, 2, 1)});
+  CHECK(log.launches[1] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(2, 2, 0)});
+  // The decision log keeps the withdrawn decision: it was carried out, then undone.
+  CHECK(std::count(driver.core().decisions().begin(), driver.core().decisions().end(),
+                   hydra::decision{0, hydra::task_at(2, 2, 0)}) == 2);
+
+  // A running model with less work left than the queued one keeps its queue:
+  // device 1 completes model 1's task and runs model 3's, with model 1's next
+  // queued behind it.
+  driver.complete(hydra::task_at(1, 2, 0), 1);
+  log.launches.clear();
+  driver.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 1);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{1, hydra::task_at(1, 2, 1)});
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 1, hydra::task_at(1, 2, 1), accept));
 }
 
 TEST_CASE("a launch without room makes its task ready again and closes the device for the round") {

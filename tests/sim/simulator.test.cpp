@@ -2,6 +2,7 @@
 // workloads, the preset's stated properties, and its refusals.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -121,7 +122,7 @@ TEST_CASE("copies hide behind compute when each task computes at least as long a
 }
 
 TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, every task runs once, where it fits") {
-  std::size_t tight = 0, restricted_workloads = 0, held_changed = 0;
+  std::size_t tight = 0, restricted_workloads = 0, held_changed = 0, taken_back_runs = 0;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     auto w = sim::random_workload(seed);
     if (seed % 5 == 0) { // a host backend's: shared cores, launches, other host work
@@ -156,6 +157,10 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
     o.driver.queue_depth = seed % 3;
     o.driver.never_queue_longest = seed % 2 == 0;
     o.keep_decisions = true;
+    // The take-back what-if, on 2 of every 5 seeds with a queue to take back from.
+    if (o.driver.queue_depth > 0 && seed % 5 >= 3)
+      o.take_back = seed % 5 == 3 ? hydra::take_back_rule::any : hydra::take_back_rule::longest;
+    o.record_trace = o.take_back != hydra::take_back_rule::none;
     auto const parts = sim::lower_bound(w);
     double const bound = parts.seconds();
     for (char const* name : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
@@ -173,6 +178,28 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
         auto const& runs_on = placements[d.task.model];
         CHECK((runs_on.empty() || runs_on[d.task.shard * w.devices.size() + d.device]));
       }
+      if (o.record_trace) {
+        // Taken back or not, each task computes once, in chain order, and a
+        // device computes one task at a time.
+        std::vector<std::vector<hydra::task>> chains(w.models.size());
+        std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> on_device(w.devices.size());
+        for (auto const& slice : r.trace)
+          if (slice.stream == hydra::stream_role::compute) {
+            chains[slice.task.model].push_back(slice.task);
+            on_device[slice.device].emplace_back(slice.start.count(), slice.end.count());
+          }
+        std::size_t computed = 0;
+        for (auto const& chain : chains) {
+          for (std::size_t i = 0; i < chain.size(); ++i) CHECK(chain[i].position == i);
+          computed += chain.size();
+        }
+        CHECK(computed == task_count(w));
+        for (auto& slices : on_device) {
+          std::sort(slices.begin(), slices.end());
+          for (std::size_t i = 1; i < slices.size(); ++i) CHECK(slices[i].first >= slices[i - 1].second);
+        }
+        if (r.taken_back > 0) ++taken_back_runs;
+      }
       if (o.driver.never_queue_longest && std::string(name) == "sharp") {
         sim::options without = o;
         without.driver.never_queue_longest = false;
@@ -186,6 +213,33 @@ TEST_CASE("makespan >= lower bound on 300 random workloads under every policy, e
   CHECK(tight > 0);
   CHECK(restricted_workloads > 20); // shards confined to some devices are covered
   CHECK(held_changed > 10);         // never_queue_longest changed sharp's schedule, not only its name
+  CHECK(taken_back_runs > 50);      // take_back handed tasks back, not only its name
+}
+
+TEST_CASE("take_back: a what-if through host memory, on one node, with a queue, not replayed") {
+  auto const w = sim::random_workload(7);
+  sim::options o;
+  o.take_back = hydra::take_back_rule::any;
+  o.driver.queue_depth = 0;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, "sharp", o), doctest::Contains("queue depth 0"), hydra::invalid_argument);
+  o.driver.queue_depth = 1;
+  o.activations = sim::activation_handoff::kept_and_sent_home;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, "sharp", o), doctest::Contains("activations kept"),
+                       hydra::invalid_argument);
+  o.activations = sim::activation_handoff::through_host;
+  o.replay = {hydra::driver_event{}};
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, "sharp", o), doctest::Contains("replay"), hydra::invalid_argument);
+  o.replay.clear();
+  CHECK_THROWS_WITH_AS((void)sim::simulate(sim::on_nodes(w, 2), "sharp", o), doctest::Contains("more than one node"),
+                       hydra::invalid_argument);
+  // None is the default schedule, to the decision.
+  o.take_back = hydra::take_back_rule::none;
+  o.keep_decisions = true;
+  auto const plain = sim::simulate(w, "sharp", {.keep_decisions = true});
+  auto const none = sim::simulate(w, "sharp", o);
+  CHECK(none.decisions == plain.decisions);
+  CHECK(none.makespan_seconds == plain.makespan_seconds);
+  CHECK(none.taken_back == 0);
 }
 
 TEST_CASE("prefetch depth 0 exposes every copy that depth 1 hides") {

@@ -128,12 +128,18 @@ public:
   // An in-flight task could not be placed after all (no room on its device right
   // now): it becomes ready again, as the newest ready task.
   void release(task const& t) {
-    auto& m = models_.at(t.model);
-    if (m.state != model_state::in_flight || m.position != t.position) {
-      throw invalid_argument("scheduler: release of " + describe(t) + ", which is not in flight");
-    }
+    expect_in_flight(t, "release");
     --in_flight_;
     if (keep_log_ && !log_.empty() && log_.back().task == t) log_.pop_back();
+    make_ready(t.model);
+  }
+
+  // A launched task taken back before its compute started
+  // (sweep_driver::take_back): ready again, as the newest ready task. Its
+  // decision stays in the log: it was carried out, then undone.
+  void withdraw(task const& t) {
+    expect_in_flight(t, "withdrawal");
+    --in_flight_;
     make_ready(t.model);
   }
 
@@ -305,6 +311,12 @@ public:
   void keep_decision_log(bool keep) noexcept { keep_log_ = keep; }
 
 private:
+  void expect_in_flight(task const& t, char const* what) const {
+    auto const& m = models_.at(t.model);
+    if (m.state != model_state::in_flight || m.position != t.position)
+      throw invalid_argument(std::string("scheduler: ") + what + " of " + describe(t) + ", which is not in flight");
+  }
+
   enum class model_state : std::uint8_t { ready, in_flight, finished, stopped };
 
   struct segment_entry {

@@ -13,6 +13,8 @@
 // driver_options::never_queue_longest, the longest model's task never queues
 // behind one). A launch that finds no room beside the device's queued tasks
 // puts its task back in the ready set and closes that device for the round.
+// With take_back (a simulator what-if), a device whose compute frees may hand
+// its queued task back for its running model's next one.
 #pragma once
 
 #include <algorithm>
@@ -53,6 +55,14 @@ struct driver_options {
   bool never_queue_longest = false;
 };
 
+// When a device whose compute frees hands back the task queued behind its
+// running one (sweep_driver::take_back).
+enum class take_back_rule : std::uint8_t {
+  none,    // never: a queued task starts where it was queued
+  longest, // when the running task is the longest model's (the most estimated work left)
+  any,     // when the running task's model has more work left than the queued task's
+};
+
 // What became of a launch the driver asked for.
 enum class launch_outcome : std::uint8_t {
   launched, // carried out: the task is queued on the device until its completion is reported
@@ -82,7 +92,7 @@ public:
   sweep_driver(std::vector<model_costs> models, std::size_t devices, driver_options options = {},
                std::vector<double> device_speeds = {})
       : core_(std::move(models), devices, std::move(device_speeds)), options_(options), queues_(devices),
-        closed_(devices, false), launched_at_(core_.model_count(), 0) {}
+        closed_(devices, false), waits_for_(devices), launched_at_(core_.model_count(), 0) {}
 
   // One round of launches (see the header comment). `launch(task, device)`
   // carries out a decision and returns a launch_outcome.
@@ -96,7 +106,7 @@ public:
         options_.never_queue_longest && options_.queue_depth > 0 ? core_.longest_remaining_model() : nowhere;
     for (std::size_t level = 1; level <= per_device && !core_.ready().empty(); ++level) {
       for (std::size_t d = 0; d < queues_.size(); ++d) {
-        if (queues_[d].size() >= level || closed_[d]) continue;
+        if (queues_[d].size() >= level || closed_[d] || (level > 1 && waits_for_[d])) continue;
         auto const next = core_.decide(policy, d, queues_[d].empty() ? nowhere : held);
         if (!next) continue;
         launch_outcome const outcome = launch(*next, d);
@@ -148,16 +158,61 @@ public:
     }
   }
 
+  // Take-back, when a device's compute frees: `device` has finished its
+  // running task's compute and is about to start `next`, queued behind it.
+  // If the running task's model has more estimated work left after it than
+  // the queued task's model (any), or is the model with the most work left
+  // of all (longest; then also more than next's), its next task,
+  // ready once the running one completes, should run here next, as it would
+  // on a device that queues nothing ahead (where the chain's activation is,
+  // and no other device is offered it before this one frees). So `next`,
+  // its compute not started, is handed back to the ready set
+  // (`withdraw(task, device)` undoes its launch and says whether it could),
+  // and this device queues nothing ahead until the running task completes:
+  // the next round offers it a task as an idle device. (A deeper queue
+  // hands back every task behind `next` too.) Returns whether it did.
+  // The runtime does not do this (it enqueues a queued task's compute at
+  // launch, and a CUDA stream cannot withdraw a kernel): it is the
+  // simulator's what-if (sim::options::take_back) of a runtime that enqueues
+  // compute only when its device reaches it, and it is not logged (a replay
+  // does not take it).
+  template <class Withdraw>
+  bool take_back(take_back_rule rule, std::size_t device, task const& next, Withdraw&& withdraw) {
+    auto& queue = queues_.at(device);
+    auto const at = std::find(queue.begin(), queue.end(), next);
+    if (rule == take_back_rule::none || at == queue.end() || at == queue.begin()) return false;
+    std::size_t const first = static_cast<std::size_t>(at - queue.begin());
+    task const running = queue[first - 1];
+    if (running.model == next.model || running.position + 1 >= core_.tasks_of(running.model)) return false;
+    if (rule == take_back_rule::longest && running.model != core_.longest_remaining_model()) return false;
+    double const after_running = core_.remaining_seconds(running.model) - core_.task_seconds(running);
+    if (after_running <= core_.remaining_seconds(next.model)) return false;
+    // `next` and every task behind it, the last first.
+    while (queue.size() > first) {
+      task const last = queue.back();
+      if (!withdraw(last, device)) break;
+      queue.pop_back();
+      core_.withdraw(last);
+      launched_at_[last.model] = last.position > 0 ? last.position - 1 : 0;
+      ++taken_back_;
+    }
+    if (queue.size() > first) return false;
+    waits_for_[device] = running;
+    return true;
+  }
+
   // Task `done` on `device` completed: its model's next task becomes ready.
   // (By value: `done` may be an element of queued(device), which this erases.)
   void complete(task const done, std::size_t device) {
     dequeue(done, device, driver_event::kind::completed);
+    if (waits_for_[device] == done) waits_for_[device].reset();
     core_.complete(done, device);
   }
 
   // Task `done` on `device` ended, and its model failed: the model is stopped.
   void fail(task const done, std::size_t device) {
     dequeue(done, device, driver_event::kind::failed);
+    if (waits_for_[device] == done) waits_for_[device].reset();
     core_.stop(done.model);
   }
 
@@ -225,6 +280,8 @@ public:
   [[nodiscard]] bool finished() const noexcept { return core_.finished(); }
   // Decisions taken back because the task found no room beside a device's queue.
   [[nodiscard]] std::uint64_t released() const noexcept { return released_; }
+  // Queued tasks handed back to the ready set by take_back.
+  [[nodiscard]] std::uint64_t taken_back() const noexcept { return taken_back_; }
 
 private:
   // Why a policy that places by rule may find nothing it wants: the devices
@@ -276,10 +333,12 @@ private:
   driver_options options_;
   std::vector<std::vector<task>> queues_; // per device, in launch order
   std::vector<bool> closed_;              // per device: a launch found no room this round
+  std::vector<std::optional<task>> waits_for_; // per device: queues nothing ahead until this task completes (take_back)
   std::vector<std::size_t> launched_at_;  // per model: position of its latest launched task
   std::vector<driver_event> log_;
   bool keep_log_ = true;
   std::uint64_t released_ = 0;
+  std::uint64_t taken_back_ = 0;
   std::uint64_t stopped_at_launch_ = 0; // launches that stopped their model
   std::uint64_t ended_ = 0;             // completions and failures reported
 };

@@ -46,6 +46,15 @@ struct options {
   // With kept_and_sent_home, the runtime's
   // multi_model_options::keep_activation_checkpoints.
   bool keep_checkpoints = false;
+  // A what-if of a look-ahead that does not strand a chain: a task queued
+  // behind a busy device has its compute booked only when that device's
+  // compute reaches it; then, if the model that just computed there has more
+  // work left than the queued task's (sweep_driver::take_back, by this rule),
+  // the queued task goes back to the ready set and the device keeps itself
+  // for that model's next task. The runtime does not do this: it commits a
+  // queued task's compute at launch. Through host memory, on one node, with
+  // a queue, without replay.
+  take_back_rule take_back = take_back_rule::none;
 };
 
 // A model's move between nodes: when its state left and when it had arrived.
@@ -67,6 +76,7 @@ struct report {
   std::uint64_t evictions = 0;
   std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device
   std::uint64_t released = 0;           // decisions taken back: no room beside the queued tasks
+  std::uint64_t taken_back = 0;         // queued tasks handed back before their compute (options::take_back)
   double copy_wait_seconds = 0;         // compute idle, waiting for a launched task's copies
   // Activations kept on a device that the model's next task read there
   // (sweep_report::activations_read_on_device at run time).

@@ -93,6 +93,15 @@ public:
   }
 
   report run() {
+    if (options_.take_back != take_back_rule::none) {
+      std::string const why = !options_.replay.empty() ? "a replay (the runtime does not take back)"
+                              : options_.activations != activation_handoff::through_host
+                                  ? "activations kept on the device (it models take-back through host memory only)"
+                              : node_count(workload_) > 1        ? "more than one node"
+                              : options_.driver.queue_depth == 0 ? "queue depth 0 (nothing is queued to take back)"
+                                                                 : "";
+      if (!why.empty()) throw invalid_argument("simulator: take_back is a what-if that does not combine with " + why);
+    }
     // A sweep controller's first plan comes before any launch; and, as in the
     // trainer, what it plans after the driver's last round (a model stopped at
     // its launch) means another round.
@@ -242,6 +251,18 @@ private:
     std::uint64_t bytes;
   };
 
+  // A launched task whose compute is not booked yet (options::take_back):
+  // what its launch found, for start_compute.
+  struct staged_task {
+    task what;
+    std::uint64_t sequence = 0; // launch order: ties among completions
+    double issued = 0;          // its launch was made
+    double inputs_ready = 0;
+    std::uint64_t output = 0;
+    std::optional<double> output_room; // kept on the device: when its block is usable
+    double fetch_start = 0, fetch_end = 0;
+  };
+
   struct device_state {
     device_spec const* spec = nullptr;
     double compute_free = 0, h2d_free = 0, d2h_free = 0;
@@ -250,6 +271,7 @@ private:
     std::uint64_t pending_bytes = 0;
     std::vector<std::uint32_t> resident; // global shard ids
     double busy = 0;
+    std::vector<staged_task> staged; // options::take_back: launched, compute not booked, in launch order
   };
 
   struct completion {
@@ -599,7 +621,6 @@ private:
     // output goes through host memory as the runtime sends it).
     std::optional<double> const output_room =
         keep && output > 0 ? make_room(d, output, /*may_drop_kept=*/false) : std::nullopt;
-    bool const output_stays = output_room.has_value();
     double inputs_ready = 0;
     if (!keep) {
       inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
@@ -609,10 +630,42 @@ private:
       inputs_ready = kept_inputs(t, d, *scratch_room, h2d);
     }
 
+    unpin();
+    staged_task staged{t, sequence_++, issued, inputs_ready, output, output_room, fetch_start, fetch_end};
+    // Take-back (options::take_back): a task queued behind another one has its
+    // compute booked only once the device's compute reaches it; until then it
+    // may be withdrawn.
+    if (options_.take_back != take_back_rule::none && !driver_.queued(d).empty()) {
+      if (device.staged.empty()) start_at(d, std::max(device.compute_free, now_));
+      device.staged.push_back(staged);
+      return launch_outcome::launched;
+    }
+    start_compute(d, staged, 0);
+    return launch_outcome::launched;
+  }
+
+  // Books task `staged`'s compute on device d, at `not_before` or later, and
+  // what follows it: the output's copy, the write-back, the completion.
+  void start_compute(std::size_t d, staged_task const& staged, double not_before) {
+    auto& device = devices_[d];
+    task const& t = staged.what;
+    auto const& model_spec = workload_.models[t.model];
+    auto const id = static_cast<std::uint32_t>(bases_[t.model] + t.shard);
+    auto& shard = shards_[id];
+    shard_spec const& spec = *shard.spec;
+    bool const forward = t.pass == direction::forward;
+    std::uint64_t const home = std::max(spec.backward_fetch_bytes(), spec.forward_fetch_bytes());
+    std::size_t const node = device.spec->node;
+    double const issued = staged.issued;
+    std::uint64_t const output = staged.output;
+    bool const output_stays = staged.output_room.has_value();
+    bool const keep = options_.activations != activation_handoff::through_host;
+    auto& model = models_[t.model];
+
     // Compute stream.
     double const seconds = (forward ? spec.forward_seconds : spec.backward_seconds) / device.spec->speed;
-    double const earliest = std::max(device.compute_free, issued);
-    double const start = take_core(node, std::max({earliest, shard.ready_at, inputs_ready}), seconds);
+    double const earliest = std::max({device.compute_free, issued, not_before});
+    double const start = take_core(node, std::max({earliest, shard.ready_at, staged.inputs_ready}), seconds);
     copy_wait_ += start - earliest;
     double const end = start + seconds;
     device.compute_free = end;
@@ -632,7 +685,7 @@ private:
         model.handoff_home = copy(device, false, end, output);
       if (checkpoint) model.checkpoint_home[t.shard + 1] = *model.handoff_home;
       model.handoff_device = static_cast<std::uint32_t>(d);
-      model.handoff_ready = std::max(end, *output_room);
+      model.handoff_ready = std::max(end, *staged.output_room);
       model.checkpoint_home_at = end;
       done = end;
     } else {
@@ -647,21 +700,65 @@ private:
       free_later(device, keep && (output_stays || output == 0) ? end : done, spec.scratch_bytes);
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
-    unpin();
     take_core(node, issued, workload_.task_host_seconds);
-    completions_.push_back({done + workload_.handoff_seconds, sequence_++, d, t});
+    completions_.push_back({done + workload_.handoff_seconds, staged.sequence, d, t});
     std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
 
     if (options_.record_trace) {
       std::string const& name = model_spec.name;
       auto ns = [](double seconds_) { return std::chrono::nanoseconds(std::llround(seconds_ * 1e9)); };
-      if (std::isfinite(fetch_start))
-        trace_.push_back({t, name, d, stream_role::prefetch, ns(fetch_start), ns(fetch_end)});
+      if (std::isfinite(staged.fetch_start))
+        trace_.push_back({t, name, d, stream_role::prefetch, ns(staged.fetch_start), ns(staged.fetch_end)});
       trace_.push_back({t, name, d, stream_role::compute, ns(start), ns(end)});
       if (done > spill_start) trace_.push_back({t, name, d, stream_role::spill, ns(spill_start), ns(done)});
     }
-    return launch_outcome::launched;
+  }
+
+  // Device d's compute reaches its first staged task at `at` (options::take_back).
+  void start_at(std::size_t d, double at) {
+    starts_.push_back({at, sequence_++, d, task{}});
+    std::push_heap(starts_.begin(), starts_.end());
+  }
+
+  // Books the staged tasks whose device's compute reached them before the
+  // next completion (ties: the start first, as the runtime would enqueue the
+  // compute when the stream frees, before it hears of the completion).
+  void start_staged() {
+    while (!starts_.empty() && (completions_.empty() || starts_.front().time <= completions_.front().time)) {
+      std::pop_heap(starts_.begin(), starts_.end());
+      completion const due = starts_.back();
+      starts_.pop_back();
+      auto& device = devices_[due.device];
+      if (device.staged.empty()) continue; // withdrawn since
+      now_ = std::max(now_, due.time);
+      if (driver_.take_back(options_.take_back, due.device, device.staged.front().what,
+                            [this](task const& t, std::size_t d) { return withdraw(t, d); }) ||
+          device.staged.empty())
+        continue;
+      staged_task const next = device.staged.front();
+      device.staged.erase(device.staged.begin());
+      start_compute(due.device, next, due.time);
+      if (!device.staged.empty()) start_at(due.device, device.compute_free);
+    }
+  }
+
+  // Take-back's undo: task t, staged on device d and not started, is
+  // withdrawn; its scratch is free again (its fetches stay done: the shard
+  // remains as cache).
+  bool withdraw(task const& t, std::size_t d) {
+    auto& device = devices_[d];
+    auto const at =
+        std::find_if(device.staged.begin(), device.staged.end(), [&](staged_task const& s) { return s.what == t; });
+    if (at == device.staged.end()) return false;
+    bool const first = at == device.staged.begin();
+    device.staged.erase(at);
+    free_later(device, now_, workload_.models[t.model].shards[t.shard].scratch_bytes);
+    // The start booked for the first staged task now belongs to the next (it
+    // is found by device, not by task).
+    if (first && device.staged.empty()) std::erase_if(starts_, [&](completion const& c) { return c.device == d; });
+    std::make_heap(starts_.begin(), starts_.end());
+    return true;
   }
 
   // A launch finds no room on device d. When replaying, the recorded run did
@@ -687,6 +784,7 @@ private:
   // replaying, the recorded one, followed by the cost updates recorded after it.
   void complete_next() {
     if (options_.replay.empty()) {
+      start_staged();
       std::pop_heap(completions_.begin(), completions_.end());
       completion const done = completions_.back();
       completions_.pop_back();
@@ -730,6 +828,7 @@ private:
     out.evictions = evictions_;
     out.cross_device_moves = cross_device_moves_;
     out.released = driver_.released();
+    out.taken_back = driver_.taken_back();
     out.copy_wait_seconds = copy_wait_;
     out.activations_read_on_device = activations_read_on_device_;
     out.checkpoints_read_on_device = checkpoints_read_on_device_;
@@ -750,6 +849,7 @@ private:
   std::vector<model_state> models_;
   std::vector<device_state> devices_;
   std::vector<completion> completions_; // a heap: the earliest on top
+  std::vector<completion> starts_;      // options::take_back: when a device's compute reaches its staged tasks (a heap)
   std::vector<trace_slice> trace_;
   double now_ = 0;
   // Per node: when its launching thread has made every launch so far, the
