@@ -51,6 +51,22 @@ struct arguments {
   std::optional<std::string> help;    // --help: print it and exit 0
 };
 
+// An option that takes one of a few names, each standing for a value of
+// `Value`; the first is the default. Its errors list the names.
+template <class Value>
+CLI::Option* add_choice(CLI::App& app, std::string const& flag, std::string const& help, std::string& name,
+                        Value& value, std::vector<std::pair<std::string, Value>> const& choices) {
+  std::vector<std::string> names;
+  for (auto const& choice : choices) names.push_back(choice.first);
+  return app.add_option(flag, name, help)
+      ->check(CLI::IsMember(names))
+      ->each([&value, choices](std::string const& given) {
+        for (auto const& [choice, meaning] : choices)
+          if (choice == given) value = meaning;
+      })
+      ->default_str(choices.front().first);
+}
+
 // The command line, through CLI11 (Debian: libcli11-dev): typed options whose
 // ranges keep every run finite (a sweep of at least one workload, a bounded
 // queue depth, a bounded minibatch count), errors that name the flag.
@@ -124,18 +140,14 @@ arguments parse(int argc, char** argv) {
   app.add_flag("--never-queue-longest", a.never_queue_longest,
                "the ready task of the model with the most work left is never queued behind a busy device: it "
                "waits for the first idle one (driver_options::never_queue_longest, the runtime's option too)");
-  app.add_option("--take-back", a.take_back_name,
-                 "a what-if the runtime does not do: a queued task's compute starts only when its device reaches it, "
-                 "and a device whose running model has more work left than the queued task's hands that task back "
-                 "and keeps itself for the running model's next: none, longest (only when the running model is the "
-                 "longest) or any")
-      ->check(CLI::IsMember({"none", "longest", "any"}))
-      ->each([&a](std::string const& name) {
-        a.take_back = name == "longest" ? hydra::take_back_rule::longest
-                      : name == "any"   ? hydra::take_back_rule::any
-                                        : hydra::take_back_rule::none;
-      })
-      ->default_str("none");
+  add_choice(app, "--take-back",
+             "a what-if the runtime does not do: a queued task's compute starts only when its device reaches it, and "
+             "a device whose running model has more work left than the queued task's hands that task back and keeps "
+             "itself for the running model's next: none, longest (only when the running model is the longest) or any",
+             a.take_back_name, a.take_back,
+             {{"none", hydra::take_back_rule::none},
+              {"longest", hydra::take_back_rule::longest},
+              {"any", hydra::take_back_rule::any}});
   app.add_option("--micro-batches", a.micro_batches, "the pipeline's micro-batches (default: D and 4D)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
   app.add_option("--trace", a.trace, "write the sharp run as a Chrome trace (ui.perfetto.dev)");
@@ -158,18 +170,15 @@ arguments parse(int argc, char** argv) {
   auto* move_models =
       app.add_flag("--move-models", a.move_models,
                    "across nodes: a node short of work takes a model waiting at a minibatch boundary on another");
-  app.add_option("--activations", a.activations_name,
-                 "how boundary activations reach a model's next task: through-host (the runtime's default), "
-                 "kept-and-sent-home (also kept on the producing device: the runtime's with "
-                 "multi_model_options::keep_activations), or kept (a what-if: kept, and a gradient goes home only "
-                 "when its reader runs elsewhere)")
-      ->check(CLI::IsMember({"through-host", "kept", "kept-and-sent-home"}))
-      ->each([&a](std::string const& name) {
-        a.activations = name == "kept"                 ? hydra::sim::activation_handoff::kept
-                        : name == "kept-and-sent-home" ? hydra::sim::activation_handoff::kept_and_sent_home
-                                                       : hydra::sim::activation_handoff::through_host;
-      })
-      ->default_str("through-host");
+  add_choice(app, "--activations",
+             "how boundary activations reach a model's next task: through-host (the runtime's default), "
+             "kept-and-sent-home (also kept on the producing device: the runtime's with "
+             "multi_model_options::keep_activations), or kept (a what-if: kept, and a gradient goes home only when its "
+             "reader runs elsewhere)",
+             a.activations_name, a.activations,
+             {{"through-host", hydra::sim::activation_handoff::through_host},
+              {"kept", hydra::sim::activation_handoff::kept},
+              {"kept-and-sent-home", hydra::sim::activation_handoff::kept_and_sent_home}});
   app.add_flag("--keep-checkpoints", a.keep_checkpoints,
                "with --activations kept or kept-and-sent-home: a forward's input also stays on its device as the "
                "checkpoint its backward reads (with kept-and-sent-home as the runtime does with "
