@@ -119,9 +119,9 @@ void never_queue_longest(benchmark::State& state) {
   look_ahead_counters(state, o);
 }
 
-// The what-if of a look-ahead that takes a queued task back for an idle
-// device (sim::options::take_back; the argument: 0 none, 1 the longest
-// model's task, 2 any model's), with the same counters.
+// The what-if of a look-ahead that takes a queued task back when its device's
+// compute frees for a more urgent chain (sim::options::take_back; the
+// argument: 0 none, 1 longest, 2 any), with the same counters.
 void take_back(benchmark::State& state) {
   hydra::sim::options o;
   o.take_back = state.range(0) == 0   ? hydra::take_back_rule::none

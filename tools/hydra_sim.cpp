@@ -142,8 +142,8 @@ arguments parse(int argc, char** argv) {
                "waits for the first idle one (driver_options::never_queue_longest, the runtime's option too)");
   add_choice(app, "--take-back",
              "a what-if the runtime does not do: a queued task's compute starts only when its device reaches it, and "
-             "a device whose running model has more work left than the queued task's hands that task back and keeps "
-             "itself for the running model's next: none, longest (only when the running model is the longest) or any",
+             "a device whose running model has more work left than the queued task's hands that task back and waits "
+             "for the running model's next: none, longest (only when the running model is the longest) or any",
              a.take_back_name, a.take_back,
              {{"none", hydra::take_back_rule::none},
               {"longest", hydra::take_back_rule::longest},

@@ -174,6 +174,58 @@ TEST_CASE("take_back: a device whose compute frees hands its queued task back fo
   CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 1, hydra::task_at(1, 2, 1), accept));
 }
 
+TEST_CASE("take_back: a deeper queue hands back every task behind the next, and a failed running task ends the wait") {
+  hydra::sweep_driver driver(costs(6, 2), 2, {.queue_depth = 2});
+  hydra::sharp policy;
+  launch_log log;
+  driver.fill(policy, log.accept_all()); // d0: models 0, 2, 4; d1: models 1, 3, 5
+  REQUIRE(driver.queued(0).size() == 3);
+  std::vector<hydra::task> withdrawn;
+  CHECK(
+      driver.take_back(hydra::take_back_rule::any, 0, hydra::task_at(2, 2, 0), [&](hydra::task const& t, std::size_t) {
+        withdrawn.push_back(t);
+        return true;
+      }));
+  CHECK(withdrawn == std::vector<hydra::task>{hydra::task_at(4, 2, 0), hydra::task_at(2, 2, 0)}); // the last first
+  CHECK(driver.queued(0).size() == 1);
+  CHECK(driver.core().ready().size() == 2);
+  CHECK(driver.taken_back() == 2);
+  driver.fill(policy, log.accept_all());
+  CHECK(driver.queued(0).size() == 1); // waiting for model 0's task
+  // Model 0's task fails (its model stops): the device no longer waits.
+  driver.fail(hydra::task_at(0, 2, 0), 0);
+  log.launches.clear();
+  driver.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 2);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(2, 2, 0)});
+  CHECK(log.launches[1] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(4, 2, 0)});
+
+  // A refusal part-way: the tasks behind it stay handed back, and the device does not wait.
+  hydra::sweep_driver partial(costs(6, 2), 2, {.queue_depth = 2});
+  partial.fill(policy, log.accept_all());
+  CHECK_FALSE(partial.take_back(hydra::take_back_rule::any, 0, hydra::task_at(2, 2, 0),
+                                [](hydra::task const& t, std::size_t) { return t.model == 4; }));
+  CHECK(partial.queued(0).size() == 2);
+  CHECK(partial.taken_back() == 1);
+  log.launches.clear();
+  partial.fill(policy, log.accept_all());
+  REQUIRE(log.launches.size() == 1);
+  CHECK(log.launches[0] == std::pair<std::size_t, hydra::task>{0, hydra::task_at(4, 2, 0)});
+}
+
+TEST_CASE("take_back: a device is not kept for a chain whose next task may not run there") {
+  auto const accept = [](hydra::task const&, std::size_t) { return true; };
+  hydra::sweep_driver driver(costs(5, 2), 2);
+  driver.restrict_placement(0, {true, true, false, true}); // model 0: shard 0 anywhere, shard 1 only on device 1
+  hydra::sharp policy;
+  launch_log log;
+  driver.fill(policy, log.accept_all()); // d0: model 0 (shard 0), then model 2
+  REQUIRE(driver.queued(0).size() == 2);
+  REQUIRE(driver.queued(0)[0] == hydra::task_at(0, 2, 0));
+  CHECK_FALSE(driver.take_back(hydra::take_back_rule::any, 0, driver.queued(0)[1], accept));
+  CHECK(driver.queued(0).size() == 2);
+}
+
 TEST_CASE("a launch without room makes its task ready again and closes the device for the round") {
   hydra::sweep_driver driver(costs(4, 1), 2);
   hydra::fifo policy;

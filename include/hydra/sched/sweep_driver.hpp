@@ -161,21 +161,23 @@ public:
   // Take-back, when a device's compute frees: `device` has finished its
   // running task's compute and is about to start `next`, queued behind it.
   // If the running task's model has more estimated work left after it than
-  // the queued task's model (any), or is the model with the most work left
-  // of all (longest; then also more than next's), its next task,
-  // ready once the running one completes, should run here next, as it would
-  // on a device that queues nothing ahead (where the chain's activation is,
-  // and no other device is offered it before this one frees). So `next`,
-  // its compute not started, is handed back to the ready set
-  // (`withdraw(task, device)` undoes its launch and says whether it could),
-  // and this device queues nothing ahead until the running task completes:
-  // the next round offers it a task as an idle device. (A deeper queue
-  // hands back every task behind `next` too.) Returns whether it did.
+  // next's model (any), or is the model with the most work left of all
+  // (longest; then also more than next's), and its next task may run here,
+  // that task, ready once the running one completes, should find this
+  // device free, as it would where nothing is queued ahead. So `next`, its
+  // compute not started, is handed back to the ready set (`withdraw(task,
+  // device)` undoes its launch and says whether it could), and this device
+  // queues nothing ahead until the running task completes: the next round
+  // offers it a task as an idle device (the policy decides which; sharp
+  // takes the ready task with the most work left, most often that chain's).
+  // A deeper queue hands back every task behind `next` too, the last first,
+  // whatever their models; a refused withdrawal stops there (those handed
+  // back stay so, and the device does not wait). Returns whether all were.
   // The runtime does not do this (it enqueues a queued task's compute at
   // launch, and a CUDA stream cannot withdraw a kernel): it is the
   // simulator's what-if (sim::options::take_back) of a runtime that enqueues
-  // compute only when its device reaches it, and it is not logged (a replay
-  // does not take it).
+  // compute only when its device reaches it. It is not logged: the log then
+  // holds launches that never end, and is not for replay.
   template <class Withdraw>
   bool take_back(take_back_rule rule, std::size_t device, task const& next, Withdraw&& withdraw) {
     auto& queue = queues_.at(device);
@@ -183,7 +185,8 @@ public:
     if (rule == take_back_rule::none || at == queue.end() || at == queue.begin()) return false;
     std::size_t const first = static_cast<std::size_t>(at - queue.begin());
     task const running = queue[first - 1];
-    if (running.model == next.model || running.position + 1 >= core_.tasks_of(running.model)) return false;
+    auto const following = after(running, 1);
+    if (!following || !core_.may_run(*following, device)) return false;
     if (rule == take_back_rule::longest && running.model != core_.longest_remaining_model()) return false;
     double const after_running = core_.remaining_seconds(running.model) - core_.task_seconds(running);
     if (after_running <= core_.remaining_seconds(next.model)) return false;

@@ -50,8 +50,8 @@ struct options {
   // behind a busy device has its compute booked only when that device's
   // compute reaches it; then, if the model that just computed there has more
   // work left than the queued task's (sweep_driver::take_back, by this rule),
-  // the queued task goes back to the ready set and the device keeps itself
-  // for that model's next task. The runtime does not do this: it commits a
+  // the queued task goes back to the ready set and the device waits for
+  // that model's task to complete, free for its next. The runtime does not do this: it commits a
   // queued task's compute at launch. Through host memory, on one node, with
   // a queue, without replay.
   take_back_rule take_back = take_back_rule::none;

@@ -261,6 +261,7 @@ private:
     std::uint64_t output = 0;
     std::optional<double> output_room; // kept on the device: when its block is usable
     double fetch_start = 0, fetch_end = 0;
+    bool host_work_booked = false; // its host work after the launch is on the cores already
   };
 
   struct device_state {
@@ -636,6 +637,10 @@ private:
     // compute booked only once the device's compute reaches it; until then it
     // may be withdrawn.
     if (options_.take_back != take_back_rule::none && !driver_.queued(d).empty()) {
+      // The launching thread's work on it follows its launch, whether or
+      // not its compute is ever booked.
+      take_core(node, issued, workload_.task_host_seconds);
+      staged.host_work_booked = true;
       if (device.staged.empty()) start_at(d, std::max(device.compute_free, now_));
       device.staged.push_back(staged);
       return launch_outcome::launched;
@@ -700,7 +705,7 @@ private:
       free_later(device, keep && (output_stays || output == 0) ? end : done, spec.scratch_bytes);
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
-    take_core(node, issued, workload_.task_host_seconds);
+    if (!staged.host_work_booked) take_core(node, issued, workload_.task_host_seconds);
     completions_.push_back({done + workload_.handoff_seconds, staged.sequence, d, t});
     std::push_heap(completions_.begin(), completions_.end());
     ++tasks_;
@@ -744,16 +749,18 @@ private:
   }
 
   // Take-back's undo: task t, staged on device d and not started, is
-  // withdrawn; its scratch is free again (its fetches stay done: the shard
-  // remains as cache).
+  // withdrawn. Its scratch is free again once the input copies into it have
+  // landed; its shard state stays fetched, as cache (its inputs are fetched
+  // again where it next runs).
   bool withdraw(task const& t, std::size_t d) {
     auto& device = devices_[d];
     auto const at =
         std::find_if(device.staged.begin(), device.staged.end(), [&](staged_task const& s) { return s.what == t; });
     if (at == device.staged.end()) return false;
     bool const first = at == device.staged.begin();
+    free_later(device, std::max({now_, at->inputs_ready, at->fetch_end}),
+               workload_.models[t.model].shards[t.shard].scratch_bytes);
     device.staged.erase(at);
-    free_later(device, now_, workload_.models[t.model].shards[t.shard].scratch_bytes);
     // The start booked for the first staged task now belongs to the next (it
     // is found by device, not by task).
     if (first && device.staged.empty()) std::erase_if(starts_, [&](completion const& c) { return c.device == d; });
