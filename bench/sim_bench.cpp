@@ -107,29 +107,9 @@ void activation_what_ifs(benchmark::State& state) {
   state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
 }
 
-// The look-ahead with and without driver_options::never_queue_longest (the
-// argument: 0 without, 1 with): sharp on the preset and on the 1,000-model
-// sweep (timed), and, once after the timed runs, over hydra-sim --sweep's 100
-// random workloads (median and worst over the bound and the classic bound).
-void look_ahead_counters(benchmark::State& state, hydra::sim::options const& o);
-
-void never_queue_longest(benchmark::State& state) {
-  hydra::sim::options o;
-  o.driver.never_queue_longest = state.range(0) == 1;
-  look_ahead_counters(state, o);
-}
-
-// The what-if of a look-ahead that takes a queued task back when its device's
-// compute frees for a more urgent chain (sim::options::take_back; the
-// argument: 0 none, 1 longest, 2 any), with the same counters.
-void take_back(benchmark::State& state) {
-  hydra::sim::options o;
-  o.take_back = state.range(0) == 0   ? hydra::take_back_rule::none
-                : state.range(0) == 1 ? hydra::take_back_rule::longest
-                                      : hydra::take_back_rule::any;
-  look_ahead_counters(state, o);
-}
-
+// A look-ahead under `o`: sharp on the preset and on the 1,000-model sweep
+// (timed), and, once after the timed runs, over hydra-sim --sweep's 100 random
+// workloads (median and worst over the bound and the classic bound).
 void look_ahead_counters(benchmark::State& state, hydra::sim::options const& o) {
   auto const [on_preset, on_large] = sharp_on_preset_and_large_sweep(state, o);
   std::vector<double> over_bound, over_classic;
@@ -151,6 +131,25 @@ void look_ahead_counters(benchmark::State& state, hydra::sim::options const& o) 
   state.counters["random_worst_over_bound"] = over_bound.back();
   state.counters["random_median_over_classic_bound"] = over_classic[over_classic.size() / 2];
   state.counters["random_worst_over_classic_bound"] = over_classic.back();
+}
+
+// The look-ahead with and without driver_options::never_queue_longest (the
+// argument: 0 without, 1 with).
+void never_queue_longest(benchmark::State& state) {
+  hydra::sim::options o;
+  o.driver.never_queue_longest = state.range(0) == 1;
+  look_ahead_counters(state, o);
+}
+
+// The what-if of a look-ahead that takes a queued task back when its device's
+// compute frees for a more urgent chain (sim::options::take_back; the
+// argument: 0 none, 1 longest, 2 any), with the same counters.
+void take_back(benchmark::State& state) {
+  hydra::sim::options o;
+  o.take_back = state.range(0) == 0   ? hydra::take_back_rule::none
+                : state.range(0) == 1 ? hydra::take_back_rule::longest
+                                      : hydra::take_back_rule::any;
+  look_ahead_counters(state, o);
 }
 
 // 60 random workloads of 4-20 models, their 1-3 devices on each of 2-4 nodes:

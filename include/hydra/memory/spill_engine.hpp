@@ -400,10 +400,10 @@ private:
       // furthest ahead goes (on a tie, the shard), so that keeping them never
       // costs a shard that is needed sooner a fetch. With no shard left, the
       // drop order below.
-      auto const forward =
-          may_drop_kept && victim ? furthest_read(next_use, /*forward_activations=*/true) : std::nullopt;
-      if (forward && next_use(*find_kept_const(*forward).checkpoint_of) > next_use(*victim)) {
-        drop_kept(*forward);
+      kept_block const* const forward =
+          may_drop_kept && victim ? furthest_read(next_use, /*forward_activations=*/true) : nullptr;
+      if (forward != nullptr && next_use(*forward->checkpoint_of) > next_use(*victim)) {
+        drop_kept(forward->id);
       } else if (victim) {
         evict(*victim);
       } else if (may_drop_kept && !kept_.empty()) {
@@ -428,9 +428,6 @@ private:
   [[nodiscard]] auto kept_at(kept_id id) {
     return std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
   }
-  [[nodiscard]] kept_block const& find_kept_const(kept_id id) const {
-    return *std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
-  }
   [[nodiscard]] kept_block* find_kept(kept_id id) {
     auto const at = kept_at(id);
     detail::expects(at != kept_.end(),
@@ -447,7 +444,7 @@ private:
   // backward then needs again for its scratch.
   [[nodiscard]] kept_id next_to_drop(next_use_function const& next_use) const {
     for (bool const forward_activations : {false, true})
-      if (auto const furthest = furthest_read(next_use, forward_activations)) return *furthest;
+      if (kept_block const* const furthest = furthest_read(next_use, forward_activations)) return furthest->id;
     auto const order = [this](kept_block const& k) {
       return std::tuple(k.forward_activations, k.owner == launching_owner_, k.owner);
     };
@@ -457,8 +454,8 @@ private:
   // Of the kept blocks a backward reads (checkpoints, or forward activations
   // whose shard is not pinned), the one read furthest ahead; ties: the lowest
   // owner's, its first shard's (as the simulator chooses among checkpoints).
-  [[nodiscard]] std::optional<kept_id> furthest_read(next_use_function const& next_use,
-                                                     bool forward_activations) const {
+  // Null when there is none.
+  [[nodiscard]] kept_block const* furthest_read(next_use_function const& next_use, bool forward_activations) const {
     kept_block const* furthest = nullptr;
     std::size_t furthest_use = 0;
     for (kept_block const& k : kept_) {
@@ -472,7 +469,7 @@ private:
         furthest_use = use;
       }
     }
-    return furthest == nullptr ? std::nullopt : std::optional<kept_id>(furthest->id);
+    return furthest;
   }
 
   void release_extent(shard_id id) {

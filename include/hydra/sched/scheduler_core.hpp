@@ -128,20 +128,14 @@ public:
   // An in-flight task could not be placed after all (no room on its device right
   // now): it becomes ready again, as the newest ready task.
   void release(task const& t) {
-    expect_in_flight(t, "release");
-    --in_flight_;
+    ready_again(t, "release");
     if (keep_log_ && !log_.empty() && log_.back().task == t) log_.pop_back();
-    make_ready(t.model);
   }
 
   // A launched task taken back before its compute started
   // (sweep_driver::take_back): ready again, as the newest ready task. Its
   // decision stays in the log: it was carried out, then undone.
-  void withdraw(task const& t) {
-    expect_in_flight(t, "withdrawal");
-    --in_flight_;
-    make_ready(t.model);
-  }
+  void withdraw(task const& t) { ready_again(t, "withdrawal"); }
 
   // Takes a model out (a fault): its ready task is dropped and an in-flight one
   // is forgotten (the driver must not report its completion).
@@ -311,10 +305,13 @@ public:
   void keep_decision_log(bool keep) noexcept { keep_log_ = keep; }
 
 private:
-  void expect_in_flight(task const& t, char const* what) const {
+  // In-flight task t becomes ready again (release, withdraw: `what`).
+  void ready_again(task const& t, char const* what) {
     auto const& m = models_.at(t.model);
     if (m.state != model_state::in_flight || m.position != t.position)
       throw invalid_argument(std::string("scheduler: ") + what + " of " + describe(t) + ", which is not in flight");
+    --in_flight_;
+    make_ready(t.model);
   }
 
   enum class model_state : std::uint8_t { ready, in_flight, finished, stopped };

@@ -763,8 +763,10 @@ private:
     device.staged.erase(at);
     // The start booked for the first staged task now belongs to the next (it
     // is found by device, not by task).
-    if (first && device.staged.empty()) std::erase_if(starts_, [&](completion const& c) { return c.device == d; });
-    std::make_heap(starts_.begin(), starts_.end());
+    if (first && device.staged.empty()) {
+      std::erase_if(starts_, [&](completion const& c) { return c.device == d; });
+      std::make_heap(starts_.begin(), starts_.end());
+    }
     return true;
   }
 
