@@ -170,6 +170,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   mo.keep_forward_activations = o.keep_forward_activations;
+  mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   // A line after the first round, then at most one each progress interval,
   // and the last: rounds can be far shorter than a line is worth.
   auto const interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);

@@ -131,6 +131,13 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
   app.add_flag("--keep-forward-activations", o.keep_forward_activations,
                "keep each training forward's activations on its device for its backward, which then recomputes "
                "nothing if it runs there (they hold the input: no checkpoint is kept apart)");
+  app.add_option("--evicted-forward-activations", o.evicted_forward_activations,
+                 "with --keep-forward-activations: what becomes of kept forward activations that must leave their "
+                 "device: recompute (dropped), spill (copied to host memory and back), or by-cost (spilled where "
+                 "the copies take less time than the recomputation, as measured)")
+      ->check(CLI::IsMember({"recompute", "spill", "by-cost"}))
+      ->needs("--keep-forward-activations")
+      ->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint-dir");
   app.add_flag("--overwrite", o.overwrite, "replace a checkpoint already in --checkpoint-dir (without it, refused)");
   app.add_option("--stop-after", o.stop_after_steps,

@@ -180,9 +180,12 @@ int main(int argc, char** argv) {
                     hydra::format_bytes(result.activation_checkpoint_bytes_read_on_device).c_str());
       std::printf("\n");
       if (o.keep_forward_activations)
-        std::printf("forward activations: %llu kept for their backward, %llu recomputations avoided\n",
+        std::printf("forward activations: %llu kept for their backward, %llu recomputations avoided; %s spilled to "
+                    "host memory, %s read back\n",
                     static_cast<unsigned long long>(result.forward_activations_kept),
-                    static_cast<unsigned long long>(result.recomputations_avoided));
+                    static_cast<unsigned long long>(result.recomputations_avoided),
+                    hydra::format_bytes(result.forward_activation_bytes_spilled).c_str(),
+                    hydra::format_bytes(result.forward_activation_bytes_read_back).c_str());
     }
 #if defined(MODEL_SELECTION_WITH_MPI)
     if (ranks > 1) {

@@ -142,6 +142,7 @@ struct options {
   bool keep_activations = false; // multi_model_options::keep_activations
   bool keep_activation_checkpoints = false; // multi_model_options::keep_activation_checkpoints
   bool keep_forward_activations = false;    // multi_model_options::keep_forward_activations
+  std::string evicted_forward_activations = "by-cost"; // multi_model_options::evicted_forward_activations
   bool progress_is_terminal = false;
 };
 
@@ -174,10 +175,18 @@ struct outcome {
   std::uint64_t activations_read_on_device = 0, activation_bytes_read_on_device = 0;
   std::uint64_t activation_checkpoints_read_on_device = 0, activation_checkpoint_bytes_read_on_device = 0;
   std::uint64_t forward_activations_kept = 0, recomputations_avoided = 0; // keep_forward_activations
+  std::uint64_t forward_activation_bytes_spilled = 0, forward_activation_bytes_read_back = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
   hydra::sweep_profile profile; // what the run measured of its models and devices
 };
+
+// --evicted-forward-activations' names (the command line checked them).
+inline hydra::evicted_activations evicted_activations_named(std::string const& name) {
+  if (name == "spill") return hydra::evicted_activations::spill;
+  if (name == "recompute") return hydra::evicted_activations::recompute;
+  return hydra::evicted_activations::by_cost;
+}
 
 // The models in rank order, as they were chosen: by how far they trained, then
 // by validation; failed models last.
@@ -611,6 +620,7 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   mo.keep_forward_activations = o.keep_forward_activations;
+  mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
   mo.resume_history = history;
@@ -663,6 +673,8 @@ outcome run_with(options const& o, std::ostream& log) {
   result.activation_checkpoint_bytes_read_on_device = report.activation_checkpoint_bytes_read_on_device;
   result.forward_activations_kept = report.forward_activations_kept;
   result.recomputations_avoided = report.recomputations_avoided;
+  result.forward_activation_bytes_spilled = report.forward_activation_bytes_spilled;
+  result.forward_activation_bytes_read_back = report.forward_activation_bytes_read_back;
   std::vector<std::size_t> to_test; // the models with weights after the search
   for (std::size_t m = 0; m < grid.size(); ++m) {
     auto const& r = trainer.results()[m];

@@ -446,7 +446,9 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
                             "7",
                             "--report",
                             "r.html",
-                            "--keep-forward-activations"})
+                            "--keep-forward-activations",
+                            "--evicted-forward-activations",
+                            "spill"})
                          .chosen;
   CHECK(given.search == "asha");
   CHECK(given.eta == 4);
@@ -462,6 +464,8 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
   CHECK(given.report_path == "r.html");
   CHECK(given.keep_forward_activations);
   CHECK_FALSE(defaults.keep_forward_activations);
+  CHECK(given.evicted_forward_activations == "spill");
+  CHECK(defaults.evicted_forward_activations == "by-cost");
   auto const help = parse({"--help"});
   REQUIRE(help.help);
   for (char const* flag : {"--search", "--eta", "--lr-schedule", "--budget", "--report", "--checkpoint-dir"})
@@ -495,6 +499,8 @@ TEST_CASE("the command line takes every flag with its type and range, and refuse
       {{"--grid", "huge"}, "--grid"},
       {{"--lr-schedule", "linear"}, "--lr-schedule"},
       {{"--backend", "tpu"}, "--backend"},
+      {{"--keep-forward-activations", "--evicted-forward-activations", "sometimes"}, "--evicted-forward-activations"},
+      {{"--evicted-forward-activations", "spill"}, "--keep-forward-activations"},
       {{"--checkpoint-every", "0"}, "--checkpoint-every"},
       {{"--keep-checkpoints", "0"}, "--keep-checkpoints"},
       {{"--train-subset", "70000"}, "--train-subset"},

@@ -4,8 +4,11 @@
 // foreign one is not found; what is kept is what its reader gets back.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "hydra/hydra.hpp"
@@ -309,4 +312,108 @@ TEST_CASE_FIXTURE(one_device, "a pinned shard's kept forward activations go last
   engine.synchronize();
   CHECK(device.statistics().in_use == 0);
   release_homes();
+}
+
+TEST_CASE_FIXTURE(one_device,
+                  "kept forward activations marked to spill are copied home under pressure, the others dropped") {
+  auto const next_use = [](std::size_t id) { return id; };
+  std::size_t const floats = 16_KiB / sizeof(float);
+  auto fill = [&](std::byte* block, float value) {
+    backend.enqueue(engine.compute_stream(),
+                    [block, floats, value] { std::fill_n(reinterpret_cast<float*>(block), floats, value); });
+  };
+  // Three forwards keep their scratch: two to spill (read by the backwards of
+  // shards 7 and 8), one to drop (shard 9, read furthest ahead of all).
+  std::byte* spilled_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* sent_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* dropped_scratch = engine.allocate_scratch(16_KiB, next_use);
+  fill(spilled_scratch, 7.0F);
+  fill(sent_scratch, 8.0F);
+  fill(dropped_scratch, 9.0F);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const spilled = engine.keep_forward_activations(spilled_scratch, 16_KiB, 1, 7, written, /*spill_home=*/true);
+  auto const sent = engine.keep_forward_activations(sent_scratch, 16_KiB, 1, 8, written, /*spill_home=*/true);
+  auto const dropped = engine.keep_forward_activations(dropped_scratch, 16_KiB, 1, 9, written);
+
+  // 48 KiB for a task: shard 9's are dropped, then shard 8's spilled; 7's stay.
+  std::byte* scratch = engine.allocate_scratch(48_KiB, next_use);
+  CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK(engine.statistics().forward_activations_spilled == 1);
+  CHECK(engine.statistics().forward_activation_bytes_spilled == 16_KiB);
+  CHECK(engine.kept_count() == 1);
+  CHECK(engine.spilled_count() == 1);
+  CHECK_FALSE(engine.take_activation(dropped));
+  CHECK_FALSE(engine.take_spilled(dropped));
+  CHECK_FALSE(engine.take_activation(sent)); // not on the device: at home
+  // The backward of shard 7 runs on another device: send_home spills them.
+  engine.send_home(spilled);
+  CHECK(engine.statistics().forward_activations_spilled == 2);
+  CHECK(engine.kept_count() == 0);
+
+  // Each spilled block holds what the forward wrote; its reader frees it.
+  for (auto const& [id, value] : {std::pair{spilled, 7.0F}, std::pair{sent, 8.0F}}) {
+    auto const home = engine.take_spilled(id);
+    REQUIRE(home);
+    CHECK(home->bytes == 16_KiB);
+    backend.wait_event(engine.prefetch_stream(), home->written);
+    std::vector<float> read(floats);
+    backend.enqueue(engine.prefetch_stream(), [&read, data = home->data] { std::memcpy(read.data(), data, 16_KiB); });
+    host.deallocate(engine.prefetch_stream(), home->data);
+    engine.synchronize();
+    CHECK(std::count(read.begin(), read.end(), value) == static_cast<std::ptrdiff_t>(floats));
+  }
+  CHECK(engine.statistics().recomputations_avoided == 2);
+  CHECK_FALSE(engine.take_spilled(sent)); // taken once
+  engine.release_scratch(scratch, backend.record_event(engine.compute_stream()));
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  CHECK(host.statistics().in_use == 0);
+}
+
+TEST_CASE_FIXTURE(one_device, "a spilled block its backward never takes is freed by drop_kept, or with the engine") {
+  auto const next_use = [](std::size_t id) { return id; };
+  auto keep_and_spill = [&](std::size_t backward_of) {
+    std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
+    auto const id = engine.keep_forward_activations(scratch, 16_KiB, 1, backward_of,
+                                                    backend.record_event(engine.compute_stream()), true);
+    engine.send_home(id);
+    return id;
+  };
+  auto const abandoned = keep_and_spill(3);
+  keep_and_spill(4);
+  CHECK(engine.spilled_count() == 2);
+  CHECK(host.statistics().in_use == 32_KiB);
+  engine.drop_kept(abandoned); // its model failed: freed on the spill stream
+  engine.synchronize();
+  CHECK(engine.spilled_count() == 1);
+  CHECK(host.statistics().in_use == 16_KiB);
+  CHECK_FALSE(engine.take_spilled(abandoned));
+}
+
+TEST_CASE("kept forward activations that find no host room are dropped instead of spilled") {
+  hydra::host_backend backend{hydra::host_backend_options{.device_budgets = {64_KiB}}};
+  hydra::device_pool<hydra::host_backend> device{backend, 0};
+  hydra::host_pool<hydra::host_backend> host{backend, 8_KiB}; // less than one block
+  hydra::spill_engine<hydra::host_backend> engine{backend, device, host, 0};
+  auto const next_use = [](std::size_t id) { return id; };
+  std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const id =
+      engine.keep_forward_activations(scratch, 16_KiB, 1, 2, backend.record_event(engine.compute_stream()), true);
+  engine.send_home(id);
+  CHECK(engine.statistics().forward_activations_spilled == 0);
+  CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK_FALSE(engine.take_spilled(id));
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+}
+
+TEST_CASE("spilling beats recomputing when the copies out and back take less time") {
+  // 1 MB out at 1 GB/s and back at 2 GB/s: 1.5 ms.
+  CHECK(hydra::spill_beats_recompute(1'000'000, 2e-3, 1e9, 2e9));
+  CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 1e-3, 1e9, 2e9));
+  CHECK_FALSE(hydra::spill_beats_recompute(1024, 2.0, 1024, 1024)); // a tie recomputes
+  // An unknown figure recomputes.
+  CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 2e-3, 0, 2e9));
+  CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 2e-3, 1e9, std::numeric_limits<double>::quiet_NaN()));
+  CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 0, 1e9, 2e9));
 }

@@ -106,6 +106,10 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     options.keep_activation_checkpoints = options.keep_activations && (seed / 4) % 2 == 0;
     // Forward activations kept on another third, with those or alone.
     options.keep_forward_activations = seed % 3 == 2 || (seed % 3 == 1 && (seed / 4) % 2 == 1);
+    // Half of those spilled home when they leave a device: a fault between
+    // the spill and the backward that reads it back loses nothing.
+    options.evicted_forward_activations =
+        (seed / 8) % 2 == 1 ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
     if (kind == 3) {
       options.on_checkpoint = [&](hydra::model_checkpoint const& reached) {
         if (reached.state) handed_out.emplace_back(reached.reached.model, reached.state->parameters);

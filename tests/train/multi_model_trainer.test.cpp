@@ -84,15 +84,18 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
   std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0, recomputations_avoided = 0;
+  std::uint64_t spilled = 0, read_back = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
       std::uint64_t inputs_through_host = 0;
       // Through host memory; activations kept; activations and checkpoints
       // kept; forward activations kept (no recomputation where they stay);
-      // all of them.
-      for (int const kept : {0, 1, 2, 3, 4}) {
+      // all of them; forward activations kept and spilled to host memory
+      // when they must leave their device (no recomputation at all).
+      for (int const kept : {0, 1, 2, 3, 4, 5}) {
         bool const keep = kept == 1 || kept == 2 || kept == 4, checkpoints = kept == 2 || kept == 4;
         bool const forward = kept >= 3;
+        auto const evicted = kept == 5 ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
         CAPTURE(s.delays.enabled);
@@ -104,7 +107,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
                                            {.poison_freed_blocks = std::uint8_t{0xFF},
                                             .keep_activations = keep,
                                             .keep_activation_checkpoints = checkpoints,
-                                            .keep_forward_activations = forward});
+                                            .keep_forward_activations = forward,
+                                            .evicted_forward_activations = evicted});
         trainer.run();
         auto const& results = trainer.results();
         REQUIRE(results.size() == configs.size());
@@ -129,6 +133,13 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         if (!checkpoints || forward) CHECK(report.activation_checkpoints_kept == 0);
         CHECK(report.recomputations_avoided <= report.forward_activations_kept);
         if (!forward) CHECK(report.forward_activations_kept + report.recomputations_avoided == 0);
+        if (kept != 5) CHECK(report.forward_activations_spilled + report.forward_activation_bytes_read_back == 0);
+        // Every backward of a training minibatch starts from its forward's
+        // activations, kept or spilled: none recomputes.
+        if (kept == 5) CHECK(report.recomputations_avoided == report.forward_activations_kept);
+        CHECK(report.forward_activation_bytes_read_back <= report.forward_activation_bytes_spilled);
+        spilled += report.forward_activations_spilled;
+        read_back += report.forward_activation_bytes_read_back;
         // Every task's input comes from host memory or from where it was
         // kept: the two together are the same with activations kept or not;
         // less only by the checkpoints of the backwards that recomputed
@@ -151,6 +162,47 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   CHECK(read_on_device > 0);             // some next task ran where its input was kept
   CHECK(checkpoints_read_on_device > 0); // and some backward where its checkpoint was
   CHECK(recomputations_avoided > 0);     // and some backward where its forward's activations were
+  CHECK(spilled > 0);                    // some forward activations went home
+  CHECK(read_back > 0);                  // and some backward read them back
+}
+
+TEST_CASE("by cost, forward activations are spilled where recomputing them takes longer than copying, else dropped") {
+  auto configs = sweep();
+  std::vector<solo_result> solo;
+  for (auto const& config : configs) solo.push_back(train_alone(config));
+  std::vector<std::size_t> const capacities{64_KiB, 96_KiB, 80_KiB};
+  std::vector<std::size_t> shards;
+  {
+    hydra::host_backend backend({.device_budgets = capacities});
+    hydra::multi_model_trainer const probe(backend, configs, hydra::make_policy("sharp"));
+    for (std::size_t m = 0; m < configs.size(); ++m) shards.push_back(probe.shards_of(m).size());
+  }
+  // Given forward times (a model with estimates is not profiled): a second
+  // per shard (any copy of a few KiB is faster), or a femtosecond (none is);
+  // the copy rates are measured.
+  for (double const forward_seconds : {1.0, 1e-15}) {
+    CAPTURE(forward_seconds);
+    for (std::size_t m = 0; m < configs.size(); ++m)
+      configs[m].estimates = hydra::model_costs{std::vector<double>(shards[m], forward_seconds),
+                                                std::vector<double>(shards[m], 3 * forward_seconds), 0};
+    hydra::host_backend backend({.device_budgets = capacities});
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("sharp"),
+                                       {.poison_freed_blocks = std::uint8_t{0xFF}, .keep_forward_activations = true});
+    trainer.run();
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      CHECK(bitwise_equal(trainer.results()[m].parameters, solo[m].parameters));
+    }
+    auto const report = trainer.report();
+    if (forward_seconds > 0.5) {
+      CHECK(report.forward_activations_spilled > 0);
+      CHECK(report.forward_activation_bytes_read_back > 0);
+    } else {
+      CHECK(report.forward_activations_spilled == 0);
+      CHECK(report.recomputations_avoided < report.forward_activations_kept); // some were dropped
+    }
+    for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0);
+  }
 }
 
 TEST_CASE("models cut for the larger device run their large shards only there and end as alone, under every policy") {
@@ -501,15 +553,20 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     // on seeds 1, 3, 4 and 6 of every 8, with those or alone.
     bool const keep = seed % 4 >= 2, checkpoints = keep && seed % 8 >= 4;
     bool const forward = seed % 8 == 1 || seed % 8 == 3 || seed % 8 == 4 || seed % 8 == 6;
+    // Half of those spill what leaves a device, the others drop it.
+    bool const spill = seed % 16 >= 8;
+    auto const evicted = spill ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
     CAPTURE(keep);
     CAPTURE(checkpoints);
     CAPTURE(forward);
+    CAPTURE(spill);
     hydra::multi_model_trainer trainer(
         backend, configs, hydra::make_policy(policy, seed),
         {.poison_freed_blocks = keep || forward ? std::optional<std::uint8_t>(0xA5) : std::nullopt,
          .keep_activations = keep,
          .keep_activation_checkpoints = checkpoints,
          .keep_forward_activations = forward,
+         .evicted_forward_activations = evicted,
          .driver = {.never_queue_longest = seed % 2 == 1}});
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));

@@ -30,6 +30,10 @@
 //    left, they go after the checkpoints (a recomputation costs more than a
 //    copy in) and before the boundary activations (read by the very next
 //    task), except a pinned shard's, which go last. A prefetch drops nothing.
+//    Forward activations kept with `spill_home` (their caller found copying
+//    them home and back cheaper than recomputing them) are not dropped but
+//    spilled: copied to a host block on the spill stream, where the backward
+//    takes them from (take_spilled), on this device or another.
 #pragma once
 
 #include <algorithm>
@@ -79,6 +83,11 @@ struct spill_statistics {
   std::uint64_t forward_activations_kept = 0;
   std::uint64_t recomputations_avoided = 0;
   std::uint64_t forward_activations_dropped = 0;
+  // ... of those given up, copied home instead (kept with spill_home), and
+  // their bytes; a spilled block read back by its backward counts in
+  // recomputations_avoided too.
+  std::uint64_t forward_activations_spilled = 0;
+  std::uint64_t forward_activation_bytes_spilled = 0;
   // Evictions and drops made while the pool's free bytes already covered the
   // request: room was there, but not in one piece. (The simulator counts
   // bytes, so these are where its memory and a run's part.)
@@ -111,6 +120,7 @@ public:
     for (shard_id id = 0; id < table_.size(); ++id)
       if (table_[id].resident()) release_extent(id);
     while (!kept_.empty()) drop_kept(kept_.front().id);
+    while (!spilled_.empty()) drop_kept(spilled_.front().id);
   }
 
   // Registers a shard whose home the caller owns (see make_home); returns its id.
@@ -237,9 +247,12 @@ public:
   // copies home, are ordered before any free, which goes on that stream; the
   // backward writes only its gradient and workspace regions, never the
   // activations those copies read).
+  // `spill_home`: under pressure, or when send_home asks, they are copied
+  // to host memory rather than dropped (see spill_kept).
   kept_id keep_forward_activations(std::byte* scratch, std::size_t bytes, std::size_t owner, shard_id backward_of,
-                                   event last_use) {
-    kept_.push_back({next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true});
+                                   event last_use, bool spill_home = false) {
+    kept_.push_back(
+        {next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true, spill_home});
     ++statistics_.forward_activations_kept;
     return next_kept_id_++;
   }
@@ -250,10 +263,44 @@ public:
     device_->deallocate(after, taken.data);
   }
 
+  // Kept forward activations that were spilled (spill_home), taken by their
+  // backward: the host block and the event of the copy into it. The taker
+  // reads it on a stream of its own device, behind `written`, and frees it
+  // there (host_pool::deallocate) behind that read.
+  struct spilled_activation {
+    std::byte* data = nullptr;
+    std::size_t bytes = 0;
+    event written{};
+  };
+  std::optional<spilled_activation> take_spilled(kept_id id) {
+    auto const at = std::ranges::find(spilled_, id, &spilled_block::id);
+    if (at == spilled_.end()) return std::nullopt;
+    spilled_activation const taken{at->data, at->bytes, at->written};
+    ++statistics_.recomputations_avoided;
+    spilled_.erase(at);
+    return taken;
+  }
+
+  // Kept activation `id` leaves the device because its reader runs on
+  // another: spilled home where it was kept with spill_home (the reader then
+  // takes it with take_spilled), dropped otherwise.
+  void send_home(kept_id id) {
+    auto const at = kept_at(id);
+    if (at == kept_.end()) return;
+    if (at->spill_home && spill_kept(*at)) return;
+    drop_kept(id);
+  }
+
   // Gives kept activation `id` up unread, if it is still here: freed on the
   // spill stream behind the copy into it, or its last read (keep_taken); it
-  // went home too: nothing moves.
+  // went home too: nothing moves. A spilled one's host block is freed the same way.
   void drop_kept(kept_id id) {
+    if (auto const spilled = std::ranges::find(spilled_, id, &spilled_block::id); spilled != spilled_.end()) {
+      backend_->wait_event(spill_, spilled->written);
+      host_->deallocate(spill_, spilled->data);
+      spilled_.erase(spilled);
+      return;
+    }
     auto const at = kept_at(id);
     if (at == kept_.end()) return;
     backend_->wait_event(spill_, at->written);
@@ -262,6 +309,7 @@ public:
     kept_.erase(at);
   }
   [[nodiscard]] std::size_t kept_count() const noexcept { return kept_.size(); }
+  [[nodiscard]] std::size_t spilled_count() const noexcept { return spilled_.size(); }
 
   // Pins: these shards are never chosen for eviction, and the forward
   // activations kept for their backwards are dropped last of all; the kept
@@ -403,11 +451,11 @@ private:
       kept_block const* const forward =
           may_drop_kept && victim ? furthest_read(next_use, /*forward_activations=*/true) : nullptr;
       if (forward != nullptr && next_use(*forward->checkpoint_of) > next_use(*victim)) {
-        drop_kept(forward->id);
+        send_home(forward->id);
       } else if (victim) {
         evict(*victim);
       } else if (may_drop_kept && !kept_.empty()) {
-        drop_kept(next_to_drop(next_use));
+        send_home(next_to_drop(next_use));
       } else {
         return false;
       }
@@ -424,7 +472,41 @@ private:
     std::size_t bytes = 0;
     event written{};
     bool forward_activations = false; // a forward's scratch (keep_forward_activations), not a checkpoint
+    bool spill_home = false;          // ... copied home when given up, not dropped
   };
+  struct spilled_block {
+    kept_id id = 0;
+    std::byte* data = nullptr; // in host memory
+    std::size_t bytes = 0;
+    event written{};
+  };
+
+  // Copies kept forward activations to a host block on the spill stream,
+  // behind the work that wrote them, then frees their device block there.
+  // False, with nothing changed, when the host pool has no room for them:
+  // the caller drops them instead (the backward recomputes).
+  bool spill_kept(kept_block const& kept) {
+    std::byte* home = nullptr;
+    try {
+      home = static_cast<std::byte*>(host_->allocate(spill_, kept.bytes));
+    } catch (out_of_memory const&) {
+      return false;
+    }
+    spilled_.reserve(spilled_.size() + 1); // the push below cannot throw and lose the block
+    backend_->wait_event(spill_, kept.written);
+    try {
+      copy_in_chunks(spill_, home, kept.data, kept.bytes);
+    } catch (...) { // still kept here; the chunks issued still write the host block
+      host_->deallocate(spill_, home);
+      throw;
+    }
+    spilled_.push_back({kept.id, home, kept.bytes, backend_->record_event(spill_)});
+    device_->deallocate(spill_, kept.data);
+    ++statistics_.forward_activations_spilled;
+    statistics_.forward_activation_bytes_spilled += kept.bytes;
+    kept_.erase(kept_at(kept.id));
+    return true;
+  }
   [[nodiscard]] auto kept_at(kept_id id) {
     return std::find_if(kept_.begin(), kept_.end(), [id](kept_block const& k) { return k.id == id; });
   }
@@ -500,6 +582,7 @@ private:
   residency_table<event> table_;
   std::vector<shard_id> pinned_;
   std::vector<kept_block> kept_;
+  std::vector<spilled_block> spilled_; // kept forward activations spilled home, until their backward takes them
   std::optional<std::size_t> launching_owner_;
   kept_id next_kept_id_ = 0;
   spill_statistics statistics_;

@@ -173,6 +173,8 @@ private:
   }
   // What policies see as each device's speed: `given`, else the backend's declared speeds.
   [[nodiscard]] std::vector<double> device_speeds(std::vector<double> given) const;
+  [[nodiscard]] typename runner_type::spill_rule spill_rule(std::size_t m, evicted_activations rule,
+                                                            shard_chain const& graph) const;
   // The smallest budget among the devices model m's shards are cut for.
   [[nodiscard]] std::size_t partition_budget(std::size_t m) const;
 
@@ -185,6 +187,9 @@ private:
   any_controller controller_;
   std::unique_ptr<plan_type> plan_;      // the controller's view of the sweep, during run()
   std::vector<bool> stopped_;            // per model: stopped by its controller
+  // Per model and shard: forward seconds once measured (or given as
+  // estimates); empty before (evicted_activations::by_cost).
+  std::vector<std::vector<double>> forward_seconds_;
   std::vector<std::size_t> stopped_now_; // by the controller's decision in progress
   controller_history history_;
   controller_history resume_history_;

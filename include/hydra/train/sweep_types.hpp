@@ -18,6 +18,7 @@
 #include "hydra/select/any_controller.hpp"
 #include "hydra/select/controller_history.hpp"
 #include "hydra/select/evaluation.hpp"
+#include "hydra/train/evicted_activations.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
 #include "hydra/train/optimizer.hpp"
@@ -128,13 +129,23 @@ struct multi_model_options {
   // input and every layer's output in it) on its device for the shard's
   // backward, while room allows: that backward, when it runs on that device,
   // starts from them instead of recomputing the forward from its checkpoint.
-  // Under memory pressure they are dropped, and the backward recomputes, as
-  // without them: they compete with the unpinned shards, furthest next use
-  // first, and once no shard is left they go after the kept checkpoints (a
-  // pinned shard's last of all). Same arithmetic: the weights are bitwise
-  // those without it. The simulator does not model them: it charges every
-  // backward its recomputation.
+  // Under memory pressure they leave the device as evicted_forward_activations
+  // says: they compete with the unpinned shards, furthest next use first,
+  // and once no shard is left they go after the kept checkpoints (a pinned
+  // shard's last of all). Same arithmetic: the weights are bitwise those
+  // without it. The simulator does not model them: it charges every backward
+  // its recomputation.
   bool keep_forward_activations = false;
+  // With keep_forward_activations: kept forward activations that leave their
+  // device (memory pressure, or a backward placed on another device) are
+  // dropped and recomputed, or spilled to host memory and copied back into
+  // the backward's scratch (on whichever device it runs). by_cost decides per
+  // shard at each forward (spill_beats_recompute): the shard's forward
+  // seconds, measured once its profile is (profile_minibatches) or given
+  // (model_config::estimates), against the device's copy rates measured so
+  // far; without both figures (a backend that does not measure its copies,
+  // CUDA), it recomputes. Spilled or recomputed, the same bits.
+  evicted_activations evicted_forward_activations = evicted_activations::by_cost;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Each device's compute speed against the device the models' cost
@@ -216,7 +227,13 @@ struct sweep_report {
   // their device, and the backwards that started from them instead of
   // recomputing their shard's forward.
   std::uint64_t forward_activations_kept = 0;
-  std::uint64_t recomputations_avoided = 0;
+  std::uint64_t recomputations_avoided = 0; // spilled ones read back from host memory included
+  // evicted_forward_activations: forward activations spilled to host memory
+  // rather than dropped, their bytes, and the bytes copied back into a
+  // backward's scratch (in neither activation_bytes figure above).
+  std::uint64_t forward_activations_spilled = 0;
+  std::uint64_t forward_activation_bytes_spilled = 0;
+  std::uint64_t forward_activation_bytes_read_back = 0;
   // Shards evicted and kept activations dropped although the device's free
   // bytes covered the request (spill_statistics::fragmented_evictions).
   std::uint64_t fragmented_evictions = 0;

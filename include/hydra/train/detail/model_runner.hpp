@@ -14,7 +14,10 @@
 // a training forward's input stays there too, as the checkpoint its shard's
 // backward recomputes from. With keep_forward_activations, a training
 // forward's whole scratch stays there too, and the shard's backward, when it
-// runs on that device, starts from it instead of recomputing the forward. In
+// runs on that device, starts from it instead of recomputing the forward;
+// where copying them home and back costs less than recomputing them
+// (spill_forward_activations), they are spilled to host memory instead of
+// dropped, and a backward that runs elsewhere reads them from there. In
 // the single-model trainer the last shard keeps its activations on the device
 // between its forward and backward regardless. A backward that lands on
 // another device, or finds them dropped, recomputes from its checkpoint.
@@ -25,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -114,6 +118,12 @@ public:
   // when it runs there. The scratch holds the forward's input, so no separate
   // checkpoint is kept beside it. Same layers, same inputs: the same bits.
   void keep_forward_activations(bool keep) noexcept { keep_forward_activations_ = keep; }
+  // Which shards' kept forward activations are spilled home rather than
+  // dropped when they leave their device (memory pressure, or a backward
+  // placed elsewhere): asked at each training forward with the shard and
+  // the device's engine. Unset: none (the backward recomputes them).
+  using spill_rule = std::function<bool(std::size_t shard, engine_type const& engine)>;
+  void spill_forward_activations(spill_rule rule) { spill_forward_ = std::move(rule); }
 
   // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
   // regions; unset, as the build decides (guard_layers_by_default).
@@ -147,6 +157,8 @@ public:
   // task scratch from host memory, and sent home, so far.
   [[nodiscard]] std::uint64_t activation_bytes_in() const noexcept { return activation_bytes_in_; }
   [[nodiscard]] std::uint64_t activation_bytes_out() const noexcept { return activation_bytes_out_; }
+  // Bytes of spilled forward activations copied back into a backward's scratch.
+  [[nodiscard]] std::uint64_t forward_activation_bytes_in() const noexcept { return forward_activation_bytes_in_; }
 
   // Whether the minibatch of task `t` has been staged (begin_minibatch) already.
   [[nodiscard]] bool staged(task const& t) const noexcept {
@@ -272,6 +284,7 @@ private:
   };
 
   using taken_activation = typename engine_type::taken_activation;
+  using spilled_activation = typename engine_type::spilled_activation;
 
   // The model's kept output for the task about to run on `engine`: taken
   // when it is still there (making room for this task drops it only when
@@ -302,6 +315,34 @@ private:
     } catch (...) { // that device's stream failed: it is lost, and its pool with it
     }
   }
+  // Shard s's kept forward activations, spilled to host memory: where they
+  // were spilled already, or, still kept on another device than the
+  // backward's, spilled now (send_home: dropped there instead unless kept to
+  // spill). Nothing when they are gone: the backward recomputes.
+  std::optional<spilled_activation> take_spilled_forward(std::size_t s) {
+    auto& slot = state_.kept_forward[s];
+    if (!slot) return std::nullopt;
+    kept_handoff const kept = *slot;
+    try {
+      kept.engine->send_home(kept.id);
+      slot.reset();
+      return kept.engine->take_spilled(kept.id);
+    } catch (...) { // that device's stream failed: they are lost with its pool
+      drop_quietly(slot);
+      return std::nullopt;
+    }
+  }
+  // A taken home copy of forward activations whose task did not read it.
+  void give_back(std::optional<spilled_activation>& spilled, typename Backend::stream on) noexcept {
+    if (!spilled) return;
+    try {
+      backend_->wait_event(on, spilled->written);
+      host_->deallocate(on, spilled->data);
+    } catch (...) {
+    }
+    spilled.reset();
+  }
+
   // A taken input whose task did not get as far as reading it.
   static void give_back(engine_type& engine, std::optional<taken_activation>& taken) noexcept {
     if (!taken) return;
@@ -556,9 +597,10 @@ private:
       return;
     }
     try {
+      bool const spill = spill_forward_ && spill_forward_(t.shard, engine);
       state_.kept_forward[t.shard] =
           kept_handoff{&engine, engine.keep_forward_activations(scratch, graph_[t.shard].scratch.bytes, t.model,
-                                                                base + t.shard, last_use)};
+                                                                base + t.shard, last_use, spill)};
     } catch (...) { // not kept (no memory for its record): freed; the backward recomputes
       engine.release_scratch(scratch, last_use);
     }
@@ -636,7 +678,11 @@ private:
     before_enqueue(t, [&] { engine.acquire(base + s, /*with_state=*/true, next_use); });
     // The forward's activations, where they stayed on this device: its scratch
     // becomes this task's, and nothing is recomputed.
-    std::optional<taken_activation> const forward_activations = take_kept(state_.kept_forward[s], engine);
+    std::optional<taken_activation> const forward_activations =
+        state_.kept_forward[s] && state_.kept_forward[s]->engine == &engine
+            ? engine.take_activation(state_.kept_forward[s]->id)
+            : std::nullopt;
+    if (forward_activations) state_.kept_forward[s].reset();
     bool const last_reused = last && state_.last_scratch != nullptr && state_.last_scratch_engine == &engine;
     bool const reuse = last_reused || forward_activations.has_value();
     std::byte* scratch = last_reused ? state_.last_scratch : nullptr;
@@ -649,11 +695,16 @@ private:
     if (!reuse) scratch = before_enqueue(t, [&] { return engine.allocate_scratch(shard.scratch.bytes, next_use); });
     std::optional<typename engine_type::kept_id> const kept =
         s > 0 ? room_for_output(engine, base, t, scratch, activation_bytes(shard.first_layer), next_use) : std::nullopt;
+    // Else the forward's activations spilled to host memory: copied into
+    // this task's scratch, and again nothing is recomputed.
+    std::optional<spilled_activation> from_home = reuse ? std::nullopt : take_spilled_forward(s);
+    bool const recompute = !reuse && !from_home;
+    if (reuse) drop_quietly(state_.kept_forward[s]); // (the single-model trainer's last shard keeps none)
     // The checkpoint it recomputes from and the gradient from the shard after
     // this one, where they were kept here.
-    // (Reusing the forward's activations, it needs no checkpoint.)
-    if (reuse) drop_quietly(state_.kept_checkpoint[s]);
-    std::optional<taken_activation> checkpoint = reuse ? std::nullopt : take_checkpoint(engine, s);
+    // (With the forward's activations, it needs no checkpoint.)
+    if (!recompute) drop_quietly(state_.kept_checkpoint[s]);
+    std::optional<taken_activation> checkpoint = recompute ? take_checkpoint(engine, s) : std::nullopt;
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
       bool const gradient_here = gradient.has_value();
@@ -662,8 +713,15 @@ private:
       // Reusing the forward's scratch, nothing reads the home checkpoint now:
       // it is freed on the prefetch stream behind its writer.
       if (forward_activations) backend_->wait_event(prefetch, forward_activations->written);
-      if (reuse) backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
-      if (!reuse) {
+      if (from_home) {
+        backend_->wait_event(prefetch, from_home->written);
+        backend_->copy_async(prefetch, scratch, from_home->data, from_home->bytes);
+        forward_activation_bytes_in_ += from_home->bytes;
+        host_->deallocate(prefetch, from_home->data);
+        from_home.reset();
+      }
+      if (!recompute) backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+      if (recompute) {
         if (checkpoint) {
           copy_taken_in(engine, checkpoint, scratch + shard.scratch.activations[0]);
           if (last)
@@ -692,7 +750,7 @@ private:
       before_compute();
       std::byte* extent = engine.extent(base + s);
       Context context = context_on(engine);
-      if (!reuse) run_shard_forward(model_, context, shard, extent, scratch, guard_layers_); // recompute
+      if (recompute) run_shard_forward(model_, context, shard, extent, scratch, guard_layers_);
       std::size_t const input_gradient = run_shard_backward(model_, context, shard, extent, scratch, guard_layers_);
       if (shard.parameter_count > 0) {
         auto* parameters = reinterpret_cast<float*>(extent);
@@ -724,6 +782,7 @@ private:
       abandon_task(*backend_, engine, base + s, scratch); // first, as in forward
       give_back(engine, checkpoint);
       give_back(engine, gradient);
+      give_back(from_home, spill);
       discard(engine, kept);
       fail_task(t);
     }
@@ -766,7 +825,8 @@ private:
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
-  std::uint64_t activation_bytes_in_ = 0, activation_bytes_out_ = 0;
+  std::uint64_t activation_bytes_in_ = 0, activation_bytes_out_ = 0, forward_activation_bytes_in_ = 0;
+  spill_rule spill_forward_;
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::pair<std::size_t, std::size_t>> staged_minibatch_; // (segment, minibatch)
   evaluation_scores scores_;                                            // written by the spill streams, in chain order

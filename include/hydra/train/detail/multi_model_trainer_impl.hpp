@@ -74,6 +74,33 @@ std::vector<double> basic_multi_model_trainer<Backend, Context>::device_speeds(s
   return given; // empty: every device at 1
 }
 
+// Which of model m's shards spill their kept forward activations, asked at
+// each training forward on the device that ran it (see
+// multi_model_options::evicted_forward_activations).
+template <class Backend, class Context>
+typename basic_multi_model_trainer<Backend, Context>::runner_type::spill_rule
+basic_multi_model_trainer<Backend, Context>::spill_rule(std::size_t m, evicted_activations rule,
+                                                        shard_chain const& graph) const {
+  using engine_type = typename runner_type::engine_type;
+  if (rule == evicted_activations::spill) return [](std::size_t, engine_type const&) { return true; };
+  if constexpr (!measures_copies<Backend>) {
+    return nullptr; // no link rates: recompute
+  } else {
+    std::vector<std::uint64_t> bytes;
+    for (shard const& s : graph.shards()) bytes.push_back(s.scratch.bytes);
+    return [this, m, bytes = std::move(bytes)](std::size_t s, engine_type const& engine) {
+      auto const& seconds = forward_seconds_[m];
+      if (seconds.size() <= s) return false; // not measured yet
+      auto const rate = [&](auto const& statistics) {
+        double const spent = std::chrono::duration<double>(statistics.copying).count();
+        return spent > 0 ? static_cast<double>(statistics.copied_bytes) / spent : 0.0;
+      };
+      return spill_beats_recompute(bytes[s], seconds[s], rate(backend_->statistics(engine.spill_stream())),
+                                   rate(backend_->statistics(engine.prefetch_stream())));
+    };
+  }
+}
+
 template <class Backend, class Context>
 std::size_t basic_multi_model_trainer<Backend, Context>::partition_budget(std::size_t m) const {
   auto const& config = configs_[m];
@@ -118,8 +145,15 @@ template <class Backend, class Context>
 void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain> graphs,
                                                          multi_model_options const& options) {
   std::size_t host_bytes = 0;
-  for (std::size_t m = 0; m < configs_.size(); ++m)
+  bool const may_spill =
+      options.keep_forward_activations && options.evicted_forward_activations != evicted_activations::recompute;
+  for (std::size_t m = 0; m < configs_.size(); ++m) {
     host_bytes += runner_type::host_bytes(graphs[m], configs_[m].model, /*minibatches_in_flight=*/2);
+    // Room for every shard's forward activations spilled at once (one
+    // minibatch's: a shard's next forward follows its backward).
+    if (may_spill)
+      for (shard const& s : graphs[m].shards()) host_bytes += align_up(s.scratch.bytes, allocation_alignment);
+  }
   executor_ = std::make_unique<executor_type>(*backend_, host_bytes, options.poison_freed_blocks);
   std::vector<model_costs> costs;
   std::vector<model_profile> profiles;
@@ -158,6 +192,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     }
     profile.forward_seconds = estimate.forward_seconds;
     profile.backward_seconds = estimate.backward_seconds;
+    // Seconds only where they are seconds: FLOP estimates are ratios.
+    forward_seconds_.push_back(config.estimates ? estimate.forward_seconds : std::vector<double>{});
     profiles.push_back(std::move(profile));
     costs.push_back(std::move(estimate));
 
@@ -175,6 +211,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     runner->keep_activations(options.keep_activations);
     runner->keep_checkpoints(options.keep_activation_checkpoints);
     runner->keep_forward_activations(options.keep_forward_activations);
+    if (may_spill)
+      runner->spill_forward_activations(spill_rule(m, options.evicted_forward_activations, runner->graph()));
     runner->set_metric(config.metric);
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
@@ -195,9 +233,11 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     tracer_ = std::make_shared<trace_observer<Backend>>(*backend_, std::move(names));
     observe(tracer_);
   }
-  profiler_ = std::make_shared<profile_observer<Backend>>(
-      *backend_, std::move(profiles), options.profile_minibatches,
-      [this](std::size_t m, model_costs const& measured) { driver_->update_costs(m, measured); });
+  profiler_ = std::make_shared<profile_observer<Backend>>(*backend_, std::move(profiles), options.profile_minibatches,
+                                                          [this](std::size_t m, model_costs const& measured) {
+                                                            driver_->update_costs(m, measured);
+                                                            forward_seconds_[m] = measured.forward_seconds;
+                                                          });
   observe(profiler_);
   if (options.on_progress) {
     observe(std::make_shared<progress_observer<Backend>>([this] { return progress(); }, options.on_progress,
@@ -580,10 +620,13 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.activation_checkpoint_bytes_read_on_device += engine->statistics().checkpoint_bytes_read_here;
     out.forward_activations_kept += engine->statistics().forward_activations_kept;
     out.recomputations_avoided += engine->statistics().recomputations_avoided;
+    out.forward_activations_spilled += engine->statistics().forward_activations_spilled;
+    out.forward_activation_bytes_spilled += engine->statistics().forward_activation_bytes_spilled;
     out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
   for (auto const& model : executor_->models()) {
     out.activation_bytes_to_device += model.runner->activation_bytes_in();
+    out.forward_activation_bytes_read_back += model.runner->forward_activation_bytes_in();
     out.activation_bytes_to_host += model.runner->activation_bytes_out();
   }
   out.cross_device_moves = executor_->cross_device_moves();
