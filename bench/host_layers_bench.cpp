@@ -17,7 +17,9 @@
 //    activations kept (single_model_options::keep_forward_activations), at
 //    the tightest budget and at that budget plus room for every shard's
 //    scratch: spilled with kept activations against one resident shard,
-//    target 0.9x where memory allows keeping them.
+//    target 0.9x where memory allows keeping them. And at the tightest
+//    budget with those that must leave the device spilled to host memory
+//    and copied back rather than recomputed (evicted_activations::spill).
 //  - cnn: one step of a small CNN (two conv+pool blocks, a dense head, batch
 //    64) against its GEMMs alone.
 //  - optimizer: one Adam step over the parameters of 784-256x4, hydra's host
@@ -120,10 +122,13 @@ constexpr std::size_t steps_per_iteration = 2;
 template <class Optimizer = hydra::adam>
 void train_steps(benchmark::State& state, hydra::sequential_model<context> const& model, std::size_t budget,
                  std::size_t shard_count, std::vector<std::size_t> const* expected_cuts,
-                 bool keep_forward_activations = false) {
+                 bool keep_forward_activations = false,
+                 hydra::evicted_activations evicted = hydra::evicted_activations::recompute) {
   hydra::host_backend backend({.device_budgets = {budget}});
-  hydra::single_model_trainer<Optimizer> trainer(
-      backend, model, Optimizer{}, {.shard_count = shard_count, .keep_forward_activations = keep_forward_activations});
+  hydra::single_model_trainer<Optimizer> trainer(backend, model, Optimizer{},
+                                                 {.shard_count = shard_count,
+                                                  .keep_forward_activations = keep_forward_activations,
+                                                  .evicted_forward_activations = evicted});
   if (expected_cuts != nullptr) { // the comparison needs the very same shards
     std::vector<std::size_t> cuts;
     for (auto const& s : trainer.shards().shards()) cuts.push_back(s.end_layer);
@@ -280,6 +285,9 @@ void register_mlp(mlp_spec const& spec) {
   add("spill", "spilled_kept", label, [model, tight, shards, cuts](benchmark::State& s) {
     train_steps(s, model, tight, shards, &cuts, /*keep_forward_activations=*/true);
   });
+  add("spill", "spilled_kept_spill", label, [model, tight, shards, cuts](benchmark::State& s) {
+    train_steps(s, model, tight, shards, &cuts, /*keep_forward_activations=*/true, hydra::evicted_activations::spill);
+  });
   // Room beside the tightest budget for every shard's forward activations at once.
   std::size_t const with_room = hydra::align_up(tight + scratch_bytes(model, tight, shards), 4096);
   add("spill", "spilled_kept_room", label, [model, with_room, shards, cuts](benchmark::State& s) {
@@ -319,6 +327,11 @@ int main(int argc, char** argv) {
         "steps/s of the shards resident / one resident shard (the cost of recomputing each shard's forward)"},
        {"spill", "spilled_kept", "spilled", 0, true,
         "steps/s spilled at the tightest budget, forward activations kept where room allows / without"},
+       {"spill", "spilled_kept_spill", "spilled_kept", 0, true,
+        "steps/s at the tightest budget, kept forward activations spilled home when they must go / dropped"},
+       {"spill", "spilled_kept_spill", "unsharded", 0, true,
+        "steps/s at the tightest budget, kept forward activations spilled home when they must go / one resident "
+        "shard"},
        {"spill", "spilled_kept_room", "unsharded", 0.9, true,
         "steps/s spilled with room to keep every forward's activations, kept / one resident shard"},
        {"cnn", "hydra", "cblas", 0, true, "steps/s of hydra's resident CNN / its GEMMs alone"},

@@ -109,19 +109,22 @@ template <class Optimizer>
 void check_spilled_training_matches_reference(Optimizer optimizer, std::string const& name, float learning_rate,
                                               hydra::delay_injection delays, std::size_t shard_count,
                                               std::size_t prefetch_depth = 1, std::vector<float> rate_factors = {},
-                                              bool keep_forward_activations = false) {
+                                              bool keep_forward_activations = false, bool spill = false) {
   constexpr std::size_t steps = 6;
   auto const model = make_model();
   std::size_t const footprint = hydra::single_model_trainer<Optimizer>::footprint(model);
   std::size_t const budget = hydra::align_down(footprint / 4, 256);
   hydra::host_backend backend({.device_budgets = {budget}, .delays = delays});
-  hydra::single_model_trainer<Optimizer> trainer(backend, model, optimizer,
-                                                 {.budget = 0,
-                                                  .shard_count = shard_count,
-                                                  .prefetch_depth = prefetch_depth,
-                                                  .seed = 42,
-                                                  .poison_freed_blocks = std::uint8_t{0xFF},
-                                                  .keep_forward_activations = keep_forward_activations});
+  hydra::single_model_trainer<Optimizer> trainer(
+      backend, model, optimizer,
+      {.budget = 0,
+       .shard_count = shard_count,
+       .prefetch_depth = prefetch_depth,
+       .seed = 42,
+       .poison_freed_blocks = std::uint8_t{0xFF},
+       .keep_forward_activations = keep_forward_activations,
+       .evicted_forward_activations =
+           spill ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute});
   CAPTURE(footprint);
   CAPTURE(budget);
   CAPTURE(trainer.shards().size());
@@ -146,6 +149,13 @@ void check_spilled_training_matches_reference(Optimizer optimizer, std::string c
     MESSAGE("forward activations kept ", report.spill.forward_activations_kept, ", recomputations avoided ",
             report.spill.recomputations_avoided, " of ", steps * (trainer.shards().size() - 1));
     CHECK(report.spill.recomputations_avoided > 0);
+    // Spilled rather than dropped: every backward starts from its forward's activations.
+    if (spill) {
+      CHECK(report.spill.forward_activations_spilled > 0);
+      CHECK(report.spill.recomputations_avoided == report.spill.forward_activations_kept);
+    } else {
+      CHECK(report.spill.forward_activations_spilled == 0);
+    }
   } else {
     CHECK(report.spill.forward_activations_kept == 0);
   }
@@ -199,6 +209,15 @@ TEST_CASE("a model 4x its device budget, sharded and spilled, trains to its resi
     check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
                                              {.enabled = true, .seed = 7, .max_delay = std::chrono::microseconds(100)},
                                              0, 1, {}, /*keep_forward_activations=*/true);
+  }
+  SUBCASE("adam, forward activations kept and spilled home under pressure, delay-injecting backend") {
+    check_spilled_training_matches_reference(hydra::adam{.learning_rate = 0.003F}, "adam", 0.003F,
+                                             {.enabled = true, .seed = 9, .max_delay = std::chrono::microseconds(100)},
+                                             0, 1, {}, /*keep_forward_activations=*/true, /*spill=*/true);
+  }
+  SUBCASE("sgd, forward activations kept and spilled, balanced shards, no prefetch") {
+    check_spilled_training_matches_reference(hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd",
+                                             0.05F, {}, 18, 0, {}, /*keep_forward_activations=*/true, /*spill=*/true);
   }
   SUBCASE("sgd, forward activations kept, balanced shards, no prefetch") {
     check_spilled_training_matches_reference(hydra::sgd_momentum{.learning_rate = 0.05F, .momentum = 0.9F}, "sgd",

@@ -41,6 +41,7 @@
 #include "hydra/sched/task.hpp"
 #include "hydra/train/any_optimizer.hpp"
 #include "hydra/train/detail/model_runner.hpp"
+#include "hydra/train/evicted_activations.hpp"
 #include "hydra/train/flop_estimate.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/optimizer.hpp"
@@ -64,6 +65,11 @@ struct single_model_options {
   // while room allows, instead of recomputing them there (the last shard's
   // stay regardless). Same bits (see multi_model_options).
   bool keep_forward_activations = false;
+  // ... and what becomes of those that must leave the device (see
+  // multi_model_options::evicted_forward_activations): spill copies them to
+  // host memory and back. by_cost needs a shard's forward seconds, which this
+  // trainer does not measure: it recomputes.
+  evicted_activations evicted_forward_activations = evicted_activations::by_cost;
 };
 
 struct training_report {
@@ -87,7 +93,7 @@ public:
                        single_model_options options = {})
       : backend_(&backend), options_(options), graph_(partition(model, options_, backend)),
         device_pool_(backend, options_.device, options_.budget == 0 ? std::nullopt : std::optional(options_.budget)),
-        host_pool_(backend, runner_type::host_bytes(graph_, model, /*minibatches_in_flight=*/3)),
+        host_pool_(backend, host_bytes(graph_, model, options_)),
         engine_(backend, device_pool_, host_pool_, options_.device),
         runner_(backend, host_pool_, std::move(model), any_optimizer<Context>(optimizer), graph_, options_.seed,
                 engine_.spill_stream()) {
@@ -97,6 +103,8 @@ public:
     }
     runner_.guard_layers(options_.guard_layers);
     runner_.keep_forward_activations(options_.keep_forward_activations);
+    if (spills(options_))
+      runner_.spill_forward_activations([](std::size_t, typename runner_type::engine_type const&) { return true; });
     runner_.register_with(engine_);
   }
 
@@ -170,6 +178,19 @@ public:
 
 private:
   using runner_type = detail::model_runner<Backend, Context>;
+
+  [[nodiscard]] static bool spills(single_model_options const& options) {
+    return options.keep_forward_activations && options.evicted_forward_activations == evicted_activations::spill;
+  }
+  // The homes and boundary buffers, and with spills() every shard's forward
+  // activations spilled at once.
+  [[nodiscard]] static std::size_t host_bytes(shard_chain const& graph, sequential_model<Context> const& model,
+                                              single_model_options const& options) {
+    std::size_t bytes = runner_type::host_bytes(graph, model, /*minibatches_in_flight=*/3);
+    if (spills(options))
+      for (shard const& s : graph.shards()) bytes += align_up(s.scratch.bytes, allocation_alignment);
+    return bytes;
+  }
   using shard_id = std::size_t;
 
   static shard_chain partition(sequential_model<Context> const& model, single_model_options const& options,
