@@ -47,6 +47,9 @@ struct arguments {
   hydra::sim::activation_handoff activations = hydra::sim::activation_handoff::through_host;
   std::string activations_name; // as given
   bool keep_checkpoints = false;
+  bool keep_forward_activations = false;
+  hydra::evicted_activations evicted = hydra::evicted_activations::by_cost;
+  std::string evicted_name;           // as given
   std::vector<std::size_t> scale_out; // --scale-out: these node counts
   std::optional<std::string> help;    // --help: print it and exit 0
 };
@@ -183,6 +186,18 @@ arguments parse(int argc, char** argv) {
                "with --activations kept or kept-and-sent-home: a forward's input also stays on its device as the "
                "checkpoint its backward reads (with kept-and-sent-home as the runtime does with "
                "multi_model_options::keep_activation_checkpoints; with kept, a what-if)");
+  app.add_flag("--keep-forward-activations", a.keep_forward_activations,
+               "each training forward's activations stay on its device for its backward, which then recomputes "
+               "nothing if it runs there (multi_model_options::keep_forward_activations; not replayed)");
+  add_choice(app, "--evicted-forward-activations",
+             "with --keep-forward-activations: what becomes of kept forward activations that must leave their device: "
+             "by-cost (spilled home where the copies out and back take less than the recomputation), spill or "
+             "recompute",
+             a.evicted_name, a.evicted,
+             {{"by-cost", hydra::evicted_activations::by_cost},
+              {"spill", hydra::evicted_activations::spill},
+              {"recompute", hydra::evicted_activations::recompute}})
+      ->needs("--keep-forward-activations");
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
                  "placed longest-first and with models moving, against one node")
@@ -194,6 +209,7 @@ arguments parse(int argc, char** argv) {
       ->excludes(move_models)
       ->excludes("--activations")
       ->excludes("--keep-checkpoints")
+      ->excludes("--keep-forward-activations")
       ->excludes("--sweep")
       ->excludes("--trace")
       ->excludes("--micro-batches");
@@ -218,6 +234,8 @@ arguments parse(int argc, char** argv) {
     if (a.nodes > 1 || !a.scale_out.empty())
       throw hydra::invalid_argument("--take-back: a what-if on one node: it does not combine with --nodes or "
                                     "--scale-out");
+    if (a.keep_forward_activations)
+      throw hydra::invalid_argument("--take-back: a what-if that does not combine with --keep-forward-activations");
   }
   if (a.never_queue_longest && a.prefetch_depth == 0)
     throw hydra::invalid_argument("--never-queue-longest: keeps a task out of the queue ahead, which "
@@ -385,10 +403,20 @@ hydra::sim::workload load(arguments const& a) {
 
 char const* const policies[] = {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"};
 
-void print_workload(hydra::sim::workload const& w,
-                    hydra::sim::activation_handoff activations = hydra::sim::activation_handoff::through_host,
-                    bool keep_checkpoints = false) {
-  auto const bound = hydra::sim::lower_bound(w, activations, keep_checkpoints);
+char const* evicted_text(hydra::evicted_activations evicted) {
+  return evicted == hydra::evicted_activations::spill       ? "spilled home"
+         : evicted == hydra::evicted_activations::recompute ? "dropped"
+                                                            : "spilled or dropped by cost";
+}
+
+// The bound for the activations the arguments keep.
+hydra::sim::lower_bound_parts bound_for(hydra::sim::workload const& w, arguments const& a) {
+  return hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints && !a.keep_forward_activations,
+                                 a.keep_forward_activations);
+}
+
+void print_workload(hydra::sim::workload const& w, std::optional<hydra::sim::lower_bound_parts> given = std::nullopt) {
+  auto const bound = given ? *given : hydra::sim::lower_bound(w);
   std::size_t shards = 0;
   for (auto const& m : w.models) shards += m.shards.size();
   std::uint64_t const tasks = task_count(w);
@@ -481,7 +509,7 @@ void print_look_ahead(arguments const& a) {
 }
 
 int table(arguments const& a, hydra::sim::workload const& w) {
-  print_workload(w, a.activations, a.keep_checkpoints);
+  print_workload(w, bound_for(w, a));
   print_look_ahead(a);
   if (activations_what_if(a))
     std::printf("  %s: a what-if, the runtime does not do it (the bound counts only the copies this leaves)\n",
@@ -489,6 +517,11 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   else if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf("  %s, as the runtime does with keep_activations%s (the bound counts only the copies this leaves)\n",
                 activations_text(a).c_str(), a.keep_checkpoints ? " and keep_activation_checkpoints" : "");
+  if (a.keep_forward_activations)
+    std::printf("  forward activations kept for their backwards, %s when they must leave their device, as the "
+                "runtime does with keep_forward_activations (the bound counts each backward without its "
+                "recomputation)\n",
+                evicted_text(a.evicted));
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;
@@ -496,6 +529,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
+  o.keep_forward_activations = a.keep_forward_activations;
+  o.evicted_forward_activations = a.evicted;
   bool const one_node = hydra::sim::node_count(w) == 1;
   std::vector<hydra::sim::report> reports;
   auto const started = std::chrono::steady_clock::now();
@@ -523,7 +558,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   }
   try {
     reports.push_back(hydra::sim::simulate(hydra::sim::as_whole_models(w), std::string("task_parallel"), o));
-    reports.back().bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints);
+    reports.back().bound = bound_for(w, a);
     simulated += reports.back().tasks;
   } catch (hydra::does_not_fit const& e) {
     gaps.emplace_back("task_parallel", e.what());
@@ -539,8 +574,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
     if (baseline) std::snprintf(text, sizeof text, "%.2fx", *baseline / makespan);
     return std::string(text);
   };
-  double const bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints).seconds();
-  double const classic = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints).classic_seconds();
+  double const bound = bound_for(w, a).seconds();
+  double const classic = bound_for(w, a).classic_seconds();
 
   std::printf("%-22s %12s %9s %9s %12s %12s %16s\n", "policy", "makespan", "/ bound", "/ classic", "utilisation",
               "moved", "vs model_par.");
@@ -552,6 +587,12 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                 versus_baseline(r.makespan_seconds).c_str());
   }
   for (auto const& [name, why] : gaps) std::printf("%-22s %12s   (%s)\n", name.c_str(), "n/a", why.c_str());
+  if (a.keep_forward_activations)
+    for (auto const& r : reports)
+      std::printf("%-22s forward activations: %llu kept, %llu backwards recomputed nothing, %llu spilled home\n",
+                  r.policy.c_str(), static_cast<unsigned long long>(r.forward_activations_kept),
+                  static_cast<unsigned long long>(r.recomputations_avoided),
+                  static_cast<unsigned long long>(r.forward_activations_spilled));
   for (auto const& r : reports)
     if (!r.moves.empty())
       std::printf("%-22s %zu model%s moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),
@@ -642,11 +683,13 @@ int sweep(arguments const& a, std::size_t count) {
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
+  o.keep_forward_activations = a.keep_forward_activations;
+  o.evicted_forward_activations = a.evicted;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
     if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
     if (a.nodes > 1) w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
-    auto const bound = hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints);
+    auto const bound = bound_for(w, a);
     for (std::size_t p = 0; p < names.size(); ++p) {
       double const makespan = hydra::sim::simulate(w, names[p], o, seed).makespan_seconds;
       ratios[p].push_back(makespan / bound.seconds());
@@ -657,6 +700,9 @@ int sweep(arguments const& a, std::size_t count) {
   if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf(", %s%s", activations_text(a).c_str(), activations_what_if(a) ? " (a what-if)" : "");
   if (a.never_queue_longest) std::printf(", the longest model's task never queued ahead");
+  if (a.keep_forward_activations)
+    std::printf(", forward activations kept, %s when they must leave (the bound without recomputation)",
+                evicted_text(a.evicted));
   if (a.take_back != hydra::take_back_rule::none)
     std::printf(", queued tasks handed back %s (a what-if)", take_back_text(a.take_back));
   if (a.nodes > 1)

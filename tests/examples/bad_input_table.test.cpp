@@ -501,6 +501,12 @@ TEST_CASE("hydra-sim refuses bad flags, naming the flag") {
       r({"--take-back", "any", "--prefetch-depth", "0"}, "--take-back: hands back a task queued ahead"),
       r({"--take-back", "any", "--activations", "kept"}, "--take-back: a what-if through host memory only"),
       r({"--take-back", "longest", "--nodes", "2"}, "--take-back: a what-if on one node"),
+      r({"--take-back", "any", "--keep-forward-activations"},
+        "--take-back: a what-if that does not combine with --keep-forward-activations"),
+      r({"--evicted-forward-activations", "spill"},
+        "--evicted-forward-activations requires --keep-forward-activations"),
+      r({"--keep-forward-activations", "--evicted-forward-activations", "sometimes"},
+        "--evicted-forward-activations: sometimes not in {by-cost,spill,recompute}"),
   };
   run_table(rows, hydra::testing::scratch_directory("bad_input_hydra_sim_flags"));
 }

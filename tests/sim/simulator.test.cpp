@@ -783,3 +783,132 @@ TEST_CASE("a recorded run is replayed only with the activations as the runtime h
                        doctest::Contains("keep_checkpoints keeps the checkpoints of activations kept on the device"),
                        hydra::invalid_argument);
 }
+
+TEST_CASE("forward activations kept on one device: each backward skips its recomputation and its checkpoint") {
+  sim::workload w;
+  w.devices = {free_links()};
+  w.models.push_back({"m", {compute_only(1, 3), compute_only(2, 4)}, 2});
+  sim::options o;
+  o.keep_forward_activations = true;
+  auto const r = sim::simulate(w, hydra::sharp{}, o);
+  // 2 minibatches x (1 + 2 + (4 - 2) + (3 - 1)): no backward recomputes.
+  CHECK(r.makespan_seconds == 14.0);
+  CHECK(r.forward_activations_kept == 4);
+  CHECK(r.recomputations_avoided == 4);
+  CHECK(r.forward_activations_spilled == 0);
+  // The bound counts each backward without its recomputation: reached.
+  CHECK(r.bound.seconds() == 14.0);
+  CHECK(sim::lower_bound(w).seconds() == 20.0);
+
+  // A backward starting from its forward's activations reads no checkpoint:
+  // 1 GB/s links, 0.1 GB boundaries.
+  for (auto& s : w.models[0].shards) s.input_bytes = 100'000'000;
+  w.devices = {
+      {.budget_bytes = 4'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+  auto const recomputing = sim::simulate(w, hydra::sharp{});
+  auto const kept = sim::simulate(w, hydra::sharp{}, o);
+  CHECK(recomputing.bytes_to_device - kept.bytes_to_device == 2 * 2 * 100'000'000); // both shards' checkpoints
+  CHECK(kept.makespan_seconds < recomputing.makespan_seconds);
+  CHECK(kept.makespan_seconds >= kept.bound.seconds() * (1 - 1e-12));
+}
+
+TEST_CASE("kept forward activations that must leave their device are spilled or dropped as the option says") {
+  // One device of 400 MB; three shards of 100 MB state and 100 MB scratch.
+  // The third forward needs room: shard 0's state goes first (read as late
+  // as its kept activations: a tie, the shard goes), then shard 0's kept
+  // activations (read at the last backward, after shard 1's state).
+  auto workload = [](double forward_seconds) {
+    sim::workload w;
+    w.devices = {
+        {.budget_bytes = 400'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+    sim::model_spec m{"m", {}, 1};
+    for (int s = 0; s < 3; ++s) {
+      auto shard = compute_only(forward_seconds, 3 * forward_seconds);
+      shard.state_bytes = shard.scratch_bytes = 100'000'000;
+      m.shards.push_back(shard);
+    }
+    w.models.push_back(m);
+    return w;
+  };
+  struct expectation {
+    hydra::evicted_activations evicted;
+    double forward_seconds; // a copy out and back of 100 MB takes 0.2 s
+    std::uint64_t spilled, avoided;
+  };
+  for (auto const& e : {expectation{hydra::evicted_activations::recompute, 1.0, 0, 2},
+                        expectation{hydra::evicted_activations::spill, 0.1, 1, 3},
+                        expectation{hydra::evicted_activations::by_cost, 1.0, 1, 3},
+                        expectation{hydra::evicted_activations::by_cost, 0.1, 0, 2}}) {
+    INFO("evicted " << static_cast<int>(e.evicted) << " forward seconds " << e.forward_seconds);
+    auto const w = workload(e.forward_seconds);
+    sim::options o;
+    o.keep_forward_activations = true;
+    o.evicted_forward_activations = e.evicted;
+    auto const r = sim::simulate(w, hydra::sharp{}, o);
+    CHECK(r.tasks == 6);
+    CHECK(r.forward_activations_kept == 3);
+    CHECK(r.forward_activations_spilled == e.spilled);
+    CHECK(r.recomputations_avoided == e.avoided);
+    CHECK(r.makespan_seconds >= r.bound.seconds() * (1 - 1e-12));
+  }
+}
+
+TEST_CASE("forward activations kept on random workloads: every task runs once, the bound still bounds") {
+  std::size_t spilled_runs = 0, dropped_runs = 0, runs = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    auto w = sim::random_workload(seed);
+    if (seed % 3 == 0) // tighter memory: kept activations compete with shard state
+      for (auto& device : w.devices) device.budget_bytes = device.budget_bytes * 6 / 10;
+    if (seed % 4 == 1) // a shared host link
+      w.shared_host_bytes_per_second = w.devices.front().h2d_bytes_per_second;
+    bool fits = true;
+    for (std::size_t m = 0; m < w.models.size() && fits; ++m)
+      for (std::size_t s = 0; s < w.models[m].shards.size() && fits; ++s) {
+        auto const& shard = w.models[m].shards[s];
+        fits = shard.state_bytes + shard.scratch_bytes <= hydra::working_set_limit(w.devices[0].budget_bytes);
+      }
+    if (!fits) continue;
+    for (auto const handoff : {sim::activation_handoff::through_host, sim::activation_handoff::kept_and_sent_home})
+      for (auto const evicted : {hydra::evicted_activations::recompute, hydra::evicted_activations::spill,
+                                 hydra::evicted_activations::by_cost})
+        for (char const* name : {"sharp", "fifo", "random_pick"}) {
+          INFO("seed " << seed << " policy " << name << " handoff " << static_cast<int>(handoff) << " evicted "
+                       << static_cast<int>(evicted));
+          sim::options o;
+          o.activations = handoff;
+          o.keep_forward_activations = true;
+          o.evicted_forward_activations = evicted;
+          o.driver.queue_depth = seed % 3;
+          auto const r = sim::simulate(w, std::string(name), o, seed);
+          auto const bound = sim::lower_bound(w, handoff, false, true).seconds();
+          CHECK(r.bound.seconds() == bound);
+          CHECK(bound <= sim::lower_bound(w, handoff).seconds());
+          CHECK(r.tasks == task_count(w));
+          CHECK(r.makespan_seconds >= bound * (1 - 1e-12));
+          CHECK(r.recomputations_avoided <= r.forward_activations_kept);
+          if (evicted == hydra::evicted_activations::recompute) CHECK(r.forward_activations_spilled == 0);
+          // Spilled rather than dropped, none is recomputed.
+          if (evicted == hydra::evicted_activations::spill)
+            CHECK(r.recomputations_avoided == r.forward_activations_kept);
+          if (r.forward_activations_spilled > 0) ++spilled_runs;
+          if (r.recomputations_avoided < r.forward_activations_kept) ++dropped_runs;
+          ++runs;
+        }
+  }
+  CHECK(runs > 300);
+  CHECK(spilled_runs > 20); // pressure or another device made some leave, not only the option's name
+  CHECK(dropped_runs > 20);
+}
+
+TEST_CASE("forward activations kept: not replayed, not with take-back") {
+  auto const w = sim::random_workload(7);
+  sim::options o;
+  o.keep_forward_activations = true;
+  o.replay = {hydra::driver_event{}};
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, "sharp", o),
+                       doctest::Contains("keep_forward_activations is not replayed"), hydra::invalid_argument);
+  o.replay.clear();
+  o.take_back = hydra::take_back_rule::any;
+  CHECK_THROWS_WITH_AS((void)sim::simulate(w, "sharp", o), doctest::Contains("forward activations kept on the device"),
+                       hydra::invalid_argument);
+}

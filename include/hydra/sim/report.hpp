@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/memory/evicted_activations.hpp"
 #include "hydra/sched/node_balancer.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/sweep_driver.hpp"
@@ -55,6 +56,23 @@ struct options {
   // queued task's compute at launch. Through host memory, on one node, with
   // a queue, without replay.
   take_back_rule take_back = take_back_rule::none;
+  // The runtime's multi_model_options::keep_forward_activations: a training
+  // forward's scratch stays on its device until its shard's backward, which,
+  // run there, takes it as its own scratch, reads no checkpoint and computes
+  // its backward_seconds less the shard's forward_seconds (no
+  // recomputation). Under memory pressure they compete with the unpinned
+  // shards, furthest next use first, and once no shard is left go after the
+  // checkpoints, a pinned shard's last of all, as the spill engine chooses.
+  // One that must leave its device (pressure, or its backward placed on
+  // another) is dropped (the backward recomputes) or spilled home on that
+  // device's link and copied into the backward's scratch, as
+  // evicted_forward_activations says (by_cost: spilled where its bytes out
+  // and back at the two devices' link rates take less than the shard's
+  // forward on the device that kept it; a free link costs nothing). Any
+  // activation handoff; it takes the place of keep_checkpoints (the kept
+  // scratch holds the input). Not with replay or take-back.
+  bool keep_forward_activations = false;
+  evicted_activations evicted_forward_activations = evicted_activations::by_cost;
 };
 
 // A model's move between nodes: when its state left and when it had arrived.
@@ -84,6 +102,11 @@ struct report {
   // Kept checkpoints that their backward read there
   // (sweep_report::activation_checkpoints_read_on_device at run time).
   std::uint64_t checkpoints_read_on_device = 0;
+  // options::keep_forward_activations: kept, backwards that recomputed
+  // nothing (spilled ones read back included), and those spilled home.
+  std::uint64_t forward_activations_kept = 0;
+  std::uint64_t recomputations_avoided = 0;
+  std::uint64_t forward_activations_spilled = 0;
   std::vector<decision> decisions;
   std::vector<trace_slice> trace;
   // Across nodes: each model's first node, and every move (options::move_models).

@@ -316,9 +316,11 @@ struct model_copies {
 // with activation_handoff::kept, out) may stay on the device; a forward's
 // output (the checkpoint) still goes home, off the chain, and a backward still
 // brings its checkpoint in, unless checkpoints are kept too (`keep_checkpoints`).
+// `checkpoints_read`: false where a backward may start from its forward's
+// kept activations, which hold its input.
 [[nodiscard]] inline model_copies unavoidable_copies(distinct_links const& links, model_spec const& model,
                                                      activation_handoff handoff = activation_handoff::through_host,
-                                                     bool keep_checkpoints = false) {
+                                                     bool keep_checkpoints = false, bool checkpoints_read = true) {
   bool const kept = handoff != activation_handoff::through_host;
   model_copies out;
   auto const& shards = model.shards;
@@ -348,7 +350,7 @@ struct model_copies {
     // Backward s: its checkpointed input and the gradient from shard s + 1
     // in, one after the other on the same link; the gradient for shard s - 1
     // out, on the chain; the update home, behind the completion (off it).
-    if (!kept || !keep_checkpoints) in(shard.input_bytes, minibatches, per_minibatch);
+    if ((!kept || !keep_checkpoints) && checkpoints_read) in(shard.input_bytes, minibatches, per_minibatch);
     if (!last && !kept) in(shards[s + 1].input_bytes, minibatches, per_minibatch);
     if (s > 0 && handoff != activation_handoff::kept)
       out_copy(shard.input_bytes, minibatches, kept ? nullptr : &per_minibatch);
@@ -447,15 +449,18 @@ struct model_copies {
 //
 // With activations kept on the device (`handoff`),
 // the copies a kept activation saves are not counted (see unavoidable_copies),
-// and a task completes at its compute's end.
-[[nodiscard]] inline lower_bound_parts lower_bound(workload const& w,
-                                                   activation_handoff handoff = activation_handoff::through_host,
-                                                   bool keep_checkpoints = false) {
+// and a task completes at its compute's end. With forward activations kept
+// (`keep_forward_activations`), each backward is counted without its
+// recomputation (its backward_seconds less the shard's forward_seconds) and
+// without reading its checkpoint, as if every forward's activations stayed.
+namespace detail {
+[[nodiscard]] inline lower_bound_parts bound_of(workload const& w, activation_handoff handoff, bool keep_checkpoints,
+                                                bool checkpoints_read) {
   lower_bound_parts out;
   std::vector<std::vector<bool>> placements; // per model (placement_of)
   placements.reserve(w.models.size());
   for (std::size_t m = 0; m < w.models.size(); ++m) placements.push_back(placement_of(w, m));
-  detail::distinct_links const links(w);
+  distinct_links const links(w);
   double total = 0;
   double to_device_seconds = 0, to_host_seconds = 0, shared_bytes = 0;
   double fastest_in = 0, fastest_out = 0, least_latency = -1;
@@ -496,7 +501,7 @@ struct model_copies {
       out.longest_chain = classic;
       out.longest_model = m;
     }
-    auto const copies = detail::unavoidable_copies(links, model, handoff, keep_checkpoints);
+    auto const copies = detail::unavoidable_copies(links, model, handoff, keep_checkpoints, checkpoints_read);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
     double const with_copies =
         placed_chain + copies.chain_seconds + tasks * w.launch_seconds + (tasks - 1) * w.handoff_seconds;
@@ -530,6 +535,19 @@ struct model_copies {
     out.host = std::max(out.host, (total / fastest_speed + tasks * w.launch_seconds) /
                                       (static_cast<double>(w.host_cores) * nodes));
   return out;
+}
+} // namespace detail
+
+[[nodiscard]] inline lower_bound_parts lower_bound(workload const& w,
+                                                   activation_handoff handoff = activation_handoff::through_host,
+                                                   bool keep_checkpoints = false,
+                                                   bool keep_forward_activations = false) {
+  if (!keep_forward_activations) return detail::bound_of(w, handoff, keep_checkpoints, /*checkpoints_read=*/true);
+  workload unrecomputed = w;
+  for (auto& model : unrecomputed.models)
+    for (auto& shard : model.shards)
+      shard.backward_seconds = std::max(0.0, shard.backward_seconds - shard.forward_seconds);
+  return detail::bound_of(unrecomputed, handoff, keep_checkpoints, /*checkpoints_read=*/false);
 }
 
 // A uniform device list.

@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "hydra/graph/sequential_model.hpp"
+#include "hydra/memory/evicted_activations.hpp"
 #include "hydra/sched/scheduler_core.hpp"
 #include "hydra/sched/sweep_driver.hpp"
 #include "hydra/select/any_controller.hpp"
 #include "hydra/select/controller_history.hpp"
 #include "hydra/select/evaluation.hpp"
-#include "hydra/train/evicted_activations.hpp"
 #include "hydra/train/minibatch.hpp"
 #include "hydra/train/model_snapshot.hpp"
 #include "hydra/train/optimizer.hpp"

@@ -90,6 +90,16 @@ public:
       throw invalid_argument("simulator: keep_checkpoints keeps the checkpoints of activations kept on the device: "
                              "give activations kept or kept_and_sent_home");
     }
+    if (o.keep_forward_activations) {
+      if (!o.replay.empty())
+        throw invalid_argument("simulator: keep_forward_activations is not replayed (the simulator's memory does not "
+                               "follow the runtime's allocations closely enough to take the same decisions)");
+      for (std::size_t m = 0; m < w.models.size(); ++m) {
+        models_[m].forward_on.assign(w.models[m].shards.size(), no_device);
+        models_[m].forward_written.assign(w.models[m].shards.size(), 0);
+        models_[m].forward_home.assign(w.models[m].shards.size(), std::nullopt);
+      }
+    }
   }
 
   report run() {
@@ -97,9 +107,10 @@ public:
       std::string const why = !options_.replay.empty() ? "a replay (the runtime does not take back)"
                               : options_.activations != activation_handoff::through_host
                                   ? "activations kept on the device (it models take-back through host memory only)"
-                              : node_count(workload_) > 1        ? "more than one node"
-                              : options_.driver.queue_depth == 0 ? "queue depth 0 (nothing is queued to take back)"
-                                                                 : "";
+                              : options_.keep_forward_activations ? "forward activations kept on the device"
+                              : node_count(workload_) > 1         ? "more than one node"
+                              : options_.driver.queue_depth == 0  ? "queue depth 0 (nothing is queued to take back)"
+                                                                  : "";
       if (!why.empty()) throw invalid_argument("simulator: take_back is a what-if that does not combine with " + why);
     }
     // A sweep controller's first plan comes before any launch; and, as in the
@@ -244,6 +255,12 @@ private:
     // when it was written there.
     std::vector<std::uint32_t> checkpoint_on;
     std::vector<double> checkpoint_written;
+    // With options::keep_forward_activations, per shard: the device holding
+    // its training forward's scratch (no_device: none), when the forward was
+    // done with it, and, once spilled, when its copy landed at home.
+    std::vector<std::uint32_t> forward_on;
+    std::vector<double> forward_written;
+    std::vector<std::optional<double>> forward_home;
   };
 
   struct pending_free {
@@ -262,6 +279,7 @@ private:
     std::optional<double> output_room; // kept on the device: when its block is usable
     double fetch_start = 0, fetch_end = 0;
     bool host_work_booked = false; // its host work after the launch is on the cores already
+    bool recomputes = true;        // a backward without its forward's kept activations
   };
 
   struct device_state {
@@ -273,6 +291,7 @@ private:
     std::vector<std::uint32_t> resident; // global shard ids
     double busy = 0;
     std::vector<staged_task> staged; // options::take_back: launched, compute not booked, in launch order
+    std::vector<std::pair<std::size_t, std::size_t>> forwards; // kept forward activations here: (model, shard)
   };
 
   struct completion {
@@ -393,7 +412,13 @@ private:
       auto const victim = furthest_next_use(
           device.resident, [&](std::uint32_t id) { return !pinned(d, id); },
           [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
-      if (victim) {
+      // Kept forward activations compete with the shards: whichever is read
+      // furthest ahead goes (on a tie, the shard).
+      auto const forward = may_drop_kept && victim ? furthest_forward(d) : std::nullopt;
+      if (forward && driver_.next_use(forward->first, forward->second) >
+                         driver_.next_use(shards_[*victim].model, shards_[*victim].index)) {
+        give_up_forward(d, forward->first, forward->second);
+      } else if (victim) {
         evict(d, *victim);
       } else if (!may_drop_kept || !drop_kept(d)) {
         return std::nullopt;
@@ -422,14 +447,18 @@ private:
   // recomputes from it) and takes the gradient from the shard after it. With
   // keep_checkpoints, a training forward's input stays on d as the checkpoint
   // (where room is found as for an output), and a backward on d reads it there.
+  // A backward that starts from its forward's kept activations (ready in its
+  // scratch at `activations_ready`) reads no checkpoint; with them, none is kept.
   template <class ToDevice>
-  double kept_inputs(task const& t, std::size_t d, double scratch_room, ToDevice& h2d) {
+  double kept_inputs(task const& t, std::size_t d, double scratch_room, ToDevice& h2d,
+                     std::optional<double> activations_ready) {
     auto& model = models_[t.model];
     auto const& model_spec = workload_.models[t.model];
     double const earliest = std::max(scratch_room, model.checkpoint_home_at);
     std::size_t const s = t.shard;
     std::uint64_t const input = model_spec.shards[s].input_bytes;
-    bool const checkpoint = options_.keep_checkpoints && t.purpose == task_purpose::train && input > 0;
+    bool const checkpoint = options_.keep_checkpoints && !options_.keep_forward_activations &&
+                            t.purpose == task_purpose::train && input > 0;
     if (t.pass == direction::forward) {
       bool kept_here = false;
       double const ready = s == 0 ? h2d(earliest, input) : take_handoff(d, model, earliest, h2d, checkpoint, kept_here);
@@ -444,7 +473,9 @@ private:
     }
     double ready = earliest;
     std::uint32_t const holder = model.checkpoint_on.empty() ? no_device : model.checkpoint_on[s];
-    if (holder == d) {
+    if (activations_ready) {
+      ready = std::max(earliest, *activations_ready);
+    } else if (holder == d) {
       ++checkpoints_read_on_device_;
       ready = std::max(earliest, model.checkpoint_written[s]);
       free_later(devices_[d], ready, input);
@@ -519,16 +550,81 @@ private:
       drop_checkpoint(models_[m], d, s, workload_.models[m].shards[s].input_bytes);
       return true;
     }
+    if (auto const forward = furthest_forward(d)) { // a recomputation costs more than a checkpoint's copy
+      give_up_forward(d, forward->first, forward->second);
+      return true;
+    }
     std::size_t chosen = models_.size();
     for (std::size_t m = 0; m < models_.size(); ++m)
       if (models_[m].handoff_device == d && (chosen == models_.size() || launching_model_ == chosen)) chosen = m;
-    if (chosen == models_.size()) return false;
+    if (chosen == models_.size()) {
+      // Last of all, the forward activations of the shards being launched or
+      // queued here: their backwards would need the room again.
+      if (devices_[d].forwards.empty()) return false;
+      auto const [m, s] = devices_[d].forwards.front();
+      give_up_forward(d, m, s);
+      return true;
+    }
     auto& model = models_[chosen];
     double const home = send_handoff_home(devices_[d], model);
     free_later(devices_[d], home, model.handoff_bytes);
     model.handoff_device = no_device;
     model.checkpoint_home_at = std::max(model.checkpoint_home_at, home);
     return true;
+  }
+
+  // Of the forward activations kept on d whose shard is not pinned there,
+  // the one its backward reads furthest ahead (ties: the lowest model's,
+  // its first shard's).
+  [[nodiscard]] std::optional<std::pair<std::size_t, std::size_t>> furthest_forward(std::size_t d) const {
+    std::optional<std::pair<std::size_t, std::size_t>> furthest;
+    std::size_t furthest_use = 0;
+    for (auto const& [m, s] : devices_[d].forwards) {
+      if (pinned(d, static_cast<std::uint32_t>(bases_[m] + s))) continue;
+      std::size_t const use = driver_.next_use(m, s);
+      if (!furthest || use > furthest_use || (use == furthest_use && std::pair(m, s) < *furthest)) {
+        furthest = {m, s};
+        furthest_use = use;
+      }
+    }
+    return furthest;
+  }
+
+  // Whether shard s of model m spills its kept forward activations from
+  // device d rather than dropping them (options::evicted_forward_activations).
+  [[nodiscard]] bool spills_forward(std::size_t d, std::size_t m, std::size_t s) const {
+    switch (options_.evicted_forward_activations) {
+    case evicted_activations::recompute:
+      return false;
+    case evicted_activations::spill:
+      return true;
+    case evicted_activations::by_cost:
+      break;
+    }
+    auto const& spec = workload_.models[m].shards[s];
+    auto const& device = *devices_[d].spec;
+    auto const rate = [](double r) { return r > 0 ? r : std::numeric_limits<double>::infinity(); }; // free link
+    return spill_beats_recompute(spec.scratch_bytes, spec.forward_seconds / device.speed,
+                                 rate(device.d2h_bytes_per_second), rate(device.h2d_bytes_per_second));
+  }
+
+  // Shard s's forward activations leave device d: spilled home on d's link
+  // (freed behind that copy) or dropped (freed once the forward is done with them).
+  void give_up_forward(std::size_t d, std::size_t m, std::size_t s) {
+    auto& model = models_[m];
+    auto& device = devices_[d];
+    std::uint64_t const bytes = workload_.models[m].shards[s].scratch_bytes;
+    double const written = std::max(now_, model.forward_written[s]);
+    if (spills_forward(d, m, s)) {
+      double const home = copy(device, false, written, bytes);
+      free_later(device, home, bytes);
+      model.forward_home[s] = home;
+      ++forward_activations_spilled_;
+    } else {
+      free_later(device, written, bytes);
+    }
+    model.forward_on[s] = no_device;
+    std::erase(device.forwards, std::pair(m, s));
   }
 
   void settle_frees(device_state& device) {
@@ -608,13 +704,35 @@ private:
     }
     shard.ready_at = std::max(shard.ready_at, state_ready);
 
-    auto const scratch_room = make_room(d, spec.scratch_bytes);
+    auto& model = models_[t.model];
+    std::size_t const s = t.shard;
+    // With forward activations kept, a training backward on the device that
+    // kept its forward's takes them as its scratch (usable once the forward
+    // is done with them).
+    bool const reads_forward = !forward && options_.keep_forward_activations && t.purpose == task_purpose::train;
+    bool const here = reads_forward && model.forward_on[s] == d;
+    auto const scratch_room = here ? std::optional<double>(model.forward_written[s]) : make_room(d, spec.scratch_bytes);
     if (!scratch_room) {
       // The shard stays resident (it is cache); the task goes back to the ready set.
       unpin();
       return no_room(t, d, spec.scratch_bytes);
     }
-    auto& model = models_[t.model];
+    // Elsewhere they are spilled home (and copied in below) or dropped.
+    std::optional<double> from_home;
+    if (here) {
+      model.forward_on[s] = no_device;
+      std::erase(device.forwards, std::pair(t.model, s));
+    } else if (reads_forward) {
+      if (model.forward_on[s] != no_device) give_up_forward(model.forward_on[s], t.model, s);
+      from_home = std::exchange(model.forward_home[s], std::nullopt);
+    }
+    bool const recomputes = !here && !from_home;
+    if (reads_forward && !recomputes) ++recomputations_avoided_;
+    // Where the activations a backward starts from are ready in its scratch, if it recomputes nothing.
+    std::optional<double> const activations_ready =
+        here        ? scratch_room
+        : from_home ? std::optional<double>(h2d(std::max(*scratch_room, *from_home), spec.scratch_bytes))
+                    : std::nullopt;
     bool const keep = options_.activations != activation_handoff::through_host;
     std::uint64_t const output = forward ? (t.shard + 1 < shards ? model_spec.shards[t.shard + 1].input_bytes : 0)
                                          : (t.shard > 0 ? spec.input_bytes : 0);
@@ -624,15 +742,18 @@ private:
         keep && output > 0 ? make_room(d, output, /*may_drop_kept=*/false) : std::nullopt;
     double inputs_ready = 0;
     if (!keep) {
-      inputs_ready = h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
+      inputs_ready = activations_ready ? *activations_ready
+                                       : h2d(std::max(*scratch_room, model.checkpoint_home_at), spec.input_bytes);
       if (!forward && t.shard + 1 < shards)
-        inputs_ready = h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes);
+        inputs_ready =
+            std::max(inputs_ready, h2d(model.checkpoint_home_at, model_spec.shards[t.shard + 1].input_bytes));
     } else {
-      inputs_ready = kept_inputs(t, d, *scratch_room, h2d);
+      inputs_ready = kept_inputs(t, d, *scratch_room, h2d, activations_ready);
     }
 
     unpin();
     staged_task staged{t, sequence_++, issued, inputs_ready, output, output_room, fetch_start, fetch_end};
+    staged.recomputes = recomputes;
     // Take-back (options::take_back): a task queued behind another one has its
     // compute booked only once the device's compute reaches it; until then it
     // may be withdrawn.
@@ -668,7 +789,10 @@ private:
     auto& model = models_[t.model];
 
     // Compute stream.
-    double const seconds = (forward ? spec.forward_seconds : spec.backward_seconds) / device.spec->speed;
+    double const work = forward             ? spec.forward_seconds
+                        : staged.recomputes ? spec.backward_seconds
+                                            : std::max(0.0, spec.backward_seconds - spec.forward_seconds);
+    double const seconds = work / device.spec->speed;
     double const earliest = std::max({device.compute_free, issued, not_before});
     double const start = take_core(node, std::max({earliest, shard.ready_at, staged.inputs_ready}), seconds);
     copy_wait_ += start - earliest;
@@ -700,9 +824,18 @@ private:
       done = device.d2h_free;
     }
     model.handoff_bytes = output;
-    // Scratch: freed behind its compute, or behind the output's copy home where that reads it.
-    if (spec.scratch_bytes > 0)
-      free_later(device, keep && (output_stays || output == 0) ? end : done, spec.scratch_bytes);
+    // Scratch: freed behind its compute, or behind the output's copy home
+    // where that reads it; or, a training forward's with forward activations
+    // kept, left here for the shard's backward.
+    double const scratch_done = keep && (output_stays || output == 0) ? end : done;
+    if (options_.keep_forward_activations && forward && t.purpose == task_purpose::train) {
+      model.forward_on[t.shard] = static_cast<std::uint32_t>(d);
+      model.forward_written[t.shard] = scratch_done;
+      device.forwards.emplace_back(t.model, t.shard);
+      ++forward_activations_kept_;
+    } else if (spec.scratch_bytes > 0) {
+      free_later(device, scratch_done, spec.scratch_bytes);
+    }
     // The update goes home behind the completion, off the model's chain.
     if (!forward) shard.home_ready_at = copy(device, false, end, home);
     if (!staged.host_work_booked) take_core(node, issued, workload_.task_host_seconds);
@@ -828,7 +961,9 @@ private:
     for (auto const& device : devices_)
       makespan = std::max({makespan, device.compute_free, device.h2d_free, device.d2h_free});
     out.makespan_seconds = makespan;
-    out.bound = lower_bound(workload_, options_.activations, options_.keep_checkpoints);
+    out.bound =
+        lower_bound(workload_, options_.activations, options_.keep_checkpoints && !options_.keep_forward_activations,
+                    options_.keep_forward_activations);
     for (auto const& device : devices_) out.device_busy_fraction.push_back(makespan > 0 ? device.busy / makespan : 0);
     out.tasks = tasks_;
     out.bytes_to_device = bytes_to_device_;
@@ -839,6 +974,9 @@ private:
     out.released = driver_.released();
     out.taken_back = driver_.taken_back();
     out.copy_wait_seconds = copy_wait_;
+    out.forward_activations_kept = forward_activations_kept_;
+    out.recomputations_avoided = recomputations_avoided_;
+    out.forward_activations_spilled = forward_activations_spilled_;
     out.activations_read_on_device = activations_read_on_device_;
     out.checkpoints_read_on_device = checkpoints_read_on_device_;
     out.decisions = driver_.core().decisions();
@@ -883,6 +1021,7 @@ private:
   std::size_t launching_model_ = 0;
   replay_cursor replay_;
   double copy_wait_ = 0;
+  std::uint64_t forward_activations_kept_ = 0, recomputations_avoided_ = 0, forward_activations_spilled_ = 0;
   std::uint64_t activations_read_on_device_ = 0;
   std::uint64_t checkpoints_read_on_device_ = 0;
 };
