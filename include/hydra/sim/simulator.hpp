@@ -21,7 +21,10 @@
 //    options::activations they stay on the device too, as the runtime's
 //    keep_activations does, or instead, a what-if; see activation_handoff);
 //  - task scratch (activations while it runs) is held from launch until the
-//    spill stream passes its compute;
+//    spill stream passes its compute, or, with
+//    options::keep_forward_activations, a training forward's until its
+//    shard's backward takes it (no recomputation) or it leaves the device
+//    (spilled home or dropped, by options::evicted_forward_activations);
 //  - the host: launches are made one at a time (workload::launch_seconds
 //    each), and a task's work starts once its launch is made. Where devices
 //    are threads sharing the host's cores (workload::host_cores, the host

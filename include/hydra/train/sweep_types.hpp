@@ -133,8 +133,8 @@ struct multi_model_options {
   // says: they compete with the unpinned shards, furthest next use first,
   // and once no shard is left they go after the kept checkpoints (a pinned
   // shard's last of all). Same arithmetic: the weights are bitwise those
-  // without it. The simulator does not model them: it charges every backward
-  // its recomputation.
+  // without it. The simulator's counterpart is
+  // sim::options::keep_forward_activations (not replayed).
   bool keep_forward_activations = false;
   // With keep_forward_activations: kept forward activations that leave their
   // device (memory pressure, or a backward placed on another device) are
