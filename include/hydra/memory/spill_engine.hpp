@@ -84,8 +84,8 @@ struct spill_statistics {
   std::uint64_t recomputations_avoided = 0;
   std::uint64_t forward_activations_dropped = 0;
   // ... of those given up, copied home instead (kept with spill_home), and
-  // their bytes; a spilled block read back by its backward counts in
-  // recomputations_avoided too.
+  // their bytes; a spilled block taken by its backward (take_spilled) counts
+  // in recomputations_avoided too.
   std::uint64_t forward_activations_spilled = 0;
   std::uint64_t forward_activation_bytes_spilled = 0;
   // Evictions and drops made while the pool's free bytes already covered the
@@ -284,10 +284,18 @@ public:
   // Kept activation `id` leaves the device because its reader runs on
   // another: spilled home where it was kept with spill_home (the reader then
   // takes it with take_spilled), dropped otherwise.
+  // A spill that fails (no host room, or its copy refused) drops them
+  // instead: the backward recomputes, and the task that needed the room is
+  // not failed for another model's activations.
   void send_home(kept_id id) {
     auto const at = kept_at(id);
     if (at == kept_.end()) return;
-    if (at->spill_home && spill_kept(*at)) return;
+    if (at->spill_home) {
+      try {
+        if (spill_kept(*at)) return;
+      } catch (...) {
+      }
+    }
     drop_kept(id);
   }
 
@@ -486,25 +494,26 @@ private:
   // False, with nothing changed, when the host pool has no room for them:
   // the caller drops them instead (the backward recomputes).
   bool spill_kept(kept_block const& kept) {
+    spilled_.reserve(spilled_.size() + 1); // the push below cannot throw and lose the block
     std::byte* home = nullptr;
     try {
       home = static_cast<std::byte*>(host_->allocate(spill_, kept.bytes));
     } catch (out_of_memory const&) {
       return false;
     }
-    spilled_.reserve(spilled_.size() + 1); // the push below cannot throw and lose the block
-    backend_->wait_event(spill_, kept.written);
     try {
+      backend_->wait_event(spill_, kept.written);
       copy_in_chunks(spill_, home, kept.data, kept.bytes);
-    } catch (...) { // still kept here; the chunks issued still write the host block
+      spilled_.push_back({kept.id, home, kept.bytes, backend_->record_event(spill_)});
+    } catch (...) { // still kept here; the chunks issued still write the host block, freed behind them
       host_->deallocate(spill_, home);
       throw;
     }
-    spilled_.push_back({kept.id, home, kept.bytes, backend_->record_event(spill_)});
-    device_->deallocate(spill_, kept.data);
+    std::byte* const data = kept.data;
     ++statistics_.forward_activations_spilled;
     statistics_.forward_activation_bytes_spilled += kept.bytes;
-    kept_.erase(kept_at(kept.id));
+    kept_.erase(kept_at(kept.id)); // `kept` is gone: no second free of its block, whatever follows
+    device_->deallocate(spill_, data);
     return true;
   }
   [[nodiscard]] auto kept_at(kept_id id) {

@@ -67,8 +67,9 @@ struct options {
   // another) is dropped (the backward recomputes) or spilled home on that
   // device's link and copied into the backward's scratch, as
   // evicted_forward_activations says (by_cost: spilled where its bytes out
-  // and back at the two devices' link rates take less than the shard's
-  // forward on the device that kept it; a free link costs nothing). Any
+  // and back at that device's two link rates take less than the shard's
+  // forward there; a free link costs nothing, where the runtime, which
+  // measures its rates, recomputes while it knows none). Any
   // activation handoff; it takes the place of keep_checkpoints (the kept
   // scratch holds the input). Not with replay or take-back.
   bool keep_forward_activations = false;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -559,9 +560,12 @@ private:
       if (models_[m].handoff_device == d && (chosen == models_.size() || launching_model_ == chosen)) chosen = m;
     if (chosen == models_.size()) {
       // Last of all, the forward activations of the shards being launched or
-      // queued here: their backwards would need the room again.
-      if (devices_[d].forwards.empty()) return false;
-      auto const [m, s] = devices_[d].forwards.front();
+      // queued here (their backwards would need the room again): the lowest
+      // model's first, the launching model's last, as the spill engine drops them.
+      auto const& forwards = devices_[d].forwards;
+      if (forwards.empty()) return false;
+      auto const [m, s] = std::ranges::min(
+          forwards, {}, [this](auto const& f) { return std::tuple(f.first == launching_model_, f.first, f.second); });
       give_up_forward(d, m, s);
       return true;
     }

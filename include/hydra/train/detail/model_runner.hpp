@@ -20,7 +20,8 @@
 // dropped, and a backward that runs elsewhere reads them from there. In
 // the single-model trainer the last shard keeps its activations on the device
 // between its forward and backward regardless. A backward that lands on
-// another device, or finds them dropped, recomputes from its checkpoint.
+// another device, or finds them dropped, recomputes from its checkpoint,
+// unless they were spilled.
 #pragma once
 
 #include <cmath>

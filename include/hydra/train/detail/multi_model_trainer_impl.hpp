@@ -145,8 +145,11 @@ template <class Backend, class Context>
 void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain> graphs,
                                                          multi_model_options const& options) {
   std::size_t host_bytes = 0;
+  // by_cost needs copy rates: where the backend measures none, nothing is spilled.
   bool const may_spill =
-      options.keep_forward_activations && options.evicted_forward_activations != evicted_activations::recompute;
+      options.keep_forward_activations &&
+      (options.evicted_forward_activations == evicted_activations::spill ||
+       (options.evicted_forward_activations == evicted_activations::by_cost && measures_copies<Backend>));
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     host_bytes += runner_type::host_bytes(graphs[m], configs_[m].model, /*minibatches_in_flight=*/2);
     // Room for every shard's forward activations spilled at once (one
