@@ -36,6 +36,15 @@ std::uint64_t task_count(sim::workload const& w) {
   return tasks;
 }
 
+// Whether every shard's task fits half of device 0's budget (the random
+// workloads' devices are alike).
+bool every_shard_fits(sim::workload const& w) {
+  for (auto const& model : w.models)
+    for (auto const& shard : model.shards)
+      if (shard.state_bytes + shard.scratch_bytes > hydra::working_set_limit(w.devices[0].budget_bytes)) return false;
+  return true;
+}
+
 } // namespace
 
 TEST_CASE("one model on one device: its compute, plus the copies on its chain") {
@@ -705,13 +714,7 @@ TEST_CASE("activations kept on random workloads: every task runs once, the bound
     auto w = sim::random_workload(seed);
     if (seed % 3 == 0) // tighter memory: kept activations compete with shard state
       for (auto& device : w.devices) device.budget_bytes = device.budget_bytes * 6 / 10;
-    bool fits = true;
-    for (std::size_t m = 0; m < w.models.size() && fits; ++m)
-      for (std::size_t s = 0; s < w.models[m].shards.size() && fits; ++s) {
-        auto const& shard = w.models[m].shards[s];
-        fits = shard.state_bytes + shard.scratch_bytes <= hydra::working_set_limit(w.devices[0].budget_bytes);
-      }
-    if (!fits) continue;
+    if (!every_shard_fits(w)) continue;
     for (char const* name : {"sharp", "fifo", "random_pick"}) {
       auto const host = simulate_with(w, sim::activation_handoff::through_host, name, seed);
       for (auto const [handoff, checkpoints] : what_ifs) {
@@ -861,13 +864,7 @@ TEST_CASE("forward activations kept on random workloads: every task runs once, t
       for (auto& device : w.devices) device.budget_bytes = device.budget_bytes * 6 / 10;
     if (seed % 4 == 1) // a shared host link
       w.shared_host_bytes_per_second = w.devices.front().h2d_bytes_per_second;
-    bool fits = true;
-    for (std::size_t m = 0; m < w.models.size() && fits; ++m)
-      for (std::size_t s = 0; s < w.models[m].shards.size() && fits; ++s) {
-        auto const& shard = w.models[m].shards[s];
-        fits = shard.state_bytes + shard.scratch_bytes <= hydra::working_set_limit(w.devices[0].budget_bytes);
-      }
-    if (!fits) continue;
+    if (!every_shard_fits(w)) continue;
     for (auto const handoff : {sim::activation_handoff::through_host, sim::activation_handoff::kept_and_sent_home})
       for (auto const evicted : {hydra::evicted_activations::recompute, hydra::evicted_activations::spill,
                                  hydra::evicted_activations::by_cost})
