@@ -186,10 +186,7 @@ private:
   // activations spilled at once.
   [[nodiscard]] static std::size_t host_bytes(shard_chain const& graph, sequential_model<Context> const& model,
                                               single_model_options const& options) {
-    std::size_t bytes = runner_type::host_bytes(graph, model, /*minibatches_in_flight=*/3);
-    if (spills(options))
-      for (shard const& s : graph.shards()) bytes += align_up(s.scratch.bytes, allocation_alignment);
-    return bytes;
+    return runner_type::host_bytes(graph, model, /*minibatches_in_flight=*/3, spills(options));
   }
   using shard_id = std::size_t;
 

@@ -95,9 +95,11 @@ public:
 
   // Host bytes a runner of `model` partitioned as `graph` needs (see runner_host_bytes).
   [[nodiscard]] static std::size_t host_bytes(shard_chain const& graph, sequential_model<Context> const& model,
-                                              std::size_t minibatches_in_flight) {
-    return runner_host_bytes(graph, model.batch(), minibatches_in_flight,
-                             [&](std::size_t layer) { return model.footprint(layer).input_features; });
+                                              std::size_t minibatches_in_flight,
+                                              bool spilled_forward_activations = false) {
+    return runner_host_bytes(
+        graph, model.batch(), minibatches_in_flight,
+        [&](std::size_t layer) { return model.footprint(layer).input_features; }, spilled_forward_activations);
   }
 
   // Deferred write-backs (the multi-model trainer): a backward leaves its

@@ -150,13 +150,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
       options.keep_forward_activations &&
       (options.evicted_forward_activations == evicted_activations::spill ||
        (options.evicted_forward_activations == evicted_activations::by_cost && measures_copies<Backend>));
-  for (std::size_t m = 0; m < configs_.size(); ++m) {
-    host_bytes += runner_type::host_bytes(graphs[m], configs_[m].model, /*minibatches_in_flight=*/2);
-    // Room for every shard's forward activations spilled at once (one
-    // minibatch's: a shard's next forward follows its backward).
-    if (may_spill)
-      for (shard const& s : graphs[m].shards()) host_bytes += align_up(s.scratch.bytes, allocation_alignment);
-  }
+  for (std::size_t m = 0; m < configs_.size(); ++m)
+    host_bytes += runner_type::host_bytes(graphs[m], configs_[m].model, /*minibatches_in_flight=*/2, may_spill);
   executor_ = std::make_unique<executor_type>(*backend_, host_bytes, options.poison_freed_blocks);
   std::vector<model_costs> costs;
   std::vector<model_profile> profiles;

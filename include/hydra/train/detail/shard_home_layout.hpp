@@ -40,13 +40,17 @@ namespace hydra::detail {
 
 // Host bytes a model partitioned as `graph` needs: its shards' homes, and
 // `minibatches_in_flight` minibatches' worth of boundary checkpoints, boundary
-// gradients, labels and losses. `input_features(layer)`: per sample.
+// gradients, labels and losses. `input_features(layer)`: per sample. With
+// `spilled_forward_activations`, room for every shard's forward activations
+// spilled at once (one minibatch's: a shard's next forward follows its backward).
 template <class InputFeatures>
 [[nodiscard]] std::size_t runner_host_bytes(shard_chain const& graph, std::size_t batch,
-                                            std::size_t minibatches_in_flight, InputFeatures&& input_features) {
+                                            std::size_t minibatches_in_flight, InputFeatures&& input_features,
+                                            bool spilled_forward_activations = false) {
   std::size_t homes = 0, per_minibatch = 0;
   for (shard const& s : graph.shards()) {
     homes += align_up(s.home_bytes(), allocation_alignment);
+    if (spilled_forward_activations) homes += align_up(s.scratch.bytes, allocation_alignment);
     std::size_t const boundary = align_up(batch * input_features(s.first_layer) * sizeof(float), allocation_alignment);
     per_minibatch += 2 * boundary; // its input checkpoint and the gradient arriving at its output
   }
