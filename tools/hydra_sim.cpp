@@ -589,10 +589,12 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   for (auto const& [name, why] : gaps) std::printf("%-22s %12s   (%s)\n", name.c_str(), "n/a", why.c_str());
   if (a.keep_forward_activations)
     for (auto const& r : reports)
-      std::printf("%-22s forward activations: %llu kept, %llu backwards recomputed nothing, %llu spilled home\n",
+      std::printf("%-22s forward activations: %llu kept, %llu backwards recomputed nothing, %llu spilled home, "
+                  "%llu given up before any shard\n",
                   r.policy.c_str(), static_cast<unsigned long long>(r.forward_activations_kept),
                   static_cast<unsigned long long>(r.recomputations_avoided),
-                  static_cast<unsigned long long>(r.forward_activations_spilled));
+                  static_cast<unsigned long long>(r.forward_activations_spilled),
+                  static_cast<unsigned long long>(r.forward_activations_given_up_first));
   for (auto const& r : reports)
     if (!r.moves.empty())
       std::printf("%-22s %zu model%s moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),

@@ -181,11 +181,13 @@ int main(int argc, char** argv) {
       std::printf("\n");
       if (o.keep_forward_activations)
         std::printf("forward activations: %llu kept for their backward, %llu recomputations avoided; %s spilled to "
-                    "host memory, %s read back\n",
+                    "host memory, %s read back; %llu given up before any shard (cheaper to recompute than to "
+                    "fetch their bytes again)\n",
                     static_cast<unsigned long long>(result.forward_activations_kept),
                     static_cast<unsigned long long>(result.recomputations_avoided),
                     hydra::format_bytes(result.forward_activation_bytes_spilled).c_str(),
-                    hydra::format_bytes(result.forward_activation_bytes_read_back).c_str());
+                    hydra::format_bytes(result.forward_activation_bytes_read_back).c_str(),
+                    static_cast<unsigned long long>(result.forward_activations_given_up_first));
     }
 #if defined(MODEL_SELECTION_WITH_MPI)
     if (ranks > 1) {

@@ -176,6 +176,7 @@ struct outcome {
   std::uint64_t activation_checkpoints_read_on_device = 0, activation_checkpoint_bytes_read_on_device = 0;
   std::uint64_t forward_activations_kept = 0, recomputations_avoided = 0; // keep_forward_activations
   std::uint64_t forward_activation_bytes_spilled = 0, forward_activation_bytes_read_back = 0;
+  std::uint64_t forward_activations_given_up_first = 0;
   bool stopped_early = false; // stop_after_steps: a simulated crash
   std::vector<hydra::trace_slice> trace;
   hydra::sweep_profile profile; // what the run measured of its models and devices
@@ -675,6 +676,7 @@ outcome run_with(options const& o, std::ostream& log) {
   result.recomputations_avoided = report.recomputations_avoided;
   result.forward_activation_bytes_spilled = report.forward_activation_bytes_spilled;
   result.forward_activation_bytes_read_back = report.forward_activation_bytes_read_back;
+  result.forward_activations_given_up_first = report.forward_activations_given_up_first;
   std::vector<std::size_t> to_test; // the models with weights after the search
   for (std::size_t m = 0; m < grid.size(); ++m) {
     auto const& r = trainer.results()[m];

@@ -278,6 +278,43 @@ TEST_CASE_FIXTURE(one_device,
   release_homes();
 }
 
+TEST_CASE_FIXTURE(one_device, "kept forward activations marked before_shards go before any shard and any checkpoint") {
+  add_two_shards();
+  auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
+  engine.acquire(0, false, next_use);
+  engine.acquire(1, false, next_use);
+  engine.pin({0});
+  // The forward of shard 1's model kept before_shards and read as soon as
+  // shard 1 is needed (competing by next use, the shard would go on the
+  // tie), beside a checkpoint read later; the pool is full.
+  std::byte* cheap_scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const cheap = engine.keep_forward_activations(cheap_scratch, 16_KiB, 1, /*backward_of=*/1, written,
+                                                     /*spill_home=*/false, /*before_shards=*/true);
+  auto const checkpoint = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/4);
+  REQUIRE(checkpoint);
+  CHECK(device.statistics().in_use == 64_KiB);
+
+  // 16 KiB for a task: the cheap forward activations go, though read
+  // sooner than the checkpoint and no later than shard 1; shard 1 stays.
+  std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
+  CHECK(engine.statistics().forward_activations_given_up_first == 1);
+  CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK(engine.table()[1].resident());
+  CHECK_FALSE(engine.take_activation(cheap));
+  auto const read = engine.take_activation(*checkpoint);
+  REQUIRE(read);
+
+  auto const done = backend.record_event(engine.compute_stream());
+  engine.release_scratch(scratch, done);
+  engine.release_taken(*read, engine.prefetch_stream());
+  engine.evict(0);
+  engine.evict(1);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  release_homes();
+}
+
 TEST_CASE_FIXTURE(one_device, "a pinned shard's kept forward activations go last of all, and a prefetch drops none") {
   auto const next_use = [](std::size_t id) { return id; };
   add_two_shards();
@@ -416,4 +453,15 @@ TEST_CASE("spilling beats recomputing when the copies out and back take less tim
   CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 2e-3, 0, 2e9));
   CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 2e-3, 1e9, std::numeric_limits<double>::quiet_NaN()));
   CHECK_FALSE(hydra::spill_beats_recompute(1'000'000, 0, 1e9, 2e9));
+}
+
+TEST_CASE("recomputing beats fetching the bytes again when it takes less time than their copy in") {
+  // 1 MB in at 1 GB/s: 1 ms.
+  CHECK(hydra::recompute_beats_refetch(1'000'000, 0.5e-3, 1e9));
+  CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 2e-3, 1e9));
+  CHECK_FALSE(hydra::recompute_beats_refetch(1024, 1.0, 1024)); // a tie keeps them competing
+  // An unknown figure says no.
+  CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0.5e-3, 0));
+  CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0.5e-3, std::numeric_limits<double>::quiet_NaN()));
+  CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0, 1e9));
 }

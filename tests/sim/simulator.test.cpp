@@ -819,7 +819,9 @@ TEST_CASE("kept forward activations that must leave their device are spilled or 
   // One device of 400 MB; three shards of 100 MB state and 100 MB scratch.
   // The third forward needs room: shard 0's state goes first (read as late
   // as its kept activations: a tie, the shard goes), then shard 0's kept
-  // activations (read at the last backward, after shard 1's state).
+  // activations (read at the last backward, after shard 1's state). Where
+  // recomputing them takes less than fetching 100 MB (0.1 s), kept
+  // activations go before any shard: shard 0's, then shard 1's.
   auto workload = [](double forward_seconds) {
     sim::workload w;
     w.devices = {
@@ -836,12 +838,15 @@ TEST_CASE("kept forward activations that must leave their device are spilled or 
   struct expectation {
     hydra::evicted_activations evicted;
     double forward_seconds; // a copy out and back of 100 MB takes 0.2 s
-    std::uint64_t spilled, avoided;
+    std::uint64_t spilled, avoided, given_up_first;
   };
-  for (auto const& e : {expectation{hydra::evicted_activations::recompute, 1.0, 0, 2},
-                        expectation{hydra::evicted_activations::spill, 0.1, 1, 3},
-                        expectation{hydra::evicted_activations::by_cost, 1.0, 1, 3},
-                        expectation{hydra::evicted_activations::by_cost, 0.1, 0, 2}}) {
+  for (auto const& e : {expectation{hydra::evicted_activations::recompute, 1.0, 0, 2, 0},
+                        expectation{hydra::evicted_activations::spill, 0.1, 1, 3, 0},
+                        expectation{hydra::evicted_activations::by_cost, 1.0, 1, 3, 0},
+                        expectation{hydra::evicted_activations::by_cost, 0.1, 0, 2, 0},
+                        expectation{hydra::evicted_activations::by_cost, 0.05, 0, 1, 2},
+                        expectation{hydra::evicted_activations::recompute, 0.05, 0, 1, 2},
+                        expectation{hydra::evicted_activations::spill, 0.05, 1, 3, 0}}) {
     INFO("evicted " << static_cast<int>(e.evicted) << " forward seconds " << e.forward_seconds);
     auto const w = workload(e.forward_seconds);
     sim::options o;
@@ -852,6 +857,7 @@ TEST_CASE("kept forward activations that must leave their device are spilled or 
     CHECK(r.forward_activations_kept == 3);
     CHECK(r.forward_activations_spilled == e.spilled);
     CHECK(r.recomputations_avoided == e.avoided);
+    CHECK(r.forward_activations_given_up_first == e.given_up_first);
     CHECK(r.makespan_seconds >= r.bound.seconds() * (1 - 1e-12));
   }
 }

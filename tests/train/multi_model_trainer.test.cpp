@@ -166,7 +166,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   CHECK(read_back > 0);                  // and some backward read them back
 }
 
-TEST_CASE("by cost, forward activations are spilled where recomputing them takes longer than copying, else dropped") {
+TEST_CASE("by cost, forward activations are spilled where recomputing them takes longer than copying, else dropped, "
+          "and before any shard where recomputing takes less than a fetch") {
   auto configs = sweep();
   std::vector<solo_result> solo;
   for (auto const& config : configs) solo.push_back(train_alone(config));
@@ -197,9 +198,12 @@ TEST_CASE("by cost, forward activations are spilled where recomputing them takes
     if (forward_seconds > 0.5) {
       CHECK(report.forward_activations_spilled > 0);
       CHECK(report.forward_activation_bytes_read_back > 0);
+      CHECK(report.forward_activations_given_up_first == 0); // a fetch is never dearer than a second
     } else {
       CHECK(report.forward_activations_spilled == 0);
       CHECK(report.recomputations_avoided < report.forward_activations_kept); // some were dropped
+      // ... before any shard was evicted: recomputing costs nothing beside a fetch.
+      CHECK(report.forward_activations_given_up_first > 0);
     }
     for (auto const& memory : trainer.device_memory()) CHECK(memory.in_use == 0);
   }

@@ -2,6 +2,7 @@
 // their device before the shard's backward reads them (memory pressure, or
 // the backward placed on another device): dropped and recomputed, or copied
 // to host memory and back. Capuchin's choice: whichever costs less time.
+// And which of them are worth keeping at all when room is short.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,19 @@ enum class evicted_activations {
   double const copy_seconds =
       static_cast<double>(bytes) / d2h_bytes_per_second + static_cast<double>(bytes) / h2d_bytes_per_second;
   return copy_seconds < recompute_seconds;
+}
+
+// Whether kept activations of `bytes` cost less to recompute than as many
+// bytes of shard state cost to fetch again over the host link. Kept on a
+// device under memory pressure, activations take room a shard would
+// otherwise keep, and that shard's next use fetches it again; activations
+// for which this holds are worth less than the room they take, so they are
+// given up before any shard is evicted. An unknown rate or recompute time
+// says no (they then compete with the shards as before).
+[[nodiscard]] constexpr bool recompute_beats_refetch(std::uint64_t bytes, double recompute_seconds,
+                                                     double h2d_bytes_per_second) noexcept {
+  if (!(recompute_seconds > 0) || !(h2d_bytes_per_second > 0)) return false;
+  return recompute_seconds < static_cast<double>(bytes) / h2d_bytes_per_second;
 }
 
 } // namespace hydra

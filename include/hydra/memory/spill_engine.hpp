@@ -33,7 +33,10 @@
 //    Forward activations kept with `spill_home` (their caller found copying
 //    them home and back cheaper than recomputing them) are not dropped but
 //    spilled: copied to a host block on the spill stream, where the backward
-//    takes them from (take_spilled), on this device or another.
+//    takes them from (take_spilled), on this device or another. Those kept
+//    `before_shards` (their caller found recomputing them cheaper than
+//    fetching as many bytes of shard state again) go first of all, before
+//    any shard is evicted for a task's own memory.
 #pragma once
 
 #include <algorithm>
@@ -88,6 +91,9 @@ struct spill_statistics {
   // in recomputations_avoided too.
   std::uint64_t forward_activations_spilled = 0;
   std::uint64_t forward_activation_bytes_spilled = 0;
+  // ... of those given up, the ones kept before_shards given up before any
+  // shard was evicted (recomputing them was cheaper than a fetch).
+  std::uint64_t forward_activations_given_up_first = 0;
   // Evictions and drops made while the pool's free bytes already covered the
   // request: room was there, but not in one piece. (The simulator counts
   // bytes, so these are where its memory and a run's part.)
@@ -248,11 +254,12 @@ public:
   // backward writes only its gradient and workspace regions, never the
   // activations those copies read).
   // `spill_home`: under pressure, or when send_home asks, they are copied
-  // to host memory rather than dropped (see spill_kept).
+  // to host memory rather than dropped (see spill_kept). `before_shards`:
+  // under pressure they go before any shard (see make_room).
   kept_id keep_forward_activations(std::byte* scratch, std::size_t bytes, std::size_t owner, shard_id backward_of,
-                                   event last_use, bool spill_home = false) {
-    kept_.push_back(
-        {next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true, spill_home});
+                                   event last_use, bool spill_home = false, bool before_shards = false) {
+    kept_.push_back({next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true,
+                     spill_home, before_shards});
     ++statistics_.forward_activations_kept;
     return next_kept_id_++;
   }
@@ -443,12 +450,21 @@ private:
   // lowest owner's goes first (as the simulator chooses), the launching
   // owner's last; but checkpoints, read only by a backward further ahead,
   // go before them, furthest next use first. Kept forward activations
-  // compete with the shards (see below). False when only pinned shards
-  // remain.
+  // kept before_shards go before anything else, furthest read first; the
+  // others compete with the shards (see below). False when only pinned
+  // shards remain.
   bool make_room(std::size_t bytes, next_use_function const& next_use, bool may_drop_kept = true) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
     for (pool_statistics room = device_->statistics(); room.largest_free_block < needed; room = device_->statistics()) {
       bool const fragmented = room.free >= needed;
+      if (kept_block const* const cheap =
+              may_drop_kept ? furthest_read(next_use, /*forward_activations=*/true, /*before_shards_only=*/true)
+                            : nullptr) {
+        send_home(cheap->id);
+        ++statistics_.forward_activations_given_up_first;
+        if (fragmented) ++statistics_.fragmented_evictions;
+        continue;
+      }
       auto const victim = furthest_next_use(
           std::views::iota(shard_id{0}, table_.size()),
           [this](shard_id id) { return table_[id].resident() && !is_pinned(id); }, next_use);
@@ -481,6 +497,7 @@ private:
     event written{};
     bool forward_activations = false; // a forward's scratch (keep_forward_activations), not a checkpoint
     bool spill_home = false;          // ... copied home when given up, not dropped
+    bool before_shards = false;       // ... given up before any shard is evicted
   };
   struct spilled_block {
     kept_id id = 0;
@@ -545,12 +562,15 @@ private:
   // Of the kept blocks a backward reads (checkpoints, or forward activations
   // whose shard is not pinned), the one read furthest ahead; ties: the lowest
   // owner's, its first shard's (as the simulator chooses among checkpoints).
+  // `before_shards_only`: only forward activations kept before_shards.
   // Null when there is none.
-  [[nodiscard]] kept_block const* furthest_read(next_use_function const& next_use, bool forward_activations) const {
+  [[nodiscard]] kept_block const* furthest_read(next_use_function const& next_use, bool forward_activations,
+                                                bool before_shards_only = false) const {
     kept_block const* furthest = nullptr;
     std::size_t furthest_use = 0;
     for (kept_block const& k : kept_) {
       if (!k.checkpoint_of || k.forward_activations != forward_activations) continue;
+      if (before_shards_only && !k.before_shards) continue;
       if (forward_activations && is_pinned(*k.checkpoint_of)) continue; // last of all (next_to_drop)
       std::size_t const use = next_use(*k.checkpoint_of);
       bool const earlier = furthest != nullptr &&

@@ -104,10 +104,13 @@ struct report {
   // (sweep_report::activation_checkpoints_read_on_device at run time).
   std::uint64_t checkpoints_read_on_device = 0;
   // options::keep_forward_activations: kept, backwards that recomputed
-  // nothing (spilled ones read back included), and those spilled home.
+  // nothing (spilled ones read back included), those spilled home, and
+  // those given up before any shard was evicted (cheaper to recompute than
+  // their bytes are to fetch again).
   std::uint64_t forward_activations_kept = 0;
   std::uint64_t recomputations_avoided = 0;
   std::uint64_t forward_activations_spilled = 0;
+  std::uint64_t forward_activations_given_up_first = 0;
   std::vector<decision> decisions;
   std::vector<trace_slice> trace;
   // Across nodes: each model's first node, and every move (options::move_models).

@@ -173,8 +173,8 @@ private:
   }
   // What policies see as each device's speed: `given`, else the backend's declared speeds.
   [[nodiscard]] std::vector<double> device_speeds(std::vector<double> given) const;
-  [[nodiscard]] typename runner_type::spill_rule spill_rule(std::size_t m, evicted_activations rule,
-                                                            shard_chain const& graph) const;
+  [[nodiscard]] typename runner_type::kept_forward_rule kept_forward_rule(std::size_t m, evicted_activations rule,
+                                                                          shard_chain const& graph) const;
   // The smallest budget among the devices model m's shards are cut for.
   [[nodiscard]] std::size_t partition_budget(std::size_t m) const;
 

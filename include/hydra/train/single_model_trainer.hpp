@@ -104,7 +104,9 @@ public:
     runner_.guard_layers(options_.guard_layers);
     runner_.keep_forward_activations(options_.keep_forward_activations);
     if (spills(options_))
-      runner_.spill_forward_activations([](std::size_t, typename runner_type::engine_type const&) { return true; });
+      runner_.plan_kept_forward([](std::size_t, typename runner_type::engine_type const&) {
+        return typename runner_type::kept_forward_plan{.spill_home = true};
+      });
     runner_.register_with(engine_);
   }
 

@@ -234,6 +234,11 @@ struct sweep_report {
   std::uint64_t forward_activations_spilled = 0;
   std::uint64_t forward_activation_bytes_spilled = 0;
   std::uint64_t forward_activation_bytes_read_back = 0;
+  // Forward activations given up under memory pressure before any shard was
+  // evicted: those that cost less to recompute than their bytes of shard
+  // state cost to fetch again (recompute_beats_refetch), by the copy rates
+  // measured so far (none on CUDA, where they compete with the shards).
+  std::uint64_t forward_activations_given_up_first = 0;
   // Shards evicted and kept activations dropped although the device's free
   // bytes covered the request (spill_statistics::fragmented_evictions).
   std::uint64_t fragmented_evictions = 0;

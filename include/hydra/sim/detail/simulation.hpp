@@ -405,11 +405,18 @@ private:
   // free it relies on has reached the spill stream), or nothing when only pinned
   // shards could give it.
   // Kept activations of other models make room only for a task's own memory
-  // (`may_drop_kept`), not to keep another activation.
+  // (`may_drop_kept`), not to keep another activation; kept forward
+  // activations cheaper to recompute than their bytes of shard state are to
+  // fetch again go first, as the engine gives up those kept before_shards.
   std::optional<double> make_room(std::size_t d, std::uint64_t bytes, bool may_drop_kept = true) {
     auto& device = devices_[d];
     std::uint64_t const capacity = device.spec->budget_bytes;
     while (capacity - device.used < bytes) {
+      if (auto const cheap = may_drop_kept ? furthest_forward(d, /*before_shards_only=*/true) : std::nullopt) {
+        give_up_forward(d, cheap->first, cheap->second);
+        ++forward_activations_given_up_first_;
+        continue;
+      }
       auto const victim = furthest_next_use(
           device.resident, [&](std::uint32_t id) { return !pinned(d, id); },
           [&](std::uint32_t id) { return driver_.next_use(shards_[id].model, shards_[id].index); });
@@ -579,12 +586,14 @@ private:
 
   // Of the forward activations kept on d whose shard is not pinned there,
   // the one its backward reads furthest ahead (ties: the lowest model's,
-  // its first shard's).
-  [[nodiscard]] std::optional<std::pair<std::size_t, std::size_t>> furthest_forward(std::size_t d) const {
+  // its first shard's); `before_shards_only`: of those before_shards says go first.
+  [[nodiscard]] std::optional<std::pair<std::size_t, std::size_t>>
+  furthest_forward(std::size_t d, bool before_shards_only = false) const {
     std::optional<std::pair<std::size_t, std::size_t>> furthest;
     std::size_t furthest_use = 0;
     for (auto const& [m, s] : devices_[d].forwards) {
       if (pinned(d, static_cast<std::uint32_t>(bases_[m] + s))) continue;
+      if (before_shards_only && !before_shards(d, m, s)) continue;
       std::size_t const use = driver_.next_use(m, s);
       if (!furthest || use > furthest_use || (use == furthest_use && std::pair(m, s) < *furthest)) {
         furthest = {m, s};
@@ -610,6 +619,19 @@ private:
     auto const rate = [](double r) { return r > 0 ? r : std::numeric_limits<double>::infinity(); }; // free link
     return spill_beats_recompute(spec.scratch_bytes, spec.forward_seconds / device.speed,
                                  rate(device.d2h_bytes_per_second), rate(device.h2d_bytes_per_second));
+  }
+
+  // Whether shard s of model m's forward activations kept on device d go
+  // before any shard under pressure: not spilled (a spill costs more than a
+  // fetch), and cheaper to recompute than their bytes are to fetch again
+  // (recompute_beats_refetch), as the trainer decides it. A free link (rate
+  // 0) fetches for nothing: they compete with the shards.
+  [[nodiscard]] bool before_shards(std::size_t d, std::size_t m, std::size_t s) const {
+    if (spills_forward(d, m, s)) return false;
+    auto const& spec = workload_.models[m].shards[s];
+    auto const& device = *devices_[d].spec;
+    return recompute_beats_refetch(spec.scratch_bytes, spec.forward_seconds / device.speed,
+                                   device.h2d_bytes_per_second);
   }
 
   // Shard s's forward activations leave device d: spilled home on d's link
@@ -981,6 +1003,7 @@ private:
     out.forward_activations_kept = forward_activations_kept_;
     out.recomputations_avoided = recomputations_avoided_;
     out.forward_activations_spilled = forward_activations_spilled_;
+    out.forward_activations_given_up_first = forward_activations_given_up_first_;
     out.activations_read_on_device = activations_read_on_device_;
     out.checkpoints_read_on_device = checkpoints_read_on_device_;
     out.decisions = driver_.core().decisions();
@@ -1025,7 +1048,8 @@ private:
   std::size_t launching_model_ = 0;
   replay_cursor replay_;
   double copy_wait_ = 0;
-  std::uint64_t forward_activations_kept_ = 0, recomputations_avoided_ = 0, forward_activations_spilled_ = 0;
+  std::uint64_t forward_activations_kept_ = 0, recomputations_avoided_ = 0, forward_activations_spilled_ = 0,
+                forward_activations_given_up_first_ = 0;
   std::uint64_t activations_read_on_device_ = 0;
   std::uint64_t checkpoints_read_on_device_ = 0;
 };

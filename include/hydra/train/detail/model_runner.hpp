@@ -16,8 +16,10 @@
 // forward's whole scratch stays there too, and the shard's backward, when it
 // runs on that device, starts from it instead of recomputing the forward;
 // where copying them home and back costs less than recomputing them
-// (spill_forward_activations), they are spilled to host memory instead of
-// dropped, and a backward that runs elsewhere reads them from there. In
+// (plan_kept_forward), they are spilled to host memory instead of dropped,
+// and a backward that runs elsewhere reads them from there; where
+// recomputing them costs less than fetching as many bytes of shard state
+// again, they are the first to go under memory pressure. In
 // the single-model trainer the last shard keeps its activations on the device
 // between its forward and backward regardless. A backward that lands on
 // another device, or finds them dropped, recomputes from its checkpoint,
@@ -121,12 +123,18 @@ public:
   // when it runs there. The scratch holds the forward's input, so no separate
   // checkpoint is kept beside it. Same layers, same inputs: the same bits.
   void keep_forward_activations(bool keep) noexcept { keep_forward_activations_ = keep; }
-  // Which shards' kept forward activations are spilled home rather than
-  // dropped when they leave their device (memory pressure, or a backward
-  // placed elsewhere): asked at each training forward with the shard and
-  // the device's engine. Unset: none (the backward recomputes them).
-  using spill_rule = std::function<bool(std::size_t shard, engine_type const& engine)>;
-  void spill_forward_activations(spill_rule rule) { spill_forward_ = std::move(rule); }
+  // How a shard's kept forward activations leave their device (memory
+  // pressure, or a backward placed elsewhere): spilled home rather than
+  // dropped, and whether they go before any shard under pressure (see
+  // spill_engine::keep_forward_activations). Asked at each training forward
+  // with the shard and the device's engine. Unset: dropped, competing with
+  // the shards (the backward recomputes them).
+  struct kept_forward_plan {
+    bool spill_home = false;
+    bool before_shards = false;
+  };
+  using kept_forward_rule = std::function<kept_forward_plan(std::size_t shard, engine_type const& engine)>;
+  void plan_kept_forward(kept_forward_rule rule) { kept_forward_rule_ = std::move(rule); }
 
   // Guard mode (layer_guard.hpp): every layer call on guarded copies of its
   // regions; unset, as the build decides (guard_layers_by_default).
@@ -600,10 +608,10 @@ private:
       return;
     }
     try {
-      bool const spill = spill_forward_ && spill_forward_(t.shard, engine);
-      state_.kept_forward[t.shard] =
-          kept_handoff{&engine, engine.keep_forward_activations(scratch, graph_[t.shard].scratch.bytes, t.model,
-                                                                base + t.shard, last_use, spill)};
+      kept_forward_plan const plan = kept_forward_rule_ ? kept_forward_rule_(t.shard, engine) : kept_forward_plan{};
+      state_.kept_forward[t.shard] = kept_handoff{
+          &engine, engine.keep_forward_activations(scratch, graph_[t.shard].scratch.bytes, t.model, base + t.shard,
+                                                   last_use, plan.spill_home, plan.before_shards)};
     } catch (...) { // not kept (no memory for its record): freed; the backward recomputes
       engine.release_scratch(scratch, last_use);
     }
@@ -829,7 +837,7 @@ private:
   bool defer_write_backs_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::uint64_t activation_bytes_in_ = 0, activation_bytes_out_ = 0, forward_activation_bytes_in_ = 0;
-  spill_rule spill_forward_;
+  kept_forward_rule kept_forward_rule_;
   std::optional<std::pair<std::size_t, event>> deferred_write_back_;
   std::optional<std::pair<std::size_t, std::size_t>> staged_minibatch_; // (segment, minibatch)
   evaluation_scores scores_;                                            // written by the spill streams, in chain order

@@ -74,29 +74,38 @@ std::vector<double> basic_multi_model_trainer<Backend, Context>::device_speeds(s
   return given; // empty: every device at 1
 }
 
-// Which of model m's shards spill their kept forward activations, asked at
-// each training forward on the device that ran it (see
-// multi_model_options::evicted_forward_activations).
+// How model m's shards' kept forward activations leave their device, asked
+// at each training forward on the device that ran it (see
+// multi_model_options::evicted_forward_activations): spilled where rule
+// says so, and given up before any shard where recomputing them costs less
+// than fetching their bytes of shard state again.
 template <class Backend, class Context>
-typename basic_multi_model_trainer<Backend, Context>::runner_type::spill_rule
-basic_multi_model_trainer<Backend, Context>::spill_rule(std::size_t m, evicted_activations rule,
-                                                        shard_chain const& graph) const {
+typename basic_multi_model_trainer<Backend, Context>::runner_type::kept_forward_rule
+basic_multi_model_trainer<Backend, Context>::kept_forward_rule(std::size_t m, evicted_activations rule,
+                                                               shard_chain const& graph) const {
   using engine_type = typename runner_type::engine_type;
-  if (rule == evicted_activations::spill) return [](std::size_t, engine_type const&) { return true; };
+  using plan = typename runner_type::kept_forward_plan;
+  // Always spilled: losing them costs copies out and back, more than a fetch.
+  if (rule == evicted_activations::spill) return [](std::size_t, engine_type const&) { return plan{true, false}; };
   if constexpr (!measures_copies<Backend>) {
-    return nullptr; // no link rates: recompute
+    return nullptr; // no link rates: recomputed, competing with the shards
   } else {
     std::vector<std::uint64_t> bytes;
     for (shard const& s : graph.shards()) bytes.push_back(s.scratch.bytes);
-    return [this, m, bytes = std::move(bytes)](std::size_t s, engine_type const& engine) {
+    return [this, m, rule, bytes = std::move(bytes)](std::size_t s, engine_type const& engine) {
       auto const& seconds = forward_seconds_[m];
-      if (seconds.size() <= s) return false; // not measured yet
+      if (seconds.size() <= s) return plan{}; // not measured yet
       auto const rate = [&](auto const& statistics) {
         double const spent = std::chrono::duration<double>(statistics.copying).count();
         return spent > 0 ? static_cast<double>(statistics.copied_bytes) / spent : 0.0;
       };
-      return spill_beats_recompute(bytes[s], seconds[s], rate(backend_->statistics(engine.spill_stream())),
-                                   rate(backend_->statistics(engine.prefetch_stream())));
+      double const h2d = rate(backend_->statistics(engine.prefetch_stream()));
+      plan p;
+      p.spill_home =
+          rule == evicted_activations::by_cost &&
+          spill_beats_recompute(bytes[s], seconds[s], rate(backend_->statistics(engine.spill_stream())), h2d);
+      p.before_shards = !p.spill_home && recompute_beats_refetch(bytes[s], seconds[s], h2d);
+      return p;
     };
   }
 }
@@ -209,8 +218,8 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
     runner->keep_activations(options.keep_activations);
     runner->keep_checkpoints(options.keep_activation_checkpoints);
     runner->keep_forward_activations(options.keep_forward_activations);
-    if (may_spill)
-      runner->spill_forward_activations(spill_rule(m, options.evicted_forward_activations, runner->graph()));
+    if (options.keep_forward_activations)
+      runner->plan_kept_forward(kept_forward_rule(m, options.evicted_forward_activations, runner->graph()));
     runner->set_metric(config.metric);
     runner->guard_layers(options.guard_layers);
     executor_->add_model({config.name, [this, m](task const& t) { return data_for(m, t); }, std::move(runner)});
@@ -620,6 +629,7 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.recomputations_avoided += engine->statistics().recomputations_avoided;
     out.forward_activations_spilled += engine->statistics().forward_activations_spilled;
     out.forward_activation_bytes_spilled += engine->statistics().forward_activation_bytes_spilled;
+    out.forward_activations_given_up_first += engine->statistics().forward_activations_given_up_first;
     out.fragmented_evictions += engine->statistics().fragmented_evictions;
   }
   for (auto const& model : executor_->models()) {
