@@ -863,7 +863,7 @@ TEST_CASE("kept forward activations that must leave their device are spilled or 
 }
 
 TEST_CASE("forward activations kept on random workloads: every task runs once, the bound still bounds") {
-  std::size_t spilled_runs = 0, dropped_runs = 0, runs = 0;
+  std::size_t spilled_runs = 0, dropped_runs = 0, first_runs = 0, runs = 0;
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
     auto w = sim::random_workload(seed);
     if (seed % 3 == 0) // tighter memory: kept activations compete with shard state
@@ -895,12 +895,18 @@ TEST_CASE("forward activations kept on random workloads: every task runs once, t
             CHECK(r.recomputations_avoided == r.forward_activations_kept);
           if (r.forward_activations_spilled > 0) ++spilled_runs;
           if (r.recomputations_avoided < r.forward_activations_kept) ++dropped_runs;
+          // Given up before any shard: only those not spilled.
+          CHECK(r.forward_activations_given_up_first <= r.forward_activations_kept - r.recomputations_avoided);
+          if (evicted == hydra::evicted_activations::spill) CHECK(r.forward_activations_given_up_first == 0);
+          if (r.forward_activations_given_up_first > 0) ++first_runs;
           ++runs;
         }
   }
   CHECK(runs > 300);
   CHECK(spilled_runs > 20); // pressure or another device made some leave, not only the option's name
   CHECK(dropped_runs > 20);
+  MESSAGE("runs with forward activations given up before any shard: " << first_runs << " of " << runs);
+  CHECK(first_runs > 20);
 }
 
 TEST_CASE("forward activations kept: not replayed, not with take-back") {

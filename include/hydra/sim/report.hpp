@@ -60,9 +60,12 @@ struct options {
   // forward's scratch stays on its device until its shard's backward, which,
   // run there, takes it as its own scratch, reads no checkpoint and computes
   // its backward_seconds less the shard's forward_seconds (no
-  // recomputation). Under memory pressure they compete with the unpinned
-  // shards, furthest next use first, and once no shard is left go after the
-  // checkpoints, a pinned shard's last of all, as the spill engine chooses.
+  // recomputation). Under memory pressure those cheaper to recompute than
+  // their bytes are to fetch again at the device's h2d rate
+  // (recompute_beats_refetch; never where they are spilled) go first; the
+  // others compete with the unpinned shards, furthest next use first, and
+  // once no shard is left go after the checkpoints, a pinned shard's last
+  // of all, as the spill engine chooses.
   // One that must leave its device (pressure, or its backward placed on
   // another) is dropped (the backward recomputes) or spilled home on that
   // device's link and copied into the backward's scratch, as

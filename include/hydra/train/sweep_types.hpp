@@ -130,9 +130,11 @@ struct multi_model_options {
   // backward, while room allows: that backward, when it runs on that device,
   // starts from them instead of recomputing the forward from its checkpoint.
   // Under memory pressure they leave the device as evicted_forward_activations
-  // says: they compete with the unpinned shards, furthest next use first,
-  // and once no shard is left they go after the kept checkpoints (a pinned
-  // shard's last of all). Same arithmetic: the weights are bitwise those
+  // says: those cheaper to recompute than their bytes of shard state are to
+  // fetch again (recompute_beats_refetch, at the measured copy rate) go
+  // before any shard; the others compete with the unpinned shards, furthest
+  // next use first, and once no shard is left they go after the kept
+  // checkpoints (a pinned shard's last of all). Same arithmetic: the weights are bitwise those
   // without it. The simulator's counterpart is
   // sim::options::keep_forward_activations (not replayed).
   bool keep_forward_activations = false;
