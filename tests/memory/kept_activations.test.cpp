@@ -278,28 +278,41 @@ TEST_CASE_FIXTURE(one_device,
   release_homes();
 }
 
-TEST_CASE_FIXTURE(one_device, "kept forward activations marked before_shards go before any shard and any checkpoint") {
+TEST_CASE_FIXTURE(one_device, "kept forward activations marked before_shards go before any shard and any checkpoint, "
+                              "but not for a prefetch or another kept block") {
   add_two_shards();
   auto const next_use = [](std::size_t id) { return id; }; // shard 1 is needed after shard 0
   engine.acquire(0, false, next_use);
-  engine.acquire(1, false, next_use);
   engine.pin({0});
   // The forward of shard 1's model kept before_shards and read as soon as
   // shard 1 is needed (competing by next use, the shard would go on the
-  // tie), beside a checkpoint read later; the pool is full.
+  // tie), beside a checkpoint read later and a kept output; the pool is full.
   std::byte* cheap_scratch = engine.allocate_scratch(16_KiB, next_use);
   auto const written = backend.record_event(engine.compute_stream());
   auto const cheap = engine.keep_forward_activations(cheap_scratch, 16_KiB, 1, /*backward_of=*/1, written,
                                                      /*spill_home=*/false, /*before_shards=*/true);
   auto const checkpoint = engine.keep_activation(16_KiB, 1, next_use, /*checkpoint_of=*/4);
-  REQUIRE(checkpoint);
+  auto const output = engine.keep_activation(16_KiB, 2, next_use);
+  REQUIRE((checkpoint && output));
   CHECK(device.statistics().in_use == 64_KiB);
+
+  // Neither a prefetch nor another kept block gives them up.
+  CHECK_FALSE(engine.prefetch(1, false, next_use));
+  CHECK_FALSE(engine.keep_activation(16_KiB, 3, next_use));
+  CHECK(engine.kept_count() == 3);
+  CHECK(engine.statistics().forward_activations_given_up_first == 0);
+  // The output read, shard 1 fits where it was.
+  auto const read_output = engine.take_activation(*output);
+  REQUIRE(read_output);
+  engine.release_taken(*read_output, engine.prefetch_stream());
+  engine.acquire(1, false, next_use);
 
   // 16 KiB for a task: the cheap forward activations go, though read
   // sooner than the checkpoint and no later than shard 1; shard 1 stays.
   std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
   CHECK(engine.statistics().forward_activations_given_up_first == 1);
   CHECK(engine.statistics().forward_activations_dropped == 1);
+  CHECK(engine.statistics().evictions == 0);
   CHECK(engine.table()[1].resident());
   CHECK_FALSE(engine.take_activation(cheap));
   auto const read = engine.take_activation(*checkpoint);
@@ -308,6 +321,40 @@ TEST_CASE_FIXTURE(one_device, "kept forward activations marked before_shards go 
   auto const done = backend.record_event(engine.compute_stream());
   engine.release_scratch(scratch, done);
   engine.release_taken(*read, engine.prefetch_stream());
+  engine.evict(0);
+  engine.evict(1);
+  engine.synchronize();
+  CHECK(device.statistics().in_use == 0);
+  release_homes();
+}
+
+TEST_CASE_FIXTURE(one_device, "kept forward activations marked both to spill and before_shards are spilled, not "
+                              "given up first") {
+  add_two_shards();
+  auto const next_use = [](std::size_t id) { return id; };
+  engine.acquire(0, false, next_use);
+  engine.acquire(1, false, next_use);
+  engine.pin({0});
+  std::byte* kept_scratch = engine.allocate_scratch(16_KiB, next_use);
+  std::byte* other_scratch = engine.allocate_scratch(16_KiB, next_use);
+  auto const written = backend.record_event(engine.compute_stream());
+  auto const both = engine.keep_forward_activations(kept_scratch, 16_KiB, 1, /*backward_of=*/5, written,
+                                                    /*spill_home=*/true, /*before_shards=*/true);
+  auto const other = engine.keep_forward_activations(other_scratch, 16_KiB, 2, /*backward_of=*/6, written);
+  // 16 KiB for a task: the furthest read go before shard 1, by next use
+  // alone (the first-to-go step passes over the spilled kind).
+  std::byte* scratch = engine.allocate_scratch(16_KiB, next_use);
+  CHECK(engine.statistics().forward_activations_given_up_first == 0);
+  CHECK(engine.statistics().forward_activations_dropped == 1); // `other`, read furthest ahead
+  CHECK(engine.statistics().forward_activations_spilled == 0);
+  CHECK(engine.table()[1].resident());
+  CHECK_FALSE(engine.take_activation(other));
+  auto const taken = engine.take_activation(both);
+  REQUIRE(taken);
+
+  auto const done = backend.record_event(engine.compute_stream());
+  engine.release_scratch(scratch, done);
+  engine.release_scratch(taken->data, done);
   engine.evict(0);
   engine.evict(1);
   engine.synchronize();

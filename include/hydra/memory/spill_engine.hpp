@@ -255,11 +255,12 @@ public:
   // activations those copies read).
   // `spill_home`: under pressure, or when send_home asks, they are copied
   // to host memory rather than dropped (see spill_kept). `before_shards`:
-  // under pressure they go before any shard (see make_room).
+  // under pressure they go before any shard (see make_room); ignored with
+  // spill_home (a spill costs more than the fetch it would spare).
   kept_id keep_forward_activations(std::byte* scratch, std::size_t bytes, std::size_t owner, shard_id backward_of,
                                    event last_use, bool spill_home = false, bool before_shards = false) {
     kept_.push_back({next_kept_id_, owner, backward_of, scratch, bytes, last_use, /*forward_activations=*/true,
-                     spill_home, before_shards});
+                     spill_home, before_shards && !spill_home});
     ++statistics_.forward_activations_kept;
     return next_kept_id_++;
   }
@@ -450,9 +451,9 @@ private:
   // lowest owner's goes first (as the simulator chooses), the launching
   // owner's last; but checkpoints, read only by a backward further ahead,
   // go before them, furthest next use first. Kept forward activations
-  // kept before_shards go before anything else, furthest read first; the
-  // others compete with the shards (see below). False when only pinned
-  // shards remain.
+  // kept before_shards go before anything else, furthest read first, except
+  // a pinned shard's (last of all, as below); the others compete with the
+  // shards (see below). False when only pinned shards remain.
   bool make_room(std::size_t bytes, next_use_function const& next_use, bool may_drop_kept = true) {
     std::size_t const needed = align_up(bytes, allocation_alignment);
     for (pool_statistics room = device_->statistics(); room.largest_free_block < needed; room = device_->statistics()) {

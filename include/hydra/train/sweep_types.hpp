@@ -129,13 +129,15 @@ struct multi_model_options {
   // input and every layer's output in it) on its device for the shard's
   // backward, while room allows: that backward, when it runs on that device,
   // starts from them instead of recomputing the forward from its checkpoint.
-  // Under memory pressure they leave the device as evicted_forward_activations
-  // says: those cheaper to recompute than their bytes of shard state are to
-  // fetch again (recompute_beats_refetch, at the measured copy rate) go
-  // before any shard; the others compete with the unpinned shards, furthest
-  // next use first, and once no shard is left they go after the kept
-  // checkpoints (a pinned shard's last of all). Same arithmetic: the weights are bitwise those
-  // without it. The simulator's counterpart is
+  // Under memory pressure, those cheaper to recompute than their bytes of
+  // shard state are to fetch again (recompute_beats_refetch: the shard's
+  // forward seconds as below, against the device's measured host-to-device
+  // rate; never on CUDA, which measures none) go before any shard; the
+  // others compete with the unpinned shards, furthest next use first, and
+  // once no shard is left they go after the kept checkpoints (a pinned
+  // shard's last of all). Where they go when they leave is
+  // evicted_forward_activations. Same arithmetic: the weights are bitwise
+  // those without it. The simulator's counterpart is
   // sim::options::keep_forward_activations (not replayed).
   bool keep_forward_activations = false;
   // With keep_forward_activations: kept forward activations that leave their
@@ -146,7 +148,10 @@ struct multi_model_options {
   // seconds, measured once its profile is (profile_minibatches) or given
   // (model_config::estimates), against the device's copy rates measured so
   // far; without both figures (a backend that does not measure its copies,
-  // CUDA), it recomputes. Spilled or recomputed, the same bits.
+  // CUDA), it recomputes. Spilled or recomputed, the same bits. (The forward
+  // seconds are those measured on whichever device ran the shard, not
+  // scaled by device_speeds; the simulator divides by the keeping device's
+  // speed, so on devices of unequal speed the two may decide differently.)
   evicted_activations evicted_forward_activations = evicted_activations::by_cost;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
