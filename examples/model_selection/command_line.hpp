@@ -130,7 +130,8 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
       ->needs("--keep-activations");
   app.add_flag("--keep-forward-activations", o.keep_forward_activations,
                "keep each training forward's activations on its device for its backward, which then recomputes "
-               "nothing if it runs there (they hold the input: no checkpoint is kept apart)");
+               "nothing if it runs there (with --keep-activation-checkpoints, the checkpoint is kept beside them, "
+               "for a backward that finds them given up)");
   app.add_option("--evicted-forward-activations", o.evicted_forward_activations,
                  "with --keep-forward-activations: what becomes of kept forward activations that must leave their "
                  "device: recompute (dropped), spill (copied to host memory and back), or by-cost (spilled where "

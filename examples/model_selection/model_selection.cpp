@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
         std::printf("; %llu (%s) read where they were kept instead",
                     static_cast<unsigned long long>(result.activations_read_on_device),
                     hydra::format_bytes(result.activation_bytes_read_on_device).c_str());
-      if (o.keep_activation_checkpoints && !o.keep_forward_activations) // else the forward activations hold them
+      if (o.keep_activation_checkpoints)
         std::printf("; %llu checkpoints (%s) read where they were kept",
                     static_cast<unsigned long long>(result.activation_checkpoints_read_on_device),
                     hydra::format_bytes(result.activation_checkpoint_bytes_read_on_device).c_str());

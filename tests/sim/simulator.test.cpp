@@ -879,6 +879,8 @@ TEST_CASE("forward activations kept on random workloads: every task runs once, t
                        << static_cast<int>(evicted));
           sim::options o;
           o.activations = handoff;
+          // Checkpoints kept beside them on half the runs that keep activations.
+          o.keep_checkpoints = handoff != sim::activation_handoff::through_host && seed % 2 == 0;
           o.keep_forward_activations = true;
           o.evicted_forward_activations = evicted;
           o.driver.queue_depth = seed % 3;

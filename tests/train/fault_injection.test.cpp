@@ -104,8 +104,9 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     options.keep_activations = seed % 3 == 1;
     // Checkpoints too on half of those, across every kind of fault (seed % 4).
     options.keep_activation_checkpoints = options.keep_activations && (seed / 4) % 2 == 0;
-    // Forward activations kept on another third, with those or alone.
-    options.keep_forward_activations = seed % 3 == 2 || (seed % 3 == 1 && (seed / 4) % 2 == 1);
+    // Forward activations kept on another third, and on half of the first
+    // (with checkpoints or without).
+    options.keep_forward_activations = seed % 3 == 2 || (seed % 3 == 1 && (seed / 12) % 2 == 1);
     // Half of those spilled home when they leave a device: a fault between
     // the spill and the backward that reads it back loses nothing.
     options.evicted_forward_activations =

@@ -129,8 +129,9 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         CHECK(report.activations_read_on_device <= report.activations_kept);
         CHECK(report.activation_checkpoints_read_on_device <= report.activation_checkpoints_kept);
         if (!keep) CHECK(report.activations_kept == 0);
-        // A shard's forward activations hold its input: no checkpoint beside them.
-        if (!checkpoints || forward) CHECK(report.activation_checkpoints_kept == 0);
+        if (!checkpoints) CHECK(report.activation_checkpoints_kept == 0);
+        // Beside forward activations too, as the fallback where they are given up.
+        if (checkpoints && forward) CHECK(report.activation_checkpoints_kept > 0);
         CHECK(report.recomputations_avoided <= report.forward_activations_kept);
         if (!forward) CHECK(report.forward_activations_kept + report.recomputations_avoided == 0);
         if (kept != 5) CHECK(report.forward_activations_spilled + report.forward_activation_bytes_read_back == 0);

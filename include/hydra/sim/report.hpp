@@ -73,8 +73,9 @@ struct options {
   // and back at that device's two link rates take less than the shard's
   // forward there; a free link costs nothing, where the runtime, which
   // measures its rates, recomputes while it knows none). Any
-  // activation handoff; it takes the place of keep_checkpoints (the kept
-  // scratch holds the input). Not with replay or take-back.
+  // activation handoff; with keep_checkpoints too, the checkpoint is kept
+  // beside them as the fallback had they been given up, and dropped by a
+  // backward that takes them. Not with replay or take-back.
   bool keep_forward_activations = false;
   evicted_activations evicted_forward_activations = evicted_activations::by_cost;
 };

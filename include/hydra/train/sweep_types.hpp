@@ -122,8 +122,11 @@ struct multi_model_options {
   // the other kept activations (after every unpinned shard), the one read
   // furthest ahead first; like them they are home already. Same weights,
   // bitwise. The simulator's counterpart is sim::options::keep_checkpoints.
-  // With keep_forward_activations no checkpoint is kept apart: the kept
-  // forward activations hold the input.
+  // With keep_forward_activations too, the checkpoint is kept beside the
+  // forward activations (which hold the input as well): the fallback their
+  // backward recomputes from on the device where they were given up under
+  // pressure, for the input's bytes again; a backward that takes the
+  // activations drops it.
   bool keep_activation_checkpoints = false;
   // Keep each training forward's activations (its whole scratch: the shard's
   // input and every layer's output in it) on its device for the shard's

@@ -456,7 +456,8 @@ private:
   // keep_checkpoints, a training forward's input stays on d as the checkpoint
   // (where room is found as for an output), and a backward on d reads it there.
   // A backward that starts from its forward's kept activations (ready in its
-  // scratch at `activations_ready`) reads no checkpoint; with them, none is kept.
+  // scratch at `activations_ready`) reads no checkpoint, and one kept beside
+  // them (keep_checkpoints too: the fallback had they been given up) is dropped.
   template <class ToDevice>
   double kept_inputs(task const& t, std::size_t d, double scratch_room, ToDevice& h2d,
                      std::optional<double> activations_ready) {
@@ -465,8 +466,7 @@ private:
     double const earliest = std::max(scratch_room, model.checkpoint_home_at);
     std::size_t const s = t.shard;
     std::uint64_t const input = model_spec.shards[s].input_bytes;
-    bool const checkpoint = options_.keep_checkpoints && !options_.keep_forward_activations &&
-                            t.purpose == task_purpose::train && input > 0;
+    bool const checkpoint = options_.keep_checkpoints && t.purpose == task_purpose::train && input > 0;
     if (t.pass == direction::forward) {
       bool kept_here = false;
       double const ready = s == 0 ? h2d(earliest, input) : take_handoff(d, model, earliest, h2d, checkpoint, kept_here);
@@ -483,6 +483,7 @@ private:
     std::uint32_t const holder = model.checkpoint_on.empty() ? no_device : model.checkpoint_on[s];
     if (activations_ready) {
       ready = std::max(earliest, *activations_ready);
+      if (holder != no_device) drop_checkpoint(model, holder, s, input); // not needed after all
     } else if (holder == d) {
       ++checkpoints_read_on_device_;
       ready = std::max(earliest, model.checkpoint_written[s]);

@@ -22,8 +22,9 @@
 // again, they are the first to go under memory pressure. In
 // the single-model trainer the last shard keeps its activations on the device
 // between its forward and backward regardless. A backward that lands on
-// another device, or finds them dropped, recomputes from its checkpoint,
-// unless they were spilled.
+// another device, or finds them dropped, recomputes from its checkpoint
+// (kept beside them with keep_checkpoints, else from host memory), unless
+// they were spilled.
 #pragma once
 
 #include <cmath>
@@ -120,8 +121,10 @@ public:
   void keep_checkpoints(bool keep) noexcept { keep_checkpoints_ = keep; }
   // Keep each training forward's scratch (every activation of its shard) on
   // its device for the shard's backward, which then skips the recomputation
-  // when it runs there. The scratch holds the forward's input, so no separate
-  // checkpoint is kept beside it. Same layers, same inputs: the same bits.
+  // when it runs there. The scratch holds the forward's input; with
+  // keep_checkpoints too, the input is also kept apart as the checkpoint, the
+  // fallback where the activations are given up (dropped by a backward that
+  // takes them). Same layers, same inputs: the same bits.
   void keep_forward_activations(bool keep) noexcept { keep_forward_activations_ = keep; }
   // How a shard's kept forward activations leave their device (memory
   // pressure, or a backward placed elsewhere): spilled home rather than
@@ -497,8 +500,9 @@ private:
     // Its input kept as the backward's checkpoint: where it was taken, it
     // stays; from home, a block is found beside the queued tasks' shards.
     std::optional<checkpoint_plan> checkpoint;
-    // (Forward activations kept for the backward hold the input already.)
-    if (keep_checkpoints_ && !keep_forward_activations_ && activation_bytes(shard.first_layer) > 0) {
+    // (Beside kept forward activations too: it is what their backward
+    // recomputes from, here, if they are given up.)
+    if (keep_checkpoints_ && activation_bytes(shard.first_layer) > 0) {
       checkpoint = checkpoint_plan{base + s, std::nullopt};
       if (!input) {
         try {
