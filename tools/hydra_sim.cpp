@@ -189,7 +189,7 @@ arguments parse(int argc, char** argv) {
   app.add_flag("--keep-forward-activations", a.keep_forward_activations,
                "each training forward's activations stay on its device for its backward, which then recomputes "
                "nothing if it runs there; under memory pressure those cheaper to recompute than to fetch again go "
-               "before any shard (multi_model_options::keep_forward_activations; not replayed)");
+               "before any shard (multi_model_options::keep_forward_activations)");
   add_choice(app, "--evicted-forward-activations",
              "with --keep-forward-activations: what becomes of kept forward activations that must leave their device: "
              "by-cost (spilled home where the copies out and back take less than the recomputation), spill or "

@@ -75,7 +75,7 @@ struct options {
   // measures its rates, recomputes while it knows none). Any
   // activation handoff; with keep_checkpoints too, the checkpoint is kept
   // beside them as the fallback had they been given up, and dropped by a
-  // backward that takes them. Not with replay or take-back.
+  // backward that takes them. Not with take-back.
   bool keep_forward_activations = false;
   evicted_activations evicted_forward_activations = evicted_activations::by_cost;
 };

@@ -141,7 +141,7 @@ struct multi_model_options {
   // shard's last of all). Where they go when they leave is
   // evicted_forward_activations. Same arithmetic: the weights are bitwise
   // those without it. The simulator's counterpart is
-  // sim::options::keep_forward_activations (not replayed).
+  // sim::options::keep_forward_activations.
   bool keep_forward_activations = false;
   // With keep_forward_activations: kept forward activations that leave their
   // device (memory pressure, or a backward placed on another device) are

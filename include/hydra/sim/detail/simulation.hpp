@@ -92,9 +92,6 @@ public:
                              "give activations kept or kept_and_sent_home");
     }
     if (o.keep_forward_activations) {
-      if (!o.replay.empty())
-        throw invalid_argument("simulator: keep_forward_activations is not replayed (the simulator's memory does not "
-                               "follow the runtime's allocations closely enough to take the same decisions)");
       for (std::size_t m = 0; m < w.models.size(); ++m) {
         models_[m].forward_on.assign(w.models[m].shards.size(), no_device);
         models_[m].forward_written.assign(w.models[m].shards.size(), 0);
