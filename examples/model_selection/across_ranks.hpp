@@ -169,6 +169,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
+  mo.copy_activations_between_devices = o.copy_activations_between_devices;
   mo.keep_forward_activations = o.keep_forward_activations;
   mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   // A line after the first round, then at most one each progress interval,

@@ -128,6 +128,10 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
                "with --keep-activations: keep each training forward's input on its device too, as the checkpoint "
                "its backward reads if it runs there")
       ->needs("--keep-activations");
+  app.add_flag("--copy-activations-between-devices", o.copy_activations_between_devices,
+               "with --keep-activations: a kept activation or checkpoint whose reader runs on another device is "
+               "copied from the device that kept it, not read from host memory")
+      ->needs("--keep-activations");
   app.add_flag("--keep-forward-activations", o.keep_forward_activations,
                "keep each training forward's activations on its device for its backward, which then recomputes "
                "nothing if it runs there (with --keep-activation-checkpoints, the checkpoint is kept beside them, "

@@ -178,6 +178,10 @@ int main(int argc, char** argv) {
         std::printf("; %llu checkpoints (%s) read where they were kept",
                     static_cast<unsigned long long>(result.activation_checkpoints_read_on_device),
                     hydra::format_bytes(result.activation_checkpoint_bytes_read_on_device).c_str());
+      if (o.copy_activations_between_devices)
+        std::printf("; %llu (%s) copied from the device that kept them",
+                    static_cast<unsigned long long>(result.activations_copied_between_devices),
+                    hydra::format_bytes(result.activation_bytes_copied_between_devices).c_str());
       std::printf("\n");
       if (o.keep_forward_activations)
         std::printf("forward activations: %llu kept for their backward, %llu recomputations avoided; %s spilled to "

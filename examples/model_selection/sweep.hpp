@@ -141,6 +141,7 @@ struct options {
   std::optional<std::size_t> round_minibatches;
   bool keep_activations = false; // multi_model_options::keep_activations
   bool keep_activation_checkpoints = false; // multi_model_options::keep_activation_checkpoints
+  bool copy_activations_between_devices = false; // multi_model_options::copy_activations_between_devices
   bool keep_forward_activations = false;    // multi_model_options::keep_forward_activations
   std::string evicted_forward_activations = "by-cost"; // multi_model_options::evicted_forward_activations
   bool progress_is_terminal = false;
@@ -174,6 +175,7 @@ struct outcome {
   std::uint64_t activation_bytes_to_device = 0, activation_bytes_to_host = 0;
   std::uint64_t activations_read_on_device = 0, activation_bytes_read_on_device = 0;
   std::uint64_t activation_checkpoints_read_on_device = 0, activation_checkpoint_bytes_read_on_device = 0;
+  std::uint64_t activations_copied_between_devices = 0, activation_bytes_copied_between_devices = 0;
   std::uint64_t forward_activations_kept = 0, recomputations_avoided = 0; // keep_forward_activations
   std::uint64_t forward_activation_bytes_spilled = 0, forward_activation_bytes_read_back = 0;
   std::uint64_t forward_activations_given_up_first = 0;
@@ -620,6 +622,7 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.record_trace = o.trace_path.has_value() || o.report_path.has_value();
   mo.keep_activations = o.keep_activations;
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
+  mo.copy_activations_between_devices = o.copy_activations_between_devices;
   mo.keep_forward_activations = o.keep_forward_activations;
   mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
@@ -672,6 +675,8 @@ outcome run_with(options const& o, std::ostream& log) {
   result.activation_bytes_read_on_device = report.activation_bytes_read_on_device;
   result.activation_checkpoints_read_on_device = report.activation_checkpoints_read_on_device;
   result.activation_checkpoint_bytes_read_on_device = report.activation_checkpoint_bytes_read_on_device;
+  result.activations_copied_between_devices = report.activations_copied_between_devices;
+  result.activation_bytes_copied_between_devices = report.activation_bytes_copied_between_devices;
   result.forward_activations_kept = report.forward_activations_kept;
   result.recomputations_avoided = report.recomputations_avoided;
   result.forward_activation_bytes_spilled = report.forward_activation_bytes_spilled;

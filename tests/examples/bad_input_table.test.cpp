@@ -437,6 +437,7 @@ TEST_CASE("model_selection refuses bad flags, naming the flag, before it reads o
       r({"--search", "bogus"}, "--search: bogus not in {sha,asha,grid}"),
       r({"--keep-checkpoints", "0"}, "--keep-checkpoints: Value 0 not in range 1 to 100"),
       r({"--keep-activation-checkpoints"}, "--keep-activation-checkpoints requires --keep-activations"),
+      r({"--copy-activations-between-devices"}, "--copy-activations-between-devices requires --keep-activations"),
       r({"--checkpoint-every", "0"}, "--checkpoint-every: Value 0 not in range 1 to 1000000"),
       r({"--stop-after", "0"}, "--stop-after: Value 0 not in range 1 to 1000000000"),
       r({"--bogus"}, "The following argument was not expected: --bogus"),

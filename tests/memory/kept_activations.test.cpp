@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -511,4 +513,54 @@ TEST_CASE("recomputing beats fetching the bytes again when it takes less time th
   CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0.5e-3, 0));
   CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0.5e-3, std::numeric_limits<double>::quiet_NaN()));
   CHECK_FALSE(hydra::recompute_beats_refetch(1'000'000, 0, 1e9));
+}
+
+TEST_CASE("a kept activation taken by another device is copied there and freed on the device that kept it") {
+  hydra::host_backend backend{
+      hydra::host_backend_options{.device_budgets = {64_KiB, 64_KiB},
+                                  .delays = {.enabled = true, .seed = 3, .max_delay = std::chrono::microseconds(200)}}};
+  hydra::device_pool<hydra::host_backend> pool_a{backend, 0}, pool_b{backend, 1};
+  pool_a.poison_freed_blocks(std::uint8_t{0xFF});
+  hydra::host_pool<hydra::host_backend> host{backend, 1_MiB};
+  hydra::spill_engine<hydra::host_backend> a{backend, pool_a, host, 0}, b{backend, pool_b, host, 1};
+  auto const next_use = [](std::size_t id) { return id; };
+  std::size_t const floats = 16_KiB / sizeof(float);
+
+  auto const kept = a.keep_activation(16_KiB, 0, next_use);
+  REQUIRE(kept);
+  std::vector<float> written(floats);
+  for (std::size_t i = 0; i < floats; ++i) written[i] = static_cast<float>(i) + 0.25F;
+  backend.copy_async(a.compute_stream(), a.kept_data(*kept), written.data(), 16_KiB);
+  a.kept_written(*kept, backend.record_event(a.compute_stream()));
+
+  // Device b's task takes it: a's pool holds it until b's copy has read it.
+  auto taken = a.take_activation(*kept, /*by_another_device=*/true);
+  REQUIRE(taken);
+  CHECK(taken->holder == &a);
+  std::byte* scratch = b.allocate_scratch(16_KiB, next_use);
+  backend.wait_event(b.prefetch_stream(), taken->written);
+  backend.copy_async(b.prefetch_stream(), scratch, taken->data, 16_KiB);
+  b.release_taken(*taken, b.prefetch_stream()); // routed to a: freed on a's spill stream behind b's read
+  std::vector<float> read(floats, -1.0F);
+  backend.copy_async(b.prefetch_stream(), read.data(), scratch, 16_KiB);
+  backend.synchronize(b.prefetch_stream());
+  a.synchronize();
+  CHECK(std::memcmp(read.data(), written.data(), 16_KiB) == 0);
+  CHECK(pool_a.statistics().in_use == 0);
+  CHECK(a.statistics().activations_read_by_other_devices == 1);
+  CHECK(a.statistics().activation_bytes_read_by_other_devices == 16_KiB);
+  CHECK(a.statistics().activations_read_here == 0);
+  CHECK_FALSE(a.take_activation(*kept)); // taken once
+
+  // Kept here again as a checkpoint: only a block this device holds.
+  auto const other = a.keep_activation(16_KiB, 0, next_use);
+  REQUIRE(other);
+  auto const foreign = a.take_activation(*other, /*by_another_device=*/true);
+  REQUIRE(foreign);
+  CHECK_THROWS_AS(b.keep_taken(*foreign, 0, 0, backend.record_event(b.prefetch_stream())), hydra::invalid_argument);
+  b.release_taken(*foreign, b.prefetch_stream());
+  b.release_scratch(scratch, backend.record_event(b.compute_stream()));
+  a.synchronize();
+  b.synchronize();
+  CHECK(pool_a.statistics().in_use == 0);
 }

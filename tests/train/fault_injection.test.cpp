@@ -104,6 +104,9 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     options.keep_activations = seed % 3 == 1;
     // Checkpoints too on half of those, across every kind of fault (seed % 4).
     options.keep_activation_checkpoints = options.keep_activations && (seed / 4) % 2 == 0;
+    // And copied to the device their reader runs on, on half of those: a
+    // fault between the copy and its free loses nothing.
+    options.copy_activations_between_devices = options.keep_activations && (seed / 2) % 2 == 0;
     // Forward activations kept on another third, and on half of the first
     // (with checkpoints or without).
     options.keep_forward_activations = seed % 3 == 2 || (seed % 3 == 1 && (seed / 12) % 2 == 1);

@@ -84,17 +84,21 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{96_KiB, 96_KiB}, {.enabled = true, .seed = 4, .max_delay = std::chrono::microseconds(100)}},
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
   std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0, recomputations_avoided = 0;
-  std::uint64_t spilled = 0, read_back = 0;
+  std::uint64_t spilled = 0, read_back = 0, copied_between_devices = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
       std::uint64_t inputs_through_host = 0;
       // Through host memory; activations kept; activations and checkpoints
       // kept; forward activations kept (no recomputation where they stay);
       // all of them; forward activations kept and spilled to host memory
-      // when they must leave their device (no recomputation at all).
-      for (int const kept : {0, 1, 2, 3, 4, 5}) {
-        bool const keep = kept == 1 || kept == 2 || kept == 4, checkpoints = kept == 2 || kept == 4;
-        bool const forward = kept >= 3;
+      // when they must leave their device (no recomputation at all);
+      // activations and checkpoints kept and copied to the device their
+      // reader runs on; that with forward activations kept too.
+      for (int const kept : {0, 1, 2, 3, 4, 5, 6, 7}) {
+        bool const keep = kept == 1 || kept == 2 || kept == 4 || kept >= 6;
+        bool const checkpoints = kept == 2 || kept == 4 || kept >= 6;
+        bool const forward = kept == 3 || kept == 4 || kept == 5 || kept == 7;
+        bool const between_devices = kept >= 6;
         auto const evicted = kept == 5 ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
@@ -107,6 +111,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
                                            {.poison_freed_blocks = std::uint8_t{0xFF},
                                             .keep_activations = keep,
                                             .keep_activation_checkpoints = checkpoints,
+                                            .copy_activations_between_devices = between_devices,
                                             .keep_forward_activations = forward,
                                             .evicted_forward_activations = evicted});
         trainer.run();
@@ -130,6 +135,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         CHECK(report.activation_checkpoints_read_on_device <= report.activation_checkpoints_kept);
         if (!keep) CHECK(report.activations_kept == 0);
         if (!checkpoints) CHECK(report.activation_checkpoints_kept == 0);
+        if (!between_devices) CHECK(report.activations_copied_between_devices == 0);
+        if (s.capacities.size() == 1) CHECK(report.activations_copied_between_devices == 0);
         // Beside forward activations too, as the fallback where they are given up.
         if (checkpoints && forward) CHECK(report.activation_checkpoints_kept > 0);
         CHECK(report.recomputations_avoided <= report.forward_activations_kept);
@@ -146,7 +153,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         // less only by the checkpoints of the backwards that recomputed
         // nothing and so read none.
         std::uint64_t const inputs = report.activation_bytes_to_device + report.activation_bytes_read_on_device +
-                                     report.activation_checkpoint_bytes_read_on_device;
+                                     report.activation_checkpoint_bytes_read_on_device +
+                                     report.activation_bytes_copied_between_devices;
         CHECK(report.activation_bytes_to_host > 0);
         if (kept == 0)
           inputs_through_host = inputs;
@@ -157,6 +165,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
         read_on_device += report.activations_read_on_device;
         checkpoints_read_on_device += report.activation_checkpoints_read_on_device;
         recomputations_avoided += report.recomputations_avoided;
+        copied_between_devices += report.activations_copied_between_devices;
       }
     }
   }
@@ -165,6 +174,7 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   CHECK(recomputations_avoided > 0);     // and some backward where its forward's activations were
   CHECK(spilled > 0);                    // some forward activations went home
   CHECK(read_back > 0);                  // and some backward read them back
+  CHECK(copied_between_devices > 0);     // some task copied its input from the device that kept it
 }
 
 TEST_CASE("by cost, forward activations are spilled where recomputing them takes longer than copying, else dropped, "
@@ -862,11 +872,16 @@ TEST_CASE("policies see each device's speed: the backend's declared ones, or tho
                        hydra::invalid_argument);
 }
 
-TEST_CASE("checkpoints are kept only beside kept activations") {
+TEST_CASE("checkpoints are kept, and kept activations copied between devices, only beside kept activations") {
   hydra::host_backend backend({.device_budgets = {64_KiB}});
   CHECK_THROWS_WITH_AS(
       hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.keep_activation_checkpoints = true}),
       doctest::Contains("keep_activation_checkpoints keeps checkpoints beside the activations kept on the "
                         "device: set keep_activations too"),
+      hydra::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      hydra::multi_model_trainer(backend, sweep(), hydra::sharp{}, {.copy_activations_between_devices = true}),
+      doctest::Contains("copy_activations_between_devices copies the activations kept on a device: set "
+                        "keep_activations too"),
       hydra::invalid_argument);
 }

@@ -80,6 +80,11 @@ struct spill_statistics {
   std::uint64_t checkpoints_kept = 0;
   std::uint64_t checkpoints_read_here = 0;
   std::uint64_t checkpoint_bytes_read_here = 0;
+  // Boundary activations and checkpoints kept here that a task on another
+  // device copied from here (take_activation for another device), and their
+  // bytes: a copy between devices instead of one from host memory.
+  std::uint64_t activations_read_by_other_devices = 0;
+  std::uint64_t activation_bytes_read_by_other_devices = 0;
   // Forward activations (a training forward's scratch, kept for its shard's
   // backward): kept here, reused by that backward here instead of recomputed,
   // and dropped unread (memory pressure, or the backward ran elsewhere).
@@ -216,18 +221,28 @@ public:
   void kept_written(kept_id id, event written) { find_kept(id)->written = written; }
 
   // A kept activation, taken for the next task (no longer droppable): the
-  // block and the event its readers wait for; nothing if it was dropped.
-  // The taker frees it with release_taken once its readers are enqueued.
+  // block, the event its readers wait for, and the engine whose pool holds
+  // it; nothing if it was dropped. The taker frees it with release_taken
+  // once its readers are enqueued. `by_another_device`: the taker runs on
+  // another device and copies the block from here into its own memory (a
+  // copy between devices; the backend's copy reaches another device's
+  // memory, as CUDA's does under unified addressing).
   struct taken_activation {
     std::byte* data = nullptr;
     std::size_t bytes = 0;
     event written{};
+    spill_engine* holder = nullptr;
   };
-  std::optional<taken_activation> take_activation(kept_id id) {
+  std::optional<taken_activation> take_activation(kept_id id, bool by_another_device = false) {
     auto const at = kept_at(id);
     if (at == kept_.end()) return std::nullopt;
-    taken_activation taken{at->data, at->bytes, at->written};
-    if (at->forward_activations) {
+    detail::expects(!(by_another_device && at->forward_activations),
+                    "spill engine: forward activations are taken only on their own device");
+    taken_activation taken{at->data, at->bytes, at->written, this};
+    if (by_another_device) {
+      ++statistics_.activations_read_by_other_devices;
+      statistics_.activation_bytes_read_by_other_devices += taken.bytes;
+    } else if (at->forward_activations) {
       ++statistics_.recomputations_avoided;
     } else {
       ++(at->checkpoint_of ? statistics_.checkpoints_read_here : statistics_.activations_read_here);
@@ -241,6 +256,7 @@ public:
   // forward's input, which its backward reads too): no new block, no copy.
   // `last_read`: the event its last reader so far ends at (a later free waits for it).
   kept_id keep_taken(taken_activation const& taken, std::size_t owner, shard_id checkpoint_of, event last_read) {
+    detail::expects(taken.holder == this, "spill engine: a block taken from another device is not kept here");
     kept_.push_back({next_kept_id_, owner, checkpoint_of, taken.data, taken.bytes, last_read});
     ++statistics_.checkpoints_kept;
     return next_kept_id_++;
@@ -265,10 +281,25 @@ public:
     return next_kept_id_++;
   }
   // Frees a taken activation on `after`, behind the copy that filled it and
-  // the work enqueued there so far (its readers).
+  // the work enqueued there so far (its readers). `after` may be a stream of
+  // another device (the taker's): the block is then freed on its holder's
+  // spill stream, behind that stream's work so far, so that its pool's
+  // streams alone touch its memory.
   void release_taken(taken_activation const& taken, stream after) {
+    if (taken.holder != nullptr && taken.holder != this) {
+      taken.holder->release_taken_behind(taken, backend_->record_event(after));
+      return;
+    }
     backend_->wait_event(after, taken.written);
     device_->deallocate(after, taken.data);
+  }
+
+  // The block of a taken activation, freed on this engine's spill stream
+  // behind `read` (its last reader, on any device's stream).
+  void release_taken_behind(taken_activation const& taken, event read) {
+    backend_->wait_event(spill_, taken.written);
+    backend_->wait_event(spill_, read);
+    device_->deallocate(spill_, taken.data);
   }
 
   // Kept forward activations that were spilled (spill_home), taken by their

@@ -128,6 +128,14 @@ struct multi_model_options {
   // pressure, for the input's bytes again; a backward that takes the
   // activations drops it.
   bool keep_activation_checkpoints = false;
+  // With keep_activations: a kept activation or checkpoint whose reader is
+  // placed on another device is copied from the device that kept it into
+  // the reader's memory (device to device: on CUDA a peer copy where the
+  // GPUs reach each other, which the backend enables, else staged by the
+  // driver), instead of being dropped there and read from host memory.
+  // Same weights, bitwise. The simulator does not model it (it sends such an
+  // activation through host memory).
+  bool copy_activations_between_devices = false;
   // Keep each training forward's activations (its whole scratch: the shard's
   // input and every layer's output in it) on its device for the shard's
   // backward, while room allows: that backward, when it runs on that device,
@@ -233,6 +241,11 @@ struct sweep_report {
   std::uint64_t activation_checkpoints_kept = 0;
   std::uint64_t activation_checkpoints_read_on_device = 0;
   std::uint64_t activation_checkpoint_bytes_read_on_device = 0;
+  // copy_activations_between_devices: kept activations and checkpoints a
+  // task on another device copied from the device that kept them (rather
+  // than from host memory; in none of the figures above), and their bytes.
+  std::uint64_t activations_copied_between_devices = 0;
+  std::uint64_t activation_bytes_copied_between_devices = 0;
   // multi_model_options::keep_forward_activations: forward activations kept on
   // their device, and the backwards that started from them instead of
   // recomputing their shard's forward.

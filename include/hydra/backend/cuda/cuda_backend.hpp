@@ -14,6 +14,10 @@
 //    only. A pageable host pointer is refused with an error: it would turn the
 //    copy silently synchronous. Copies touching this backend's pinned range
 //    are cut at its chunk boundaries;
+//    A copy between two devices' memory (a kept activation read on another
+//    device) is a peer copy: the constructor enables peer access between
+//    every pair of devices that can reach each other, so that it goes over
+//    their link; elsewhere the driver stages it through host memory;
 //  - NVTX: annotate(name) opens a range in hydra's domain (the trainers name
 //    each task with it); every copy_async is a range too;
 //  - host work: cudaLaunchHostFunc; an exception thrown there is kept and
@@ -122,6 +126,7 @@ public:
       pools_.push_back(std::make_shared<detail::event_pool>(d));
       timed_pools_.push_back(std::make_shared<detail::event_pool>(d, cudaEventDefault));
     }
+    enable_peer_access();
   }
 
   cuda_backend(cuda_backend const&) = delete;
@@ -321,6 +326,26 @@ public:
   }
 
 private:
+  // Peer access from each device to every other it can reach (already
+  // enabled by an earlier backend in this process is fine).
+  void enable_peer_access() const {
+    int const devices = static_cast<int>(options_.device_budgets.size());
+    for (int d = 0; d < devices; ++d) {
+      detail::device_scope on(static_cast<std::size_t>(d));
+      for (int peer = 0; peer < devices; ++peer) {
+        if (peer == d) continue;
+        int reachable = 0;
+        HYDRA_CHECK(cudaDeviceCanAccessPeer(&reachable, d, peer));
+        if (reachable == 0) continue;
+        cudaError_t const status = cudaDeviceEnablePeerAccess(peer, 0);
+        if (status == cudaErrorPeerAccessAlreadyEnabled)
+          static_cast<void>(cudaGetLastError()); // clears it
+        else
+          HYDRA_CHECK(status);
+      }
+    }
+  }
+
   // Device memory once the device's context exists and one set of library
   // handles has been made and warmed there (their code loaded): what a budget
   // must fit in. The handles go again; the next ones on this device start fast.

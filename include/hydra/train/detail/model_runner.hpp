@@ -10,7 +10,9 @@
 // model may run on any device. With keep_activations, a boundary also stays in
 // the producing device's pool (spill_engine::keep_activation) while room allows,
 // and the model's next task reads it there when it runs on that device: no host
-// round trip, and the home copy makes dropping it free. With keep_checkpoints,
+// round trip, and the home copy makes dropping it free; with
+// copy_between_devices, a next task on another device copies it from there
+// instead of from home. With keep_checkpoints,
 // a training forward's input stays there too, as the checkpoint its shard's
 // backward recomputes from. With keep_forward_activations, a training
 // forward's whole scratch stays there too, and the shard's backward, when it
@@ -119,6 +121,11 @@ public:
   // backward as well (a taken kept input stays where it is; one from home is
   // copied within the device). Same arithmetic either way.
   void keep_checkpoints(bool keep) noexcept { keep_checkpoints_ = keep; }
+  // A kept boundary activation or checkpoint whose reader runs on another
+  // device is copied from the device that kept it into the reader's scratch
+  // (a copy between devices), instead of being dropped there and read from
+  // its home copy. Same arithmetic: the same bytes arrive.
+  void copy_between_devices(bool copy) noexcept { copy_between_devices_ = copy; }
   // Keep each training forward's scratch (every activation of its shard) on
   // its device for the shard's backward, which then skips the recomputation
   // when it runs there. The scratch holds the forward's input; with
@@ -306,18 +313,21 @@ private:
   // Without it, the task reads the home copy. Shard s's kept checkpoint
   // (take_checkpoint) is taken the same way by its backward, though under
   // pressure checkpoints, its own included, go before any kept output.
+  // With copy_between_devices, one kept on another device is taken there
+  // (the taken block's holder is then not `engine`): the reader copies it.
   std::optional<taken_activation> take_handoff(engine_type& engine) { return take_kept(handoff_, engine); }
   std::optional<taken_activation> take_checkpoint(engine_type& engine, std::size_t s) {
     return take_kept(state_.kept_checkpoint[s], engine);
   }
-  static std::optional<taken_activation> take_kept(std::optional<kept_handoff>& slot, engine_type& engine) {
-    if (!slot || slot->engine != &engine) {
+  std::optional<taken_activation> take_kept(std::optional<kept_handoff>& slot, engine_type& engine) {
+    bool const elsewhere = slot && slot->engine != &engine;
+    if (!slot || (elsewhere && !copy_between_devices_)) {
       drop_quietly(slot);
       return std::nullopt;
     }
     kept_handoff const kept = *slot;
     slot.reset();
-    return engine.take_activation(kept.id);
+    return kept.engine->take_activation(kept.id, /*by_another_device=*/elsewhere);
   }
   // Gives a kept activation up where it is (if it is still there).
   static void drop_quietly(std::optional<kept_handoff>& slot) noexcept {
@@ -416,19 +426,27 @@ private:
   }
 
   // The task's input into its scratch: from the taken kept block (on the
-  // prefetch stream, behind the copy that filled it), else from home.
+  // prefetch stream, behind the copy that filled it; from another device's
+  // memory where it was kept there), else from home.
   // `checkpoint`: the input is also kept on the device as the checkpoint of
-  // shard id `checkpoint->first` there: the taken block itself, or the block
-  // `checkpoint->second` (if any), filled from the scratch on the prefetch
-  // stream.
+  // shard id `checkpoint->first` there: the taken block itself (kept here),
+  // or the block `checkpoint->second` (if any), filled from the scratch on
+  // the prefetch stream.
   using checkpoint_plan = std::pair<std::size_t, std::optional<typename engine_type::kept_id>>;
   void copy_input_in(engine_type& engine, shard const& shard, std::size_t s, std::byte* scratch, bool last,
                      std::optional<taken_activation>& taken, std::optional<checkpoint_plan> const& checkpoint,
                      std::size_t owner) {
     auto const prefetch = engine.prefetch_stream();
     std::byte* const input = scratch + shard.scratch.activations[0];
-    if (!taken) {
-      copy_checkpoint_in(prefetch, shard, s, scratch, last);
+    if (!taken || taken->holder != &engine) {
+      if (taken) {
+        copy_taken_in(engine, taken, input);
+        if (last)
+          backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                               model_.batch() * sizeof(std::int32_t));
+      } else {
+        copy_checkpoint_in(prefetch, shard, s, scratch, last);
+      }
       if (!checkpoint || !checkpoint->second) return;
       auto const block = *checkpoint->second;
       backend_->copy_async(prefetch, engine.kept_data(block), input, activation_bytes(shard.first_layer));
@@ -451,7 +469,8 @@ private:
   }
 
   // A taken kept block into `destination`, on the prefetch stream behind the
-  // copy that filled it; freed there behind this read.
+  // copy that filled it; freed there behind this read (on its holder's
+  // spill stream where another device kept it).
   void copy_taken_in(engine_type& engine, std::optional<taken_activation>& taken, std::byte* destination) {
     auto const prefetch = engine.prefetch_stream();
     backend_->wait_event(prefetch, taken->written);
@@ -504,7 +523,7 @@ private:
     // recomputes from, here, if they are given up.)
     if (keep_checkpoints_ && activation_bytes(shard.first_layer) > 0) {
       checkpoint = checkpoint_plan{base + s, std::nullopt};
-      if (!input) {
+      if (!input || input->holder != &engine) {
         try {
           checkpoint->second = engine.keep_activation(activation_bytes(shard.first_layer), t.model, next_use, base + s);
         } catch (...) { // as room_for_output: the task fails with what it holds given back
@@ -640,7 +659,10 @@ private:
     try {
       // The home copy is read by that copy only, or, where the input was kept
       // here, by nothing: this device's spill stream wrote it and frees it.
-      bool const read_here = input.has_value();
+      // (Kept on another device, that device's spill stream wrote it: freed
+      // here behind that write.)
+      bool const read_here = input.has_value() && input->holder == &engine;
+      if (input && !read_here) backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
       copy_input_in(engine, shard, s, scratch, last, input, std::nullopt, t.model);
       release_host(read_here ? spill : prefetch, state_.checkpoint[s]);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
@@ -722,7 +744,9 @@ private:
     std::optional<taken_activation> checkpoint = recompute ? take_checkpoint(engine, s) : std::nullopt;
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
-      bool const gradient_here = gradient.has_value();
+      bool const gradient_here = gradient.has_value() && gradient->holder == &engine;
+      if (gradient && !gradient_here)
+        backend_->wait_event(prefetch, state_.gradient_ready[s]); // its home copy's writer
       // Kept forward activations: the prefetch stream writes the gradient
       // below into that scratch only behind the forward's compute on it.
       // Reusing the forward's scratch, nothing reads the home checkpoint now:
@@ -836,6 +860,7 @@ private:
   bool keep_last_activations_;
   bool keep_activations_ = false;
   bool keep_checkpoints_ = false;
+  bool copy_between_devices_ = false;
   bool keep_forward_activations_ = false;
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;

@@ -31,6 +31,9 @@ basic_multi_model_trainer<Backend, Context>::basic_multi_model_trainer(Backend& 
       !options.keep_activation_checkpoints || options.keep_activations,
       "multi_model_trainer: keep_activation_checkpoints keeps checkpoints beside the activations kept on the device: "
       "set keep_activations too");
+  detail::expects(!options.copy_activations_between_devices || options.keep_activations,
+                  "multi_model_trainer: copy_activations_between_devices copies the activations kept on a device: "
+                  "set keep_activations too");
   std::vector<shard_chain> graphs;
   for (std::size_t m = 0; m < configs_.size(); ++m) {
     auto const& config = configs_[m];
@@ -217,6 +220,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
                                             /*keep_last_activations=*/false);
     runner->keep_activations(options.keep_activations);
     runner->keep_checkpoints(options.keep_activation_checkpoints);
+    runner->copy_between_devices(options.copy_activations_between_devices);
     runner->keep_forward_activations(options.keep_forward_activations);
     if (options.keep_forward_activations)
       runner->plan_kept_forward(kept_forward_rule(m, options.evicted_forward_activations, runner->graph()));
@@ -625,6 +629,8 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     out.activation_checkpoints_kept += engine->statistics().checkpoints_kept;
     out.activation_checkpoints_read_on_device += engine->statistics().checkpoints_read_here;
     out.activation_checkpoint_bytes_read_on_device += engine->statistics().checkpoint_bytes_read_here;
+    out.activations_copied_between_devices += engine->statistics().activations_read_by_other_devices;
+    out.activation_bytes_copied_between_devices += engine->statistics().activation_bytes_read_by_other_devices;
     out.forward_activations_kept += engine->statistics().forward_activations_kept;
     out.recomputations_avoided += engine->statistics().recomputations_avoided;
     out.forward_activations_spilled += engine->statistics().forward_activations_spilled;
