@@ -540,7 +540,7 @@ TEST_CASE("a kept activation taken by another device is copied there and freed o
   std::byte* scratch = b.allocate_scratch(16_KiB, next_use);
   backend.wait_event(b.prefetch_stream(), taken->written);
   backend.copy_async(b.prefetch_stream(), scratch, taken->data, 16_KiB);
-  b.release_taken(*taken, b.prefetch_stream()); // routed to a: freed on a's spill stream behind b's read
+  b.release_taken(*taken, b.prefetch_stream()); // back to a's pool, in b's stream order
   std::vector<float> read(floats, -1.0F);
   backend.copy_async(b.prefetch_stream(), read.data(), scratch, 16_KiB);
   backend.synchronize(b.prefetch_stream());

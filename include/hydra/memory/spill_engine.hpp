@@ -17,10 +17,10 @@
 //  - Each direction is one contiguous copy per shard, issued in chunks.
 //  - Kept activations (keep_activation): a copy of a boundary activation that
 //    also went home, left in this pool for the model's next task in case that
-//    task runs here. It is clean, so under pressure it is dropped (freed, never
-//    copied), and only once no unpinned shard is left to evict; the launching
-//    task's own input last. A checkpoint (a forward's input kept for its
-//    shard's backward) is kept the same way, and dropped before them.
+//    task runs here (or, taken by another device's task, copied from here). It is clean, so under pressure it is
+//    dropped (freed, never copied), and only once no unpinned shard is left to evict; the launching task's own input
+//    last. A checkpoint (a forward's input kept for its shard's backward) is kept the same way, and dropped before
+//    them.
 //  - Kept forward activations (keep_forward_activations): a training
 //    forward's whole scratch, every activation inside its shard, left here for
 //    the shard's backward, which then need not recompute them. Its input went
@@ -282,24 +282,13 @@ public:
   }
   // Frees a taken activation on `after`, behind the copy that filled it and
   // the work enqueued there so far (its readers). `after` may be a stream of
-  // another device (the taker's): the block is then freed on its holder's
-  // spill stream, behind that stream's work so far, so that its pool's
-  // streams alone touch its memory.
+  // another device (the taker's, whichever engine is called): the block goes
+  // back to its holder's pool in that stream's order, as any stream-ordered
+  // free (the holder's streams wait for it only when they reuse the block,
+  // not for the taker's other work).
   void release_taken(taken_activation const& taken, stream after) {
-    if (taken.holder != nullptr && taken.holder != this) {
-      taken.holder->release_taken_behind(taken, backend_->record_event(after));
-      return;
-    }
     backend_->wait_event(after, taken.written);
-    device_->deallocate(after, taken.data);
-  }
-
-  // The block of a taken activation, freed on this engine's spill stream
-  // behind `read` (its last reader, on any device's stream).
-  void release_taken_behind(taken_activation const& taken, event read) {
-    backend_->wait_event(spill_, taken.written);
-    backend_->wait_event(spill_, read);
-    device_->deallocate(spill_, taken.data);
+    (taken.holder != nullptr ? taken.holder->device_ : device_)->deallocate(after, taken.data);
   }
 
   // Kept forward activations that were spilled (spill_home), taken by their

@@ -25,8 +25,8 @@
 // the single-model trainer the last shard keeps its activations on the device
 // between its forward and backward regardless. A backward that lands on
 // another device, or finds them dropped, recomputes from its checkpoint
-// (kept beside them with keep_checkpoints, else from host memory), unless
-// they were spilled.
+// (kept beside them with keep_checkpoints, and copied from that device with
+// copy_between_devices, else from host memory), unless they were spilled.
 #pragma once
 
 #include <cmath>
@@ -118,8 +118,9 @@ public:
   // either way: only where the next task reads its input from changes.
   void keep_activations(bool keep) noexcept { keep_activations_ = keep; }
   // Keep each training forward's input on its device for the shard's
-  // backward as well (a taken kept input stays where it is; one from home is
-  // copied within the device). Same arithmetic either way.
+  // backward as well (a kept input taken here stays where it is; one from
+  // home or another device is copied within the device). Same arithmetic
+  // either way.
   void keep_checkpoints(bool keep) noexcept { keep_checkpoints_ = keep; }
   // A kept boundary activation or checkpoint whose reader runs on another
   // device is copied from the device that kept it into the reader's scratch
@@ -516,8 +517,9 @@ private:
     std::optional<typename engine_type::kept_id> const kept =
         last ? std::nullopt : room_for_output(engine, base, t, scratch, activation_bytes(shard.end_layer), next_use);
     std::optional<taken_activation> input = s > 0 ? take_handoff(engine) : std::nullopt;
-    // Its input kept as the backward's checkpoint: where it was taken, it
-    // stays; from home, a block is found beside the queued tasks' shards.
+    // Its input kept as the backward's checkpoint: where it was taken here, it
+    // stays; from home or another device, a block is found beside the queued
+    // tasks' shards.
     std::optional<checkpoint_plan> checkpoint;
     // (Beside kept forward activations too: it is what their backward
     // recomputes from, here, if they are given up.)
@@ -528,6 +530,7 @@ private:
           checkpoint->second = engine.keep_activation(activation_bytes(shard.first_layer), t.model, next_use, base + s);
         } catch (...) { // as room_for_output: the task fails with what it holds given back
           abandon_task(*backend_, engine, base + s, scratch);
+          give_back(engine, input); // taken from another device
           discard(engine, kept);
           fail_task(t);
         }
@@ -660,11 +663,10 @@ private:
       // The home copy is read by that copy only, or, where the input was kept
       // here, by nothing: this device's spill stream wrote it and frees it.
       // (Kept on another device, that device's spill stream wrote it: freed
-      // here behind that write.)
-      bool const read_here = input.has_value() && input->holder == &engine;
-      if (input && !read_here) backend_->wait_event(prefetch, state_.checkpoint_ready[s]);
+      // there, so that this device's copy need not wait for that write.)
+      engine_type* const kept_on = input ? input->holder : nullptr;
       copy_input_in(engine, shard, s, scratch, last, input, std::nullopt, t.model);
-      release_host(read_here ? spill : prefetch, state_.checkpoint[s]);
+      release_host(kept_on != nullptr ? kept_on->spill_stream() : prefetch, state_.checkpoint[s]);
       event const done = compute_forward(engine, base, s, scratch, before_compute, after_compute);
       if (!last) {
         engine.release_scratch(scratch, send_output_on(engine, s, scratch, done, kept));
@@ -744,9 +746,9 @@ private:
     std::optional<taken_activation> checkpoint = recompute ? take_checkpoint(engine, s) : std::nullopt;
     std::optional<taken_activation> gradient = last ? std::nullopt : take_handoff(engine);
     try {
-      bool const gradient_here = gradient.has_value() && gradient->holder == &engine;
-      if (gradient && !gradient_here)
-        backend_->wait_event(prefetch, state_.gradient_ready[s]); // its home copy's writer
+      // Where it was kept (here or on another device), that device's spill
+      // stream wrote its home copy: freed there below.
+      engine_type* const gradient_kept_on = gradient ? gradient->holder : nullptr;
       // Kept forward activations: the prefetch stream writes the gradient
       // below into that scratch only behind the forward's compute on it.
       // Reusing the forward's scratch, nothing reads the home checkpoint now:
@@ -781,9 +783,9 @@ private:
         activation_bytes_in_ += activation_bytes(shard.end_layer);
       }
       release_host(prefetch, state_.checkpoint[s]); // its last readers are on the prefetch stream
-      // The gradient's home copy was read there too, or, where it was kept
-      // here, by nothing: this device's spill stream wrote it and frees it.
-      release_host(gradient_here ? spill : prefetch, state_.gradient[s]);
+      // The gradient's home copy was read there too, or, where it was kept,
+      // by nothing: the spill stream that wrote it frees it.
+      release_host(gradient_kept_on != nullptr ? gradient_kept_on->spill_stream() : prefetch, state_.gradient[s]);
       if (last) release_host(prefetch, state_.labels);
       backend_->wait_event(compute, backend_->record_event(prefetch));
       before_compute();
