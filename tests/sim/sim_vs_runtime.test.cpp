@@ -104,6 +104,18 @@ struct by_speed {
   [[nodiscard]] std::string name() const { return "by_speed"; }
 };
 
+// The simulator's options to replay `executed`, a run that kept its
+// activations on the devices (and checkpoints, with `checkpoints`).
+hydra::sim::options kept_replay(hydra::sweep_report const& executed, std::size_t depth, bool checkpoints) {
+  hydra::sim::options o;
+  o.driver.queue_depth = depth;
+  o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
+  o.keep_checkpoints = checkpoints;
+  o.keep_decisions = true;
+  o.replay = executed.driver_log;
+  return o;
+}
+
 } // namespace
 
 TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the same decisions") {
@@ -241,12 +253,7 @@ TEST_CASE(
                                         .controller = hydra::full_grid{.evaluate_every = 1}});
     trainer.run();
     auto const executed = trainer.report();
-    hydra::sim::options o;
-    o.driver.queue_depth = depth;
-    o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
-    o.keep_checkpoints = checkpoints;
-    o.keep_decisions = true;
-    o.replay = executed.driver_log;
+    auto const o = kept_replay(executed, depth, checkpoints);
     auto chosen = hydra::make_policy(policy, seed);
     auto const replayed = hydra::sim::simulate(mirror(trainer, configs, capacities, speeds), chosen, o);
     CHECK(replayed.decisions == executed.decisions);
@@ -344,14 +351,9 @@ TEST_CASE("a sweep that keeps forward activations on its devices replays with th
                                         .controller = controller()});
     trainer.run();
     auto const executed = trainer.report();
-    hydra::sim::options o;
-    o.driver.queue_depth = depth;
-    o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
-    o.keep_checkpoints = checkpoints;
+    auto o = kept_replay(executed, depth, checkpoints);
     o.keep_forward_activations = true;
     o.evicted_forward_activations = evicted;
-    o.keep_decisions = true;
-    o.replay = executed.driver_log;
     auto mirrored = mirror(trainer, configs, capacities, speeds);
     if (cheap_forwards)
       for (auto& device : mirrored.devices) device.h2d_bytes_per_second = device.d2h_bytes_per_second = 1e9;
