@@ -17,10 +17,11 @@
 //  - Each direction is one contiguous copy per shard, issued in chunks.
 //  - Kept activations (keep_activation): a copy of a boundary activation that
 //    also went home, left in this pool for the model's next task in case that
-//    task runs here (or, taken by another device's task, copied from here). It is clean, so under pressure it is
-//    dropped (freed, never copied), and only once no unpinned shard is left to evict; the launching task's own input
-//    last. A checkpoint (a forward's input kept for its shard's backward) is kept the same way, and dropped before
-//    them.
+//    task runs here (or, taken by another device's task, copied from here).
+//    It is clean, so under pressure it is dropped (freed, never copied), and
+//    only once no unpinned shard is left to evict; the launching task's own
+//    input last. A checkpoint (a forward's input kept for its shard's
+//    backward) is kept the same way, and dropped before them.
 //  - Kept forward activations (keep_forward_activations): a training
 //    forward's whole scratch, every activation inside its shard, left here for
 //    the shard's backward, which then need not recompute them. Its input went

@@ -470,8 +470,8 @@ private:
   }
 
   // A taken kept block into `destination`, on the prefetch stream behind the
-  // copy that filled it; freed there behind this read (on its holder's
-  // spill stream where another device kept it).
+  // copy that filled it; freed there behind this read (into its holder's
+  // pool where another device kept it).
   void copy_taken_in(engine_type& engine, std::optional<taken_activation>& taken, std::byte* destination) {
     auto const prefetch = engine.prefetch_stream();
     backend_->wait_event(prefetch, taken->written);
