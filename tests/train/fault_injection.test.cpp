@@ -55,6 +55,23 @@ std::vector<hydra::model_config> random_sweep(std::mt19937_64& random, std::uint
   return configs;
 }
 
+// A random small sweep on `fewest` to `fewest + choices - 1` devices of
+// 64-128 KiB, and a built-in policy, drawn from `random` in that order.
+struct sweep_setup {
+  std::vector<hydra::model_config> configs;
+  std::vector<std::size_t> capacities;
+  std::string policy;
+};
+sweep_setup random_setup(std::mt19937_64& random, std::uint64_t seed, std::size_t fewest, std::size_t choices) {
+  sweep_setup setup;
+  setup.configs = random_sweep(random, seed * 16);
+  setup.capacities.resize(fewest + random() % choices);
+  for (auto& capacity : setup.capacities) capacity = 64_KiB + 32_KiB * (random() % 3);
+  setup.policy =
+      std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+  return setup;
+}
+
 // Bytes model m's homes take in the host pool (each block rounded up).
 std::size_t home_bytes(hydra::multi_model_trainer const& trainer, std::size_t m) {
   std::size_t total = 0;
@@ -72,11 +89,7 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
               checkpoints_before_loss = 0;
   for (std::uint64_t seed = 0; seed < runs; ++seed) {
     std::mt19937_64 random(seed);
-    auto configs = random_sweep(random, seed * 16);
-    std::vector<std::size_t> capacities(1 + random() % 3);
-    for (auto& capacity : capacities) capacity = 64_KiB + 32_KiB * (random() % 3);
-    std::string const policy =
-        std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    auto [configs, capacities, policy] = random_setup(random, seed, 1, 3);
     // One kind of fault per run: a fault site, at a rate that usually hits a
     // few times in a sweep this size, or a whole device lost (stall_injection).
     std::uint64_t const kind = seed % 4;
@@ -227,11 +240,7 @@ TEST_CASE("allocation faults while kept activations cross devices: every device'
   std::size_t runs = 0, copied = 0, faults = 0;
   for (std::uint64_t seed = 0; seed < 3000; ++seed) {
     std::mt19937_64 random(seed);
-    auto configs = random_sweep(random, seed * 16);
-    std::vector<std::size_t> capacities(2 + random() % 2);
-    for (auto& capacity : capacities) capacity = 64_KiB + 32_KiB * (random() % 3);
-    std::string const policy =
-        std::vector<std::string>{"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}[random() % 5];
+    auto [configs, capacities, policy] = random_setup(random, seed, 2, 2);
     CAPTURE(seed);
     hydra::host_backend backend(
         {.device_budgets = capacities, .faults = {.enabled = true, .seed = seed, .allocation = 0.1}});

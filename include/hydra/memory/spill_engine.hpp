@@ -289,7 +289,7 @@ public:
   // not for the taker's other work).
   void release_taken(taken_activation const& taken, stream after) {
     backend_->wait_event(after, taken.written);
-    (taken.holder != nullptr ? taken.holder->device_ : device_)->deallocate(after, taken.data);
+    taken.holder->device_->deallocate(after, taken.data);
   }
 
   // Kept forward activations that were spilled (spill_home), taken by their

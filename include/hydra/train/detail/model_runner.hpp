@@ -439,34 +439,29 @@ private:
                      std::size_t owner) {
     auto const prefetch = engine.prefetch_stream();
     std::byte* const input = scratch + shard.scratch.activations[0];
-    if (!taken || taken->holder != &engine) {
-      if (taken) {
-        copy_taken_in(engine, taken, input);
-        if (last)
-          backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
-                               model_.batch() * sizeof(std::int32_t));
-      } else {
-        copy_checkpoint_in(prefetch, shard, s, scratch, last);
-      }
-      if (!checkpoint || !checkpoint->second) return;
-      auto const block = *checkpoint->second;
-      backend_->copy_async(prefetch, engine.kept_data(block), input, activation_bytes(shard.first_layer));
-      engine.kept_written(block, backend_->record_event(prefetch));
-      state_.kept_checkpoint[s] = kept_handoff{&engine, block};
-      return;
-    }
-    if (checkpoint) {
-      backend_->wait_event(prefetch, taken->written);
-      backend_->copy_async(prefetch, input, taken->data, taken->bytes);
-      auto const kept = engine.keep_taken(*taken, owner, checkpoint->first, backend_->record_event(prefetch));
-      taken.reset();
-      state_.kept_checkpoint[s] = kept_handoff{&engine, kept};
+    if (!taken) {
+      copy_checkpoint_in(prefetch, shard, s, scratch, last);
     } else {
-      copy_taken_in(engine, taken, input);
+      if (checkpoint && taken->holder == &engine) {
+        backend_->wait_event(prefetch, taken->written);
+        backend_->copy_async(prefetch, input, taken->data, taken->bytes);
+        auto const kept = engine.keep_taken(*taken, owner, checkpoint->first, backend_->record_event(prefetch));
+        taken.reset();
+        state_.kept_checkpoint[s] = kept_handoff{&engine, kept};
+      } else {
+        copy_taken_in(engine, taken, input);
+      }
+      if (last)
+        backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
+                             model_.batch() * sizeof(std::int32_t));
     }
-    if (last)
-      backend_->copy_async(prefetch, scratch + shard.scratch.labels, state_.labels,
-                           model_.batch() * sizeof(std::int32_t));
+    // A block of its own for the checkpoint (the input came from home or
+    // another device), filled from the scratch.
+    if (!checkpoint || !checkpoint->second) return;
+    auto const block = *checkpoint->second;
+    backend_->copy_async(prefetch, engine.kept_data(block), input, activation_bytes(shard.first_layer));
+    engine.kept_written(block, backend_->record_event(prefetch));
+    state_.kept_checkpoint[s] = kept_handoff{&engine, block};
   }
 
   // A taken kept block into `destination`, on the prefetch stream behind the
