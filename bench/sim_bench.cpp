@@ -87,7 +87,8 @@ void simulate_large_sweep(benchmark::State& state) {
 // sends them through host memory): sharp on the preset and on the 1,000-model
 // sweep, per way of handing activations on (the argument: 0 through host,
 // 1 kept, 2 kept and sent home, 3 kept with checkpoints, 4 kept and sent home
-// with checkpoints). Ratios to each mode's own bound (it counts only the
+// with checkpoints, 5 as 4 and copied between devices to a reader elsewhere,
+// over the preset's NVLink and the large sweep's host-rate links). Ratios to each mode's own bound (it counts only the
 // copies that mode leaves), to the classic bound (the same for all five), and
 // to the preset's makespan through host memory.
 void activation_what_ifs(benchmark::State& state) {
@@ -97,12 +98,14 @@ void activation_what_ifs(benchmark::State& state) {
                   : mode == 1 || mode == 3 ? hydra::sim::activation_handoff::kept
                                            : hydra::sim::activation_handoff::kept_and_sent_home;
   o.keep_checkpoints = mode >= 3;
+  o.copy_activations_between_devices = mode == 5;
   auto const [on_preset, on_large] = sharp_on_preset_and_large_sweep(state, o);
   double const through_host = hydra::sim::simulate(hydra::sim::paper_preset(), "sharp").makespan_seconds;
   state.counters["preset_over_bound"] = on_preset.ratio_to_lower_bound();
   state.counters["preset_over_classic_bound"] = on_preset.makespan_seconds / on_preset.bound.classic_seconds();
   state.counters["preset_over_through_host"] = on_preset.makespan_seconds / through_host;
   state.counters["preset_TB_moved"] = static_cast<double>(on_preset.bytes_to_device + on_preset.bytes_to_host) / 1e12;
+  state.counters["preset_TB_between_devices"] = static_cast<double>(on_preset.bytes_between_devices) / 1e12;
   state.counters["large_over_bound"] = on_large.ratio_to_lower_bound();
   state.counters["large_over_classic_bound"] = on_large.makespan_seconds / on_large.bound.classic_seconds();
 }
@@ -191,7 +194,7 @@ BENCHMARK_TEMPLATE(simulate_preset, hydra::fifo)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(simulate_preset, hydra::model_parallel)->Unit(benchmark::kMillisecond);
 BENCHMARK(simulate_large_sweep)->Unit(benchmark::kMillisecond);
 BENCHMARK(moving_between_nodes)->Unit(benchmark::kMillisecond);
-BENCHMARK(activation_what_ifs)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(activation_what_ifs)->DenseRange(0, 5)->Unit(benchmark::kMillisecond);
 BENCHMARK(never_queue_longest)->DenseRange(0, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK(take_back)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 

@@ -47,6 +47,8 @@ struct arguments {
   hydra::sim::activation_handoff activations = hydra::sim::activation_handoff::through_host;
   std::string activations_name; // as given
   bool keep_checkpoints = false;
+  bool copy_between_devices = false;
+  std::optional<double> device_link_gbps; // --device-link: overrides the workload's link between devices
   bool keep_forward_activations = false;
   hydra::evicted_activations evicted = hydra::evicted_activations::by_cost;
   std::string evicted_name;           // as given
@@ -186,6 +188,16 @@ arguments parse(int argc, char** argv) {
                "with --activations kept or kept-and-sent-home: a forward's input also stays on its device as the "
                "checkpoint its backward reads (with kept-and-sent-home as the runtime does with "
                "multi_model_options::keep_activation_checkpoints; with kept, a what-if)");
+  app.add_flag("--copy-activations-between-devices", a.copy_between_devices,
+               "with --activations kept or kept-and-sent-home: an activation or checkpoint kept on one device whose "
+               "reader runs on another is copied device to device over --device-link, instead of read from host "
+               "memory (multi_model_options::copy_activations_between_devices)");
+  app.add_option("--device-link", a.device_link_gbps,
+                 "the link between two devices of a node per direction in GB/s, for "
+                 "--copy-activations-between-devices (overrides the workload's; the paper presets' is NVLink, 450; "
+                 "0: the host links' rate)")
+      ->check(finite_number)
+      ->check(CLI::Range(0.0, 1e6));
   app.add_flag("--keep-forward-activations", a.keep_forward_activations,
                "each training forward's activations stay on its device for its backward, which then recomputes "
                "nothing if it runs there; under memory pressure those cheaper to recompute than to fetch again go "
@@ -210,6 +222,7 @@ arguments parse(int argc, char** argv) {
       ->excludes(move_models)
       ->excludes("--activations")
       ->excludes("--keep-checkpoints")
+      ->excludes("--copy-activations-between-devices")
       ->excludes("--keep-forward-activations")
       ->excludes("--sweep")
       ->excludes("--trace")
@@ -224,6 +237,9 @@ arguments parse(int argc, char** argv) {
   }
   if (a.keep_checkpoints && a.activations == hydra::sim::activation_handoff::through_host)
     throw hydra::invalid_argument("--keep-checkpoints: keeps the checkpoints of activations kept on the device: give "
+                                  "--activations kept or kept-and-sent-home");
+  if (a.copy_between_devices && a.activations == hydra::sim::activation_handoff::through_host)
+    throw hydra::invalid_argument("--copy-activations-between-devices: copies the activations kept on a device: give "
                                   "--activations kept or kept-and-sent-home");
   if (a.take_back != hydra::take_back_rule::none) {
     if (a.prefetch_depth == 0)
@@ -263,10 +279,14 @@ bool activations_what_if(arguments const& a) {
 // The choice of --activations and --keep-checkpoints, in words.
 std::string activations_text(arguments const& a) {
   bool const sent_home = a.activations == hydra::sim::activation_handoff::kept_and_sent_home;
+  std::string text;
   if (a.keep_checkpoints)
-    return sent_home ? "activations and checkpoints kept on the device, activations sent home"
+    text = sent_home ? "activations and checkpoints kept on the device, activations sent home"
                      : "activations and checkpoints kept on the device";
-  return sent_home ? "activations kept on the device and sent home" : "activations kept on the device";
+  else
+    text = sent_home ? "activations kept on the device and sent home" : "activations kept on the device";
+  if (a.copy_between_devices) text += ", copied device to device to a reader elsewhere";
+  return text;
 }
 
 std::uint64_t task_count(hydra::sim::workload const& w) {
@@ -361,6 +381,7 @@ hydra::sim::workload load(arguments const& a) {
     throw hydra::invalid_argument(message.append(": ").append(refused.what()));
   }
   if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
+  if (a.device_link_gbps) w.between_devices.bytes_per_second = *a.device_link_gbps * 1e9;
   if (a.host_cores) w.host_cores = *a.host_cores;
   // Scaling out copies one machine: a workload whose devices already name
   // several nodes is simulated as it is.
@@ -517,7 +538,12 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                 activations_text(a).c_str());
   else if (a.activations != hydra::sim::activation_handoff::through_host)
     std::printf("  %s, as the runtime does with keep_activations%s (the bound counts only the copies this leaves)\n",
-                activations_text(a).c_str(), a.keep_checkpoints ? " and keep_activation_checkpoints" : "");
+                activations_text(a).c_str(),
+                a.keep_checkpoints && a.copy_between_devices ? ", keep_activation_checkpoints and "
+                                                               "copy_activations_between_devices"
+                : a.keep_checkpoints                         ? " and keep_activation_checkpoints"
+                : a.copy_between_devices                     ? " and copy_activations_between_devices"
+                                                             : "");
   if (a.keep_forward_activations)
     std::printf("  forward activations kept for their backwards, %s when they must leave their device, as the "
                 "runtime does with keep_forward_activations (the bound counts each backward without its "
@@ -530,6 +556,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
+  o.copy_activations_between_devices = a.copy_between_devices;
   o.keep_forward_activations = a.keep_forward_activations;
   o.evicted_forward_activations = a.evicted;
   bool const one_node = hydra::sim::node_count(w) == 1;
@@ -596,6 +623,12 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                   static_cast<unsigned long long>(r.recomputations_avoided),
                   static_cast<unsigned long long>(r.forward_activations_spilled),
                   static_cast<unsigned long long>(r.forward_activations_given_up_first));
+  if (a.copy_between_devices)
+    for (auto const& r : reports)
+      std::printf("%-22s %llu activations and checkpoints copied between devices, %s (not in \"moved\", which "
+                  "counts the host links)\n",
+                  r.policy.c_str(), static_cast<unsigned long long>(r.activations_copied_between_devices),
+                  bytes_text(static_cast<double>(r.bytes_between_devices)).c_str());
   for (auto const& r : reports)
     if (!r.moves.empty())
       std::printf("%-22s %zu model%s moved between nodes, %s\n", r.policy.c_str(), r.moves.size(),
@@ -686,11 +719,13 @@ int sweep(arguments const& a, std::size_t count) {
   o.move_models = a.move_models;
   o.activations = a.activations;
   o.keep_checkpoints = a.keep_checkpoints;
+  o.copy_activations_between_devices = a.copy_between_devices;
   o.keep_forward_activations = a.keep_forward_activations;
   o.evicted_forward_activations = a.evicted;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
     if (a.shared_gbps) w.shared_host_bytes_per_second = *a.shared_gbps * 1e9;
+    if (a.device_link_gbps) w.between_devices.bytes_per_second = *a.device_link_gbps * 1e9;
     if (a.nodes > 1) w = hydra::sim::on_nodes(std::move(w), a.nodes, {.bytes_per_second = a.node_link_gbps * 1e9});
     auto const bound = bound_for(w, a);
     for (std::size_t p = 0; p < names.size(); ++p) {

@@ -77,11 +77,14 @@ TEST_CASE("each time and rate is the median of the profiles', and sizes and coun
     links[r].shared_host_bytes_per_second = 10e9 * static_cast<double>(r + 1); // 10, 20, 30 GB/s
     links[r].between_nodes.bytes_per_second = 5e9 * static_cast<double>(3 - r);
     links[r].between_nodes.latency_seconds = 1e-6 * static_cast<double>(r == 1 ? 9 : r);
+    links[r].between_devices = {.bytes_per_second = 100e9 * static_cast<double>(r + 2), .latency_seconds = 1e-6};
   }
   auto const linked = sim::median_workload(links);
   CHECK(linked.shared_host_bytes_per_second == doctest::Approx(20e9));
   CHECK(linked.between_nodes.bytes_per_second == doctest::Approx(10e9));
   CHECK(linked.between_nodes.latency_seconds == doctest::Approx(2e-6));
+  CHECK(linked.between_devices.bytes_per_second == doctest::Approx(300e9));
+  CHECK(linked.between_devices.latency_seconds == doctest::Approx(1e-6));
 
   // Of two, the mean of both; of one, that one unchanged.
   std::vector<sim::workload> const two{slowed(base, 1.0), slowed(base, 1.5)};

@@ -105,12 +105,15 @@ struct by_speed {
 };
 
 // The simulator's options to replay `executed`, a run that kept its
-// activations on the devices (and checkpoints, with `checkpoints`).
-hydra::sim::options kept_replay(hydra::sweep_report const& executed, std::size_t depth, bool checkpoints) {
+// activations on the devices (and checkpoints, with `checkpoints`; copied
+// them to a reader on another device, with `between_devices`).
+hydra::sim::options kept_replay(hydra::sweep_report const& executed, std::size_t depth, bool checkpoints,
+                                bool between_devices = false) {
   hydra::sim::options o;
   o.driver.queue_depth = depth;
   o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
   o.keep_checkpoints = checkpoints;
+  o.copy_activations_between_devices = between_devices;
   o.keep_decisions = true;
   o.replay = executed.driver_log;
   return o;
@@ -221,6 +224,7 @@ TEST_CASE(
     "a sweep that keeps activations and checkpoints on its devices replays with the simulator keeping the same ones") {
   std::uint64_t read_on_device = 0, simulated_reads = 0, unread = 0, exact = 0;
   std::uint64_t checkpoint_reads = 0, simulated_checkpoint_reads = 0, checkpoints_exact = 0;
+  std::uint64_t copies = 0, simulated_copies = 0, copies_exact = 0;
   for (std::uint64_t seed = 0; seed < 16; ++seed) {
     std::mt19937_64 random(seed);
     std::size_t const devices = 1 + random() % 4, depth = random() % 2;
@@ -237,9 +241,8 @@ TEST_CASE(
     CAPTURE(devices);
     CAPTURE(depth);
     CAPTURE(checkpoints);
-    // Half the runs copy a kept activation to its reader's device (the
-    // simulator sends it through host memory): the same room either way, as
-    // the block leaves its device when its reader runs elsewhere.
+    // Half the runs copy a kept activation to its reader's device, and the
+    // simulator copies it too.
     bool const between_devices = (seed / 2) % 2 == 0;
     CAPTURE(between_devices);
     hydra::host_backend backend(
@@ -253,10 +256,15 @@ TEST_CASE(
                                         .controller = hydra::full_grid{.evaluate_every = 1}});
     trainer.run();
     auto const executed = trainer.report();
-    auto const o = kept_replay(executed, depth, checkpoints);
+    auto const o = kept_replay(executed, depth, checkpoints, between_devices);
     auto chosen = hydra::make_policy(policy, seed);
     auto const replayed = hydra::sim::simulate(mirror(trainer, configs, capacities, speeds), chosen, o);
     CHECK(replayed.decisions == executed.decisions);
+    if (!between_devices) CHECK(executed.activations_copied_between_devices == 0);
+    copies_exact +=
+        between_devices && replayed.activations_copied_between_devices == executed.activations_copied_between_devices;
+    copies += executed.activations_copied_between_devices;
+    simulated_copies += replayed.activations_copied_between_devices;
     // A kept activation never makes a launch find no room (a task's own memory
     // drops it), so equal decisions do not show that the simulator keeps,
     // drops and reads in place what the run did; the reads in place do. They
@@ -283,6 +291,11 @@ TEST_CASE(
   CHECK(checkpoints_exact >= 5); // of 8 (7 when measured)
   CHECK(static_cast<double>(checkpoint_reads) >= 0.75 * static_cast<double>(simulated_checkpoint_reads)); // 0.86
   CHECK(static_cast<double>(checkpoint_reads) <= 1.05 * static_cast<double>(simulated_checkpoint_reads));
+  // And the copies between devices, over the 8 runs that make them.
+  CHECK(copies > 20);                                                                 // 74 when measured
+  CHECK(copies_exact >= 5);                                                           // of 8 (7 when measured)
+  CHECK(static_cast<double>(copies) >= 0.75 * static_cast<double>(simulated_copies)); // 0.99 when measured
+  CHECK(static_cast<double>(copies) <= 1.05 * static_cast<double>(simulated_copies));
 }
 
 TEST_CASE("a sweep that keeps forward activations on its devices replays with the simulator keeping them too") {

@@ -708,8 +708,53 @@ TEST_CASE("activations kept where the next task runs elsewhere cross through hos
   CHECK(simulate_with(w, sim::activation_handoff::kept, "model_parallel").makespan_seconds > host.makespan_seconds);
 }
 
+TEST_CASE("activations kept where the next task runs elsewhere are copied device to device when asked") {
+  // model_parallel again: per minibatch forward 1 (device 1) reads forward
+  // 0's output and backward 0 (device 0) backward 1's gradient, each 200 MB,
+  // kept on the other device. The link between devices runs at 10 GB/s, ten
+  // times the host links.
+  auto w = two_shard_model(2, 3);
+  w.between_devices = {.bytes_per_second = 10e9, .latency_seconds = 0};
+  std::uint64_t const crossings = 2 * 3, boundary = 200'000'000;
+  for (auto const [handoff, checkpoints] : what_ifs) {
+    INFO("handoff " << static_cast<int>(handoff) << " checkpoints " << checkpoints);
+    sim::options o;
+    o.activations = handoff;
+    o.keep_checkpoints = checkpoints;
+    auto const through_host = sim::simulate(w, "model_parallel", o);
+    o.copy_activations_between_devices = true;
+    auto const copied = sim::simulate(w, "model_parallel", o);
+    CHECK(through_host.activations_copied_between_devices == 0);
+    CHECK(through_host.bytes_between_devices == 0);
+    // Each backward runs where its forward ran, so a kept checkpoint never crosses.
+    CHECK(copied.activations_copied_between_devices == crossings);
+    CHECK(copied.bytes_between_devices == crossings * boundary);
+    CHECK(through_host.bytes_to_device - copied.bytes_to_device == crossings * boundary);
+    // Kept alone, a gradient went home only for a reader elsewhere; sent
+    // home, every output still goes.
+    CHECK(through_host.bytes_to_host - copied.bytes_to_host ==
+          (handoff == sim::activation_handoff::kept ? 3 * boundary : 0));
+    CHECK(copied.tasks == through_host.tasks);
+    CHECK(copied.makespan_seconds < through_host.makespan_seconds);
+    CHECK(copied.makespan_seconds >= copied.bound.seconds() * (1 - 1e-12));
+    // Devices that reach each other only as fast as the host: the same copies, slower.
+    auto slow = w;
+    slow.between_devices = {};
+    auto const at_host_rate = sim::simulate(slow, "model_parallel", o);
+    CHECK(at_host_rate.bytes_between_devices == copied.bytes_between_devices);
+    CHECK(at_host_rate.makespan_seconds > copied.makespan_seconds);
+  }
+  // Without activations kept there is nothing to copy: refused, naming the option.
+  sim::options through_host;
+  through_host.copy_activations_between_devices = true;
+  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, through_host),
+                       doctest::Contains("copy_activations_between_devices copies activations kept on the device"),
+                       hydra::invalid_argument);
+}
+
 TEST_CASE("activations kept on random workloads: every task runs once, the bound still bounds, mostly faster") {
   std::size_t faster = 0, runs = 0;
+  std::uint64_t copies = 0;
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
     auto w = sim::random_workload(seed);
     if (seed % 3 == 0) // tighter memory: kept activations compete with shard state
@@ -727,11 +772,26 @@ TEST_CASE("activations kept on random workloads: every task runs once, the bound
         CHECK(bound <= sim::lower_bound(w).seconds());
         ++runs;
         if (r.makespan_seconds < host.makespan_seconds) ++faster;
+        // Copied between devices (on every other seed at the host links' rate):
+        // the same bound holds, as a schedule that keeps each chain on one
+        // device copies nothing.
+        if (seed % 2 == 0) w.between_devices = {.bytes_per_second = 100e9, .latency_seconds = 1e-6};
+        sim::options o;
+        o.activations = handoff;
+        o.keep_checkpoints = checkpoints;
+        o.copy_activations_between_devices = true;
+        auto const copied = sim::simulate(w, name, o, seed);
+        w.between_devices = {};
+        CHECK(copied.tasks == task_count(w));
+        CHECK(copied.makespan_seconds >= bound * (1 - 1e-12));
+        CHECK((copied.bytes_between_devices > 0) == (copied.activations_copied_between_devices > 0));
+        copies += copied.activations_copied_between_devices;
       }
     }
   }
   CHECK(runs > 200);
   CHECK(faster > runs / 2); // what the what-if measures: mostly a gain
+  CHECK(copies > 0);
 }
 
 TEST_CASE("activations kept under memory pressure go home when a task needs the room, and every task runs") {

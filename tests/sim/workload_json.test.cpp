@@ -68,6 +68,8 @@ TEST_CASE("a written workload reads back equal, and simulates to the same makesp
     }
     CHECK(back.between_nodes.bytes_per_second == w.between_nodes.bytes_per_second);
     CHECK(back.between_nodes.latency_seconds == w.between_nodes.latency_seconds);
+    CHECK(back.between_devices.bytes_per_second == w.between_devices.bytes_per_second); // the preset's NVLink
+    CHECK(back.between_devices.latency_seconds == w.between_devices.latency_seconds);
     for (std::size_t m = 0; m < w.models.size(); ++m) {
       CHECK(back.models[m].name == w.models[m].name);
       CHECK(back.models[m].minibatches == w.models[m].minibatches);
@@ -163,7 +165,7 @@ TEST_CASE("a profile with its devices simulates the profiled machine, with the l
   profiles.push_back(profile_of("mlp", "measured", {0.01}, {0.03}, {0.001}, {4096}));
   std::ostringstream out;
   hydra::write_profile_json(out, profiles, {65536, 131072});
-  CHECK(out.str().find("\"version\": 5") != std::string::npos);
+  CHECK(out.str().find("\"version\": 6") != std::string::npos);
   sim::json_defaults defaults;
   defaults.device_count = 8; // the file's devices win
   defaults.device.budget_bytes = 80'000'000'000;
@@ -188,7 +190,10 @@ TEST_CASE("malformed workloads are refused with the file, the place and the reas
       {"{\"models\": [}", "x.json:1:13: syntax error while parsing value - unexpected '}'"},
       {"{\"devices\": {\"count\": 1,\n  \"budget_bytes\": 10,\n  \"count\": 2}, \"models\": []}",
        "x.json: an object names \"count\" twice"},
-      {"{\"version\": 6, \"models\": []}", "version 6 was written by a newer hydra; this one reads up to version 5"},
+      {"{\"version\": 7, \"models\": []}", "version 7 was written by a newer hydra; this one reads up to version 6"},
+      {"{\"between_devices\": {\"bytes_per_second\": -1}, \"models\": []}",
+       "x.json: between_devices.bytes_per_second must be a finite number >= 0"},
+      {"{\"between_devices\": {\"rate\": 1}, \"models\": []}", "unknown member \"rate\""},
       {"{\"devices\": [{\"budget_bytes\": 10, \"node\": -1}], \"models\": []}", "devices[0].node must be a finite"},
       {"{\"devices\": [{\"budget_bytes\": 10, \"node\": 5000}], \"models\": []}",
        "devices[0].node is 5000, above the limit of 4095"},

@@ -12,6 +12,8 @@
 //   (in the list form each device may name its machine, "node": 0, version 4)
 //   "between_nodes": {"bytes_per_second": 25e9,          (optional, version 4: these)
 //                     "latency_seconds": 5e-6},
+//   "between_devices": {"bytes_per_second": 450e9,       (optional, version 6: 0, 0:
+//                       "latency_seconds": 5e-6},         the host links')
 //   "shared_host_bytes_per_second": 0,                   (optional; 0: unlimited)
 //   "launch_seconds": 2e-5,                              (optional, version 2: 0)
 //   "host_cores": 0, "task_host_seconds": 0,             (optional, version 2: 0)
@@ -60,9 +62,10 @@ namespace hydra::sim {
 // "version" is read as version 1 (files written before the field existed).
 // Version 2 added launch_seconds, host_cores, task_host_seconds and home_bytes;
 // version 3 each device's "speed"; version 4 each device's "node" and the
-// link "between_nodes"; version 5 "handoff_seconds". (A file that declares an
+// link "between_nodes"; version 5 "handoff_seconds"; version 6 the link
+// "between_devices". (A file that declares an
 // older version may still give the newer members: they read the same.)
-inline constexpr int workload_json_version = 5;
+inline constexpr int workload_json_version = 6;
 
 // What a file may leave out (a runtime profile names neither devices nor
 // minibatch counts).
@@ -85,7 +88,7 @@ public:
     require_object(root, "the document");
     allowed(root, "the document",
             {"format", "version", "description", "devices", "shared_host_bytes_per_second", "launch_seconds",
-             "host_cores", "task_host_seconds", "handoff_seconds", "models", "between_nodes"});
+             "host_cores", "task_host_seconds", "handoff_seconds", "models", "between_nodes", "between_devices"});
     if (auto const* format = member(root, "format"); format && as_string(*format, "format") != "hydra workload")
       fail("\"format\" is \"" + format->get<std::string>() + "\", not \"hydra workload\"");
     if (auto const* version = member(root, "version")) {
@@ -111,6 +114,14 @@ public:
       }
       if (auto const* x = member(*link, "latency_seconds"))
         w.between_nodes.latency_seconds = as_seconds(*x, "between_nodes.latency_seconds");
+    }
+    if (auto const* link = member(root, "between_devices")) {
+      require_object(*link, "\"between_devices\"");
+      allowed(*link, "between_devices", {"bytes_per_second", "latency_seconds"});
+      if (auto const* x = member(*link, "bytes_per_second"))
+        w.between_devices.bytes_per_second = as_number(*x, "between_devices.bytes_per_second");
+      if (auto const* x = member(*link, "latency_seconds"))
+        w.between_devices.latency_seconds = as_seconds(*x, "between_devices.latency_seconds");
     }
     if (auto const* devices = member(root, "devices")) {
       read_devices(*devices, w);
@@ -324,6 +335,8 @@ inline void write_workload_json(std::ostream& out, workload const& w) {
   document["devices"] = std::move(devices);
   document["between_nodes"] = {{"bytes_per_second", w.between_nodes.bytes_per_second},
                                {"latency_seconds", w.between_nodes.latency_seconds}};
+  document["between_devices"] = {{"bytes_per_second", w.between_devices.bytes_per_second},
+                                 {"latency_seconds", w.between_devices.latency_seconds}};
   document["shared_host_bytes_per_second"] = w.shared_host_bytes_per_second;
   document["launch_seconds"] = w.launch_seconds;
   document["host_cores"] = w.host_cores;

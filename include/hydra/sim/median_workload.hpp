@@ -156,6 +156,10 @@ private:
                                               "between_nodes.bytes_per_second", false);
   out.between_nodes.latency_seconds =
       median([](workload const& w) { return w.between_nodes.latency_seconds; }, "between_nodes.latency_seconds");
+  out.between_devices.bytes_per_second = median([](workload const& w) { return w.between_devices.bytes_per_second; },
+                                                "between_devices.bytes_per_second", false);
+  out.between_devices.latency_seconds =
+      median([](workload const& w) { return w.between_devices.latency_seconds; }, "between_devices.latency_seconds");
   return out;
 }
 

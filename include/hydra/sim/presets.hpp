@@ -24,7 +24,9 @@ namespace hydra::sim {
 // Device (H100 SXM, PCIe Gen5 host link):
 //   memory 80 GB; achieved bf16 rate F = 400 TFLOP/s (about 40% of the 989
 //   dense peak); host link 50 GB/s per direction (measured pinned copies reach
-//   50-55 GB/s on Gen5), 15 us per copy.
+//   50-55 GB/s on Gen5), 15 us per copy; the devices of a node reach one
+//   another over NVLink 4 at 450 GB/s per direction (18 links of 25 GB/s),
+//   also 15 us per copy (workload::between_devices).
 // A transformer block of width d, sequence length s, on T tokens per minibatch
 // (Korthikanti et al. 2022 for the activation count):
 //   parameters          P = 12 d^2
@@ -63,6 +65,7 @@ struct paper_device {
   double flops_per_second = 400e12;
   double link_bytes_per_second = 50e9;
   double latency_seconds = 15e-6;
+  double between_devices_bytes_per_second = 450e9;
 };
 
 // One model of the preset: `sequences` per minibatch, `tokens` to train on.
@@ -108,6 +111,8 @@ struct paper_device {
   spec.h2d_bytes_per_second = spec.d2h_bytes_per_second = device.link_bytes_per_second;
   spec.latency_seconds = device.latency_seconds;
   w.devices = identical_devices(device_count, spec);
+  w.between_devices = {.bytes_per_second = device.between_devices_bytes_per_second,
+                       .latency_seconds = device.latency_seconds};
   transformer_shape const gpt{"gpt2-xl", 1600, 48, 1024}, bert{"bert-large", 1024, 24, 512};
   char const* rates[] = {"1e-4", "3e-4", "6e-4"};
   for (std::size_t batch : {64, 128})
@@ -144,7 +149,9 @@ struct paper_device {
 // The paper-shaped preset's 12 models on a mixed cluster: `fast` H100-class
 // devices as above (80 GB, 400 TFLOP/s achieved, 50 GB/s links) and `slow`
 // A100-40GB-class ones (40 GB; half the achieved rate, 200 TFLOP/s, i.e. speed
-// 0.5; PCIe Gen4 links, 25 GB/s per direction). Compute seconds are the fast
+// 0.5; PCIe Gen4 links, 25 GB/s per direction), with no NVLink between the
+// two kinds: a copy between devices runs at the host links' rate (the
+// reading device's, through PCIe). Compute seconds are the fast
 // device's. Shards are cut to fit half of `cut_for_memory_bytes`: 40 GB (the
 // default) lets any device run any shard; 80 GB gives fewer, larger shards,
 // and a shard then runs only on the devices whose half-budget holds it
@@ -163,6 +170,7 @@ struct paper_device {
                   " H100-class devices (80 GB) and " + std::to_string(slow) +
                   " A100-40GB-class devices at half the speed, shards cut for " +
                   std::to_string(static_cast<int>(std::lround(cut_for_memory_bytes / 1e9))) + " GB";
+  w.between_devices = {};
   for (std::size_t d = 0; d < w.devices.size(); ++d) {
     auto& device = w.devices[d];
     if (d < fast) {

@@ -47,6 +47,15 @@ struct options {
   // With kept_and_sent_home, the runtime's
   // multi_model_options::keep_activation_checkpoints.
   bool keep_checkpoints = false;
+  // With activations kept: an activation or checkpoint kept on one device
+  // whose reader runs on another is copied from the holder's memory into the
+  // reader's over workload::between_devices, on the reader's stream for
+  // copies in, and freed on the holder once read (the runtime's
+  // multi_model_options::copy_activations_between_devices), instead of being
+  // read from host memory (sent there first, if it is not there yet).
+  // Forward activations kept for a backward elsewhere still go through host
+  // memory, as in the runtime.
+  bool copy_activations_between_devices = false;
   // A what-if of a look-ahead that does not strand a chain: a task queued
   // behind a busy device has its compute booked only when that device's
   // compute reaches it; then, if the model that just computed there has more
@@ -95,6 +104,12 @@ struct report {
   std::uint64_t tasks = 0;
   std::uint64_t bytes_to_device = 0; // shard state and activations
   std::uint64_t bytes_to_host = 0;
+  // options::copy_activations_between_devices: kept activations and
+  // checkpoints copied from one device's memory into another's, and their
+  // bytes (not in bytes_to_device, even where the devices reach each other
+  // only at their host links' rate).
+  std::uint64_t activations_copied_between_devices = 0;
+  std::uint64_t bytes_between_devices = 0;
   std::uint64_t fetches = 0; // shard-state copies to a device
   std::uint64_t evictions = 0;
   std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -76,6 +77,18 @@ struct node_link {
   double latency_seconds = 5e-6;
 };
 
+// The link between two devices of one node, where the devices reach each
+// other (NVLink, or a PCIe switch): the simulator's
+// options::copy_activations_between_devices copies a kept activation over it,
+// into the reading device, queued on that device's stream for copies in (as
+// the runtime enqueues it). A rate <= 0 means the devices reach each other
+// only through their host links' rate and latency (the reading device's; on
+// the host backend a copy between devices is a memcpy like any other).
+struct device_link {
+  double bytes_per_second = 0;
+  double latency_seconds = 0;
+};
+
 struct workload {
   std::string description;
   std::vector<device_spec> devices;
@@ -103,6 +116,7 @@ struct workload {
   // Between nodes, where the devices sit on more than one (device_spec::node);
   // host_cores, launch_seconds and shared_host_bytes_per_second are then each node's.
   node_link between_nodes{};
+  device_link between_devices{};
 };
 
 // How many nodes the devices sit on (1 + the highest device_spec::node).
@@ -148,6 +162,10 @@ inline void validate(workload const& w) {
   if (node_has_device.size() > 1)
     hydra::detail::expects(w.between_nodes.bytes_per_second > 0 && w.between_nodes.latency_seconds >= 0,
                            "workload: the link between nodes needs a rate > 0 bytes/s and a latency >= 0");
+  hydra::detail::expects(std::isfinite(w.between_devices.bytes_per_second) && w.between_devices.latency_seconds >= 0 &&
+                             std::isfinite(w.between_devices.latency_seconds),
+                         "workload: the link between devices needs a finite rate (<= 0: the host links') and a "
+                         "finite latency >= 0");
   std::uint64_t largest_budget = 0;
   for (auto const& device : w.devices) largest_budget = std::max(largest_budget, device.budget_bytes);
   for (std::size_t m = 0; m < w.models.size(); ++m) {

@@ -133,8 +133,8 @@ struct multi_model_options {
   // the reader's memory (device to device: on CUDA a peer copy where the
   // GPUs reach each other, which the backend enables, else staged by the
   // driver), instead of being dropped there and read from host memory.
-  // Same weights, bitwise. The simulator does not model it (it sends such an
-  // activation through host memory).
+  // Same weights, bitwise. The simulator's counterpart is
+  // sim::options::copy_activations_between_devices.
   bool copy_activations_between_devices = false;
   // Keep each training forward's activations (its whole scratch: the shard's
   // input and every layer's output in it) on its device for the shard's

@@ -87,9 +87,11 @@ public:
         models_[m].checkpoint_on.assign(w.models[m].shards.size(), no_device);
         models_[m].checkpoint_written.assign(w.models[m].shards.size(), 0);
       }
-    } else if (o.keep_checkpoints) {
-      throw invalid_argument("simulator: keep_checkpoints keeps the checkpoints of activations kept on the device: "
-                             "give activations kept or kept_and_sent_home");
+    } else if (o.keep_checkpoints || o.copy_activations_between_devices) {
+      throw invalid_argument(std::string("simulator: ") +
+                             (o.keep_checkpoints ? "keep_checkpoints keeps the checkpoints of activations kept"
+                                                 : "copy_activations_between_devices copies activations kept") +
+                             " on the device: give activations kept or kept_and_sent_home");
     }
     if (o.keep_forward_activations) {
       for (std::size_t m = 0; m < w.models.size(); ++m) {
@@ -304,21 +306,32 @@ private:
   };
 
   // Queues a copy on one direction of device d's link; returns when it lands.
-  double copy(device_state& device, bool to_device, double earliest, std::uint64_t bytes) {
+  // `from_another_device`: a copy into d from another device's memory
+  // (options::copy_activations_between_devices), queued where the runtime
+  // enqueues it, on d's stream for copies in, at workload::between_devices'
+  // rate, which takes no share of a shared host link unless it is the host
+  // links' own.
+  double copy(device_state& device, bool to_device, double earliest, std::uint64_t bytes,
+              bool from_another_device = false) {
     if (bytes == 0) return earliest;
     double& link = to_device ? device.h2d_free : device.d2h_free;
-    double const rate = to_device ? device.spec->h2d_bytes_per_second : device.spec->d2h_bytes_per_second;
-    double const seconds = copy_seconds(bytes, rate, device.spec->latency_seconds);
+    device_link const& peer = workload_.between_devices;
+    bool const own_link = from_another_device && peer.bytes_per_second > 0;
+    double const rate = own_link    ? peer.bytes_per_second
+                        : to_device ? device.spec->h2d_bytes_per_second
+                                    : device.spec->d2h_bytes_per_second;
+    double const latency = own_link ? peer.latency_seconds : device.spec->latency_seconds;
+    double const seconds = copy_seconds(bytes, rate, latency);
     std::size_t const node = device.spec->node;
     double start = take_core(node, std::max(earliest, link), seconds);
     double end = start + seconds;
-    if (workload_.shared_host_bytes_per_second > 0) {
+    if (workload_.shared_host_bytes_per_second > 0 && !own_link) {
       double const shared = static_cast<double>(bytes) / workload_.shared_host_bytes_per_second;
       start = reserve_shared_link(node, start, shared);
-      end = std::max(start + copy_seconds(bytes, rate, device.spec->latency_seconds), start + shared);
+      end = std::max(start + seconds, start + shared);
     }
     link = end;
-    (to_device ? bytes_to_device_ : bytes_to_host_) += bytes;
+    (from_another_device ? bytes_between_devices_ : to_device ? bytes_to_device_ : bytes_to_host_) += bytes;
     return end;
   }
 
@@ -485,6 +498,10 @@ private:
       ++checkpoints_read_on_device_;
       ready = std::max(earliest, model.checkpoint_written[s]);
       free_later(devices_[d], ready, input);
+    } else if (holder != no_device && options_.copy_activations_between_devices) {
+      ++activations_copied_between_devices_;
+      ready = h2d(std::max(earliest, model.checkpoint_written[s]), input, /*from_another_device=*/true);
+      free_later(devices_[holder], ready, input);
     } else {
       ready = h2d(std::max(earliest, model.checkpoint_home[s]), input);
       if (holder != no_device) drop_checkpoint(model, holder, s, input);
@@ -497,8 +514,9 @@ private:
 
   // The model's last output, on device d: in place where it stayed there
   // (and, with `keep_as_checkpoint`, left there as the reader's checkpoint:
-  // `kept_here`), from home where it went or was sent there, else sent home
-  // now from the device that holds it (on that device's link) and brought in.
+  // `kept_here`), from home where it went or was sent there, else copied
+  // from the device that holds it (options::copy_activations_between_devices)
+  // or sent home now from there (on that device's link) and brought in.
   template <class ToDevice>
   double take_handoff(std::size_t d, model_state& model, double earliest, ToDevice& h2d, bool keep_as_checkpoint,
                       bool& kept_here) {
@@ -513,6 +531,12 @@ private:
       kept_here = keep_as_checkpoint;
       if (!keep_as_checkpoint) free_later(holder, std::max(ready, model.handoff_home.value_or(ready)), bytes);
       return ready;
+    }
+    if (options_.copy_activations_between_devices) {
+      ++activations_copied_between_devices_;
+      double const copied = h2d(std::max(earliest, model.handoff_ready), bytes, /*from_another_device=*/true);
+      free_later(holder, copied, bytes);
+      return copied;
     }
     double const home = send_handoff_home(holder, model);
     free_later(holder, home, bytes);
@@ -696,10 +720,10 @@ private:
 
     // Prefetch stream: extent, state, scratch, inputs.
     double fetch_start = std::numeric_limits<double>::infinity(), fetch_end = issued;
-    auto h2d = [&](double earliest, std::uint64_t bytes) {
+    auto h2d = [&](double earliest, std::uint64_t bytes, bool from_another_device = false) {
       if (bytes == 0) return std::max(earliest, issued);
       fetch_start = std::min(fetch_start, std::max({earliest, issued, device.h2d_free}));
-      fetch_end = copy(device, true, std::max(earliest, issued), bytes);
+      fetch_end = copy(device, true, std::max(earliest, issued), bytes, from_another_device);
       return fetch_end;
     };
     std::uint64_t const parameters = spec.forward_fetch_bytes();
@@ -992,6 +1016,8 @@ private:
     out.tasks = tasks_;
     out.bytes_to_device = bytes_to_device_;
     out.bytes_to_host = bytes_to_host_;
+    out.activations_copied_between_devices = activations_copied_between_devices_;
+    out.bytes_between_devices = bytes_between_devices_;
     out.fetches = fetches_;
     out.evictions = evictions_;
     out.cross_device_moves = cross_device_moves_;
@@ -1050,6 +1076,7 @@ private:
                 forward_activations_given_up_first_ = 0;
   std::uint64_t activations_read_on_device_ = 0;
   std::uint64_t checkpoints_read_on_device_ = 0;
+  std::uint64_t activations_copied_between_devices_ = 0, bytes_between_devices_ = 0;
 };
 
 } // namespace detail
