@@ -155,6 +155,21 @@ void take_back(benchmark::State& state) {
   look_ahead_counters(state, o);
 }
 
+// The what-if of shard updates written home only when evicted or at their
+// model's end (sim::options::write_back_on_eviction), with the same counters;
+// the argument: bit 0 the what-if, bit 1 activations and checkpoints kept
+// and sent home (the runtime's keep_activations and
+// keep_activation_checkpoints).
+void write_back_on_eviction(benchmark::State& state) {
+  hydra::sim::options o;
+  o.write_back_on_eviction = (state.range(0) & 1) != 0;
+  if ((state.range(0) & 2) != 0) {
+    o.activations = hydra::sim::activation_handoff::kept_and_sent_home;
+    o.keep_checkpoints = true;
+  }
+  look_ahead_counters(state, o);
+}
+
 // 60 random workloads of 4-20 models, their 1-3 devices on each of 2-4 nodes:
 // sharp's makespan with models moving over it with each model kept where it
 // was placed (min, median, max), and how many workloads saw a move.
@@ -197,5 +212,6 @@ BENCHMARK(moving_between_nodes)->Unit(benchmark::kMillisecond);
 BENCHMARK(activation_what_ifs)->DenseRange(0, 5)->Unit(benchmark::kMillisecond);
 BENCHMARK(never_queue_longest)->DenseRange(0, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK(take_back)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(write_back_on_eviction)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -50,6 +50,7 @@ struct arguments {
   bool copy_between_devices = false;
   std::optional<double> device_link_gbps; // --device-link: overrides the workload's link between devices
   bool keep_forward_activations = false;
+  bool write_back_on_eviction = false;
   hydra::evicted_activations evicted = hydra::evicted_activations::by_cost;
   std::string evicted_name;           // as given
   std::vector<std::size_t> scale_out; // --scale-out: these node counts
@@ -211,6 +212,11 @@ arguments parse(int argc, char** argv) {
               {"spill", hydra::evicted_activations::spill},
               {"recompute", hydra::evicted_activations::recompute}})
       ->needs("--keep-forward-activations");
+  app.add_flag("--write-back-on-eviction", a.write_back_on_eviction,
+               "a what-if the runtime does not do: a backward's update stays on its device and goes home only when "
+               "the shard is evicted or its model has finished, instead of after every backward (the bound counts "
+               "one write-back per shard)")
+      ->excludes(move_models);
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
                  "placed longest-first and with models moving, against one node")
@@ -224,6 +230,7 @@ arguments parse(int argc, char** argv) {
       ->excludes("--keep-checkpoints")
       ->excludes("--copy-activations-between-devices")
       ->excludes("--keep-forward-activations")
+      ->excludes("--write-back-on-eviction")
       ->excludes("--sweep")
       ->excludes("--trace")
       ->excludes("--micro-batches");
@@ -434,7 +441,7 @@ char const* evicted_text(hydra::evicted_activations evicted) {
 // The bound for the activations the arguments keep.
 hydra::sim::lower_bound_parts bound_for(hydra::sim::workload const& w, arguments const& a) {
   return hydra::sim::lower_bound(w, a.activations, a.keep_checkpoints && !a.keep_forward_activations,
-                                 a.keep_forward_activations);
+                                 a.keep_forward_activations, !a.write_back_on_eviction);
 }
 
 void print_workload(hydra::sim::workload const& w, std::optional<hydra::sim::lower_bound_parts> given = std::nullopt) {
@@ -549,6 +556,9 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                 "runtime does with keep_forward_activations (the bound counts each backward without its "
                 "recomputation)\n",
                 evicted_text(a.evicted));
+  if (a.write_back_on_eviction)
+    std::printf("  shard updates written home only when evicted or once their model has finished: a what-if, the "
+                "runtime writes every update home at once (the bound counts one write-back per shard)\n");
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;
@@ -558,6 +568,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
   o.keep_checkpoints = a.keep_checkpoints;
   o.copy_activations_between_devices = a.copy_between_devices;
   o.keep_forward_activations = a.keep_forward_activations;
+  o.write_back_on_eviction = a.write_back_on_eviction;
   o.evicted_forward_activations = a.evicted;
   bool const one_node = hydra::sim::node_count(w) == 1;
   std::vector<hydra::sim::report> reports;
@@ -623,6 +634,10 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                   static_cast<unsigned long long>(r.recomputations_avoided),
                   static_cast<unsigned long long>(r.forward_activations_spilled),
                   static_cast<unsigned long long>(r.forward_activations_given_up_first));
+  if (a.write_back_on_eviction)
+    for (auto const& r : reports)
+      std::printf("%-22s %llu shard states written home, %llu fetched\n", r.policy.c_str(),
+                  static_cast<unsigned long long>(r.write_backs), static_cast<unsigned long long>(r.fetches));
   if (a.copy_between_devices)
     for (auto const& r : reports)
       std::printf("%-22s %llu activations and checkpoints copied between devices, %s (not in \"moved\", which "
@@ -721,6 +736,7 @@ int sweep(arguments const& a, std::size_t count) {
   o.keep_checkpoints = a.keep_checkpoints;
   o.copy_activations_between_devices = a.copy_between_devices;
   o.keep_forward_activations = a.keep_forward_activations;
+  o.write_back_on_eviction = a.write_back_on_eviction;
   o.evicted_forward_activations = a.evicted;
   for (std::uint64_t seed = 1; seed <= count; ++seed) {
     auto w = hydra::sim::random_workload(seed);
@@ -743,6 +759,7 @@ int sweep(arguments const& a, std::size_t count) {
                 evicted_text(a.evicted));
   if (a.take_back != hydra::take_back_rule::none)
     std::printf(", queued tasks handed back %s (a what-if)", take_back_text(a.take_back));
+  if (a.write_back_on_eviction) std::printf(", updates written home when evicted (a what-if)");
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");

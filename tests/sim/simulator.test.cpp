@@ -612,6 +612,97 @@ TEST_CASE("a backward fetches and writes back the shard's home, not its whole ex
   CHECK(home.makespan_seconds < whole.makespan_seconds);
 }
 
+TEST_CASE("updates written home only at eviction: one write-back per residence, and the bound counts one") {
+  // One shard of 400 MB state (home 400 MB) on a device with room to keep it,
+  // three minibatches: the runtime's way writes it home after each backward;
+  // the what-if once, when the model has finished.
+  sim::workload w;
+  w.devices = {
+      {.budget_bytes = 1'000'000'000, .h2d_bytes_per_second = 1e9, .d2h_bytes_per_second = 1e9, .latency_seconds = 0}};
+  sim::shard_spec s = compute_only(1, 1);
+  s.state_bytes = 400'000'000;
+  s.parameter_bytes = 100'000'000;
+  w.models.push_back({"a", {s}, 3});
+  auto const each = sim::simulate(w, hydra::sharp{});
+  sim::options o;
+  o.write_back_on_eviction = true;
+  auto const lazy = sim::simulate(w, hydra::sharp{}, o);
+  CHECK(each.write_backs == 3);
+  CHECK(lazy.write_backs == 1);
+  CHECK(each.bytes_to_host - lazy.bytes_to_host == 2 * 400'000'000ULL);
+  CHECK(lazy.bytes_to_device == each.bytes_to_device); // fetched once either way
+  CHECK(lazy.makespan_seconds <= each.makespan_seconds);
+  CHECK(lazy.bound.links < each.bound.links);
+  CHECK(lazy.makespan_seconds >= lazy.bound.seconds() * (1 - 1e-12));
+  // The last write-back ends the run: 3 minibatches of 2 s compute after the
+  // first 0.4 s of fetches, then 0.4 s home.
+  CHECK(lazy.makespan_seconds == doctest::Approx(0.1 + 0.3 + 6 + 0.4).epsilon(1e-9));
+
+  // Two models on a device with room for one shard at a time: every eviction
+  // of an updated shard writes it home first, and the next fetch waits for it.
+  w.devices[0].budget_bytes = 800'000'000;
+  w.models[0].shards[0].scratch_bytes = 0;
+  w.models.push_back(w.models[0]);
+  w.models[1].name = "b";
+  for (char const* policy : {"fifo", "round_robin"}) {
+    INFO(policy);
+    auto const a = sim::simulate(w, policy);
+    auto const b = sim::simulate(w, policy, o);
+    CHECK(a.write_backs == 6);
+    CHECK(b.write_backs >= 2);
+    CHECK(b.write_backs <= 6);
+    CHECK(b.bytes_to_host == b.write_backs * 400'000'000ULL);
+    CHECK(b.tasks == a.tasks);
+    CHECK(b.makespan_seconds >= b.bound.seconds() * (1 - 1e-12));
+  }
+
+  // A what-if the runtime does not do: not replayed, and not with models moving.
+  sim::options replayed = o;
+  replayed.replay.push_back(hydra::driver_event{});
+  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, replayed),
+                       doctest::Contains("write_back_on_eviction is a what-if that does not combine with a replay"),
+                       hydra::invalid_argument);
+  sim::options moving = o;
+  moving.move_models = true;
+  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, moving), doctest::Contains("models moving between nodes"),
+                       hydra::invalid_argument);
+}
+
+TEST_CASE("updates written home only at eviction on random workloads: every task runs once, the bound still bounds") {
+  std::size_t fewer_bytes = 0, runs = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    auto w = sim::random_workload(seed);
+    if (seed % 3 == 0) // tighter memory: more evictions, each paying its write-back
+      for (auto& device : w.devices) device.budget_bytes = device.budget_bytes * 6 / 10;
+    if (!every_shard_fits(w)) continue;
+    std::uint64_t backwards = 0, shards = 0;
+    for (auto const& model : w.models) {
+      backwards += model.shards.size() * model.minibatches;
+      shards += model.shards.size();
+    }
+    for (char const* name : {"sharp", "fifo", "random_pick"})
+      for (auto const handoff : {sim::activation_handoff::through_host, sim::activation_handoff::kept_and_sent_home}) {
+        INFO("seed " << seed << " policy " << name << " handoff " << static_cast<int>(handoff));
+        sim::options o;
+        o.activations = handoff;
+        auto const each = sim::simulate(w, name, o, seed);
+        o.write_back_on_eviction = true;
+        auto const lazy = sim::simulate(w, name, o, seed);
+        CHECK(each.write_backs == backwards);
+        // Each shard goes home at least once (at its model's end), at most once per update.
+        CHECK(lazy.write_backs >= shards);
+        CHECK(lazy.write_backs <= backwards);
+        CHECK(lazy.tasks == task_count(w));
+        CHECK(lazy.makespan_seconds >= lazy.bound.seconds() * (1 - 1e-12));
+        CHECK(lazy.bound.seconds() <= each.bound.seconds());
+        ++runs;
+        if (lazy.bytes_to_host < each.bytes_to_host) ++fewer_bytes;
+      }
+  }
+  CHECK(runs > 150); // 180
+  CHECK(fewer_bytes > runs / 2);
+}
+
 // ---- activations kept on the device: a what-if of the simulator --------------
 
 namespace {

@@ -335,10 +335,13 @@ struct model_copies {
 // output (the checkpoint) still goes home, off the chain, and a backward still
 // brings its checkpoint in, unless checkpoints are kept too (`keep_checkpoints`).
 // `checkpoints_read`: false where a backward may start from its forward's
-// kept activations, which hold its input.
+// kept activations, which hold its input. `write_back_each_update`: false
+// where an update may stay on its device until the shard leaves it
+// (sim::options::write_back_on_eviction): each shard then goes home once.
 [[nodiscard]] inline model_copies unavoidable_copies(distinct_links const& links, model_spec const& model,
                                                      activation_handoff handoff = activation_handoff::through_host,
-                                                     bool keep_checkpoints = false, bool checkpoints_read = true) {
+                                                     bool keep_checkpoints = false, bool checkpoints_read = true,
+                                                     bool write_back_each_update = true) {
   bool const kept = handoff != activation_handoff::through_host;
   model_copies out;
   auto const& shards = model.shards;
@@ -372,7 +375,7 @@ struct model_copies {
     if (!last && !kept) in(shards[s + 1].input_bytes, minibatches, per_minibatch);
     if (s > 0 && handoff != activation_handoff::kept)
       out_copy(shard.input_bytes, minibatches, kept ? nullptr : &per_minibatch);
-    out_copy(home, minibatches, nullptr);
+    out_copy(home, write_back_each_update ? minibatches : 1.0, nullptr);
     // The first forward and first backward of the shard fetch its state.
     in(parameters, 1, once);
     in(home - parameters, 1, once);
@@ -471,9 +474,10 @@ struct model_copies {
 // (`keep_forward_activations`), each backward is counted without its
 // recomputation (its backward_seconds less the shard's forward_seconds) and
 // without reading its checkpoint, as if every forward's activations stayed.
+// Without `write_back_each_update`, each shard's update goes home once.
 namespace detail {
 [[nodiscard]] inline lower_bound_parts bound_of(workload const& w, activation_handoff handoff, bool keep_checkpoints,
-                                                bool checkpoints_read) {
+                                                bool checkpoints_read, bool write_back_each_update) {
   lower_bound_parts out;
   std::vector<std::vector<bool>> placements; // per model (placement_of)
   placements.reserve(w.models.size());
@@ -519,7 +523,8 @@ namespace detail {
       out.longest_chain = classic;
       out.longest_model = m;
     }
-    auto const copies = detail::unavoidable_copies(links, model, handoff, keep_checkpoints, checkpoints_read);
+    auto const copies =
+        detail::unavoidable_copies(links, model, handoff, keep_checkpoints, checkpoints_read, write_back_each_update);
     double const tasks = 2.0 * static_cast<double>(model.shards.size() * model.minibatches);
     double const with_copies =
         placed_chain + copies.chain_seconds + tasks * w.launch_seconds + (tasks - 1) * w.handoff_seconds;
@@ -558,14 +563,15 @@ namespace detail {
 
 [[nodiscard]] inline lower_bound_parts lower_bound(workload const& w,
                                                    activation_handoff handoff = activation_handoff::through_host,
-                                                   bool keep_checkpoints = false,
-                                                   bool keep_forward_activations = false) {
-  if (!keep_forward_activations) return detail::bound_of(w, handoff, keep_checkpoints, /*checkpoints_read=*/true);
+                                                   bool keep_checkpoints = false, bool keep_forward_activations = false,
+                                                   bool write_back_each_update = true) {
+  if (!keep_forward_activations)
+    return detail::bound_of(w, handoff, keep_checkpoints, /*checkpoints_read=*/true, write_back_each_update);
   workload unrecomputed = w;
   for (auto& model : unrecomputed.models)
     for (auto& shard : model.shards)
       shard.backward_seconds = std::max(0.0, shard.backward_seconds - shard.forward_seconds);
-  return detail::bound_of(unrecomputed, handoff, keep_checkpoints, /*checkpoints_read=*/false);
+  return detail::bound_of(unrecomputed, handoff, keep_checkpoints, /*checkpoints_read=*/false, write_back_each_update);
 }
 
 // A uniform device list.

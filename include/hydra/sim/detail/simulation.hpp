@@ -103,6 +103,10 @@ public:
   }
 
   report run() {
+    if (options_.write_back_on_eviction && (!options_.replay.empty() || options_.move_models))
+      throw invalid_argument(std::string("simulator: write_back_on_eviction is a what-if that does not combine with ") +
+                             (options_.move_models ? "models moving between nodes"
+                                                   : "a replay (the runtime writes every update home at once)"));
     if (options_.take_back != take_back_rule::none) {
       std::string const why = !options_.replay.empty() ? "a replay (the runtime does not take back)"
                               : options_.activations != activation_handoff::through_host
@@ -235,6 +239,7 @@ private:
     double ready_at = 0;          // its last fetch landed
     double home_ready_at = 0;     // its last write-back landed
     double last_use_end = 0;      // compute end of its last task
+    bool dirty = false;           // options::write_back_on_eviction: updated here, not home yet
   };
 
   struct model_state {
@@ -401,14 +406,27 @@ private:
     auto& shard = shards_[id];
     // As the spill engine does it: the free is queued on the spill stream,
     // behind everything already there and the extent's last compute use and
-    // fetch; a fetch that reuses the memory waits for it.
-    double const at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
+    // fetch; a fetch that reuses the memory waits for it. A dirty shard
+    // (options::write_back_on_eviction) goes home first, on the same stream.
+    double at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
     device.d2h_free = at;
+    if (shard.dirty) at = write_back(device, shard, at);
     free_later(device, at, shard.spec->state_bytes);
     device.resident.erase(std::find(device.resident.begin(), device.resident.end(), id));
     shard.device = no_device;
     shard.state_on_device = false;
     ++evictions_;
+  }
+
+  // A shard's state home from `device` on its spill stream, from `earliest`
+  // on; returns when it has landed.
+  double write_back(device_state& device, shard_state& shard, double earliest) {
+    shard_spec const& spec = *shard.spec;
+    shard.home_ready_at =
+        copy(device, false, earliest, std::max(spec.backward_fetch_bytes(), spec.forward_fetch_bytes()));
+    shard.dirty = false;
+    ++write_backs_;
+    return shard.home_ready_at;
   }
 
   // Makes room for `bytes` on d; returns when the memory is usable (a pending
@@ -828,7 +846,6 @@ private:
     auto& shard = shards_[id];
     shard_spec const& spec = *shard.spec;
     bool const forward = t.pass == direction::forward;
-    std::uint64_t const home = std::max(spec.backward_fetch_bytes(), spec.forward_fetch_bytes());
     std::size_t const node = device.spec->node;
     double const issued = staged.issued;
     std::uint64_t const output = staged.output;
@@ -884,8 +901,12 @@ private:
     } else if (spec.scratch_bytes > 0) {
       free_later(device, scratch_done, spec.scratch_bytes);
     }
-    // The update goes home behind the completion, off the model's chain.
-    if (!forward) shard.home_ready_at = copy(device, false, end, home);
+    // The update goes home behind the completion, off the model's chain
+    // (with write_back_on_eviction, when the shard leaves the device).
+    if (!forward && t.purpose == task_purpose::train && options_.write_back_on_eviction)
+      shard.dirty = true;
+    else if (!forward)
+      write_back(device, shard, end);
     if (!staged.host_work_booked) take_core(node, issued, workload_.task_host_seconds);
     completions_.push_back({done + workload_.handoff_seconds, staged.sequence, d, t});
     std::push_heap(completions_.begin(), completions_.end());
@@ -980,6 +1001,7 @@ private:
       completions_.pop_back();
       now_ = done.time;
       driver_.complete(done.what, done.device);
+      if (options_.write_back_on_eviction) write_back_finished(done.what.model);
       if (options_.move_models && capacities_.size() > 1) move_models();
       return;
     }
@@ -1002,6 +1024,19 @@ private:
     replay_.apply_updates(driver_);
   }
 
+  // options::write_back_on_eviction: a model that has finished or stopped
+  // has its updated shards written home from their devices (they stay there
+  // as clean copies until evicted).
+  void write_back_finished(std::size_t m) {
+    auto const& core = driver_.core();
+    if (!core.model_done(m) && !core.model_stopped(m)) return;
+    for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) {
+      auto& shard = shards_[bases_[m] + s];
+      if (!shard.dirty) continue;
+      write_back(devices_[shard.device], shard, std::max(now_, shard.last_use_end));
+    }
+  }
+
   report make_report() {
     report out;
     out.policy = policy_.name();
@@ -1011,11 +1046,12 @@ private:
     out.makespan_seconds = makespan;
     out.bound =
         lower_bound(workload_, options_.activations, options_.keep_checkpoints && !options_.keep_forward_activations,
-                    options_.keep_forward_activations);
+                    options_.keep_forward_activations, !options_.write_back_on_eviction);
     for (auto const& device : devices_) out.device_busy_fraction.push_back(makespan > 0 ? device.busy / makespan : 0);
     out.tasks = tasks_;
     out.bytes_to_device = bytes_to_device_;
     out.bytes_to_host = bytes_to_host_;
+    out.write_backs = write_backs_;
     out.activations_copied_between_devices = activations_copied_between_devices_;
     out.bytes_between_devices = bytes_between_devices_;
     out.fetches = fetches_;
@@ -1077,6 +1113,7 @@ private:
   std::uint64_t activations_read_on_device_ = 0;
   std::uint64_t checkpoints_read_on_device_ = 0;
   std::uint64_t activations_copied_between_devices_ = 0, bytes_between_devices_ = 0;
+  std::uint64_t write_backs_ = 0;
 };
 
 } // namespace detail
