@@ -89,7 +89,7 @@ void simulate_large_sweep(benchmark::State& state) {
 // 1 kept, 2 kept and sent home, 3 kept with checkpoints, 4 kept and sent home
 // with checkpoints, 5 as 4 and copied between devices to a reader elsewhere,
 // over the preset's NVLink and the large sweep's host-rate links). Ratios to each mode's own bound (it counts only the
-// copies that mode leaves), to the classic bound (the same for all five), and
+// copies that mode leaves), to the classic bound (the same for all six), and
 // to the preset's makespan through host memory.
 void activation_what_ifs(benchmark::State& state) {
   auto const mode = static_cast<int>(state.range(0));

@@ -195,8 +195,9 @@ arguments parse(int argc, char** argv) {
                "memory (multi_model_options::copy_activations_between_devices)");
   app.add_option("--device-link", a.device_link_gbps,
                  "the link between two devices of a node per direction in GB/s, for "
-                 "--copy-activations-between-devices (overrides the workload's; the paper presets' is NVLink, 450; "
-                 "0: the host links' rate)")
+                 "--copy-activations-between-devices (overrides the workload's rate, not its latency; the paper "
+                 "presets' is NVLink, 450; 0: the host links' rate)")
+      ->needs("--copy-activations-between-devices")
       ->check(finite_number)
       ->check(CLI::Range(0.0, 1e6));
   app.add_flag("--keep-forward-activations", a.keep_forward_activations,
@@ -640,8 +641,7 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                   static_cast<unsigned long long>(r.write_backs), static_cast<unsigned long long>(r.fetches));
   if (a.copy_between_devices)
     for (auto const& r : reports)
-      std::printf("%-22s %llu activations and checkpoints copied between devices, %s (not in \"moved\", which "
-                  "counts the host links)\n",
+      std::printf("%-22s %llu activations and checkpoints copied between devices, %s (not in \"moved\")\n",
                   r.policy.c_str(), static_cast<unsigned long long>(r.activations_copied_between_devices),
                   bytes_text(static_cast<double>(r.bytes_between_devices)).c_str());
   for (auto const& r : reports)

@@ -133,6 +133,9 @@ TEST_CASE("profiles of different sweeps or machines are refused, naming what dif
        "device 0's host-to-device link (\"free\" against \"timed\")"},
       {"no shared link where there was one", [](sim::workload& w) { w.shared_host_bytes_per_second = 0; },
        "its shared host link (\"free\" against \"timed\")"},
+      {"a link between devices where it was the host links'",
+       [](sim::workload& w) { w.between_devices.bytes_per_second = 100e9; },
+       "its link between devices (\"timed\" against \"free\")"},
   };
   for (auto const& r : refusals) {
     CAPTURE(r.what);

@@ -61,8 +61,8 @@ private:
 
 // The workload whose every time and rate (each shard's forward and backward
 // seconds; each device's link rates, copy latency and speed; the launch,
-// other host work and hand-off per task; the shared host link; the link
-// between nodes) is the median of those in `runs`, and whose everything else
+// other host work and hand-off per task; the shared host link; the links
+// between nodes and between devices) is the median of those in `runs`, and whose everything else
 // (devices, budgets, nodes, which links are free, models, shards, sizes,
 // minibatches, host cores) is what every one of `runs` has: they must be
 // valid profiles of the same sweep on the same machine, and a difference in
@@ -95,6 +95,9 @@ private:
     }
     check.equal(out.host_cores, w.host_cores, "its host cores");
     check.equal(link(out.shared_host_bytes_per_second), link(w.shared_host_bytes_per_second), "its shared host link");
+    // Between devices a rate <= 0 means "at the host links' rate", not free: a kind of link all the same.
+    check.equal(link(out.between_devices.bytes_per_second), link(w.between_devices.bytes_per_second),
+                "its link between devices");
     check.equal(out.models.size(), w.models.size(), "its model count");
     for (std::size_t m = 0; m < w.models.size(); ++m) {
       auto const& first = out.models[m];

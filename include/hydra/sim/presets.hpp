@@ -149,9 +149,9 @@ struct paper_device {
 // The paper-shaped preset's 12 models on a mixed cluster: `fast` H100-class
 // devices as above (80 GB, 400 TFLOP/s achieved, 50 GB/s links) and `slow`
 // A100-40GB-class ones (40 GB; half the achieved rate, 200 TFLOP/s, i.e. speed
-// 0.5; PCIe Gen4 links, 25 GB/s per direction), with no NVLink between the
-// two kinds: a copy between devices runs at the host links' rate (the
-// reading device's, through PCIe). Compute seconds are the fast
+// 0.5; PCIe Gen4 links, 25 GB/s per direction), with no NVLink modelled: a
+// copy between any two devices runs at the host links' rate (the reading
+// device's, through PCIe). Compute seconds are the fast
 // device's. Shards are cut to fit half of `cut_for_memory_bytes`: 40 GB (the
 // default) lets any device run any shard; 80 GB gives fewer, larger shards,
 // and a shard then runs only on the devices whose half-budget holds it

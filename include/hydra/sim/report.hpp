@@ -37,8 +37,8 @@ struct options {
   // default, kept on the device and sent home as it does with
   // multi_model_options::keep_activations, or kept without going home (a
   // what-if). A copy within one device's memory is taken as free (between
-  // devices an activation still goes through host memory). Replay takes the
-  // first two only.
+  // devices an activation goes through host memory, unless
+  // copy_activations_between_devices). Replay takes the first two only.
   activation_handoff activations = activation_handoff::through_host;
   // With activations kept: a training forward's input also stays on its
   // device as the checkpoint its backward recomputes from; under memory

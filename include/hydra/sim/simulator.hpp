@@ -13,13 +13,17 @@
 //    its memory on the spill stream, behind everything queued there; a fetch
 //    that needs that memory waits for it. A shard resident elsewhere moves;
 //  - every backward writes the shard's state home right after its compute (on
-//    the spill stream), and a fetch of that state waits for the write-back;
+//    the spill stream), and a fetch of that state waits for the write-back
+//    (options::write_back_on_eviction, a what-if: only when the shard is
+//    evicted, before its memory is freed, or once its model has finished);
 //  - boundary activations: each task copies its inputs in from host memory
 //    (the checkpoint; a backward also the incoming gradient) and its output out
 //    (forward: the next checkpoint; backward: the gradient for the shard
 //    before). A task completes when its last spill-stream copy has. (With
 //    options::activations they stay on the device too, as the runtime's
-//    keep_activations does, or instead, a what-if; see activation_handoff);
+//    keep_activations does, or instead, a what-if; see activation_handoff;
+//    with options::copy_activations_between_devices one kept on another
+//    device is copied from there over workload::between_devices);
 //  - task scratch (activations while it runs) is held from launch until the
 //    spill stream passes its compute, or, with
 //    options::keep_forward_activations, a training forward's until its

@@ -82,8 +82,11 @@ struct node_link {
 // options::copy_activations_between_devices copies a kept activation over it,
 // into the reading device, queued on that device's stream for copies in (as
 // the runtime enqueues it). A rate <= 0 means the devices reach each other
-// only through their host links' rate and latency (the reading device's; on
-// the host backend a copy between devices is a memcpy like any other).
+// only through their host links' rate and latency (the reading device's, and
+// the shared host link where there is one; latency_seconds is then unused;
+// on the host backend a copy between devices is a memcpy like any other).
+// The holder's side of a copy is not modelled: two readers of one holder do
+// not contend there.
 struct device_link {
   double bytes_per_second = 0;
   double latency_seconds = 0;
@@ -250,7 +253,8 @@ enum class activation_handoff {
   // forward's output still goes home, off the chain, as the checkpoint its
   // backward recomputes from.
   kept_and_sent_home, // every output goes home too, off the chain: a next task elsewhere finds it there
-  kept,               // a gradient goes home only when its reader is launched elsewhere (on the holder's link, then)
+  kept, // a gradient goes home only when its reader is launched elsewhere (on the holder's link, then; or it is
+        // copied there, with options::copy_activations_between_devices)
 };
 
 struct lower_bound_parts {
@@ -321,7 +325,7 @@ private:
 // them: per minibatch, every task's inputs in (a forward's boundary
 // activation; a backward's checkpointed input and the gradient from the shard
 // after it) and its output out (the next boundary), and every backward's
-// update home; once, each shard's first fetch (parameters for its first
+// update home (or each shard's once, see below); once, each shard's first fetch (parameters for its first
 // forward, the rest of its state for its first backward).
 struct model_copies {
   double chain_seconds = 0; // of the copies above that lie on the model's own chain, at the fastest link

@@ -1038,6 +1038,10 @@ private:
   }
 
   report make_report() {
+    if (options_.write_back_on_eviction)
+      for (auto const& shard : shards_)
+        hydra::detail::expects(!shard.dirty, "simulator: a shard of model " + std::to_string(shard.model) +
+                                                 " ended the run with an update not written home");
     report out;
     out.policy = policy_.name();
     double makespan = 0;
