@@ -508,6 +508,14 @@ TEST_CASE("hydra-sim refuses bad flags, naming the flag") {
         "--evicted-forward-activations requires --keep-forward-activations"),
       r({"--keep-forward-activations", "--evicted-forward-activations", "sometimes"},
         "--evicted-forward-activations: sometimes not in {by-cost,spill,recompute}"),
+      r({"--copy-activations-between-devices"},
+        "--copy-activations-between-devices: copies the activations kept on a device: give --activations"),
+      r({"--device-link", "100"}, "--device-link requires --copy-activations-between-devices"),
+      r({"--activations", "kept", "--copy-activations-between-devices", "--device-link", "-1"},
+        "--device-link: Value -1 not in range"),
+      r({"--activations", "kept", "--copy-activations-between-devices", "--device-link", "nan"},
+        "--device-link: expected a finite number, not nan"),
+      r({"--scale-out", "2", "--write-back-on-eviction"}, "--write-back-on-eviction excludes --scale-out"),
   };
   run_table(rows, hydra::testing::scratch_directory("bad_input_hydra_sim_flags"));
 }
@@ -792,6 +800,9 @@ TEST_CASE("hydra-sim refuses malformed, mistyped and empty workloads, naming the
         "w.json: devices.speed is 0; a speed is > 0 and at most 1e6"),
       r("a negative hand-off", R"({"devices": {"count": 2, "budget_bytes": 1e9}, "handoff_seconds": -1, "models": []})",
         "w.json: handoff_seconds must be a finite number >= 0"),
+      r("a negative link between devices",
+        R"({"devices": {"count": 2, "budget_bytes": 1e9}, "between_devices": {"bytes_per_second": -1}, "models": []})",
+        "w.json: between_devices.bytes_per_second must be a finite number >= 0"),
       r("host cores beyond the limit",
         R"({"devices": {"count": 2, "budget_bytes": 1e9}, "host_cores": 1e5, "models": []})",
         "w.json: host_cores is 100000, above the limit of 4096"),

@@ -517,9 +517,7 @@ private:
       ready = std::max(earliest, model.checkpoint_written[s]);
       free_later(devices_[d], ready, input);
     } else if (holder != no_device && options_.copy_activations_between_devices) {
-      ++activations_copied_between_devices_;
-      ready = h2d(std::max(earliest, model.checkpoint_written[s]), input, /*from_another_device=*/true);
-      free_later(devices_[holder], ready, input);
+      ready = copy_from(devices_[holder], std::max(earliest, model.checkpoint_written[s]), input, h2d);
     } else {
       ready = h2d(std::max(earliest, model.checkpoint_home[s]), input);
       if (holder != no_device) drop_checkpoint(model, holder, s, input);
@@ -550,15 +548,22 @@ private:
       if (!keep_as_checkpoint) free_later(holder, std::max(ready, model.handoff_home.value_or(ready)), bytes);
       return ready;
     }
-    if (options_.copy_activations_between_devices) {
-      ++activations_copied_between_devices_;
-      double const copied = h2d(std::max(earliest, model.handoff_ready), bytes, /*from_another_device=*/true);
-      free_later(holder, copied, bytes);
-      return copied;
-    }
+    if (options_.copy_activations_between_devices)
+      return copy_from(holder, std::max(earliest, model.handoff_ready), bytes, h2d);
     double const home = send_handoff_home(holder, model);
     free_later(holder, home, bytes);
     return h2d(std::max(earliest, home), bytes);
+  }
+
+  // A block kept on `holder` copied into the launching device from `ready`
+  // on (options::copy_activations_between_devices), and freed on the holder
+  // once read; returns when it has landed.
+  template <class ToDevice>
+  double copy_from(device_state& holder, double ready, std::uint64_t bytes, ToDevice& h2d) {
+    ++activations_copied_between_devices_;
+    double const copied = h2d(ready, bytes, /*from_another_device=*/true);
+    free_later(holder, copied, bytes);
+    return copied;
   }
 
   // When the model's kept output is in host memory: sent there now, on its
@@ -903,10 +908,12 @@ private:
     }
     // The update goes home behind the completion, off the model's chain
     // (with write_back_on_eviction, when the shard leaves the device).
-    if (!forward && t.purpose == task_purpose::train && options_.write_back_on_eviction)
-      shard.dirty = true;
-    else if (!forward)
-      write_back(device, shard, end);
+    if (!forward) {
+      if (options_.write_back_on_eviction)
+        shard.dirty = true;
+      else
+        write_back(device, shard, end);
+    }
     if (!staged.host_work_booked) take_core(node, issued, workload_.task_host_seconds);
     completions_.push_back({done + workload_.handoff_seconds, staged.sequence, d, t});
     std::push_heap(completions_.begin(), completions_.end());
