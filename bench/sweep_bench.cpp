@@ -7,7 +7,9 @@
 // the devices changes (the sharp sweep with keep_activations and
 // keep_activation_checkpoints over the same sweep without), and what keeping
 // each forward's activations for its backward changes (keep_forward_activations
-// over the same sweep without). Note the machine: every virtual
+// over the same sweep without), and what leaving each update on its device
+// until its shard is evicted changes (write_back_on_eviction over the same
+// sweep without; its counters give the state bytes sent home). Note the machine: every virtual
 // device's compute stream is a CPU thread, and this machine has 2 cores, so no
 // policy can go beyond about 2x here, whatever the device count.
 #include <benchmark/benchmark.h>
@@ -58,7 +60,7 @@ std::size_t device_budget() {
 }
 
 void train_sweep(benchmark::State& state, std::string const& policy, std::size_t devices, bool guard_layers, bool keep,
-                 bool keep_forward) {
+                 bool keep_forward, bool write_back_on_eviction) {
   hydra::sweep_report last;
   for (auto _ : state) {
     hydra::host_backend backend({.device_budgets = std::vector<std::size_t>(devices, device_budget())});
@@ -66,7 +68,8 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
                                        {.guard_layers = guard_layers,
                                         .keep_activations = keep,
                                         .keep_activation_checkpoints = keep,
-                                        .keep_forward_activations = keep_forward});
+                                        .keep_forward_activations = keep_forward,
+                                        .write_back_on_eviction = write_back_on_eviction});
     trainer.run();
     last = trainer.report();
   }
@@ -75,6 +78,8 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
   state.counters["mean_device_busy"] = busy / static_cast<double>(devices);
   state.counters["hidden_transfer"] = last.hidden_transfer_fraction;
   state.counters["MB_to_device"] = static_cast<double>(last.bytes_to_device) / 1e6;
+  state.counters["MB_to_host"] = static_cast<double>(last.bytes_to_host) / 1e6;
+  state.counters["write_backs"] = static_cast<double>(last.write_backs);
   state.counters["moves"] = static_cast<double>(last.cross_device_moves);
   state.counters["activation_MB_in"] = static_cast<double>(last.activation_bytes_to_device) / 1e6;
   state.counters["recomputations_avoided"] = static_cast<double>(last.recomputations_avoided);
@@ -84,9 +89,10 @@ void train_sweep(benchmark::State& state, std::string const& policy, std::size_t
 
 int main(int argc, char** argv) {
   auto add = [](std::string const& family_and_variant, std::string const& argument, std::string const& policy,
-                std::size_t devices, bool guard_layers, bool keep, bool keep_forward = false) {
+                std::size_t devices, bool guard_layers, bool keep, bool keep_forward = false,
+                bool write_back_on_eviction = false) {
     benchmark::RegisterBenchmark(hydra::bench::name(family_and_variant, argument).c_str(), train_sweep, policy, devices,
-                                 guard_layers, keep, keep_forward)
+                                 guard_layers, keep, keep_forward, write_back_on_eviction)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->Iterations(2);
@@ -98,6 +104,7 @@ int main(int argc, char** argv) {
     add(on ? "guard/on" : "guard/off", "2_devices", "sharp", 2, on, false);
     add(on ? "kept/on" : "kept/off", "2_devices", "sharp", 2, false, on);
     add(on ? "forward/on" : "forward/off", "2_devices", "sharp", 2, false, false, on);
+    add(on ? "write_back/on" : "write_back/off", "2_devices", "sharp", 2, false, false, false, on);
   }
   return hydra::bench::run_with_ratios(
       argc, argv,
@@ -107,5 +114,7 @@ int main(int argc, char** argv) {
        {"kept", "on", "off", 0, false,
         "makespan with activations and checkpoints kept on the devices over the same sweep without (sharp)"},
        {"forward", "on", "off", 0, false,
-        "makespan with forward activations kept for the backwards over the same sweep without (sharp)"}});
+        "makespan with forward activations kept for the backwards over the same sweep without (sharp)"},
+       {"write_back", "on", "off", 0, false,
+        "makespan with updates written home only at eviction over the same sweep without (sharp)"}});
 }

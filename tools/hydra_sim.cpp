@@ -214,9 +214,9 @@ arguments parse(int argc, char** argv) {
               {"recompute", hydra::evicted_activations::recompute}})
       ->needs("--keep-forward-activations");
   app.add_flag("--write-back-on-eviction", a.write_back_on_eviction,
-               "a what-if the runtime does not do: a backward's update stays on its device and goes home only when "
-               "the shard is evicted or its model has finished, instead of after every backward (the bound counts "
-               "one write-back per shard)")
+               "a backward's update stays on its device and goes home only when the shard is evicted or its "
+               "model's planned work has ended, instead of after every backward, as the runtime's "
+               "write_back_on_eviction does (the bound counts one write-back per shard)")
       ->excludes(move_models);
   app.add_option("--scale-out", a.scale_out,
                  "instead of one table: sharp on 1, 2, 4 and 8 (or these) nodes of the workload's devices, "
@@ -558,8 +558,8 @@ int table(arguments const& a, hydra::sim::workload const& w) {
                 "recomputation)\n",
                 evicted_text(a.evicted));
   if (a.write_back_on_eviction)
-    std::printf("  shard updates written home only when evicted or once their model has finished: a what-if, the "
-                "runtime writes every update home at once (the bound counts one write-back per shard)\n");
+    std::printf("  shard updates written home only when evicted or once their model has finished, as the runtime "
+                "does with write_back_on_eviction (the bound counts one write-back per shard)\n");
   hydra::sim::options o;
   o.driver.queue_depth = a.prefetch_depth;
   o.driver.never_queue_longest = a.never_queue_longest;
@@ -759,7 +759,7 @@ int sweep(arguments const& a, std::size_t count) {
                 evicted_text(a.evicted));
   if (a.take_back != hydra::take_back_rule::none)
     std::printf(", queued tasks handed back %s (a what-if)", take_back_text(a.take_back));
-  if (a.write_back_on_eviction) std::printf(", updates written home when evicted (a what-if)");
+  if (a.write_back_on_eviction) std::printf(", updates written home when evicted");
   if (a.nodes > 1)
     std::printf(" on each of %zu nodes%s; model_parallel n/a", a.nodes, a.move_models ? ", models moving" : "");
   std::printf(")\n");

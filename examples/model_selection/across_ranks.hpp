@@ -171,6 +171,7 @@ std::optional<outcome> run_across_ranks(options const& o, std::ostream& log_on_r
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   mo.copy_activations_between_devices = o.copy_activations_between_devices;
   mo.keep_forward_activations = o.keep_forward_activations;
+  mo.write_back_on_eviction = o.write_back_on_eviction;
   mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   // A line after the first round, then at most one each progress interval,
   // and the last: rounds can be far shorter than a line is worth.

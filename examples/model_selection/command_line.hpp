@@ -136,6 +136,9 @@ inline command_line parse_command_line(int argc, char const* const* argv) {
                "keep each training forward's activations on its device for its backward, which then recomputes "
                "nothing if it runs there (with --keep-activation-checkpoints, the checkpoint is kept beside them, "
                "for a backward that finds them given up)");
+  app.add_flag("--write-back-on-eviction", o.write_back_on_eviction,
+               "leave each backward's update on its device, written home only when the shard is evicted there or "
+               "its model's planned work ends, instead of after every backward");
   app.add_option("--evicted-forward-activations", o.evicted_forward_activations,
                  "with --keep-forward-activations: what becomes of kept forward activations that must leave their "
                  "device: recompute (dropped), spill (copied to host memory and back), or by-cost (spilled where "

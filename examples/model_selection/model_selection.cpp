@@ -165,8 +165,11 @@ int main(int argc, char** argv) {
     if (ranks == 1) {
       std::printf("\nmakespan %.1f s (this process: %.1f s wall); device busy", result.makespan_seconds, wall_seconds);
       for (double b : result.device_busy_fraction) std::printf(" %.0f%%", 100 * b);
-      std::printf("; moved %s to the devices and %s back\n", hydra::format_bytes(result.bytes_to_device).c_str(),
-                  hydra::format_bytes(result.bytes_to_host).c_str());
+      std::printf("; moved %s to the devices and %s back (%llu shard states written home%s)\n",
+                  hydra::format_bytes(result.bytes_to_device).c_str(),
+                  hydra::format_bytes(result.bytes_to_host).c_str(),
+                  static_cast<unsigned long long>(result.write_backs),
+                  o.write_back_on_eviction ? ", at evictions and models' ends" : "");
       std::printf("activations: %s in from host memory, %s sent home",
                   hydra::format_bytes(result.activation_bytes_to_device).c_str(),
                   hydra::format_bytes(result.activation_bytes_to_host).c_str());

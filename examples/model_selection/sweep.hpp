@@ -143,6 +143,7 @@ struct options {
   bool keep_activation_checkpoints = false; // multi_model_options::keep_activation_checkpoints
   bool copy_activations_between_devices = false; // multi_model_options::copy_activations_between_devices
   bool keep_forward_activations = false;    // multi_model_options::keep_forward_activations
+  bool write_back_on_eviction = false;      // multi_model_options::write_back_on_eviction
   std::string evicted_forward_activations = "by-cost"; // multi_model_options::evicted_forward_activations
   bool progress_is_terminal = false;
 };
@@ -170,6 +171,7 @@ struct outcome {
   double makespan_seconds = 0;
   std::vector<double> device_busy_fraction;
   std::uint64_t bytes_to_device = 0, bytes_to_host = 0;
+  std::uint64_t write_backs = 0; // shard states written home (sweep_report::write_backs)
   // One rank's run only: boundary activations copied in from host memory and
   // sent home, and (keep_activations, keep_activation_checkpoints) those read on the device instead.
   std::uint64_t activation_bytes_to_device = 0, activation_bytes_to_host = 0;
@@ -624,6 +626,7 @@ outcome run_with(options const& o, std::ostream& log) {
   mo.keep_activation_checkpoints = o.keep_activation_checkpoints;
   mo.copy_activations_between_devices = o.copy_activations_between_devices;
   mo.keep_forward_activations = o.keep_forward_activations;
+  mo.write_back_on_eviction = o.write_back_on_eviction;
   mo.evicted_forward_activations = evicted_activations_named(o.evicted_forward_activations);
   mo.progress_interval = std::chrono::milliseconds(o.progress_is_terminal ? 250 : 5000);
   mo.controller = make_controller(o, grid.size(), total_steps, per_epoch);
@@ -669,6 +672,7 @@ outcome run_with(options const& o, std::ostream& log) {
   result.device_busy_fraction = report.device_busy_fraction;
   result.bytes_to_device = report.bytes_to_device;
   result.bytes_to_host = report.bytes_to_host;
+  result.write_backs = report.write_backs;
   result.activation_bytes_to_device = report.activation_bytes_to_device;
   result.activation_bytes_to_host = report.activation_bytes_to_host;
   result.activations_read_on_device = report.activations_read_on_device;

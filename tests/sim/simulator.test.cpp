@@ -658,12 +658,7 @@ TEST_CASE("updates written home only at eviction: one write-back per residence, 
     CHECK(b.makespan_seconds >= b.bound.seconds() * (1 - 1e-12));
   }
 
-  // A what-if the runtime does not do: not replayed, and not with models moving.
-  sim::options replayed = o;
-  replayed.replay.push_back(hydra::driver_event{});
-  CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, replayed),
-                       doctest::Contains("write_back_on_eviction is a what-if that does not combine with a replay"),
-                       hydra::invalid_argument);
+  // Not with models moving between nodes (a replay is in sim_runtime_tests).
   sim::options moving = o;
   moving.move_models = true;
   CHECK_THROWS_WITH_AS(sim::simulate(w, hydra::sharp{}, moving), doctest::Contains("models moving between nodes"),

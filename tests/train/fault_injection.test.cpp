@@ -86,7 +86,7 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
   constexpr std::uint64_t runs = 200;
   std::array<std::uint64_t, 3> injected{}; // per fault_site
   std::size_t models_stopped = 0, untouched_models = 0, devices_lost = 0, evaluations_stopped = 0, setups_failed = 0,
-              checkpoints_before_loss = 0;
+              checkpoints_before_loss = 0, stale_homes = 0;
   for (std::uint64_t seed = 0; seed < runs; ++seed) {
     std::mt19937_64 random(seed);
     auto [configs, capacities, policy] = random_setup(random, seed, 1, 3);
@@ -127,6 +127,11 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     // the spill and the backward that reads it back loses nothing.
     options.evicted_forward_activations =
         (seed / 8) % 2 == 1 ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
+    // Updates left on their device until evicted, on half the runs
+    // (seeds 0-3 of every 8: every kind of fault): a copy refused at an
+    // eviction, made for another model's task, stops the shard's own model
+    // only; a lost device's checkpoints were written home first.
+    options.write_back_on_eviction = seed % 8 < 4;
     if (kind == 3) {
       options.on_checkpoint = [&](hydra::model_checkpoint const& reached) {
         if (reached.state) handed_out.emplace_back(reached.reached.model, reached.state->parameters);
@@ -175,6 +180,10 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
       if (result.failure) {
         ++stopped;
         CHECK(result.failure->find("fault injection") != std::string::npos);
+        if (result.failure->find("at its eviction failed") != std::string::npos) {
+          CHECK(options.write_back_on_eviction);
+          ++stale_homes;
+        }
         continue;
       }
       survivors.push_back(m);
@@ -218,9 +227,10 @@ TEST_CASE("200 seeded runs with injected faults: only the model hit stops, memor
     CHECK(trainer.host_memory().in_use == home_bytes_left);
   }
   MESSAGE("injected faults: copy " << injected[0] << ", allocation " << injected[1] << ", host work " << injected[2]
-                                   << "; models stopped in training " << models_stopped << ", in evaluation "
-                                   << evaluations_stopped << ", models untouched " << untouched_models
-                                   << ", devices lost " << devices_lost << " (after " << checkpoints_before_loss
+                                   << "; models stopped in training " << models_stopped << " (" << stale_homes
+                                   << " by a write-back refused at an eviction), in evaluation " << evaluations_stopped
+                                   << ", models untouched " << untouched_models << ", devices lost " << devices_lost
+                                   << " (after " << checkpoints_before_loss
                                    << " checkpoints, each intact), sweeps ended at setup " << setups_failed);
   // The test means something only if faults hit at every site and stopped models.
   for (std::uint64_t const count : injected) CHECK(count >= 20);
@@ -263,6 +273,47 @@ TEST_CASE("allocation faults while kept activations cross devices: every device'
   CHECK(runs > 2000);
   CHECK(faults > 2000);
   CHECK(copied > 400);
+}
+
+TEST_CASE("a write-back refused at an eviction stops the shard's own model, not the task that needed the room") {
+  // Updates left on one small device (write_back_on_eviction) go home when
+  // another model's task needs their room; a copy refused then leaves the
+  // owner's home stale. The owner stops, saying so; the model whose task
+  // made the room, and every other, ends as alone. One device, no queue:
+  // the same copies are issued in the same order on every run of a seed.
+  std::size_t runs = 0, refused_at_eviction = 0, untouched = 0;
+  for (std::uint64_t seed = 0; seed < 300; ++seed) {
+    std::mt19937_64 random(seed);
+    auto const configs = random_sweep(random, seed);
+    CAPTURE(seed);
+    hydra::host_backend backend({.device_budgets = {48_KiB}, .faults = {.enabled = true, .seed = seed, .copy = 0.01}});
+    hydra::multi_model_options options{.write_back_on_eviction = true, .driver = {.queue_depth = 0}};
+    options.stream_check_interval = std::chrono::milliseconds(10);
+    hydra::multi_model_trainer trainer(backend, configs, hydra::make_policy("round_robin", seed), options);
+    trainer.run();
+    ++runs;
+    std::size_t stopped = 0, survivors_home_bytes = 0;
+    for (std::size_t m = 0; m < configs.size(); ++m) {
+      CAPTURE(m);
+      auto const& result = trainer.results()[m];
+      if (result.failure) {
+        ++stopped;
+        CHECK(result.failure->find("fault injection") != std::string::npos);
+        refused_at_eviction += result.failure->find("at its eviction failed") != std::string::npos ? 1 : 0;
+        continue;
+      }
+      survivors_home_bytes += home_bytes(trainer, m);
+      CHECK(bitwise_equal(result.parameters, trained_alone(configs[m])));
+      ++untouched;
+    }
+    CHECK(stopped <= backend.injected_faults(hydra::fault_site::copy)); // one model per refused copy at most
+    CHECK(trainer.device_memory()[0].in_use == 0);
+    CHECK(trainer.host_memory().in_use == survivors_home_bytes);
+  }
+  MESSAGE(runs << " runs: " << refused_at_eviction << " models stopped by a write-back refused at an eviction, "
+               << untouched << " untouched");
+  CHECK(refused_at_eviction >= 5);
+  CHECK(untouched >= 500);
 }
 
 TEST_CASE("fault injection refuses probabilities outside [0, 1]") {

@@ -85,20 +85,24 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
       {{128_KiB, 80_KiB}, {}, {1.0, 0.5}}}; // devices that differ in memory and speed
   std::uint64_t read_on_device = 0, checkpoints_read_on_device = 0, recomputations_avoided = 0;
   std::uint64_t spilled = 0, read_back = 0, copied_between_devices = 0;
+  std::uint64_t write_backs_at_once = 0, write_backs_at_eviction = 0;
   for (std::string const policy : {"sharp", "fifo", "round_robin", "random_pick", "model_parallel"}) {
     for (auto const& s : setups) {
-      std::uint64_t inputs_through_host = 0;
+      std::uint64_t inputs_through_host = 0, updates = 0;
       // Through host memory; activations kept; activations and checkpoints
       // kept; forward activations kept (no recomputation where they stay);
       // all of them; forward activations kept and spilled to host memory
       // when they must leave their device (no recomputation at all);
       // activations and checkpoints kept and copied to the device their
-      // reader runs on; that with forward activations kept too.
-      for (int const kept : {0, 1, 2, 3, 4, 5, 6, 7}) {
-        bool const keep = kept == 1 || kept == 2 || kept == 4 || kept >= 6;
-        bool const checkpoints = kept == 2 || kept == 4 || kept >= 6;
+      // reader runs on; that with forward activations kept too. Then updates
+      // left on the device until evicted: through host memory, and with
+      // activations and checkpoints kept.
+      for (int const kept : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+        bool const keep = kept == 1 || kept == 2 || kept == 4 || kept == 6 || kept == 7 || kept == 9;
+        bool const checkpoints = kept == 2 || kept == 4 || kept == 6 || kept == 7 || kept == 9;
         bool const forward = kept == 3 || kept == 4 || kept == 5 || kept == 7;
-        bool const between_devices = kept >= 6;
+        bool const between_devices = kept == 6 || kept == 7;
+        bool const at_eviction = kept >= 8;
         auto const evicted = kept == 5 ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
         CAPTURE(policy);
         CAPTURE(s.capacities.size());
@@ -113,7 +117,8 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
                                             .keep_activation_checkpoints = checkpoints,
                                             .copy_activations_between_devices = between_devices,
                                             .keep_forward_activations = forward,
-                                            .evicted_forward_activations = evicted});
+                                            .evicted_forward_activations = evicted,
+                                            .write_back_on_eviction = at_eviction});
         trainer.run();
         auto const& results = trainer.results();
         REQUIRE(results.size() == configs.size());
@@ -162,6 +167,19 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
           CHECK(inputs == inputs_through_host);
         else
           CHECK(inputs < inputs_through_host);
+        // One write-back per backward that updates parameters, or, left on
+        // the device, at most that many: one per eviction or model end that
+        // found an update there.
+        if (kept == 0) updates = report.write_backs;
+        CHECK(report.write_backs > 0);
+        CHECK(report.bytes_to_host > 0);
+        if (at_eviction) {
+          CHECK(report.write_backs <= updates);
+          write_backs_at_once += updates;
+          write_backs_at_eviction += report.write_backs;
+        } else {
+          CHECK(report.write_backs == updates);
+        }
         read_on_device += report.activations_read_on_device;
         checkpoints_read_on_device += report.activation_checkpoints_read_on_device;
         recomputations_avoided += report.recomputations_avoided;
@@ -175,6 +193,11 @@ TEST_CASE("a sweep trains to each model's solo weights under every policy, devic
   CHECK(spilled > 0);                    // some forward activations went home
   CHECK(read_back > 0);                  // and some backward read them back
   CHECK(copied_between_devices > 0);     // some task copied its input from the device that kept it
+  // Shards stayed resident across minibatches, so updates left there went
+  // home fewer times than once per backward.
+  MESSAGE("write-backs: " << write_backs_at_eviction << " left until eviction against " << write_backs_at_once
+                          << " at once");
+  CHECK(write_backs_at_eviction < write_backs_at_once);
 }
 
 TEST_CASE("by cost, forward activations are spilled where recomputing them takes longer than copying, else dropped, "
@@ -570,7 +593,8 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
     // on seeds 1, 3, 4 and 6 of every 8, with those or alone.
     bool const keep = seed % 4 >= 2, checkpoints = keep && seed % 8 >= 4;
     bool const forward = seed % 8 == 1 || seed % 8 == 3 || seed % 8 == 4 || seed % 8 == 6;
-    // Half of those spill what leaves a device, the others drop it.
+    // Half of those spill what leaves a device, the others drop it. Every
+    // third seed leaves each update on its device until the shard is evicted.
     bool const spill = seed % 16 >= 8;
     auto const evicted = spill ? hydra::evicted_activations::spill : hydra::evicted_activations::recompute;
     CAPTURE(keep);
@@ -584,6 +608,7 @@ TEST_CASE("randomized sweeps on 1-8 delay-injected devices: every task once, bud
          .keep_activation_checkpoints = checkpoints,
          .keep_forward_activations = forward,
          .evicted_forward_activations = evicted,
+         .write_back_on_eviction = seed % 3 == 2,
          .driver = {.never_queue_longest = seed % 2 == 1}});
     trainer.run(); // completes out of chain order would throw; a lost task would hang
     CHECK(trainer.report().decisions.size() == total_tasks(configs, trainer));

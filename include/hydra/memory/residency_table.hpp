@@ -29,6 +29,9 @@ struct shard_residency {
   std::byte* device = nullptr;       // device pool block, or nullptr when not resident
   bool parameters_on_device = false;
   bool state_on_device = false;    // optimizer state
+  // The extent holds an update its home lacks (spill_engine::mark_dirty):
+  // evicting it writes the home first.
+  bool dirty = false;
   Event device_ready{};            // the last copy into the extent
   Event last_compute_use{};        // the last compute work that read or wrote the extent
   std::uint64_t fetched_bytes = 0; // host -> device, over the run

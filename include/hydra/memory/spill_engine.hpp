@@ -13,7 +13,10 @@
 //    stream order, never failing and never blocking the host.
 //  - Write-back copies only dirty state: parameters and optimizer state after a
 //    backward task (which fuses the update). Gradients never leave the device:
-//    each backward overwrites them and its fused update consumes them.
+//    each backward overwrites them and its fused update consumes them. A
+//    caller may leave an update on the device instead (mark_dirty): the
+//    extent then goes home only when it is evicted (or flushed), so a shard
+//    updated by several backwards in a row crosses the link once.
 //  - Each direction is one contiguous copy per shard, issued in chunks.
 //  - Kept activations (keep_activation): a copy of a boundary activation that
 //    also went home, left in this pool for the model's next task in case that
@@ -43,6 +46,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -100,6 +104,11 @@ struct spill_statistics {
   // ... of those given up, the ones kept before_shards given up before any
   // shard was evicted (recomputing them was cheaper than a fetch).
   std::uint64_t forward_activations_given_up_first = 0;
+  // Shard-state copies home (write_back, at once or at an eviction or a
+  // flush), and the updates left on the device (mark_dirty) instead of
+  // written home at once.
+  std::uint64_t write_backs = 0;
+  std::uint64_t updates_left_dirty = 0;
   // Evictions and drops made while the pool's free bytes already covered the
   // request: room was there, but not in one piece. (The simulator counts
   // bytes, so these are where its memory and a run's part.)
@@ -368,6 +377,7 @@ public:
   void write_back(shard_id id, event compute_done) {
     auto& entry = table_.at(id);
     entry.last_compute_use = compute_done;
+    entry.dirty = false;
     backend_->wait_event(spill_, compute_done);
     try {
       copy_in_chunks(spill_, entry.home->data, entry.device, entry.home->bytes);
@@ -380,9 +390,60 @@ public:
     entry.home->ready = backend_->record_event(spill_);
     entry.written_back_bytes += entry.home->bytes;
     statistics_.bytes_to_host += entry.home->bytes;
+    ++statistics_.write_backs;
   }
 
+  // After a backward task, instead of write_back: the updated parameters and
+  // optimizer state stay on the device alone until `id` is evicted (evict,
+  // which writes them home first, on the spill stream, before the extent is
+  // freed) or flushed. A fetch of `id` on another device must follow that
+  // eviction here, as one device holds a shard's state at a time; it then
+  // waits for the write-back like any other (home->ready). A write-back that
+  // fails is reported to on_write_back_failure, which must be set: whoever
+  // evicts is then not the shard's owner, and the owner's home is stale.
+  void mark_dirty(shard_id id, event compute_done) {
+    detail::expects(static_cast<bool>(write_back_failed_),
+                    "spill engine: mark_dirty needs on_write_back_failure, which hears of a stale home");
+    auto& entry = table_.at(id);
+    detail::expects(entry.resident() && entry.state_on_device,
+                    "spill engine: shard " + std::to_string(id) + " is marked dirty without its state on the device");
+    entry.last_compute_use = compute_done;
+    entry.dirty = true;
+    ++statistics_.updates_left_dirty;
+  }
+
+  // Who hears that the write-back of a dirty shard failed (`what` says why):
+  // its home holds neither state now, so its owner must fail.
+  void on_write_back_failure(std::function<void(shard_id, std::string const& what)> handler) {
+    write_back_failed_ = std::move(handler);
+  }
+
+  // Writes a dirty shard home now and keeps it resident (a snapshot of its
+  // model is about to be read from the homes); nothing for a clean one.
+  void flush(shard_id id) {
+    auto& entry = table_.at(id);
+    if (!entry.dirty) return;
+    entry.dirty = false;
+    try {
+      write_back(id, entry.last_compute_use);
+    } catch (std::exception const& failure) {
+      write_back_failed_(id, failure.what());
+    } catch (...) {
+      write_back_failed_(id, "an exception not derived from std::exception");
+    }
+  }
+
+  // Frees the extent of `id` in stream order, writing it home first if dirty.
   void evict(shard_id id) {
+    flush(id);
+    release_extent(id);
+    ++statistics_.evictions;
+  }
+
+  // Frees the extent of `id` without writing anything home: its model is
+  // stopped, and its homes are about to go too.
+  void discard(shard_id id) {
+    table_.at(id).dirty = false;
     release_extent(id);
     ++statistics_.evictions;
   }
@@ -636,6 +697,7 @@ private:
   std::vector<spilled_block> spilled_; // kept forward activations spilled home, until their backward takes them
   std::optional<std::size_t> launching_owner_;
   kept_id next_kept_id_ = 0;
+  std::function<void(shard_id, std::string const&)> write_back_failed_; // mark_dirty's shards
   spill_statistics statistics_;
 };
 

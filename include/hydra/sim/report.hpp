@@ -87,13 +87,12 @@ struct options {
   // backward that takes them. Not with take-back.
   bool keep_forward_activations = false;
   evicted_activations evicted_forward_activations = evicted_activations::by_cost;
-  // A what-if of a shard cache that writes back: a backward's update stays
-  // on its device, dirty, and goes home only when the shard is evicted
+  // A shard cache that writes back, as the runtime's
+  // multi_model_options::write_back_on_eviction does: a backward's update
+  // stays on its device, dirty, and goes home only when the shard is evicted
   // (there, on the spill stream, before its memory is freed; a fetch
-  // elsewhere waits for it) or once its model has finished or stopped,
-  // instead of after every backward. The runtime writes every update home at
-  // once, so that host memory always holds current state for checkpoints,
-  // evaluation elsewhere and a failed device's models. Not with a replay or
+  // elsewhere waits for it) or once its model's planned work has ended,
+  // instead of after every backward. A stopped model's is given up. Not with
   // models moving between nodes.
   bool write_back_on_eviction = false;
 };
@@ -121,7 +120,8 @@ struct report {
   std::uint64_t bytes_between_devices = 0;
   std::uint64_t fetches = 0; // shard-state copies to a device
   // Shard-state copies home (options::write_back_on_eviction: those made at
-  // an eviction or a model's end; else one per training backward).
+  // an eviction or the end of a model's planned work; else one per training
+  // backward).
   std::uint64_t write_backs = 0;
   std::uint64_t evictions = 0;
   std::uint64_t cross_device_moves = 0; // evicted because the next task went to another device

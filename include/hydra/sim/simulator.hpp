@@ -14,8 +14,9 @@
 //    that needs that memory waits for it. A shard resident elsewhere moves;
 //  - every backward writes the shard's state home right after its compute (on
 //    the spill stream), and a fetch of that state waits for the write-back
-//    (options::write_back_on_eviction, a what-if: only when the shard is
-//    evicted, before its memory is freed, or once its model has finished);
+//    (options::write_back_on_eviction, as the runtime's option: only when the
+//    shard is evicted, before its memory is freed, or once its model's
+//    planned work has ended);
 //  - boundary activations: each task copies its inputs in from host memory
 //    (the checkpoint; a backward also the incoming gradient) and its output out
 //    (forward: the next checkpoint; backward: the gradient for the shard

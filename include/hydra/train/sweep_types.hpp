@@ -164,6 +164,18 @@ struct multi_model_options {
   // scaled by device_speeds; the simulator divides by the keeping device's
   // speed, so on devices of unequal speed the two may decide differently.)
   evicted_activations evicted_forward_activations = evicted_activations::by_cost;
+  // Leave each backward's update (a shard's parameters and optimizer state)
+  // on its device instead of writing it home at once: it goes home when
+  // memory pressure evicts the shard there, when the shard's next task is
+  // placed on another device (which then fetches it behind that write-back),
+  // when its model's state is read at a checkpoint (on_checkpoint), or at the
+  // end of the run. A shard that stays resident across several minibatches
+  // then crosses the link once instead of once per minibatch; an eviction
+  // waits for its write-back before its memory can be reused. A write-back
+  // that fails at an eviction fails the shard's model, not the task that
+  // needed the room. Same arithmetic: the weights are bitwise those without
+  // it. The simulator's counterpart is sim::options::write_back_on_eviction.
+  bool write_back_on_eviction = false;
   // The decisions' options, the same the simulator takes (queue depth).
   driver_options driver{};
   // Each device's compute speed against the device the models' cost
@@ -225,6 +237,10 @@ struct sweep_report {
   std::uint64_t bytes_to_device = 0;
   std::uint64_t bytes_to_host = 0;
   std::uint64_t cross_device_moves = 0; // shards evicted from one device because their next task went to another
+  // Shard states written home: one per training backward, or, with
+  // write_back_on_eviction, one per eviction or model end that found an
+  // update still on the device (sim::report::write_backs).
+  std::uint64_t write_backs = 0;
   // Boundary activations (each minibatch's input included) copied into task
   // scratch from host memory, and sent home; not in the two above, which are
   // shard state.

@@ -103,10 +103,8 @@ public:
   }
 
   report run() {
-    if (options_.write_back_on_eviction && (!options_.replay.empty() || options_.move_models))
-      throw invalid_argument(std::string("simulator: write_back_on_eviction is a what-if that does not combine with ") +
-                             (options_.move_models ? "models moving between nodes"
-                                                   : "a replay (the runtime writes every update home at once)"));
+    if (options_.write_back_on_eviction && options_.move_models)
+      throw invalid_argument("simulator: write_back_on_eviction does not combine with models moving between nodes");
     if (options_.take_back != take_back_rule::none) {
       std::string const why = !options_.replay.empty() ? "a replay (the runtime does not take back)"
                               : options_.activations != activation_handoff::through_host
@@ -407,10 +405,12 @@ private:
     // As the spill engine does it: the free is queued on the spill stream,
     // behind everything already there and the extent's last compute use and
     // fetch; a fetch that reuses the memory waits for it. A dirty shard
-    // (options::write_back_on_eviction) goes home first, on the same stream.
+    // (options::write_back_on_eviction) goes home first, on the same stream,
+    // unless its model was stopped (its state is given up).
     double at = std::max({device.d2h_free, shard.last_use_end, shard.ready_at});
     device.d2h_free = at;
-    if (shard.dirty) at = write_back(device, shard, at);
+    if (shard.dirty && !driver_.core().model_stopped(shard.model)) at = write_back(device, shard, at);
+    shard.dirty = false;
     free_later(device, at, shard.spec->state_bytes);
     device.resident.erase(std::find(device.resident.begin(), device.resident.end(), id));
     shard.device = no_device;
@@ -1028,15 +1028,18 @@ private:
       driver_.fail(done.what, done.device);
     else
       driver_.complete(done.what, done.device);
+    // Before the controller's extensions recorded after it, as the runtime
+    // writes a model home at the end of its planned work.
+    if (options_.write_back_on_eviction) write_back_finished(done.what.model);
     replay_.apply_updates(driver_);
   }
 
-  // options::write_back_on_eviction: a model that has finished or stopped
+  // options::write_back_on_eviction: a model whose planned work has ended
   // has its updated shards written home from their devices (they stay there
-  // as clean copies until evicted).
+  // as clean copies until evicted). A stopped model's are not: as in the
+  // runtime, its state is given up.
   void write_back_finished(std::size_t m) {
-    auto const& core = driver_.core();
-    if (!core.model_done(m) && !core.model_stopped(m)) return;
+    if (!driver_.core().model_done(m)) return;
     for (std::size_t s = 0; s < workload_.models[m].shards.size(); ++s) {
       auto& shard = shards_[bases_[m] + s];
       if (!shard.dirty) continue;
@@ -1047,8 +1050,9 @@ private:
   report make_report() {
     if (options_.write_back_on_eviction)
       for (auto const& shard : shards_)
-        hydra::detail::expects(!shard.dirty, "simulator: a shard of model " + std::to_string(shard.model) +
-                                                 " ended the run with an update not written home");
+        hydra::detail::expects(!shard.dirty || driver_.core().model_stopped(shard.model),
+                               "simulator: a shard of model " + std::to_string(shard.model) +
+                                   " ended the run with an update not written home");
     report out;
     out.policy = policy_.name();
     double makespan = 0;

@@ -112,6 +112,11 @@ public:
   // queued the task's completion, so that the model's next task, which does
   // not need this shard, is not held up while its state goes home.
   void defer_write_backs(bool defer) noexcept { defer_write_backs_ = defer; }
+  // With deferred write-backs: a backward's update is not written home at
+  // all but left on its device, dirty, until the shard is evicted there or
+  // flushed (spill_engine::mark_dirty). The arithmetic is the same; only
+  // when the home catches up changes.
+  void write_back_on_eviction(bool on) noexcept { write_back_on_eviction_ = on; }
 
   // Keep each boundary activation on the device that produced it as well as
   // sending it home (see the header comment). The arithmetic is the same
@@ -161,6 +166,10 @@ public:
     if (!deferred_write_back_) return;
     auto const [shard_id, done] = *deferred_write_back_;
     deferred_write_back_.reset();
+    if (write_back_on_eviction_) {
+      engine.mark_dirty(shard_id, done);
+      return;
+    }
     try {
       engine.write_back(shard_id, done);
     } catch (std::exception const& failure) {
@@ -861,6 +870,7 @@ private:
   bool keep_forward_activations_ = false;
   std::optional<kept_handoff> handoff_; // the model's last boundary output, where it was kept on a device
   bool defer_write_backs_ = false;
+  bool write_back_on_eviction_ = false;
   std::size_t step_offset_ = 0; // minibatches trained before this runner (a resumed run)
   std::uint64_t activation_bytes_in_ = 0, activation_bytes_out_ = 0, forward_activation_bytes_in_ = 0;
   kept_forward_rule kept_forward_rule_;

@@ -165,6 +165,7 @@ void basic_multi_model_trainer<Backend, Context>::set_up(std::vector<shard_chain
   for (std::size_t m = 0; m < configs_.size(); ++m)
     host_bytes += runner_type::host_bytes(graphs[m], configs_[m].model, /*minibatches_in_flight=*/2, may_spill);
   executor_ = std::make_unique<executor_type>(*backend_, host_bytes, options.poison_freed_blocks);
+  executor_->write_back_on_eviction(options.write_back_on_eviction);
   std::vector<model_costs> costs;
   std::vector<model_profile> profiles;
   std::vector<std::uint64_t> budgets;
@@ -280,6 +281,7 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   controlling_ = false;
   executor_->finish();
   makespan_ = std::chrono::steady_clock::now() - started_;
+
   run_cpu_time_ = detail::process_cpu_time() - cpu_started;
   run_launch_time_ = launch_time_; // run() runs once, before any evaluate()
   run_launched_ = launched_;
@@ -418,6 +420,19 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     return;
   }
   driver_->complete(t, done.device);
+  // Its planned work has ended: updates still on a device
+  // (write_back_on_eviction) go home now, as the simulator has them go, so
+  // that its state at this checkpoint is there to read.
+  if (driver_->core().model_done(m)) {
+    executor_->flush(m);
+    if (auto const reason = executor_->fault(m)) { // a write-back refused: its home is stale
+      driver_->retire(m);
+      executor_->stop(m, done.device);
+      stop(m, *reason);
+      failed(m);
+      return;
+    }
+  }
   if (t.purpose == task_purpose::train && t.pass == direction::backward && t.shard == 0) ++results_[m].steps;
   std::optional<evaluation> validation;
   if (t.purpose == task_purpose::evaluate && t.shard + 1 == runner(m).graph().size()) {
@@ -623,6 +638,7 @@ sweep_report basic_multi_model_trainer<Backend, Context>::report() const {
     }
     out.bytes_to_device += engine->statistics().bytes_to_device;
     out.bytes_to_host += engine->statistics().bytes_to_host;
+    out.write_backs += engine->statistics().write_backs;
     out.activations_kept += engine->statistics().activations_kept;
     out.activations_read_on_device += engine->statistics().activations_read_here;
     out.activation_bytes_read_on_device += engine->statistics().activation_bytes_read_here;

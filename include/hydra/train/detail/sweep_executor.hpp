@@ -76,11 +76,36 @@ public:
       for (auto& pool : device_pools_) pool->poison_freed_blocks(poison_freed_blocks);
       host_pool_->poison_freed_blocks(poison_freed_blocks);
     }
+    // An update left on a device whose write-back fails at an eviction, made
+    // for whichever task needed the room, fails the shard's own model: its
+    // home is stale. That model is stopped at its next completion (the
+    // trainer flushes a model whose planned work has ended, and asks fault()
+    // then, so a model with no task left is stopped there).
+    for (auto& engine : engines_) {
+      engine->on_write_back_failure([this](std::size_t shard_id, std::string const& what) {
+        models_[owners_[shard_id].first].runner->fault()->record(
+            "writing a shard's state home at its eviction failed: " + what);
+      });
+    }
   }
 
   sweep_executor(sweep_executor const&) = delete;
   sweep_executor& operator=(sweep_executor const&) = delete;
   ~sweep_executor() { drain(); }
+
+  // Leave each backward's update on its device until the shard is evicted
+  // (multi_model_options::write_back_on_eviction); before add_model.
+  void write_back_on_eviction(bool on) {
+    detail::expects(models_.empty(), "sweep_executor: write_back_on_eviction is set before the models are added");
+    write_back_on_eviction_ = on;
+  }
+
+  // Writes model m's updates still on a device home (its homes are about to
+  // be read while the sweep runs: model_runner::settled_state).
+  void flush(std::size_t m) {
+    for (auto& engine : engines_)
+      for (std::size_t s = 0; s < models_[m].runner->graph().size(); ++s) engine->flush(bases_[m] + s);
+  }
 
   // Where runners fill their homes (any stream of the run).
   [[nodiscard]] stream_type setup_stream() const { return engines_.front()->spill_stream(); }
@@ -89,6 +114,7 @@ public:
   // Adds model `models().size()`, registering its shards with every device.
   void add_model(model_entry entry) {
     entry.runner->defer_write_backs(true);
+    entry.runner->write_back_on_eviction(write_back_on_eviction_);
     std::size_t const m = models_.size();
     for (auto& engine : engines_) {
       std::size_t const base = entry.runner->register_with(*engine);
@@ -236,15 +262,17 @@ public:
     backend_->wait_event(engine.spill_stream(), backend_->record_event(engine.prefetch_stream()));
     backend_->wait_event(engine.spill_stream(), backend_->record_event(engine.compute_stream()));
     runner.abandon(engine);
+    // Nothing goes home: the homes go now (an update left on a device included).
     for (auto& engine : engines_)
       for (std::size_t s = 0; s < runner.graph().size(); ++s)
-        if (engine->table()[bases_[m] + s].resident()) engine->evict(bases_[m] + s);
+        if (engine->table()[bases_[m] + s].resident()) engine->discard(bases_[m] + s);
     runner.release_homes(engines_[d]->spill_stream());
   }
 
-  // The sweep is over: gives the devices back their memory and waits for every
-  // stream. A device lost after the last completion would have dropped the
-  // last write-backs: that ends the sweep with its error, not stale weights.
+  // The sweep is over: gives the devices back their memory and waits for
+  // every stream. A device lost after the last completion would have dropped
+  // the last write-backs: that ends the sweep with its error, not stale
+  // weights.
   void finish() {
     for (auto& engine : engines_)
       for (std::size_t id = 0; id < engine->table().size(); ++id)
@@ -311,6 +339,7 @@ private:
   static constexpr std::chrono::microseconds completion_poll_budget{100};
   std::uint64_t cross_device_moves_ = 0;
   std::string stop_reason_;
+  bool write_back_on_eviction_ = false;
 };
 
 } // namespace hydra::detail
