@@ -524,27 +524,32 @@ std::vector<std::tuple<std::size_t, std::size_t, double, double>> as_set(hydra::
 TEST_CASE("successive halving cut at any checkpoint and resumed from it stops the same models with the same weights") {
   auto const configs = candidates(9);
   hydra::successive_halving const halving({.eta = 3, .min_minibatches = 1});
-  auto const whole = run_recorded(configs, halving, "sharp", 2);
-  REQUIRE(whole.saved.size() == 9 + 3 + 1); // a checkpoint per model and rung
-  // The state handed over at a checkpoint is the model's state there.
-  for (std::size_t m = 0; m < configs.size(); ++m)
-    if (!whole.results[m].stopped_early) {
-      REQUIRE(whole.saved.back().states[m]);
-      CHECK(whole.saved.back().states[m]->minibatches_done == 9);
-      CHECK(bitwise_equal(whole.saved.back().states[m]->parameters, whole.results[m].parameters));
-    }
-  // Mid-rung, the rung's end (stops decided), the second rung, the last checkpoint.
-  for (std::size_t cut : {0U, 4U, 8U, 10U, 11U, 12U}) {
-    CAPTURE(cut);
-    auto const& saved = whole.saved[cut];
-    auto const resumed =
-        run_recorded(resumed_configs(configs, saved), halving, "fifo", 3, {.resume_history = saved.history});
-    CHECK(as_set(resumed.history) == as_set(whole.history));
-    for (std::size_t m = 0; m < configs.size(); ++m) {
-      CAPTURE(m);
-      CHECK(resumed.results[m].stopped_early.has_value() == whole.results[m].stopped_early.has_value());
-      CHECK_FALSE(resumed.results[m].failure);
-      CHECK(bitwise_equal(resumed.results[m].parameters, whole.results[m].parameters));
+  // With updates left on the devices too: each state handed out at a
+  // checkpoint must have been written home first, or the resumed run differs.
+  for (bool const at_eviction : {false, true}) {
+    CAPTURE(at_eviction);
+    auto const whole = run_recorded(configs, halving, "sharp", 2, {.write_back_on_eviction = at_eviction});
+    REQUIRE(whole.saved.size() == 9 + 3 + 1); // a checkpoint per model and rung
+    // The state handed over at a checkpoint is the model's state there.
+    for (std::size_t m = 0; m < configs.size(); ++m)
+      if (!whole.results[m].stopped_early) {
+        REQUIRE(whole.saved.back().states[m]);
+        CHECK(whole.saved.back().states[m]->minibatches_done == 9);
+        CHECK(bitwise_equal(whole.saved.back().states[m]->parameters, whole.results[m].parameters));
+      }
+    // Mid-rung, the rung's end (stops decided), the second rung, the last checkpoint.
+    for (std::size_t cut : {0U, 4U, 8U, 10U, 11U, 12U}) {
+      CAPTURE(cut);
+      auto const& saved = whole.saved[cut];
+      auto const resumed = run_recorded(resumed_configs(configs, saved), halving, "fifo", 3,
+                                        {.write_back_on_eviction = at_eviction, .resume_history = saved.history});
+      CHECK(as_set(resumed.history) == as_set(whole.history));
+      for (std::size_t m = 0; m < configs.size(); ++m) {
+        CAPTURE(m);
+        CHECK(resumed.results[m].stopped_early.has_value() == whole.results[m].stopped_early.has_value());
+        CHECK_FALSE(resumed.results[m].failure);
+        CHECK(bitwise_equal(resumed.results[m].parameters, whole.results[m].parameters));
+      }
     }
   }
 }

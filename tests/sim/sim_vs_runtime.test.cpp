@@ -214,8 +214,7 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
     auto const replayed = hydra::sim::simulate(mirrored, chosen, o);
     REQUIRE(replayed.decisions.size() == executed.decisions.size());
     CHECK(replayed.decisions == executed.decisions);
-    // Updates left on the devices go home about as often in both (evictions
-    // follow memory, which the two count differently; see the kept test below).
+    // Updates left on the devices go home about as often in both (checked below).
     if (at_eviction) {
       runtime_write_backs += executed.write_backs;
       simulated_write_backs += replayed.write_backs;
@@ -232,7 +231,10 @@ TEST_CASE("a runtime sweep's driver log, replayed into the simulator, gives the 
   MESSAGE("updates written home at eviction or a model's end: " << runtime_write_backs << " at run time, "
                                                                 << simulated_write_backs << " simulated");
   CHECK(runtime_write_backs > 0);
-  CHECK(simulated_write_backs > 0);
+  // Evictions follow memory, which the two count differently (bytes against
+  // pool blocks): the totals agree within a tenth.
+  CHECK(static_cast<double>(simulated_write_backs) >= 0.9 * static_cast<double>(runtime_write_backs));
+  CHECK(static_cast<double>(simulated_write_backs) <= 1.1 * static_cast<double>(runtime_write_backs));
 }
 
 TEST_CASE(

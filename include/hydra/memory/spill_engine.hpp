@@ -420,22 +420,11 @@ public:
 
   // Writes a dirty shard home now and keeps it resident (a snapshot of its
   // model is about to be read from the homes); nothing for a clean one.
-  void flush(shard_id id) {
-    auto& entry = table_.at(id);
-    if (!entry.dirty) return;
-    entry.dirty = false;
-    try {
-      write_back(id, entry.last_compute_use);
-    } catch (std::exception const& failure) {
-      write_back_failed_(id, failure.what());
-    } catch (...) {
-      write_back_failed_(id, "an exception not derived from std::exception");
-    }
-  }
+  void flush(shard_id id) { write_dirty_home(id, "at a flush"); }
 
   // Frees the extent of `id` in stream order, writing it home first if dirty.
   void evict(shard_id id) {
-    flush(id);
+    write_dirty_home(id, "at its eviction");
     release_extent(id);
     ++statistics_.evictions;
   }
@@ -674,6 +663,21 @@ private:
     device_->deallocate(spill_, entry.device);
     entry.device = nullptr;
     entry.parameters_on_device = entry.state_on_device = false;
+  }
+
+  // A dirty shard's write-back (flush, evict); a refusal goes to
+  // on_write_back_failure, saying `when` it was made.
+  void write_dirty_home(shard_id id, char const* when) {
+    auto& entry = table_.at(id);
+    if (!entry.dirty) return;
+    entry.dirty = false;
+    try {
+      write_back(id, entry.last_compute_use);
+    } catch (std::exception const& failure) {
+      write_back_failed_(id, std::string(when) + ": " + failure.what());
+    } catch (...) {
+      write_back_failed_(id, std::string(when) + ": an exception not derived from std::exception");
+    }
   }
 
   [[nodiscard]] bool is_pinned(shard_id id) const {

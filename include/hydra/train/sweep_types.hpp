@@ -168,12 +168,13 @@ struct multi_model_options {
   // on its device instead of writing it home at once: it goes home when
   // memory pressure evicts the shard there, when the shard's next task is
   // placed on another device (which then fetches it behind that write-back),
-  // when its model's state is read at a checkpoint (on_checkpoint), or at the
-  // end of the run. A shard that stays resident across several minibatches
+  // or when its model's planned work ends (each checkpoint, whether or not
+  // on_checkpoint is set). A shard that stays resident across several minibatches
   // then crosses the link once instead of once per minibatch; an eviction
   // waits for its write-back before its memory can be reused. A write-back
   // that fails at an eviction fails the shard's model, not the task that
-  // needed the room. Same arithmetic: the weights are bitwise those without
+  // needed the room; one that fails at the end of its planned work fails it
+  // there. Same arithmetic: the weights are bitwise those without
   // it. The simulator's counterpart is sim::options::write_back_on_eviction.
   bool write_back_on_eviction = false;
   // The decisions' options, the same the simulator takes (queue depth).

@@ -281,7 +281,6 @@ void basic_multi_model_trainer<Backend, Context>::run() {
   controlling_ = false;
   executor_->finish();
   makespan_ = std::chrono::steady_clock::now() - started_;
-
   run_cpu_time_ = detail::process_cpu_time() - cpu_started;
   run_launch_time_ = launch_time_; // run() runs once, before any evaluate()
   run_launched_ = launched_;
@@ -420,12 +419,14 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
     return;
   }
   driver_->complete(t, done.device);
+  if (t.purpose == task_purpose::train && t.pass == direction::backward && t.shard == 0) ++results_[m].steps;
   // Its planned work has ended: updates still on a device
   // (write_back_on_eviction) go home now, as the simulator has them go, so
   // that its state at this checkpoint is there to read.
   if (driver_->core().model_done(m)) {
     executor_->flush(m);
     if (auto const reason = executor_->fault(m)) { // a write-back refused: its home is stale
+      for (auto* observer : observers_) observer->on_complete(t, done.device); // the task itself completed
       driver_->retire(m);
       executor_->stop(m, done.device);
       stop(m, *reason);
@@ -433,7 +434,6 @@ void basic_multi_model_trainer<Backend, Context>::on_completion(typename executo
       return;
     }
   }
-  if (t.purpose == task_purpose::train && t.pass == direction::backward && t.shard == 0) ++results_[m].steps;
   std::optional<evaluation> validation;
   if (t.purpose == task_purpose::evaluate && t.shard + 1 == runner(m).graph().size()) {
     auto const pass = std::find_if(evaluations_[m].begin(), evaluations_[m].end(),

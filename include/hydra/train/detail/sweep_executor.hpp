@@ -84,7 +84,7 @@ public:
     for (auto& engine : engines_) {
       engine->on_write_back_failure([this](std::size_t shard_id, std::string const& what) {
         models_[owners_[shard_id].first].runner->fault()->record(
-            "writing a shard's state home at its eviction failed: " + what);
+            "writing a shard's update left on its device home failed " + what);
       });
     }
   }
@@ -100,8 +100,8 @@ public:
     write_back_on_eviction_ = on;
   }
 
-  // Writes model m's updates still on a device home (its homes are about to
-  // be read while the sweep runs: model_runner::settled_state).
+  // Writes model m's updates still on a device home (its planned work has
+  // ended: its state may be read from the homes, model_runner::settled_state).
   void flush(std::size_t m) {
     for (auto& engine : engines_)
       for (std::size_t s = 0; s < models_[m].runner->graph().size(); ++s) engine->flush(bases_[m] + s);
@@ -272,7 +272,8 @@ public:
   // The sweep is over: gives the devices back their memory and waits for
   // every stream. A device lost after the last completion would have dropped
   // the last write-backs: that ends the sweep with its error, not stale
-  // weights.
+  // weights. (Nothing is dirty here: the trainer flushed each model at the
+  // end of its planned work, and a refusal there failed the model.)
   void finish() {
     for (auto& engine : engines_)
       for (std::size_t id = 0; id < engine->table().size(); ++id)
